@@ -1,0 +1,23 @@
+import canonicalize from 'canonicalize';
+import { MalformedError } from './errors.ts';
+import { utf8 } from './bytes.ts';
+
+/**
+ * RFC 8785 (JSON Canonicalization Scheme): sorted keys, ECMAScript number formatting, no
+ * insignificant whitespace. Signatures cover these bytes, so signer and verifier agree on the
+ * exact input however the JSON was pretty-printed or reordered in transit.
+ */
+export function canonicalJson(value: unknown): string {
+  let text: string | undefined;
+  try {
+    text = canonicalize(value);
+  } catch (cause) {
+    throw new MalformedError('E_MALFORMED', `cannot canonicalize: ${(cause as Error).message}`, { cause });
+  }
+  if (text === undefined) throw new MalformedError('E_MALFORMED', 'cannot canonicalize undefined');
+  return text;
+}
+
+export function canonicalBytes(value: unknown): Uint8Array {
+  return utf8(canonicalJson(value));
+}

@@ -1,0 +1,17 @@
+export * from './bucketing.ts';
+export * from './bytes.ts';
+export * from './chunker.ts';
+export * from './canonical-json.ts';
+export * from './errors.ts';
+export * from './features.ts';
+export * from './histogram.ts';
+export * from './keyset.ts';
+export * from './manifest.ts';
+export * from './parse.ts';
+export * from './release.ts';
+export * from './schema-primitives.ts';
+export * from './sign.ts';
+export * from './signature.ts';
+export * from './telemetry.ts';
+export * from './verify-manifest.ts';
+export const PROTOCOL_VERSION = 1;

@@ -1,0 +1,50 @@
+import { z } from 'zod';
+import { SignedKeySetSchema } from './keyset.ts';
+import { SignedReleaseSchema } from './release.ts';
+import { IsoTime, Name, SemVer, SignatureSchema } from './schema-primitives.ts';
+
+export const MAX_SHARE_BPS = 10_000;
+
+/**
+ * A staged rollout of one release. Devices whose bucket is below `shareBps` take part;
+ * `control` is the release it is measured against (and what everybody else runs). In
+ * `shadow` mode taking part means running the candidate beside the control, never instead.
+ */
+export const RolloutSchema = z.strictObject({
+  id: z.string().min(1).max(64),
+  release: SemVer,
+  shareBps: z.int().min(0).max(MAX_SHARE_BPS),
+  salt: z.string().regex(/^[0-9a-f]{32}$/, '16 random bytes, hex'),
+  control: SemVer.nullable(),
+  mode: z.enum(['canary', 'shadow']),
+});
+export type Rollout = z.infer<typeof RolloutSchema>;
+
+export const ModelEntrySchema = z.strictObject({
+  name: Name,
+  /** What devices outside the rollout run; null until a release is promoted. */
+  production: SemVer.nullable(),
+  rollout: RolloutSchema.nullable(),
+  releases: z.array(SignedReleaseSchema).max(16),
+});
+export type ModelEntry = z.infer<typeof ModelEntrySchema>;
+
+export const ManifestSchema = z.strictObject({
+  type: z.literal('edgeship/manifest'),
+  app: Name,
+  channel: Name,
+  /** Grows with every change, so a device can refuse anything older than it has seen. */
+  version: z.int().min(1).max(Number.MAX_SAFE_INTEGER),
+  issuedAt: IsoTime,
+  expiresAt: IsoTime,
+  models: z.array(ModelEntrySchema).max(64),
+});
+export type Manifest = z.infer<typeof ManifestSchema>;
+
+/** The wire document: the manifest, its online-key signatures, and the key set vouching for them. */
+export const ManifestEnvelopeSchema = z.strictObject({
+  signed: ManifestSchema,
+  signatures: z.array(SignatureSchema).min(1).max(16),
+  keySet: SignedKeySetSchema,
+});
+export type ManifestEnvelope = z.infer<typeof ManifestEnvelopeSchema>;

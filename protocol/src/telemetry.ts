@@ -1,0 +1,66 @@
+import { z } from 'zod';
+import { ERROR_CODES } from './errors.ts';
+import { HISTOGRAM_BUCKETS } from './histogram.ts';
+import { IsoTime, Name, SemVer } from './schema-primitives.ts';
+
+// Hard bounds: a device can never send a batch the server has to think twice about.
+export const MAX_TELEMETRY_BATCH_BYTES = 256 * 1024;
+export const MAX_RECORDS_PER_BATCH = 64;
+const MAX_COUNT = 1_000_000_000;
+
+const Count = z.int().min(0).max(MAX_COUNT);
+
+export const HistogramSchema = z
+  .record(z.string().regex(/^\d{1,3}$/), Count)
+  .refine((h) => Object.keys(h).every((k) => Number(k) < HISTOGRAM_BUCKETS), 'bucket index out of range')
+  .refine((h) => Object.keys(h).length <= HISTOGRAM_BUCKETS, 'too many buckets');
+
+export const BACKENDS = ['webgpu', 'wasm', 'webgl', 'cpu'] as const;
+export type Backend = (typeof BACKENDS)[number];
+
+export const FeatureCountsSchema = z.strictObject({ name: Name, counts: z.array(Count).min(2).max(64) });
+
+/** How a shadow candidate agreed with the active release on the same inputs. */
+export const ShadowReportSchema = z.strictObject({
+  against: SemVer,
+  compared: Count,
+  /** Inputs where both sides fell on the same side of the decision threshold. */
+  agreements: Count,
+  /** Max absolute output difference per compared input, bucketed like latency. */
+  absDiff: HistogramSchema,
+});
+
+export const TelemetryRecordSchema = z
+  .strictObject({
+    model: Name,
+    version: SemVer,
+    backend: z.enum(BACKENDS),
+    role: z.enum(['active', 'shadow']),
+    inferences: Count,
+    errors: z.partialRecord(z.enum(ERROR_CODES), Count),
+    latencyMs: HistogramSchema,
+    loadMs: z.number().min(0).max(3_600_000).optional(),
+    downloadBytes: Count,
+    downloadMs: z.number().min(0).max(86_400_000),
+    features: z.array(FeatureCountsSchema).max(16),
+    shadow: ShadowReportSchema.optional(),
+  })
+  .refine((r) => (r.role === 'shadow') === (r.shadow !== undefined), 'a shadow record carries a shadow report');
+export type TelemetryRecord = z.infer<typeof TelemetryRecordSchema>;
+
+export const TelemetryBatchSchema = z.strictObject({
+  schema: z.literal(1),
+  /** Idempotency key: a retried batch carries the same id and is counted once. */
+  batchId: z.uuid(),
+  /** A random per-install id, never a fingerprint. */
+  deviceId: z.string().regex(/^[A-Za-z0-9_-]{8,64}$/),
+  app: Name,
+  channel: Name,
+  runtimeVersion: SemVer,
+  windowStart: IsoTime,
+  windowEnd: IsoTime,
+  /** Batches dropped on the device (queue full or too old) before this one was sent. */
+  dropped: Count,
+  records: z.array(TelemetryRecordSchema).min(1).max(MAX_RECORDS_PER_BATCH),
+});
+export type TelemetryBatch = z.infer<typeof TelemetryBatchSchema>;

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The one test command: set up what is missing, then type-check, lint and run every test
+# (Node and headless Chromium).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+echo "== typecheck"; npx tsc -p tsconfig.json
+echo "== lint"; npx biome check .
+echo "== tests"; npx vitest run "$@"
