@@ -31,6 +31,9 @@ export function fromBase64Url(text: string): Uint8Array {
   const binary = atob(padded);
   const out = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
+  // Only the canonical spelling: atob ignores a final character's spare bits, so two spellings
+  // could decode to the same bytes and make a signed document malleable.
+  if (toBase64Url(out) !== text) throw new TypeError('not canonical base64url');
   return out;
 }
 

@@ -1,6 +1,6 @@
 import canonicalize from 'canonicalize';
-import { MalformedError } from './errors.ts';
 import { utf8 } from './bytes.ts';
+import { MalformedError } from './errors.ts';
 
 /**
  * RFC 8785 (JSON Canonicalization Scheme): sorted keys, ECMAScript number formatting, no

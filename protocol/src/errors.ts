@@ -55,7 +55,9 @@ export class InputError extends EdgeshipError {}
 
 /** Rebuilds a typed error from plain data (e.g. after crossing a worker boundary). */
 export function errorFromData(data: { code: string; message: string; name?: string }): EdgeshipError {
-  const code = (ERROR_CODES as readonly string[]).includes(data.code) ? (data.code as ErrorCode) : 'E_MALFORMED';
+  const code = (ERROR_CODES as readonly string[]).includes(data.code)
+    ? (data.code as ErrorCode)
+    : 'E_MALFORMED';
   const Class = errorClassFor(code);
   return new Class(code, data.message);
 }

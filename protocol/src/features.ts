@@ -2,7 +2,14 @@ import { binIndex } from './histogram.ts';
 import type { MonitoredFeature } from './release.ts';
 
 /** A tensor's values as the runtime and the publisher's profiler both see them. */
-export type NumericArray = Float32Array | Float64Array | Int32Array | Uint8Array | Int8Array | BigInt64Array | number[];
+export type NumericArray =
+  | Float32Array
+  | Float64Array
+  | Int32Array
+  | Uint8Array
+  | Int8Array
+  | BigInt64Array
+  | number[];
 
 /**
  * The scalar a monitored feature reads off one inference. One implementation, used by the

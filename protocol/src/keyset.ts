@@ -13,7 +13,11 @@ export const KeySetSchema = z.strictObject({
   version: z.int().min(1).max(Number.MAX_SAFE_INTEGER),
   issuedAt: IsoTime,
   expiresAt: IsoTime,
-  threshold: z.strictObject({ root: z.int().min(1).max(8), manifest: z.int().min(1).max(8), release: z.int().min(1).max(8) }),
+  threshold: z.strictObject({
+    root: z.int().min(1).max(8),
+    manifest: z.int().min(1).max(8),
+    release: z.int().min(1).max(8),
+  }),
   onlineKeys: z.array(PublicKeyEntrySchema).min(1).max(16),
   publisherKeys: z.array(PublicKeyEntrySchema).min(1).max(64),
 });
@@ -46,7 +50,10 @@ export async function verifyKeySet(envelope: SignedKeySet, check: KeySetCheck): 
   for (const entry of [...keySet.onlineKeys, ...keySet.publisherKeys]) await checkKeyId(entry);
   // Rollback: an old key set could bring back a revoked key.
   if (check.minVersion !== undefined && keySet.version < check.minVersion) {
-    throw new RollbackError('E_ROLLBACK', `key set version ${keySet.version} is older than ${check.minVersion}`);
+    throw new RollbackError(
+      'E_ROLLBACK',
+      `key set version ${keySet.version} is older than ${check.minVersion}`,
+    );
   }
   // Freeze: an expired key set no longer vouches for its keys.
   if (Date.parse(keySet.expiresAt) <= check.now.getTime()) {

@@ -17,9 +17,13 @@ export function parseValue<T extends z.ZodType>(schema: T, value: unknown, what:
   if (!result.success) {
     const issue = result.error.issues[0];
     const where = issue?.path.length ? issue.path.join('.') : '(root)';
-    throw new MalformedError('E_MALFORMED', `${what} is invalid at ${where}: ${issue?.message ?? 'unknown'}`, {
-      cause: result.error,
-    });
+    throw new MalformedError(
+      'E_MALFORMED',
+      `${what} is invalid at ${where}: ${issue?.message ?? 'unknown'}`,
+      {
+        cause: result.error,
+      },
+    );
   }
   return result.data;
 }

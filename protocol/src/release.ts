@@ -14,12 +14,28 @@ const FiniteNumber = z.number().refine(Number.isFinite, 'a finite number');
 export const TensorSpecSchema = z.strictObject({
   name: z.string().min(1).max(128),
   dtype: z.enum(DTYPES),
-  shape: z.array(z.union([z.int().min(0).max(1 << 24), z.string().min(1).max(32)])).max(8),
+  shape: z
+    .array(
+      z.union([
+        z
+          .int()
+          .min(0)
+          .max(1 << 24),
+        z.string().min(1).max(32),
+      ]),
+    )
+    .max(8),
   range: z.strictObject({ min: FiniteNumber, max: FiniteNumber }).optional(),
 });
 export type TensorSpec = z.infer<typeof TensorSpecSchema>;
 
-export const ChunkRefSchema = z.strictObject({ sha256: Sha256Hex, size: z.int().min(1).max(16 * 1024 * 1024) });
+export const ChunkRefSchema = z.strictObject({
+  sha256: Sha256Hex,
+  size: z
+    .int()
+    .min(1)
+    .max(16 * 1024 * 1024),
+});
 export type ChunkRef = z.infer<typeof ChunkRefSchema>;
 
 /** One file of a release, content-addressed as a whole and as chunks that concatenate to it. */
@@ -34,13 +50,26 @@ export const FileEntrySchema = z
     sha256: Sha256Hex,
     chunks: z.array(ChunkRefSchema).min(1).max(MAX_CHUNKS_PER_FILE),
   })
-  .refine((f) => f.chunks.reduce((n, c) => n + c.size, 0) === f.size, 'chunk sizes must add up to the file size');
+  .refine(
+    (f) => f.chunks.reduce((n, c) => n + c.size, 0) === f.size,
+    'chunk sizes must add up to the file size',
+  );
 export type FileEntry = z.infer<typeof FileEntrySchema>;
 
 /** Declarative pre- and postprocessing, run in the worker for every caller (no skew). */
 export const PreprocessStepSchema = z.discriminatedUnion('op', [
-  z.strictObject({ op: z.literal('scale'), tensor: z.string().max(128), mul: FiniteNumber, add: FiniteNumber }),
-  z.strictObject({ op: z.literal('clip'), tensor: z.string().max(128), min: FiniteNumber, max: FiniteNumber }),
+  z.strictObject({
+    op: z.literal('scale'),
+    tensor: z.string().max(128),
+    mul: FiniteNumber,
+    add: FiniteNumber,
+  }),
+  z.strictObject({
+    op: z.literal('clip'),
+    tensor: z.string().max(128),
+    min: FiniteNumber,
+    max: FiniteNumber,
+  }),
 ]);
 export const PostprocessStepSchema = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('sigmoid'), tensor: z.string().max(128) }),

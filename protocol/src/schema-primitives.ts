@@ -16,7 +16,10 @@ export const SemVer = z
   .max(64)
   .regex(/^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$/, 'a semver version');
 export const IsoTime = z.iso.datetime({ offset: false });
-export const Base64Url = z.string().max(256).regex(/^[A-Za-z0-9_-]*$/);
+export const Base64Url = z
+  .string()
+  .max(256)
+  .regex(/^[A-Za-z0-9_-]*$/);
 
 export const PublicKeyEntrySchema = z.strictObject({ keyId: Sha256Hex, publicKey: Base64Url });
 export const SignatureSchema = z.strictObject({ keyId: Sha256Hex, sig: Base64Url });

@@ -96,9 +96,13 @@ export async function verifyThreshold(
 
 async function verifyOne(entry: PublicKeyEntry, sig: string, message: Uint8Array<ArrayBuffer>) {
   try {
-    const key = await crypto.subtle.importKey('raw', asBufferSource(decodeKey(entry.publicKey)), ED25519, false, [
-      'verify',
-    ]);
+    const key = await crypto.subtle.importKey(
+      'raw',
+      asBufferSource(decodeKey(entry.publicKey)),
+      ED25519,
+      false,
+      ['verify'],
+    );
     return await crypto.subtle.verify(ED25519, key, asBufferSource(fromBase64Url(sig)), message);
   } catch {
     // A malformed key or signature is simply not a valid signature.
@@ -107,7 +111,12 @@ async function verifyOne(entry: PublicKeyEntry, sig: string, message: Uint8Array
 }
 
 function decodeKey(publicKey: string): Uint8Array {
-  const raw = fromBase64Url(publicKey);
+  let raw: Uint8Array;
+  try {
+    raw = fromBase64Url(publicKey);
+  } catch (cause) {
+    throw new MalformedError('E_MALFORMED', 'a public key must be canonical base64url', { cause });
+  }
   if (raw.length !== 32) throw new MalformedError('E_MALFORMED', 'an Ed25519 public key is 32 bytes');
   return raw;
 }

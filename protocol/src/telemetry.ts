@@ -45,7 +45,10 @@ export const TelemetryRecordSchema = z
     features: z.array(FeatureCountsSchema).max(16),
     shadow: ShadowReportSchema.optional(),
   })
-  .refine((r) => (r.role === 'shadow') === (r.shadow !== undefined), 'a shadow record carries a shadow report');
+  .refine(
+    (r) => (r.role === 'shadow') === (r.shadow !== undefined),
+    'a shadow record carries a shadow report',
+  );
 export type TelemetryRecord = z.infer<typeof TelemetryRecordSchema>;
 
 export const TelemetryBatchSchema = z.strictObject({

@@ -1,4 +1,11 @@
-import { EdgeshipError, ExpiredError, MalformedError, RollbackError, SignatureError, WrongTargetError } from './errors.ts';
+import {
+  EdgeshipError,
+  ExpiredError,
+  MalformedError,
+  RollbackError,
+  SignatureError,
+  WrongTargetError,
+} from './errors.ts';
 import { type KeySet, type TrustedRoot, verifyKeySet } from './keyset.ts';
 import { type Manifest, ManifestEnvelopeSchema, type ModelEntry } from './manifest.ts';
 import { parseJson } from './parse.ts';
@@ -28,7 +35,10 @@ export interface VerifiedManifest {
  * key set through the pinned root, then the manifest's signature, then what it says (target,
  * version, expiry), then each release's publisher signature.
  */
-export async function verifyManifest(bytes: Uint8Array | string, check: ManifestCheck): Promise<VerifiedManifest> {
+export async function verifyManifest(
+  bytes: Uint8Array | string,
+  check: ManifestCheck,
+): Promise<VerifiedManifest> {
   const text = typeof bytes === 'string' ? bytes : new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   // Endless data: a manifest has a hard size bound.
   if (text.length > MAX_MANIFEST_BYTES) {
@@ -55,7 +65,10 @@ export async function verifyManifest(bytes: Uint8Array | string, check: Manifest
   }
   // Rollback: never accept a manifest older than the newest accepted one.
   if (check.minVersion !== undefined && manifest.version < check.minVersion) {
-    throw new RollbackError('E_ROLLBACK', `manifest version ${manifest.version} is older than ${check.minVersion}`);
+    throw new RollbackError(
+      'E_ROLLBACK',
+      `manifest version ${manifest.version} is older than ${check.minVersion}`,
+    );
   }
   // Indefinite freeze: a replayed old manifest eventually expires.
   if (Date.parse(manifest.expiresAt) <= check.now.getTime()) {
@@ -70,7 +83,10 @@ async function verifyModelEntry(entry: ModelEntry, keySet: KeySet): Promise<void
   for (const signed of entry.releases) {
     await verifyRelease(signed, keySet);
     if (signed.signed.model !== entry.name) {
-      throw new MalformedError('E_MALFORMED', `release ${releaseId(signed.signed)} is listed under ${entry.name}`);
+      throw new MalformedError(
+        'E_MALFORMED',
+        `release ${releaseId(signed.signed)} is listed under ${entry.name}`,
+      );
     }
     if (versions.has(signed.signed.version)) {
       throw new MalformedError('E_MALFORMED', `release ${releaseId(signed.signed)} is listed twice`);
@@ -80,7 +96,10 @@ async function verifyModelEntry(entry: ModelEntry, keySet: KeySet): Promise<void
   const referenced = [entry.production, entry.rollout?.release, entry.rollout?.control];
   for (const version of referenced) {
     if (version && !versions.has(version)) {
-      throw new MalformedError('E_MALFORMED', `model ${entry.name} refers to ${version}, which it does not list`);
+      throw new MalformedError(
+        'E_MALFORMED',
+        `model ${entry.name} refers to ${version}, which it does not list`,
+      );
     }
   }
 }
@@ -91,9 +110,15 @@ async function verifyModelEntry(entry: ModelEntry, keySet: KeySet): Promise<void
  */
 export async function verifyRelease(signed: SignedRelease, keySet: KeySet): Promise<Release> {
   try {
-    await verifyThreshold(signed, keySet.publisherKeys, keySet.threshold.release, `release ${releaseId(signed.signed)}`);
+    await verifyThreshold(
+      signed,
+      keySet.publisherKeys,
+      keySet.threshold.release,
+      `release ${releaseId(signed.signed)}`,
+    );
   } catch (error) {
-    if (error instanceof EdgeshipError) throw new SignatureError('E_PUBLISHER_SIGNATURE', error.message, { cause: error });
+    if (error instanceof EdgeshipError)
+      throw new SignatureError('E_PUBLISHER_SIGNATURE', error.message, { cause: error });
     throw error;
   }
   return signed.signed;

@@ -4,6 +4,7 @@ import {
   type KeySet,
   type Manifest,
   type ManifestEnvelope,
+  publicEntry,
   type Release,
   type SignedKeySet,
   type SignedRelease,
@@ -12,7 +13,6 @@ import {
   signManifest,
   signRelease,
   type TrustedRoot,
-  publicEntry,
 } from '@edgeship/protocol';
 
 /** A complete trust setup for tests: root, online and publisher keys and a signed key set. */
@@ -27,7 +27,11 @@ export interface TestTrust {
 export const HOUR = 3_600_000;
 
 export async function createTestTrust(overrides: Partial<KeySet> = {}): Promise<TestTrust> {
-  const [root, online, publisher] = await Promise.all([generateSigningKey(), generateSigningKey(), generateSigningKey()]);
+  const [root, online, publisher] = await Promise.all([
+    generateSigningKey(),
+    generateSigningKey(),
+    generateSigningKey(),
+  ]);
   const keySet = await signKeySet(
     {
       type: 'edgeship/keyset',

@@ -1,0 +1,151 @@
+import fc from 'fast-check';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  createTestTrust,
+  HOUR,
+  makeTestManifest,
+  makeTestRelease,
+  type TestTrust,
+} from '../../test/support/trust.ts';
+import { canonicalJson } from './canonical-json.ts';
+import { EdgeshipError, type ErrorCode } from './errors.ts';
+import { signKeySet, signManifest } from './sign.ts';
+import { generateSigningKey, publicEntry } from './signature.ts';
+import { type ManifestCheck, verifyManifest } from './verify-manifest.ts';
+
+let trust: TestTrust;
+let check: ManifestCheck;
+
+beforeAll(async () => {
+  trust = await createTestTrust();
+  check = { root: trust.trustedRoot, app: 'demo-app', channel: 'stable', now: new Date() };
+});
+
+async function rejection(promise: Promise<unknown>): Promise<ErrorCode> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof EdgeshipError) return error.code;
+    throw error;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('verifyManifest', () => {
+  it('accepts a manifest signed by an online key of a root-signed key set', async () => {
+    const envelope = await makeTestManifest(trust);
+    const { manifest, keySet } = await verifyManifest(JSON.stringify(envelope, null, 2), check);
+    expect(manifest.models[0]?.releases[0]?.signed.version).toBe('1.0.0');
+    expect(keySet.version).toBe(1);
+  });
+
+  it('rejects a change to any byte of the signed document', async () => {
+    const text = canonicalJson(await makeTestManifest(trust));
+    await fc.assert(
+      fc.asyncProperty(
+        fc.nat({ max: text.length - 1 }),
+        fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)),
+        async (at, replacement) => {
+          fc.pre(text[at] !== replacement);
+          const tampered = text.slice(0, at) + replacement + text.slice(at + 1);
+          await expect(verifyManifest(tampered, check)).rejects.toBeInstanceOf(EdgeshipError);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('rejects a manifest signed by a key the key set does not name', async () => {
+    const stranger = await generateSigningKey();
+    expect(
+      await rejection(verifyManifest(JSON.stringify(await makeTestManifest(trust, {}, [stranger])), check)),
+    ).toBe('E_UNKNOWN_KEY');
+  });
+
+  it('rejects a key set that no pinned root key signed', async () => {
+    const otherTrust = await createTestTrust();
+    const envelope = { ...(await makeTestManifest(trust)), keySet: otherTrust.keySet };
+    expect(await rejection(verifyManifest(JSON.stringify(envelope), check))).toBe('E_UNKNOWN_KEY');
+  });
+
+  it('rejects an expired manifest and an older manifest with distinct errors', async () => {
+    const expired = await makeTestManifest(trust, { expiresAt: new Date(Date.now() - 1000).toISOString() });
+    expect(await rejection(verifyManifest(JSON.stringify(expired), check))).toBe('E_EXPIRED');
+
+    const old = await makeTestManifest(trust, { version: 3 });
+    expect(await rejection(verifyManifest(JSON.stringify(old), { ...check, minVersion: 4 }))).toBe(
+      'E_ROLLBACK',
+    );
+    // The same version again is not a rollback: it is simply no news.
+    await expect(verifyManifest(JSON.stringify(old), { ...check, minVersion: 3 })).resolves.toBeTruthy();
+  });
+
+  it('rejects a manifest for another app or channel', async () => {
+    const other = await makeTestManifest(trust, { channel: 'beta' });
+    expect(await rejection(verifyManifest(JSON.stringify(other), check))).toBe('E_WRONG_TARGET');
+  });
+
+  it('rejects a release that no publisher key signed, even in a validly signed manifest', async () => {
+    // A compromised online key signs a manifest offering a release it signed itself.
+    const forged = await makeTestRelease({ ...trust, publisher: trust.online });
+    const envelope = await makeTestManifest(trust, {
+      models: [{ name: 'demo', production: '1.0.0', rollout: null, releases: [forged] }],
+    });
+    expect(await rejection(verifyManifest(JSON.stringify(envelope), check))).toBe('E_PUBLISHER_SIGNATURE');
+  });
+
+  it('rejects a manifest that points at a release it does not list', async () => {
+    const envelope = await makeTestManifest(trust, {
+      models: [
+        { name: 'demo', production: '2.0.0', rollout: null, releases: [await makeTestRelease(trust)] },
+      ],
+    });
+    expect(await rejection(verifyManifest(JSON.stringify(envelope), check))).toBe('E_MALFORMED');
+  });
+
+  it('accepts an online key rotated in by a newer key set, and refuses the retired key and old key set', async () => {
+    const newOnline = await generateSigningKey();
+    const rotated = await signKeySet(
+      { ...trust.keySet.signed, version: 2, onlineKeys: [publicEntry(newOnline)] },
+      [trust.root],
+    );
+    const base = await makeTestManifest(trust, { version: 5 });
+    const byNewKey = await signManifest(base.signed, [newOnline], rotated);
+    const { keySet } = await verifyManifest(JSON.stringify(byNewKey), { ...check, minKeySetVersion: 1 });
+    expect(keySet.version).toBe(2);
+
+    const byRetiredKey = await signManifest(base.signed, [trust.online], rotated);
+    expect(await rejection(verifyManifest(JSON.stringify(byRetiredKey), check))).toBe('E_UNKNOWN_KEY');
+
+    // Replaying the old key set would bring the retired key back.
+    expect(await rejection(verifyManifest(JSON.stringify(base), { ...check, minKeySetVersion: 2 }))).toBe(
+      'E_ROLLBACK',
+    );
+  });
+
+  it('rejects an expired key set', async () => {
+    const stale = await signKeySet(
+      {
+        ...trust.keySet.signed,
+        issuedAt: new Date(Date.now() - 48 * HOUR).toISOString(),
+        expiresAt: new Date(Date.now() - HOUR).toISOString(),
+      },
+      [trust.root],
+    );
+    const envelope = { ...(await makeTestManifest(trust)), keySet: stale };
+    expect(await rejection(verifyManifest(JSON.stringify(envelope), check))).toBe('E_EXPIRED');
+  });
+
+  it('requires as many root signatures as the pinned threshold', async () => {
+    const envelope = await makeTestManifest(trust);
+    const secondRoot = await generateSigningKey();
+    const root = { keys: [...trust.trustedRoot.keys, publicEntry(secondRoot)], threshold: 2 };
+    expect(await rejection(verifyManifest(JSON.stringify(envelope), { ...check, root }))).toBe('E_SIGNATURE');
+  });
+
+  it('rejects text that is not a manifest', async () => {
+    expect(await rejection(verifyManifest('not json', check))).toBe('E_MALFORMED');
+    expect(await rejection(verifyManifest('{"signed":{}}', check))).toBe('E_MALFORMED');
+    expect(await rejection(verifyManifest(`"${'x'.repeat(1024 * 1024 + 1)}"`, check))).toBe('E_MALFORMED');
+  });
+});
