@@ -2,6 +2,7 @@ export * from './bucketing.ts';
 export * from './bytes.ts';
 export * from './canonical-json.ts';
 export * from './chunker.ts';
+export * from './drift.ts';
 export * from './errors.ts';
 export * from './features.ts';
 export * from './histogram.ts';
