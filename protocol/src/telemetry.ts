@@ -26,7 +26,7 @@ export const ShadowReportSchema = z.strictObject({
   compared: Count,
   /** Inputs where both sides fell on the same side of the decision threshold. */
   agreements: Count,
-  /** Max absolute output difference per compared input, bucketed like latency. */
+  /** Max absolute output difference per compared input, times 1000, bucketed like latency (so 1e-5 is the floor). */
   absDiff: HistogramSchema,
 });
 

@@ -1,0 +1,118 @@
+import {
+  type Backend,
+  countFeature,
+  type ErrorCode,
+  type Histogram,
+  type NumericArray,
+  type Release,
+  recordValue,
+  reduceFeature,
+  type TelemetryRecord,
+} from '@edgeship/protocol';
+
+export type Tensors = Record<string, NumericArray>;
+
+interface Key {
+  model: string;
+  version: string;
+  backend: Backend;
+  role: 'active' | 'shadow';
+}
+
+interface Accumulator extends Key {
+  inferences: number;
+  errors: Partial<Record<ErrorCode, number>>;
+  latencyMs: Histogram;
+  loadMs?: number;
+  downloadBytes: number;
+  downloadMs: number;
+  features: Map<string, number[]>;
+  shadow?: { against: string; compared: number; agreements: number; absDiff: Histogram };
+}
+
+/**
+ * Aggregates what the device observes into per-release counts, in the worker. Only counts,
+ * histograms and per-bin tallies are kept: no input ever leaves the device.
+ */
+export class TelemetryCollector {
+  private readonly accumulators = new Map<string, Accumulator>();
+
+  recordInference(key: Key, release: Release, latencyMs: number, inputs: Tensors, outputs: Tensors): void {
+    const acc = this.accumulator(key);
+    acc.inferences += 1;
+    recordValue(acc.latencyMs, latencyMs);
+    for (const feature of release.monitoring.features) {
+      const tensors = feature.source.from === 'input' ? inputs : outputs;
+      const values = tensors[feature.source.tensor];
+      if (!values) continue;
+      let counts = acc.features.get(feature.name);
+      if (!counts) {
+        counts = new Array<number>(feature.binEdges.length + 1).fill(0);
+        acc.features.set(feature.name, counts);
+      }
+      countFeature(counts, feature, reduceFeature(feature.source.reduce, values));
+    }
+  }
+
+  recordError(key: Key, code: ErrorCode): void {
+    const acc = this.accumulator(key);
+    acc.errors[code] = (acc.errors[code] ?? 0) + 1;
+  }
+
+  recordLoad(key: Key, loadMs: number): void {
+    this.accumulator(key).loadMs = loadMs;
+  }
+
+  recordDownload(key: Key, bytes: number, ms: number): void {
+    const acc = this.accumulator(key);
+    acc.downloadBytes += bytes;
+    acc.downloadMs += ms;
+  }
+
+  /** One comparison of a shadow candidate against the active release on the same input. */
+  recordShadowComparison(key: Key, against: string, maxAbsDiff: number, agreed: boolean): void {
+    const acc = this.accumulator({ ...key, role: 'shadow' });
+    acc.shadow ??= { against, compared: 0, agreements: 0, absDiff: {} };
+    acc.shadow.compared += 1;
+    if (agreed) acc.shadow.agreements += 1;
+    // Differences are bucketed like latencies; scaled by 1000 so 1e-5 lands above the floor.
+    recordValue(acc.shadow.absDiff, maxAbsDiff * 1000);
+  }
+
+  get isEmpty(): boolean {
+    return this.accumulators.size === 0;
+  }
+
+  /** Hands over everything recorded since the last drain, and starts afresh. */
+  drain(): TelemetryRecord[] {
+    const records = [...this.accumulators.values()].map((acc): TelemetryRecord => {
+      const { features, shadow, loadMs, ...rest } = acc;
+      return {
+        ...rest,
+        features: [...features].map(([name, counts]) => ({ name, counts })),
+        ...(loadMs === undefined ? {} : { loadMs }),
+        ...(shadow ? { shadow } : {}),
+      };
+    });
+    this.accumulators.clear();
+    return records;
+  }
+
+  private accumulator(key: Key): Accumulator {
+    const id = `${key.model}@${key.version}/${key.backend}/${key.role}`;
+    let acc = this.accumulators.get(id);
+    if (!acc) {
+      acc = {
+        ...key,
+        inferences: 0,
+        errors: {},
+        latencyMs: {},
+        downloadBytes: 0,
+        downloadMs: 0,
+        features: new Map(),
+      };
+      this.accumulators.set(id, acc);
+    }
+    return acc;
+  }
+}

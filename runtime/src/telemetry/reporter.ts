@@ -1,0 +1,49 @@
+import { MAX_RECORDS_PER_BATCH, type TelemetryBatch } from '@edgeship/protocol';
+import type { TelemetryCollector } from './collector.ts';
+import type { TelemetryOutbox } from './outbox.ts';
+
+export interface BatchIdentity {
+  deviceId: string;
+  app: string;
+  channel: string;
+  runtimeVersion: string;
+}
+
+/**
+ * Seals what the collector gathered into batches and queues them: the moment counts become
+ * durable. Called on a timer, when the page is hidden, and before an update check.
+ */
+export class TelemetryReporter {
+  private windowStart = new Date();
+
+  constructor(
+    private readonly collector: TelemetryCollector,
+    private readonly outbox: TelemetryOutbox,
+    private readonly identity: BatchIdentity,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  async seal(): Promise<TelemetryBatch[]> {
+    if (this.collector.isEmpty) return [];
+    const records = this.collector.drain();
+    const windowEnd = this.now();
+    let dropped = await this.outbox.takeDroppedCount();
+    const batches: TelemetryBatch[] = [];
+    for (let i = 0; i < records.length; i += MAX_RECORDS_PER_BATCH) {
+      const batch: TelemetryBatch = {
+        schema: 1,
+        batchId: crypto.randomUUID(),
+        ...this.identity,
+        windowStart: this.windowStart.toISOString(),
+        windowEnd: windowEnd.toISOString(),
+        dropped,
+        records: records.slice(i, i + MAX_RECORDS_PER_BATCH),
+      };
+      dropped = 0;
+      await this.outbox.enqueue(batch);
+      batches.push(batch);
+    }
+    this.windowStart = windowEnd;
+    return batches;
+  }
+}
