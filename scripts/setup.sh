@@ -20,7 +20,10 @@ fi
 stamp=node_modules/.edgeship-lock.sha256
 want=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "setup: npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm install` rather than `npm ci`: npm 11 leaves other platforms' optional packages (Biome's
+  # binaries) out of the lockfile, then `npm ci` refuses that same lockfile (npm/cli#8320,
+  # fixed by npm/cli#9083). With a lockfile present, `npm install` installs its exact versions.
+  echo "setup: npm install"
+  npm install --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"
 fi
