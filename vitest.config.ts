@@ -34,7 +34,7 @@ export default defineConfig({
         test: {
           name: 'node',
           environment: 'node',
-          include: ['{protocol,runtime,update-server,cli,bench,test}/**/*.test.ts'],
+          include: ['{protocol,runtime,update-server,cli,demo-pwa,bench,test}/**/*.test.ts'],
           exclude: ['**/node_modules/**', '**/*.browser.test.ts'],
           testTimeout: 30_000,
         },

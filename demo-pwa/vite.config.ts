@@ -1,0 +1,73 @@
+import { copyFile, mkdir, readdir } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { defineConfig, type Plugin } from 'vite';
+import { VitePWA } from 'vite-plugin-pwa';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/**
+ * onnxruntime-web's WASM files are served from the app's own origin, never a CDN, and ship
+ * with the build they belong to: the demo works offline and a runtime upgrade never meets a
+ * stale WASM file (the service worker precaches them by revision).
+ */
+function ortWasmFiles(): Plugin {
+  const ortDist = dirname(createRequire(import.meta.url).resolve('onnxruntime-web'));
+  return {
+    name: 'edgeship-ort-wasm',
+    async writeBundle(options) {
+      const out = join(options.dir ?? join(here, 'dist'), 'ort');
+      await mkdir(out, { recursive: true });
+      for (const file of await readdir(ortDist)) {
+        if (/^ort-wasm-simd-threaded(\.jsep)?\.(wasm|mjs)$/.test(file)) await copyFile(join(ortDist, file), join(out, file));
+      }
+    },
+  };
+}
+
+export default defineConfig({
+  root: here,
+  base: '/',
+  build: { outDir: 'dist', target: 'es2022', emptyOutDir: true },
+  worker: { format: 'es' },
+  optimizeDeps: { exclude: ['onnxruntime-web'] },
+  define: {
+    // The pinned root keys are part of the app, never fetched from the server they vouch for.
+    __EDGESHIP_TRUSTED_ROOT__: JSON.stringify(process.env.EDGESHIP_TRUSTED_ROOT ?? 'null'),
+  },
+  plugins: [
+    ortWasmFiles(),
+    VitePWA({
+      strategies: 'generateSW',
+      registerType: 'prompt',
+      injectRegister: false,
+      includeAssets: ['icons/*', 'samples/*'],
+      manifest: {
+        name: 'Edgeship demo',
+        short_name: 'Edgeship',
+        description: 'Offline voice activity detection with models kept healthy by Edgeship',
+        theme_color: '#0f766e',
+        background_color: '#ffffff',
+        display: 'standalone',
+        start_url: '/',
+        icons: [
+          { src: '/icons/icon-192.png', sizes: '192x192', type: 'image/png' },
+          { src: '/icons/icon-512.png', sizes: '512x512', type: 'image/png' },
+          { src: '/icons/icon-512.png', sizes: '512x512', type: 'image/png', purpose: 'maskable' },
+          { src: '/icons/icon.svg', sizes: 'any', type: 'image/svg+xml' },
+        ],
+      },
+      workbox: {
+        // The app shell and the runtime's WASM files; models live in the runtime's IndexedDB
+        // store, so manifests, chunks and telemetry (/v1/) never go through this cache.
+        globPatterns: ['**/*.{html,js,mjs,css,svg,png,wasm,wav,webmanifest}'],
+        globIgnores: ['dashboard/**'],
+        maximumFileSizeToCacheInBytes: 64 * 1024 * 1024,
+        navigateFallback: '/index.html',
+        navigateFallbackDenylist: [/^\/v1\//, /^\/dashboard/, /^\/(healthz|readyz|metrics)/],
+        cleanupOutdatedCaches: true,
+      },
+    }),
+  ],
+});

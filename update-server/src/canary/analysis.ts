@@ -1,0 +1,141 @@
+import { type Histogram, histogramCount, histogramQuantile, measureDrift } from '@edgeship/protocol';
+
+/** What the fleet reported for one release over a rollout's window (summed over devices). */
+export interface ArmStats {
+  version: string;
+  inferences: number;
+  errors: number;
+  latencyMs: Histogram;
+  /** Per monitored feature: field counts per bin and the release's reference shares. */
+  features: Record<string, { counts: number[]; reference: number[] }>;
+}
+
+export interface CanaryPolicy {
+  /** Neither arm is judged before it has this many inferences. */
+  minInferences: number;
+  /** Halt when the canary's error rate exceeds the control's by this much (absolute)... */
+  errorRateMargin: number;
+  /** ...and a one-sided two-proportion z-test says so at this z (3.09 is p = 0.001). */
+  errorRateZ: number;
+  /** Halt when the canary's p95 latency exceeds the control's by this factor. */
+  p95LatencyRatio: number;
+  /** Halt when a feature drifts on the canary (PSI above this) but not on the control. */
+  psiThreshold: number;
+}
+
+export const DEFAULT_CANARY_POLICY: CanaryPolicy = {
+  minInferences: 500,
+  errorRateMargin: 0.01,
+  errorRateZ: 3.09,
+  p95LatencyRatio: 1.25,
+  psiThreshold: 0.2,
+};
+
+export interface CanaryVerdict {
+  decision: 'halt' | 'healthy' | 'insufficient-data';
+  reasons: string[];
+  evidence: {
+    canary: ArmSummary;
+    control: ArmSummary;
+    errorRateZ: number | null;
+    drift: Record<string, { canaryPsi: number; controlPsi: number | null; jsDistance: number; ks: number }>;
+  };
+}
+
+interface ArmSummary {
+  version: string;
+  inferences: number;
+  errorRate: number;
+  p95LatencyMs: number | null;
+}
+
+function summarize(arm: ArmStats): ArmSummary {
+  const attempts = arm.inferences + arm.errors;
+  return {
+    version: arm.version,
+    inferences: arm.inferences,
+    errorRate: attempts === 0 ? 0 : arm.errors / attempts,
+    p95LatencyMs: histogramCount(arm.latencyMs) === 0 ? null : histogramQuantile(arm.latencyMs, 0.95),
+  };
+}
+
+/** One-sided two-proportion z statistic (pooled), positive when the canary fails more. */
+function twoProportionZ(failA: number, nA: number, failB: number, nB: number): number | null {
+  if (nA === 0 || nB === 0) return null;
+  const pooled = (failA + failB) / (nA + nB);
+  const se = Math.sqrt(pooled * (1 - pooled) * (1 / nA + 1 / nB));
+  if (se === 0) return failA / nA > failB / nB ? Number.POSITIVE_INFINITY : 0;
+  return (failA / nA - failB / nB) / se;
+}
+
+/**
+ * Compares a canary with its control. A regression must be both large (a practical margin)
+ * and, for error rates, statistically clear, so that noise on a small fleet never halts a
+ * healthy release.
+ */
+export function analyzeCanary(
+  canary: ArmStats,
+  control: ArmStats,
+  policy: CanaryPolicy = DEFAULT_CANARY_POLICY,
+): CanaryVerdict {
+  const c = summarize(canary);
+  const k = summarize(control);
+  const z = twoProportionZ(
+    canary.errors,
+    canary.inferences + canary.errors,
+    control.errors,
+    control.inferences + control.errors,
+  );
+  const drift: CanaryVerdict['evidence']['drift'] = {};
+  const evidence = { canary: c, control: k, errorRateZ: z, drift };
+  if (
+    canary.inferences + canary.errors < policy.minInferences ||
+    control.inferences + control.errors < policy.minInferences
+  ) {
+    return {
+      decision: 'insufficient-data',
+      reasons: [`fewer than ${policy.minInferences} inferences on an arm`],
+      evidence,
+    };
+  }
+
+  const reasons: string[] = [];
+  if (c.errorRate - k.errorRate > policy.errorRateMargin && z !== null && z > policy.errorRateZ) {
+    reasons.push(
+      `error rate ${pct(c.errorRate)} vs ${pct(k.errorRate)} on the control (z = ${z.toFixed(2)})`,
+    );
+  }
+  if (
+    c.p95LatencyMs !== null &&
+    k.p95LatencyMs !== null &&
+    c.p95LatencyMs > k.p95LatencyMs * policy.p95LatencyRatio
+  ) {
+    reasons.push(
+      `p95 latency ${c.p95LatencyMs.toFixed(2)} ms vs ${k.p95LatencyMs.toFixed(2)} ms on the control`,
+    );
+  }
+  for (const [name, feature] of Object.entries(canary.features)) {
+    const report = measureDrift(feature.reference, feature.counts, policy.psiThreshold);
+    const onControl = control.features[name];
+    const controlReport = onControl
+      ? measureDrift(onControl.reference, onControl.counts, policy.psiThreshold)
+      : null;
+    drift[name] = {
+      canaryPsi: report.psi,
+      controlPsi: controlReport?.psi ?? null,
+      jsDistance: report.jsDistance,
+      ks: report.ks,
+    };
+    // Drift the control sees too is the world changing, not the canary misbehaving.
+    if (report.drifted && !controlReport?.drifted) {
+      reasons.push(
+        `feature ${name} drifted on the canary (PSI ${report.psi.toFixed(3)}) but not on the control`,
+      );
+    }
+  }
+  return { decision: reasons.length > 0 ? 'halt' : 'healthy', reasons, evidence };
+}
+
+function pct(x: number): string {
+  return `${(x * 100).toFixed(2)}%`;
+}
