@@ -20,7 +20,8 @@ function ortWasmFiles(): Plugin {
       const out = join(options.dir ?? join(here, 'dist'), 'ort');
       await mkdir(out, { recursive: true });
       for (const file of await readdir(ortDist)) {
-        if (/^ort-wasm-simd-threaded(\.jsep)?\.(wasm|mjs)$/.test(file)) await copyFile(join(ortDist, file), join(out, file));
+        if (/^ort-wasm-simd-threaded(\.jsep)?\.(wasm|mjs)$/.test(file))
+          await copyFile(join(ortDist, file), join(out, file));
       }
     },
   };

@@ -18,7 +18,13 @@ export interface Segment {
 }
 
 export function speechSegments(probabilities: readonly number[], options: SegmentOptions): Segment[] {
-  const { frameSeconds, startThreshold = 0.5, endThreshold = 0.35, endFrames = 8, minSpeechSeconds = 0.25 } = options;
+  const {
+    frameSeconds,
+    startThreshold = 0.5,
+    endThreshold = 0.35,
+    endFrames = 8,
+    minSpeechSeconds = 0.25,
+  } = options;
   const segments: Segment[] = [];
   let start: number | null = null;
   let quiet = 0;

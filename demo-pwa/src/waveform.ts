@@ -1,7 +1,12 @@
 import type { Segment } from './segments.ts';
 
 /** Draws the waveform as per-pixel min/max bars, with speech segments shaded over it. */
-export function drawWaveform(canvas: HTMLCanvasElement, samples: Float32Array, sampleRate: number, segments: Segment[]): void {
+export function drawWaveform(
+  canvas: HTMLCanvasElement,
+  samples: Float32Array,
+  sampleRate: number,
+  segments: Segment[],
+): void {
   const ctx = canvas.getContext('2d');
   if (!ctx) return;
   const { width, height } = canvas;
