@@ -1,5 +1,6 @@
 import { playwright } from '@vitest/browser-playwright';
 import { defineConfig } from 'vitest/config';
+import { edgeshipCommands } from './test/support/browser-commands.ts';
 
 // Flags from Debian's Chromium on a machine with no outside network: without the
 // background-networking flags Chromium keeps dialling Google hosts that are refused.
@@ -58,6 +59,8 @@ export default defineConfig({
               },
             }),
             instances: [{ browser: 'chromium' }],
+            // Node-side helpers the tests call: real update servers and a chaos proxy.
+            commands: edgeshipCommands,
           },
         },
       },

@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 echo "== typecheck"; npx tsc -p tsconfig.json
 echo "== lint"; npx biome check .
-echo "== tests"; npx vitest run "$@"
+# The config imports the TypeScript test servers of the workspaces; Vite's module runner loads them.
+echo "== tests"; npx vitest run --configLoader runner "$@"

@@ -8,6 +8,7 @@ export type NumericArray =
   | Int32Array
   | Uint8Array
   | Int8Array
+  | Uint16Array
   | BigInt64Array
   | number[];
 

@@ -1,0 +1,99 @@
+import { InputError } from '@edgeship/protocol';
+import * as ort from 'onnxruntime-node';
+
+/** What a caller may pass as a tensor: an ort.Tensor, or anything shaped like one. */
+export interface TensorLike {
+  type: ort.Tensor.Type;
+  data: ort.Tensor.DataType;
+  dims: readonly number[];
+}
+
+export type Feeds = Record<string, TensorLike>;
+export type Outputs = Record<string, ort.Tensor>;
+
+/**
+ * Recurrent state to carry from one frame to the next: output name → input name. Silero VAD
+ * needs `{ stateN: 'state' }`; the first frame's own `state` is the initial one.
+ */
+export type Carry = Record<string, string>;
+
+export interface LoadedSession {
+  session: ort.InferenceSession;
+  loadMs: number;
+}
+
+/** Creates a session from bytes; rejects with onnxruntime's reason if the model does not load. */
+export async function loadSession(model: Uint8Array): Promise<LoadedSession> {
+  const start = performance.now();
+  const session = await ort.InferenceSession.create(model, { graphOptimizationLevel: 'all' });
+  return { session, loadMs: performance.now() - start };
+}
+
+export interface SequenceRun {
+  /** The feeds each frame actually ran with (carried state included). */
+  feeds: Outputs[];
+  outputs: Outputs[];
+  /** Mean wall time of one inference, after one warm-up run. */
+  meanMs: number;
+}
+
+/** Runs frames in order, feeding carried outputs back in as the next frame's inputs. */
+export async function runSequence(
+  session: ort.InferenceSession,
+  frames: readonly Feeds[],
+  carry: Carry = {},
+): Promise<SequenceRun> {
+  if (frames.length === 0) throw new InputError('E_INPUT', 'no input frames to run');
+  for (const [output, input] of Object.entries(carry)) {
+    if (!session.outputNames.includes(output)) {
+      throw new InputError(
+        'E_INPUT',
+        `carry names output "${output}"; the model has ${list(session.outputNames)}`,
+      );
+    }
+    if (!session.inputNames.includes(input)) {
+      throw new InputError(
+        'E_INPUT',
+        `carry names input "${input}"; the model has ${list(session.inputNames)}`,
+      );
+    }
+  }
+  // onnxruntime's first run allocates and plans; keep it out of the timing.
+  await session.run(toOrt(frames[0]!));
+  const feeds: Outputs[] = [];
+  const outputs: Outputs[] = [];
+  let totalMs = 0;
+  let carried: Outputs = {};
+  for (const frame of frames) {
+    const feed = { ...toOrt(frame), ...carried };
+    const start = performance.now();
+    const out = await session.run(feed);
+    totalMs += performance.now() - start;
+    feeds.push(feed);
+    outputs.push(out);
+    carried = {};
+    for (const [output, input] of Object.entries(carry)) carried[input] = out[output]!;
+  }
+  return { feeds, outputs, meanMs: totalMs / frames.length };
+}
+
+/** A tensor's values as numbers (int64 outputs come back as BigInt64Array). */
+export function numbersOf(tensor: TensorLike): Float64Array {
+  const data = tensor.data as ArrayLike<number | bigint>;
+  const out = new Float64Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = Number(data[i]);
+  return out;
+}
+
+function toOrt(frame: Feeds): Outputs {
+  const out: Outputs = {};
+  for (const [name, t] of Object.entries(frame)) {
+    // Re-wrapped rather than trusted: a Tensor from onnxruntime-web is another class.
+    out[name] = new ort.Tensor(t.type, t.data as never, t.dims);
+  }
+  return out;
+}
+
+function list(names: readonly string[]): string {
+  return names.map((n) => `"${n}"`).join(', ');
+}

@@ -1,0 +1,220 @@
+import {
+  type ChunkRef,
+  EdgeshipError,
+  LengthMismatchError,
+  releaseId,
+  type SignedRelease,
+  StalledDownloadError,
+} from '@edgeship/protocol';
+import type { ModelStore } from '../store/model-store.ts';
+
+export interface DownloadOptions {
+  /** Update server origin; chunks are fetched from `${server}/v1/chunks/<sha256>`. */
+  server: string;
+  /** Chunk requests in flight at once. */
+  concurrency?: number;
+  /** A chunk that receives no byte for this long is abandoned (slow-retrieval attack, dead link). */
+  stallMs?: number;
+  /** Attempts per chunk for transient failures (network, stall, 5xx, 429). */
+  attempts?: number;
+  signal?: AbortSignal;
+  fetch?: typeof fetch;
+  onProgress?: (progress: DownloadProgress) => void;
+}
+
+export interface DownloadProgress {
+  release: string;
+  chunksDone: number;
+  chunksToFetch: number;
+  bytesFetched: number;
+  bytesToFetch: number;
+}
+
+export interface DownloadResult {
+  release: string;
+  chunksFetched: number;
+  bytesFetched: number;
+  /** Chunks already stored (from an interrupted download or a release sharing them). */
+  chunksReused: number;
+  ms: number;
+}
+
+const DEFAULT_CONCURRENCY = 4;
+const DEFAULT_STALL_MS = 15_000;
+const DEFAULT_ATTEMPTS = 3;
+
+/**
+ * Downloads a release into the store: only the chunks it lacks, several at a time, each checked
+ * against its signed size and SHA-256 before it is stored. Verified chunks survive a dropped
+ * connection or a closed tab, so the next attempt resumes where this one stopped. The release is
+ * marked complete only after every whole file matches its signed hash; nothing here touches the
+ * active release.
+ */
+export async function downloadRelease(
+  store: ModelStore,
+  signed: SignedRelease,
+  options: DownloadOptions,
+): Promise<DownloadResult> {
+  const started = performance.now();
+  const release = signed.signed;
+  const id = releaseId(release);
+  await store.putRelease(signed);
+
+  const missing = await store.missingChunks(release);
+  const unique = new Set(release.files.flatMap((f) => f.chunks.map((c) => c.sha256))).size;
+  const progress: DownloadProgress = {
+    release: id,
+    chunksDone: 0,
+    chunksToFetch: missing.length,
+    bytesFetched: 0,
+    bytesToFetch: missing.reduce((n, c) => n + c.size, 0),
+  };
+  options.onProgress?.({ ...progress });
+
+  // One failed chunk stops the rest: their bytes would only be fetched again on the retry.
+  const stop = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
+  const queue = [...missing];
+  const fetchNext = async (): Promise<void> => {
+    for (let ref = queue.shift(); ref; ref = queue.shift()) {
+      const bytes = await fetchChunkWithRetries(ref, options, signal);
+      await store.putChunk(ref.sha256, bytes);
+      progress.chunksDone += 1;
+      progress.bytesFetched += bytes.length;
+      options.onProgress?.({ ...progress });
+    }
+  };
+  const lanes = Math.max(1, Math.min(options.concurrency ?? DEFAULT_CONCURRENCY, missing.length));
+  try {
+    await Promise.all(
+      Array.from({ length: lanes }, () =>
+        fetchNext().catch((error: unknown) => {
+          stop.abort(error);
+          throw error;
+        }),
+      ),
+    );
+  } catch (error) {
+    throw options.signal?.aborted ? abortError(options.signal) : error;
+  }
+
+  // Every chunk matched, yet a file is only right if its chunks, in order, hash to the file's hash.
+  for (const file of release.files) await store.readFile(id, file.path);
+  await store.markComplete(id);
+  return {
+    release: id,
+    chunksFetched: missing.length,
+    bytesFetched: progress.bytesFetched,
+    chunksReused: unique - missing.length,
+    ms: performance.now() - started,
+  };
+}
+
+async function fetchChunkWithRetries(ref: ChunkRef, options: DownloadOptions, signal: AbortSignal) {
+  const attempts = options.attempts ?? DEFAULT_ATTEMPTS;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fetchChunk(ref, options, signal);
+    } catch (error) {
+      if (signal.aborted || attempt >= attempts || !isTransient(error)) throw error;
+      // Exponential backoff with full jitter, so a fleet does not retry in step.
+      await sleep(Math.random() * 250 * 2 ** attempt, signal);
+    }
+  }
+}
+
+/** One chunk's bytes, refusing more than the signed size and giving up on a stalled stream. */
+async function fetchChunk(ref: ChunkRef, options: DownloadOptions, signal: AbortSignal): Promise<Uint8Array> {
+  const stallMs = options.stallMs ?? DEFAULT_STALL_MS;
+  const stalled = new AbortController();
+  let timer = setTimeout(() => stalled.abort(), stallMs);
+  const rearm = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => stalled.abort(), stallMs);
+  };
+  const url = `${options.server.replace(/\/$/, '')}/v1/chunks/${ref.sha256}`;
+  try {
+    let response: Response;
+    try {
+      response = await (options.fetch ?? fetch)(url, { signal: AbortSignal.any([signal, stalled.signal]) });
+    } catch (error) {
+      throw transportError(error, ref, stalled.signal, stallMs);
+    }
+    if (!response.ok || !response.body) {
+      throw new EdgeshipError('E_HTTP', `chunk ${ref.sha256} answered ${response.status}`, {
+        cause: { status: response.status },
+      });
+    }
+    const declared = response.headers.get('content-length');
+    if (declared !== null && Number(declared) !== ref.size) {
+      await response.body.cancel();
+      throw new LengthMismatchError(
+        'E_LENGTH',
+        `chunk ${ref.sha256} is declared ${declared} bytes, signed ${ref.size}`,
+      );
+    }
+    const out = new Uint8Array(ref.size);
+    let received = 0;
+    const reader = response.body.getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        rearm();
+        if (received + value.length > ref.size) {
+          throw new LengthMismatchError(
+            'E_LENGTH',
+            `chunk ${ref.sha256} sent more than its signed ${ref.size} bytes`,
+          );
+        }
+        out.set(value, received);
+        received += value.length;
+      }
+    } catch (error) {
+      await reader.cancel().catch(() => {});
+      if (error instanceof EdgeshipError) throw error;
+      throw transportError(error, ref, stalled.signal, stallMs);
+    }
+    if (received !== ref.size) {
+      throw new LengthMismatchError(
+        'E_LENGTH',
+        `chunk ${ref.sha256} ended after ${received} of ${ref.size} bytes`,
+      );
+    }
+    return out;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function transportError(error: unknown, ref: ChunkRef, stalled: AbortSignal, stallMs: number): EdgeshipError {
+  if (stalled.aborted) {
+    return new StalledDownloadError('E_STALLED', `chunk ${ref.sha256} made no progress for ${stallMs} ms`);
+  }
+  return new EdgeshipError('E_NETWORK', `chunk ${ref.sha256}: ${(error as Error).message}`, { cause: error });
+}
+
+function isTransient(error: unknown): boolean {
+  if (!(error instanceof EdgeshipError)) return false;
+  if (error.code === 'E_NETWORK' || error.code === 'E_STALLED' || error.code === 'E_LENGTH') return true;
+  const status = (error.cause as { status?: number } | undefined)?.status ?? 0;
+  return error.code === 'E_HTTP' && (status >= 500 || status === 429);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        reject(abortError(signal));
+      },
+      { once: true },
+    );
+  });
+}
+
+function abortError(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new EdgeshipError('E_NETWORK', 'download aborted');
+}

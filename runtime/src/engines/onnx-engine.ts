@@ -1,0 +1,172 @@
+// The package's default entry (dist/ort.bundle.min.mjs) registers both the JSEP WebGPU EP and the
+// WASM EP. `onnxruntime-web/webgpu` would swap JSEP for the newer native WebGPU EP (asyncify build);
+// `onnxruntime-web/wasm` has no WebGPU at all.
+import { EdgeshipError, InputError } from '@edgeship/protocol';
+import * as ort from 'onnxruntime-web';
+import { describeConfig, type Engine, type EngineConfig, errorText } from './engine.ts';
+import type { NamedTensors, TensorArray } from './tensor.ts';
+
+export interface OrtOptions {
+  /** Same-origin folder (ending in "/") holding ort-wasm-simd-threaded.jsep.{mjs,wasm}. */
+  wasmPaths: string;
+  /** WASM threads for configs that do not name their own; > 1 needs crossOriginIsolated. */
+  threads: number;
+  /** The engine already runs in a worker: ORT's own proxy worker would only add a hop. */
+  proxy?: false;
+}
+
+// onnxruntime-web reads env.wasm.numThreads once, when its WASM instance first initialises (on
+// the first session), and ignores it afterwards. This module remembers that moment so a config
+// asking for another thread count fails loudly instead of silently running with the old one.
+let initialisedThreads: number | undefined;
+
+/** Points ORT at the app's own copy of its WASM files. Call before the first engine. */
+export function configureOrt(opts: OrtOptions): void {
+  if (initialisedThreads !== undefined && opts.threads !== initialisedThreads) {
+    throw new EdgeshipError(
+      'E_NO_BACKEND',
+      `onnxruntime-web already initialised with ${initialisedThreads} thread(s); it cannot switch to ${opts.threads} in this worker`,
+    );
+  }
+  ort.env.wasm.wasmPaths = opts.wasmPaths;
+  ort.env.wasm.numThreads = opts.threads;
+  ort.env.wasm.proxy = opts.proxy ?? false;
+  ort.env.logLevel = 'error';
+}
+
+/** The thread count ORT initialised with in this realm, or undefined before the first session. */
+export function ortThreads(): number | undefined {
+  return initialisedThreads;
+}
+
+const ORT_BACKENDS = new Set(['webgpu', 'wasm']);
+
+export async function createOnnxEngine(model: Uint8Array, config: EngineConfig): Promise<Engine> {
+  if (!ORT_BACKENDS.has(config.backend)) {
+    throw new EdgeshipError('E_NO_BACKEND', `onnxruntime-web runs on webgpu or wasm, not ${config.backend}`);
+  }
+  const threads = config.threads ?? ort.env.wasm.numThreads ?? 1;
+  if (threads > 1 && !globalThis.crossOriginIsolated) {
+    // Without SharedArrayBuffer ORT quietly drops to one thread; say so instead.
+    throw new EdgeshipError(
+      'E_NO_BACKEND',
+      `${describeConfig(config)}: WASM threads need a cross-origin isolated page`,
+    );
+  }
+  if (initialisedThreads === undefined) {
+    ort.env.wasm.numThreads = threads;
+    initialisedThreads = threads;
+  } else if (threads !== initialisedThreads) {
+    throw new EdgeshipError(
+      'E_NO_BACKEND',
+      `${describeConfig(config)}: onnxruntime-web already initialised with ${initialisedThreads} thread(s) in this worker`,
+    );
+  }
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(model, {
+      executionProviders: [config.backend],
+      graphOptimizationLevel: 'all',
+      logSeverityLevel: 3, // ORT warns on every WebGPU session that shape ops run on CPU: expected.
+    });
+  } catch (error) {
+    throw new EdgeshipError('E_NO_BACKEND', `${describeConfig(config)}: ${errorText(error)}`, {
+      cause: error,
+    });
+  }
+  return new OnnxEngine(session, { ...config, threads });
+}
+
+class OnnxEngine implements Engine {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  private readonly inputTypes = new Map<string, string>();
+  // One run at a time: a JSEP session must not be re-entered while a run awaits the GPU.
+  private queue: Promise<unknown> = Promise.resolve();
+  private disposed = false;
+
+  constructor(
+    private readonly session: ort.InferenceSession,
+    readonly config: EngineConfig,
+  ) {
+    this.inputNames = session.inputNames;
+    this.outputNames = session.outputNames;
+    for (const meta of session.inputMetadata) {
+      if (meta.isTensor) this.inputTypes.set(meta.name, meta.type);
+    }
+  }
+
+  run(inputs: NamedTensors): Promise<NamedTensors> {
+    const result = this.queue.then(() => this.runNow(inputs));
+    this.queue = result.catch(() => {});
+    return result;
+  }
+
+  private async runNow(inputs: NamedTensors): Promise<NamedTensors> {
+    if (this.disposed) throw new EdgeshipError('E_DISPOSED', 'engine disposed');
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const name of this.inputNames) {
+      const input = inputs[name];
+      if (!input) throw new InputError('E_INPUT', `missing input "${name}"`);
+      feeds[name] = toOrtTensor(input.data, input.dims, this.inputTypes.get(name));
+    }
+    const results = await this.session.run(feeds);
+    const outputs: NamedTensors = {};
+    try {
+      for (const name of this.outputNames) {
+        const tensor = results[name]!;
+        outputs[name] = { data: ownedArray(await tensor.getData()), dims: [...tensor.dims] };
+      }
+    } finally {
+      for (const tensor of Object.values(results)) tensor.dispose();
+    }
+    return outputs;
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await this.queue;
+    await this.session.release();
+  }
+}
+
+/** Uint8Array and Uint16Array are ambiguous (uint8/bool, float16/uint16): the model's metadata decides. */
+function toOrtTensor(data: TensorArray, dims: number[], modelType: string | undefined): ort.Tensor {
+  if (data instanceof Float32Array) return new ort.Tensor('float32', data, dims);
+  if (data instanceof Int32Array) return new ort.Tensor('int32', data, dims);
+  if (data instanceof BigInt64Array) return new ort.Tensor('int64', data, dims);
+  if (data instanceof Int8Array) return new ort.Tensor('int8', data, dims);
+  if (data instanceof Uint8Array) return new ort.Tensor(modelType === 'bool' ? 'bool' : 'uint8', data, dims);
+  return new ort.Tensor(modelType === 'uint16' ? 'uint16' : 'float16', data, dims);
+}
+
+/**
+ * ORT copies outputs out of the WASM heap into fresh arrays; this keeps them transferable and in
+ * the TensorArray family (Float16Array, where the browser has it, travels as its raw bits).
+ */
+function ownedArray(data: unknown): TensorArray {
+  const F16 = (globalThis as { Float16Array?: new (...args: never[]) => ArrayBufferView }).Float16Array;
+  if (F16 && data instanceof F16) {
+    const view = data as ArrayBufferView;
+    return new Uint16Array(view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength));
+  }
+  if (
+    data instanceof Float32Array ||
+    data instanceof Int32Array ||
+    data instanceof BigInt64Array ||
+    data instanceof Int8Array ||
+    data instanceof Uint8Array ||
+    data instanceof Uint16Array
+  ) {
+    const whole =
+      data.buffer instanceof ArrayBuffer &&
+      data.byteOffset === 0 &&
+      data.byteLength === data.buffer.byteLength;
+    return whole ? data : data.slice();
+  }
+  if (data instanceof Float64Array) return Float32Array.from(data);
+  if (data instanceof Int16Array || data instanceof Uint32Array) return Int32Array.from(data);
+  if (data instanceof BigUint64Array) return BigInt64Array.from(data, (v) => BigInt.asIntN(64, v));
+  throw new EdgeshipError('E_NO_BACKEND', 'model output is not a numeric tensor');
+}

@@ -1,0 +1,23 @@
+/// <reference lib="webworker" />
+// A throwaway worker that times one ONNX config with its own ORT instance (see probe.ts for why).
+import { errorText } from './engine.ts';
+import { configureOrt, createOnnxEngine } from './onnx-engine.ts';
+import type { ProbeReply, ProbeRequest } from './probe.ts';
+import { timeEngine } from './select.ts';
+
+self.onmessage = async (event: MessageEvent<ProbeRequest>) => {
+  const { model, config, wasmPaths, sample, warmupRuns } = event.data;
+  let reply: ProbeReply;
+  try {
+    configureOrt({ wasmPaths, threads: config.threads ?? 1 });
+    const engine = await createOnnxEngine(model, config);
+    try {
+      reply = { ok: true, medianMs: await timeEngine(engine, sample, warmupRuns) };
+    } finally {
+      await engine.dispose();
+    }
+  } catch (error) {
+    reply = { ok: false, reason: errorText(error) };
+  }
+  self.postMessage(reply);
+};

@@ -1,0 +1,374 @@
+import {
+  type ChunkRef,
+  canonicalJson,
+  EdgeshipError,
+  HashMismatchError,
+  LengthMismatchError,
+  parseValue,
+  type Release,
+  releaseId,
+  type SignedRelease,
+  SignedReleaseSchema,
+  sha256Hex,
+} from '@edgeship/protocol';
+import { type DBSchema, type IDBPDatabase, type IDBPTransaction, openDB, type StoreNames } from 'idb';
+import { storageError } from './storage-pressure.ts';
+
+export { requestPersistence } from './storage-pressure.ts';
+
+export interface InstalledRelease {
+  /** model@version, protocol releaseId(). */
+  id: string;
+  model: string;
+  version: string;
+  signed: SignedRelease;
+  /** True once every chunk is stored and every file verified. */
+  complete: boolean;
+  installedAt: number;
+  /** Sum of the release's file sizes (chunks shared with other releases are stored once). */
+  bytes: number;
+}
+
+export interface ModelPointers {
+  model: string;
+  active: string | null;
+  lastKnownGood: string | null;
+  /** Complete, waiting to be activated on next load. */
+  pending: string | null;
+}
+
+interface StoredChunk {
+  size: number;
+  bytes: Uint8Array;
+}
+
+interface ModelStoreSchema extends DBSchema {
+  /** Content-addressed: key is the chunk's SHA-256, so a chunk shared by releases is stored once. */
+  chunks: { key: string; value: StoredChunk; indexes: { bySize: number } };
+  releases: { key: string; value: InstalledRelease; indexes: { byModel: string } };
+  pointers: { key: string; value: ModelPointers };
+  meta: { key: string; value: unknown };
+}
+
+type Names = StoreNames<ModelStoreSchema>;
+type WriteTx<N extends Names[]> = IDBPTransaction<ModelStoreSchema, N, 'readwrite'>;
+
+const DB_VERSION = 1;
+
+/**
+ * Installed models in one IndexedDB database: content-addressed chunks, the releases that list
+ * them, and per model which release is active, last known good and pending. Every pointer change
+ * is one transaction, so a crash or a full disk never leaves a model pointing at nothing.
+ * Works in a dedicated worker (no window, no DOM).
+ */
+export class ModelStore {
+  private constructor(private readonly db: IDBPDatabase<ModelStoreSchema>) {}
+
+  static async open(name = 'edgeship-models'): Promise<ModelStore> {
+    const db = await openDB<ModelStoreSchema>(name, DB_VERSION, {
+      upgrade(db) {
+        db.createObjectStore('chunks').createIndex('bySize', 'size');
+        db.createObjectStore('releases', { keyPath: 'id' }).createIndex('byModel', 'model');
+        db.createObjectStore('pointers', { keyPath: 'model' });
+        db.createObjectStore('meta');
+      },
+      /** Fires when a newer runtime (another tab) wants to upgrade the schema: let it. */
+      blocking() {
+        db.close();
+      },
+    });
+    return new ModelStore(db);
+  }
+
+  async hasChunk(sha256: string): Promise<boolean> {
+    return (await this.db.getKey('chunks', sha256)) !== undefined;
+  }
+
+  /** The release's chunks not stored yet, de-duplicated, in file order. */
+  async missingChunks(release: Release): Promise<ChunkRef[]> {
+    const unique = uniqueChunks(release);
+    const store = this.db.transaction('chunks').store;
+    const keys = await Promise.all(unique.map((c) => store.getKey(c.sha256)));
+    return unique.filter((_, i) => keys[i] === undefined);
+  }
+
+  /** Stores a chunk after checking its hash: bytes that do not match are never written. */
+  async putChunk(sha256: string, bytes: Uint8Array): Promise<void> {
+    const actual = await sha256Hex(bytes);
+    if (actual !== sha256) {
+      throw new HashMismatchError('E_HASH', `chunk ${sha256} arrived as bytes hashing to ${actual}`);
+    }
+    // Structured clone copies a view's whole buffer: a subarray of a big download would store it all.
+    const own =
+      bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+    await this.write(['chunks'], async (tx) => {
+      if ((await tx.objectStore('chunks').getKey(sha256)) === undefined)
+        await tx.objectStore('chunks').put({ size: own.length, bytes: own }, sha256);
+    });
+  }
+
+  /** Records a release as incomplete (a download in progress). Never touches any pointer. */
+  async putRelease(signed: SignedRelease): Promise<void> {
+    const checked = parseValue(SignedReleaseSchema, signed, 'release');
+    const release = checked.signed;
+    const id = releaseId(release);
+    await this.write(['releases'], async (tx) => {
+      const existing = await tx.objectStore('releases').get(id);
+      // A complete release stays as verified; an incomplete one is replaced only if its files differ.
+      if (existing?.complete) return;
+      if (existing && canonicalJson(existing.signed.signed.files) === canonicalJson(release.files)) return;
+      await tx.objectStore('releases').put({
+        id,
+        model: release.model,
+        version: release.version,
+        signed: checked,
+        complete: false,
+        installedAt: Date.now(),
+        bytes: release.files.reduce((n, f) => n + f.size, 0),
+      });
+    });
+  }
+
+  /** Marks a release complete; refuses (E_NOT_FOUND) while any of its chunks is missing. */
+  async markComplete(id: string): Promise<void> {
+    await this.write(['releases', 'chunks'], async (tx) => {
+      const installed = requireRelease(await tx.objectStore('releases').get(id), id);
+      const chunks = tx.objectStore('chunks');
+      const unique = uniqueChunks(installed.signed.signed);
+      const keys = await Promise.all(unique.map((c) => chunks.getKey(c.sha256)));
+      const missing = unique.filter((_, i) => keys[i] === undefined).length;
+      if (missing > 0) throw new EdgeshipError('E_NOT_FOUND', `${id} lacks ${missing} of its chunks`);
+      if (!installed.complete) {
+        await tx.objectStore('releases').put({ ...installed, complete: true, installedAt: Date.now() });
+      }
+    });
+  }
+
+  /** A file's bytes, checked against the signed size and SHA-256 every time they are read. */
+  async readFile(id: string, path: string): Promise<Uint8Array> {
+    const installed = requireRelease(await this.db.get('releases', id), id);
+    const file = installed.signed.signed.files.find((f) => f.path === path);
+    if (!file) throw new EdgeshipError('E_NOT_FOUND', `${id} has no file ${path}`);
+    const store = this.db.transaction('chunks').store;
+    const stored = await Promise.all(file.chunks.map((c) => store.get(c.sha256)));
+    const out = new Uint8Array(file.size);
+    let offset = 0;
+    for (const [i, chunk] of stored.entries()) {
+      if (!chunk)
+        throw new EdgeshipError('E_NOT_FOUND', `chunk ${file.chunks[i]!.sha256} of ${id} is not stored`);
+      if (offset + chunk.bytes.length > out.length) {
+        throw new LengthMismatchError(
+          'E_LENGTH',
+          `${id}/${path} has more bytes stored than its ${file.size}`,
+        );
+      }
+      out.set(chunk.bytes, offset);
+      offset += chunk.bytes.length;
+    }
+    if (offset !== file.size) {
+      throw new LengthMismatchError(
+        'E_LENGTH',
+        `${id}/${path} has ${offset} bytes stored, expected ${file.size}`,
+      );
+    }
+    // Storage can be corrupted or tampered with after the download was verified.
+    if ((await sha256Hex(out)) !== file.sha256) {
+      throw new HashMismatchError('E_HASH', `${id}/${path} no longer matches its signed SHA-256`);
+    }
+    return out;
+  }
+
+  getRelease(id: string): Promise<InstalledRelease | undefined> {
+    return this.db.get('releases', id);
+  }
+
+  /** Releases in id order, optionally of one model. */
+  listReleases(model?: string): Promise<InstalledRelease[]> {
+    return model === undefined
+      ? this.db.getAll('releases')
+      : this.db.getAllFromIndex('releases', 'byModel', model);
+  }
+
+  async pointers(model: string): Promise<ModelPointers> {
+    return (await this.db.get('pointers', model)) ?? emptyPointers(model);
+  }
+
+  /** Stages a complete release to run from the next load (null clears it). */
+  async setPending(model: string, id: string | null): Promise<void> {
+    await this.updatePointers(model, id, (p) => ({ ...p, pending: id }));
+  }
+
+  /** Switches what runs, in one transaction: active = id, pending = null. */
+  async activate(model: string, id: string): Promise<void> {
+    await this.updatePointers(model, id, (p) => ({ ...p, active: id, pending: null }));
+  }
+
+  /** Remembers a release that passed its health check as the rollback target. */
+  async markGood(model: string, id: string): Promise<void> {
+    await this.updatePointers(model, id, (p) => ({ ...p, lastKnownGood: id }));
+  }
+
+  /** Makes the last known good release active again, in one transaction, and returns it. */
+  async rollback(model: string): Promise<string | null> {
+    return this.write(['pointers'], async (tx) => {
+      const p = (await tx.objectStore('pointers').get(model)) ?? emptyPointers(model);
+      await tx.objectStore('pointers').put({ ...p, active: p.lastKnownGood });
+      return p.lastKnownGood;
+    });
+  }
+
+  /**
+   * Forgets a release and clears every pointer naming it (active included: the caller decided).
+   * Its chunks stay until collectGarbage, since other releases may share them.
+   */
+  async removeRelease(id: string): Promise<void> {
+    await this.write(['releases', 'pointers'], async (tx) => {
+      const installed = await tx.objectStore('releases').get(id);
+      if (!installed) return;
+      await tx.objectStore('releases').delete(id);
+      const pointers = tx.objectStore('pointers');
+      const p = await pointers.get(installed.model);
+      if (!p) return;
+      const clear = (v: string | null) => (v === id ? null : v);
+      await pointers.put({
+        ...p,
+        active: clear(p.active),
+        lastKnownGood: clear(p.lastKnownGood),
+        pending: clear(p.pending),
+      });
+    });
+  }
+
+  /**
+   * Deletes, per model, the complete releases no pointer names beyond the `keep.perModel` most
+   * recently installed, then every chunk no remaining release lists. Incomplete releases are kept:
+   * they are downloads in progress (or to resume), and their chunks must survive.
+   * One transaction, so it cannot interleave with an activation or a download's writes.
+   */
+  async collectGarbage(
+    keep: { perModel: number } = { perModel: 0 },
+  ): Promise<{ chunksDeleted: number; bytesFreed: number }> {
+    return this.write(['releases', 'pointers', 'chunks'], async (tx) => {
+      const releases = await tx.objectStore('releases').getAll();
+      const pinned = new Set<string | null>();
+      for (const p of await tx.objectStore('pointers').getAll()) {
+        pinned.add(p.active).add(p.lastKnownGood).add(p.pending);
+      }
+      const spare = new Map<string, InstalledRelease[]>();
+      const kept: InstalledRelease[] = [];
+      for (const r of releases) {
+        if (!r.complete || pinned.has(r.id)) kept.push(r);
+        else spare.set(r.model, [...(spare.get(r.model) ?? []), r]);
+      }
+      for (const list of spare.values()) {
+        list.sort((a, b) => b.installedAt - a.installedAt);
+        kept.push(...list.slice(0, Math.max(0, keep.perModel)));
+        for (const r of list.slice(Math.max(0, keep.perModel))) await tx.objectStore('releases').delete(r.id);
+      }
+      const referenced = new Set(
+        kept.flatMap((r) => r.signed.signed.files.flatMap((f) => f.chunks.map((c) => c.sha256))),
+      );
+      const chunks = tx.objectStore('chunks');
+      const doomed: Array<{ sha256: string; size: number }> = [];
+      // A key cursor on the size index reads hashes and sizes without loading any chunk's bytes.
+      for (let c = await chunks.index('bySize').openKeyCursor(); c; c = await c.continue()) {
+        if (!referenced.has(c.primaryKey)) doomed.push({ sha256: c.primaryKey, size: c.key });
+      }
+      await Promise.all(doomed.map((d) => chunks.delete(d.sha256)));
+      return { chunksDeleted: doomed.length, bytesFreed: doomed.reduce((n, d) => n + d.size, 0) };
+    });
+  }
+
+  async getMeta<T>(key: string): Promise<T | undefined> {
+    return (await this.db.get('meta', key)) as T | undefined;
+  }
+
+  async setMeta(key: string, value: unknown): Promise<void> {
+    await this.write(['meta'], async (tx) => {
+      if (value === undefined) await tx.objectStore('meta').delete(key);
+      else await tx.objectStore('meta').put(value, key);
+    });
+  }
+
+  /** Counts and stored bytes (each shared chunk once). */
+  async usage(): Promise<{ releases: number; chunks: number; bytes: number }> {
+    const tx = this.db.transaction(['releases', 'chunks']);
+    let bytes = 0;
+    for (let c = await tx.objectStore('chunks').index('bySize').openKeyCursor(); c; c = await c.continue()) {
+      bytes += c.key;
+    }
+    return {
+      releases: await tx.objectStore('releases').count(),
+      chunks: await tx.objectStore('chunks').count(),
+      bytes,
+    };
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  /** Changes one model's pointers after checking `id` names a complete release of that model. */
+  private async updatePointers(
+    model: string,
+    id: string | null,
+    change: (p: ModelPointers) => ModelPointers,
+  ) {
+    await this.write(['releases', 'pointers'], async (tx) => {
+      if (id !== null) {
+        const installed = requireRelease(await tx.objectStore('releases').get(id), id);
+        if (installed.model !== model)
+          throw new EdgeshipError('E_NOT_FOUND', `${id} is not a release of ${model}`);
+        if (!installed.complete) throw new EdgeshipError('E_NOT_FOUND', `${id} is not completely downloaded`);
+      }
+      const pointers = tx.objectStore('pointers');
+      await pointers.put(change((await pointers.get(model)) ?? emptyPointers(model)));
+    });
+  }
+
+  /**
+   * Runs `work` in one readwrite transaction. Any failure aborts it, so nothing of it is stored;
+   * running out of quota (on a request or at commit) becomes E_QUOTA.
+   */
+  private async write<N extends Names[], T>(names: N, work: (tx: WriteTx<N>) => Promise<T>): Promise<T> {
+    const tx = this.db.transaction(names, 'readwrite');
+    // Observed through the await below; without this an abort is also an unhandled rejection.
+    tx.done.catch(() => {});
+    try {
+      const result = await work(tx);
+      await tx.done;
+      return result;
+    } catch (error) {
+      const transactionError = tx.error;
+      try {
+        tx.abort();
+      } catch {
+        // Already committed or aborted: nothing left to undo.
+      }
+      throw storageError(error, transactionError);
+    }
+  }
+}
+
+function emptyPointers(model: string): ModelPointers {
+  return { model, active: null, lastKnownGood: null, pending: null };
+}
+
+function requireRelease(installed: InstalledRelease | undefined, id: string): InstalledRelease {
+  if (!installed) throw new EdgeshipError('E_NOT_FOUND', `release ${id} is not installed`);
+  return installed;
+}
+
+/** A release's chunks with each hash once, in file order. */
+function uniqueChunks(release: Pick<Release, 'files'>): ChunkRef[] {
+  const seen = new Set<string>();
+  const out: ChunkRef[] = [];
+  for (const file of release.files) {
+    for (const chunk of file.chunks) {
+      if (seen.has(chunk.sha256)) continue;
+      seen.add(chunk.sha256);
+      out.push(chunk);
+    }
+  }
+  return out;
+}

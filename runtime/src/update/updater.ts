@@ -1,0 +1,171 @@
+import {
+  chooseRelease,
+  EdgeshipError,
+  MAX_MANIFEST_BYTES,
+  type Manifest,
+  releaseId,
+  type SignedRelease,
+} from '@edgeship/protocol';
+import semverGte from 'semver/functions/gte';
+import { type DownloadResult, downloadRelease } from '../download/fetcher.ts';
+import type { ModelStore } from '../store/model-store.ts';
+import { readCappedText } from './read-capped.ts';
+import type { TrustStore } from './trust-store.ts';
+
+export interface UpdaterConfig {
+  server: string;
+  app: string;
+  channel: string;
+  deviceId: string;
+  runtimeVersion: string;
+  fetch?: typeof fetch;
+  /** Deadline for the manifest request. */
+  timeoutMs?: number;
+  downloadConcurrency?: number;
+  stallMs?: number;
+}
+
+export type UpdateEvent =
+  | { type: 'update-available'; model: string; release: string }
+  | { type: 'update-downloaded'; model: string; release: string; download: DownloadResult }
+  | { type: 'update-failed'; model: string; release: string; code: string; message: string }
+  | { type: 'shadow-ready'; model: string; release: string };
+
+export interface CheckResult {
+  /** False when the server answered 304: nothing changed since the last check. */
+  changed: boolean;
+  manifestVersion: number | null;
+  /** Per model: what this device should run now and what it shadows. */
+  targets: Record<string, { active: string | null; shadow: string | null; inRollout: boolean }>;
+  downloaded: string[];
+  failures: Array<{ release: string; code: string; message: string }>;
+}
+
+const ETAG_KEY = 'manifest-etag';
+const MANIFEST_KEY = 'manifest';
+export const FAILED_KEY = 'failed-releases';
+
+/**
+ * One update check, top to bottom: fetch the manifest (honouring its ETag), verify it through
+ * the trust store, pick this device's releases by rollout bucket, download what is missing, and
+ * stage it as pending. Never touches what is active: activation belongs to the runtime.
+ */
+export class Updater {
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(
+    private readonly store: ModelStore,
+    private readonly trust: TrustStore,
+    private readonly config: UpdaterConfig,
+    private readonly emit: (event: UpdateEvent) => void = () => {},
+  ) {
+    this.fetchImpl = config.fetch ?? fetch.bind(globalThis);
+  }
+
+  async check(now = new Date()): Promise<CheckResult> {
+    const fetched = await this.fetchManifest();
+    const bytes = fetched?.text ?? (await this.store.getMeta<string>(MANIFEST_KEY));
+    const result: CheckResult = {
+      changed: fetched !== null,
+      manifestVersion: null,
+      targets: {},
+      downloaded: [],
+      failures: [],
+    };
+    if (!bytes) return result;
+    // Verified every time, cached bytes included: a manifest that has expired since is refused.
+    const { manifest } = await this.trust.acceptManifest(bytes, now);
+    if (fetched !== null) {
+      // Remembered only once verified, so a refused manifest is fetched in full next time.
+      await this.store.setMeta(MANIFEST_KEY, fetched.text);
+      if (fetched.etag) await this.store.setMeta(ETAG_KEY, fetched.etag);
+    }
+    result.manifestVersion = manifest.version;
+    await this.applyManifest(manifest, result);
+    return result;
+  }
+
+  private async applyManifest(manifest: Manifest, result: CheckResult): Promise<void> {
+    const failed = new Set((await this.store.getMeta<string[]>(FAILED_KEY)) ?? []);
+    for (const entry of manifest.models) {
+      const choice = await chooseRelease(entry, this.config.deviceId);
+      const active = choice.active;
+      const shadow = choice.shadow;
+      result.targets[entry.name] = {
+        active: active && releaseId(active.signed),
+        shadow: shadow && releaseId(shadow.signed),
+        inRollout: choice.inRollout,
+      };
+      if (active && !failed.has(releaseId(active.signed))) {
+        const id = await this.ensureDownloaded(entry.name, active, result);
+        if (id) await this.stage(entry.name, id);
+      }
+      if (shadow && !failed.has(releaseId(shadow.signed))) {
+        const id = await this.ensureDownloaded(entry.name, shadow, result);
+        if (id) this.emit({ type: 'shadow-ready', model: entry.name, release: id });
+      }
+      await this.store.setMeta(`shadow:${entry.name}`, shadow && releaseId(shadow.signed));
+    }
+  }
+
+  /** Makes `id` the pending release unless it is already what runs. */
+  private async stage(model: string, id: string): Promise<void> {
+    const pointers = await this.store.pointers(model);
+    if (pointers.active === id) {
+      if (pointers.pending) await this.store.setPending(model, null);
+      return;
+    }
+    if (pointers.pending !== id) await this.store.setPending(model, id);
+  }
+
+  private async ensureDownloaded(model: string, signed: SignedRelease, result: CheckResult) {
+    const id = releaseId(signed.signed);
+    if ((await this.store.getRelease(id))?.complete) return id;
+    try {
+      if (!semverGte(this.config.runtimeVersion, signed.signed.minRuntimeVersion)) {
+        throw new EdgeshipError(
+          'E_UNSUPPORTED_RUNTIME',
+          `${id} needs runtime ${signed.signed.minRuntimeVersion}; this is ${this.config.runtimeVersion}`,
+        );
+      }
+      this.emit({ type: 'update-available', model, release: id });
+      const download = await downloadRelease(this.store, signed, {
+        server: this.config.server,
+        fetch: this.fetchImpl,
+        concurrency: this.config.downloadConcurrency,
+        stallMs: this.config.stallMs,
+      });
+      result.downloaded.push(id);
+      this.emit({ type: 'update-downloaded', model, release: id, download });
+      return id;
+    } catch (error) {
+      const code = error instanceof EdgeshipError ? error.code : 'E_NETWORK';
+      const message = (error as Error).message;
+      result.failures.push({ release: id, code, message });
+      this.emit({ type: 'update-failed', model, release: id, code, message });
+      return null;
+    }
+  }
+
+  /** The manifest's bytes and ETag, or null on 304 Not Modified. */
+  private async fetchManifest(): Promise<{ text: string; etag: string | null } | null> {
+    const url = `${this.config.server.replace(/\/$/, '')}/v1/apps/${this.config.app}/channels/${this.config.channel}/manifest`;
+    const etag = await this.store.getMeta<string>(ETAG_KEY);
+    let response: Response;
+    try {
+      response = await this.fetchImpl(url, {
+        headers: etag ? { 'if-none-match': etag } : {},
+        // The HTTP cache must not answer for us: freshness is decided by the server and the ETag.
+        cache: 'no-store',
+        signal: AbortSignal.timeout(this.config.timeoutMs ?? 15_000),
+      });
+    } catch (error) {
+      throw new EdgeshipError('E_NETWORK', `cannot reach the update server: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    if (response.status === 304) return null;
+    if (!response.ok) throw new EdgeshipError('E_HTTP', `manifest request answered ${response.status}`);
+    return { text: await readCappedText(response, MAX_MANIFEST_BYTES), etag: response.headers.get('etag') };
+  }
+}

@@ -1,0 +1,68 @@
+import type { Release } from '@edgeship/protocol';
+import type { EngineConfig } from '../engines/engine.ts';
+import { configureOrt, createOnnxEngine } from '../engines/onnx-engine.ts';
+import { candidateConfigs, selectEngine } from '../engines/select.ts';
+import { sampleInputs } from '../engines/tensor.ts';
+import { createTfjsEngine } from '../engines/tfjs-engine.ts';
+import type { ModelStore } from '../store/model-store.ts';
+import type { BackendReport, RuntimeConfig } from './config.ts';
+
+const engineKey = (id: string) => `engine:${id}`;
+
+/**
+ * Opens a release on the fastest backend for this device: measured once per release (and
+ * remembered in the store), or forced by the app's `backend` option.
+ */
+export async function openEngine(
+  store: ModelStore,
+  id: string,
+  release: Release,
+  files: Map<string, Uint8Array>,
+  config: RuntimeConfig,
+) {
+  const env = {
+    crossOriginIsolated: globalThis.crossOriginIsolated === true,
+    hardwareConcurrency: globalThis.navigator?.hardwareConcurrency ?? 1,
+  };
+  const { candidates, fallbacks } = await candidateConfigs(release.format, env);
+  const remembered = await store.getMeta<EngineConfig>(engineKey(id));
+  const preferred = config.backend && config.backend !== 'auto' ? config.backend : undefined;
+  const load = (engineConfig: EngineConfig) => {
+    if (release.format === 'onnx') {
+      configureOrt({ wasmPaths: config.wasmPaths, threads: engineConfig.threads ?? 1 });
+      return createOnnxEngine(files.get(release.files[0]!.path)!, engineConfig);
+    }
+    const [modelFile, ...weightFiles] = release.files;
+    const modelJson = JSON.parse(new TextDecoder().decode(files.get(modelFile!.path)!));
+    return createTfjsEngine(
+      { modelJson, weights: concat(weightFiles.map((f) => files.get(f.path)!)) },
+      engineConfig,
+    );
+  };
+  const selected = await selectEngine({
+    format: release.format,
+    load,
+    candidates,
+    preferred,
+    sample: sampleInputs(release.inputs),
+    remembered: preferred ? undefined : remembered,
+  });
+  if (!preferred) await store.setMeta(engineKey(id), selected.chosen);
+  const backend: BackendReport = {
+    chosen: selected.chosen,
+    trials: selected.trials,
+    fallbacks: [...fallbacks, ...selected.fallbacks],
+    remembered: !preferred && remembered !== undefined,
+  };
+  return { engine: selected.engine, backend };
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}

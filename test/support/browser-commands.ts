@@ -1,0 +1,197 @@
+import { rm } from 'node:fs/promises';
+import { canonicalJson, type ManifestEnvelope, type Release, signManifest } from '@edgeship/protocol';
+import type { BrowserCommand } from 'vitest/node';
+import { ChaosProxy, type ChaosRules, type ProxyLogEntry } from './chaos-proxy.ts';
+import { SILERO_CONTRACT, sileroBytes, withDocString } from './models.ts';
+import { makeRelease, randomBytesOf, startTestServer, type TestServer } from './server.ts';
+
+/**
+ * Commands that browser tests call through Vitest (`commands.x(...)`); they run in Node, where
+ * they start real update servers and a chaos proxy in front of each.
+ */
+
+interface Fleet {
+  server: TestServer;
+  proxy: ChaosProxy;
+  port: number;
+}
+
+const fleets = new Map<string, Fleet>();
+
+export interface StartedServer {
+  name: string;
+  /** What devices use: the chaos proxy in front of the server. */
+  url: string;
+  trustedRoot: { keys: Array<{ keyId: string; publicKey: string }>; threshold: number };
+}
+
+export type ModelSource = 'silero' | { sileroDocString: string } | 'garbage';
+
+export interface PublishOptions {
+  model?: string;
+  version: string;
+  source: ModelSource;
+  app?: string;
+  channel?: string;
+  /** Promote to production directly. */
+  promote?: boolean;
+  rollout?: { shareBps: number; mode?: 'canary' | 'shadow' };
+}
+
+function fleet(name: string): Fleet {
+  const found = fleets.get(name);
+  if (!found) throw new Error(`no test server named ${name}`);
+  return found;
+}
+
+async function modelBytes(source: ModelSource): Promise<Uint8Array> {
+  if (source === 'silero') return sileroBytes();
+  if (source === 'garbage') return randomBytesOf(300_000, 99);
+  return withDocString(await sileroBytes(), source.sileroDocString);
+}
+
+const startEdgeshipServer: BrowserCommand<[name: string]> = async (_ctx, name) => {
+  const server = await startTestServer({ rateLimits: { publicPerMinute: 100_000, adminPerMinute: 100_000 } });
+  const proxy = new ChaosProxy(server.server.url);
+  await proxy.start();
+  fleets.set(name, { server, proxy, port: Number(new URL(server.server.url).port) });
+  return { name, url: proxy.url, trustedRoot: server.server.trustedRoot } satisfies StartedServer;
+};
+
+const stopEdgeshipServer: BrowserCommand<[name: string, opts?: { keepData?: boolean }]> = async (
+  _ctx,
+  name,
+  opts,
+) => {
+  const f = fleets.get(name);
+  if (!f) return;
+  await f.server.server.close();
+  if (!opts?.keepData) {
+    await f.proxy.stop();
+    await rm(f.server.dataDir, { recursive: true, force: true });
+    fleets.delete(name);
+  }
+};
+
+/** Starts a stopped server again on its data directory and port (the proxy never moved). */
+const restartEdgeshipServer: BrowserCommand<[name: string]> = async (_ctx, name) => {
+  const f = fleet(name);
+  f.server = await startTestServer({
+    dataDir: f.server.dataDir,
+    port: f.port,
+    rateLimits: { publicPerMinute: 100_000, adminPerMinute: 100_000 },
+  });
+  f.proxy.target = f.server.server.url;
+};
+
+const publishModel: BrowserCommand<[name: string, opts: PublishOptions]> = async (_ctx, name, opts) => {
+  const { server } = fleet(name);
+  const bytes = await modelBytes(opts.source);
+  const fields: Partial<Release> = {
+    model: opts.model ?? 'vad',
+    version: opts.version,
+    ...SILERO_CONTRACT,
+    quantization: { method: 'none' },
+  };
+  const signed = await makeRelease(server.publisherKey, bytes, fields);
+  await server.publisher.uploadRelease(signed, new Map([['model.onnx', bytes]]));
+  await server.publisher.registerRelease({ release: signed });
+  const app = opts.app ?? 'demo-app';
+  const channel = opts.channel ?? 'stable';
+  if (opts.promote) await server.operator.promoteRelease(app, channel, fields.model!, opts.version);
+  let rolloutId: string | null = null;
+  if (opts.rollout) {
+    rolloutId = (
+      await server.operator.createRollout({
+        app,
+        channel,
+        model: fields.model!,
+        release: opts.version,
+        shareBps: opts.rollout.shareBps,
+        mode: opts.rollout.mode,
+      })
+    ).id;
+  }
+  return {
+    rolloutId,
+    size: bytes.length,
+    chunks: signed.signed.files[0]!.chunks,
+  };
+};
+
+const haltRollout: BrowserCommand<[name: string, rolloutId: string]> = async (_ctx, name, rolloutId) => {
+  await fleet(name).server.operator.halt(rolloutId, 'halted by a test');
+};
+
+const setChaos: BrowserCommand<[name: string, rules: ChaosRules]> = async (_ctx, name, rules) => {
+  fleet(name).proxy.setRules(rules);
+};
+
+const proxyLog: BrowserCommand<[name: string, opts?: { reset?: boolean }]> = async (_ctx, name, opts) => {
+  const { proxy } = fleet(name);
+  const log: ProxyLogEntry[] = [...proxy.log];
+  if (opts?.reset) proxy.log = [];
+  return log;
+};
+
+/**
+ * Attack material made from what the proxy has seen: an edited manifest, a replay of an older
+ * version, or one that is correctly signed by the online key but already expired.
+ */
+const forgeManifest: BrowserCommand<
+  [name: string, kind: 'tampered' | 'expired' | { replay: number }]
+> = async (_ctx, name, kind) => {
+  const { proxy, server } = fleet(name);
+  const newest = Math.max(...proxy.manifests.keys());
+  if (typeof kind === 'object') {
+    const old = proxy.manifests.get(kind.replay);
+    if (!old) throw new Error(`the proxy has not seen manifest version ${kind.replay}`);
+    return old;
+  }
+  const envelope = JSON.parse(proxy.manifests.get(newest)!) as ManifestEnvelope;
+  if (kind === 'tampered') {
+    envelope.signed.expiresAt = new Date(
+      Date.parse(envelope.signed.expiresAt) + 365 * 86_400_000,
+    ).toISOString();
+    return canonicalJson(envelope);
+  }
+  const past = Date.now() - 3_600_000;
+  const expired = await signManifest(
+    {
+      ...envelope.signed,
+      version: newest + 1,
+      issuedAt: new Date(past - 3_600_000).toISOString(),
+      expiresAt: new Date(past).toISOString(),
+    },
+    [server.server.keys.online],
+    envelope.keySet,
+  );
+  return canonicalJson(expired);
+};
+
+export const edgeshipCommands = {
+  startEdgeshipServer,
+  stopEdgeshipServer,
+  restartEdgeshipServer,
+  publishModel,
+  haltRollout,
+  setChaos,
+  proxyLog,
+  forgeManifest,
+};
+
+declare module 'vitest/browser' {
+  interface BrowserCommands {
+    startEdgeshipServer(name: string): Promise<StartedServer>;
+    stopEdgeshipServer(name: string, opts?: { keepData?: boolean }): Promise<void>;
+    restartEdgeshipServer(name: string): Promise<void>;
+    publishModel(
+      name: string,
+      opts: PublishOptions,
+    ): Promise<{ rolloutId: string | null; size: number; chunks: Array<{ sha256: string; size: number }> }>;
+    haltRollout(name: string, rolloutId: string): Promise<void>;
+    setChaos(name: string, rules: ChaosRules): Promise<void>;
+    proxyLog(name: string, opts?: { reset?: boolean }): Promise<ProxyLogEntry[]>;
+    forgeManifest(name: string, kind: 'tampered' | 'expired' | { replay: number }): Promise<string>;
+  }
+}

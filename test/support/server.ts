@@ -1,0 +1,95 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  describeFile,
+  type Release,
+  type SignedRelease,
+  type SigningKeyPair,
+  signRelease,
+} from '@edgeship/protocol';
+import { AdminClient, type RunningServer, type ServerOptions, startServer } from '@edgeship/update-server';
+
+export interface TestServer {
+  server: RunningServer;
+  dataDir: string;
+  publisherKey: SigningKeyPair;
+  publisher: AdminClient;
+  operator: AdminClient;
+  viewer: AdminClient;
+  stop(opts?: { keepData?: boolean }): Promise<void>;
+}
+
+/** A real update server on loopback with a fresh data directory and a development trust chain. */
+export async function startTestServer(opts: Partial<ServerOptions> = {}): Promise<TestServer> {
+  const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'edgeship-server-')));
+  const server = await startServer({ logLevel: 'silent', createKeys: true, ...opts, dataDir });
+  const created = server.keys.created;
+  const publisherKey =
+    created?.publisher ??
+    (JSON.parse(
+      await (await import('node:fs/promises')).readFile(
+        join(opts.keysDir ?? join(dataDir, 'keys'), 'publisher.key.json'),
+        'utf8',
+      ),
+    ) as SigningKeyPair);
+  if (!server.tokens) throw new Error('the test server has no bootstrap tokens');
+  return {
+    server,
+    dataDir,
+    publisherKey,
+    publisher: new AdminClient(server.url, server.tokens.publisher),
+    operator: new AdminClient(server.url, server.tokens.operator),
+    viewer: new AdminClient(server.url, server.tokens.viewer),
+    async stop({ keepData = false } = {}) {
+      await server.close();
+      if (!keepData && !opts.dataDir) await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function randomBytesOf(size: number, seed = 1): Uint8Array {
+  // xorshift32: deterministic, incompressible enough for content-defined chunking.
+  const out = new Uint8Array(size);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+/** A signed single-file ONNX-format release over arbitrary bytes (for registry tests). */
+export async function makeRelease(
+  key: SigningKeyPair,
+  bytes: Uint8Array,
+  fields: Partial<Release> = {},
+): Promise<SignedRelease> {
+  const release: Release = {
+    type: 'edgeship/release',
+    model: 'demo',
+    version: '1.0.0',
+    format: 'onnx',
+    files: [await describeFile('model.onnx', bytes)],
+    quantization: { method: 'none' },
+    inputs: [{ name: 'x', dtype: 'float32', shape: ['batch', 4] }],
+    outputs: [{ name: 'y', dtype: 'float32', shape: ['batch', 1] }],
+    preprocessing: [],
+    postprocessing: [],
+    monitoring: { features: [] },
+    minRuntimeVersion: '0.1.0',
+    createdAt: new Date().toISOString(),
+    ...fields,
+  };
+  return signRelease(release, [key]);
+}
+
+/** Uploads and registers a release in one go. */
+export async function publish(t: TestServer, bytes: Uint8Array, fields: Partial<Release> = {}) {
+  const signed = await makeRelease(t.publisherKey, bytes, fields);
+  await t.publisher.uploadRelease(signed, new Map([['model.onnx', bytes]]));
+  await t.publisher.registerRelease({ release: signed });
+  return signed;
+}

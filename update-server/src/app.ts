@@ -1,0 +1,121 @@
+import { getConnInfo } from '@hono/node-server/conninfo';
+import { Hono } from 'hono';
+import { cors } from 'hono/cors';
+import { requestId } from 'hono/request-id';
+import type { Logger } from 'pino';
+import { ApiError } from './http/api-error.ts';
+import { renderError } from './http/errors.ts';
+import { createHttpMetrics } from './http/metrics.ts';
+import { rateLimit } from './http/rate-limit.ts';
+import type { ServerKeys } from './keys/server-keys.ts';
+import type { RegistryService } from './registry/service.ts';
+import { createAdminRoutes } from './routes/admin.ts';
+import { createPublicRoutes } from './routes/public.ts';
+import type { BlobStore, RegistryStore } from './storage/types.ts';
+
+export interface RateLimits {
+  /** Per client address, on the public device routes. */
+  publicPerMinute: number;
+  /** Per token, on the admin routes. */
+  adminPerMinute: number;
+}
+
+export const DEFAULT_RATE_LIMITS: RateLimits = { publicPerMinute: 6000, adminPerMinute: 1200 };
+
+export interface AppDeps {
+  registry: RegistryStore;
+  blobs: BlobStore;
+  service: RegistryService;
+  keys: ServerKeys;
+  log: Logger;
+  rateLimits?: RateLimits;
+  /** Routes mounted by the host (telemetry ingest, dashboard, the demo PWA). */
+  mount?: (app: Hono) => void;
+}
+
+export function createApp(deps: AppDeps) {
+  const { log } = deps;
+  const limits = deps.rateLimits ?? DEFAULT_RATE_LIMITS;
+  const metrics = createHttpMetrics();
+  const app = new Hono();
+
+  app.use(requestId());
+  app.use(async (c, next) => {
+    const started = performance.now();
+    await next();
+    log.info(
+      {
+        reqId: c.get('requestId'),
+        method: c.req.method,
+        path: c.req.path,
+        status: c.res.status,
+        ms: Math.round((performance.now() - started) * 10) / 10,
+      },
+      'request',
+    );
+  });
+  app.use(metrics.middleware);
+  app.onError((error, c) => renderError(error, c, log));
+  app.notFound(() => {
+    throw new ApiError(404, 'E_NOT_FOUND', 'no such route');
+  });
+
+  app.get('/healthz', (c) => c.json({ ok: true }));
+  app.get('/readyz', async (c) => {
+    // Ready means the database answers: a process that cannot read the registry must get no traffic.
+    try {
+      await deps.registry.listChannels();
+      return c.json({ ok: true });
+    } catch (error) {
+      log.warn({ err: error }, 'not ready');
+      return c.json({ error: { code: 'E_NOT_READY', message: 'the database does not answer' } }, 503);
+    }
+  });
+  app.get('/metrics', async (c) => {
+    c.header('Content-Type', metrics.registry.contentType);
+    return c.body(await metrics.registry.metrics());
+  });
+
+  // Devices may run on any origin; CORP lets cross-origin-isolated pages (COEP) use our bytes.
+  app.use('/v1/*', cors({ origin: '*', exposeHeaders: ['ETag', 'Content-Range', 'Retry-After'] }));
+  app.use('/v1/*', async (c, next) => {
+    await next();
+    c.header('Cross-Origin-Resource-Policy', 'cross-origin');
+  });
+
+  const clientAddress = (c: Parameters<typeof getConnInfo>[0]) => {
+    try {
+      return getConnInfo(c).remote.address ?? 'unknown';
+    } catch {
+      return 'unknown';
+    }
+  };
+  const publicLimit = rateLimit({ points: limits.publicPerMinute, windowSec: 60, key: clientAddress });
+  app.use('/v1/apps/*', publicLimit);
+  app.use('/v1/chunks/*', publicLimit);
+  app.use(
+    '/v1/admin/*',
+    rateLimit({ points: limits.adminPerMinute, windowSec: 60, key: tokenKey(clientAddress) }),
+  );
+
+  app.route('/v1', createPublicRoutes(deps));
+  const admin = createAdminRoutes(deps);
+  app.route('/v1/admin', admin);
+  const openApi = admin.getOpenAPIDocument({
+    openapi: '3.0.3',
+    info: { title: 'Edgeship update server: admin API', version: '1' },
+    servers: [{ url: '/v1/admin' }],
+  });
+  app.get('/v1/openapi.json', (c) => c.json(openApi));
+
+  deps.mount?.(app);
+  return app;
+}
+
+/** Rate-limit admin calls per token (by a prefix of it, never logged), else per address. */
+function tokenKey(address: (c: Parameters<typeof getConnInfo>[0]) => string) {
+  return (c: Parameters<typeof getConnInfo>[0]) => {
+    const auth = c.req.header('authorization');
+    return auth ? `token:${auth.slice(-24)}` : `addr:${address(c)}`;
+  };
+}

@@ -1,0 +1,64 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
+import type { Registry, Role, TokenRecord } from '../storage/types.ts';
+
+export const ROLES: readonly Role[] = ['publisher', 'operator', 'viewer'];
+
+/** Tokens are high-entropy random strings, so a fast hash is enough (no password stretching needed). */
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+export function newToken(role: Role): string {
+  return `es_${role.slice(0, 3)}_${randomBytes(24).toString('base64url')}`;
+}
+
+/** Which roles may do what: every role reads; writes need their own role. */
+export function allows(granted: Role, needed: Role): boolean {
+  return needed === 'viewer' || granted === needed;
+}
+
+export async function createToken(
+  registry: Registry,
+  name: string,
+  role: Role,
+  opts: { expiresAt?: Date; now?: Date } = {},
+): Promise<string> {
+  const token = newToken(role);
+  const record: TokenRecord = {
+    id: randomUUID(),
+    name,
+    role,
+    hash: hashToken(token),
+    createdAt: (opts.now ?? new Date()).toISOString(),
+    expiresAt: opts.expiresAt?.toISOString() ?? null,
+    revokedAt: null,
+  };
+  await registry.insertToken(record);
+  return token;
+}
+
+export type BootstrapTokens = Record<Role, string>;
+
+/**
+ * On first start (no token in the database) creates one token per role and writes them to a
+ * 0600 file in the data directory, the only place their plain text ever exists. Later starts
+ * read that file back if it is still there (the development flow needs them; production
+ * operators delete it after copying the tokens into their secret store).
+ */
+export async function bootstrapTokens(registry: Registry, file: string): Promise<BootstrapTokens | null> {
+  if ((await registry.listTokens()).length > 0) return readTokensFile(file);
+  const tokens = {} as BootstrapTokens;
+  for (const role of ROLES) tokens[role] = await createToken(registry, `bootstrap-${role}`, role);
+  await writeFile(file, `${JSON.stringify(tokens, null, 2)}\n`, { mode: 0o600 });
+  await chmod(file, 0o600);
+  return tokens;
+}
+
+async function readTokensFile(file: string): Promise<BootstrapTokens | null> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as BootstrapTokens;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,29 @@
+import type { MiddlewareHandler } from 'hono';
+import { Counter, Histogram, Registry } from 'prom-client';
+
+/** One registry per server instance, so several servers in one process never share counters. */
+export function createHttpMetrics() {
+  const registry = new Registry();
+  const requests = new Counter({
+    name: 'edgeship_http_requests_total',
+    help: 'HTTP requests by route pattern, method and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'edgeship_http_request_duration_seconds',
+    help: 'HTTP request latency by route pattern',
+    labelNames: ['method', 'route'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const middleware: MiddlewareHandler = async (c, next) => {
+    const started = performance.now();
+    await next();
+    // The route pattern, not the path, keeps label cardinality bounded.
+    const route = c.req.routePath || 'unmatched';
+    requests.inc({ method: c.req.method, route, status: String(c.res.status) });
+    duration.observe({ method: c.req.method, route }, (performance.now() - started) / 1000);
+  };
+  return { registry, middleware };
+}

@@ -1,0 +1,7 @@
+export { AdminApiError, AdminClient } from './admin-client.ts';
+export { createApp, DEFAULT_RATE_LIMITS, type RateLimits } from './app.ts';
+export { type BootstrapTokens, createToken, hashToken } from './auth/tokens.ts';
+export { ApiError } from './http/api-error.ts';
+export { loadServerKeys, type ServerKeys } from './keys/server-keys.ts';
+export { RegistryService } from './registry/service.ts';
+export { DEFAULT_MANIFEST_TTL_MS, type RunningServer, type ServerOptions, startServer } from './server.ts';

@@ -1,0 +1,45 @@
+import { parseArgs } from 'node:util';
+import { startServer } from './server.ts';
+
+/**
+ * `edgeship-server`: runs the update server until SIGINT/SIGTERM.
+ * Flags override the environment (DATABASE_URL, EDGESHIP_DATA_DIR, PORT, HOST).
+ */
+export async function main(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'data-dir': { type: 'string', default: process.env.EDGESHIP_DATA_DIR ?? '.data' },
+      'database-url': { type: 'string', default: process.env.DATABASE_URL },
+      'keys-dir': { type: 'string' },
+      port: { type: 'string', default: process.env.PORT ?? '8787' },
+      host: { type: 'string', default: process.env.HOST ?? '127.0.0.1' },
+      'create-keys': { type: 'boolean' },
+      'log-level': { type: 'string', default: process.env.LOG_LEVEL ?? 'info' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(
+      'usage: edgeship-server [--data-dir .data] [--database-url postgres://…] [--keys-dir dir] [--port 8787] [--host 127.0.0.1] [--create-keys]\n',
+    );
+    return;
+  }
+  const server = await startServer({
+    dataDir: values['data-dir']!,
+    databaseUrl: values['database-url'] || undefined,
+    keysDir: values['keys-dir'],
+    port: Number(values.port),
+    host: values.host,
+    createKeys: values['create-keys'],
+    logLevel: values['log-level'] as 'info',
+  });
+  // Machine-readable first line for scripts and tests that start us.
+  process.stdout.write(`${JSON.stringify({ event: 'listening', url: server.url })}\n`);
+  const stop = async () => {
+    await server.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}

@@ -1,0 +1,93 @@
+import {
+  canonicalJson,
+  type Manifest,
+  type ModelEntry,
+  type SignedKeySet,
+  type SignedRelease,
+  type SigningKeyPair,
+  sha256Hex,
+  signManifest,
+  utf8,
+} from '@edgeship/protocol';
+import type { ManifestRecord, Registry } from '../storage/types.ts';
+
+export interface ManifestSigner {
+  online: SigningKeyPair;
+  keySet: SignedKeySet;
+  /** How long a manifest stays valid; a device refuses it after that (TUF: indefinite freeze). */
+  ttlMs: number;
+}
+
+/**
+ * Builds, signs and stores the next manifest version of a channel from the registry's current
+ * state. Runs inside the caller's transaction, after `lockChannel`, so concurrent writers (even in
+ * other processes) get consecutive versions and the stored bytes match the state they describe.
+ */
+export async function publishManifest(
+  tx: Registry,
+  app: string,
+  channel: string,
+  signer: ManifestSigner,
+  now: Date,
+): Promise<ManifestRecord> {
+  await tx.lockChannel(app, channel);
+  const previous = await tx.latestManifest(app, channel);
+  const manifest: Manifest = {
+    type: 'edgeship/manifest',
+    app,
+    channel,
+    version: (previous?.version ?? 0) + 1,
+    issuedAt: now.toISOString(),
+    expiresAt: new Date(now.getTime() + signer.ttlMs).toISOString(),
+    models: await modelEntries(tx, app, channel),
+  };
+  const envelope = await signManifest(manifest, [signer.online], signer.keySet);
+  // Canonical bytes: the served document is a pure function of what was signed.
+  const body = canonicalJson(envelope);
+  const record: ManifestRecord = {
+    app,
+    channel,
+    version: manifest.version,
+    body,
+    etag: `"${(await sha256Hex(utf8(body))).slice(0, 40)}"`,
+    createdAt: manifest.issuedAt,
+  };
+  await tx.insertManifest(record);
+  return record;
+}
+
+async function modelEntries(tx: Registry, app: string, channel: string): Promise<ModelEntry[]> {
+  const entries: ModelEntry[] = [];
+  const activeRollouts = await tx.listRollouts({ app, channel, states: ['active'] });
+  for (const state of await tx.listChannelModels(app, channel)) {
+    const rollout = activeRollouts.find((r) => r.model === state.model) ?? null;
+    const versions = new Set<string>();
+    if (state.production) versions.add(state.production);
+    if (rollout) {
+      versions.add(rollout.release);
+      if (rollout.control) versions.add(rollout.control);
+    }
+    if (versions.size === 0) continue;
+    const releases: SignedRelease[] = [];
+    for (const version of versions) {
+      const record = await tx.getRelease(state.model, version);
+      if (!record)
+        throw new Error(`channel ${app}/${channel} refers to missing release ${state.model}@${version}`);
+      releases.push(record.signed);
+    }
+    entries.push({
+      name: state.model,
+      production: state.production,
+      rollout: rollout && {
+        id: rollout.id,
+        release: rollout.release,
+        shareBps: rollout.shareBps,
+        salt: rollout.salt,
+        control: rollout.control,
+        mode: rollout.mode,
+      },
+      releases,
+    });
+  }
+  return entries.sort((a, b) => a.name.localeCompare(b.name));
+}

@@ -1,0 +1,358 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import {
+  EdgeshipError,
+  type KeySet,
+  releaseId,
+  type SignedRelease,
+  toHex,
+  verifyRelease,
+} from '@edgeship/protocol';
+import { ApiError, invalidState, notFound } from '../http/api-error.ts';
+import type {
+  BlobStore,
+  Lineage,
+  ManifestRecord,
+  Registry,
+  RegistryStore,
+  ReleaseRecord,
+  RolloutMode,
+  RolloutRecord,
+} from '../storage/types.ts';
+import { type ManifestSigner, publishManifest } from './manifest-builder.ts';
+
+export interface Actor {
+  /** Token name, or "canary-analysis" for automatic decisions. */
+  name: string;
+}
+
+export interface PublishInput {
+  release: SignedRelease;
+  metrics?: Record<string, number>;
+  lineage?: Lineage;
+  modelCard?: string;
+}
+
+export interface RolloutInput {
+  app: string;
+  channel: string;
+  model: string;
+  release: string;
+  shareBps: number;
+  mode?: RolloutMode;
+  /** Defaults to the channel's production release. */
+  control?: string | null;
+}
+
+/** A target channel's model: what rollback and direct promotion act on. */
+export interface ChannelModelRef {
+  app: string;
+  channel: string;
+  model: string;
+}
+
+/**
+ * Every registry change: validate, write the change, append its audit entry and publish the next
+ * manifest version, all in one transaction, so the audit trail and the served manifest can never
+ * disagree with the state.
+ */
+export class RegistryService {
+  constructor(
+    private readonly store: RegistryStore,
+    private readonly blobs: BlobStore,
+    private readonly signer: ManifestSigner,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  get keySet(): KeySet {
+    return this.signer.keySet.signed;
+  }
+
+  async publishRelease(actor: Actor, input: PublishInput): Promise<ReleaseRecord> {
+    // Compromised server or stolen token: only a release a trusted publisher signed is accepted.
+    let release: SignedRelease['signed'];
+    try {
+      release = await verifyRelease(input.release, this.keySet);
+    } catch (error) {
+      if (error instanceof EdgeshipError) throw new ApiError(422, 'E_PUBLISHER_SIGNATURE', error.message);
+      throw error;
+    }
+    const missing: string[] = [];
+    for (const file of release.files) {
+      for (const chunk of file.chunks) {
+        const size = await this.blobs.size(chunk.sha256);
+        if (size !== chunk.size) missing.push(chunk.sha256);
+      }
+    }
+    if (missing.length > 0) {
+      throw new ApiError(
+        409,
+        'E_MISSING_CHUNKS',
+        `upload these chunks first: ${[...new Set(missing)].slice(0, 8).join(', ')}${missing.length > 8 ? ', …' : ''}`,
+      );
+    }
+    const record: ReleaseRecord = {
+      model: release.model,
+      version: release.version,
+      format: release.format,
+      stage: 'staging',
+      signed: input.release,
+      totalBytes: release.files.reduce((n, f) => n + f.size, 0),
+      metrics: input.metrics ?? {},
+      lineage: input.lineage ?? {},
+      modelCard: input.modelCard ?? '',
+      createdBy: actor.name,
+      createdAt: this.now().toISOString(),
+    };
+    await this.store.transaction(async (tx) => {
+      if (await tx.getRelease(record.model, record.version)) {
+        throw new ApiError(409, 'E_CONFLICT', `${releaseId(release)} exists; releases are immutable`);
+      }
+      await tx.insertRelease(record);
+      await tx.appendAudit({
+        actor: actor.name,
+        action: 'release.publish',
+        app: null,
+        channel: null,
+        model: record.model,
+        details: { version: record.version, totalBytes: record.totalBytes, lineage: record.lineage },
+      });
+    });
+    return record;
+  }
+
+  async createRollout(actor: Actor, input: RolloutInput): Promise<RolloutRecord> {
+    return this.change(
+      input,
+      async (tx, now) => {
+        await this.requireRelease(tx, input.model, input.release);
+        const state = await tx.getChannelModel(input.app, input.channel, input.model);
+        const control = input.control === undefined ? (state?.production ?? null) : input.control;
+        if (control) await this.requireRelease(tx, input.model, control);
+        if (control === input.release) throw invalidState(`${input.release} is already the control release`);
+        if (!state) {
+          await tx.upsertChannelModel({
+            ...input,
+            production: null,
+            previousProduction: null,
+            updatedAt: now,
+          });
+        }
+        // One rollout per model and channel: a new one replaces the running one.
+        for (const running of await this.activeRollouts(tx, input)) {
+          await tx.updateRollout(running.id, {
+            state: 'superseded',
+            reason: 'replaced by a new rollout',
+            updatedAt: now,
+          });
+        }
+        const rollout: RolloutRecord = {
+          id: randomUUID(),
+          app: input.app,
+          channel: input.channel,
+          model: input.model,
+          release: input.release,
+          control,
+          mode: input.mode ?? 'canary',
+          shareBps: input.shareBps,
+          salt: toHex(randomBytes(16)),
+          state: 'active',
+          reason: null,
+          createdBy: actor.name,
+          createdAt: now,
+          updatedAt: now,
+        };
+        await tx.insertRollout(rollout);
+        return { result: rollout, action: 'rollout.create', details: { rollout } };
+      },
+      actor,
+    );
+  }
+
+  async setShare(actor: Actor, rolloutId: string, shareBps: number): Promise<RolloutRecord> {
+    const rollout = await this.requireRollout(this.store, rolloutId);
+    return this.change(
+      rollout,
+      async (tx, now) => {
+        const current = await this.requireActive(tx, rolloutId);
+        await tx.updateRollout(rolloutId, { shareBps, updatedAt: now });
+        return {
+          result: { ...current, shareBps, updatedAt: now },
+          action: 'rollout.share',
+          details: { rolloutId, from: current.shareBps, to: shareBps },
+        };
+      },
+      actor,
+    );
+  }
+
+  /** Makes the rollout's release what everybody outside any rollout runs. */
+  async promote(actor: Actor, rolloutId: string): Promise<RolloutRecord> {
+    const rollout = await this.requireRollout(this.store, rolloutId);
+    return this.change(
+      rollout,
+      async (tx, now) => {
+        const current = await this.requireActive(tx, rolloutId);
+        if (current.mode === 'shadow')
+          throw invalidState('a shadow rollout is evaluated, not promoted: start a canary');
+        const from = await this.setProduction(tx, current, current.release, now);
+        await tx.updateRollout(rolloutId, { state: 'promoted', reason: null, updatedAt: now });
+        return {
+          result: { ...current, state: 'promoted', updatedAt: now },
+          action: 'rollout.promote',
+          details: { rolloutId, release: current.release, previousProduction: from },
+        };
+      },
+      actor,
+    );
+  }
+
+  /** Promotes a release directly, with no rollout (e.g. a channel's first release). */
+  async promoteRelease(actor: Actor, ref: ChannelModelRef, version: string): Promise<void> {
+    await this.change(
+      ref,
+      async (tx, now) => {
+        await this.requireRelease(tx, ref.model, version);
+        const from = await this.setProduction(tx, ref, version, now);
+        for (const running of await this.activeRollouts(tx, ref)) {
+          if (running.release === version)
+            await tx.updateRollout(running.id, { state: 'promoted', updatedAt: now });
+        }
+        return {
+          result: undefined,
+          action: 'release.promote',
+          details: { release: version, previousProduction: from },
+        };
+      },
+      actor,
+    );
+  }
+
+  /** Stops a rollout: its share goes to 0 and its devices return to the control on their next check. */
+  async halt(actor: Actor, rolloutId: string, reason: string, evidence?: unknown): Promise<RolloutRecord> {
+    const rollout = await this.requireRollout(this.store, rolloutId);
+    return this.change(
+      rollout,
+      async (tx, now) => {
+        const current = await this.requireActive(tx, rolloutId);
+        await tx.updateRollout(rolloutId, { state: 'halted', shareBps: 0, reason, updatedAt: now });
+        return {
+          result: { ...current, state: 'halted', shareBps: 0, reason, updatedAt: now },
+          action: 'rollout.halt',
+          details: { rolloutId, release: current.release, fromShareBps: current.shareBps, reason, evidence },
+        };
+      },
+      actor,
+    );
+  }
+
+  /** Production goes back to the release it replaced; any running rollout stops. */
+  async rollback(actor: Actor, ref: ChannelModelRef, reason: string): Promise<{ production: string }> {
+    return this.change(
+      ref,
+      async (tx, now) => {
+        const state = await tx.getChannelModel(ref.app, ref.channel, ref.model);
+        if (!state?.previousProduction) {
+          throw invalidState(`${ref.model} on ${ref.app}/${ref.channel} has no earlier production release`);
+        }
+        for (const running of await this.activeRollouts(tx, ref)) {
+          await tx.updateRollout(running.id, { state: 'rolled_back', shareBps: 0, reason, updatedAt: now });
+        }
+        await tx.upsertChannelModel({
+          ...state,
+          production: state.previousProduction,
+          previousProduction: null,
+          updatedAt: now,
+        });
+        return {
+          result: { production: state.previousProduction },
+          action: 'release.rollback',
+          details: { from: state.production, to: state.previousProduction, reason },
+        };
+      },
+      actor,
+    );
+  }
+
+  /**
+   * Re-signs a channel's manifest once half its lifetime has passed (a new version, same content).
+   * Re-checked under the channel lock, so concurrent callers produce one new version, not many.
+   */
+  async refreshManifest(app: string, channel: string): Promise<ManifestRecord | null> {
+    return this.store.transaction(async (tx) => {
+      await tx.lockChannel(app, channel);
+      const latest = await tx.latestManifest(app, channel);
+      if (!latest) return null;
+      const now = this.now();
+      if (Date.parse(latest.createdAt) + this.signer.ttlMs / 2 > now.getTime()) return latest;
+      return publishManifest(tx, app, channel, this.signer, now);
+    });
+  }
+
+  get manifestTtlMs(): number {
+    return this.signer.ttlMs;
+  }
+
+  private async change<T>(
+    ref: ChannelModelRef,
+    apply: (
+      tx: Registry,
+      now: string,
+    ) => Promise<{ result: T; action: string; details: Record<string, unknown> }>,
+    actor: Actor,
+  ): Promise<T> {
+    return this.store.transaction(async (tx) => {
+      // Lock first: concurrent changes to one channel (from any process) apply one after another.
+      await tx.lockChannel(ref.app, ref.channel);
+      const now = this.now();
+      const { result, action, details } = await apply(tx, now.toISOString());
+      const manifest = await publishManifest(tx, ref.app, ref.channel, this.signer, now);
+      await tx.appendAudit({
+        actor: actor.name,
+        action,
+        app: ref.app,
+        channel: ref.channel,
+        model: ref.model,
+        details: { ...details, manifestVersion: manifest.version },
+      });
+      return result;
+    });
+  }
+
+  private async setProduction(tx: Registry, ref: ChannelModelRef, version: string, now: string) {
+    const state = await tx.getChannelModel(ref.app, ref.channel, ref.model);
+    const from = state?.production ?? null;
+    if (from === version) throw invalidState(`${ref.model}@${version} is already in production`);
+    await tx.upsertChannelModel({
+      app: ref.app,
+      channel: ref.channel,
+      model: ref.model,
+      production: version,
+      previousProduction: from,
+      updatedAt: now,
+    });
+    await tx.setStage(ref.model, version, 'production');
+    return from;
+  }
+
+  private activeRollouts(tx: Registry, ref: ChannelModelRef) {
+    return tx.listRollouts({ app: ref.app, channel: ref.channel, model: ref.model, states: ['active'] });
+  }
+
+  private async requireRelease(tx: Registry, model: string, version: string): Promise<ReleaseRecord> {
+    const record = await tx.getRelease(model, version);
+    if (!record) throw notFound(`release ${model}@${version}`);
+    return record;
+  }
+
+  private async requireRollout(tx: Registry, id: string): Promise<RolloutRecord> {
+    const rollout = await tx.getRollout(id);
+    if (!rollout) throw notFound(`rollout ${id}`);
+    return rollout;
+  }
+
+  private async requireActive(tx: Registry, id: string): Promise<RolloutRecord> {
+    const rollout = await this.requireRollout(tx, id);
+    if (rollout.state !== 'active') throw invalidState(`rollout ${id} is ${rollout.state}, not active`);
+    return rollout;
+  }
+}

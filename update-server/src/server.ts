@@ -1,0 +1,102 @@
+import { mkdir } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { TrustedRoot } from '@edgeship/protocol';
+import { serve } from '@hono/node-server';
+import type { Hono } from 'hono';
+import pino, { type Logger } from 'pino';
+import { createApp, type RateLimits } from './app.ts';
+import { type BootstrapTokens, bootstrapTokens } from './auth/tokens.ts';
+import { loadServerKeys, type ServerKeys } from './keys/server-keys.ts';
+import { RegistryService } from './registry/service.ts';
+import { openStorage } from './storage/open.ts';
+import type { BlobStore, RegistryStore } from './storage/types.ts';
+
+export interface ServerOptions {
+  /** Where the SQLite file, blobs, keys and bootstrap tokens live. */
+  dataDir: string;
+  /** PostgreSQL connection string: registry and blobs in PostgreSQL instead. */
+  databaseUrl?: string;
+  port?: number;
+  host?: string;
+  /** Keys directory (defaults to <dataDir>/keys). */
+  keysDir?: string;
+  /** Create a development trust chain when the keys directory is empty. */
+  createKeys?: boolean;
+  manifestTtlMs?: number;
+  logLevel?: pino.Level | 'silent';
+  logger?: Logger;
+  rateLimits?: RateLimits;
+  mount?: (app: Hono, ctx: ServerContext) => void;
+}
+
+export interface ServerContext {
+  registry: RegistryStore;
+  blobs: BlobStore;
+  service: RegistryService;
+  keys: ServerKeys;
+  log: Logger;
+}
+
+export interface RunningServer extends ServerContext {
+  url: string;
+  trustedRoot: TrustedRoot;
+  /** The bootstrap tokens, when their file is still in the data directory. */
+  tokens: BootstrapTokens | null;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_MANIFEST_TTL_MS = 7 * 86_400_000;
+
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const log = opts.logger ?? pino({ level: opts.logLevel ?? 'info' });
+  await mkdir(opts.dataDir, { recursive: true });
+  const keys = await loadServerKeys(opts.keysDir ?? join(opts.dataDir, 'keys'), {
+    createIfMissing: opts.createKeys ?? !opts.databaseUrl,
+  });
+  if (keys.created)
+    log.warn({ keysDir: opts.keysDir ?? join(opts.dataDir, 'keys') }, 'created a development trust chain');
+  const { registry, blobs } = await openStorage({
+    dataDir: opts.dataDir,
+    databaseUrl: opts.databaseUrl,
+    log: (msg) => log.info(msg),
+  });
+  const tokens = await bootstrapTokens(registry, join(opts.dataDir, 'tokens.json'));
+  const service = new RegistryService(registry, blobs, {
+    online: keys.online,
+    keySet: keys.keySet,
+    ttlMs: opts.manifestTtlMs ?? DEFAULT_MANIFEST_TTL_MS,
+  });
+  const ctx: ServerContext = { registry, blobs, service, keys, log };
+  const app = createApp({ ...ctx, rateLimits: opts.rateLimits, mount: (a) => opts.mount?.(a, ctx) });
+
+  const server = serve({ fetch: app.fetch, port: opts.port ?? 0, hostname: opts.host ?? '127.0.0.1' });
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+  log.info({ url }, 'update server listening');
+
+  let closing: Promise<void> | null = null;
+  return {
+    ...ctx,
+    url,
+    trustedRoot: keys.trustedRoot,
+    tokens,
+    close() {
+      closing ??= (async () => {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          // Keep-alive connections would hold close() open; in-flight requests finish first.
+          (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+        });
+        await registry.close();
+        await blobs.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,171 @@
+import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+import type { DialectName } from './schema.ts';
+
+/**
+ * Schema migrations as code, applied in name order at open. Append new ones with a larger name
+ * ('0002_telemetry', ...); never edit one that has shipped, a database may already have run it.
+ * Each takes the dialect, so one migration can spell a type both ways (identity, blob, collation).
+ */
+export type DialectMigration = (dialect: DialectName) => Migration;
+
+export const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
+  '0001_registry': registryTables,
+};
+
+export interface MigrateOptions {
+  /** PostgreSQL schema of the migration bookkeeping tables (see openStorage). */
+  schema?: string;
+  log?: (msg: string) => void;
+}
+
+/**
+ * Brings the database to the latest migration. Safe with several processes on one PostgreSQL:
+ * Kysely's migrator holds a session advisory lock (pg_advisory_lock) while it reads the applied
+ * list and runs the rest in one transaction, so the second process waits, then finds nothing to do.
+ */
+export async function migrateToLatest(
+  // Migrations predate the schema they build, so they see no table types.
+  // biome-ignore lint/suspicious/noExplicitAny: Kysely<Database> is not assignable to Kysely<unknown>.
+  db: Kysely<any>,
+  dialect: DialectName,
+  opts: MigrateOptions = {},
+): Promise<void> {
+  const migrator = new Migrator({
+    db,
+    provider: providerFor(dialect),
+    ...(opts.schema ? { migrationTableSchema: opts.schema } : {}),
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  for (const result of results ?? []) {
+    if (result.status === 'Success') opts.log?.(`storage: applied migration ${result.migrationName}`);
+  }
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName;
+    throw new Error(`storage: migration ${failed ?? '(setup)'} failed: ${describe(error)}`, { cause: error });
+  }
+}
+
+function providerFor(dialect: DialectName): MigrationProvider {
+  return {
+    async getMigrations() {
+      return Object.fromEntries(Object.entries(MIGRATIONS).map(([name, make]) => [name, make(dialect)]));
+    },
+  };
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function registryTables(dialect: DialectName): Migration {
+  // Byte order ("C") on PostgreSQL, as SQLite's BINARY: lists sort the same on both dialects.
+  const text = dialect === 'postgres' ? sql`text collate "C"` : sql`text`;
+  const bytes = dialect === 'postgres' ? 'bytea' : 'blob';
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('releases')
+        .addColumn('model', text, (c) => c.notNull())
+        .addColumn('version', text, (c) => c.notNull())
+        .addColumn('format', text, (c) => c.notNull())
+        .addColumn('stage', text, (c) => c.notNull())
+        .addColumn('signed', text, (c) => c.notNull())
+        .addColumn('total_bytes', 'bigint', (c) => c.notNull())
+        .addColumn('metrics', text, (c) => c.notNull())
+        .addColumn('lineage', text, (c) => c.notNull())
+        .addColumn('model_card', text, (c) => c.notNull())
+        .addColumn('created_by', text, (c) => c.notNull())
+        .addColumn('created_at', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('releases_pk', ['model', 'version'])
+        .execute();
+
+      await db.schema
+        .createTable('channel_models')
+        .addColumn('app', text, (c) => c.notNull())
+        .addColumn('channel', text, (c) => c.notNull())
+        .addColumn('model', text, (c) => c.notNull())
+        .addColumn('production', text)
+        .addColumn('previous_production', text)
+        .addColumn('updated_at', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('channel_models_pk', ['app', 'channel', 'model'])
+        .execute();
+
+      await db.schema
+        .createTable('channels')
+        .addColumn('app', text, (c) => c.notNull())
+        .addColumn('channel', text, (c) => c.notNull())
+        .addColumn('created_at', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('channels_pk', ['app', 'channel'])
+        .execute();
+
+      await db.schema
+        .createTable('rollouts')
+        .addColumn('id', text, (c) => c.primaryKey())
+        .addColumn('app', text, (c) => c.notNull())
+        .addColumn('channel', text, (c) => c.notNull())
+        .addColumn('model', text, (c) => c.notNull())
+        .addColumn('release', text, (c) => c.notNull())
+        .addColumn('control', text)
+        .addColumn('mode', text, (c) => c.notNull())
+        .addColumn('share_bps', 'integer', (c) => c.notNull())
+        .addColumn('salt', text, (c) => c.notNull())
+        .addColumn('state', text, (c) => c.notNull())
+        .addColumn('reason', text)
+        .addColumn('created_by', text, (c) => c.notNull())
+        .addColumn('created_at', text, (c) => c.notNull())
+        .addColumn('updated_at', text, (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('rollouts_app_channel_model')
+        .on('rollouts')
+        .columns(['app', 'channel', 'model'])
+        .execute();
+
+      // Append-only: ids only grow (AUTOINCREMENT never reuses one, unlike a bare rowid).
+      await db.schema
+        .createTable('audit')
+        .$call((t) =>
+          dialect === 'postgres'
+            ? t.addColumn('id', 'bigint', (c) => c.primaryKey().generatedAlwaysAsIdentity())
+            : t.addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement()),
+        )
+        .addColumn('at', text, (c) => c.notNull())
+        .addColumn('actor', text, (c) => c.notNull())
+        .addColumn('action', text, (c) => c.notNull())
+        .addColumn('app', text)
+        .addColumn('channel', text)
+        .addColumn('model', text)
+        .addColumn('details', text, (c) => c.notNull())
+        .execute();
+
+      await db.schema
+        .createTable('manifests')
+        .addColumn('app', text, (c) => c.notNull())
+        .addColumn('channel', text, (c) => c.notNull())
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('body', text, (c) => c.notNull())
+        .addColumn('etag', text, (c) => c.notNull())
+        .addColumn('created_at', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('manifests_pk', ['app', 'channel', 'version'])
+        .execute();
+
+      await db.schema
+        .createTable('tokens')
+        .addColumn('id', text, (c) => c.primaryKey())
+        .addColumn('name', text, (c) => c.notNull())
+        .addColumn('role', text, (c) => c.notNull())
+        .addColumn('hash', text, (c) => c.notNull().unique())
+        .addColumn('created_at', text, (c) => c.notNull())
+        .addColumn('expires_at', text)
+        .addColumn('revoked_at', text)
+        .execute();
+
+      await db.schema
+        .createTable('chunks')
+        .addColumn('sha256', text, (c) => c.primaryKey())
+        .addColumn('size', 'integer', (c) => c.notNull())
+        .addColumn('bytes', bytes, (c) => c.notNull())
+        .execute();
+    },
+  };
+}

@@ -1,0 +1,112 @@
+import type { ColumnType } from 'kysely';
+
+/**
+ * The registry's tables as Kysely sees them. Columns are snake_case; timestamps are ISO-8601 text
+ * and JSON is text (parsed in registry.ts), so both dialects store and return the same values.
+ */
+
+/** A bigint column: pg returns int8 as a string (it may exceed 2^53), better-sqlite3 a number. */
+type Int8 = ColumnType<number | string, number, number>;
+/** An identity column: the database assigns it, nobody writes it. */
+type Identity = ColumnType<number | string, never, never>;
+
+export interface ReleasesTable {
+  model: string;
+  version: string;
+  format: string;
+  stage: string;
+  /** JSON: the SignedRelease exactly as uploaded. */
+  signed: string;
+  total_bytes: Int8;
+  /** JSON: Record<string, number>. */
+  metrics: string;
+  /** JSON: Lineage. */
+  lineage: string;
+  model_card: string;
+  created_by: string;
+  created_at: string;
+}
+
+export interface ChannelModelsTable {
+  app: string;
+  channel: string;
+  model: string;
+  production: string | null;
+  previous_production: string | null;
+  updated_at: string;
+}
+
+/** One row per app/channel, the row `lockChannel` locks on PostgreSQL. */
+export interface ChannelsTable {
+  app: string;
+  channel: string;
+  created_at: string;
+}
+
+export interface RolloutsTable {
+  id: string;
+  app: string;
+  channel: string;
+  model: string;
+  release: string;
+  control: string | null;
+  mode: string;
+  share_bps: number;
+  salt: string;
+  state: string;
+  reason: string | null;
+  created_by: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface AuditTable {
+  id: Identity;
+  at: string;
+  actor: string;
+  action: string;
+  app: string | null;
+  channel: string | null;
+  model: string | null;
+  /** JSON: Record<string, unknown>. */
+  details: string;
+}
+
+export interface ManifestsTable {
+  app: string;
+  channel: string;
+  version: number;
+  body: string;
+  etag: string;
+  created_at: string;
+}
+
+export interface TokensTable {
+  id: string;
+  name: string;
+  role: string;
+  hash: string;
+  created_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+}
+
+/** Chunk bytes for the PostgreSQL blob store (the SQLite deployment keeps them as files). */
+export interface ChunksTable {
+  sha256: string;
+  size: number;
+  bytes: ColumnType<Uint8Array, Uint8Array, never>;
+}
+
+export interface Database {
+  releases: ReleasesTable;
+  channel_models: ChannelModelsTable;
+  channels: ChannelsTable;
+  rollouts: RolloutsTable;
+  audit: AuditTable;
+  manifests: ManifestsTable;
+  tokens: TokensTable;
+  chunks: ChunksTable;
+}
+
+export type DialectName = 'sqlite' | 'postgres';

@@ -1,0 +1,168 @@
+import type { SignedRelease } from '@edgeship/protocol';
+
+/**
+ * The registry's storage contract. Two implementations share one Kysely code path: SQLite
+ * (better-sqlite3, WAL; the embedded default, one process) and PostgreSQL (`DATABASE_URL`; any
+ * number of stateless server processes). Rows are plain data; JSON columns are parsed here.
+ */
+
+export type Stage = 'staging' | 'production' | 'archived';
+export type Role = 'publisher' | 'operator' | 'viewer';
+export type RolloutMode = 'canary' | 'shadow';
+export type RolloutState = 'active' | 'halted' | 'promoted' | 'rolled_back' | 'superseded';
+
+export interface Lineage {
+  sourceCommit?: string;
+  datasetHash?: string;
+  parameters?: Record<string, unknown>;
+  parent?: string;
+}
+
+export interface ReleaseRecord {
+  model: string;
+  version: string;
+  format: 'onnx' | 'tfjs';
+  stage: Stage;
+  /** The publisher-signed release exactly as uploaded (verified before it was stored). */
+  signed: SignedRelease;
+  totalBytes: number;
+  metrics: Record<string, number>;
+  lineage: Lineage;
+  modelCard: string;
+  createdBy: string;
+  createdAt: string;
+}
+
+/** What a channel serves for one model outside any rollout. */
+export interface ChannelModelRecord {
+  app: string;
+  channel: string;
+  model: string;
+  production: string | null;
+  /** The release production pointed at before the last promotion: where a rollback goes. */
+  previousProduction: string | null;
+  updatedAt: string;
+}
+
+export interface RolloutRecord {
+  id: string;
+  app: string;
+  channel: string;
+  model: string;
+  release: string;
+  control: string | null;
+  mode: RolloutMode;
+  shareBps: number;
+  salt: string;
+  state: RolloutState;
+  /** Why it stopped (operator note or the canary analysis verdict). */
+  reason: string | null;
+  createdBy: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface AuditEntry {
+  id: number;
+  at: string;
+  actor: string;
+  action: string;
+  app: string | null;
+  channel: string | null;
+  model: string | null;
+  /** Free-form evidence: before/after values, canary verdicts. Never rewritten. */
+  details: Record<string, unknown>;
+}
+
+export type NewAuditEntry = Omit<AuditEntry, 'id' | 'at'> & { at?: string };
+
+/** A signed manifest as served: built once per change, stored, then served byte for byte. */
+export interface ManifestRecord {
+  app: string;
+  channel: string;
+  version: number;
+  body: string;
+  etag: string;
+  createdAt: string;
+}
+
+export interface TokenRecord {
+  id: string;
+  name: string;
+  role: Role;
+  /** SHA-256 hex of the bearer token; the token itself is never stored. */
+  hash: string;
+  createdAt: string;
+  expiresAt: string | null;
+  revokedAt: string | null;
+}
+
+export interface AuditQuery {
+  app?: string;
+  channel?: string;
+  model?: string;
+  /** Entries with id < before (paging backwards). */
+  before?: number;
+  limit: number;
+}
+
+export interface RolloutQuery {
+  app?: string;
+  channel?: string;
+  model?: string;
+  states?: RolloutState[];
+}
+
+export interface Registry {
+  insertRelease(record: ReleaseRecord): Promise<void>; // ConflictError if (model, version) exists
+  getRelease(model: string, version: string): Promise<ReleaseRecord | null>;
+  listReleases(model?: string): Promise<ReleaseRecord[]>; // newest first
+  setStage(model: string, version: string, stage: Stage): Promise<void>;
+  listModels(): Promise<string[]>;
+
+  getChannelModel(app: string, channel: string, model: string): Promise<ChannelModelRecord | null>;
+  listChannelModels(app: string, channel: string): Promise<ChannelModelRecord[]>;
+  upsertChannelModel(record: ChannelModelRecord): Promise<void>;
+  listChannels(): Promise<Array<{ app: string; channel: string }>>;
+
+  insertRollout(record: RolloutRecord): Promise<void>;
+  getRollout(id: string): Promise<RolloutRecord | null>;
+  updateRollout(
+    id: string,
+    patch: Partial<Pick<RolloutRecord, 'shareBps' | 'state' | 'reason' | 'updatedAt'>>,
+  ): Promise<void>;
+  listRollouts(query?: RolloutQuery): Promise<RolloutRecord[]>; // newest first
+
+  appendAudit(entry: NewAuditEntry): Promise<AuditEntry>;
+  listAudit(query: AuditQuery): Promise<AuditEntry[]>; // newest first
+
+  latestManifest(app: string, channel: string): Promise<ManifestRecord | null>;
+  insertManifest(record: ManifestRecord): Promise<void>; // ConflictError if (app, channel, version) exists
+
+  insertToken(record: TokenRecord): Promise<void>;
+  findTokenByHash(hash: string): Promise<TokenRecord | null>;
+  listTokens(): Promise<TokenRecord[]>;
+  /**
+   * Serialises writers of one app/channel until the transaction ends (PostgreSQL: a row lock;
+   * SQLite: a no-op, its one connection already serialises transactions).
+   */
+  lockChannel(app: string, channel: string): Promise<void>;
+}
+
+export interface RegistryStore extends Registry {
+  readonly dialect: 'sqlite' | 'postgres';
+  /** Runs `fn` in one transaction; everything it writes commits together or not at all. */
+  transaction<T>(fn: (tx: Registry) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** Content-addressed chunk bytes. Immutable: a hash always names the same bytes. */
+export interface BlobStore {
+  /** Stores bytes under their SHA-256, which it checks; storing an existing chunk is a no-op. */
+  put(sha256: string, bytes: Uint8Array): Promise<void>;
+  get(sha256: string): Promise<Uint8Array | null>;
+  size(sha256: string): Promise<number | null>;
+  /** The subset of `hashes` not stored yet, in the given order. */
+  missing(hashes: string[]): Promise<string[]>;
+  close(): Promise<void>;
+}
