@@ -67,11 +67,21 @@ export class ChaosProxy {
       this.rules.cutChunksAfter != null &&
       this.chunkResponses >= this.rules.cutChunksAfter
     ) {
-      this.log.push({ method: req.method, path, status: 0, bytes: 0 });
-      req.socket.destroy();
+      // Cut mid-body, as a dropped connection does: headers and half the bytes, then nothing.
+      const upstream = await fetch(`${this.target}${path}`, { headers: forwardHeaders(req) });
+      const payload = new Uint8Array(await upstream.arrayBuffer());
+      const half = payload.subarray(0, payload.length >> 1);
+      const headers = new Headers(upstream.headers);
+      headers.delete('transfer-encoding');
+      headers.delete('content-encoding');
+      headers.set('content-length', String(payload.length));
+      res.writeHead(upstream.status, Object.fromEntries(headers));
+      res.write(half, () => req.socket.destroy());
+      this.log.push({ method: req.method, path, status: 0, bytes: half.length });
       return;
     }
-    if (path.endsWith('/manifest') && this.rules.manifestBody) {
+    // GET only: the CORS preflight (If-None-Match is not a simple header) goes to the server.
+    if (path.endsWith('/manifest') && req.method === 'GET' && this.rules.manifestBody) {
       const payload = new TextEncoder().encode(this.rules.manifestBody);
       res.writeHead(200, {
         'content-type': 'application/json',

@@ -136,7 +136,12 @@ async function fetchChunk(ref: ChunkRef, options: DownloadOptions, signal: Abort
   try {
     let response: Response;
     try {
-      response = await (options.fetch ?? fetch)(url, { signal: AbortSignal.any([signal, stalled.signal]) });
+      response = await (options.fetch ?? fetch)(url, {
+        // The store keeps the verified bytes; an HTTP-cache copy would double the disk used and
+        // could replay a corrupted response forever. CDNs and proxies in between still cache.
+        cache: 'no-store',
+        signal: AbortSignal.any([signal, stalled.signal]),
+      });
     } catch (error) {
       throw transportError(error, ref, stalled.signal, stallMs);
     }

@@ -18,6 +18,8 @@ export interface RuntimeConfig {
   telemetry?: boolean;
   /** Share of inferences also run on a shadow candidate, when the device is in a shadow rollout. */
   shadowSampleRate?: number;
+  /** Check for updates in the background when a cached release is loaded (default true). */
+  checkOnLoad?: boolean;
   /** Background update checks every this many ms (0: only on load and on demand). */
   checkIntervalMs?: number;
   /** Telemetry is sealed and sent every this many ms. */

@@ -1,9 +1,18 @@
 import { EdgeshipError, errorFromData } from '@edgeship/protocol';
 import { transferHandlers } from 'comlink';
 
+/** What comlink wraps a thrown value in: `{ value, [Symbol('Comlink.thrown')]: 0 }`. */
 interface ThrownValue {
-  isError: boolean;
   value: unknown;
+}
+
+function isThrownValue(value: unknown): value is ThrownValue {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    'value' in value &&
+    Object.getOwnPropertySymbols(value).some((s) => s.description === 'Comlink.thrown')
+  );
 }
 
 interface SerializedError {
@@ -20,8 +29,7 @@ interface SerializedError {
  */
 export function installErrorTransfer(): void {
   transferHandlers.set('throw', {
-    canHandle: (value: unknown): value is ThrownValue =>
-      typeof value === 'object' && value !== null && 'isError' in value && 'value' in value,
+    canHandle: isThrownValue,
     serialize({ value }: ThrownValue) {
       const serialized: { isError: boolean; value: unknown } =
         value instanceof Error

@@ -120,6 +120,9 @@ export class RuntimeCore {
     if (!pointers.active && !pointers.pending) {
       await this.checkForUpdates();
       pointers = await this.store.pointers(name);
+    } else if (this.config.checkOnLoad !== false) {
+      // Offline first: the cached release runs now; what the check finds runs from the next load.
+      void this.checkForUpdates().catch(() => {});
     }
     const candidate = pointers.pending ?? pointers.active;
     if (!candidate) throw new EdgeshipError('E_NOT_FOUND', `no release of ${name} is installed or offered`);
@@ -250,7 +253,15 @@ export class RuntimeCore {
     const started = performance.now();
     const files = new Map<string, Uint8Array>();
     for (const file of release.files) files.set(file.path, await this.store.readFile(id, file.path));
-    const { engine, backend } = await openEngine(this.store, id, release, files, this.config);
+    let opened: Awaited<ReturnType<typeof openEngine>>;
+    try {
+      opened = await openEngine(this.store, id, release, files, this.config);
+    } catch (error) {
+      throw new EdgeshipError('E_HEALTH_CHECK', `${id} failed to load: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    const { engine, backend } = opened;
     const model: LoadedModel = { id, release, engine, backend, queue: Promise.resolve() };
     if (opts.healthCheck) {
       try {

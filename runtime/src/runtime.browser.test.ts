@@ -1,0 +1,281 @@
+// The runtime end to end in a real Chromium: a real worker, real IndexedDB, real onnxruntime-web
+// running the real Silero VAD, against a real update server behind a chaos proxy (test/support).
+import { afterEach, describe, expect, it } from 'vitest';
+import { commands } from 'vitest/browser';
+import { createRuntime, type Runtime } from './client.ts';
+import type { NamedTensors } from './engines/tensor.ts';
+import type { RuntimeEvent } from './worker/config.ts';
+
+const APP = 'demo-app';
+const CHANNEL = 'stable';
+const WASM_PATHS = new URL('/node_modules/onnxruntime-web/dist/', location.origin).href;
+
+const open: Runtime[] = [];
+const servers: string[] = [];
+
+afterEach(async () => {
+  for (const runtime of open.splice(0)) await runtime.dispose();
+  for (const name of servers.splice(0)) await commands.stopEdgeshipServer(name);
+});
+
+let serial = 0;
+async function startServer() {
+  const name = `rt-${Date.now()}-${serial++}`;
+  servers.push(name);
+  return commands.startEdgeshipServer(name);
+}
+
+/** A runtime with its own IndexedDB databases, pinned to the test server's root keys. */
+async function runtimeFor(server: { url: string; trustedRoot: unknown }, storagePrefix: string, extra = {}) {
+  const runtime = await createRuntime({
+    server: server.url,
+    app: APP,
+    channel: CHANNEL,
+    trustedRoot: server.trustedRoot as never,
+    wasmPaths: WASM_PATHS,
+    backend: 'wasm',
+    telemetry: false,
+    checkOnLoad: false,
+    storagePrefix,
+    ...extra,
+  });
+  open.push(runtime);
+  return runtime;
+}
+
+/** One 32 ms frame of a 440 Hz tone plus Silero's recurrent state and sample rate. */
+function sileroInputs(): NamedTensors {
+  const frame = new Float32Array(512);
+  for (let i = 0; i < frame.length; i++) frame[i] = 0.3 * Math.sin((2 * Math.PI * 440 * i) / 16_000);
+  return {
+    input: { data: frame, dims: [1, 512] },
+    state: { data: new Float32Array(2 * 128), dims: [2, 1, 128] },
+    sr: { data: new BigInt64Array([16_000n]), dims: [] },
+  };
+}
+
+async function speechProbability(runtime: Runtime): Promise<number> {
+  const outputs = await runtime.run('vad', sileroInputs());
+  const p = outputs.output!.data[0] as number;
+  expect(p).toBeGreaterThanOrEqual(0);
+  expect(p).toBeLessThanOrEqual(1);
+  return p;
+}
+
+function prefix() {
+  return `t${Date.now()}-${serial++}`;
+}
+
+function recordEvents(runtime: Runtime): RuntimeEvent[] {
+  const events: RuntimeEvent[] = [];
+  runtime.on('*', (event) => events.push(event));
+  return events;
+}
+
+async function expectCode(promise: Promise<unknown>, code: string) {
+  await expect(promise).rejects.toMatchObject({ code });
+}
+
+describe('runtime in Chromium against a real update server', () => {
+  it('downloads, verifies, stores and runs on first load; runs again from the cache with the server gone', async () => {
+    const server = await startServer();
+    const published = await commands.publishModel(server.name, {
+      version: '1.0.0',
+      source: 'silero',
+      promote: true,
+    });
+    const storage = prefix();
+
+    const first = await runtimeFor(server, storage);
+    const status = await first.load('vad');
+    expect(status).toMatchObject({ active: 'vad@1.0.0', loaded: 'vad@1.0.0', lastKnownGood: 'vad@1.0.0' });
+    expect(status.backend?.chosen.backend).toBe('wasm');
+    const online = await speechProbability(first);
+    const log = await commands.proxyLog(server.name, { reset: true });
+    const fetchedChunks = log.filter((e) => e.path.startsWith('/v1/chunks/') && e.status === 200);
+    expect(new Set(fetchedChunks.map((e) => e.path.split('/').pop())).size).toBe(
+      new Set(published.chunks.map((c) => c.sha256)).size,
+    );
+    await first.dispose();
+
+    await commands.stopEdgeshipServer(server.name, { keepData: true });
+    await commands.setChaos(server.name, { offline: true });
+    const offline = await runtimeFor(server, storage, { checkOnLoad: true });
+    expect(await offline.load('vad')).toMatchObject({ active: 'vad@1.0.0', loaded: 'vad@1.0.0' });
+    expect(await speechProbability(offline)).toBeCloseTo(online, 6);
+    await expectCode(offline.checkForUpdates(), 'E_NETWORK');
+    expect((await offline.status()).lastCheck).toMatchObject({ ok: false, error: { code: 'E_NETWORK' } });
+    expect(await commands.proxyLog(server.name)).toEqual([]); // the offline proxy served nothing
+  });
+
+  it('refuses a tampered chunk, a tampered, an expired and a replayed manifest, and keeps the active model', async () => {
+    const server = await startServer();
+    await commands.publishModel(server.name, { version: '1.0.0', source: 'silero', promote: true });
+    const runtime = await runtimeFor(server, prefix());
+    await runtime.load('vad');
+    const before = await speechProbability(runtime);
+
+    // 1.1.0 differs from 1.0.0 only in its last chunk: tamper with exactly that one.
+    const next = await commands.publishModel(server.name, {
+      version: '1.1.0',
+      source: { sileroDocString: 'release 1.1.0' },
+      promote: true,
+    });
+    const lastChunk = next.chunks.at(-1)!.sha256;
+    await commands.setChaos(server.name, { tamperChunk: lastChunk });
+    const tampered = await runtime.checkForUpdates();
+    expect(tampered.failures).toEqual([expect.objectContaining({ release: 'vad@1.1.0', code: 'E_HASH' })]);
+    expect(await runtime.status().then((s) => s.models[0])).toMatchObject({
+      active: 'vad@1.0.0',
+      pending: null,
+    });
+    expect(await speechProbability(runtime)).toBeCloseTo(before, 6);
+
+    // Each forged manifest is refused with its own code; the model keeps running on 1.0.0.
+    await commands.setChaos(server.name, { tamperChunk: null });
+    const accepted = await runtime.checkForUpdates(); // now the genuine 1.1.0 downloads
+    expect(accepted.downloaded).toEqual(['vad@1.1.0']);
+    const current = accepted.manifestVersion!;
+    for (const [kind, code] of [
+      ['tampered', 'E_SIGNATURE'],
+      ['expired', 'E_EXPIRED'],
+      [{ replay: current - 1 }, 'E_ROLLBACK'],
+    ] as const) {
+      await commands.setChaos(server.name, { manifestBody: await commands.forgeManifest(server.name, kind) });
+      await expectCode(runtime.checkForUpdates(), code);
+      expect((await runtime.status()).lastCheck?.error?.code).toBe(code);
+      expect(await speechProbability(runtime)).toBeCloseTo(before, 6);
+    }
+    expect((await runtime.status()).models[0]).toMatchObject({ active: 'vad@1.0.0', pending: 'vad@1.1.0' });
+  });
+
+  it('resumes a download cut mid-transfer without fetching verified chunks again', async () => {
+    const server = await startServer();
+    const published = await commands.publishModel(server.name, {
+      version: '1.0.0',
+      source: 'silero',
+      promote: true,
+    });
+    const unique = new Set(published.chunks.map((c) => c.sha256));
+    expect(unique.size).toBeGreaterThan(3);
+    const runtime = await runtimeFor(server, prefix());
+
+    // Two chunk responses go through, then every connection drops mid-body.
+    await commands.setChaos(server.name, { cutChunksAfter: 2 });
+    const cut = await runtime.checkForUpdates();
+    expect(cut.failures).toEqual([expect.objectContaining({ release: 'vad@1.0.0', code: 'E_NETWORK' })]);
+    const firstTry = await commands.proxyLog(server.name, { reset: true });
+    const stored = new Set(
+      firstTry
+        .filter((e) => e.path.startsWith('/v1/chunks/') && e.status === 200)
+        .map((e) => e.path.split('/').pop()),
+    );
+    expect(stored.size).toBeGreaterThanOrEqual(2);
+    expect(firstTry.some((e) => e.status === 0 && e.bytes > 0)).toBe(true); // a body really was cut
+
+    await commands.setChaos(server.name, { cutChunksAfter: null });
+    const resumed = await runtime.checkForUpdates();
+    expect(resumed.downloaded).toEqual(['vad@1.0.0']);
+    const secondTry = (await commands.proxyLog(server.name)).filter((e) => e.path.startsWith('/v1/chunks/'));
+    const refetched = secondTry.map((e) => e.path.split('/').pop()!);
+    expect(refetched.filter((sha) => stored.has(sha))).toEqual([]);
+    expect(new Set([...stored, ...refetched])).toEqual(unique);
+    expect(await runtime.load('vad')).toMatchObject({ active: 'vad@1.0.0' });
+    await speechProbability(runtime);
+  });
+
+  it('fetches only the new chunks of a release that shares chunks with the installed one', async () => {
+    const server = await startServer();
+    const v1 = await commands.publishModel(server.name, {
+      version: '1.0.0',
+      source: 'silero',
+      promote: true,
+    });
+    const runtime = await runtimeFor(server, prefix());
+    await runtime.load('vad');
+    await commands.proxyLog(server.name, { reset: true });
+
+    const v2 = await commands.publishModel(server.name, {
+      version: '1.1.0',
+      source: { sileroDocString: 'same weights, new model card' },
+      promote: true,
+    });
+    const have = new Set(v1.chunks.map((c) => c.sha256));
+    const newChunks = v2.chunks.filter((c) => !have.has(c.sha256));
+    const newBytes = newChunks.reduce((n, c) => n + c.size, 0);
+    expect(newChunks.length).toBeGreaterThan(0);
+    expect(newBytes).toBeLessThan(v2.size / 2);
+
+    const events = recordEvents(runtime);
+    const result = await runtime.checkForUpdates();
+    expect(result.downloaded).toEqual(['vad@1.1.0']);
+    const chunkBytes = (await commands.proxyLog(server.name))
+      .filter((e) => e.path.startsWith('/v1/chunks/'))
+      .reduce((n, e) => n + e.bytes, 0);
+    expect(chunkBytes).toBe(newBytes);
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: 'update-downloaded', release: 'vad@1.1.0' }),
+    );
+
+    // Next-load activation: the running engine stays on 1.0.0 until load() is called again.
+    expect((await runtime.status()).models[0]).toMatchObject({ active: 'vad@1.0.0', pending: 'vad@1.1.0' });
+    expect(await runtime.load('vad')).toMatchObject({
+      active: 'vad@1.1.0',
+      pending: null,
+      loaded: 'vad@1.1.0',
+    });
+    expect(events).toContainEqual({
+      type: 'update-activated',
+      model: 'vad',
+      release: 'vad@1.1.0',
+      previous: 'vad@1.0.0',
+    });
+  });
+
+  it('rolls a release that fails its health check back to the last known good one', async () => {
+    const server = await startServer();
+    await commands.publishModel(server.name, { version: '1.0.0', source: 'silero', promote: true });
+    const runtime = await runtimeFor(server, prefix(), { activation: 'immediate' });
+    await runtime.load('vad');
+    const before = await speechProbability(runtime);
+    const events = recordEvents(runtime);
+
+    // Correctly signed and hashed, but not a model: it fails to load.
+    await commands.publishModel(server.name, { version: '2.0.0', source: 'garbage', promote: true });
+    await runtime.checkForUpdates();
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: 'rolled-back', from: 'vad@2.0.0', code: 'E_HEALTH_CHECK' }),
+    );
+    expect((await runtime.status()).models[0]).toMatchObject({
+      active: 'vad@1.0.0',
+      lastKnownGood: 'vad@1.0.0',
+      loaded: 'vad@1.0.0',
+      pending: null,
+    });
+    expect(await speechProbability(runtime)).toBeCloseTo(before, 6);
+
+    // Remembered as failed: the next check does not download or try it again.
+    const again = await runtime.checkForUpdates();
+    expect(again.downloaded).toEqual([]);
+    expect(await runtime.load('vad')).toMatchObject({ active: 'vad@1.0.0' });
+  });
+
+  it('follows its rollout bucket: a 100% canary is installed, and halting it brings the control back', async () => {
+    const server = await startServer();
+    await commands.publishModel(server.name, { version: '1.0.0', source: 'silero', promote: true });
+    const canary = await commands.publishModel(server.name, {
+      version: '1.1.0',
+      source: { sileroDocString: 'canary' },
+      rollout: { shareBps: 10_000 },
+    });
+    const runtime = await runtimeFor(server, prefix());
+    expect(await runtime.load('vad')).toMatchObject({ active: 'vad@1.1.0' });
+
+    await commands.haltRollout(server.name, canary.rolloutId!);
+    const check = await runtime.checkForUpdates();
+    expect(check.targets.vad).toMatchObject({ active: 'vad@1.0.0', inRollout: false });
+    // The first check only fetched the canary; the control now downloads (sharing most chunks).
+    expect(check.downloaded).toEqual(['vad@1.0.0']);
+    expect(await runtime.load('vad')).toMatchObject({ active: 'vad@1.0.0', loaded: 'vad@1.0.0' });
+  });
+});
