@@ -1,6 +1,7 @@
 import { EdgeshipError } from '@edgeship/protocol';
 import { proxy, type Remote, releaseProxy, transfer, wrap } from 'comlink';
 import type { NamedTensors } from './engines/tensor.ts';
+import { requestPersistence } from './store/storage-pressure.ts';
 import type { CheckResult } from './update/updater.ts';
 import type { RuntimeWorkerApi } from './worker/api.ts';
 import { buffersOf } from './worker/buffers.ts';
@@ -10,6 +11,11 @@ import { installErrorTransfer } from './worker/error-transfer.ts';
 export interface CreateRuntimeOptions extends RuntimeConfig {
   /** Override where the worker script comes from (bundlers resolve the default). */
   worker?: Worker;
+  /**
+   * Ask the browser to keep this origin's storage under pressure (default true), so the cached
+   * models survive eviction. Workers cannot ask; the page does it here.
+   */
+  persistStorage?: boolean;
 }
 
 type EventType = RuntimeEvent['type'];
@@ -18,6 +24,8 @@ type Listener<T extends EventType> = (event: Extract<RuntimeEvent, { type: T }>)
 /** The main-thread handle: every call crosses to the worker, so inference never blocks the page. */
 export interface Runtime {
   readonly deviceId: string;
+  /** What the browser answered to navigator.storage.persist(): null when not asked or unsupported. */
+  readonly storagePersisted: boolean | null;
   load(model: string): Promise<ModelStatus>;
   /** Inputs are transferred to the worker (the caller's arrays are detached); outputs come back transferred. */
   run(model: string, inputs: NamedTensors): Promise<NamedTensors>;
@@ -30,7 +38,8 @@ export interface Runtime {
 
 export async function createRuntime(options: CreateRuntimeOptions): Promise<Runtime> {
   installErrorTransfer();
-  const { worker: given, ...config } = options;
+  const { worker: given, persistStorage = true, ...config } = options;
+  const storagePersisted = persistStorage ? await requestPersistence() : null;
   const worker =
     given ??
     new Worker(new URL('./worker/worker.ts', import.meta.url), { type: 'module', name: 'edgeship-runtime' });
@@ -47,6 +56,7 @@ export async function createRuntime(options: CreateRuntimeOptions): Promise<Runt
 
   return {
     deviceId,
+    storagePersisted,
     async load(model) {
       live();
       return remote.load(model);

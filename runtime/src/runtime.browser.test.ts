@@ -90,6 +90,7 @@ describe('runtime in Chromium against a real update server', () => {
     const status = await first.load('vad');
     expect(status).toMatchObject({ active: 'vad@1.0.0', loaded: 'vad@1.0.0', lastKnownGood: 'vad@1.0.0' });
     expect(status.backend?.chosen.backend).toBe('wasm');
+    expect(typeof first.storagePersisted).toBe('boolean'); // asked; headless Chromium decides
     const online = await speechProbability(first);
     const log = await commands.proxyLog(server.name, { reset: true });
     const fetchedChunks = log.filter((e) => e.path.startsWith('/v1/chunks/') && e.status === 200);

@@ -161,9 +161,14 @@ async function fetchChunk(ref: ChunkRef, options: DownloadOptions, signal: Abort
     const out = new Uint8Array(ref.size);
     let received = 0;
     const reader = response.body.getReader();
+    // Not every body errors when its request's signal aborts: cancelling ends a pending read.
+    const cancel = () => void reader.cancel().catch(() => {});
+    stalled.signal.addEventListener('abort', cancel, { once: true });
+    signal.addEventListener('abort', cancel, { once: true });
     try {
       for (;;) {
         const { done, value } = await reader.read();
+        if (stalled.signal.aborted || signal.aborted) throw new Error('aborted');
         if (done) break;
         rearm();
         if (received + value.length > ref.size) {
@@ -176,9 +181,12 @@ async function fetchChunk(ref: ChunkRef, options: DownloadOptions, signal: Abort
         received += value.length;
       }
     } catch (error) {
-      await reader.cancel().catch(() => {});
+      cancel();
       if (error instanceof EdgeshipError) throw error;
       throw transportError(error, ref, stalled.signal, stallMs);
+    } finally {
+      stalled.signal.removeEventListener('abort', cancel);
+      signal.removeEventListener('abort', cancel);
     }
     if (received !== ref.size) {
       throw new LengthMismatchError(
