@@ -34,7 +34,7 @@ export async function main(argv: string[]): Promise<void> {
     createKeys: values['create-keys'],
     logLevel: values['log-level'] as 'info',
   });
-  // Machine-readable first line for scripts and tests that start us.
+  // Machine-readable, for scripts and tests that start us (pino log lines may come before it).
   process.stdout.write(`${JSON.stringify({ event: 'listening', url: server.url })}\n`);
   const stop = async () => {
     await server.close();

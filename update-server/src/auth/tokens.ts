@@ -1,6 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
-import type { Registry, Role, TokenRecord } from '../storage/types.ts';
+import { ConflictError } from '../storage/errors.ts';
+import type { Registry, RegistryStore, Role, TokenRecord } from '../storage/types.ts';
 
 export const ROLES: readonly Role[] = ['publisher', 'operator', 'viewer'];
 
@@ -22,11 +23,11 @@ export async function createToken(
   registry: Registry,
   name: string,
   role: Role,
-  opts: { expiresAt?: Date; now?: Date } = {},
+  opts: { expiresAt?: Date; now?: Date; id?: string } = {},
 ): Promise<string> {
   const token = newToken(role);
   const record: TokenRecord = {
-    id: randomUUID(),
+    id: opts.id ?? randomUUID(),
     name,
     role,
     hash: hashToken(token),
@@ -45,14 +46,28 @@ export type BootstrapTokens = Record<Role, string>;
  * 0600 file in the data directory, the only place their plain text ever exists. Later starts
  * read that file back if it is still there (the development flow needs them; production
  * operators delete it after copying the tokens into their secret store).
+ *
+ * Several processes may start together on one PostgreSQL database: the bootstrap tokens have
+ * fixed ids and are inserted in one transaction, so exactly one process creates them; the others
+ * hit the conflict and read the file (present when they share the data directory, else null).
  */
-export async function bootstrapTokens(registry: Registry, file: string): Promise<BootstrapTokens | null> {
-  if ((await registry.listTokens()).length > 0) return readTokensFile(file);
-  const tokens = {} as BootstrapTokens;
-  for (const role of ROLES) tokens[role] = await createToken(registry, `bootstrap-${role}`, role);
-  await writeFile(file, `${JSON.stringify(tokens, null, 2)}\n`, { mode: 0o600 });
-  await chmod(file, 0o600);
-  return tokens;
+export async function bootstrapTokens(store: RegistryStore, file: string): Promise<BootstrapTokens | null> {
+  if ((await store.listTokens()).length > 0) return readTokensFile(file);
+  try {
+    return await store.transaction(async (tx) => {
+      const tokens = {} as BootstrapTokens;
+      for (const role of ROLES) {
+        tokens[role] = await createToken(tx, `bootstrap-${role}`, role, { id: `bootstrap-${role}` });
+      }
+      // Before the commit, so a process that lost the race and shares this directory finds it.
+      await writeFile(file, `${JSON.stringify(tokens, null, 2)}\n`, { mode: 0o600 });
+      await chmod(file, 0o600);
+      return tokens;
+    });
+  } catch (error) {
+    if (error instanceof ConflictError) return readTokensFile(file);
+    throw error;
+  }
 }
 
 async function readTokensFile(file: string): Promise<BootstrapTokens | null> {

@@ -1,0 +1,265 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { type Manifest, type SigningKeyPair, verifyManifest } from '@edgeship/protocol';
+import { afterAll, describe, expect, it } from 'vitest';
+import { makeRelease, randomBytesOf } from '../../test/support/server.ts';
+import { AdminClient } from './admin-client.ts';
+import type { BootstrapTokens } from './auth/tokens.ts';
+import { loadServerKeys, type ServerKeys } from './keys/server-keys.ts';
+import { openStorage } from './storage/open.ts';
+import { createTestSchema, type TestSchema } from './storage/registry.suite.ts';
+
+/**
+ * Two real `edgeship-server` processes on one PostgreSQL schema, as behind a load balancer:
+ * separate data directories, one shared keys directory, every byte and decision in the database.
+ */
+
+const BIN = resolve(import.meta.dirname, '../bin/edgeship-server.mjs');
+const START_TIMEOUT_MS = 20_000;
+const APP = 'fleet';
+const CHANNEL = 'stable';
+const MODEL = 'kws';
+
+interface ServerProcess {
+  url: string;
+  dataDir: string;
+  child: ChildProcess;
+  stderr: string[];
+}
+
+interface Cluster {
+  schema: TestSchema;
+  keys: ServerKeys;
+  publisherKey: SigningKeyPair;
+  a: ServerProcess;
+  b: ServerProcess;
+  tokens: BootstrapTokens;
+}
+
+const temps: string[] = [];
+const children: ChildProcess[] = [];
+let setup: Promise<Cluster> | undefined;
+
+// Started by the first test (not beforeAll: a failed hook reports tests as skipped, and a missing
+// PostgreSQL must fail them).
+function cluster(): Promise<Cluster> {
+  setup ??= (async () => {
+    const schema = await createTestSchema();
+    const keysDir = await tempDir('edgeship-keys-');
+    // A production deployment brings its keys (`edgeship keygen`); both processes read the same.
+    const keys = await loadServerKeys(keysDir, { createIfMissing: true });
+    const [a, b] = await Promise.all([startProcess(schema.url, keysDir), startProcess(schema.url, keysDir)]);
+    const files = await Promise.all([a, b].map((p) => readTokens(join(p.dataDir, 'tokens.json'))));
+    const found = files.filter((t): t is BootstrapTokens => t !== null);
+    if (found.length !== 1)
+      throw new Error(`expected one tokens.json across both data dirs, found ${found.length}`);
+    return { schema, keys, publisherKey: keys.created!.publisher, a, b, tokens: found[0]! };
+  })();
+  return setup;
+}
+
+afterAll(async () => {
+  await Promise.all(children.map(stopProcess));
+  await (await setup?.catch(() => undefined))?.schema.drop();
+  await Promise.all(temps.map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+describe('two server processes on one PostgreSQL', () => {
+  it('start together and bootstrap exactly one set of tokens, valid on both', async () => {
+    const { schema, a, b, tokens } = await cluster();
+    const storage = await openStorage({ dataDir: a.dataDir, databaseUrl: schema.url });
+    try {
+      const stored = await storage.registry.listTokens();
+      expect(stored.map((t) => `${t.name}:${t.role}`).sort()).toEqual([
+        'bootstrap-operator:operator',
+        'bootstrap-publisher:publisher',
+        'bootstrap-viewer:viewer',
+      ]);
+    } finally {
+      await storage.registry.close();
+      await storage.blobs.close();
+    }
+    for (const p of [a, b]) {
+      expect(await new AdminClient(p.url, tokens.viewer).whoami()).toMatchObject({ role: 'viewer' });
+      expect(await new AdminClient(p.url, tokens.operator).whoami()).toMatchObject({ role: 'operator' });
+    }
+  });
+
+  it('serve the same signed manifest bytes and ETag', async () => {
+    const { a, b, tokens, publisherKey, keys } = await cluster();
+    const bytes = randomBytesOf(300_000, 31);
+    const signed = await makeRelease(publisherKey, bytes, { model: MODEL, version: '1.0.0' });
+    const publisherA = new AdminClient(a.url, tokens.publisher);
+    await publisherA.uploadRelease(signed, new Map([['model.onnx', bytes]]));
+    await publisherA.registerRelease({ release: signed });
+    await new AdminClient(a.url, tokens.operator).promoteRelease(APP, CHANNEL, MODEL, '1.0.0');
+
+    const [fromA, fromB] = await Promise.all([fetchManifest(a), fetchManifest(b)]);
+    expect(fromB.body).toBe(fromA.body);
+    expect(fromB.etag).toBe(fromA.etag);
+    expect(fromA.etag).toMatch(/^"[0-9a-f]{40}"$/);
+    const manifest = await verified(fromB.body, keys);
+    expect(manifest.models).toMatchObject([{ name: MODEL, production: '1.0.0', rollout: null }]);
+
+    // B answers A's ETag with 304, and serves the chunks A took in.
+    const revalidated = await fetch(manifestUrl(b), { headers: { 'if-none-match': fromA.etag } });
+    expect(revalidated.status).toBe(304);
+    const chunk = signed.signed.files[0]!.chunks[0]!;
+    const response = await fetch(`${b.url}/v1/chunks/${chunk.sha256}`);
+    expect(response.status).toBe(200);
+    expect(Buffer.from(await response.arrayBuffer())).toEqual(Buffer.from(bytes.subarray(0, chunk.size)));
+  });
+
+  it('serve a rollout change made through one process from the other', async () => {
+    const { a, b, tokens, publisherKey, keys } = await cluster();
+    const bytes = randomBytesOf(300_000, 32);
+    const signed = await makeRelease(publisherKey, bytes, { model: MODEL, version: '1.1.0' });
+    const publisherB = new AdminClient(b.url, tokens.publisher);
+    await publisherB.uploadRelease(signed, new Map([['model.onnx', bytes]]));
+    await publisherB.registerRelease({ release: signed });
+    const before = await verified((await fetchManifest(b)).body, keys);
+
+    // Created through A, served by B.
+    const rollout = await new AdminClient(a.url, tokens.operator).createRollout({
+      app: APP,
+      channel: CHANNEL,
+      model: MODEL,
+      release: '1.1.0',
+      shareBps: 1000,
+    });
+    const afterCreate = await verified((await fetchManifest(b)).body, keys);
+    expect(afterCreate.version).toBe(before.version + 1);
+    expect(afterCreate.models[0]?.rollout).toEqual({
+      id: rollout.id,
+      release: '1.1.0',
+      shareBps: 1000,
+      salt: rollout.salt,
+      control: '1.0.0',
+      mode: 'canary',
+    });
+
+    // Widened through B, served by A.
+    await new AdminClient(b.url, tokens.operator).setShare(rollout.id, 5000);
+    const afterShare = await verified((await fetchManifest(a)).body, keys);
+    expect(afterShare.version).toBe(before.version + 2);
+    expect(afterShare.models[0]?.rollout?.shareBps).toBe(5000);
+
+    // Halted through A: both stop serving the rollout, with identical bytes.
+    await new AdminClient(a.url, tokens.operator).halt(rollout.id, 'multi-process test');
+    const [fromA, fromB] = await Promise.all([fetchManifest(a), fetchManifest(b)]);
+    expect(fromB.body).toBe(fromA.body);
+    expect(fromB.etag).toBe(fromA.etag);
+    const halted = await verified(fromB.body, keys);
+    expect(halted.version).toBe(before.version + 3);
+    expect(halted.models[0]).toMatchObject({ production: '1.0.0', rollout: null });
+
+    // The audit trail written through both processes is one trail.
+    const { entries } = await new AdminClient(b.url, tokens.viewer).audit({ app: APP, limit: 10 });
+    expect(entries.map((e) => e.action)).toEqual([
+      'rollout.halt',
+      'rollout.share',
+      'rollout.create',
+      'release.promote',
+    ]);
+  });
+});
+
+function manifestUrl(p: ServerProcess): string {
+  return `${p.url}/v1/apps/${APP}/channels/${CHANNEL}/manifest`;
+}
+
+async function fetchManifest(p: ServerProcess): Promise<{ body: string; etag: string }> {
+  const response = await fetch(manifestUrl(p));
+  const body = await response.text();
+  if (response.status !== 200) throw new Error(`${p.url} answered ${response.status}: ${body}`);
+  return { body, etag: response.headers.get('etag') ?? '' };
+}
+
+async function verified(body: string, keys: ServerKeys): Promise<Manifest> {
+  const { manifest } = await verifyManifest(body, {
+    root: keys.trustedRoot,
+    app: APP,
+    channel: CHANNEL,
+    now: new Date(),
+  });
+  return manifest;
+}
+
+async function tempDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  temps.push(dir);
+  return dir;
+}
+
+async function readTokens(file: string): Promise<BootstrapTokens | null> {
+  try {
+    await access(file);
+  } catch {
+    return null;
+  }
+  return JSON.parse(await readFile(file, 'utf8')) as BootstrapTokens;
+}
+
+/** Spawns the real CLI on port 0 and waits for its `{"event":"listening","url"}` line. */
+async function startProcess(databaseUrl: string, keysDir: string): Promise<ServerProcess> {
+  const dataDir = await tempDir('edgeship-proc-');
+  const child = spawn(
+    process.execPath,
+    [
+      BIN,
+      '--database-url',
+      databaseUrl,
+      '--data-dir',
+      dataDir,
+      '--keys-dir',
+      keysDir,
+      '--port',
+      '0',
+      '--log-level',
+      'warn',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DATABASE_URL: undefined } },
+  );
+  children.push(child);
+  const stderr: string[] = [];
+  child.stderr!.setEncoding('utf8').on('data', (text: string) => stderr.push(text));
+  const url = await new Promise<string>((resolveUrl, reject) => {
+    const timer = setTimeout(() => {
+      reject(
+        new Error(`edgeship-server did not report listening in ${START_TIMEOUT_MS} ms: ${stderr.join('')}`),
+      );
+    }, START_TIMEOUT_MS);
+    const fail = (why: string) => {
+      clearTimeout(timer);
+      reject(new Error(`edgeship-server ${why}: ${stderr.join('')}`));
+    };
+    child.once('error', (error) => fail(`could not start (${error.message})`));
+    child.once('exit', (code, signal) => fail(`exited (${code ?? signal}) before listening`));
+    // pino logs share stdout: take the first line that is the listening event.
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      let event: { event?: string; url?: string } | null = null;
+      try {
+        event = JSON.parse(line);
+      } catch {
+        return;
+      }
+      if (event?.event === 'listening' && typeof event.url === 'string') {
+        clearTimeout(timer);
+        resolveUrl(event.url);
+      }
+    });
+  });
+  return { url, dataDir, child, stderr };
+}
+
+async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
