@@ -20,14 +20,17 @@ function ortWasmFiles(): Plugin {
       const out = join(options.dir ?? join(here, 'dist'), 'ort');
       await mkdir(out, { recursive: true });
       for (const file of await readdir(ortDist)) {
-        if (/^ort-wasm-simd-threaded(\.jsep)?\.(wasm|mjs)$/.test(file))
+        // The JSEP build is the one with WebGPU and WASM both; the plain one would be dead weight.
+        if (/^ort-wasm-simd-threaded\.jsep\.(wasm|mjs)$/.test(file))
           await copyFile(join(ortDist, file), join(out, file));
       }
     },
   };
 }
 
-export default defineConfig({
+// Decided by the command, not NODE_ENV: a build made from a test run (NODE_ENV=test) must
+// still be a production build.
+export default defineConfig(({ command }) => ({
   root: here,
   base: '/',
   build: { outDir: 'dist', target: 'es2022', emptyOutDir: true },
@@ -36,6 +39,11 @@ export default defineConfig({
   define: {
     // The pinned root keys are part of the app, never fetched from the server they vouch for.
     __EDGESHIP_TRUSTED_ROOT__: JSON.stringify(process.env.EDGESHIP_TRUSTED_ROOT ?? 'null'),
+    // The build copies ORT's files to /ort/; the dev server serves them from node_modules.
+    __EDGESHIP_ORT_PATH__: JSON.stringify(
+      command === 'build' ? '/ort/' : '/node_modules/onnxruntime-web/dist/',
+    ),
+    __EDGESHIP_SERVICE_WORKER__: JSON.stringify(command === 'build'),
   },
   plugins: [
     ortWasmFiles(),
@@ -63,12 +71,16 @@ export default defineConfig({
         // The app shell and the runtime's WASM files; models live in the runtime's IndexedDB
         // store, so manifests, chunks and telemetry (/v1/) never go through this cache.
         globPatterns: ['**/*.{html,js,mjs,css,svg,png,wasm,wav,webmanifest}'],
-        globIgnores: ['dashboard/**'],
+        // The runtime loads ORT's WASM from /ort/ (wasmPaths); the copy Vite emits is never fetched.
+        globIgnores: ['dashboard/**', 'assets/ort-wasm-*.wasm'],
         maximumFileSizeToCacheInBytes: 64 * 1024 * 1024,
         navigateFallback: '/index.html',
         navigateFallbackDenylist: [/^\/v1\//, /^\/dashboard/, /^\/(healthz|readyz|metrics)/],
         cleanupOutdatedCaches: true,
+        // Control the page of the first visit as soon as the shell is cached: offline after the
+        // first visit, not the second. Updates still wait (no skipWaiting): see main.ts.
+        clientsClaim: true,
       },
     }),
   ],
-});
+}));

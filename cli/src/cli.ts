@@ -1,6 +1,9 @@
 import { Command } from 'commander';
 import { registerKeygen } from './commands/keygen.ts';
 import { exitCodeFor } from './commands/output.ts';
+import { registerPublish } from './commands/publish.ts';
+import { registerRollout } from './commands/rollout.ts';
+import { registerStatus } from './commands/status.ts';
 import { registerVerify } from './commands/verify.ts';
 
 /** Builds the `edgeship` program; each command lives in commands/<name>.ts. */
@@ -9,9 +12,14 @@ export function buildProgram(): Command {
     .description('Publish, stage and verify models for Edgeship devices')
     .version('0.1.0')
     .showHelpAfterError()
+    // Program options only before the command: `publish --version 1.2.0` is the release's version.
+    .enablePositionalOptions()
     .exitOverride();
   registerKeygen(program);
   registerVerify(program);
+  registerPublish(program);
+  registerRollout(program);
+  registerStatus(program);
   return program;
 }
 

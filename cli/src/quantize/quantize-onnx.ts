@@ -259,8 +259,9 @@ function toInt8(name: string, dims: number[], values: Float32Array, ctx: Context
     const dq = makeNode('DequantizeLinear', [stored.name!, scale.name!, zeroPoint.name!], [name]);
     return { tensors: [stored, scale, zeroPoint], nodes: [dq] };
   }
-  // Cast + Sub + Mul: (q - zeroPoint) * scale, with the scale shaped [C, 1, ...] to broadcast.
-  const broadcastDims = perChannel ? [dims[0]!, ...dims.slice(1).map(() => 1)] : [];
+  // Cast + Sub + Mul: (q - zeroPoint) * scale, with the scale shaped [1, C, 1, ...] (channels on
+  // the axis the scales run along, which need not be 0) so that it broadcasts.
+  const broadcastDims = perChannel ? dims.map((d, i) => (i === q.axis ? d : 1)) : [];
   scale.dims = broadcastDims;
   const zeroPoint = makeTensor(
     ctx.names.fresh(`${name}_zero_point`),

@@ -26,10 +26,13 @@ export interface ValidationBudget {
 export interface ValidateOnnxOptions {
   reference: Uint8Array;
   candidate: Uint8Array;
-  /** One entry per frame, run in order. */
-  inputs: Feeds[];
+  /**
+   * Sequences of frames: each runs in order, its carried state starting afresh (one sequence per
+   * clip for a streaming model; one single-frame sequence per example for a stateless one).
+   */
+  inputs: Feeds[][];
   budget: ValidationBudget;
-  /** Expected answer per frame, for the accuracy gate. */
+  /** Expected answer per frame (all sequences' frames in order), for the accuracy gate. */
   labels?: Labels;
   carry?: Carry;
   /** Outputs to compare; default: all of the reference's outputs that are not carried state. */
@@ -169,8 +172,18 @@ export function summarizeValidation(report: ValidationReport): string {
   return `validation failed: ${failed.map((g) => `${g.name}: ${g.message}`).join('; ')}`;
 }
 
-function run(loaded: LoadedSession, opts: ValidateOnnxOptions): Promise<SequenceRun> {
-  return runSequence(loaded.session, opts.inputs, opts.carry);
+/** Runs every sequence; outputs in order, mean time per frame over all of them. */
+async function run(loaded: LoadedSession, opts: ValidateOnnxOptions): Promise<SequenceRun> {
+  const all: SequenceRun = { feeds: [], outputs: [], meanMs: 0 };
+  let totalMs = 0;
+  for (const sequence of opts.inputs) {
+    const one = await runSequence(loaded.session, sequence, opts.carry);
+    all.feeds.push(...one.feeds);
+    all.outputs.push(...one.outputs);
+    totalMs += one.meanMs * one.outputs.length;
+  }
+  all.meanMs = totalMs / all.outputs.length;
+  return all;
 }
 
 /** Runs one step; a thrown error becomes a failed gate (and null), success a passed one. */
@@ -207,9 +220,13 @@ function finish(report: ValidationReport): ValidationReport {
 }
 
 function checkArguments(opts: ValidateOnnxOptions): void {
-  if (opts.inputs.length === 0) throw new InputError('E_INPUT', 'validation needs at least one input frame');
+  const frames = opts.inputs.reduce((n, s) => n + s.length, 0);
+  if (frames === 0 || opts.inputs.some((s) => s.length === 0)) {
+    throw new InputError('E_INPUT', 'validation needs at least one input frame in every sequence');
+  }
   const { minAgreement, ...limits } = opts.budget;
   for (const [key, value] of Object.entries(limits)) {
+    if (value === undefined) continue;
     if (!(typeof value === 'number' && value >= 0 && Number.isFinite(value))) {
       throw new InputError('E_INPUT', `budget.${key} must be a finite number >= 0, got ${value}`);
     }
@@ -220,8 +237,8 @@ function checkArguments(opts: ValidateOnnxOptions): void {
   ) {
     throw new InputError('E_INPUT', 'budget.minAgreement needs a finite threshold and a min between 0 and 1');
   }
-  if (opts.labels && opts.labels.expected.length !== opts.inputs.length) {
-    throw new InputError('E_INPUT', `${opts.labels.expected.length} labels for ${opts.inputs.length} frames`);
+  if (opts.labels && opts.labels.expected.length !== frames) {
+    throw new InputError('E_INPUT', `${opts.labels.expected.length} labels for ${frames} frames`);
   }
   if (opts.budget.maxAccuracyDrop !== undefined && !opts.labels) {
     throw new InputError('E_INPUT', 'budget.maxAccuracyDrop needs labels');
@@ -233,7 +250,7 @@ function firstLine(text: string): string {
 }
 
 function fmt(x: number): string {
-  return Math.abs(x) >= 1000 || x === 0 ? String(Math.round(x)) : x.toPrecision(3);
+  return Math.abs(x) >= 1000 || x === 0 ? String(Math.round(x)) : String(Number(x.toPrecision(3)));
 }
 
 function pct(x: number): string {

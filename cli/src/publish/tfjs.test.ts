@@ -1,0 +1,99 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import '@tensorflow/tfjs-backend-cpu';
+import { generateSigningKey } from '@edgeship/protocol';
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { tinyWeights } from '../../test-data/tiny-model.ts';
+import { publishModel } from './publish.ts';
+import { quantizeTfjs, readTfjsModel } from './tfjs.ts';
+
+let dir: string;
+const dense = tinyWeights(64, 32);
+const bias = Float32Array.from({ length: 32 }, (_, i) => i / 32 - 0.5);
+const steps = Int32Array.of(3, 1, 4);
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'edgeship-tfjs-'));
+  const shard = new Uint8Array(dense.byteLength + bias.byteLength + steps.byteLength);
+  shard.set(new Uint8Array(dense.buffer), 0);
+  shard.set(new Uint8Array(bias.buffer), dense.byteLength);
+  shard.set(new Uint8Array(steps.buffer), dense.byteLength + bias.byteLength);
+  await writeFile(join(dir, 'group1-shard1of1.bin'), shard);
+  const modelJson = {
+    format: 'graph-model',
+    modelTopology: { node: [] },
+    weightsManifest: [
+      {
+        paths: ['group1-shard1of1.bin'],
+        weights: [
+          { name: 'dense/kernel', shape: [64, 32], dtype: 'float32' },
+          { name: 'dense/bias', shape: [32], dtype: 'float32' },
+          { name: 'steps', shape: [3], dtype: 'int32' },
+        ],
+      },
+    ],
+  };
+  await writeFile(join(dir, 'model.json'), JSON.stringify(modelJson));
+});
+
+/** Decodes the weights the way TensorFlow.js itself loads them, dequantization included. */
+async function decoded(files: Map<string, Uint8Array>) {
+  const json = JSON.parse(new TextDecoder().decode(files.get('model.json')!));
+  const group = json.weightsManifest[0];
+  const shard = files.get(group.paths[0])!;
+  const buffer = shard.buffer.slice(shard.byteOffset, shard.byteOffset + shard.byteLength) as ArrayBuffer;
+  const tensors = tf.io.decodeWeights(buffer, group.weights);
+  return {
+    specs: group.weights,
+    values: Object.fromEntries(Object.entries(tensors).map(([k, v]) => [k, v.dataSync()])),
+  };
+}
+
+describe('TensorFlow.js weight quantization', () => {
+  it.each([
+    ['uint8', 0.3],
+    ['uint16', 0.55],
+    ['float16', 0.55],
+  ] as const)(
+    '%s: tfjs decodes the weights back within one step; int weights stay as they are',
+    async (mode, maxRatio) => {
+      const { files, report } = quantizeTfjs(await readTfjsModel(join(dir, 'model.json')), mode);
+      expect(report.weightsQuantized).toBe(2);
+      const { specs, values } = await decoded(files);
+      expect(specs[0].quantization.dtype).toBe(mode);
+      expect(specs[2]).toEqual({ name: 'steps', shape: [3], dtype: 'int32' });
+      const range = Math.max(...dense) - Math.min(...dense);
+      const step = mode === 'uint8' ? range / 255 : mode === 'uint16' ? range / 65535 : 0.02;
+      for (let i = 0; i < dense.length; i++)
+        expect(Math.abs(values['dense/kernel']![i]! - dense[i]!)).toBeLessThanOrEqual(step);
+      expect(Array.from(values.steps!)).toEqual([3, 1, 4]);
+      const shardBytes = [...files].filter(([p]) => p !== 'model.json').reduce((n, [, b]) => n + b.length, 0);
+      expect(shardBytes / (dense.byteLength + bias.byteLength + steps.byteLength)).toBeLessThan(maxRatio);
+      expect(report.weightMeanAbsDiff).toBeGreaterThan(0);
+    },
+  );
+
+  it('publishes a tfjs model as model.json plus its shard (dry run), and refuses int8 for tfjs', async () => {
+    const key = await generateSigningKey();
+    const contract = {
+      inputs: [{ name: 'x', dtype: 'float32', shape: ['batch', 64] }],
+      outputs: [{ name: 'y', dtype: 'float32', shape: ['batch', 32] }],
+    };
+    const base = {
+      model: join(dir, 'model.json'),
+      name: 'tiny',
+      version: '1.0.0',
+      contract,
+      publisherKey: key,
+      dryRun: true,
+    };
+    const result = await publishModel({ ...base, quantize: 'uint8' });
+    expect(result.signed.signed.format).toBe('tfjs');
+    expect(result.signed.signed.quantization).toEqual({ method: 'uint8' });
+    expect(result.signed.signed.files.map((f) => f.path)).toEqual(['model.json', 'group1-shard1of1.bin']);
+    expect(result.upload).toBeNull();
+    await expect(publishModel({ ...base, quantize: 'int8' })).rejects.toMatchObject({ exitCode: 2 });
+  });
+});

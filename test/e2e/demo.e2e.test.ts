@@ -1,0 +1,164 @@
+// The demo PWA as a person meets it: everything `npm start` runs (server, published models, built
+// PWA) on a fresh data directory, driven in a real Chromium through playwright-core.
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningEdgeship, runEdgeship } from '../../scripts/start/run.ts';
+import { chromiumArgs } from '../../vitest.config.ts';
+
+const repo = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+const artifacts = join(repo, 'test-artifacts');
+
+interface Interval {
+  start: number;
+  end: number;
+}
+
+let edgeship: RunningEdgeship;
+let dataDir: string;
+let browser: Browser;
+let context: BrowserContext;
+let page: Page;
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'edgeship-demo-'));
+  edgeship = await runEdgeship({ repo, dataDir, port: 0, host: '127.0.0.1', logLevel: 'silent' });
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: chromiumArgs,
+  });
+  context = await browser.newContext();
+  page = await context.newPage();
+  page.on('console', (message) => {
+    if (message.type() === 'error' || message.type() === 'warning')
+      console.log(`page ${message.type()}: ${message.text()}`);
+  });
+  await mkdir(artifacts, { recursive: true });
+}, 300_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await edgeship?.close();
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+});
+
+async function openDemo(): Promise<void> {
+  await page.goto(`${edgeship.url}/?backend=wasm`);
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
+  const problem = await page.textContent('#runtime-error');
+  expect(await page.isHidden('#runtime-error'), `the page reports: ${problem}`).toBe(true);
+}
+
+/** Runs VAD on the sample clip and returns the segments the page lists. */
+async function runSample(): Promise<Interval[]> {
+  await page.click('#run-sample');
+  await page.waitForSelector('[data-testid="vad-summary"][data-state="done"]', { timeout: 120_000 });
+  return page.$$eval('[data-testid="segments"] li', (items) =>
+    items.map((li) => ({
+      start: Number((li as HTMLElement).dataset.start),
+      end: Number((li as HTMLElement).dataset.end),
+    })),
+  );
+}
+
+const overlap = (a: Interval, b: Interval) =>
+  Math.max(0, Math.min(a.end, b.end) - Math.max(a.start, b.start));
+
+async function expectSegmentsMatchTheClip(found: Interval[]): Promise<void> {
+  const { speech } = JSON.parse(
+    await readFile(join(repo, 'demo-pwa/public/samples/speech.json'), 'utf8'),
+  ) as {
+    speech: Interval[];
+  };
+  // Every spoken sentence is found, covering most of it…
+  for (const said of speech) {
+    const covered = found.reduce((n, f) => n + overlap(f, said), 0);
+    expect(covered / (said.end - said.start), `coverage of ${said.start}-${said.end}`).toBeGreaterThan(0.7);
+  }
+  // …and nothing is found in the silences (a segment may overhang speech by a few frames).
+  for (const f of found) {
+    const speechInside = speech.reduce((n, s) => n + overlap(f, s), 0);
+    expect(f.end - f.start - speechInside, `silence inside ${f.start}-${f.end}`).toBeLessThan(0.6);
+  }
+}
+
+describe('demo PWA in Chromium', { timeout: 240_000 }, () => {
+  it('loads the model and finds the speech in the sample clip, and none in its silence', async () => {
+    await openDemo();
+    await expect(page.textContent('[data-testid="active-release"]')).resolves.toMatch(/vad@/);
+    await expect(page.textContent('[data-testid="backend"]')).resolves.toMatch(/vad: wasm/);
+    const segments = await runSample();
+    expect(segments.length).toBeGreaterThanOrEqual(2);
+    await expectSegmentsMatchTheClip(segments);
+    await page.screenshot({ path: join(artifacts, 'demo.png'), fullPage: true });
+  });
+
+  it('reloads offline and still runs VAD', async () => {
+    // The service worker must control the page before the network goes away.
+    await page.waitForFunction(() => navigator.serviceWorker.controller !== null, undefined, {
+      timeout: 60_000,
+    });
+    await context.setOffline(true);
+    try {
+      await page.reload();
+      await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
+      await expect(page.textContent('[data-testid="network"]')).resolves.toBe('offline');
+      await expectSegmentsMatchTheClip(await runSample());
+      await page.screenshot({ path: join(artifacts, 'demo-offline.png'), fullPage: true });
+    } finally {
+      await context.setOffline(false);
+    }
+  });
+
+  it('shows a release published with the CLI while it is open, and runs it after a reload', async () => {
+    const { server } = edgeship;
+    const cli = await promisify(execFile)(
+      process.execPath,
+      [
+        join(repo, 'cli/bin/edgeship.mjs'),
+        'publish',
+        join(repo, 'node_modules/@ricky0123/vad-web/dist/silero_vad_v5.onnx'),
+        ...['--name', 'vad', '--version', '1.2.0', '--quantize', 'none'],
+        ...['--contract', join(repo, 'demo-pwa/publish/vad.contract.json')],
+        ...['--calibration', join(repo, 'cli/test-data')],
+        ...[
+          '--server',
+          server.url,
+          '--token',
+          server.tokens!.publisher,
+          '--operator-token',
+          server.tokens!.operator,
+        ],
+        ...['--publisher-key', join(dataDir, 'keys/publisher.key.json')],
+        ...['--app', 'demo', '--channel', 'stable', '--rollout', '100', '--json'],
+      ],
+      { cwd: repo },
+    );
+    expect(JSON.parse(cli.stdout)).toMatchObject({ release: 'vad@1.2.0' });
+
+    await page.click('#check-updates');
+    await page.waitForFunction(
+      () =>
+        /update downloaded \(vad@1\.2\.0\)/.test(
+          document.querySelector('[data-testid="update-status"]')?.textContent ?? '',
+        ),
+      undefined,
+      { timeout: 60_000 },
+    );
+    await expect(page.textContent('[data-testid="update-status"]')).resolves.toMatch(
+      /update downloaded .*applies on reload/,
+    );
+    await expect(page.textContent('[data-testid="active-release"]')).resolves.toContain('vad@1.0.0');
+    await page.screenshot({ path: join(artifacts, 'demo-update.png'), fullPage: true });
+
+    await page.reload();
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
+    await expect(page.textContent('[data-testid="active-release"]')).resolves.toContain('vad@1.2.0');
+    await expectSegmentsMatchTheClip(await runSample());
+  });
+});
