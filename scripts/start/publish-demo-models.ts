@@ -10,7 +10,7 @@ interface DemoRelease {
   name: string;
   version: string;
   model: string;
-  quantize: 'int8' | 'float16' | 'none';
+  quantize: 'int8' | 'uint8' | 'float16' | 'none';
   contract: string;
   calibration?: string;
   modelCard?: string;
@@ -39,7 +39,7 @@ function demoReleases(repo: string): DemoRelease[] {
       name: 'tone',
       version: '1.0.0',
       model: tone,
-      quantize: 'uint8' as never,
+      quantize: 'uint8',
       contract: toneContract,
       target: 'production',
     });

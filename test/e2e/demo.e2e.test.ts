@@ -95,6 +95,12 @@ describe('demo PWA in Chromium', { timeout: 240_000 }, () => {
     const segments = await runSample();
     expect(segments.length).toBeGreaterThanOrEqual(2);
     await expectSegmentsMatchTheClip(segments);
+    // The second demo: the project's own TF.js model.
+    await page.click('#tone-run');
+    await page.waitForFunction(() =>
+      document.querySelector('[data-testid="tone-result"]')?.textContent?.startsWith('Loudest tone'),
+    );
+    await expect(page.textContent('[data-testid="active-release"]')).resolves.toMatch(/tone@1\.0\.0/);
     await page.screenshot({ path: join(artifacts, 'demo.png'), fullPage: true });
   });
 
@@ -160,5 +166,17 @@ describe('demo PWA in Chromium', { timeout: 240_000 }, () => {
     await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
     await expect(page.textContent('[data-testid="active-release"]')).resolves.toContain('vad@1.2.0');
     await expectSegmentsMatchTheClip(await runSample());
+  });
+
+  it('starts again on the same data directory and loses nothing', async () => {
+    const before = await edgeship.server.registry.listReleases();
+    const audit = await edgeship.server.registry.listAudit({ limit: 1000 });
+    await edgeship.close();
+    edgeship = await runEdgeship({ repo, dataDir, port: 0, host: '127.0.0.1', logLevel: 'silent' });
+    expect(edgeship.published).toEqual([]);
+    expect(await edgeship.server.registry.listReleases()).toEqual(before);
+    expect(await edgeship.server.registry.listAudit({ limit: 1000 })).toEqual(audit);
+    const manifest = await fetch(`${edgeship.url}/v1/apps/demo/channels/stable/manifest`);
+    expect(manifest.status).toBe(200);
   });
 });
