@@ -27,7 +27,7 @@ const isolationHeaders = {
 
 export default defineConfig({
   server: { headers: isolationHeaders },
-  optimizeDeps: { exclude: ['onnxruntime-web'] },
+  optimizeDeps: { exclude: ['onnxruntime-web'], include: ['@tensorflow/tfjs'] },
   test: {
     projects: [
       {

@@ -71,6 +71,22 @@ export function makeToneExample(rng: Rng): ToneExample {
   return { audio, label, amplitudes };
 }
 
+/**
+ * A clean mix of the three tones at the given amplitudes (phase 0, no noise): the deliberately
+ * ambiguous inputs in reference.json, where the probabilities are not saturated at 0 or 1.
+ */
+export function makeToneMix(amplitudes: readonly [number, number, number]): Float32Array {
+  const audio = new Float32Array(TONE_SAMPLES);
+  for (let n = 0; n < TONE_SAMPLES; n++) {
+    let sample = 0;
+    for (let i = 0; i < TONE_FREQUENCIES.length; i++) {
+      sample += amplitudes[i]! * Math.sin((2 * Math.PI * TONE_FREQUENCIES[i]! * n) / TONE_SAMPLE_RATE);
+    }
+    audio[n] = Math.max(-1, Math.min(1, sample));
+  }
+  return audio;
+}
+
 export interface ToneBatch {
   /** count × TONE_SAMPLES, row-major: the model's `audio` input. */
   audio: Float32Array;

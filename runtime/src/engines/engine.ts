@@ -1,3 +1,4 @@
+import { EdgeshipError } from '@edgeship/protocol';
 import type { NamedTensors } from './tensor.ts';
 
 /** Where inference runs. ORT offers webgpu and wasm; tfjs offers webgl and cpu (see candidateConfigs). */
@@ -21,11 +22,59 @@ export interface Engine {
   dispose(): Promise<void>;
 }
 
-/** Why a config was not used, e.g. "no WebGPU adapter" or the ORT error text. */
+/**
+ * Why a config was not used, as a stable code apps can branch on:
+ * - no-webgpu: navigator.gpu is missing or gives no adapter
+ * - not-isolated: WASM threads need a cross-origin isolated page (SharedArrayBuffer)
+ * - single-core: one core, so no WASM threads
+ * - not-bundled: the tfjs build has no such backend
+ * - not-available: the app asked for a backend that is not a candidate here
+ * - unsupported-op: the model uses an operator the backend cannot run
+ * - session-failed: the backend failed to create a session or load the model
+ * - threads-fixed: ORT already started with another thread count in this worker
+ * - non-finite: the backend ran but gave NaN or Infinity on the sample input
+ * - remembered-failed: the config measured fastest earlier no longer loads
+ */
+export const FALLBACK_CODES = [
+  'no-webgpu',
+  'not-isolated',
+  'single-core',
+  'not-bundled',
+  'not-available',
+  'unsupported-op',
+  'session-failed',
+  'threads-fixed',
+  'non-finite',
+  'remembered-failed',
+] as const;
+export type FallbackCode = (typeof FALLBACK_CODES)[number];
+
+/** Why a config was not used: the code, and the text behind it (e.g. ORT's own error message). */
 export interface FallbackReason {
   config: EngineConfig;
+  code: FallbackCode;
   reason: string;
 }
+
+/** A backend cannot run this model; `fallback` says why, for the FallbackReason. */
+export class BackendUnavailableError extends EdgeshipError {
+  constructor(
+    readonly fallback: FallbackCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super('E_NO_BACKEND', message, options);
+  }
+}
+
+/** The fallback code for an error from loading or running a config. */
+export function fallbackCodeOf(error: unknown): FallbackCode {
+  if (error instanceof BackendUnavailableError) return error.fallback;
+  return UNSUPPORTED_OP.test(errorText(error)) ? 'unsupported-op' : 'session-failed';
+}
+
+// ORT's words for an operator no kernel implements (NOT_IMPLEMENTED), on any EP.
+const UNSUPPORTED_OP = /could not find an implementation|not implemented|unsupported op|is not supported/i;
 
 /** "wasm×2", "webgpu": how a config reads in reasons and logs. */
 export function describeConfig(config: EngineConfig): string {

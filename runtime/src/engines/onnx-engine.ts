@@ -3,7 +3,14 @@
 // `onnxruntime-web/wasm` has no WebGPU at all.
 import { EdgeshipError, InputError } from '@edgeship/protocol';
 import * as ort from 'onnxruntime-web';
-import { describeConfig, type Engine, type EngineConfig, errorText } from './engine.ts';
+import {
+  BackendUnavailableError,
+  describeConfig,
+  type Engine,
+  type EngineConfig,
+  errorText,
+  fallbackCodeOf,
+} from './engine.ts';
 import type { NamedTensors, TensorArray } from './tensor.ts';
 
 export interface OrtOptions {
@@ -23,8 +30,8 @@ let initialisedThreads: number | undefined;
 /** Points ORT at the app's own copy of its WASM files. Call before the first engine. */
 export function configureOrt(opts: OrtOptions): void {
   if (initialisedThreads !== undefined && opts.threads !== initialisedThreads) {
-    throw new EdgeshipError(
-      'E_NO_BACKEND',
+    throw new BackendUnavailableError(
+      'threads-fixed',
       `onnxruntime-web already initialised with ${initialisedThreads} thread(s); it cannot switch to ${opts.threads} in this worker`,
     );
   }
@@ -43,13 +50,16 @@ const ORT_BACKENDS = new Set(['webgpu', 'wasm']);
 
 export async function createOnnxEngine(model: Uint8Array, config: EngineConfig): Promise<Engine> {
   if (!ORT_BACKENDS.has(config.backend)) {
-    throw new EdgeshipError('E_NO_BACKEND', `onnxruntime-web runs on webgpu or wasm, not ${config.backend}`);
+    throw new BackendUnavailableError(
+      'not-available',
+      `onnxruntime-web runs on webgpu or wasm, not ${config.backend}`,
+    );
   }
   const threads = config.threads ?? ort.env.wasm.numThreads ?? 1;
   if (threads > 1 && !globalThis.crossOriginIsolated) {
     // Without SharedArrayBuffer ORT quietly drops to one thread; say so instead.
-    throw new EdgeshipError(
-      'E_NO_BACKEND',
+    throw new BackendUnavailableError(
+      'not-isolated',
       `${describeConfig(config)}: WASM threads need a cross-origin isolated page`,
     );
   }
@@ -57,8 +67,8 @@ export async function createOnnxEngine(model: Uint8Array, config: EngineConfig):
     ort.env.wasm.numThreads = threads;
     initialisedThreads = threads;
   } else if (threads !== initialisedThreads) {
-    throw new EdgeshipError(
-      'E_NO_BACKEND',
+    throw new BackendUnavailableError(
+      'threads-fixed',
       `${describeConfig(config)}: onnxruntime-web already initialised with ${initialisedThreads} thread(s) in this worker`,
     );
   }
@@ -70,9 +80,14 @@ export async function createOnnxEngine(model: Uint8Array, config: EngineConfig):
       logSeverityLevel: 3, // ORT warns on every WebGPU session that shape ops run on CPU: expected.
     });
   } catch (error) {
-    throw new EdgeshipError('E_NO_BACKEND', `${describeConfig(config)}: ${errorText(error)}`, {
-      cause: error,
-    });
+    // ORT's message tells an operator the EP lacks from a model that does not parse.
+    throw new BackendUnavailableError(
+      fallbackCodeOf(error),
+      `${describeConfig(config)}: ${errorText(error)}`,
+      {
+        cause: error,
+      },
+    );
   }
   return new OnnxEngine(session, { ...config, threads });
 }

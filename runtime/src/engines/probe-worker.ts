@@ -1,6 +1,6 @@
 /// <reference lib="webworker" />
 // A throwaway worker that times one ONNX config with its own ORT instance (see probe.ts for why).
-import { errorText } from './engine.ts';
+import { errorText, fallbackCodeOf } from './engine.ts';
 import { configureOrt, createOnnxEngine } from './onnx-engine.ts';
 import type { ProbeReply, ProbeRequest } from './probe.ts';
 import { timeEngine } from './select.ts';
@@ -17,7 +17,7 @@ self.onmessage = async (event: MessageEvent<ProbeRequest>) => {
       await engine.dispose();
     }
   } catch (error) {
-    reply = { ok: false, reason: errorText(error) };
+    reply = { ok: false, code: fallbackCodeOf(error), reason: errorText(error) };
   }
   self.postMessage(reply);
 };

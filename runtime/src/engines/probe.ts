@@ -1,4 +1,4 @@
-import type { EngineConfig } from './engine.ts';
+import { BackendUnavailableError, type EngineConfig, type FallbackCode } from './engine.ts';
 import type { Trial } from './select.ts';
 import type { NamedTensors } from './tensor.ts';
 
@@ -19,7 +19,7 @@ export interface ProbeRequest {
   sample: NamedTensors;
   warmupRuns: number;
 }
-export type ProbeReply = { ok: true; medianMs: number } | { ok: false; reason: string };
+export type ProbeReply = { ok: true; medianMs: number } | { ok: false; code: FallbackCode; reason: string };
 
 export interface OnnxProbeOptions {
   model: Uint8Array;
@@ -34,8 +34,13 @@ export function createOnnxProbe(opts: OnnxProbeOptions): Trial {
   return (config, sample, warmupRuns) =>
     new Promise<number>((resolve, reject) => {
       const worker = new Worker(new URL('./probe-worker.ts', import.meta.url), { type: 'module' });
-      const timer = setTimeout(() => finish(new Error(`probe gave no answer in ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          finish(new BackendUnavailableError('session-failed', `probe gave no answer in ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       function finish(outcome: number | Error): void {
+        // A worker that never answers or fails to start is a failed session, like ORT's own errors.
         clearTimeout(timer);
         worker.terminate();
         if (typeof outcome === 'number') resolve(outcome);
@@ -43,11 +48,16 @@ export function createOnnxProbe(opts: OnnxProbeOptions): Trial {
       }
       worker.onmessage = (event: MessageEvent<ProbeReply>) => {
         const reply = event.data;
-        finish(reply.ok ? reply.medianMs : new Error(reply.reason));
+        finish(reply.ok ? reply.medianMs : new BackendUnavailableError(reply.code, reply.reason));
       };
       worker.onerror = (event) => {
         event.preventDefault();
-        finish(new Error(`probe worker failed: ${event.message || 'script error'}`));
+        finish(
+          new BackendUnavailableError(
+            'session-failed',
+            `probe worker failed: ${event.message || 'script error'}`,
+          ),
+        );
       };
       const request: ProbeRequest = {
         model: opts.model.slice(),

@@ -1,11 +1,13 @@
 import { EdgeshipError } from '@edgeship/protocol';
 import {
   type Backend,
+  BackendUnavailableError,
   describeConfig,
   type Engine,
   type EngineConfig,
   errorText,
   type FallbackReason,
+  fallbackCodeOf,
   sameConfig,
 } from './engine.ts';
 import { hasNonFinite, type NamedTensors } from './tensor.ts';
@@ -19,6 +21,7 @@ export type ModelFormat = 'onnx' | 'tfjs';
  */
 export type Trial = (config: EngineConfig, sample: NamedTensors, warmupRuns: number) => Promise<number>;
 
+/** One candidate's measurement: its median run time, or why it could not run. */
 export interface TrialResult {
   config: EngineConfig;
   medianMs?: number;
@@ -79,7 +82,11 @@ export async function selectEngine(opts: SelectOptions): Promise<Selection> {
       const engine = await loadHealthy(opts.load, remembered, opts.sample);
       return { engine, chosen: remembered, trials, fallbacks };
     } catch (error) {
-      fallbacks.push({ config: remembered, reason: `remembered config failed: ${errorText(error)}` });
+      fallbacks.push({
+        config: remembered,
+        code: 'remembered-failed',
+        reason: `remembered config failed: ${errorText(error)}`,
+      });
       candidates = candidates.filter((c) => !sameConfig(c, remembered));
     }
   }
@@ -90,7 +97,8 @@ export async function selectEngine(opts: SelectOptions): Promise<Selection> {
     if (preferred.length === 0) {
       fallbacks.push({
         config: { backend: opts.preferred },
-        reason: 'preferred backend is not available here',
+        code: 'not-available',
+        reason: `preferred backend ${opts.preferred} is not available here for ${opts.format}`,
       });
     } else {
       groups.splice(
@@ -125,7 +133,7 @@ async function fastest(
     const timed = await loadAndTime(opts, config, warmupRuns);
     trials.push(timed.trial);
     if (!timed.engine) {
-      fallbacks.push({ config, reason: timed.trial.error! });
+      fallbacks.push({ config, code: fallbackCodeOf(timed.failure), reason: timed.trial.error! });
       continue;
     }
     // Keep only the leader alive, so at most two copies of the model are loaded at once.
@@ -157,7 +165,7 @@ async function fastestByTrial(
       ranked.push({ config, medianMs });
     } catch (error) {
       trials.push({ config, error: errorText(error) });
-      fallbacks.push({ config, reason: errorText(error) });
+      fallbacks.push({ config, code: fallbackCodeOf(error), reason: errorText(error) });
     }
   }
   ranked.sort((a, b) => a.medianMs - b.medianMs);
@@ -165,7 +173,11 @@ async function fastestByTrial(
     try {
       return await loadHealthy(opts.load, config, opts.sample);
     } catch (error) {
-      fallbacks.push({ config, reason: `won the trial but failed to load here: ${errorText(error)}` });
+      fallbacks.push({
+        config,
+        code: fallbackCodeOf(error),
+        reason: `won the trial but failed to load here: ${errorText(error)}`,
+      });
     }
   }
   return undefined;
@@ -175,7 +187,7 @@ async function loadAndTime(
   opts: SelectOptions,
   config: EngineConfig,
   warmupRuns: number,
-): Promise<{ trial: TrialResult; engine?: Engine }> {
+): Promise<{ trial: TrialResult; engine?: Engine; failure?: unknown }> {
   let engine: Engine | undefined;
   try {
     engine = await opts.load(config);
@@ -183,7 +195,7 @@ async function loadAndTime(
     return { trial: { config, medianMs }, engine };
   } catch (error) {
     await engine?.dispose().catch(() => {});
-    return { trial: { config, error: errorText(error) } };
+    return { trial: { config, error: errorText(error) }, failure: error };
   }
 }
 
@@ -205,7 +217,12 @@ async function loadHealthy(
 
 async function runChecked(engine: Engine, sample: NamedTensors): Promise<void> {
   const bad = hasNonFinite(await engine.run(sample));
-  if (bad !== null) throw new Error(`output "${bad}" is not finite on the sample input`);
+  if (bad !== null) {
+    throw new BackendUnavailableError(
+      'non-finite',
+      `${describeConfig(engine.config)}: output "${bad}" is not finite on the sample input`,
+    );
+  }
 }
 
 /**
@@ -228,9 +245,16 @@ export async function timeEngine(engine: Engine, sample: NamedTensors, runs: num
 export interface DeviceEnv {
   crossOriginIsolated: boolean;
   hardwareConcurrency: number;
+  /** navigator.gpu by default; null means "no WebGPU" (apps and tests can rule it out). */
+  gpu?: GpuLike | null;
+  /**
+   * The thread count onnxruntime-web already started with in this worker (ortThreads()), if any:
+   * ORT cannot change it, so only configs with that count can load here.
+   */
+  ortThreads?: number;
 }
 
-interface GpuLike {
+export interface GpuLike {
   requestAdapter(): Promise<unknown>;
 }
 
@@ -250,32 +274,64 @@ export async function candidateConfigs(
   const candidates: EngineConfig[] = [];
   if (format === 'tfjs') {
     for (const backend of ['webgpu', 'wasm'] as const) {
-      fallbacks.push({ config: { backend }, reason: `@tensorflow/tfjs bundles no ${backend} backend` });
+      fallbacks.push({
+        config: { backend },
+        code: 'not-bundled',
+        reason: `@tensorflow/tfjs bundles no ${backend} backend`,
+      });
     }
     return { candidates: [{ backend: 'webgl' }, { backend: 'cpu' }], fallbacks };
   }
 
+  if (env.ortThreads !== undefined) return fixedThreadCandidates(env.ortThreads, env);
   const threads = Math.min(4, Math.max(2, Math.ceil(env.hardwareConcurrency / 2)));
   const threaded = env.crossOriginIsolated && env.hardwareConcurrency > 1;
-  const gpu = await webGpuAdapterProblem();
+  const gpu = await webGpuAdapterProblem(env.gpu === undefined ? navigatorGpu() : env.gpu);
   if (gpu === null) candidates.push({ backend: 'webgpu', threads: threaded ? threads : 1 });
-  else fallbacks.push({ config: { backend: 'webgpu' }, reason: gpu });
+  else fallbacks.push({ config: { backend: 'webgpu' }, code: 'no-webgpu', reason: gpu });
   if (threaded) candidates.push({ backend: 'wasm', threads });
-  else {
+  else if (env.crossOriginIsolated) {
     fallbacks.push({
       config: { backend: 'wasm', threads },
-      reason: env.crossOriginIsolated
-        ? 'one CPU core: no WASM threads'
-        : 'not cross-origin isolated: WASM threads need SharedArrayBuffer (COOP/COEP headers)',
+      code: 'single-core',
+      reason: 'one CPU core: no WASM threads',
+    });
+  } else {
+    fallbacks.push({
+      config: { backend: 'wasm', threads },
+      code: 'not-isolated',
+      reason: 'not cross-origin isolated: WASM threads need SharedArrayBuffer (COOP/COEP headers)',
     });
   }
   candidates.push({ backend: 'wasm', threads: 1 });
   return { candidates, fallbacks };
 }
 
+/** When ORT already runs in this worker: its thread count, on WebGPU (if any) and WASM. */
+async function fixedThreadCandidates(
+  threads: number,
+  env: DeviceEnv,
+): Promise<{ candidates: EngineConfig[]; fallbacks: FallbackReason[] }> {
+  const candidates: EngineConfig[] = [];
+  const fallbacks: FallbackReason[] = [];
+  const gpu = await webGpuAdapterProblem(env.gpu === undefined ? navigatorGpu() : env.gpu);
+  if (gpu === null) candidates.push({ backend: 'webgpu', threads });
+  else fallbacks.push({ config: { backend: 'webgpu' }, code: 'no-webgpu', reason: gpu });
+  candidates.push({ backend: 'wasm', threads });
+  fallbacks.push({
+    config: { backend: 'wasm' },
+    code: 'threads-fixed',
+    reason: `onnxruntime-web already runs with ${threads} thread(s) in this worker; other counts are not tried`,
+  });
+  return { candidates, fallbacks };
+}
+
+function navigatorGpu(): GpuLike | null {
+  return (globalThis.navigator as { gpu?: GpuLike } | undefined)?.gpu ?? null;
+}
+
 /** Null when a WebGPU adapter exists, else why not. */
-async function webGpuAdapterProblem(): Promise<string | null> {
-  const gpu = (globalThis.navigator as { gpu?: GpuLike } | undefined)?.gpu;
+async function webGpuAdapterProblem(gpu: GpuLike | null): Promise<string | null> {
   if (!gpu) return 'no WebGPU: navigator.gpu is missing';
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {

@@ -100,9 +100,9 @@ function checkValues(spec: TensorSpec, tensor: TensorData): void {
   const values = numbersOf(tensor.data, spec.dtype);
   for (let i = 0; i < values.length; i++) {
     const v = values.at(i);
-    // NaN is refused even without a declared range: it only ever comes from a caller bug, and it
-    // would surface later as a non-finite output that looks like a broken model.
-    if (Number.isNaN(v)) throw inputError(`input "${spec.name}" has NaN at index ${i}`);
+    // NaN and ±Infinity are refused even without a declared range: they only ever come from a
+    // caller bug, and would surface later as a non-finite output that looks like a broken model.
+    if (!Number.isFinite(v)) throw inputError(`input "${spec.name}" has ${v} at index ${i}`);
     if (range && (v < range.min || v > range.max)) {
       throw inputError(
         `input "${spec.name}" value ${v} at index ${i} is outside [${range.min}, ${range.max}]`,
@@ -250,20 +250,35 @@ function fill(dtype: DType, n: number, draw: () => number): TensorArray {
   }
 }
 
-/** Number to binary16 bits, rounding to nearest (enough for sample data; not a general converter). */
+/**
+ * Number to IEEE 754 binary16 bits, rounding once to nearest, ties to even (as hardware does):
+ * overflow gives ±Infinity, tiny values become subnormals or ±0, NaN the canonical quiet NaN.
+ */
 export function numberToFloat16(value: number): number {
-  const f32 = new Float32Array([value]);
-  const bits = new Uint32Array(f32.buffer)[0]!;
-  const sign = (bits >>> 16) & 0x8000;
-  const exponent = ((bits >>> 23) & 0xff) - 127 + 15;
-  const mantissa = bits & 0x7fffff;
   if (Number.isNaN(value)) return 0x7e00;
-  if (exponent >= 0x1f) return sign | 0x7c00;
-  if (exponent <= 0) {
-    if (exponent < -10) return sign;
-    return sign | ((((mantissa | 0x800000) >> (14 - exponent)) + 1) >> 1);
+  const sign = value < 0 || Object.is(value, -0) ? 0x8000 : 0;
+  const magnitude = Math.abs(value);
+  // 65520 is halfway between the largest half (65504) and 2^16: it and above round to Infinity.
+  if (magnitude >= 65_520) return sign | 0x7c00;
+  if (magnitude < 2 ** -14) {
+    // Subnormal: a multiple of 2^-24. Rounding up to 1024 yields the smallest normal, as it should.
+    return sign | roundHalfEven(magnitude * 2 ** 24);
   }
-  return (sign | (exponent << 10) | (mantissa >> 13)) + ((mantissa >> 12) & 1);
+  let exponent = Math.floor(Math.log2(magnitude));
+  // log2 may be off by one just below a power of two.
+  if (2 ** exponent > magnitude) exponent--;
+  else if (2 ** (exponent + 1) <= magnitude) exponent++;
+  let fraction = roundHalfEven((magnitude / 2 ** exponent - 1) * 1024);
+  if (fraction === 1024) {
+    fraction = 0;
+    exponent++;
+  }
+  return sign | ((exponent + 15) << 10) | fraction;
+}
+
+function roundHalfEven(x: number): number {
+  const rounded = Math.round(x);
+  return rounded - x === 0.5 && rounded % 2 !== 0 ? rounded - 1 : rounded;
 }
 
 /** A small seeded PRNG (Mulberry32): the same sequence in Node and every browser. */

@@ -1,6 +1,13 @@
 import { EdgeshipError, InputError } from '@edgeship/protocol';
 import * as tf from '@tensorflow/tfjs';
-import { describeConfig, type Engine, type EngineConfig, errorText } from './engine.ts';
+import {
+  BackendUnavailableError,
+  describeConfig,
+  type Engine,
+  type EngineConfig,
+  errorText,
+  fallbackCodeOf,
+} from './engine.ts';
 import { float16ToNumber, type NamedTensors, type TensorArray } from './tensor.ts';
 
 /** A release's tfjs files, already in memory: the parsed model.json and its weight shards concatenated in manifest order. */
@@ -15,19 +22,26 @@ type TfModel = tf.LayersModel | tf.GraphModel;
 // a losing autotune candidate that is still alive cannot leave the winner on the wrong backend.
 async function useBackend(config: EngineConfig): Promise<void> {
   if (tf.getBackend() === config.backend) return;
+  if (tf.findBackendFactory(config.backend) === null) {
+    throw new BackendUnavailableError(
+      'not-bundled',
+      `${describeConfig(config)}: this tfjs build has no such backend`,
+    );
+  }
   let ok = false;
   try {
     ok = await tf.setBackend(config.backend);
   } catch (error) {
-    throw new EdgeshipError('E_NO_BACKEND', `${describeConfig(config)}: ${errorText(error)}`, {
+    throw new BackendUnavailableError('session-failed', `${describeConfig(config)}: ${errorText(error)}`, {
       cause: error,
     });
   }
-  if (!ok)
-    throw new EdgeshipError(
-      'E_NO_BACKEND',
+  if (!ok) {
+    throw new BackendUnavailableError(
+      'session-failed',
       `${describeConfig(config)}: tfjs could not initialise the backend`,
     );
+  }
 }
 
 /** Loads a tfjs layers or graph model from in-memory files onto one tfjs backend. */
@@ -44,9 +58,13 @@ export async function createTfjsEngine(files: TfjsFiles, config: EngineConfig): 
     const model = isGraph ? await tf.loadGraphModel(handler) : await tf.loadLayersModel(handler);
     return new TfjsEngine(model, config);
   } catch (error) {
-    throw new EdgeshipError('E_NO_BACKEND', `${describeConfig(config)}: ${errorText(error)}`, {
-      cause: error,
-    });
+    throw new BackendUnavailableError(
+      fallbackCodeOf(error),
+      `${describeConfig(config)}: ${errorText(error)}`,
+      {
+        cause: error,
+      },
+    );
   }
 }
 

@@ -1,6 +1,7 @@
 import type { Release } from '@edgeship/protocol';
 import type { EngineConfig } from '../engines/engine.ts';
-import { configureOrt, createOnnxEngine } from '../engines/onnx-engine.ts';
+import { configureOrt, createOnnxEngine, ortThreads } from '../engines/onnx-engine.ts';
+import { createOnnxProbe } from '../engines/probe.ts';
 import { candidateConfigs, selectEngine } from '../engines/select.ts';
 import { sampleInputs } from '../engines/tensor.ts';
 import { createTfjsEngine } from '../engines/tfjs-engine.ts';
@@ -23,6 +24,8 @@ export async function openEngine(
   const env = {
     crossOriginIsolated: globalThis.crossOriginIsolated === true,
     hardwareConcurrency: globalThis.navigator?.hardwareConcurrency ?? 1,
+    // ORT fixes its thread count when it first starts in this worker: only that count can load here.
+    ortThreads: release.format === 'onnx' ? ortThreads() : undefined,
   };
   const { candidates, fallbacks } = await candidateConfigs(release.format, env);
   const remembered = await store.getMeta<EngineConfig>(engineKey(id));
@@ -46,6 +49,12 @@ export async function openEngine(
     preferred,
     sample: sampleInputs(release.inputs),
     remembered: preferred ? undefined : remembered,
+    // Each ONNX candidate is timed in a fresh nested worker, so one thread count does not
+    // preclude measuring another.
+    trial:
+      release.format === 'onnx'
+        ? createOnnxProbe({ model: files.get(release.files[0]!.path)!, wasmPaths: config.wasmPaths })
+        : undefined,
   });
   if (!preferred) await store.setMeta(engineKey(id), selected.chosen);
   const backend: BackendReport = {

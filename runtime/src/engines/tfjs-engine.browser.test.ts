@@ -1,0 +1,159 @@
+// The project's own tone classifier (demo-pwa/models/tone, trained by train.ts with tfjs in Node)
+// through tfjs-engine in a real Chromium, on tfjs's CPU and WebGL (SwiftShader) backends.
+import { InputError } from '@edgeship/protocol';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createRng,
+  makeToneExample,
+  makeToneMix,
+  TONE_SAMPLES,
+} from '../../../demo-pwa/models/tone/generate.ts';
+import reference from '../../../demo-pwa/models/tone/reference.json';
+import { maxAbsDiff, toneFiles } from '../../test-fixtures/browser-fixtures.ts';
+import type { Backend, Engine } from './engine.ts';
+import { runWithContract, type TensorContract } from './pipeline.ts';
+import { candidateConfigs, NoBackendError, selectEngine } from './select.ts';
+import { sampleInputs } from './tensor.ts';
+import { createTfjsEngine, type TfjsFiles } from './tfjs-engine.ts';
+
+/** What a tone release declares (see demo-pwa/publish): a batch of 1024-sample frames in [-1, 1]. */
+const TONE: TensorContract = {
+  inputs: [{ name: 'audio', dtype: 'float32', shape: ['batch', TONE_SAMPLES], range: { min: -1, max: 1 } }],
+  preprocessing: [],
+  postprocessing: [],
+};
+
+// CPU is the same float32 JS kernels as training in Node: only summation order may differ.
+// WebGL computes in float32 textures on SwiftShader, whose exp/reductions differ in the last bits;
+// 1e-4 on probabilities is still far inside any decision margin.
+const TOLERANCE: Record<string, number> = { cpu: 1e-5, webgl: 1e-4 };
+
+/** Every reference input (seeded examples, then the ambiguous mixes) as one batch. */
+function referenceBatch(): { audio: Float32Array; expected: number[][] } {
+  const inputs = [
+    ...reference.examples.map((e) => makeToneExample(createRng(e.seed)).audio),
+    ...reference.mixes.map((m) => makeToneMix(m.amplitudes as [number, number, number])),
+  ];
+  const audio = new Float32Array(inputs.length * TONE_SAMPLES);
+  for (const [i, frame] of inputs.entries()) audio.set(frame, i * TONE_SAMPLES);
+  return { audio, expected: [...reference.examples, ...reference.mixes].map((e) => e.probabilities) };
+}
+
+let files: TfjsFiles;
+const engines: Engine[] = [];
+
+beforeAll(async () => {
+  files = await toneFiles();
+});
+
+afterAll(async () => {
+  for (const engine of engines.splice(0)) await engine.dispose();
+});
+
+describe.each<Backend>(['cpu', 'webgl'])('tone classifier on tfjs %s', (backend) => {
+  let engine: Engine;
+  beforeAll(async () => {
+    engine = await createTfjsEngine(files, { backend });
+    engines.push(engine);
+  });
+
+  it('gives reference.json outputs on every reference input, batched', async () => {
+    expect(engine.inputNames).toEqual(['audio']);
+    expect(engine.outputNames).toEqual(['probabilities']);
+    const { audio, expected } = referenceBatch();
+    const outputs = await runWithContract(engine, TONE, {
+      audio: { data: audio, dims: [expected.length, TONE_SAMPLES] },
+    });
+    const probabilities = outputs.probabilities!;
+    expect(probabilities.dims).toEqual([expected.length, 3]);
+    const diff = maxAbsDiff(probabilities.data as Float32Array, expected.flat());
+    console.log(`tone on ${backend} (${tf.getBackend()}): max |Δp| vs reference ${diff.toExponential(2)}`);
+    expect(diff).toBeLessThan(TOLERANCE[backend]!);
+    // The seeded examples are classified as labelled (held-out accuracy is in reference.json).
+    reference.examples.forEach((example, i) => {
+      const row = Array.from(probabilities.data.slice(i * 3, i * 3 + 3) as Float32Array);
+      expect(row.indexOf(Math.max(...row))).toBe(example.label);
+    });
+  });
+
+  it('gives the same answer one frame at a time as in a batch', async () => {
+    const { audio, expected } = referenceBatch();
+    const last = expected.length - 1;
+    const single = await engine.run({
+      audio: { data: audio.slice(last * TONE_SAMPLES), dims: [1, TONE_SAMPLES] },
+    });
+    expect(maxAbsDiff(single.probabilities!.data as Float32Array, expected[last]!)).toBeLessThan(
+      TOLERANCE[backend]!,
+    );
+  });
+
+  it('refuses bad inputs with E_INPUT before any inference', async () => {
+    for (const [inputs, message] of [
+      [{ audio: { data: new Float32Array(512), dims: [1, 512] } }, /"audio" dim 1 must be 1024, got 512/],
+      [
+        { audio: { data: new Int32Array(TONE_SAMPLES), dims: [1, TONE_SAMPLES] } },
+        /expected a Float32Array, got Int32Array/,
+      ],
+      [
+        { audio: { data: new Float32Array(TONE_SAMPLES).fill(-2), dims: [1, TONE_SAMPLES] } },
+        /outside \[-1, 1\]/,
+      ],
+    ] as const) {
+      const failure = await runWithContract(engine, TONE, inputs as never).catch((e: unknown) => e);
+      expect(failure).toBeInstanceOf(InputError);
+      expect((failure as InputError).code).toBe('E_INPUT');
+      expect((failure as Error).message).toMatch(message);
+    }
+  });
+});
+
+describe('tfjs backend selection', () => {
+  it('times WebGL and CPU and keeps the fastest, which still gives the reference outputs', async () => {
+    const { candidates, fallbacks } = await candidateConfigs('tfjs', {
+      crossOriginIsolated,
+      hardwareConcurrency: navigator.hardwareConcurrency,
+    });
+    const selection = await selectEngine({
+      format: 'tfjs',
+      load: (config) => createTfjsEngine(files, config),
+      candidates,
+      sample: sampleInputs(TONE.inputs),
+    });
+    engines.push(selection.engine);
+    console.log(
+      `tfjs autotune: ${selection.trials.map((t) => `${t.config.backend} ${t.medianMs?.toFixed(2) ?? t.error} ms`).join(', ')} → ${selection.chosen.backend}`,
+    );
+    expect(selection.trials.map((t) => t.config.backend)).toEqual(['webgl', 'cpu']);
+    expect(selection.trials.every((t) => (t.medianMs ?? 0) > 0)).toBe(true);
+    expect(candidates).toContainEqual(selection.chosen);
+    expect(fallbacks.map((f) => f.code)).toEqual(['not-bundled', 'not-bundled']);
+    const { audio, expected } = referenceBatch();
+    const outputs = await selection.engine.run({
+      audio: { data: audio, dims: [expected.length, TONE_SAMPLES] },
+    });
+    expect(maxAbsDiff(outputs.probabilities!.data as Float32Array, expected.flat())).toBeLessThan(1e-4);
+  });
+
+  it('rejects weights that give non-finite outputs on every backend, with a typed reason each', async () => {
+    // The same topology with every weight NaN: loads fine, cannot answer.
+    const nan = new Float32Array(files.weights.byteLength / 4).fill(Number.NaN);
+    const broken = { modelJson: files.modelJson, weights: new Uint8Array(nan.buffer) };
+    const failure = await selectEngine({
+      format: 'tfjs',
+      load: (config) => createTfjsEngine(broken, config),
+      candidates: [{ backend: 'webgl' }, { backend: 'cpu' }],
+      sample: sampleInputs(TONE.inputs),
+    }).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(NoBackendError);
+    expect((failure as NoBackendError).reasons.map((r) => [r.config.backend, r.code])).toEqual([
+      ['webgl', 'non-finite'],
+      ['cpu', 'non-finite'],
+    ]);
+  });
+
+  it('reports a backend this tfjs build lacks as not bundled', async () => {
+    const failure = await createTfjsEngine(files, { backend: 'wasm' }).catch((e: unknown) => e);
+    expect((failure as { fallback?: string }).fallback).toBe('not-bundled');
+  });
+});
