@@ -12,17 +12,29 @@ const here = dirname(fileURLToPath(import.meta.url));
  * with the build they belong to: the demo works offline and a runtime upgrade never meets a
  * stale WASM file (the service worker precaches them by revision).
  */
-function ortWasmFiles(): Plugin {
-  const ortDist = dirname(createRequire(import.meta.url).resolve('onnxruntime-web'));
+function runtimeWasmFiles(): Plugin {
+  const require = createRequire(import.meta.url);
+  const copies = [
+    // The JSEP build is the one with WebGPU and WASM both; the plain one would be dead weight.
+    {
+      from: dirname(require.resolve('onnxruntime-web')),
+      to: 'ort',
+      keep: /^ort-wasm-simd-threaded\.jsep\.(wasm|mjs)$/,
+    },
+    {
+      from: dirname(require.resolve('@tensorflow/tfjs-backend-wasm')),
+      to: 'tfjs',
+      keep: /^tfjs-backend-wasm.*\.wasm$/,
+    },
+  ];
   return {
-    name: 'edgeship-ort-wasm',
+    name: 'edgeship-runtime-wasm',
     async writeBundle(options) {
-      const out = join(options.dir ?? join(here, 'dist'), 'ort');
-      await mkdir(out, { recursive: true });
-      for (const file of await readdir(ortDist)) {
-        // The JSEP build is the one with WebGPU and WASM both; the plain one would be dead weight.
-        if (/^ort-wasm-simd-threaded\.jsep\.(wasm|mjs)$/.test(file))
-          await copyFile(join(ortDist, file), join(out, file));
+      for (const { from, to, keep } of copies) {
+        const out = join(options.dir ?? join(here, 'dist'), to);
+        await mkdir(out, { recursive: true });
+        for (const file of await readdir(from))
+          if (keep.test(file)) await copyFile(join(from, file), join(out, file));
       }
     },
   };
@@ -43,10 +55,13 @@ export default defineConfig(({ command }) => ({
     __EDGESHIP_ORT_PATH__: JSON.stringify(
       command === 'build' ? '/ort/' : '/node_modules/onnxruntime-web/dist/',
     ),
+    __EDGESHIP_TFJS_WASM_PATH__: JSON.stringify(
+      command === 'build' ? '/tfjs/' : '/node_modules/@tensorflow/tfjs-backend-wasm/dist/',
+    ),
     __EDGESHIP_SERVICE_WORKER__: JSON.stringify(command === 'build'),
   },
   plugins: [
-    ortWasmFiles(),
+    runtimeWasmFiles(),
     VitePWA({
       strategies: 'generateSW',
       registerType: 'prompt',
@@ -72,7 +87,7 @@ export default defineConfig(({ command }) => ({
         // store, so manifests, chunks and telemetry (/v1/) never go through this cache.
         globPatterns: ['**/*.{html,js,mjs,css,svg,png,wasm,wav,webmanifest}'],
         // The runtime loads ORT's WASM from /ort/ (wasmPaths); the copy Vite emits is never fetched.
-        globIgnores: ['dashboard/**', 'assets/ort-wasm-*.wasm'],
+        globIgnores: ['dashboard/**', 'assets/ort-wasm-*.wasm', 'assets/tfjs-backend-wasm*.wasm'],
         maximumFileSizeToCacheInBytes: 64 * 1024 * 1024,
         navigateFallback: '/index.html',
         navigateFallbackDenylist: [/^\/v1\//, /^\/dashboard/, /^\/(healthz|readyz|metrics)/],

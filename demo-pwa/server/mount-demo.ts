@@ -26,7 +26,7 @@ export function mountDemo(app: Hono, distDir: string): void {
     if (c.req.path.startsWith('/v1/') || c.req.path.startsWith('/dashboard')) return;
     for (const [name, value] of Object.entries(ISOLATION)) c.header(name, value);
     const path = c.req.path;
-    if (path.startsWith('/assets/') || path.startsWith('/ort/')) {
+    if (path.startsWith('/assets/') || path.startsWith('/ort/') || path.startsWith('/tfjs/')) {
       c.header('Cache-Control', 'public, max-age=31536000, immutable');
     } else if (path === '/sw.js' || path.endsWith('.html') || path === '/' || path.endsWith('.webmanifest')) {
       c.header('Cache-Control', 'no-cache');

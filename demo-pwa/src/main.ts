@@ -35,6 +35,7 @@ async function startRuntime(): Promise<{ runtime: Runtime; panel: RuntimePanel }
     trustedRoot: root,
     // Same origin, versioned with the build: precached by the service worker, never a CDN.
     wasmPaths: new URL(__EDGESHIP_ORT_PATH__, location.origin).href,
+    tfjsWasmPaths: new URL(__EDGESHIP_TFJS_WASM_PATH__, location.origin).href,
     // ?backend=wasm|webgpu forces a backend; by default the runtime measures and picks.
     backend: (new URLSearchParams(location.search).get('backend') as 'wasm' | 'webgpu' | null) ?? 'auto',
     checkIntervalMs: 60_000,

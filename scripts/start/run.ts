@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { loadServerKeys, type RunningServer, startServer } from '@edgeship/update-server';
+import { ensureDashboardBuilt } from '../../update-server/dashboard/build.ts';
 import { buildDemo } from './build-demo.ts';
 import { mountSites } from './mount-sites.ts';
 import { publishDemoModels } from './publish-demo-models.ts';
@@ -29,12 +30,13 @@ export async function runEdgeship(opts: EdgeshipOptions): Promise<RunningEdgeshi
   if (keys.created) say(`start: created a development trust chain in ${join(opts.dataDir, 'keys')}`);
   const built = await buildDemo(opts.repo, keys.trustedRoot);
   say(`start: demo PWA ${built.rebuilt ? 'built' : 'up to date'} (${built.ms.toFixed(0)} ms)`);
+  const dashboardDist = await ensureDashboardBuilt();
   const server = await startServer({
     dataDir: opts.dataDir,
     port: opts.port,
     host: opts.host,
     logLevel: opts.logLevel ?? 'warn',
-    mount: (app) => mountSites(app, opts.repo),
+    mount: (app) => mountSites(app, { repo: opts.repo, dashboardDist }),
   });
   try {
     const keysDir = join(opts.dataDir, 'keys');

@@ -178,5 +178,9 @@ describe('demo PWA in Chromium', { timeout: 240_000 }, () => {
     expect(await edgeship.server.registry.listAudit({ limit: 1000 })).toEqual(audit);
     const manifest = await fetch(`${edgeship.url}/v1/apps/demo/channels/stable/manifest`);
     expect(manifest.status).toBe(200);
+    // The dashboard is served beside the demo, on the same port.
+    const dashboard = await fetch(`${edgeship.url}/dashboard/`);
+    expect(dashboard.status).toBe(200);
+    expect(await dashboard.text()).toContain('<div');
   });
 });

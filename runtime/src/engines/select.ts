@@ -252,6 +252,8 @@ export interface DeviceEnv {
    * ORT cannot change it, so only configs with that count can load here.
    */
   ortThreads?: number;
+  /** The app serves tfjs-backend-wasm's files (RuntimeConfig.tfjsWasmPaths). */
+  tfjsWasm?: boolean;
 }
 
 export interface GpuLike {
@@ -264,7 +266,7 @@ const ADAPTER_TIMEOUT_MS = 5_000;
  * The configs worth trying on this device, best first, and why the others are not:
  * onnx: WebGPU (only when navigator.gpu gives an adapter), WASM with threads (only when
  * cross-origin isolated, since threads need SharedArrayBuffer), single-threaded WASM (SIMD; always).
- * tfjs: WebGL, then the plain-JS CPU backend (@tensorflow/tfjs bundles no WebGPU or WASM backend).
+ * tfjs: WebGPU (with an adapter), WebGL, WASM (when its files are served), then plain-JS CPU.
  */
 export async function candidateConfigs(
   format: ModelFormat,
@@ -273,14 +275,20 @@ export async function candidateConfigs(
   const fallbacks: FallbackReason[] = [];
   const candidates: EngineConfig[] = [];
   if (format === 'tfjs') {
-    for (const backend of ['webgpu', 'wasm'] as const) {
+    const gpu = await webGpuAdapterProblem(env.gpu === undefined ? navigatorGpu() : env.gpu);
+    if (gpu === null) candidates.push({ backend: 'webgpu' });
+    else fallbacks.push({ config: { backend: 'webgpu' }, code: 'no-webgpu', reason: gpu });
+    candidates.push({ backend: 'webgl' });
+    if (env.tfjsWasm) candidates.push({ backend: 'wasm' });
+    else {
       fallbacks.push({
-        config: { backend },
-        code: 'not-bundled',
-        reason: `@tensorflow/tfjs bundles no ${backend} backend`,
+        config: { backend: 'wasm' },
+        code: 'not-available',
+        reason: 'tfjs wasm needs tfjsWasmPaths (its .wasm files served from the app origin)',
       });
     }
-    return { candidates: [{ backend: 'webgl' }, { backend: 'cpu' }], fallbacks };
+    candidates.push({ backend: 'cpu' });
+    return { candidates, fallbacks };
   }
 
   if (env.ortThreads !== undefined) return fixedThreadCandidates(env.ortThreads, env);

@@ -27,7 +27,11 @@ const TONE: TensorContract = {
 // CPU is the same float32 JS kernels as training in Node: only summation order may differ.
 // WebGL computes in float32 textures on SwiftShader, whose exp/reductions differ in the last bits;
 // 1e-4 on probabilities is still far inside any decision margin.
-const TOLERANCE: Record<string, number> = { cpu: 1e-5, webgl: 1e-4 };
+// WASM (XNNPACK) and WebGPU (SwiftShader) are float32 too, with their own summation orders.
+const TOLERANCE: Record<string, number> = { cpu: 1e-5, webgl: 1e-4, wasm: 1e-4, webgpu: 1e-4 };
+
+/** tfjs-backend-wasm's files, served from this origin as an app would serve them. */
+const TFJS_WASM_PATHS = '/node_modules/@tensorflow/tfjs-backend-wasm/dist/';
 
 /** Every reference input (seeded examples, then the ambiguous mixes) as one batch. */
 function referenceBatch(): { audio: Float32Array; expected: number[][] } {
@@ -51,10 +55,10 @@ afterAll(async () => {
   for (const engine of engines.splice(0)) await engine.dispose();
 });
 
-describe.each<Backend>(['cpu', 'webgl'])('tone classifier on tfjs %s', (backend) => {
+describe.each<Backend>(['cpu', 'webgl', 'wasm', 'webgpu'])('tone classifier on tfjs %s', (backend) => {
   let engine: Engine;
   beforeAll(async () => {
-    engine = await createTfjsEngine(files, { backend });
+    engine = await createTfjsEngine(files, { backend }, { wasmPaths: TFJS_WASM_PATHS });
     engines.push(engine);
   });
 
@@ -109,14 +113,15 @@ describe.each<Backend>(['cpu', 'webgl'])('tone classifier on tfjs %s', (backend)
 });
 
 describe('tfjs backend selection', () => {
-  it('times WebGL and CPU and keeps the fastest, which still gives the reference outputs', async () => {
+  it('times every tfjs backend and keeps the fastest, which still gives the reference outputs', async () => {
     const { candidates, fallbacks } = await candidateConfigs('tfjs', {
       crossOriginIsolated,
       hardwareConcurrency: navigator.hardwareConcurrency,
+      tfjsWasm: true,
     });
     const selection = await selectEngine({
       format: 'tfjs',
-      load: (config) => createTfjsEngine(files, config),
+      load: (config) => createTfjsEngine(files, config, { wasmPaths: TFJS_WASM_PATHS }),
       candidates,
       sample: sampleInputs(TONE.inputs),
     });
@@ -124,10 +129,10 @@ describe('tfjs backend selection', () => {
     console.log(
       `tfjs autotune: ${selection.trials.map((t) => `${t.config.backend} ${t.medianMs?.toFixed(2) ?? t.error} ms`).join(', ')} → ${selection.chosen.backend}`,
     );
-    expect(selection.trials.map((t) => t.config.backend)).toEqual(['webgl', 'cpu']);
+    expect(selection.trials.map((t) => t.config.backend)).toEqual(['webgpu', 'webgl', 'wasm', 'cpu']);
     expect(selection.trials.every((t) => (t.medianMs ?? 0) > 0)).toBe(true);
     expect(candidates).toContainEqual(selection.chosen);
-    expect(fallbacks.map((f) => f.code)).toEqual(['not-bundled', 'not-bundled']);
+    expect(fallbacks).toEqual([]);
     const { audio, expected } = referenceBatch();
     const outputs = await selection.engine.run({
       audio: { data: audio, dims: [expected.length, TONE_SAMPLES] },
@@ -152,8 +157,14 @@ describe('tfjs backend selection', () => {
     ]);
   });
 
-  it('reports a backend this tfjs build lacks as not bundled', async () => {
-    const failure = await createTfjsEngine(files, { backend: 'wasm' }).catch((e: unknown) => e);
-    expect((failure as { fallback?: string }).fallback).toBe('not-bundled');
+  it('leaves WASM out, with the reason, when the app serves no tfjs WASM files', async () => {
+    const { candidates, fallbacks } = await candidateConfigs('tfjs', {
+      crossOriginIsolated,
+      hardwareConcurrency: navigator.hardwareConcurrency,
+    });
+    expect(candidates.map((c) => c.backend)).not.toContain('wasm');
+    expect(fallbacks).toEqual([
+      expect.objectContaining({ config: { backend: 'wasm' }, code: 'not-available' }),
+    ]);
   });
 });

@@ -1,5 +1,8 @@
 import { EdgeshipError, InputError } from '@edgeship/protocol';
 import * as tf from '@tensorflow/tfjs';
+// Each import registers a backend factory; nothing initialises until a config asks for it.
+import '@tensorflow/tfjs-backend-webgpu';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import {
   BackendUnavailableError,
   describeConfig,
@@ -20,6 +23,8 @@ type TfModel = tf.LayersModel | tf.GraphModel;
 
 // tfjs has one global backend per realm. An engine switches back to its own before each run, so
 // a losing autotune candidate that is still alive cannot leave the winner on the wrong backend.
+const BACKEND_INIT_TIMEOUT_MS = 20_000;
+
 async function useBackend(config: EngineConfig): Promise<void> {
   if (tf.getBackend() === config.backend) return;
   if (tf.findBackendFactory(config.backend) === null) {
@@ -29,12 +34,22 @@ async function useBackend(config: EngineConfig): Promise<void> {
     );
   }
   let ok = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    ok = await tf.setBackend(config.backend);
+    // A backend whose initialisation never settles must not hang the model load.
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`initialisation took over ${BACKEND_INIT_TIMEOUT_MS} ms`)),
+        BACKEND_INIT_TIMEOUT_MS,
+      );
+    });
+    ok = await Promise.race([tf.setBackend(config.backend), timeout]);
   } catch (error) {
     throw new BackendUnavailableError('session-failed', `${describeConfig(config)}: ${errorText(error)}`, {
       cause: error,
     });
+  } finally {
+    clearTimeout(timer);
   }
   if (!ok) {
     throw new BackendUnavailableError(
@@ -45,8 +60,13 @@ async function useBackend(config: EngineConfig): Promise<void> {
 }
 
 /** Loads a tfjs layers or graph model from in-memory files onto one tfjs backend. */
-export async function createTfjsEngine(files: TfjsFiles, config: EngineConfig): Promise<Engine> {
+export async function createTfjsEngine(
+  files: TfjsFiles,
+  config: EngineConfig,
+  opts: { wasmPaths?: string } = {},
+): Promise<Engine> {
   const modelJson = asModelJson(files.modelJson);
+  if (config.backend === 'wasm') configureTfjsWasm(opts.wasmPaths);
   await useBackend(config);
   const weightSpecs = modelJson.weightsManifest.flatMap((group) => group.weights);
   // tfjs keeps the ArrayBuffer it is given: hand it a private copy, not the caller's (maybe shared) buffer.
@@ -65,6 +85,23 @@ export async function createTfjsEngine(files: TfjsFiles, config: EngineConfig): 
         cause: error,
       },
     );
+  }
+}
+
+let tfjsWasmPaths: string | undefined;
+
+/** tfjs's WASM files come from the app's origin, like ORT's; the path is fixed once set. */
+function configureTfjsWasm(wasmPaths: string | undefined): void {
+  if (!wasmPaths) {
+    throw new BackendUnavailableError('not-available', 'tfjs wasm: no tfjsWasmPaths configured');
+  }
+  if (tfjsWasmPaths === undefined) {
+    setWasmPaths(wasmPaths.endsWith('/') ? wasmPaths : `${wasmPaths}/`);
+    // The threaded build starts its pthreads from `fn.toString()` of a bundled function, which a
+    // minifying bundler breaks ("e is not defined"), and the init then never settles. SIMD on
+    // one thread is what small models want anyway.
+    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+    tfjsWasmPaths = wasmPaths;
   }
 }
 

@@ -10,6 +10,8 @@ export interface RuntimeConfig {
   trustedRoot: TrustedRoot;
   /** Same-origin URL of onnxruntime-web's .wasm/.mjs files (versioned with the runtime). */
   wasmPaths: string;
+  /** Same-origin URL of @tensorflow/tfjs-backend-wasm's .wasm files; without it tfjs skips WASM. */
+  tfjsWasmPaths?: string;
   /** Force a backend instead of measuring; "auto" (default) times the candidates once per release. */
   backend?: Backend | 'auto';
   /** "next-load" (default): a downloaded release runs from the next load on. */

@@ -26,6 +26,7 @@ export async function openEngine(
     hardwareConcurrency: globalThis.navigator?.hardwareConcurrency ?? 1,
     // ORT fixes its thread count when it first starts in this worker: only that count can load here.
     ortThreads: release.format === 'onnx' ? ortThreads() : undefined,
+    tfjsWasm: Boolean(config.tfjsWasmPaths),
   };
   const { candidates, fallbacks } = await candidateConfigs(release.format, env);
   const remembered = await store.getMeta<EngineConfig>(engineKey(id));
@@ -40,6 +41,7 @@ export async function openEngine(
     return createTfjsEngine(
       { modelJson, weights: concat(weightFiles.map((f) => files.get(f.path)!)) },
       engineConfig,
+      { wasmPaths: config.tfjsWasmPaths },
     );
   };
   const selected = await selectEngine({

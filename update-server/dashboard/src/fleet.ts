@@ -1,0 +1,159 @@
+/**
+ * The fleet read API (GET /v1/admin/fleet) turned into chart series. Kept apart from the view so
+ * the shape it reads is in one place and unit-testable without a browser.
+ */
+
+export interface FleetPoint {
+  /** Window start, seconds since the epoch. */
+  t: number;
+  release: string;
+  inferences: number;
+  errors: number;
+  errorRate: number | null;
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+  /** Share of the fleet's devices (0..1) that ran this release in the window. */
+  share: number | null;
+  drift: Record<string, number | null>;
+  shadowAgreement: number | null;
+}
+
+/** A shadow candidate's agreement with the release it ran beside, in one window. */
+export interface ShadowPoint {
+  t: number;
+  label: string;
+  agreement: number | null;
+}
+
+/** A running rollout with the canary analysis' current verdict (null: shadow, or no monitor). */
+export interface LiveVerdict {
+  rolloutId: string;
+  release: string;
+  decision: string;
+  reasons: string[];
+}
+
+export interface FleetData {
+  points: FleetPoint[];
+  shadow: ShadowPoint[];
+  /** Whole-range statistics per release. */
+  totals: FleetPoint[];
+  live: LiveVerdict[];
+}
+
+export const EMPTY_FLEET: FleetData = { points: [], shadow: [], totals: [], live: [] };
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const numOr = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+function seconds(v: unknown): number | null {
+  if (typeof v === 'number') return v > 1e11 ? Math.floor(v / 1000) : v;
+  if (typeof v === 'string') {
+    const ms = Date.parse(v);
+    return Number.isNaN(ms) ? null : Math.floor(ms / 1000);
+  }
+  return null;
+}
+
+/** Reads one release's statistics in one window; null when it is not such a record. */
+function readPoint(t: number, raw: Obj): FleetPoint | null {
+  const release = raw.version ?? raw.release;
+  if (typeof release !== 'string') return null;
+  const latency = (isObj(raw.latencyMs) ? raw.latencyMs : isObj(raw.latency) ? raw.latency : {}) as Obj;
+  const inferences = numOr(raw.inferences) ?? 0;
+  const errors = numOr(raw.errors) ?? 0;
+  const drift: Record<string, number | null> = {};
+  if (isObj(raw.drift)) {
+    for (const [feature, d] of Object.entries(raw.drift)) drift[feature] = isObj(d) ? numOr(d.psi) : numOr(d);
+  }
+  const shadow = raw.shadow;
+  // One release's row: the window's time series or, at t = 0, the whole range.
+  return {
+    t,
+    release,
+    inferences,
+    errors,
+    errorRate: numOr(raw.errorRate) ?? (inferences + errors > 0 ? errors / (inferences + errors) : null),
+    p50: numOr(latency.p50),
+    p95: numOr(latency.p95),
+    p99: numOr(latency.p99),
+    share: numOr(raw.share),
+    drift,
+    shadowAgreement: isObj(shadow) ? numOr(shadow.agreement) : numOr(raw.shadowAgreement),
+  };
+}
+
+/**
+ * Reads the body of GET /v1/admin/fleet (update-server/src/telemetry/fleet.ts fleetReport):
+ * `windows[].versions[]` and `windows[].shadow[]` per time window, `versions[]` over the whole
+ * range, `rollouts[].canary` the live verdicts. Unknown or missing parts read as empty.
+ */
+export function normalizeFleet(body: unknown): FleetData {
+  if (!isObj(body)) return EMPTY_FLEET;
+  const points: FleetPoint[] = [];
+  const shadow: ShadowPoint[] = [];
+  for (const w of Array.isArray(body.windows) ? body.windows : []) {
+    if (!isObj(w)) continue;
+    const t = seconds(w.start);
+    if (t === null) continue;
+    for (const r of Array.isArray(w.versions) ? w.versions : []) {
+      const point = isObj(r) ? readPoint(t, r) : null;
+      if (point) points.push(point);
+    }
+    for (const s of Array.isArray(w.shadow) ? w.shadow : []) {
+      if (isObj(s) && typeof s.candidate === 'string') {
+        shadow.push({ t, label: `${s.candidate} vs ${String(s.against)}`, agreement: numOr(s.agreement) });
+      }
+    }
+  }
+  const totals = (Array.isArray(body.versions) ? body.versions : [])
+    .map((r) => (isObj(r) ? readPoint(0, r) : null))
+    .filter((p): p is FleetPoint => p !== null);
+  const live: LiveVerdict[] = [];
+  for (const r of Array.isArray(body.rollouts) ? body.rollouts : []) {
+    if (!isObj(r) || !isObj(r.canary) || typeof r.id !== 'string') continue;
+    live.push({
+      rolloutId: r.id,
+      release: String(r.release),
+      decision: String(r.canary.decision),
+      reasons: Array.isArray(r.canary.reasons) ? r.canary.reasons.map(String) : [],
+    });
+  }
+  return { points, shadow, totals, live };
+}
+
+/** Shadow agreement per candidate over the windows. */
+export function shadowSeries(data: FleetData): {
+  times: number[];
+  series: Array<{ label: string; values: Array<number | null> }>;
+} {
+  const times = [...new Set(data.shadow.map((p) => p.t))].sort((a, b) => a - b);
+  const labels = [...new Set(data.shadow.map((p) => p.label))];
+  const series = labels.map((label) => {
+    const byTime = new Map(data.shadow.filter((p) => p.label === label).map((p) => [p.t, p.agreement]));
+    return { label, values: times.map((t) => byTime.get(t) ?? null) };
+  });
+  return { times, series };
+}
+
+/** The window times and, per release, its value in each window (null where it reported nothing). */
+export function seriesBy(
+  data: FleetData,
+  releases: string[],
+  pick: (p: FleetPoint) => number | null,
+): { times: number[]; series: Array<{ label: string; values: Array<number | null> }> } {
+  const times = [...new Set(data.points.map((p) => p.t))].sort((a, b) => a - b);
+  const series = releases.map((release) => {
+    const byTime = new Map(data.points.filter((p) => p.release === release).map((p) => [p.t, pick(p)]));
+    return { label: release, values: times.map((t) => byTime.get(t) ?? null) };
+  });
+  return { times, series };
+}
+
+export function featuresOf(data: FleetData, release: string): string[] {
+  const names = new Set<string>();
+  for (const p of data.points) if (p.release === release) for (const f of Object.keys(p.drift)) names.add(f);
+  return [...names].sort();
+}

@@ -1,0 +1,9 @@
+import type { AdminApi } from '../api.ts';
+
+export interface ViewContext {
+  api: AdminApi;
+  /** Writes need the operator role; a viewer token sees the buttons disabled. */
+  canOperate: boolean;
+  /** Runs an admin call; a failure shows its typed error, and the view reloads either way. */
+  act(label: string, call: () => Promise<unknown>): Promise<void>;
+}

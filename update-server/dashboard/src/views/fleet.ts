@@ -1,0 +1,226 @@
+import { ApiError } from '../api.ts';
+import { chart } from '../charts.ts';
+import { h, section, table } from '../dom.ts';
+import {
+  EMPTY_FLEET,
+  type FleetData,
+  type FleetPoint,
+  featuresOf,
+  normalizeFleet,
+  seriesBy,
+  shadowSeries,
+} from '../fleet.ts';
+import { num } from '../format.ts';
+import type { ViewContext } from './context.ts';
+
+const PERIODS: Array<[string, number]> = [
+  ['last hour', 3_600_000],
+  ['last 6 hours', 6 * 3_600_000],
+  ['last day', 86_400_000],
+  ['last week', 7 * 86_400_000],
+];
+/** PSI above this is drift (the server's default canary policy). */
+const PSI_THRESHOLD = 0.2;
+
+let period = PERIODS[2]![1];
+let chosenRelease: string | null = null;
+
+interface FleetScope {
+  app: string;
+  channel: string;
+  models: string[];
+  model: string;
+  /** The model's releases, most relevant first (rollout, production, newest). */
+  releases: string[];
+}
+
+/** Per release: versions in use, latency percentiles, error rate, drift and shadow agreement over time. */
+export function fleetView(
+  ctx: ViewContext,
+  scope: FleetScope,
+  onModel: (model: string) => void,
+): HTMLElement {
+  const release =
+    chosenRelease && scope.releases.includes(chosenRelease) ? chosenRelease : (scope.releases[0] ?? null);
+  const charts = h(
+    'div',
+    { class: 'charts', 'data-testid': 'fleet-charts', 'data-state': 'loading' },
+    h('p', {}, 'Loading…'),
+  );
+  const modelPick = h(
+    'select',
+    {
+      'data-testid': 'fleet-model',
+      'aria-label': 'model',
+      onchange: (e: Event) => onModel((e.target as HTMLSelectElement).value),
+    },
+    ...scope.models.map((m) => h('option', { value: m, selected: m === scope.model }, m)),
+  );
+  const releasePick = h(
+    'select',
+    { 'data-testid': 'fleet-release', 'aria-label': 'release' },
+    ...scope.releases.map((v) => h('option', { value: v, selected: v === release }, v)),
+  );
+  const periodPick = h(
+    'select',
+    { 'data-testid': 'fleet-period', 'aria-label': 'period' },
+    ...PERIODS.map(([label, ms]) => h('option', { value: ms, selected: ms === period }, label)),
+  );
+  let data: FleetData = EMPTY_FLEET;
+  const draw = () =>
+    charts.replaceChildren(
+      liveVerdicts(data),
+      summary(data),
+      ...fleetCharts(data, scope.releases, releasePick.value || null),
+    );
+  const load = async () => {
+    charts.dataset.state = 'loading';
+    try {
+      const since = new Date(Date.now() - period).toISOString();
+      data = normalizeFleet(
+        await ctx.api.fleet({ app: scope.app, channel: scope.channel, model: scope.model, since }),
+      );
+      charts.dataset.state = data.points.length > 0 ? 'data' : 'empty';
+      draw();
+    } catch (error) {
+      data = EMPTY_FLEET;
+      charts.dataset.state = 'error';
+      draw();
+      const missing = error instanceof ApiError && error.status === 404;
+      charts.prepend(
+        h(
+          'p',
+          { class: 'empty', 'data-testid': 'fleet-error' },
+          missing
+            ? 'This server has no fleet statistics endpoint.'
+            : `${error instanceof ApiError ? error.code : 'E_UNEXPECTED'}: ${(error as Error).message}`,
+        ),
+      );
+    }
+  };
+  releasePick.addEventListener('change', () => {
+    chosenRelease = releasePick.value;
+    draw();
+  });
+  periodPick.addEventListener('change', () => {
+    period = Number(periodPick.value);
+    void load();
+  });
+  void load();
+  return section(
+    'Fleet',
+    'fleet',
+    h(
+      'div',
+      { class: 'toolbar' },
+      h('label', {}, 'model ', modelPick),
+      h('label', {}, 'release ', releasePick),
+      h('label', {}, 'period ', periodPick),
+    ),
+    charts,
+  );
+}
+
+function fleetCharts(data: FleetData, releases: string[], release: string | null): HTMLElement[] {
+  const inData = [...new Set(data.points.map((p) => p.release))];
+  const all = [...new Set([...releases, ...inData])].filter((r) => inData.includes(r));
+  const only = release ? [release] : [];
+  const latency = seriesBy(data, only, () => null);
+  const percentiles = (['p50', 'p95', 'p99'] as const).map((q) => ({
+    label: q,
+    values: seriesBy(data, only, (p) => p[q]).series[0]?.values ?? latency.times.map(() => null),
+  }));
+  const features = release ? featuresOf(data, release) : [];
+  const drift = features.map((f) => ({
+    label: f,
+    values: seriesBy(data, only, (p) => p.drift[f] ?? null).series[0]?.values ?? [],
+  }));
+  const share = seriesBy(data, all, (p) => (p.share === null ? null : p.share * 100));
+  const errors = seriesBy(data, all, (p) => (p.errorRate === null ? null : p.errorRate * 100));
+  const agreement = shadowSeries(data);
+  const shadow = {
+    times: agreement.times,
+    series: agreement.series.map((x) => ({
+      ...x,
+      values: x.values.map((v) => (v === null ? null : v * 100)),
+    })),
+  };
+  return [
+    chart({ testid: 'chart-share', title: 'Versions in use (share of devices)', unit: '%', ...share }),
+    chart({
+      testid: 'chart-latency',
+      title: `Latency of ${release ?? '—'}`,
+      unit: 'ms',
+      times: latency.times,
+      series: percentiles,
+    }),
+    chart({ testid: 'chart-errors', title: 'Error rate', unit: '%', ...errors }),
+    chart({
+      testid: 'chart-drift',
+      title: `Drift of ${release ?? '—'} (PSI per feature)`,
+      unit: 'PSI',
+      times: latency.times,
+      series: drift,
+      threshold: PSI_THRESHOLD,
+    }),
+    ...(shadow.series.some((s) => s.values.some((v) => v !== null))
+      ? [chart({ testid: 'chart-shadow', title: 'Shadow agreement', unit: '%', ...shadow })]
+      : []),
+  ];
+}
+
+/** The canary analysis' current verdict on each running canary (what would halt it, and why). */
+function liveVerdicts(data: FleetData): HTMLElement {
+  const items = data.live.map((v) =>
+    h(
+      'li',
+      { 'data-testid': 'live-verdict', 'data-decision': v.decision },
+      h('span', { class: `badge ${v.decision}` }, v.decision),
+      ` ${v.release}: `,
+      v.reasons.join('; ') || 'no regression found',
+    ),
+  );
+  return h(
+    'div',
+    { class: 'live-verdicts' },
+    items.length > 0 ? [h('h3', {}, 'Canary analysis now'), h('ul', {}, items)] : null,
+  );
+}
+
+/** Per release over the whole period: devices, share, inferences, error rate, latency, drifted features. */
+function summary(data: FleetData): HTMLElement {
+  const pct = (x: number | null) => (x === null ? '—' : `${num(x * 100)}%`);
+  const drifted = (p: FleetPoint) =>
+    Object.entries(p.drift)
+      .filter(([, psi]) => psi !== null && psi > PSI_THRESHOLD)
+      .map(([f, psi]) => `${f} (PSI ${num(psi, 3)})`)
+      .join(', ') || 'none';
+  const rows = data.totals.map((p) =>
+    h(
+      'tr',
+      { 'data-testid': 'fleet-release-row', 'data-release': p.release },
+      h('td', {}, p.release),
+      h('td', {}, pct(p.share)),
+      h('td', {}, p.inferences),
+      h('td', {}, pct(p.errorRate)),
+      h('td', {}, `${num(p.p50)} / ${num(p.p95)} / ${num(p.p99)} ms`),
+      h('td', {}, drifted(p)),
+    ),
+  );
+  return h(
+    'div',
+    { class: 'fleet-summary', 'data-testid': 'fleet-summary' },
+    table(
+      [
+        'release',
+        'share of devices',
+        'inferences',
+        'error rate',
+        'latency p50 / p95 / p99',
+        'drifted features',
+      ],
+      rows,
+      'No telemetry in this period.',
+    ),
+  );
+}
