@@ -4,5 +4,5 @@ export { type BootstrapTokens, createToken, hashToken } from './auth/tokens.ts';
 export { ApiError } from './http/api-error.ts';
 export { loadServerKeys, type ServerKeys } from './keys/server-keys.ts';
 export { RegistryService } from './registry/service.ts';
-export { DEFAULT_MANIFEST_TTL_MS, type RunningServer, type ServerOptions, startServer } from './server.ts';
 export { type DashboardOptions, mountDashboard } from './routes/dashboard.ts';
+export { DEFAULT_MANIFEST_TTL_MS, type RunningServer, type ServerOptions, startServer } from './server.ts';
