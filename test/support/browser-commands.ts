@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { canonicalJson, type ManifestEnvelope, type Release, signManifest } from '@edgeship/protocol';
 import type { BrowserCommand } from 'vitest/node';
+import { quantizeOnnx } from '../../cli/src/quantize/quantize-onnx.ts';
 import { ChaosProxy, type ChaosRules, type ProxyLogEntry } from './chaos-proxy.ts';
 import { SILERO_CONTRACT, sileroBytes, withDocString } from './models.ts';
 import { makeRelease, randomBytesOf, startTestServer, type TestServer } from './server.ts';
@@ -25,7 +26,7 @@ export interface StartedServer {
   trustedRoot: { keys: Array<{ keyId: string; publicKey: string }>; threshold: number };
 }
 
-export type ModelSource = 'silero' | { sileroDocString: string } | 'garbage';
+export type ModelSource = 'silero' | 'silero-int8' | { sileroDocString: string } | 'garbage';
 
 export interface PublishOptions {
   model?: string;
@@ -47,6 +48,7 @@ function fleet(name: string): Fleet {
 async function modelBytes(source: ModelSource): Promise<Uint8Array> {
   if (source === 'silero') return sileroBytes();
   if (source === 'garbage') return randomBytesOf(300_000, 99);
+  if (source === 'silero-int8') return (await quantizeOnnx(await sileroBytes(), { mode: 'int8' })).bytes;
   return withDocString(await sileroBytes(), source.sileroDocString);
 }
 
@@ -169,7 +171,17 @@ const forgeManifest: BrowserCommand<
   return canonicalJson(expired);
 };
 
+/** The server's fleet report (GET /v1/admin/fleet) as an operator's viewer token sees it. */
+const fleetReport: BrowserCommand<
+  [name: string, query: { app?: string; channel?: string; model?: string }]
+> = async (_ctx, name, query) => {
+  const params = new URLSearchParams({ app: query.app ?? 'demo-app', channel: query.channel ?? 'stable' });
+  if (query.model) params.set('model', query.model);
+  return fleet(name).server.viewer.call('GET', `/fleet?${params}`);
+};
+
 export const edgeshipCommands = {
+  fleetReport,
   startEdgeshipServer,
   stopEdgeshipServer,
   restartEdgeshipServer,
@@ -193,5 +205,6 @@ declare module 'vitest/browser' {
     setChaos(name: string, rules: ChaosRules): Promise<void>;
     proxyLog(name: string, opts?: { reset?: boolean }): Promise<ProxyLogEntry[]>;
     forgeManifest(name: string, kind: 'tampered' | 'expired' | { replay: number }): Promise<string>;
+    fleetReport(name: string, query: { app?: string; channel?: string; model?: string }): Promise<unknown>;
   }
 }

@@ -10,6 +10,8 @@ export interface ChaosRules {
   manifestBody?: string | null;
   /** Refuse every request, as if the network were gone. */
   offline?: boolean;
+  /** Forward telemetry to the server, then drop the connection before its acknowledgement. */
+  dropTelemetryAcks?: boolean;
 }
 
 export interface ProxyLogEntry {
@@ -106,6 +108,12 @@ export class ChaosProxy {
       return;
     }
     let payload = new Uint8Array(await upstream.arrayBuffer());
+    if (path === '/v1/telemetry' && req.method === 'POST' && this.rules.dropTelemetryAcks) {
+      // The server has committed the batch; the device never hears so and will send it again.
+      this.log.push({ method: req.method, path, status: 0, bytes: 0 });
+      req.socket.destroy();
+      return;
+    }
     const headers = new Headers(upstream.headers);
     if (path.endsWith('/manifest') && upstream.status === 200) {
       const text = new TextDecoder().decode(payload);

@@ -3,6 +3,7 @@ import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import { requestId } from 'hono/request-id';
 import type { Logger } from 'pino';
+import type { CanaryMonitor } from './canary/monitor.ts';
 import { ApiError } from './http/api-error.ts';
 import { renderError } from './http/errors.ts';
 import { createHttpMetrics } from './http/metrics.ts';
@@ -10,8 +11,11 @@ import { rateLimit } from './http/rate-limit.ts';
 import type { ServerKeys } from './keys/server-keys.ts';
 import type { RegistryService } from './registry/service.ts';
 import { createAdminRoutes } from './routes/admin.ts';
+import { createFleetRoutes } from './routes/fleet.ts';
 import { createPublicRoutes } from './routes/public.ts';
+import { createTelemetryRoutes } from './routes/telemetry.ts';
 import type { BlobStore, RegistryStore } from './storage/types.ts';
+import type { TelemetryService } from './telemetry/service.ts';
 
 export interface RateLimits {
   /** Per client address, on the public device routes. */
@@ -29,6 +33,9 @@ export interface AppDeps {
   keys: ServerKeys;
   log: Logger;
   rateLimits?: RateLimits;
+  /** Telemetry ingest (`POST /v1/telemetry`), the fleet API and per-release metrics. */
+  telemetry?: TelemetryService;
+  canary?: CanaryMonitor | null;
   /** Routes mounted by the host (telemetry ingest, dashboard, the demo PWA). */
   mount?: (app: Hono) => void;
 }
@@ -37,6 +44,7 @@ export function createApp(deps: AppDeps) {
   const { log } = deps;
   const limits = deps.rateLimits ?? DEFAULT_RATE_LIMITS;
   const metrics = createHttpMetrics();
+  deps.telemetry?.attachMetrics(metrics.registry);
   const app = new Hono();
 
   app.use(requestId());
@@ -100,6 +108,14 @@ export function createApp(deps: AppDeps) {
 
   app.route('/v1', createPublicRoutes(deps));
   const admin = createAdminRoutes(deps);
+  if (deps.telemetry) {
+    // Rate-limited per device and per address inside (not by publicLimit: many devices share a NAT).
+    app.route('/v1', createTelemetryRoutes({ telemetry: deps.telemetry, clientAddress }));
+    admin.route(
+      '/',
+      createFleetRoutes({ registry: deps.registry, telemetry: deps.telemetry, canary: deps.canary ?? null }),
+    );
+  }
   app.route('/v1/admin', admin);
   const openApi = admin.getOpenAPIDocument({
     openapi: '3.0.3',

@@ -16,12 +16,13 @@ export async function main(argv: string[]): Promise<void> {
       host: { type: 'string', default: process.env.HOST ?? '127.0.0.1' },
       'create-keys': { type: 'boolean' },
       'log-level': { type: 'string', default: process.env.LOG_LEVEL ?? 'info' },
+      'webhook-url': { type: 'string', default: process.env.EDGESHIP_WEBHOOK_URL },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
     process.stdout.write(
-      'usage: edgeship-server [--data-dir .data] [--database-url postgres://…] [--keys-dir dir] [--port 8787] [--host 127.0.0.1] [--create-keys]\n',
+      'usage: edgeship-server [--data-dir .data] [--database-url postgres://…] [--keys-dir dir] [--port 8787] [--host 127.0.0.1] [--create-keys] [--webhook-url https://…]\n',
     );
     return;
   }
@@ -33,6 +34,7 @@ export async function main(argv: string[]): Promise<void> {
     host: values.host,
     createKeys: values['create-keys'],
     logLevel: values['log-level'] as 'info',
+    webhookUrl: values['webhook-url'] || undefined,
   });
   // Machine-readable, for scripts and tests that start us (pino log lines may come before it).
   process.stdout.write(`${JSON.stringify({ event: 'listening', url: server.url })}\n`);

@@ -7,10 +7,12 @@ import type { Hono } from 'hono';
 import pino, { type Logger } from 'pino';
 import { createApp, type RateLimits } from './app.ts';
 import { type BootstrapTokens, bootstrapTokens } from './auth/tokens.ts';
+import { CanaryMonitor, type CanaryOptions } from './canary/monitor.ts';
 import { loadServerKeys, type ServerKeys } from './keys/server-keys.ts';
 import { RegistryService } from './registry/service.ts';
 import { openStorage } from './storage/open.ts';
 import type { BlobStore, RegistryStore } from './storage/types.ts';
+import { type TelemetryOptions, TelemetryService } from './telemetry/service.ts';
 
 export interface ServerOptions {
   /** Where the SQLite file, blobs, keys and bootstrap tokens live. */
@@ -27,6 +29,11 @@ export interface ServerOptions {
   logLevel?: pino.Level | 'silent';
   logger?: Logger;
   rateLimits?: RateLimits;
+  /** Called (POST, JSON) when the canary analysis halts a rollout; best effort, retried. */
+  webhookUrl?: string;
+  telemetry?: TelemetryOptions;
+  /** Canary analysis: policy margins, timer interval, throttle after ingest. */
+  canary?: Omit<CanaryOptions, 'webhookUrl'> & { enabled?: boolean };
   mount?: (app: Hono, ctx: ServerContext) => void;
 }
 
@@ -36,6 +43,8 @@ export interface ServerContext {
   service: RegistryService;
   keys: ServerKeys;
   log: Logger;
+  telemetry: TelemetryService;
+  canary: CanaryMonitor | null;
 }
 
 export interface RunningServer extends ServerContext {
@@ -56,7 +65,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   });
   if (keys.created)
     log.warn({ keysDir: opts.keysDir ?? join(opts.dataDir, 'keys') }, 'created a development trust chain');
-  const { registry, blobs } = await openStorage({
+  const { registry, blobs, db, dialect } = await openStorage({
     dataDir: opts.dataDir,
     databaseUrl: opts.databaseUrl,
     log: (msg) => log.info(msg),
@@ -67,7 +76,22 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     keySet: keys.keySet,
     ttlMs: opts.manifestTtlMs ?? DEFAULT_MANIFEST_TTL_MS,
   });
-  const ctx: ServerContext = { registry, blobs, service, keys, log };
+  const telemetry = new TelemetryService({ db, dialect, registry, log, options: opts.telemetry });
+  const canary =
+    opts.canary?.enabled === false
+      ? null
+      : new CanaryMonitor({
+          registry,
+          service,
+          telemetry,
+          log,
+          options: { ...opts.canary, webhookUrl: opts.webhookUrl },
+        });
+  if (canary) {
+    telemetry.onAccepted(() => canary.notify());
+    canary.start();
+  }
+  const ctx: ServerContext = { registry, blobs, service, keys, log, telemetry, canary };
   const app = createApp({ ...ctx, rateLimits: opts.rateLimits, mount: (a) => opts.mount?.(a, ctx) });
 
   const server = serve({ fetch: app.fetch, port: opts.port ?? 0, hostname: opts.host ?? '127.0.0.1' });
@@ -93,6 +117,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           // Keep-alive connections would hold close() open; in-flight requests finish first.
           (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
         });
+        // Acknowledged batches are committed already; these wait for work under way to finish.
+        await canary?.stop();
+        await telemetry.drain();
         await registry.close();
         await blobs.close();
       })();

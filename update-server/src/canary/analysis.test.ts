@@ -49,6 +49,16 @@ describe('analyzeCanary', () => {
     expect(analyzeCanary(arm('2.0.0', 500, 20, 5), arm('1.0.0', 510, 10, 5)).decision).toBe('healthy');
   });
 
+  it('does not halt a healthy canary whose early sample is unlucky', () => {
+    // 8 failures in 500 (1.6%) vs 0.5% on a large control: past the 1% margin, and the plain
+    // difference test says z = 3.5, but "worse by more than the margin" is nowhere near shown.
+    // Early looks like this one, repeated as data arrives, were what halted healthy canaries.
+    const verdict = analyzeCanary(arm('2.0.0', 492, 8, 5), arm('1.0.0', 19_900, 100, 5));
+    expect(verdict.evidence.errorRateZ).toBeGreaterThan(3.09);
+    expect(verdict.evidence.errorRateMarginZ).toBeLessThan(1);
+    expect(verdict.decision).toBe('healthy');
+  });
+
   it('halts a canary whose p95 latency regressed beyond the margin', () => {
     const verdict = analyzeCanary(arm('2.0.0', 5000, 0, 9), arm('1.0.0', 5000, 0, 5));
     expect(verdict.decision).toBe('halt');

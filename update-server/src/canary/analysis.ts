@@ -13,9 +13,13 @@ export interface ArmStats {
 export interface CanaryPolicy {
   /** Neither arm is judged before it has this many inferences. */
   minInferences: number;
-  /** Halt when the canary's error rate exceeds the control's by this much (absolute)... */
+  /** Halt when the canary's error rate exceeds the control's by more than this much (absolute)... */
   errorRateMargin: number;
-  /** ...and a one-sided two-proportion z-test says so at this z (3.09 is p = 0.001). */
+  /**
+   * ...with this confidence: a one-sided z-test of "canary − control > margin" (3.09 is p = 0.001).
+   * Testing the margin itself, not just "different", keeps the repeated looks of a running
+   * analysis on small early samples from halting a healthy canary.
+   */
   errorRateZ: number;
   /** Halt when the canary's p95 latency exceeds the control's by this factor. */
   p95LatencyRatio: number;
@@ -37,7 +41,10 @@ export interface CanaryVerdict {
   evidence: {
     canary: ArmSummary;
     control: ArmSummary;
+    /** Pooled two-proportion z of the difference (informational). */
     errorRateZ: number | null;
+    /** z of "canary − control > margin" (unpooled); the halt criterion. */
+    errorRateMarginZ: number | null;
     drift: Record<string, { canaryPsi: number; controlPsi: number | null; jsDistance: number; ks: number }>;
   };
 }
@@ -68,6 +75,15 @@ function twoProportionZ(failA: number, nA: number, failB: number, nB: number): n
   return (failA / nA - failB / nB) / se;
 }
 
+/** One-sided z of "rate A − rate B > margin", unpooled; each variance floored at one pseudo-event. */
+function marginZ(failA: number, nA: number, failB: number, nB: number, margin: number): number | null {
+  if (nA === 0 || nB === 0) return null;
+  const pa = failA / nA;
+  const pb = failB / nB;
+  const variance = (p: number, n: number) => Math.max(p * (1 - p), 1 / n) / n;
+  return (pa - pb - margin) / Math.sqrt(variance(pa, nA) + variance(pb, nB));
+}
+
 /**
  * Compares a canary with its control. A regression must be both large (a practical margin)
  * and, for error rates, statistically clear, so that noise on a small fleet never halts a
@@ -86,8 +102,15 @@ export function analyzeCanary(
     control.errors,
     control.inferences + control.errors,
   );
+  const marginTest = marginZ(
+    canary.errors,
+    canary.inferences + canary.errors,
+    control.errors,
+    control.inferences + control.errors,
+    policy.errorRateMargin,
+  );
   const drift: CanaryVerdict['evidence']['drift'] = {};
-  const evidence = { canary: c, control: k, errorRateZ: z, drift };
+  const evidence = { canary: c, control: k, errorRateZ: z, errorRateMarginZ: marginTest, drift };
   if (
     canary.inferences + canary.errors < policy.minInferences ||
     control.inferences + control.errors < policy.minInferences
@@ -100,9 +123,9 @@ export function analyzeCanary(
   }
 
   const reasons: string[] = [];
-  if (c.errorRate - k.errorRate > policy.errorRateMargin && z !== null && z > policy.errorRateZ) {
+  if (marginTest !== null && marginTest > policy.errorRateZ) {
     reasons.push(
-      `error rate ${pct(c.errorRate)} vs ${pct(k.errorRate)} on the control (z = ${z.toFixed(2)})`,
+      `error rate ${pct(c.errorRate)} vs ${pct(k.errorRate)} on the control, beyond the ${pct(policy.errorRateMargin)} margin (z = ${marginTest.toFixed(2)})`,
     );
   }
   if (

@@ -10,6 +10,7 @@ export type DialectMigration = (dialect: DialectName) => Migration;
 
 export const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
   '0001_registry': registryTables,
+  '0002_telemetry': telemetryTables,
 };
 
 export interface MigrateOptions {
@@ -165,6 +166,103 @@ function registryTables(dialect: DialectName): Migration {
         .addColumn('sha256', text, (c) => c.primaryKey())
         .addColumn('size', 'integer', (c) => c.notNull())
         .addColumn('bytes', bytes, (c) => c.notNull())
+        .execute();
+    },
+  };
+}
+
+/**
+ * Telemetry (update-server/src/telemetry): de-duplication keys, per-device caps, and aggregates per
+ * release, backend, role and time window. Windows are epoch seconds (integers sort and bucket the
+ * same on both dialects); histograms and per-bin counts are JSON text merged by the writer.
+ */
+function telemetryTables(dialect: DialectName): Migration {
+  const text = dialect === 'postgres' ? sql`text collate "C"` : sql`text`;
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('telemetry_batches')
+        .addColumn('batch_id', text, (c) => c.primaryKey())
+        .addColumn('device_id', text, (c) => c.notNull())
+        .addColumn('app', text, (c) => c.notNull())
+        .addColumn('channel', text, (c) => c.notNull())
+        .addColumn('window_start', 'bigint', (c) => c.notNull())
+        .addColumn('records', 'integer', (c) => c.notNull())
+        .addColumn('inferences', 'bigint', (c) => c.notNull())
+        .addColumn('dropped', 'bigint', (c) => c.notNull())
+        .addColumn('received_at', text, (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('telemetry_batches_window')
+        .on('telemetry_batches')
+        .columns(['app', 'channel', 'window_start'])
+        .execute();
+
+      await db.schema
+        .createTable('telemetry_device_windows')
+        .addColumn('app', text, (c) => c.notNull())
+        .addColumn('channel', text, (c) => c.notNull())
+        .addColumn('device_id', text, (c) => c.notNull())
+        .addColumn('window_start', 'bigint', (c) => c.notNull())
+        .addColumn('batches', 'integer', (c) => c.notNull())
+        .addColumn('inferences', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('telemetry_device_windows_pk', [
+          'window_start',
+          'app',
+          'channel',
+          'device_id',
+        ])
+        .execute();
+
+      await db.schema
+        .createTable('telemetry_devices')
+        .addColumn('app', text, (c) => c.notNull())
+        .addColumn('channel', text, (c) => c.notNull())
+        .addColumn('model', text, (c) => c.notNull())
+        .addColumn('version', text, (c) => c.notNull())
+        .addColumn('role', text, (c) => c.notNull())
+        .addColumn('window_start', 'bigint', (c) => c.notNull())
+        .addColumn('device_id', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('telemetry_devices_pk', [
+          'app',
+          'channel',
+          'model',
+          'window_start',
+          'version',
+          'role',
+          'device_id',
+        ])
+        .execute();
+
+      await db.schema
+        .createTable('telemetry_aggregates')
+        .addColumn('app', text, (c) => c.notNull())
+        .addColumn('channel', text, (c) => c.notNull())
+        .addColumn('model', text, (c) => c.notNull())
+        .addColumn('version', text, (c) => c.notNull())
+        .addColumn('backend', text, (c) => c.notNull())
+        .addColumn('role', text, (c) => c.notNull())
+        .addColumn('window_start', 'bigint', (c) => c.notNull())
+        .addColumn('batches', 'bigint', (c) => c.notNull())
+        .addColumn('inferences', 'bigint', (c) => c.notNull())
+        .addColumn('errors', 'bigint', (c) => c.notNull())
+        .addColumn('errors_by_code', text, (c) => c.notNull())
+        .addColumn('latency', text, (c) => c.notNull())
+        .addColumn('load_ms_sum', 'double precision', (c) => c.notNull())
+        .addColumn('load_count', 'bigint', (c) => c.notNull())
+        .addColumn('download_bytes', 'bigint', (c) => c.notNull())
+        .addColumn('download_ms_sum', 'double precision', (c) => c.notNull())
+        .addColumn('features', text, (c) => c.notNull())
+        .addColumn('shadow', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('telemetry_aggregates_pk', [
+          'app',
+          'channel',
+          'model',
+          'window_start',
+          'version',
+          'backend',
+          'role',
+        ])
         .execute();
     },
   };

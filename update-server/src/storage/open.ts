@@ -21,6 +21,9 @@ export interface StorageOptions {
 export interface Storage {
   registry: RegistryStore;
   blobs: BlobStore;
+  /** The same Kysely instance (and, on SQLite, the same one connection) for the telemetry tables. */
+  db: Kysely<Database>;
+  dialect: 'sqlite' | 'postgres';
 }
 
 export const SQLITE_FILE = 'registry.db';
@@ -63,6 +66,8 @@ async function openSqlite(dataDir: string, log?: (msg: string) => void): Promise
       once(() => db.destroy()),
     ),
     blobs: new FsBlobStore(join(dataDir, BLOBS_DIR)),
+    db,
+    dialect: 'sqlite',
   };
 }
 
@@ -85,6 +90,8 @@ async function openPostgres(databaseUrl: string, log?: (msg: string) => void): P
   return {
     registry: new KyselyRegistry(db, 'postgres', once(release)),
     blobs: new PgBlobStore(db, once(release)),
+    db,
+    dialect: 'postgres',
   };
 }
 

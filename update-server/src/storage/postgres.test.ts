@@ -63,7 +63,10 @@ describe('PostgreSQL shared by several server processes', () => {
   it('runs migrations from two instances at once without error, applying them once', async () => {
     await instances();
     const applied = logs.map((log) => log.filter((m) => m.includes('applied migration')).length);
-    expect(applied.sort()).toEqual([0, 1]);
+    // One instance applied every migration, the other found nothing left to do.
+    const [fewer, more] = applied.sort((x, y) => x - y);
+    expect(fewer).toBe(0);
+    expect(more).toBeGreaterThanOrEqual(2); // 0001_registry, 0002_telemetry, …
     expect(logs.flat().filter((m) => m.includes(`schema ${schema!.name}`))).toHaveLength(2);
   });
 

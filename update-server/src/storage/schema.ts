@@ -98,6 +98,68 @@ export interface ChunksTable {
   bytes: ColumnType<Uint8Array, Uint8Array, never>;
 }
 
+/** One row per accepted telemetry batch: its idempotency key (a retry finds it and is not counted). */
+export interface TelemetryBatchesTable {
+  batch_id: string;
+  device_id: string;
+  app: string;
+  channel: string;
+  /** Epoch seconds of the server-side window the batch was counted in. */
+  window_start: Int8;
+  records: number;
+  inferences: Int8;
+  /** Batches the device dropped (queue full or too old) before sending this one. */
+  dropped: Int8;
+  received_at: string;
+}
+
+/** What one device contributed in one window: the per-device cap reads this. */
+export interface TelemetryDeviceWindowsTable {
+  app: string;
+  channel: string;
+  device_id: string;
+  window_start: Int8;
+  batches: number;
+  inferences: Int8;
+}
+
+/** Which devices ran which release in a window (distinct counts give each version's share). */
+export interface TelemetryDevicesTable {
+  app: string;
+  channel: string;
+  model: string;
+  version: string;
+  role: string;
+  window_start: Int8;
+  device_id: string;
+}
+
+/** Sums per release × backend × role × window; JSON columns are merged by the telemetry writer. */
+export interface TelemetryAggregatesTable {
+  app: string;
+  channel: string;
+  model: string;
+  version: string;
+  backend: string;
+  role: string;
+  window_start: Int8;
+  batches: Int8;
+  inferences: Int8;
+  errors: Int8;
+  /** JSON: Record<ErrorCode, number>. */
+  errors_by_code: string;
+  /** JSON: Histogram (log buckets, see @edgeship/protocol histogram.ts). */
+  latency: string;
+  load_ms_sum: number;
+  load_count: Int8;
+  download_bytes: Int8;
+  download_ms_sum: number;
+  /** JSON: Record<feature name, counts per bin>. */
+  features: string;
+  /** JSON: Record<active version compared against, { compared, agreements, absDiff }>. */
+  shadow: string;
+}
+
 export interface Database {
   releases: ReleasesTable;
   channel_models: ChannelModelsTable;
@@ -107,6 +169,10 @@ export interface Database {
   manifests: ManifestsTable;
   tokens: TokensTable;
   chunks: ChunksTable;
+  telemetry_batches: TelemetryBatchesTable;
+  telemetry_device_windows: TelemetryDeviceWindowsTable;
+  telemetry_devices: TelemetryDevicesTable;
+  telemetry_aggregates: TelemetryAggregatesTable;
 }
 
 export type DialectName = 'sqlite' | 'postgres';

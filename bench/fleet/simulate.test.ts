@@ -1,0 +1,64 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Fleet, type FleetReport, HEALTHY, REGRESSIONS, type ScenarioOptions } from './simulate.ts';
+
+/**
+ * A 2,000-device fleet against a real server process. Twenty healthy canaries, each its own model
+ * with its own rollout, salt and seed, run side by side with one regressed canary: every device
+ * runs every model and reports all of them in one batch.
+ */
+
+const HEALTHY_RUNS = 20;
+let fleet: Fleet;
+let report: FleetReport;
+
+beforeAll(async () => {
+  fleet = await Fleet.start({ devices: 2000, seed: 42, tickMinutes: 10, sendEveryMinutes: 20 });
+  const common = {
+    stages: [1000, 5000],
+    ticksPerStage: 2,
+    ticksAfterHalt: 1,
+  } satisfies Partial<ScenarioOptions>;
+  report = await fleet.run([
+    ...Array.from({ length: HEALTHY_RUNS }, (_, i) => ({
+      ...common,
+      name: `healthy #${i + 1}`,
+      model: `healthy-${i + 1}`,
+      seed: 1000 + i,
+      candidate: HEALTHY,
+    })),
+    { ...common, name: 'regressed', model: 'regressed', seed: 7, candidate: REGRESSIONS.slower },
+  ]);
+}, 120_000);
+afterAll(() => fleet?.stop());
+
+describe('fleet simulator (2,000 devices)', () => {
+  it('halts the regressed canary, with the webhook called', () => {
+    const bad = report.scenarios.find((s) => s.model === 'regressed')!;
+    expect(bad.outcome).toBe('halted');
+    expect(bad.haltReason).toMatch(/p95 latency/);
+    expect(bad.webhookReceived).toBe(true);
+    expect(bad.shareOfFleetRanCandidate).toBeLessThan(0.5);
+    expect(bad.timeToHalt).not.toBeNull();
+  });
+
+  it(`promotes all ${HEALTHY_RUNS} healthy canaries: no false halt`, () => {
+    const healthy = report.scenarios.filter((s) => s.model.startsWith('healthy-'));
+    expect(healthy).toHaveLength(HEALTHY_RUNS);
+    expect(
+      healthy.filter((s) => s.outcome !== 'promoted').map((s) => `${s.scenario}: ${s.haltReason}`),
+    ).toEqual([]);
+    for (const s of healthy) {
+      // Each was judged on real data: far more than the analysis' minimum of 500 per arm.
+      expect(s.shareOfFleetRanCandidate).toBeGreaterThan(0.2);
+      expect(s.events.server).toBeGreaterThan(10_000);
+    }
+  });
+
+  it('loses no batch and counts none twice', () => {
+    expect(report.batches.generated).toBeGreaterThan(2000);
+    expect(report.batches.lost).toBe(0);
+    expect(report.batches.duplicatesCounted).toBe(0);
+    expect(report.batches.answeredDuplicate).toBe(report.batches.resent);
+    for (const s of report.scenarios) expect(s.events.server).toBe(s.events.acknowledged);
+  });
+});

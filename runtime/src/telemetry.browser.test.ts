@@ -1,0 +1,133 @@
+// Telemetry and shadow evaluation end to end in a real Chromium: the worker's collector and
+// IndexedDB outbox, the chaos proxy between device and server, and the server's fleet report.
+import { afterEach, describe, expect, it } from 'vitest';
+import { commands } from 'vitest/browser';
+import { createRuntime, type Runtime } from './client.ts';
+import type { NamedTensors } from './engines/tensor.ts';
+
+const WASM_PATHS = new URL('/node_modules/onnxruntime-web/dist/', location.origin).href;
+
+interface VersionStats {
+  version: string;
+  devices: number;
+  inferences: number;
+  errors: number;
+}
+interface ShadowStats {
+  candidate: string;
+  against: string;
+  compared: number;
+  agreements: number;
+  agreement: number | null;
+}
+interface FleetReport {
+  versions: VersionStats[];
+  shadow: ShadowStats[];
+}
+
+const open: Runtime[] = [];
+const servers: string[] = [];
+let serial = 0;
+
+afterEach(async () => {
+  for (const runtime of open.splice(0)) await runtime.dispose();
+  for (const name of servers.splice(0)) await commands.stopEdgeshipServer(name);
+});
+
+async function setUp(extra: Record<string, unknown> = {}) {
+  const name = `tm-${Date.now()}-${serial++}`;
+  servers.push(name);
+  const server = await commands.startEdgeshipServer(name);
+  await commands.publishModel(name, { version: '1.0.0', source: 'silero', promote: true });
+  const runtime = await createRuntime({
+    server: server.url,
+    app: 'demo-app',
+    channel: 'stable',
+    trustedRoot: server.trustedRoot as never,
+    wasmPaths: WASM_PATHS,
+    backend: 'wasm',
+    checkOnLoad: false,
+    telemetryIntervalMs: 0, // sent only when the test says so
+    storagePrefix: `tm${Date.now()}-${serial++}`,
+    ...extra,
+  });
+  open.push(runtime);
+  return { name, runtime };
+}
+
+/** Distinct frames (a chirp), so the active and an int8 candidate disagree a little. */
+function frame(i: number): NamedTensors {
+  const data = new Float32Array(512);
+  const f = 200 + 40 * i;
+  for (let t = 0; t < data.length; t++)
+    data[t] = 0.4 * Math.sin((2 * Math.PI * f * t) / 16_000) * (i % 3 === 0 ? 1 : 0.05);
+  return {
+    input: { data, dims: [1, 512] },
+    state: { data: new Float32Array(256), dims: [2, 1, 128] },
+    sr: { data: new BigInt64Array([16_000n]), dims: [] },
+  };
+}
+
+async function runFrames(runtime: Runtime, from: number, count: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = from; i < from + count; i++)
+    out.push((await runtime.run('vad', frame(i))).output!.data[0] as number);
+  return out;
+}
+
+async function inferencesOf(name: string, version: string): Promise<number> {
+  const report = (await commands.fleetReport(name, { model: 'vad' })) as FleetReport;
+  return report.versions.find((v) => v.version === version)?.inferences ?? 0;
+}
+
+describe('telemetry from a real Chromium', () => {
+  it('keeps batches while offline and delivers each exactly once, even when an acknowledgement is lost', async () => {
+    const { name, runtime } = await setUp();
+    await runtime.load('vad');
+
+    await runFrames(runtime, 0, 12);
+    await commands.setChaos(name, { offline: true });
+    expect(await runtime.sendTelemetry()).toMatchObject({ sent: 0 });
+    await runFrames(runtime, 12, 8);
+    expect(await runtime.sendTelemetry()).toMatchObject({ sent: 0 }); // a second batch queued
+    expect(await inferencesOf(name, '1.0.0')).toBe(0);
+
+    // Back online, but the first delivery's acknowledgements are lost on the way back.
+    await commands.setChaos(name, { offline: false, dropTelemetryAcks: true });
+    expect(await runtime.sendTelemetry()).toMatchObject({ sent: 0 });
+    // The server committed the oldest batch; the device saw a failure and backed off.
+    expect(await inferencesOf(name, '1.0.0')).toBe(12);
+
+    await commands.setChaos(name, { dropTelemetryAcks: false });
+    const delivered = await runtime.sendTelemetry();
+    expect(delivered.sent).toBe(2); // the retried batch is acknowledged as a duplicate
+    expect(await runtime.sendTelemetry()).toMatchObject({ sent: 0 }); // nothing left queued
+    expect(await inferencesOf(name, '1.0.0')).toBe(20); // counted once
+  });
+
+  it('runs a shadow candidate beside the active release; callers get the active outputs; agreement reaches the server', async () => {
+    const { name, runtime } = await setUp({ shadowSampleRate: 1 });
+    await runtime.load('vad');
+    const reference = await runFrames(runtime, 0, 24);
+
+    await commands.publishModel(name, {
+      version: '1.1.0',
+      source: 'silero-int8',
+      rollout: { shareBps: 10_000, mode: 'shadow' },
+    });
+    const check = await runtime.checkForUpdates();
+    expect(check.targets.vad).toMatchObject({ active: 'vad@1.0.0', shadow: 'vad@1.1.0' });
+    expect((await runtime.status()).models[0]).toMatchObject({ loaded: 'vad@1.0.0', shadow: 'vad@1.1.0' });
+
+    const withShadow = await runFrames(runtime, 0, 24);
+    expect(withShadow).toEqual(reference); // bit for bit: the caller never sees the candidate
+    await new Promise((resolve) => setTimeout(resolve, 500)); // shadow runs trail the answers
+    await runtime.sendTelemetry();
+
+    const report = (await commands.fleetReport(name, { model: 'vad' })) as FleetReport;
+    const shadow = report.shadow.find((s) => s.candidate === '1.1.0');
+    expect(shadow).toMatchObject({ against: '1.0.0', compared: 24 });
+    expect(shadow!.agreement).toBeGreaterThan(0.8);
+    expect(report.versions.find((v) => v.version === '1.0.0')?.inferences).toBe(48);
+  });
+});

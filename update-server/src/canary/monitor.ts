@@ -1,0 +1,205 @@
+import type { Logger } from 'pino';
+import { ApiError } from '../http/api-error.ts';
+import type { RegistryService } from '../registry/service.ts';
+import type { RegistryStore, RolloutRecord } from '../storage/types.ts';
+import { emptyValues, mergeValues, windowOf } from '../telemetry/aggregate.ts';
+import type { TelemetryService } from '../telemetry/service.ts';
+import {
+  type ArmStats,
+  analyzeCanary,
+  type CanaryPolicy,
+  type CanaryVerdict,
+  DEFAULT_CANARY_POLICY,
+} from './analysis.ts';
+import { deliverWebhook, type WebhookOptions } from './webhook.ts';
+
+export interface CanaryOptions {
+  policy?: Partial<CanaryPolicy>;
+  /** Every active canary is analysed at least this often. */
+  intervalMs?: number;
+  /** After telemetry for a model arrives, its canary is analysed at most this often. */
+  throttleMs?: number;
+  /** Called (POST, JSON) when a rollout is halted automatically. */
+  webhookUrl?: string;
+  webhook?: WebhookOptions;
+}
+
+export const CANARY_ACTOR = { name: 'canary-analysis' };
+
+export interface CanaryDeps {
+  registry: RegistryStore;
+  service: RegistryService;
+  telemetry: TelemetryService;
+  log: Logger;
+  options?: CanaryOptions;
+}
+
+export interface LastVerdict {
+  at: string;
+  verdict: CanaryVerdict;
+}
+
+/**
+ * Runs the canary analysis on every active canary rollout: shortly after telemetry for its model
+ * arrives (throttled) and on a timer. A regression halts the rollout through RegistryService.halt,
+ * so the halt, its reasons and its evidence land in the audit trail in the same transaction as the
+ * new manifest; the webhook follows, off the request path. With several processes on one
+ * PostgreSQL each may analyse; the first halt wins and the others find the rollout already halted.
+ */
+export class CanaryMonitor {
+  readonly policy: CanaryPolicy;
+  private readonly intervalMs: number;
+  private readonly throttleMs: number;
+  private timer: NodeJS.Timeout | null = null;
+  private throttled: NodeJS.Timeout | null = null;
+  private lastRun = 0;
+  private running: Promise<void> | null = null;
+  private rerun = false;
+  private stopped = false;
+  private readonly webhooks = new Set<Promise<unknown>>();
+  private readonly verdicts = new Map<string, LastVerdict>();
+
+  constructor(private readonly deps: CanaryDeps) {
+    const opts = deps.options ?? {};
+    this.policy = { ...DEFAULT_CANARY_POLICY, ...opts.policy };
+    this.intervalMs = opts.intervalMs ?? 30_000;
+    this.throttleMs = opts.throttleMs ?? 2_000;
+  }
+
+  start(): void {
+    this.timer = setInterval(() => void this.run(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  /** Telemetry arrived: analyse soon, but not more often than the throttle allows. */
+  notify(): void {
+    if (this.stopped || this.throttled) return;
+    const wait = Math.max(0, this.lastRun + this.throttleMs - Date.now());
+    this.throttled = setTimeout(() => {
+      this.throttled = null;
+      void this.run();
+    }, wait);
+    this.throttled.unref();
+  }
+
+  lastVerdict(rolloutId: string): LastVerdict | undefined {
+    return this.verdicts.get(rolloutId);
+  }
+
+  /** One pass over the active canaries (runs are serialised; a request during one queues one more). */
+  run(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    if (this.running) {
+      this.rerun = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      do {
+        this.rerun = false;
+        this.lastRun = Date.now();
+        try {
+          await this.analyseAll();
+        } catch (error) {
+          this.deps.log.error({ err: error }, 'canary analysis failed');
+        }
+      } while (this.rerun && !this.stopped);
+    })().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    if (this.throttled) clearTimeout(this.throttled);
+    await this.running;
+  }
+
+  /** Waits for webhook deliveries under way (tests and graceful shutdown). */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.webhooks]);
+  }
+
+  /** The verdict for one rollout on the data so far (also what the fleet API shows). */
+  async analyse(rollout: RolloutRecord): Promise<CanaryVerdict | null> {
+    if (!rollout.control) return null;
+    const [canary, control] = await Promise.all([
+      armStats(this.deps.telemetry, rollout, rollout.release),
+      armStats(this.deps.telemetry, rollout, rollout.control),
+    ]);
+    const verdict = analyzeCanary(canary, control, this.policy);
+    this.verdicts.set(rollout.id, { at: new Date().toISOString(), verdict });
+    return verdict;
+  }
+
+  private async analyseAll(): Promise<void> {
+    const rollouts = await this.deps.registry.listRollouts({ states: ['active'] });
+    for (const rollout of rollouts) {
+      if (rollout.mode !== 'canary' || rollout.shareBps === 0 || this.stopped) continue;
+      const verdict = await this.analyse(rollout);
+      if (verdict?.decision === 'halt') await this.halt(rollout, verdict);
+    }
+  }
+
+  private async halt(rollout: RolloutRecord, verdict: CanaryVerdict): Promise<void> {
+    const reason = `canary analysis: ${verdict.reasons.join('; ')}`.slice(0, 500);
+    const evidence = { ...verdict.evidence, reasons: verdict.reasons, policy: this.policy };
+    let halted: RolloutRecord;
+    try {
+      halted = await this.deps.service.halt(CANARY_ACTOR, rollout.id, reason, evidence);
+    } catch (error) {
+      // Halted, promoted or replaced meanwhile (by an operator or another process): nothing to do.
+      if (error instanceof ApiError && error.status === 409) return;
+      throw error;
+    }
+    this.deps.log.warn(
+      { rollout: rollout.id, release: rollout.release, reasons: verdict.reasons },
+      'canary halted',
+    );
+    const url = this.deps.options?.webhookUrl;
+    if (!url) return;
+    const delivery = deliverWebhook(
+      url,
+      {
+        event: 'rollout.halted',
+        at: halted.updatedAt,
+        rollout: { ...halted, shareBpsBefore: rollout.shareBps },
+        reason,
+        evidence,
+      },
+      this.deps.log,
+      this.deps.options?.webhook,
+    ).catch(() => false);
+    this.webhooks.add(delivery);
+    void delivery.finally(() => this.webhooks.delete(delivery));
+  }
+}
+
+/** What the fleet reported for one release since the rollout started (active role, all backends). */
+export async function armStats(
+  telemetry: TelemetryService,
+  rollout: RolloutRecord,
+  version: string,
+): Promise<ArmStats> {
+  const since = windowOf(Date.parse(rollout.createdAt), telemetry.windowSec);
+  const rows = await telemetry.store.aggregates({
+    app: rollout.app,
+    channel: rollout.channel,
+    model: rollout.model,
+    versions: [version],
+    role: 'active',
+    since,
+  });
+  const sum = emptyValues();
+  for (const [, values] of rows) mergeValues(sum, values);
+  const spec = await telemetry.catalog.monitoring(rollout.model, version);
+  const features: ArmStats['features'] = {};
+  for (const feature of spec?.features ?? []) {
+    const counts = sum.features[feature.name];
+    if (counts && counts.length === feature.reference.length && counts.some((n) => n > 0)) {
+      features[feature.name] = { counts, reference: feature.reference };
+    }
+  }
+  return { version, inferences: sum.inferences, errors: sum.errors, latencyMs: sum.latency, features };
+}

@@ -1,0 +1,100 @@
+import { Name } from '@edgeship/protocol';
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { type AuthVariables, requireRole } from '../auth/middleware.ts';
+import type { CanaryMonitor } from '../canary/monitor.ts';
+import { ApiError } from '../http/api-error.ts';
+import { describeIssues } from '../http/errors.ts';
+import type { RegistryStore } from '../storage/types.ts';
+import { fleetReport } from '../telemetry/fleet.ts';
+import type { TelemetryService } from '../telemetry/service.ts';
+import { ErrorSchema } from './api-schemas.ts';
+
+export interface FleetDeps {
+  registry: RegistryStore;
+  telemetry: TelemetryService;
+  canary: CanaryMonitor | null;
+  now?: () => Date;
+}
+
+const MAX_RANGE_SEC = 90 * 86_400;
+const MAX_WINDOWS = 500;
+const DEFAULT_RANGE_SEC = 3600;
+
+const IsoOrEpoch = z
+  .string()
+  .max(40)
+  .refine((s) => !Number.isNaN(parse(s)), 'an ISO-8601 time or epoch seconds');
+
+export const FleetQuerySchema = z.object({
+  app: Name,
+  channel: Name,
+  model: Name.optional(),
+  since: IsoOrEpoch.optional(),
+  until: IsoOrEpoch.optional(),
+  /** Seconds per window of the time series (rounded up to the aggregation window). */
+  step: z.coerce.number().int().min(1).max(MAX_RANGE_SEC).optional(),
+});
+
+function parse(s: string): number {
+  return /^\d+$/.test(s) ? Number(s) * 1000 : Date.parse(s);
+}
+
+const errorResponses = {
+  400: { content: { 'application/json': { schema: ErrorSchema } }, description: 'Bad query (E_VALIDATION)' },
+  401: { content: { 'application/json': { schema: ErrorSchema } }, description: 'No valid token' },
+  403: { content: { 'application/json': { schema: ErrorSchema } }, description: 'The token lacks the role' },
+  429: { content: { 'application/json': { schema: ErrorSchema } }, description: 'Rate limited' },
+};
+
+/** `GET /v1/admin/fleet` (viewer): what the fleet runs and how it behaves, from the telemetry aggregates. */
+export function createFleetRoutes(deps: FleetDeps) {
+  const now = deps.now ?? (() => new Date());
+  const app = new OpenAPIHono<{ Variables: AuthVariables }>({
+    defaultHook: (result) => {
+      if (!result.success) throw new ApiError(400, 'E_VALIDATION', describeIssues(result.error.issues));
+    },
+  });
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/fleet',
+      summary:
+        'Versions in use and their share of devices, latency p50/p95/p99, error rates, drift per feature, shadow agreement, over time',
+      security: [{ bearer: [] }],
+      middleware: [requireRole(deps.registry, 'viewer')] as const,
+      request: { query: FleetQuerySchema },
+      responses: {
+        200: {
+          content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } },
+          description: 'Fleet',
+        },
+        ...errorResponses,
+      },
+    }),
+    async (c) => {
+      const query = c.req.valid('query');
+      const windowSec = deps.telemetry.windowSec;
+      const untilMs = query.until ? parse(query.until) : now().getTime();
+      const sinceMs = query.since ? parse(query.since) : untilMs - DEFAULT_RANGE_SEC * 1000;
+      if (sinceMs >= untilMs) throw new ApiError(400, 'E_VALIDATION', 'since must be before until');
+      if (untilMs - sinceMs > MAX_RANGE_SEC * 1000) {
+        throw new ApiError(400, 'E_VALIDATION', `at most ${MAX_RANGE_SEC / 86_400} days at a time`);
+      }
+      const since = Math.floor(sinceMs / 1000 / windowSec) * windowSec;
+      const until = Math.ceil(untilMs / 1000 / windowSec) * windowSec;
+      const range = until - since;
+      const wanted = Math.max(query.step ?? windowSec, Math.ceil(range / MAX_WINDOWS));
+      const stepSec = Math.ceil(wanted / windowSec) * windowSec;
+      const report = await fleetReport(deps.telemetry, deps.registry, deps.canary, {
+        app: query.app,
+        channel: query.channel,
+        model: query.model,
+        since,
+        until,
+        stepSec,
+      });
+      return c.json(report as Record<string, unknown>, 200);
+    },
+  );
+  return app;
+}

@@ -1,0 +1,93 @@
+import { MAX_TELEMETRY_BATCH_BYTES, TelemetryBatchSchema } from '@edgeship/protocol';
+import type { Context } from 'hono';
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { ApiError } from '../http/api-error.ts';
+import { describeIssues } from '../http/errors.ts';
+import { rateLimit } from '../http/rate-limit.ts';
+import { batchInferences } from '../telemetry/aggregate.ts';
+import type { TelemetryService } from '../telemetry/service.ts';
+import { checkBatchSemantics } from '../telemetry/validate.ts';
+
+export interface TelemetryRouteDeps {
+  telemetry: TelemetryService;
+  clientAddress: (c: Context) => string;
+}
+
+/**
+ * `POST /v1/telemetry`: one batch per request (see runtime/src/telemetry/sender.ts). 202 once the
+ * batch is committed, and 202 again, with `status: "duplicate"`, for a retry of a counted batch.
+ * Refusals are typed: 400 E_BAD_JSON / E_VALIDATION, 413 E_TOO_LARGE, 415, 422 E_VALIDATION
+ * (consistent JSON that names unknown releases or bins), 429 E_RATE_LIMITED (retry later).
+ */
+export function createTelemetryRoutes(deps: TelemetryRouteDeps) {
+  const { telemetry } = deps;
+  const app = new Hono();
+  const perDevice = new RateLimiterMemory({ points: telemetry.options.perDevicePerMinute, duration: 60 });
+
+  app.post(
+    '/telemetry',
+    rateLimit({ points: telemetry.options.perAddressPerMinute, windowSec: 60, key: deps.clientAddress }),
+    bodyLimit({
+      maxSize: MAX_TELEMETRY_BATCH_BYTES,
+      onError: () => {
+        throw new ApiError(413, 'E_TOO_LARGE', `a batch is at most ${MAX_TELEMETRY_BATCH_BYTES} bytes`, {
+          connection: 'close',
+        });
+      },
+    }),
+    async (c) => {
+      if (!c.req.header('content-type')?.startsWith('application/json')) {
+        throw new ApiError(415, 'E_UNSUPPORTED_MEDIA_TYPE', 'send the batch as application/json');
+      }
+      let body: unknown;
+      try {
+        body = JSON.parse(await c.req.text());
+      } catch {
+        throw new ApiError(400, 'E_BAD_JSON', 'the body is not valid JSON');
+      }
+      const parsed = TelemetryBatchSchema.safeParse(body);
+      if (!parsed.success) throw new ApiError(400, 'E_VALIDATION', describeIssues(parsed.error.issues));
+      const batch = parsed.data;
+      const key = c.req.header('idempotency-key');
+      if (key !== undefined && key !== batch.batchId) {
+        throw new ApiError(400, 'E_VALIDATION', 'the Idempotency-Key header differs from batchId');
+      }
+      await consume(perDevice, batch.deviceId);
+      await checkBatchSemantics(batch, telemetry.catalog);
+      if (batchInferences(batch) > telemetry.options.deviceCap.inferencesPerWindow) {
+        throw new ApiError(
+          422,
+          'E_VALIDATION',
+          'the batch alone exceeds what one device may report per window',
+        );
+      }
+      const pending = telemetry.ingest(batch);
+      if (!pending) throw retryLater(1, 'the server is busy');
+      const outcome = await pending;
+      if (outcome === 'capped') {
+        const windowMs = telemetry.windowSec * 1000;
+        const retryAfter = Math.max(1, Math.ceil((windowMs - (Date.now() % windowMs)) / 1000));
+        throw retryLater(retryAfter, 'this device has sent its share for this window');
+      }
+      return c.json({ batchId: batch.batchId, status: outcome }, 202);
+    },
+  );
+  return app;
+}
+
+function retryLater(seconds: number, why: string) {
+  return new ApiError(429, 'E_RATE_LIMITED', `${why}; retry in ${seconds} s`, {
+    'Retry-After': String(seconds),
+  });
+}
+
+async function consume(limiter: RateLimiterMemory, key: string) {
+  try {
+    await limiter.consume(key);
+  } catch (error) {
+    if (!(error instanceof RateLimiterRes)) throw error;
+    throw retryLater(Math.max(1, Math.ceil(error.msBeforeNext / 1000)), 'too many batches from this device');
+  }
+}

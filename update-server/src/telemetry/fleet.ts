@@ -1,0 +1,232 @@
+import { histogramQuantile, type MonitoringSpec } from '@edgeship/protocol';
+import type { CanaryMonitor } from '../canary/monitor.ts';
+import type { RegistryStore } from '../storage/types.ts';
+import { type AggregateKey, type AggregateValues, emptyValues, mergeValues } from './aggregate.ts';
+import { driftPerFeature, type FeatureDrift } from './drift.ts';
+import type { TelemetryService } from './service.ts';
+
+export interface FleetQuery {
+  app: string;
+  channel: string;
+  model?: string;
+  /** Epoch seconds: [since, until). */
+  since: number;
+  until: number;
+  /** Width of each window of the time series, a multiple of the aggregation window. */
+  stepSec: number;
+}
+
+export interface Percentiles {
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+}
+
+export interface ReleaseStats {
+  model: string;
+  version: string;
+  devices: number;
+  /** Share (0..1) of the model's reporting devices that ran this release. */
+  share: number | null;
+  inferences: number;
+  errors: number;
+  errorRate: number | null;
+  errorsByCode: Record<string, number>;
+  latencyMs: Percentiles;
+  meanLoadMs: number | null;
+  backends: Record<string, { inferences: number; errors: number; latencyMs: Percentiles }>;
+  drift: Record<string, FeatureDrift>;
+}
+
+export interface ShadowStats {
+  model: string;
+  candidate: string;
+  against: string;
+  devices: number;
+  compared: number;
+  agreements: number;
+  agreement: number | null;
+  /** Absolute output difference (not ×1000) per compared input. */
+  absDiff: Percentiles;
+  candidateLatencyMs: Percentiles;
+}
+
+const percentiles = (h: Record<string, number>, scale = 1): Percentiles => {
+  const q = (p: number) => {
+    const v = histogramQuantile(h, p);
+    return v === null ? null : v / scale;
+  };
+  return { p50: q(0.5), p95: q(0.95), p99: q(0.99) };
+};
+
+/**
+ * The fleet's state for one app/channel (optionally one model): versions in use and their share of
+ * devices, latency percentiles from the merged histograms, error rates, drift per feature against
+ * each release's reference, shadow agreement per candidate, over the whole range and per window.
+ */
+export async function fleetReport(
+  telemetry: TelemetryService,
+  registry: RegistryStore,
+  monitor: CanaryMonitor | null,
+  q: FleetQuery,
+) {
+  const filter = { app: q.app, channel: q.channel, model: q.model, since: q.since, until: q.until };
+  const [rows, devices, windowDevices, dropped] = await Promise.all([
+    telemetry.store.aggregates(filter),
+    telemetry.store.deviceCounts(filter),
+    telemetry.store.deviceCounts(filter, q.stepSec),
+    telemetry.store.droppedOnDevices(filter),
+  ]);
+  const models = [...new Set(rows.map(([k]) => k.model))].sort();
+  const totals = new Map<string, Map<number | null, number>>();
+  for (const model of models) {
+    const [all, perWindow] = await Promise.all([
+      telemetry.store.totalDevices({ ...filter, model }),
+      telemetry.store.totalDevices({ ...filter, model }, q.stepSec),
+    ]);
+    totals.set(model, new Map([...all, ...perWindow]));
+  }
+  const specs = new Map<string, MonitoringSpec | null>();
+  for (const [k] of rows) {
+    const id = `${k.model}@${k.version}`;
+    if (!specs.has(id)) specs.set(id, await telemetry.catalog.monitoring(k.model, k.version));
+  }
+  const deviceCount = (
+    list: typeof devices,
+    bucket: number | null,
+    model: string,
+    version: string,
+    role: string,
+  ) =>
+    list.find((d) => d.bucket === bucket && d.model === model && d.version === version && d.role === role)
+      ?.devices ?? 0;
+
+  const releaseStats = (
+    model: string,
+    version: string,
+    part: Array<[AggregateKey, AggregateValues]>,
+    bucket: number | null,
+  ) => {
+    const sum = emptyValues();
+    const backends: ReleaseStats['backends'] = {};
+    const perBackend = new Map<string, AggregateValues>();
+    for (const [k, v] of part) {
+      mergeValues(sum, v);
+      perBackend.set(k.backend, mergeValues(perBackend.get(k.backend) ?? emptyValues(), v));
+    }
+    for (const [backend, v] of perBackend) {
+      backends[backend] = { inferences: v.inferences, errors: v.errors, latencyMs: percentiles(v.latency) };
+    }
+    const n = deviceCount(bucket === null ? devices : windowDevices, bucket, model, version, 'active');
+    const total = totals.get(model)?.get(bucket) ?? 0;
+    const attempts = sum.inferences + sum.errors;
+    const spec = specs.get(`${model}@${version}`);
+    return {
+      model,
+      version,
+      devices: n,
+      share: total > 0 ? n / total : null,
+      inferences: sum.inferences,
+      errors: sum.errors,
+      errorRate: attempts > 0 ? sum.errors / attempts : null,
+      errorsByCode: sum.errorsByCode,
+      latencyMs: percentiles(sum.latency),
+      meanLoadMs: sum.loadCount > 0 ? sum.loadMsSum / sum.loadCount : null,
+      backends,
+      drift: spec ? driftPerFeature(sum.features, spec) : {},
+    } satisfies ReleaseStats;
+  };
+
+  const shadowStats = (
+    model: string,
+    candidate: string,
+    part: Array<[AggregateKey, AggregateValues]>,
+    bucket: number | null,
+  ) => {
+    const sum = emptyValues();
+    for (const [, v] of part) mergeValues(sum, v);
+    return Object.entries(sum.shadow).map(([against, s]) => ({
+      model,
+      candidate,
+      against,
+      devices: deviceCount(bucket === null ? devices : windowDevices, bucket, model, candidate, 'shadow'),
+      compared: s.compared,
+      agreements: s.agreements,
+      agreement: s.compared > 0 ? s.agreements / s.compared : null,
+      absDiff: percentiles(s.absDiff, 1000),
+      candidateLatencyMs: percentiles(sum.latency),
+    })) satisfies ShadowStats[];
+  };
+
+  const group = (part: Array<[AggregateKey, AggregateValues]>, bucket: number | null) => {
+    const byRelease = new Map<string, Array<[AggregateKey, AggregateValues]>>();
+    for (const row of part) {
+      const id = `${row[0].role}\u0000${row[0].model}\u0000${row[0].version}`;
+      byRelease.set(id, [...(byRelease.get(id) ?? []), row]);
+    }
+    const versions: ReleaseStats[] = [];
+    const shadow: ShadowStats[] = [];
+    for (const [id, list] of [...byRelease].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      const [role, model, version] = id.split('\u0000') as [string, string, string];
+      if (role === 'active') versions.push(releaseStats(model, version, list, bucket));
+      else shadow.push(...shadowStats(model, version, list, bucket));
+    }
+    return { versions, shadow };
+  };
+
+  const whole = group(rows, null);
+  const buckets = new Map<number, Array<[AggregateKey, AggregateValues]>>();
+  for (const row of rows) {
+    const b = Math.floor(row[0].windowStart / q.stepSec) * q.stepSec;
+    buckets.set(b, [...(buckets.get(b) ?? []), row]);
+  }
+  const windows = [...buckets]
+    .sort(([a], [b]) => a - b)
+    .map(([start, part]) => {
+      const { versions, shadow } = group(part, start);
+      return {
+        start: new Date(start * 1000).toISOString(),
+        end: new Date((start + q.stepSec) * 1000).toISOString(),
+        versions: versions.map((v) => ({
+          ...v,
+          shadow: shadowAgreementOf(shadow, v.model, v.version),
+        })),
+        shadow,
+      };
+    });
+
+  const rollouts = (
+    await registry.listRollouts({ app: q.app, channel: q.channel, model: q.model, states: ['active'] })
+  ).map(async (rollout) => ({
+    ...rollout,
+    canary: rollout.mode === 'canary' && monitor ? await monitor.analyse(rollout) : null,
+  }));
+
+  return {
+    app: q.app,
+    channel: q.channel,
+    model: q.model ?? null,
+    since: new Date(q.since * 1000).toISOString(),
+    until: new Date(q.until * 1000).toISOString(),
+    stepSec: q.stepSec,
+    devices: Object.fromEntries(models.map((m) => [m, totals.get(m)?.get(null) ?? 0])),
+    droppedOnDevices: dropped,
+    versions: whole.versions,
+    shadow: whole.shadow,
+    windows,
+    rollouts: await Promise.all(rollouts),
+  };
+}
+
+/** A candidate's agreement, shown on the active entry it was compared against (for charts). */
+function shadowAgreementOf(shadow: ShadowStats[], model: string, version: string) {
+  const against = shadow.filter((s) => s.model === model && s.against === version);
+  if (against.length === 0) return null;
+  const compared = against.reduce((n, s) => n + s.compared, 0);
+  const agreements = against.reduce((n, s) => n + s.agreements, 0);
+  return {
+    agreement: compared > 0 ? agreements / compared : null,
+    compared,
+    candidates: against.map((s) => s.candidate),
+  };
+}

@@ -1,0 +1,49 @@
+/**
+ * Group commit: requests that arrive while a transaction runs wait and go together into the next
+ * one. Each caller's promise settles only after the transaction holding its item has committed
+ * (or failed), so an acknowledgement always means "on disk", and under load one commit carries
+ * many batches instead of one.
+ */
+export class GroupCommit<T, R> {
+  private queue: Array<{ item: T; resolve: (r: R) => void; reject: (e: unknown) => void }> = [];
+  private running: Promise<void> | null = null;
+
+  constructor(
+    private readonly commit: (items: T[]) => Promise<R[]>,
+    private readonly maxGroup: number,
+    private readonly maxQueued: number,
+  ) {}
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Null when the queue is full: the caller answers "busy, retry later" rather than waiting. */
+  submit(item: T): Promise<R> | null {
+    if (this.queue.length >= this.maxQueued) return null;
+    const done = new Promise<R>((resolve, reject) => this.queue.push({ item, resolve, reject }));
+    this.pump();
+    return done;
+  }
+
+  /** Resolves once everything queued so far has been committed or failed. */
+  async drain(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  private pump(): void {
+    if (this.running || this.queue.length === 0) return;
+    const group = this.queue.splice(0, this.maxGroup);
+    this.running = (async () => {
+      try {
+        const results = await this.commit(group.map((g) => g.item));
+        for (const [i, g] of group.entries()) g.resolve(results[i]!);
+      } catch (error) {
+        for (const g of group) g.reject(error);
+      }
+    })().finally(() => {
+      this.running = null;
+      this.pump();
+    });
+  }
+}

@@ -1,0 +1,439 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  bucketOf,
+  DEFAULT_PSI_THRESHOLD,
+  type Histogram,
+  histogramQuantile,
+  ManifestEnvelopeSchema,
+  mergeHistograms,
+  recordValue,
+} from '@edgeship/protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { publish, randomBytesOf, startTestServer, type TestServer } from '../../../test/support/server.ts';
+import { createTestSchema, type TestSchema } from '../storage/registry.suite.ts';
+import { windowOf } from './aggregate.ts';
+import { makeBatch, makeRecord, postBatch, uniformMonitoring } from './testing.ts';
+
+const MODEL = 'kws';
+const CAP = { batchesPerWindow: 5, inferencesPerWindow: 100_000 };
+
+interface Webhooks {
+  url: string;
+  received: Array<Record<string, unknown>>;
+  next(): Promise<Record<string, unknown>>;
+  close(): Promise<void>;
+}
+
+/** A real HTTP server that records webhook deliveries. */
+async function webhookReceiver(): Promise<Webhooks> {
+  const received: Array<Record<string, unknown>> = [];
+  const waiters: Array<(body: Record<string, unknown>) => void> = [];
+  const server: Server = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8').on('data', (d: string) => {
+      body += d;
+    });
+    req.on('end', () => {
+      const parsed = JSON.parse(body) as Record<string, unknown>;
+      received.push(parsed);
+      res.writeHead(204).end();
+      waiters.shift()?.(parsed);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/hooks/edgeship`,
+    received,
+    next: () =>
+      received.length > waiters.length
+        ? Promise.resolve(received[waiters.length]!)
+        : new Promise((r) => waiters.push(r)),
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
+
+/** Latencies from a fixed-seed generator: log-normal around `medianMs`. */
+function latencies(n: number, medianMs: number, seed: number): number[] {
+  let x = seed >>> 0 || 1;
+  const uniform = () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return ((x >>> 0) + 0.5) / 2 ** 32;
+  };
+  return Array.from({ length: n }, () => {
+    const z = Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+    return medianMs * Math.exp(0.3 * z);
+  });
+}
+
+const uniformEnergy = (n: number) =>
+  Array.from({ length: 10 }, (_, i) => Math.floor(n / 10) + (i < n % 10 ? 1 : 0));
+
+for (const dialect of ['sqlite', 'postgres'] as const) {
+  describe(`telemetry on ${dialect}`, () => {
+    let t: TestServer;
+    let schema: TestSchema | undefined;
+    let hooks: Webhooks;
+    let seq = 0;
+    const device = (prefix: string) => `${prefix}-${dialect}-${++seq}`.padEnd(8, '0');
+
+    beforeAll(async () => {
+      hooks = await webhookReceiver();
+      schema = dialect === 'postgres' ? await createTestSchema() : undefined;
+      t = await startTestServer({
+        databaseUrl: schema?.url,
+        webhookUrl: hooks.url,
+        telemetry: { deviceCap: CAP },
+        canary: { throttleMs: 20, intervalMs: 60_000, webhook: { baseDelayMs: 50 } },
+      });
+      for (const version of ['1.0.0', '1.1.0', '1.2.0', '1.3.0', '1.4.0']) {
+        await publish(t, randomBytesOf(5000, version.length + Number(version.at(2))), {
+          model: MODEL,
+          version,
+          monitoring: uniformMonitoring(),
+        });
+      }
+      await t.operator.promoteRelease('demo-app', 'stable', MODEL, '1.0.0');
+    });
+    afterAll(async () => {
+      await t?.stop();
+      await schema?.drop();
+      await hooks?.close();
+    });
+
+    const fleet = async (query = '') => {
+      const response = await fetch(
+        `${t.server.url}/v1/admin/fleet?app=demo-app&channel=stable&model=${MODEL}${query}`,
+        {
+          headers: { authorization: `Bearer ${t.server.tokens!.viewer}` },
+        },
+      );
+      expect(response.status).toBe(200);
+      return (await response.json()) as {
+        versions: Array<{
+          version: string;
+          devices: number;
+          share: number;
+          inferences: number;
+          errors: number;
+          errorRate: number;
+          errorsByCode: Record<string, number>;
+          latencyMs: { p50: number; p95: number; p99: number };
+          drift: Record<
+            string,
+            { psi: number; jsDistance: number; ks: number; drifted: boolean; samples: number }
+          >;
+        }>;
+        shadow: Array<{
+          candidate: string;
+          against: string;
+          compared: number;
+          agreement: number;
+          absDiff: { p50: number };
+        }>;
+        windows: Array<{ start: string; versions: unknown[] }>;
+        rollouts: Array<{ id: string; canary: { decision: string } | null }>;
+      };
+    };
+    const version = async (v: string) => (await fleet()).versions.find((x) => x.version === v);
+
+    it('accepts a batch after it is committed and aggregates it per release', async () => {
+      const batch = makeBatch(device('happy'), [
+        makeRecord({
+          model: MODEL,
+          version: '1.0.0',
+          latenciesMs: [5, 6, 7, 8],
+          errors: { E_INPUT: 1 },
+          energy: [1, 0, 0, 1, 0, 0, 1, 0, 0, 1],
+        }),
+      ]);
+      const answer = await postBatch(t.server.url, batch);
+      expect(answer).toEqual({ status: 202, body: { batchId: batch.batchId, status: 'accepted' } });
+      const stats = await version('1.0.0');
+      expect(stats).toMatchObject({ inferences: 4, errors: 1, errorRate: 0.2, errorsByCode: { E_INPUT: 1 } });
+      expect(stats!.devices).toBeGreaterThanOrEqual(1);
+      expect(stats!.drift.energy!.samples).toBe(4);
+    });
+
+    it('refuses bad batches with typed errors', async () => {
+      const good = makeBatch(device('bad'), [
+        makeRecord({ model: MODEL, version: '1.0.0', latenciesMs: [1] }),
+      ]);
+      const post = (body: string, headers: Record<string, string> = {}) =>
+        fetch(`${t.server.url}/v1/telemetry`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...headers },
+          body,
+        }).then(async (r) => ({
+          status: r.status,
+          code: ((await r.json()) as { error: { code: string } }).error.code,
+        }));
+      expect(await post('{not json')).toEqual({ status: 400, code: 'E_BAD_JSON' });
+      expect(await post(JSON.stringify({ ...good, extra: 1 }))).toEqual({
+        status: 400,
+        code: 'E_VALIDATION',
+      });
+      expect(await post(JSON.stringify({ ...good, batchId: 'not-a-uuid' }))).toEqual({
+        status: 400,
+        code: 'E_VALIDATION',
+      });
+      expect(await post(JSON.stringify({ ...good, records: [] }))).toEqual({
+        status: 400,
+        code: 'E_VALIDATION',
+      });
+      expect(await post(JSON.stringify(good), { 'content-type': 'text/plain' })).toEqual({
+        status: 415,
+        code: 'E_UNSUPPORTED_MEDIA_TYPE',
+      });
+      expect(await post(JSON.stringify(good), { 'idempotency-key': crypto.randomUUID() })).toEqual({
+        status: 400,
+        code: 'E_VALIDATION',
+      });
+      expect(await post(JSON.stringify({ ...good, pad: 'x'.repeat(300 * 1024) }))).toEqual({
+        status: 413,
+        code: 'E_TOO_LARGE',
+      });
+      const unknown = makeBatch(device('bad'), [
+        makeRecord({ model: MODEL, version: '9.9.9', latenciesMs: [1] }),
+      ]);
+      expect(await post(JSON.stringify(unknown))).toEqual({ status: 422, code: 'E_VALIDATION' });
+      const wrongBins = makeBatch(device('bad'), [
+        makeRecord({ model: MODEL, version: '1.0.0', latenciesMs: [1], energy: [1, 2, 3] }),
+      ]);
+      expect(await post(JSON.stringify(wrongBins))).toEqual({ status: 422, code: 'E_VALIDATION' });
+      // None of them was counted, and the good one still is accepted.
+      expect((await postBatch(t.server.url, good)).status).toBe(202);
+    });
+
+    it('counts a retried batch once, however often and concurrently it is retried', async () => {
+      const before = (await version('1.0.0'))!.inferences;
+      const batch = makeBatch(device('retry'), [
+        makeRecord({ model: MODEL, version: '1.0.0', latenciesMs: [3, 3, 3] }),
+      ]);
+      const first = await postBatch(t.server.url, batch);
+      const retries = await Promise.all(Array.from({ length: 6 }, () => postBatch(t.server.url, batch)));
+      expect(first).toEqual({ status: 202, body: { batchId: batch.batchId, status: 'accepted' } });
+      for (const r of retries)
+        expect(r).toEqual({ status: 202, body: { batchId: batch.batchId, status: 'duplicate' } });
+      expect((await version('1.0.0'))!.inferences).toBe(before + 3);
+
+      // Concurrent first deliveries too (two connections racing on one idempotency key).
+      const racing = makeBatch(device('race'), [
+        makeRecord({ model: MODEL, version: '1.0.0', latenciesMs: [2] }),
+      ]);
+      const answers = await Promise.all(Array.from({ length: 8 }, () => postBatch(t.server.url, racing)));
+      expect(answers.map((a) => (a.body as { status: string }).status).sort()).toEqual([
+        'accepted',
+        ...Array(7).fill('duplicate'),
+      ]);
+      expect((await version('1.0.0'))!.inferences).toBe(before + 4);
+    });
+
+    it("caps one device's contribution per window", async () => {
+      // Retried if the sequence straddles a window boundary (the cap resets there, by design).
+      for (;;) {
+        const windowAtStart = windowOf(Date.now(), 60);
+        const id = device('capped');
+        const before = (await version('1.0.0'))!.inferences;
+        const answers = [];
+        for (let i = 0; i < CAP.batchesPerWindow + 2; i++) {
+          answers.push(
+            await postBatch(
+              t.server.url,
+              makeBatch(id, [makeRecord({ model: MODEL, version: '1.0.0', latenciesMs: [1] })]),
+            ),
+          );
+        }
+        if (windowOf(Date.now(), 60) !== windowAtStart) continue;
+        expect(answers.map((a) => a.status)).toEqual([202, 202, 202, 202, 202, 429, 429]);
+        expect(answers[5]!.body).toMatchObject({ error: { code: 'E_RATE_LIMITED' } });
+        expect((await version('1.0.0'))!.inferences).toBe(before + CAP.batchesPerWindow);
+        // Another device is not affected.
+        const other = makeBatch(device('other'), [
+          makeRecord({ model: MODEL, version: '1.0.0', latenciesMs: [1] }),
+        ]);
+        expect((await postBatch(t.server.url, other)).status).toBe(202);
+        // A single batch larger than the whole cap can never be accepted: a permanent 422.
+        const huge = makeBatch(device('huge'), [
+          makeRecord({ model: MODEL, version: '1.0.0', inferences: CAP.inferencesPerWindow + 1 }),
+        ]);
+        expect((await postBatch(t.server.url, huge)).status).toBe(422);
+        break;
+      }
+    });
+
+    it('reads percentiles off merged histograms within one bucket of the exact ones', async () => {
+      const all: number[] = [];
+      const batches = Array.from({ length: 40 }, (_, i) => {
+        const samples = latencies(50, 4 + (i % 7), 1000 + i);
+        all.push(...samples);
+        return makeBatch(device('pct'), [
+          makeRecord({ model: MODEL, version: '1.3.0', latenciesMs: samples }),
+        ]);
+      });
+      for (const b of batches) expect((await postBatch(t.server.url, b)).status).toBe(202);
+      const stats = (await version('1.3.0'))!;
+      expect(stats.inferences).toBe(all.length);
+      const sorted = all.slice().sort((a, b) => a - b);
+      for (const [q, reported] of [
+        [0.5, stats.latencyMs.p50],
+        [0.95, stats.latencyMs.p95],
+        [0.99, stats.latencyMs.p99],
+      ] as const) {
+        const exact = sorted[Math.ceil(q * sorted.length) - 1]!;
+        expect(Math.abs(bucketOf(reported) - bucketOf(exact))).toBeLessThanOrEqual(1);
+      }
+      // Merging per-batch histograms is exact: the sum equals the histogram of all samples.
+      const whole: Histogram = {};
+      for (const v of all) recordValue(whole, v);
+      const merged = mergeHistograms(...batches.map((b) => b.records[0]!.latencyMs));
+      expect(merged).toEqual(whole);
+      expect(histogramQuantile(merged, 0.95)).toBe(stats.latencyMs.p95);
+    });
+
+    it('reports drift per feature against the release reference', async () => {
+      // 1.4.0 sees skewed inputs: everything in the lowest three bins.
+      const skewed = [400, 300, 300, 0, 0, 0, 0, 0, 0, 0];
+      const batch = makeBatch(device('drift'), [
+        makeRecord({ model: MODEL, version: '1.4.0', latenciesMs: Array(1000).fill(2), energy: skewed }),
+      ]);
+      expect((await postBatch(t.server.url, batch)).status).toBe(202);
+      const drift = (await version('1.4.0'))!.drift.energy!;
+      expect(drift.psi).toBeGreaterThan(DEFAULT_PSI_THRESHOLD);
+      expect(drift.drifted).toBe(true);
+      expect(drift.ks).toBeCloseTo(0.7, 6); // CDF gap after bin 3: 1.0 vs 0.3
+      expect(drift.samples).toBe(1000);
+    });
+
+    it('aggregates shadow agreement per candidate', async () => {
+      const absDiff: Histogram = {};
+      for (let i = 0; i < 100; i++) recordValue(absDiff, 1000 * 0.02); // |diff| = 0.02
+      const batch = makeBatch(device('shadow'), [
+        makeRecord({ model: MODEL, version: '1.0.0', latenciesMs: Array(100).fill(4) }),
+        makeRecord({
+          model: MODEL,
+          version: '1.1.0',
+          role: 'shadow',
+          latenciesMs: Array(100).fill(6),
+          shadow: { against: '1.0.0', compared: 100, agreements: 93, absDiff },
+        }),
+      ]);
+      expect((await postBatch(t.server.url, batch)).status).toBe(202);
+      const shadow = (await fleet()).shadow.find((s) => s.candidate === '1.1.0')!;
+      expect(shadow).toMatchObject({ against: '1.0.0', compared: 100, agreement: 0.93 });
+      expect(shadow.absDiff.p50).toBeCloseTo(0.02, 2);
+    });
+
+    it('exposes per-release metrics for Prometheus', async () => {
+      const text = await (await fetch(`${t.server.url}/metrics`)).text();
+      expect(text).toMatch(/edgeship_model_inferences_total\{[^}]*model="kws",version="1.0.0"[^}]*\} \d+/);
+      expect(text).toMatch(/edgeship_model_errors_total\{[^}]*version="1.0.0"[^}]*code="E_INPUT"\} 1/);
+      expect(text).toMatch(
+        /edgeship_model_inference_latency_seconds_bucket\{[^}]*version="1.3.0"[^}]*le="\+Inf"\} 2000/,
+      );
+      expect(text).toMatch(/edgeship_model_drift_psi\{[^}]*version="1.4.0",feature="energy"\} [0-9.]+/);
+    });
+
+    it('requires a token for the fleet API', async () => {
+      const response = await fetch(`${t.server.url}/v1/admin/fleet?app=demo-app&channel=stable`);
+      expect(response.status).toBe(401);
+      const bad = await fetch(`${t.server.url}/v1/admin/fleet?app=demo-app`, {
+        headers: { authorization: `Bearer ${t.server.tokens!.viewer}` },
+      });
+      expect(bad.status).toBe(400);
+      const openApi = (await (await fetch(`${t.server.url}/v1/openapi.json`)).json()) as { paths: object };
+      expect(Object.keys(openApi.paths)).toContain('/fleet');
+    });
+
+    it('leaves a healthy canary running', async () => {
+      const rollout = await t.operator.createRollout({
+        app: 'demo-app',
+        channel: 'stable',
+        model: MODEL,
+        release: '1.1.0',
+        shareBps: 5000,
+      });
+      for (let i = 0; i < 10; i++) {
+        for (const v of ['1.0.0', '1.1.0']) {
+          const samples = latencies(100, 8, 50 + i * 2 + (v === '1.1.0' ? 1 : 0));
+          const batch = makeBatch(device('healthy'), [
+            makeRecord({
+              model: MODEL,
+              version: v,
+              latenciesMs: samples,
+              errors: { E_INPUT: 1 },
+              energy: uniformEnergy(100),
+            }),
+          ]);
+          expect((await postBatch(t.server.url, batch)).status).toBe(202);
+        }
+      }
+      await t.server.canary!.run();
+      expect(t.server.canary!.lastVerdict(rollout.id)?.verdict.decision).toBe('healthy');
+      expect(await t.server.registry.getRollout(rollout.id)).toMatchObject({
+        state: 'active',
+        shareBps: 5000,
+      });
+      const { rollouts } = await fleet();
+      expect(rollouts.find((r) => r.id === rollout.id)?.canary?.decision).toBe('healthy');
+      await t.operator.halt(rollout.id, 'test done');
+    });
+
+    it('halts a regressed canary automatically, with an audit entry and a webhook', async () => {
+      const rollout = await t.operator.createRollout({
+        app: 'demo-app',
+        channel: 'stable',
+        model: MODEL,
+        release: '1.2.0',
+        shareBps: 1000,
+      });
+      // The canary is twice as slow and fails 8% of the time; the control stays as it was.
+      for (let i = 0; i < 8; i++) {
+        const control = makeBatch(device('ctl'), [
+          makeRecord({
+            model: MODEL,
+            version: '1.0.0',
+            latenciesMs: latencies(100, 8, 300 + i),
+            energy: uniformEnergy(100),
+          }),
+        ]);
+        const canary = makeBatch(device('bad'), [
+          makeRecord({
+            model: MODEL,
+            version: '1.2.0',
+            latenciesMs: latencies(92, 16, 400 + i),
+            errors: { E_HEALTH_CHECK: 8 },
+            energy: uniformEnergy(92),
+          }),
+        ]);
+        for (const b of [control, canary]) expect((await postBatch(t.server.url, b)).status).toBe(202);
+      }
+      const hook = await hooks.next();
+      expect(hook).toMatchObject({
+        event: 'rollout.halted',
+        rollout: { id: rollout.id, state: 'halted', shareBps: 0, shareBpsBefore: 1000, release: '1.2.0' },
+      });
+      expect(String(hook.reason)).toMatch(/p95 latency/);
+      expect(await t.server.registry.getRollout(rollout.id)).toMatchObject({ state: 'halted', shareBps: 0 });
+      const { entries } = await t.viewer.audit({ app: 'demo-app', model: MODEL, limit: 5 });
+      const halt = entries.find((e) => e.action === 'rollout.halt');
+      expect(halt).toMatchObject({
+        actor: 'canary-analysis',
+        details: { rolloutId: rollout.id, fromShareBps: 1000 },
+      });
+      const evidence = (
+        halt!.details as { evidence: { canary: { version: string }; control: { version: string } } }
+      ).evidence;
+      expect(evidence.canary.version).toBe('1.2.0');
+      expect(evidence.control.version).toBe('1.0.0');
+      // Devices learn it from the next manifest: no rollout on offer any more.
+      const manifest = ManifestEnvelopeSchema.parse(
+        await (await fetch(`${t.server.url}/v1/apps/demo-app/channels/stable/manifest`)).json(),
+      );
+      expect(manifest.signed.models[0]).toMatchObject({ production: '1.0.0', rollout: null });
+    });
+  });
+}

@@ -1,0 +1,165 @@
+import type { TelemetryBatch } from '@edgeship/protocol';
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { Registry as PromRegistry } from 'prom-client';
+import type { Database, DialectName } from '../storage/schema.ts';
+import type { RegistryStore } from '../storage/types.ts';
+import { windowOf } from './aggregate.ts';
+import { driftPerFeature } from './drift.ts';
+import { GroupCommit } from './group-commit.ts';
+import { type DriftSample, TelemetryMetrics } from './metrics.ts';
+import { type DeviceCap, type IngestOutcome, TelemetryStore } from './store.ts';
+import { ReleaseCatalog } from './validate.ts';
+
+export interface TelemetryOptions {
+  /** Aggregation window in seconds (server receive time; a device clock cannot move data). */
+  windowSec?: number;
+  /** What one device may contribute per window. */
+  deviceCap?: DeviceCap;
+  /** Telemetry requests per device per minute (in memory, per process). */
+  perDevicePerMinute?: number;
+  /** Telemetry requests per client address per minute (many devices share a NAT). */
+  perAddressPerMinute?: number;
+  /** Batches per transaction, and batches waiting before the server answers "busy". */
+  maxGroup?: number;
+  maxQueued?: number;
+  /** Window of the drift gauges on /metrics. */
+  metricsDriftWindowSec?: number;
+}
+
+export const DEFAULT_TELEMETRY_OPTIONS: Required<TelemetryOptions> = {
+  windowSec: 60,
+  deviceCap: { batchesPerWindow: 120, inferencesPerWindow: 2_000_000 },
+  perDevicePerMinute: 240,
+  perAddressPerMinute: 120_000,
+  maxGroup: 256,
+  maxQueued: 20_000,
+  metricsDriftWindowSec: 3600,
+};
+
+export interface TelemetryDeps {
+  db: Kysely<Database>;
+  dialect: DialectName;
+  registry: RegistryStore;
+  log: Logger;
+  options?: TelemetryOptions;
+  now?: () => Date;
+}
+
+/** Batches committed together, handed to listeners (canary analysis) after the commit. */
+export type AcceptedListener = (batches: TelemetryBatch[]) => void;
+
+/** Ingest (group-committed), the aggregates' store, the release catalog and the Prometheus metrics. */
+export class TelemetryService {
+  readonly store: TelemetryStore;
+  readonly catalog: ReleaseCatalog;
+  readonly options: Required<TelemetryOptions>;
+  private readonly writer: GroupCommit<TelemetryBatch, IngestOutcome>;
+  private readonly listeners: AcceptedListener[] = [];
+  private metrics: TelemetryMetrics | null = null;
+  private readonly now: () => Date;
+  private driftCache: { at: number; samples: Promise<DriftSample[]> } | null = null;
+
+  constructor(private readonly deps: TelemetryDeps) {
+    this.options = { ...DEFAULT_TELEMETRY_OPTIONS, ...deps.options };
+    this.store = new TelemetryStore(deps.db, deps.dialect);
+    this.catalog = new ReleaseCatalog(deps.registry);
+    this.now = deps.now ?? (() => new Date());
+    this.writer = new GroupCommit(
+      (batches) => this.commit(batches),
+      this.options.maxGroup,
+      this.options.maxQueued,
+    );
+  }
+
+  /** Registers the per-release metrics on a server's Prometheus registry. */
+  attachMetrics(registry: PromRegistry): void {
+    this.metrics ??= new TelemetryMetrics(registry, () => this.driftSamples());
+  }
+
+  onAccepted(listener: AcceptedListener): void {
+    this.listeners.push(listener);
+  }
+
+  /** Resolves after the batch's transaction committed; null when the queue is full. */
+  ingest(batch: TelemetryBatch): Promise<IngestOutcome> | null {
+    return this.writer.submit(batch);
+  }
+
+  get windowSec(): number {
+    return this.options.windowSec;
+  }
+
+  /** Waits for queued batches to be committed (on shutdown, before the database closes). */
+  drain(): Promise<void> {
+    return this.writer.drain();
+  }
+
+  private async commit(batches: TelemetryBatch[]): Promise<IngestOutcome[]> {
+    const now = this.now();
+    const outcomes = await this.store.ingest(
+      batches,
+      windowOf(now.getTime(), this.options.windowSec),
+      this.options.deviceCap,
+      now.toISOString(),
+    );
+    const accepted = batches.filter((_, i) => outcomes[i] === 'accepted');
+    if (accepted.length > 0) {
+      for (const batch of accepted) this.metrics?.observe(batch);
+      for (const listener of this.listeners) {
+        try {
+          listener(accepted);
+        } catch (error) {
+          this.deps.log.error({ err: error }, 'telemetry listener failed');
+        }
+      }
+    }
+    return outcomes;
+  }
+
+  /** Drift of every release with data in the metrics window, cached for a few seconds per scrape. */
+  private driftSamples(): Promise<DriftSample[]> {
+    const at = Date.now();
+    if (this.driftCache && at - this.driftCache.at < 5_000) return this.driftCache.samples;
+    const samples = this.computeDrift().catch((error) => {
+      this.deps.log.warn({ err: error }, 'drift metrics failed');
+      return [];
+    });
+    this.driftCache = { at, samples };
+    return samples;
+  }
+
+  private async computeDrift(): Promise<DriftSample[]> {
+    const since = windowOf(
+      this.now().getTime() - this.options.metricsDriftWindowSec * 1000,
+      this.options.windowSec,
+    );
+    const out: DriftSample[] = [];
+    for (const { app, channel } of await this.store.channelsSince(since)) {
+      const perRelease = new Map<
+        string,
+        { model: string; version: string; features: Record<string, number[]> }
+      >();
+      for (const [key, values] of await this.store.aggregates({ app, channel, since, role: 'active' })) {
+        const id = `${key.model}@${key.version}`;
+        const entry = perRelease.get(id) ?? { model: key.model, version: key.version, features: {} };
+        for (const [name, counts] of Object.entries(values.features)) {
+          const sum = entry.features[name] ?? [];
+          counts.forEach((n, i) => {
+            sum[i] = (sum[i] ?? 0) + n;
+          });
+          entry.features[name] = sum;
+        }
+        perRelease.set(id, entry);
+      }
+      for (const { model, version, features } of perRelease.values()) {
+        const spec = await this.catalog.monitoring(model, version);
+        if (!spec) continue;
+        for (const [feature, d] of Object.entries(driftPerFeature(features, spec))) {
+          out.push({ app, channel, model, version, feature, psi: d.psi, jsDistance: d.jsDistance, ks: d.ks });
+        }
+      }
+    }
+    return out;
+  }
+}

@@ -1,0 +1,60 @@
+import type { MonitoringSpec, TelemetryBatch } from '@edgeship/protocol';
+import { ApiError } from '../http/api-error.ts';
+import type { RegistryStore } from '../storage/types.ts';
+
+/**
+ * Monitoring specs of published releases, cached: releases are immutable, so a spec once read
+ * never changes. Unknown releases are not cached (one may be published a moment later).
+ */
+export class ReleaseCatalog {
+  private readonly specs = new Map<string, MonitoringSpec>();
+
+  constructor(private readonly registry: RegistryStore) {}
+
+  async monitoring(model: string, version: string): Promise<MonitoringSpec | null> {
+    const id = `${model}@${version}`;
+    const cached = this.specs.get(id);
+    if (cached) return cached;
+    const record = await this.registry.getRelease(model, version);
+    if (!record) return null;
+    const spec = record.signed.signed.monitoring;
+    this.specs.set(id, spec);
+    return spec;
+  }
+}
+
+const unprocessable = (message: string) => new ApiError(422, 'E_VALIDATION', message);
+
+/**
+ * Checks what the schema cannot: the releases exist, feature counts use the release's bins, and
+ * the numbers are consistent. A failure is permanent (422): the device drops the batch.
+ */
+export async function checkBatchSemantics(batch: TelemetryBatch, catalog: ReleaseCatalog): Promise<void> {
+  if (Date.parse(batch.windowEnd) < Date.parse(batch.windowStart)) {
+    throw unprocessable('windowEnd is before windowStart');
+  }
+  for (const [i, record] of batch.records.entries()) {
+    const at = `records.${i}`;
+    const spec = await catalog.monitoring(record.model, record.version);
+    if (!spec) throw unprocessable(`${at}: unknown release ${record.model}@${record.version}`);
+    const names = new Set<string>();
+    for (const feature of record.features) {
+      if (names.has(feature.name)) throw unprocessable(`${at}: feature ${feature.name} appears twice`);
+      names.add(feature.name);
+      const monitored = spec.features.find((f) => f.name === feature.name);
+      if (!monitored) {
+        throw unprocessable(
+          `${at}: ${record.model}@${record.version} does not monitor a feature ${feature.name}`,
+        );
+      }
+      if (feature.counts.length !== monitored.binEdges.length + 1) {
+        throw unprocessable(
+          `${at}: feature ${feature.name} has ${feature.counts.length} bins, the release has ${monitored.binEdges.length + 1}`,
+        );
+      }
+    }
+    if (record.shadow && record.shadow.agreements > record.shadow.compared) {
+      throw unprocessable(`${at}: more agreements than comparisons`);
+    }
+  }
+}
