@@ -148,6 +148,22 @@ export class AdminClient {
     );
   }
 
+  /** The fleet's state from telemetry (viewer): versions in use, latency, errors, drift, shadows. */
+  fleet(query: {
+    app: string;
+    channel: string;
+    model?: string;
+    since?: string;
+    until?: string;
+    step?: number;
+  }) {
+    const params = new URLSearchParams({ app: query.app, channel: query.channel });
+    for (const key of ['model', 'since', 'until', 'step'] as const) {
+      if (query[key] !== undefined) params.set(key, String(query[key]));
+    }
+    return this.call<FleetSummary>('GET', `/fleet?${params}`);
+  }
+
   channels() {
     return this.call<{ channels: Array<{ app: string; channel: string }> }>('GET', '/channels');
   }
@@ -199,4 +215,29 @@ export class AdminClient {
     }
     return json as T;
   }
+}
+
+/** The parts of GET /v1/admin/fleet a client usually reads (the full report has more). */
+export interface FleetSummary {
+  app: string;
+  channel: string;
+  devices: Record<string, number>;
+  versions: Array<{
+    model: string;
+    version: string;
+    devices: number;
+    share: number | null;
+    inferences: number;
+    errors: number;
+    errorRate: number | null;
+    latencyMs: { p50: number | null; p95: number | null; p99: number | null };
+    drift: Record<string, { psi: number; drifted?: boolean }>;
+  }>;
+  shadow: Array<{
+    model: string;
+    candidate: string;
+    against: string;
+    compared: number;
+    agreement: number | null;
+  }>;
 }

@@ -57,7 +57,10 @@ describe('edgeship rollout and status against a real server', () => {
     expect(status.releases.map((r: { version: string }) => r.version).sort()).toEqual(['1.0.0', '1.1.0']);
     expect(status.rollouts).toHaveLength(1);
     expect(status.channels[0].models[0]).toMatchObject({ production: '1.0.0', rollout: { shareBps: 5000 } });
-    expect(status.fleetHealth).toBeNull();
+    // Fleet health comes from the server's telemetry report: no device has reported yet.
+    expect(status.fleetHealth).toEqual([
+      expect.objectContaining({ app: 'demo', channel: 'beta', versions: [] }),
+    ]);
 
     expect(await ok(['rollout', 'halt', 'kws', '--reason', 'error rate', ...channel])).toMatchObject({
       state: 'halted',
@@ -69,12 +72,12 @@ describe('edgeship rollout and status against a real server', () => {
       production: '1.0.0',
     });
 
-    // Human output: one line per item, and the missing fleet health said out loud.
+    // Human output: one line per item; no device has reported, and it says so.
     const human = await edgeship(['status'], dir, env.viewer);
     expect(human.code).toBe(0);
     expect(human.stdout).toMatch(/kws@1\.1\.0 onnx/);
     expect(human.stdout).toMatch(/demo\/beta manifest v\d+: kws production 1\.0\.0/);
-    expect(human.stdout).toMatch(/fleet health: not available/);
+    expect(human.stdout).toMatch(/fleet health \(last hour\):\n  demo\/beta: no telemetry yet/);
   });
 });
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { adminClient, type ServerOptions } from '../server/admin.ts';
+import { adminClient, type FleetSummary, type ServerOptions } from '../server/admin.ts';
 import { type OutputOptions, print } from './output.ts';
 import { withServer } from './server-flags.ts';
 
@@ -9,15 +9,12 @@ interface StatusFlags extends ServerOptions, OutputOptions {
   model?: string;
 }
 
-/**
- * Releases, rollouts and channel state. Fleet health is not shown: the update server has no admin
- * endpoint for aggregated telemetry yet.
- */
+/** Releases, rollouts, channel state and, per channel, fleet health from the devices' telemetry. */
 export function registerStatus(program: Command): void {
   withServer(
     program
       .command('status')
-      .description('releases, rollouts and channel state on the update server')
+      .description('releases, rollouts, channel state and fleet health on the update server')
       .option('--app <app>', 'only this app (with --channel: its channel state too)')
       .option('--channel <channel>', 'only this channel')
       .option('--model <model>', 'only this model'),
@@ -34,7 +31,10 @@ export function registerStatus(program: Command): void {
         (c) => (!flags.app || c.app === flags.app) && (!flags.channel || c.channel === flags.channel),
       );
       const states = await Promise.all(selected.map((c) => client.channel(c.app, c.channel)));
-      const value = { releases, rollouts, channels: states, fleetHealth: null };
+      const fleets = await Promise.all(
+        selected.map((c) => client.fleet({ app: c.app, channel: c.channel, model: flags.model })),
+      );
+      const value = { releases, rollouts, channels: states, fleetHealth: fleets };
       print(flags, value, () => [
         `releases (${releases.length}):`,
         ...releases.map((r) => `  ${r.model}@${r.version} ${r.format} ${r.stage} ${r.totalBytes} bytes`),
@@ -47,7 +47,12 @@ export function registerStatus(program: Command): void {
         ...states.map(
           (c) => `  ${c.app}/${c.channel} manifest v${c.manifestVersion ?? '-'}: ${describeModels(c.models)}`,
         ),
-        'fleet health: not available (the server has no telemetry summary endpoint)',
+        'fleet health (last hour):',
+        ...fleets.flatMap((f) =>
+          f.versions.length === 0
+            ? [`  ${f.app}/${f.channel}: no telemetry yet`]
+            : f.versions.map((v) => `  ${f.app}/${f.channel} ${describeVersion(v)}`),
+        ),
       ]);
     });
 }
@@ -67,4 +72,14 @@ function describeModels(models: unknown[]): string {
       )
       .join('; ') || 'no models'
   );
+}
+
+function describeVersion(v: FleetSummary['versions'][number]): string {
+  const ms = (x: number | null) => (x === null ? '-' : x.toFixed(2));
+  const share = v.share === null ? '' : ` (${(v.share * 100).toFixed(1)}%)`;
+  const errors = v.errorRate === null ? '-' : `${(v.errorRate * 100).toFixed(2)}%`;
+  const drifted = Object.entries(v.drift)
+    .filter(([, d]) => d.drifted)
+    .map(([name, d]) => `${name} PSI ${d.psi.toFixed(2)}`);
+  return `${v.model}@${v.version}: ${v.devices} devices${share}, ${v.inferences} inferences, errors ${errors}, p50/p95/p99 ${ms(v.latencyMs.p50)}/${ms(v.latencyMs.p95)}/${ms(v.latencyMs.p99)} ms${drifted.length ? `, drift: ${drifted.join(', ')}` : ''}`;
 }

@@ -6,6 +6,7 @@ import { CliError, EXIT } from '../commands/output.ts';
 export {
   AdminApiError,
   AdminClient,
+  type FleetSummary,
   type ReleaseSummary,
   type UploadProgress,
 } from '../../../update-server/src/admin-client.ts';
