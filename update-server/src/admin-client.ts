@@ -1,5 +1,6 @@
 import type { SignedRelease } from '@edgeship/protocol';
 import type { Lineage, ReleaseRecord, RolloutMode, RolloutRecord } from './storage/types.ts';
+import type { fleetReport } from './telemetry/fleet.ts';
 
 /** An admin API error as the server sent it, or E_NETWORK when it could not be reached. */
 export class AdminApiError extends Error {
@@ -217,27 +218,5 @@ export class AdminClient {
   }
 }
 
-/** The parts of GET /v1/admin/fleet a client usually reads (the full report has more). */
-export interface FleetSummary {
-  app: string;
-  channel: string;
-  devices: Record<string, number>;
-  versions: Array<{
-    model: string;
-    version: string;
-    devices: number;
-    share: number | null;
-    inferences: number;
-    errors: number;
-    errorRate: number | null;
-    latencyMs: { p50: number | null; p95: number | null; p99: number | null };
-    drift: Record<string, { psi: number; drifted?: boolean }>;
-  }>;
-  shadow: Array<{
-    model: string;
-    candidate: string;
-    against: string;
-    compared: number;
-    agreement: number | null;
-  }>;
-}
+/** GET /v1/admin/fleet's body (type-only: the client loads no server code). */
+export type FleetSummary = Awaited<ReturnType<typeof fleetReport>>;

@@ -1,26 +1,12 @@
 /**
- * The admin API as the dashboard uses it. Shapes mirror update-server/src/routes/api-schemas.ts;
- * they are declared here (not imported) because the page bundle must not pull in server code.
+ * The admin API as the dashboard uses it. Record types come from the server's storage contract
+ * as type-only imports: erased from the bundle, so no server code reaches the page, and a change
+ * on the server shows up here as a type error rather than a silent skew.
  */
+import type { AuditEntry, RolloutRecord, RolloutState } from '../../src/storage/types.ts';
 
-export type RolloutState = 'active' | 'halted' | 'promoted' | 'rolled_back' | 'superseded';
-
-export interface Rollout {
-  id: string;
-  app: string;
-  channel: string;
-  model: string;
-  release: string;
-  control: string | null;
-  mode: 'canary' | 'shadow';
-  shareBps: number;
-  salt: string;
-  state: RolloutState;
-  reason: string | null;
-  createdBy: string;
-  createdAt: string;
-  updatedAt: string;
-}
+export type { AuditEntry, RolloutState };
+export type Rollout = RolloutRecord;
 
 export interface ChannelModel {
   app: string;
@@ -56,17 +42,6 @@ export interface ReleaseDetail extends ReleaseSummary {
   signed: {
     signed: { files?: Array<{ path: string; size: number; sha256: string }> } & Record<string, unknown>;
   };
-}
-
-export interface AuditEntry {
-  id: number;
-  at: string;
-  actor: string;
-  action: string;
-  app: string | null;
-  channel: string | null;
-  model: string | null;
-  details: Record<string, unknown>;
 }
 
 /** An error with the server's stable code (E_FORBIDDEN, E_INVALID_STATE, …), or E_NETWORK. */
