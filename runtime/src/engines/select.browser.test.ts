@@ -81,12 +81,23 @@ describe('candidateConfigs', () => {
     expect(oneCore.fallbacks.map((f) => f.code)).toEqual(['no-webgpu', 'single-core']);
     expect(oneCore.fallbacks[0]!.reason).toBe('no WebGPU: navigator.gpu is missing');
 
-    const tfjs = await candidateConfigs('tfjs', env);
+    // tfjs: no adapter rules out its WebGPU backend; no served WASM files rule out its WASM one.
+    const tfjs = await candidateConfigs('tfjs', {
+      crossOriginIsolated: true,
+      hardwareConcurrency: 8,
+      gpu: noAdapter,
+    });
     expect(tfjs.candidates.map((c) => c.backend)).toEqual(['webgl', 'cpu']);
     expect(tfjs.fallbacks.map((f) => [f.config.backend, f.code])).toEqual([
-      ['webgpu', 'not-bundled'],
-      ['wasm', 'not-bundled'],
+      ['webgpu', 'no-webgpu'],
+      ['wasm', 'not-available'],
     ]);
+    const tfjsAll = await candidateConfigs('tfjs', {
+      crossOriginIsolated: true,
+      hardwareConcurrency: 8,
+      tfjsWasm: true,
+    });
+    expect(tfjsAll.candidates.map((c) => c.backend)).toEqual(['webgpu', 'webgl', 'wasm', 'cpu']);
   });
 });
 
