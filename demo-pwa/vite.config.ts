@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { copyFile, mkdir, readdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -6,6 +7,27 @@ import { defineConfig, type Plugin } from 'vite';
 import { VitePWA } from 'vite-plugin-pwa';
 
 const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+
+/** A package's version, read from its package.json (the file its exports map may hide). */
+function versionOf(pkg: string, entry: string): string {
+  let dir = dirname(require.resolve(entry));
+  while (
+    !existsSync(join(dir, 'package.json')) ||
+    JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).name !== pkg
+  ) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`cannot find ${pkg}'s package.json`);
+    dir = up;
+  }
+  return JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).version;
+}
+
+// The runtimes' WASM files live under their version: their names never change between releases,
+// so an immutable HTTP cache entry for /ort/x.wasm would outlive an upgrade. /ort/1.30.0/x.wasm
+// cannot be stale.
+const ORT_DIR = `ort/${versionOf('onnxruntime-web', 'onnxruntime-web')}`;
+const TFJS_WASM_DIR = `tfjs/${versionOf('@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-backend-wasm')}`;
 
 /**
  * onnxruntime-web's WASM files are served from the app's own origin, never a CDN, and ship
@@ -13,17 +35,16 @@ const here = dirname(fileURLToPath(import.meta.url));
  * stale WASM file (the service worker precaches them by revision).
  */
 function runtimeWasmFiles(): Plugin {
-  const require = createRequire(import.meta.url);
   const copies = [
     // The JSEP build is the one with WebGPU and WASM both; the plain one would be dead weight.
     {
       from: dirname(require.resolve('onnxruntime-web')),
-      to: 'ort',
+      to: ORT_DIR,
       keep: /^ort-wasm-simd-threaded\.jsep\.(wasm|mjs)$/,
     },
     {
       from: dirname(require.resolve('@tensorflow/tfjs-backend-wasm')),
-      to: 'tfjs',
+      to: TFJS_WASM_DIR,
       keep: /^tfjs-backend-wasm.*\.wasm$/,
     },
   ];
@@ -53,10 +74,10 @@ export default defineConfig(({ command }) => ({
     __EDGESHIP_TRUSTED_ROOT__: JSON.stringify(process.env.EDGESHIP_TRUSTED_ROOT ?? 'null'),
     // The build copies ORT's files to /ort/; the dev server serves them from node_modules.
     __EDGESHIP_ORT_PATH__: JSON.stringify(
-      command === 'build' ? '/ort/' : '/node_modules/onnxruntime-web/dist/',
+      command === 'build' ? `/${ORT_DIR}/` : '/node_modules/onnxruntime-web/dist/',
     ),
     __EDGESHIP_TFJS_WASM_PATH__: JSON.stringify(
-      command === 'build' ? '/tfjs/' : '/node_modules/@tensorflow/tfjs-backend-wasm/dist/',
+      command === 'build' ? `/${TFJS_WASM_DIR}/` : '/node_modules/@tensorflow/tfjs-backend-wasm/dist/',
     ),
     __EDGESHIP_SERVICE_WORKER__: JSON.stringify(command === 'build'),
   },
