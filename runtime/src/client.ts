@@ -4,9 +4,9 @@ import type { NamedTensors } from './engines/tensor.ts';
 import { requestPersistence } from './store/storage-pressure.ts';
 import type { CheckResult } from './update/updater.ts';
 import type { RuntimeWorkerApi } from './worker/api.ts';
-import { buffersOf } from './worker/buffers.ts';
 import type { ModelStatus, RuntimeConfig, RuntimeEvent, RuntimeStatus } from './worker/config.ts';
 import { installErrorTransfer } from './worker/error-transfer.ts';
+import { InferenceClient } from './worker/inference-channel.ts';
 
 export interface CreateRuntimeOptions extends RuntimeConfig {
   /** Override where the worker script comes from (bundlers resolve the default). */
@@ -52,7 +52,9 @@ export async function createRuntime(options: CreateRuntimeOptions): Promise<Runt
   const live = () => {
     if (disposed) throw new EdgeshipError('E_DISPOSED', 'the runtime was disposed');
   };
-  const { deviceId } = await remote.init(config, proxy(dispatch));
+  const channel = new MessageChannel();
+  const inference = new InferenceClient(channel.port1);
+  const { deviceId } = await remote.init(config, proxy(dispatch), transfer(channel.port2, [channel.port2]));
 
   return {
     deviceId,
@@ -63,7 +65,7 @@ export async function createRuntime(options: CreateRuntimeOptions): Promise<Runt
     },
     async run(model, inputs) {
       live();
-      return remote.run(model, transfer(inputs, buffersOf(inputs)));
+      return inference.run(model, inputs);
     },
     async checkForUpdates() {
       live();
@@ -86,6 +88,7 @@ export async function createRuntime(options: CreateRuntimeOptions): Promise<Runt
       if (disposed) return;
       disposed = true;
       await remote.dispose().catch(() => {});
+      inference.close();
       remote[releaseProxy]();
       worker.terminate();
       listeners.clear();

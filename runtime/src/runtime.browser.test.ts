@@ -1,5 +1,6 @@
 // The runtime end to end in a real Chromium: a real worker, real IndexedDB, real onnxruntime-web
 // running the real Silero VAD, against a real update server behind a chaos proxy (test/support).
+import { InputError } from '@edgeship/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { commands } from 'vitest/browser';
 import { createRuntime, type Runtime } from './client.ts';
@@ -92,6 +93,12 @@ describe('runtime in Chromium against a real update server', () => {
     expect(status.backend?.chosen.backend).toBe('wasm');
     expect(typeof first.storagePersisted).toBe('boolean'); // asked; headless Chromium decides
     const online = await speechProbability(first);
+    // Bad input is refused in the worker with a typed error that survives the trip back.
+    const wrong = sileroInputs();
+    wrong.input = { data: new Float32Array(100), dims: [1, 100] };
+    const refused = await first.run('vad', wrong).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(InputError);
+    expect(refused).toMatchObject({ code: 'E_INPUT' });
     const log = await commands.proxyLog(server.name, { reset: true });
     const fetchedChunks = log.filter((e) => e.path.startsWith('/v1/chunks/') && e.status === 200);
     expect(new Set(fetchedChunks.map((e) => e.path.split('/').pop())).size).toBe(

@@ -1,12 +1,15 @@
-import type { NamedTensors } from '../engines/tensor.ts';
 import type { CheckResult } from '../update/updater.ts';
 import type { ModelStatus, RuntimeConfig, RuntimeEvent, RuntimeStatus } from './config.ts';
 
-/** What the worker exposes over comlink; the main-thread client wraps it. */
+/** What the worker exposes over comlink; the main-thread client wraps it. `run` has its own channel. */
 export interface RuntimeWorkerApi {
-  init(config: RuntimeConfig, onEvent: (event: RuntimeEvent) => void): Promise<{ deviceId: string }>;
+  /** `inference` is the port `run` requests arrive on (see inference-channel.ts). */
+  init(
+    config: RuntimeConfig,
+    onEvent: (event: RuntimeEvent) => void,
+    inference: MessagePort,
+  ): Promise<{ deviceId: string }>;
   load(model: string): Promise<ModelStatus>;
-  run(model: string, inputs: NamedTensors): Promise<NamedTensors>;
   checkForUpdates(): Promise<CheckResult>;
   status(): Promise<RuntimeStatus>;
   sendTelemetry(): Promise<{ sent: number; discarded: number; retryInMs?: number }>;

@@ -1,10 +1,10 @@
 /// <reference lib="webworker" />
 
 import { EdgeshipError } from '@edgeship/protocol';
-import { expose, transfer } from 'comlink';
+import { expose } from 'comlink';
 import type { RuntimeWorkerApi } from './api.ts';
-import { buffersOf } from './buffers.ts';
 import { installErrorTransfer } from './error-transfer.ts';
+import { serveInference } from './inference-channel.ts';
 import { RuntimeCore } from './runtime-core.ts';
 
 installErrorTransfer();
@@ -17,17 +17,14 @@ function requireCore(): RuntimeCore {
 }
 
 const api: RuntimeWorkerApi = {
-  async init(config, onEvent) {
+  async init(config, onEvent, inference) {
     core = await RuntimeCore.create(config, (event) => {
       void Promise.resolve(onEvent(event)).catch(() => {});
     });
+    serveInference(inference, (model, inputs) => requireCore().run(model, inputs));
     return { deviceId: core.deviceId };
   },
   load: (model) => requireCore().load(model),
-  async run(model, inputs) {
-    const outputs = await requireCore().run(model, inputs);
-    return transfer(outputs, buffersOf(outputs));
-  },
   checkForUpdates: () => requireCore().checkForUpdates(),
   status: () => requireCore().status(),
   sendTelemetry: () => requireCore().sendTelemetry(),

@@ -1,0 +1,60 @@
+// The shape every benchmark returns and the runner writes to bench/results/<name>.json.
+
+export interface Machine {
+  cpuModel: string;
+  cores: number;
+  totalMemGiB: number;
+  node: string;
+  platform: string;
+  /** 1-minute load average when the benchmark started: the machine is shared. */
+  loadAvg1: number;
+  browser?: string;
+}
+
+/** One line of the report: a measured figure, and where it applies its baseline and their ratio. */
+export interface Row {
+  metric: string;
+  value: number;
+  unit: string;
+  baseline?: { label: string; value: number };
+  /** value / baseline.value (median over runs). */
+  ratio?: number;
+  note?: string;
+}
+
+export interface Goal {
+  goal: string;
+  /** null: not measured (pending). */
+  met: boolean | null;
+  detail: string;
+}
+
+export interface BenchResult {
+  name: string;
+  title: string;
+  startedAt: string;
+  durationMs: number;
+  quick: boolean;
+  machine: Machine;
+  /** How many repetitions each median is taken over, and other settings. */
+  settings: Record<string, unknown>;
+  rows: Row[];
+  goals: Goal[];
+  /** Set when the benchmark could not run (a missing part): the reason. */
+  pending?: string;
+  notes?: string[];
+  raw?: unknown;
+}
+
+export interface BenchContext {
+  quick: boolean;
+  /** Soak duration override in seconds (--soak-seconds). */
+  soakSeconds?: number;
+  log(message: string): void;
+}
+
+export type Benchmark = (ctx: BenchContext) => Promise<
+  Omit<BenchResult, 'startedAt' | 'durationMs' | 'machine' | 'quick'> & {
+    browser?: string;
+  }
+>;
