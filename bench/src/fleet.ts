@@ -217,7 +217,7 @@ export const fleet: Benchmark = async (ctx) => {
     goals: [
       {
         goal: 'report wall time and server CPU of a 10,000-device rollout, and their growth with fleet size',
-        met: ten?.wallMs != null ? true : false,
+        met: ten?.wallMs != null,
         detail:
           ten?.wallMs != null
             ? `10,000 devices: ${round(ten.wallMs / 1000, 1)} s wall, ${round(ten.serverCpuSec ?? Number.NaN, 1)} CPU s on the server${base ? ` (${round(ten.wallMs / base.wallMs!, 2)}x and ${round((ten.serverCpuSec ?? 0) / (base.serverCpuSec ?? Number.NaN), 2)}x the 1,000-device run)` : ''}`

@@ -77,7 +77,7 @@ describe('edgeship rollout and status against a real server', () => {
     expect(human.code).toBe(0);
     expect(human.stdout).toMatch(/kws@1\.1\.0 onnx/);
     expect(human.stdout).toMatch(/demo\/beta manifest v\d+: kws production 1\.0\.0/);
-    expect(human.stdout).toMatch(/fleet health \(last hour\):\n  demo\/beta: no telemetry yet/);
+    expect(human.stdout).toMatch(/fleet health \(last hour\):\n {2}demo\/beta: no telemetry yet/);
   });
 });
 
