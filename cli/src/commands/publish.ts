@@ -25,6 +25,7 @@ interface PublishFlags extends OutputOptions {
   maxLatencyMs?: string;
   maxMad?: string;
   minAgreement?: string;
+  maxAccuracyDrop?: string;
   modelCard?: string;
   dryRun?: boolean;
 }
@@ -70,6 +71,10 @@ export function registerPublish(program: Command): void {
       '--min-agreement <share>',
       'gate: share of decisions (contract monitoring.decision) that agree, 0-1',
     )
+    .option(
+      '--max-accuracy-drop <x>',
+      'gate: accuracy the model may lose against the float model on labelled calibration data, 0-1 (default 0.01)',
+    )
     .option('--model-card <file>', 'model card (Markdown) stored with the release')
     .option('--dry-run', 'stop after signing; send nothing')
     .option('--json', 'print JSON (no progress output)')
@@ -103,6 +108,7 @@ export function registerPublish(program: Command): void {
           maxLatencyMs: parseNumber(flags.maxLatencyMs, '--max-latency-ms'),
           maxMeanAbsDiff: parseNumber(flags.maxMad, '--max-mad'),
           minAgreement: parseNumber(flags.minAgreement, '--min-agreement', 0, 1),
+          maxAccuracyDrop: parseNumber(flags.maxAccuracyDrop, '--max-accuracy-drop', 0, 1),
         },
         modelCard: flags.modelCard,
         dryRun: flags.dryRun,

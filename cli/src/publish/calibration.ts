@@ -16,14 +16,28 @@ export interface Calibration {
   frames: number;
   /** SHA-256 over each file's name and hash, in name order: the dataset in the lineage. */
   datasetHash: string;
+  /**
+   * Expected answers, one per frame in sequence order (a class index, or 0/1 against the decision
+   * threshold), when every calibration file carries them: the accuracy gate's task metric.
+   */
+  labels: number[] | null;
 }
 
-/** A .json calibration file: one sequence of frames, each tensor by input name. */
-const JsonCalibrationSchema = z.strictObject({
-  frames: z
-    .array(z.record(z.string(), z.strictObject({ dims: z.array(z.int().min(0)), data: z.array(z.number()) })))
-    .min(1),
-});
+/** A .json calibration file: one sequence of frames, each tensor by input name, maybe labelled. */
+const JsonCalibrationSchema = z
+  .strictObject({
+    frames: z
+      .array(
+        z.record(z.string(), z.strictObject({ dims: z.array(z.int().min(0)), data: z.array(z.number()) })),
+      )
+      .min(1),
+    /** One expected answer per frame. */
+    labels: z.array(z.int().min(0)).optional(),
+  })
+  .refine((v) => v.labels === undefined || v.labels.length === v.frames.length, {
+    message: 'labels must have one entry per frame',
+    path: ['labels'],
+  });
 
 /** Reads every .wav and .json file of a directory into input sequences the contract describes. */
 export async function readCalibration(dir: string, contract: Contract): Promise<Calibration> {
@@ -36,19 +50,29 @@ export async function readCalibration(dir: string, contract: Contract): Promise<
   if (names.length === 0) throw new CliError(`${dir} holds no .wav or .json calibration files`, EXIT.usage);
   const sequences: Feeds[][] = [];
   const hashes: string[] = [];
+  const labels: Array<number[] | null> = [];
   for (const name of names) {
     const bytes = await readBytes(join(dir, name));
     hashes.push(`${name}\0${await sha256Hex(bytes)}\n`);
-    const frames = name.toLowerCase().endsWith('.wav')
-      ? audioFrames(name, bytes, contract)
+    const { frames, labels: fileLabels } = name.toLowerCase().endsWith('.wav')
+      ? { frames: audioFrames(name, bytes, contract), labels: null }
       : jsonFrames(name, bytes, contract);
     if (frames.length === 0) throw new CliError(`${name} is shorter than one input frame`, EXIT.usage);
     sequences.push(frames);
+    labels.push(fileLabels);
+  }
+  const labelled = labels.filter((l) => l !== null).length;
+  if (labelled > 0 && labelled < labels.length) {
+    throw new CliError(
+      `${labelled} of ${labels.length} calibration files carry labels: label all of them or none`,
+      EXIT.usage,
+    );
   }
   return {
     sequences,
     files: names,
     frames: sequences.reduce((n, s) => n + s.length, 0),
+    labels: labelled > 0 ? labels.flatMap((l) => l!) : null,
     datasetHash: await sha256Hex(new TextEncoder().encode(hashes.join(''))),
   };
 }
@@ -84,7 +108,11 @@ function audioFrames(name: string, bytes: Uint8Array, contract: Contract): Feeds
   return frames;
 }
 
-function jsonFrames(name: string, bytes: Uint8Array, contract: Contract): Feeds[] {
+function jsonFrames(
+  name: string,
+  bytes: Uint8Array,
+  contract: Contract,
+): { frames: Feeds[]; labels: number[] | null } {
   let value: unknown;
   try {
     value = JSON.parse(new TextDecoder().decode(bytes));
@@ -96,7 +124,7 @@ function jsonFrames(name: string, bytes: Uint8Array, contract: Contract): Feeds[
     const issue = parsed.error.issues[0]!;
     throw new CliError(`${name}: ${issue.path.join('.') || '(root)'}: ${issue.message}`, EXIT.usage);
   }
-  return parsed.data.frames.map((frame, f) => {
+  const frames = parsed.data.frames.map((frame, f) => {
     const feeds: Feeds = constantInputs(contract);
     for (const [input, t] of Object.entries(frame)) {
       const spec = contract.inputs.find((i) => i.name === input);
@@ -114,6 +142,7 @@ function jsonFrames(name: string, bytes: Uint8Array, contract: Contract): Feeds[
     }
     return feeds;
   });
+  return { frames, labels: parsed.data.labels ?? null };
 }
 
 /**

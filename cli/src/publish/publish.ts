@@ -38,6 +38,11 @@ export interface PublishBudget {
   maxMeanAbsDiff?: number;
   /** Share of frames where the decision output lands on the same side of its threshold (0..1). */
   minAgreement?: number;
+  /**
+   * With labelled calibration data: how much accuracy (0..1) the published model may lose against
+   * the float model; default 0.01 when labels are given.
+   */
+  maxAccuracyDrop?: number;
 }
 
 export interface PublishOptions {
@@ -95,6 +100,7 @@ export class GateError extends CliError {
 }
 
 export const DEFAULT_MAX_MAD = 0.01;
+export const DEFAULT_MAX_ACCURACY_DROP = 0.01;
 
 /**
  * quantize → validate (gates) → profile → sign → upload → register → rollout. Every input is
@@ -157,7 +163,12 @@ export async function publishModel(opts: PublishOptions): Promise<PublishResult>
     maxSizeBytes: opts.budget?.maxSizeBytes,
     maxLatencyMs: opts.budget?.maxLatencyMs,
     maxMeanAbsDiff: opts.budget?.maxMeanAbsDiff ?? (quantize === 'none' ? undefined : DEFAULT_MAX_MAD),
+    // Labels make the task metric the gate: accuracy, not only agreement with the float model.
+    maxAccuracyDrop: calibration?.labels
+      ? (opts.budget?.maxAccuracyDrop ?? DEFAULT_MAX_ACCURACY_DROP)
+      : undefined,
   };
+  const decision = contract.monitoring.decision;
   let validation: ValidationReport | null = null;
   if (format === 'onnx' && calibration) {
     step('validate', `${calibration.frames} frames from ${calibration.files.length} files`);
@@ -168,6 +179,14 @@ export async function publishModel(opts: PublishOptions): Promise<PublishResult>
       inputs: calibration.sequences,
       carry: contract.carry,
       outputs: contract.compare ?? contract.outputs.map((o) => o.name).filter((n) => !(n in contract.carry)),
+      // A 0/1 label is judged against the decision threshold; otherwise the label is a class index.
+      labels: calibration.labels
+        ? {
+            output: decision?.tensor ?? (contract.compare ?? contract.outputs.map((o) => o.name))[0]!,
+            expected: calibration.labels,
+            threshold: decision?.threshold,
+          }
+        : undefined,
       budget: {
         ...budget,
         // The decision output's agreement is always measured; it gates only with --min-agreement.

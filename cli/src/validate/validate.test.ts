@@ -3,6 +3,7 @@ import { readSileroV5, SILERO_CARRY, sileroTestClips } from '../../test-data/sil
 import { allGraphs, DataType, decodeModel, encodeModel, type Tensor } from '../quantize/onnx-model.ts';
 import { quantizeOnnx } from '../quantize/quantize-onnx.ts';
 import { compareOutputs } from './compare.ts';
+import { loadSession, numbersOf, runSequence } from './run-sequence.ts';
 import { summarizeValidation, validateOnnx } from './validate-onnx.ts';
 
 const reference = readSileroV5();
@@ -92,6 +93,44 @@ describe('validateOnnx on Silero VAD v5', () => {
     expect(report.passed).toBe(false);
     expect(report.comparison!.meanAbsDiff).toBeGreaterThan(0.01);
     expect(report.gates.find((g) => g.name === 'maxMeanAbsDiff')!.passed).toBe(false);
+  });
+
+  it('gates on the task metric when labels are given: int8 keeps its accuracy, a damaged model does not', async () => {
+    // Labels: the float model's own speech/no-speech decisions, so the reference scores 100%.
+    const { session } = await loadSession(reference);
+    const expected: number[] = [];
+    for (const frames of inputs) {
+      for (const out of (await runSequence(session, frames, SILERO_CARRY)).outputs) {
+        expected.push(numbersOf(out.output!)[0]! >= 0.5 ? 1 : 0);
+      }
+    }
+    expect(new Set(expected)).toEqual(new Set([0, 1])); // the clips hold speech and silence
+    const labels = { output: 'output', expected, threshold: 0.5 };
+    const budget = { maxAccuracyDrop: 0.01 };
+
+    const good = await validateOnnx({
+      reference,
+      candidate: int8,
+      inputs,
+      carry: SILERO_CARRY,
+      labels,
+      budget,
+    });
+    expect(good.comparison!.accuracy!.reference).toBe(1);
+    expect(good.comparison!.accuracy!.candidate).toBeGreaterThanOrEqual(0.99);
+    expect(good.gates.find((g) => g.name === 'maxAccuracyDrop')!.passed).toBe(true);
+
+    const bad = await validateOnnx({
+      reference,
+      candidate: damageScales(int8, 1.6),
+      inputs,
+      carry: SILERO_CARRY,
+      labels,
+      budget,
+    });
+    expect(bad.comparison!.accuracy!.candidate).toBeLessThan(0.99);
+    expect(bad.gates.find((g) => g.name === 'maxAccuracyDrop')!.passed).toBe(false);
+    expect(bad.passed).toBe(false);
   });
 
   it('reports a candidate that does not load as a failed gate, not a crash', async () => {
