@@ -16,8 +16,11 @@ import type { NamedTensors, TensorArray } from './tensor.ts';
 export interface OrtOptions {
   /** Same-origin folder (ending in "/") holding ort-wasm-simd-threaded.jsep.{mjs,wasm}. */
   wasmPaths: string;
-  /** WASM threads for configs that do not name their own; > 1 needs crossOriginIsolated. */
-  threads: number;
+  /**
+   * WASM threads for configs that do not name their own; > 1 needs crossOriginIsolated. Left out,
+   * ORT keeps what it runs with (a config without a thread count, e.g. one ORT cannot run anyway).
+   */
+  threads?: number;
   /** The engine already runs in a worker: ORT's own proxy worker would only add a hop. */
   proxy?: false;
 }
@@ -29,14 +32,14 @@ let initialisedThreads: number | undefined;
 
 /** Points ORT at the app's own copy of its WASM files. Call before the first engine. */
 export function configureOrt(opts: OrtOptions): void {
-  if (initialisedThreads !== undefined && opts.threads !== initialisedThreads) {
+  if (opts.threads !== undefined && initialisedThreads !== undefined && opts.threads !== initialisedThreads) {
     throw new BackendUnavailableError(
       'threads-fixed',
       `onnxruntime-web already initialised with ${initialisedThreads} thread(s); it cannot switch to ${opts.threads} in this worker`,
     );
   }
   ort.env.wasm.wasmPaths = opts.wasmPaths;
-  ort.env.wasm.numThreads = opts.threads;
+  if (opts.threads !== undefined) ort.env.wasm.numThreads = opts.threads;
   ort.env.wasm.proxy = opts.proxy ?? false;
   ort.env.logLevel = 'error';
 }
@@ -55,7 +58,7 @@ export async function createOnnxEngine(model: Uint8Array, config: EngineConfig):
       `onnxruntime-web runs on webgpu or wasm, not ${config.backend}`,
     );
   }
-  const threads = config.threads ?? ort.env.wasm.numThreads ?? 1;
+  const threads = config.threads ?? initialisedThreads ?? ort.env.wasm.numThreads ?? 1;
   if (threads > 1 && !globalThis.crossOriginIsolated) {
     // Without SharedArrayBuffer ORT quietly drops to one thread; say so instead.
     throw new BackendUnavailableError(

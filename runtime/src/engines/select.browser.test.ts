@@ -24,7 +24,7 @@ const engines: Engine[] = [];
 
 /** Loads a config in this page, as the runtime's worker does. */
 function load(config: EngineConfig): Promise<Engine> {
-  configureOrt({ wasmPaths: WASM_PATHS, threads: config.threads ?? 1 });
+  configureOrt({ wasmPaths: WASM_PATHS, threads: config.threads });
   return createOnnxEngine(model, config).then((engine) => {
     engines.push(engine);
     return engine;

@@ -33,7 +33,7 @@ export async function openEngine(
   const preferred = config.backend && config.backend !== 'auto' ? config.backend : undefined;
   const load = (engineConfig: EngineConfig) => {
     if (release.format === 'onnx') {
-      configureOrt({ wasmPaths: config.wasmPaths, threads: engineConfig.threads ?? 1 });
+      configureOrt({ wasmPaths: config.wasmPaths, threads: engineConfig.threads });
       return createOnnxEngine(files.get(release.files[0]!.path)!, engineConfig);
     }
     const [modelFile, ...weightFiles] = release.files;
