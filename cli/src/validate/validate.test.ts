@@ -16,7 +16,10 @@ beforeAll(async () => {
 
 /** A deliberately broken quantization: every DequantizeLinear scale multiplied by `factor`. */
 function damageScales(model: Uint8Array, factor: number): Uint8Array {
-  const proto = decodeModel(model);
+  // A copy: decoded tensors view the bytes they were decoded from, and the scaling below writes
+  // through those views; on `model` itself it would damage the caller's model too. (Not
+  // `model.slice()`: the encoder hands back a Node Buffer, whose slice is a view.)
+  const proto = decodeModel(new Uint8Array(model));
   const scaleNames = new Set<string>();
   const graphs = allGraphs(proto.graph!);
   for (const g of graphs)
