@@ -7,14 +7,8 @@ import {
   recordValue,
 } from '@edgeship/protocol';
 import type { Engine } from '../engines/engine.ts';
-import {
-  applyPostprocessing,
-  applyPreprocessing,
-  hasNonFinite,
-  type NamedTensors,
-  sampleInputs,
-  validateInputs,
-} from '../engines/tensor.ts';
+import { runWithContract } from '../engines/pipeline.ts';
+import { hasNonFinite, type NamedTensors, sampleInputs } from '../engines/tensor.ts';
 import { ModelStore } from '../store/model-store.ts';
 import { TelemetryCollector } from '../telemetry/collector.ts';
 import { TelemetryOutbox } from '../telemetry/outbox.ts';
@@ -141,13 +135,11 @@ export class RuntimeCore {
       role: 'active' as const,
     };
     try {
-      validateInputs(model.release.inputs, inputs);
       const started = performance.now();
-      const raw = await this.serialised(model, () =>
-        model.engine.run(applyPreprocessing(model.release.preprocessing, inputs)),
+      const outputs = await this.serialised(model, () =>
+        runWithContract(model.engine, model.release, inputs),
       );
       const ms = performance.now() - started;
-      const outputs = applyPostprocessing(model.release.postprocessing, raw);
       this.recordLatency(name, ms);
       this.telemetry?.collector.recordInference(key, model.release, ms, plain(inputs), plain(outputs));
       this.maybeShadow(name, model, inputs, outputs);
@@ -265,8 +257,8 @@ export class RuntimeCore {
     const model: LoadedModel = { id, release, engine, backend, queue: Promise.resolve() };
     if (opts.healthCheck) {
       try {
-        const outputs = await engine.run(sampleInputs(release.inputs));
-        const bad = hasNonFinite(applyPostprocessing(release.postprocessing, outputs));
+        // The same path callers take (schema check, preprocessing, engine, postprocessing).
+        const bad = hasNonFinite(await runWithContract(engine, release, sampleInputs(release.inputs)));
         if (bad) throw new EdgeshipError('E_HEALTH_CHECK', `${id} produced non-finite values in ${bad}`);
       } catch (error) {
         await engine.dispose().catch(() => {});
@@ -340,11 +332,10 @@ export class RuntimeCore {
     };
     try {
       const started = performance.now();
-      const raw = await this.serialised(shadow, () =>
-        shadow.engine.run(applyPreprocessing(shadow.release.preprocessing, inputs)),
+      const outputs = await this.serialised(shadow, () =>
+        runWithContract(shadow.engine, shadow.release, inputs),
       );
       const ms = performance.now() - started;
-      const outputs = applyPostprocessing(shadow.release.postprocessing, raw);
       this.telemetry?.collector.recordInference(key, shadow.release, ms, plain(inputs), plain(outputs));
       const { maxAbsDiff, agreed } = compareForShadow(shadow.release, activeOutputs, outputs);
       this.telemetry?.collector.recordShadowComparison(key, active.release.version, maxAbsDiff, agreed);
