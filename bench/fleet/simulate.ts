@@ -10,6 +10,7 @@ import {
   describeFile,
   type Histogram,
   type ModelEntry,
+  mulberry32,
   type Release,
   recordValue,
   type SigningKeyPair,
@@ -136,18 +137,6 @@ const CHANNEL = 'stable';
 const CONTROL = '1.0.0';
 const CANDIDATE = '1.1.0';
 
-/** Deterministic PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function gaussian(random: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
 }
@@ -253,7 +242,7 @@ export class Fleet {
       ],
     });
     const read = async <T>(path: string) => JSON.parse(await readFile(join(dataDir, path), 'utf8')) as T;
-    const random = prng(options.seed ^ 0x5eed);
+    const random = mulberry32(options.seed ^ 0x5eed);
     const deviceIds = Array.from({ length: options.devices }, () =>
       Array.from({ length: 16 }, () => Math.floor(random() * 16).toString(16)).join(''),
     );
@@ -284,7 +273,7 @@ export class Fleet {
   }
 
   private async publish(model: string, version: string, seed: number): Promise<void> {
-    const random = prng(seed);
+    const random = mulberry32(seed);
     const bytes = new Uint8Array(2048).map(() => Math.floor(random() * 256));
     const release: Release = {
       type: 'edgeship/release',
@@ -339,7 +328,7 @@ export class Fleet {
   async run(list: ScenarioOptions[]): Promise<FleetReport> {
     const started = Date.now();
     const opts = this.opts;
-    const random = prng(opts.seed);
+    const random = mulberry32(opts.seed);
     const scenarios: ScenarioState[] = [];
     const operator = this.admin('operator');
     for (const input of list) {
@@ -354,7 +343,7 @@ export class Fleet {
       await operator.promoteRelease(APP, CHANNEL, s.model, CONTROL);
       scenarios.push({
         s,
-        random: prng(s.seed),
+        random: mulberry32(s.seed),
         rolloutId: '',
         stage: 0,
         ticksInStage: 0,

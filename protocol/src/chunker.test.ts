@@ -1,21 +1,25 @@
 import { describe, expect, it } from 'vitest';
 import { CHUNK_MAX, CHUNK_MIN, chunkBoundaries, describeFile } from './chunker.ts';
-
-/** Deterministic pseudo-random bytes (xorshift32), so the test is the same in every run. */
-function pseudoRandomBytes(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
+import { seededBytes } from './seeded-random.ts';
 
 describe('content-defined chunking', () => {
-  const data = pseudoRandomBytes(6 * 1024 * 1024, 42);
+  const data = seededBytes(6 * 1024 * 1024, 42);
+
+  it('cuts a fixed input where every earlier release was cut (boundaries are signed)', () => {
+    // A change to the gear table, masks or sizes would move these and break chunk sharing with
+    // every release already published; recorded from the first implementation.
+    expect(chunkBoundaries(seededBytes(3_000_000, 42))).toEqual([
+      [0, 289335],
+      [289335, 285966],
+      [575301, 307763],
+      [883064, 283288],
+      [1166352, 282480],
+      [1448832, 541917],
+      [1990749, 294205],
+      [2284954, 434814],
+      [2719768, 280232],
+    ]);
+  });
 
   it('tiles the input with chunks between the minimum and maximum size', () => {
     const cuts = chunkBoundaries(data);
@@ -33,7 +37,7 @@ describe('content-defined chunking', () => {
   it('keeps later chunks when bytes are inserted near the start', async () => {
     const edited = new Uint8Array(data.length + 1000);
     edited.set(data.subarray(0, 100_000));
-    edited.set(pseudoRandomBytes(1000, 7), 100_000);
+    edited.set(seededBytes(1000, 7), 100_000);
     edited.set(data.subarray(100_000), 101_000);
     const before = await describeFile('a', data);
     const after = await describeFile('a', edited);
@@ -44,7 +48,7 @@ describe('content-defined chunking', () => {
   });
 
   it('describes a file by its hash, size and chunks', async () => {
-    const small = pseudoRandomBytes(1000, 3);
+    const small = seededBytes(1000, 3);
     const entry = await describeFile('model.onnx', small);
     expect(entry.size).toBe(1000);
     expect(entry.chunks).toEqual([{ sha256: entry.sha256, size: 1000 }]);

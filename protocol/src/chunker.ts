@@ -1,5 +1,6 @@
 import { sha256Hex } from './bytes.ts';
 import type { ChunkRef, FileEntry } from './release.ts';
+import { mulberry32Words } from './seeded-random.ts';
 
 /**
  * Content-defined chunking (FastCDC, Xia et al. 2016, with normalized chunking): boundaries
@@ -16,19 +17,8 @@ export const CHUNK_MAX = 1024 * 1024;
 const MASK_HARD = 0xfffff000;
 const MASK_EASY = 0xffff0000;
 
-/** The gear table: 256 pseudo-random 32-bit words from a fixed mulberry32 seed. */
-const GEAR = (() => {
-  const table = new Uint32Array(256);
-  let seed = 0x6564_6765; // "edge"
-  for (let i = 0; i < 256; i++) {
-    seed = (seed + 0x6d2b79f5) >>> 0;
-    let t = seed;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    table[i] = (t ^ (t >>> 14)) >>> 0;
-  }
-  return table;
-})();
+/** The gear table: 256 pseudo-random 32-bit words from a fixed mulberry32 seed ("edge"). */
+const GEAR = Uint32Array.from({ length: 256 }, mulberry32Words(0x6564_6765));
 
 /** Length of the next chunk starting at `start`. */
 function nextCut(bytes: Uint8Array, start: number): number {

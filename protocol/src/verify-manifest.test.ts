@@ -69,7 +69,11 @@ describe('verifyManifest', () => {
   });
 
   it('rejects an expired manifest and an older manifest with distinct errors', async () => {
-    const expired = await makeTestManifest(trust, { expiresAt: new Date(Date.now() - 1000).toISOString() });
+    // Relative to the check's clock (set once in beforeAll), not the wall clock: on a loaded
+    // machine more than a second can pass between the two, and the manifest would not be expired.
+    const expired = await makeTestManifest(trust, {
+      expiresAt: new Date(check.now.getTime() - 1000).toISOString(),
+    });
     expect(await rejection(verifyManifest(JSON.stringify(expired), check))).toBe('E_EXPIRED');
 
     const old = await makeTestManifest(trust, { version: 3 });

@@ -3,7 +3,7 @@
  * Chromium (onnxruntime-web). Browser-safe: no Node APIs. The recurrent state is carried from
  * frame to frame, so a drift in any step would compound and show up in later frames.
  */
-import { mulberry32 } from '../src/engines/tensor.ts';
+import { mulberry32 } from '@edgeship/protocol';
 
 export const SILERO_SAMPLE_RATE = 16_000;
 export const SILERO_FRAME = 512;

@@ -1,10 +1,16 @@
 import { rm } from 'node:fs/promises';
-import { canonicalJson, type ManifestEnvelope, type Release, signManifest } from '@edgeship/protocol';
+import {
+  canonicalJson,
+  type ManifestEnvelope,
+  type Release,
+  seededBytes,
+  signManifest,
+} from '@edgeship/protocol';
 import type { BrowserCommand } from 'vitest/node';
 import { quantizeOnnx } from '../../cli/src/quantize/quantize-onnx.ts';
 import { ChaosProxy, type ChaosRules, type ProxyLogEntry } from './chaos-proxy.ts';
 import { SILERO_CONTRACT, sileroBytes, withDocString } from './models.ts';
-import { makeRelease, randomBytesOf, startTestServer, type TestServer } from './server.ts';
+import { makeRelease, startTestServer, type TestServer } from './server.ts';
 
 /**
  * Commands that browser tests call through Vitest (`commands.x(...)`); they run in Node, where
@@ -47,7 +53,7 @@ function fleet(name: string): Fleet {
 
 async function modelBytes(source: ModelSource): Promise<Uint8Array> {
   if (source === 'silero') return sileroBytes();
-  if (source === 'garbage') return randomBytesOf(300_000, 99);
+  if (source === 'garbage') return seededBytes(300_000, 99);
   if (source === 'silero-int8') return (await quantizeOnnx(await sileroBytes(), { mode: 'int8' })).bytes;
   return withDocString(await sileroBytes(), source.sileroDocString);
 }
@@ -180,6 +186,28 @@ const fleetReport: BrowserCommand<
   return fleet(name).server.viewer.call('GET', `/fleet?${params}`);
 };
 
+/**
+ * Waits until the proxy holds exactly `count` chunk responses open mid-body (ChaosRules
+ * holdChunksAfter): the moment a download is known to be in flight, or known to be gone.
+ */
+const waitForHeldChunks: BrowserCommand<[name: string, count: number, timeoutMs?: number]> = async (
+  _ctx,
+  name,
+  count,
+  timeoutMs = 20_000,
+) => {
+  const { proxy } = fleet(name);
+  const deadline = Date.now() + timeoutMs;
+  while (proxy.heldOpen !== count) {
+    if (Date.now() > deadline) {
+      throw new Error(
+        `the proxy holds ${proxy.heldOpen} chunk responses open, not ${count}, after ${timeoutMs} ms`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+};
+
 export const edgeshipCommands = {
   fleetReport,
   startEdgeshipServer,
@@ -190,6 +218,7 @@ export const edgeshipCommands = {
   setChaos,
   proxyLog,
   forgeManifest,
+  waitForHeldChunks,
 };
 
 declare module 'vitest/browser' {
@@ -206,5 +235,6 @@ declare module 'vitest/browser' {
     proxyLog(name: string, opts?: { reset?: boolean }): Promise<ProxyLogEntry[]>;
     forgeManifest(name: string, kind: 'tampered' | 'expired' | { replay: number }): Promise<string>;
     fleetReport(name: string, query: { app?: string; channel?: string; model?: string }): Promise<unknown>;
+    waitForHeldChunks(name: string, count: number, timeoutMs?: number): Promise<void>;
   }
 }

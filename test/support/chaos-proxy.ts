@@ -12,6 +12,12 @@ export interface ChaosRules {
   offline?: boolean;
   /** Forward telemetry to the server, then drop the connection before its acknowledgement. */
   dropTelemetryAcks?: boolean;
+  /**
+   * Serve this many chunk requests (counted from when the rule is set), then answer each later
+   * one with its headers and half its body and keep it open until the client goes away: a
+   * download caught mid-transfer, for as long as the device lives (until its worker is killed).
+   */
+  holdChunksAfter?: number | null;
 }
 
 export interface ProxyLogEntry {
@@ -32,6 +38,9 @@ export class ChaosProxy {
   /** Every manifest body that passed through, by version: material for replay attacks. */
   readonly manifests = new Map<number, string>();
   private chunkResponses = 0;
+  private chunkRequests = 0;
+  /** Chunk responses held open under `holdChunksAfter` whose client is still connected. */
+  heldOpen = 0;
   private server: Server | null = null;
   url = '';
 
@@ -47,6 +56,7 @@ export class ChaosProxy {
   setRules(rules: ChaosRules): void {
     this.rules = { ...this.rules, ...rules };
     this.chunkResponses = 0;
+    this.chunkRequests = 0;
   }
 
   async stop(): Promise<void> {
@@ -70,16 +80,30 @@ export class ChaosProxy {
       this.chunkResponses >= this.rules.cutChunksAfter
     ) {
       // Cut mid-body, as a dropped connection does: headers and half the bytes, then nothing.
-      const upstream = await fetch(`${this.target}${path}`, { headers: forwardHeaders(req) });
-      const payload = new Uint8Array(await upstream.arrayBuffer());
-      const half = payload.subarray(0, payload.length >> 1);
-      const headers = new Headers(upstream.headers);
-      headers.delete('transfer-encoding');
-      headers.delete('content-encoding');
-      headers.set('content-length', String(payload.length));
-      res.writeHead(upstream.status, Object.fromEntries(headers));
-      res.write(half, () => req.socket.destroy());
-      this.log.push({ method: req.method, path, status: 0, bytes: half.length });
+      const sent = await this.writeHalfBody(req, res, path);
+      req.socket.destroy();
+      this.log.push({ method: req.method, path, status: 0, bytes: sent });
+      return;
+    }
+    // Counted on arrival, before any await, so exactly the first `holdChunksAfter` go through.
+    if (
+      isChunk &&
+      req.method === 'GET' &&
+      this.rules.holdChunksAfter != null &&
+      this.chunkRequests++ >= this.rules.holdChunksAfter
+    ) {
+      let sent = 0;
+      let state: 'writing' | 'held' | 'closed' = 'writing';
+      res.on('close', () => {
+        if (state === 'held') this.heldOpen -= 1;
+        state = 'closed';
+        this.log.push({ method: 'GET', path, status: 0, bytes: sent });
+      });
+      sent = await this.writeHalfBody(req, res, path);
+      if (state === 'writing') {
+        state = 'held';
+        this.heldOpen += 1;
+      }
       return;
     }
     // GET only: the CORS preflight (If-None-Match is not a simple header) goes to the server.
@@ -133,6 +157,20 @@ export class ChaosProxy {
     res.writeHead(upstream.status, Object.fromEntries(headers));
     res.end(payload);
     this.log.push({ method: req.method ?? 'GET', path, status: upstream.status, bytes: payload.length });
+  }
+
+  /** Fetches the chunk upstream and sends its headers (full length) and the first half of it. */
+  private async writeHalfBody(req: IncomingMessage, res: ServerResponse, path: string): Promise<number> {
+    const upstream = await fetch(`${this.target}${path}`, { headers: forwardHeaders(req) });
+    const payload = new Uint8Array(await upstream.arrayBuffer());
+    const half = payload.subarray(0, payload.length >> 1);
+    const headers = new Headers(upstream.headers);
+    headers.delete('transfer-encoding');
+    headers.delete('content-encoding');
+    headers.set('content-length', String(payload.length));
+    res.writeHead(upstream.status, Object.fromEntries(headers));
+    await new Promise<void>((resolve) => res.write(half, () => resolve()));
+    return half.length;
   }
 }
 

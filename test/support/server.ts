@@ -1,14 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  describeFile,
-  type Release,
-  type SignedRelease,
-  type SigningKeyPair,
-  signRelease,
-} from '@edgeship/protocol';
+import { type Release, type SignedRelease, type SigningKeyPair, signRelease } from '@edgeship/protocol';
 import { AdminClient, type RunningServer, type ServerOptions, startServer } from '@edgeship/update-server';
+import { testRelease } from './trust.ts';
 
 export interface TestServer {
   server: RunningServer;
@@ -48,42 +43,13 @@ export async function startTestServer(opts: Partial<ServerOptions> = {}): Promis
   };
 }
 
-export function randomBytesOf(size: number, seed = 1): Uint8Array {
-  // xorshift32: deterministic, incompressible enough for content-defined chunking.
-  const out = new Uint8Array(size);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
-
 /** A signed single-file ONNX-format release over arbitrary bytes (for registry tests). */
 export async function makeRelease(
   key: SigningKeyPair,
   bytes: Uint8Array,
   fields: Partial<Release> = {},
 ): Promise<SignedRelease> {
-  const release: Release = {
-    type: 'edgeship/release',
-    model: 'demo',
-    version: '1.0.0',
-    format: 'onnx',
-    files: [await describeFile('model.onnx', bytes)],
-    quantization: { method: 'none' },
-    inputs: [{ name: 'x', dtype: 'float32', shape: ['batch', 4] }],
-    outputs: [{ name: 'y', dtype: 'float32', shape: ['batch', 1] }],
-    preprocessing: [],
-    postprocessing: [],
-    monitoring: { features: [] },
-    minRuntimeVersion: '0.1.0',
-    createdAt: new Date().toISOString(),
-    ...fields,
-  };
-  return signRelease(release, [key]);
+  return signRelease(await testRelease({ 'model.onnx': bytes }, fields), [key]);
 }
 
 /** Uploads and registers a release in one go. */

@@ -48,17 +48,17 @@ export async function createTestTrust(overrides: Partial<KeySet> = {}): Promise<
   return { root, online, publisher, keySet, trustedRoot: { keys: [publicEntry(root)], threshold: 1 } };
 }
 
-export async function makeTestRelease(
-  trust: TestTrust,
-  fields: Partial<Release> & { bytes?: Uint8Array } = {},
-): Promise<SignedRelease> {
-  const { bytes = new Uint8Array([1, 2, 3, 4]), ...rest } = fields;
-  const release: Release = {
+/** A minimal valid release over `files` (path → bytes); `fields` override any part of it. */
+export async function testRelease(
+  files: Record<string, Uint8Array>,
+  fields: Partial<Release> = {},
+): Promise<Release> {
+  return {
     type: 'edgeship/release',
     model: 'demo',
     version: '1.0.0',
     format: 'onnx',
-    files: [await describeFile('model.onnx', bytes)],
+    files: await Promise.all(Object.entries(files).map(([path, bytes]) => describeFile(path, bytes))),
     quantization: { method: 'none' },
     inputs: [{ name: 'x', dtype: 'float32', shape: ['batch', 4], range: { min: -1, max: 1 } }],
     outputs: [{ name: 'y', dtype: 'float32', shape: ['batch', 1] }],
@@ -67,9 +67,16 @@ export async function makeTestRelease(
     monitoring: { features: [] },
     minRuntimeVersion: '0.1.0',
     createdAt: new Date().toISOString(),
-    ...rest,
+    ...fields,
   };
-  return signRelease(release, [trust.publisher]);
+}
+
+export async function makeTestRelease(
+  trust: TestTrust,
+  fields: Partial<Release> & { bytes?: Uint8Array } = {},
+): Promise<SignedRelease> {
+  const { bytes = new Uint8Array([1, 2, 3, 4]), ...rest } = fields;
+  return signRelease(await testRelease({ 'model.onnx': bytes }, rest), [trust.publisher]);
 }
 
 export async function makeTestManifest(

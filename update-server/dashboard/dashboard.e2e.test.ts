@@ -4,11 +4,11 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chooseRelease, rolloutBucket, verifyManifest } from '@edgeship/protocol';
+import { chooseRelease, rolloutBucket, seededBytes, verifyManifest } from '@edgeship/protocol';
 import { Hono } from 'hono';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { publish, randomBytesOf, startTestServer, type TestServer } from '../../test/support/server.ts';
+import { publish, startTestServer, type TestServer } from '../../test/support/server.ts';
 import { chromiumArgs } from '../../vitest.config.ts';
 import { DASHBOARD_CSP, mountDashboard } from '../src/routes/dashboard.ts';
 import { ensureDashboardBuilt } from './build.ts';
@@ -29,8 +29,8 @@ beforeAll(async () => {
   const distDir = await ensureDashboardBuilt();
   t = await startTestServer({ mount: (app) => mountDashboard(app, { distDir }) });
   operatorToken = t.server.tokens!.operator;
-  await publish(t, randomBytesOf(4096, 1), { version: '1.0.0' });
-  await publish(t, randomBytesOf(4096, 2), { version: '1.1.0' });
+  await publish(t, seededBytes(4096, 1), { version: '1.0.0' });
+  await publish(t, seededBytes(4096, 2), { version: '1.1.0' });
   await t.operator.promoteRelease(APP, CHANNEL, 'demo', '1.0.0');
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',

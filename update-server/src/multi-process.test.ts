@@ -3,9 +3,9 @@ import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { type Manifest, type SigningKeyPair, verifyManifest } from '@edgeship/protocol';
+import { type Manifest, type SigningKeyPair, seededBytes, verifyManifest } from '@edgeship/protocol';
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeRelease, randomBytesOf } from '../../test/support/server.ts';
+import { makeRelease } from '../../test/support/server.ts';
 import { AdminClient } from './admin-client.ts';
 import type { BootstrapTokens } from './auth/tokens.ts';
 import { loadServerKeys, type ServerKeys } from './keys/server-keys.ts';
@@ -90,7 +90,7 @@ describe('two server processes on one PostgreSQL', () => {
 
   it('serve the same signed manifest bytes and ETag', async () => {
     const { a, b, tokens, publisherKey, keys } = await cluster();
-    const bytes = randomBytesOf(300_000, 31);
+    const bytes = seededBytes(300_000, 31);
     const signed = await makeRelease(publisherKey, bytes, { model: MODEL, version: '1.0.0' });
     const publisherA = new AdminClient(a.url, tokens.publisher);
     await publisherA.uploadRelease(signed, new Map([['model.onnx', bytes]]));
@@ -115,7 +115,7 @@ describe('two server processes on one PostgreSQL', () => {
 
   it('serve a rollout change made through one process from the other', async () => {
     const { a, b, tokens, publisherKey, keys } = await cluster();
-    const bytes = randomBytesOf(300_000, 32);
+    const bytes = seededBytes(300_000, 32);
     const signed = await makeRelease(publisherKey, bytes, { model: MODEL, version: '1.1.0' });
     const publisherB = new AdminClient(b.url, tokens.publisher);
     await publisherB.uploadRelease(signed, new Map([['model.onnx', bytes]]));

@@ -1,6 +1,6 @@
-import { ManifestEnvelopeSchema, parseJson, verifyManifest } from '@edgeship/protocol';
+import { ManifestEnvelopeSchema, parseJson, seededBytes, verifyManifest } from '@edgeship/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { publish, randomBytesOf, startTestServer, type TestServer } from '../../test/support/server.ts';
+import { publish, startTestServer, type TestServer } from '../../test/support/server.ts';
 import { AdminApiError } from './admin-client.ts';
 
 let t: TestServer;
@@ -50,7 +50,7 @@ async function raw(
 
 describe('publishing and rolling out', () => {
   it('uploads only the chunks the server lacks, then registers the signed release', async () => {
-    const bytes = randomBytesOf(600_000, 7);
+    const bytes = seededBytes(600_000, 7);
     const { makeRelease } = await import('../../test/support/server.ts');
     const signed = await makeRelease(t.publisherKey, bytes, { model: 'upload', version: '1.0.0' });
     const first = await t.publisher.uploadRelease(signed, new Map([['model.onnx', bytes]]));
@@ -79,15 +79,15 @@ describe('publishing and rolling out', () => {
   it('refuses a release no trusted publisher signed, and one whose chunks were never uploaded', async () => {
     const { generateSigningKey } = await import('@edgeship/protocol');
     const { makeRelease } = await import('../../test/support/server.ts');
-    const rogue = await makeRelease(await generateSigningKey(), randomBytesOf(1000, 3), { model: 'rogue' });
+    const rogue = await makeRelease(await generateSigningKey(), seededBytes(1000, 3), { model: 'rogue' });
     await expectApiError(t.publisher.registerRelease({ release: rogue }), 422, 'E_PUBLISHER_SIGNATURE');
-    const unuploaded = await makeRelease(t.publisherKey, randomBytesOf(1000, 4), { model: 'ghost' });
+    const unuploaded = await makeRelease(t.publisherKey, seededBytes(1000, 4), { model: 'ghost' });
     await expectApiError(t.publisher.registerRelease({ release: unuploaded }), 409, 'E_MISSING_CHUNKS');
   });
 
   it('promotes, stages, halts and rolls back, each change a new verified manifest version', async () => {
-    await publish(t, randomBytesOf(2000, 10), { version: '1.0.0' });
-    await publish(t, randomBytesOf(2000, 11), { version: '1.1.0' });
+    await publish(t, seededBytes(2000, 10), { version: '1.0.0' });
+    await publish(t, seededBytes(2000, 11), { version: '1.1.0' });
     await expectApiError(
       fetch(manifestUrl()).then(async (r) => {
         if (!r.ok) throw new AdminApiError(r.status, (await r.json()).error.code, '');
@@ -170,7 +170,7 @@ describe('publishing and rolling out', () => {
   });
 
   it('serves chunks immutable, with Range support', async () => {
-    const bytes = randomBytesOf(5000, 21);
+    const bytes = seededBytes(5000, 21);
     const signed = await publish(t, bytes, { model: 'ranged' });
     const hash = signed.signed.files[0]!.chunks[0]!.sha256;
     const full = await fetch(`${t.server.url}/v1/chunks/${hash}`);
@@ -380,9 +380,9 @@ describe('operations', () => {
 
   it('loses no release, rollout or audit entry across a restart, and keeps its keys', async () => {
     const first = await startTestServer();
-    await publish(first, randomBytesOf(3000, 30), { version: '2.0.0' });
+    await publish(first, seededBytes(3000, 30), { version: '2.0.0' });
     await first.operator.promoteRelease('demo-app', 'beta', 'demo', '2.0.0');
-    await publish(first, randomBytesOf(3000, 31), { version: '2.1.0' });
+    await publish(first, seededBytes(3000, 31), { version: '2.1.0' });
     const rollout = await first.operator.createRollout({
       app: 'demo-app',
       channel: 'beta',

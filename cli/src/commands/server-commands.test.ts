@@ -2,10 +2,11 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { seededBytes } from '@edgeship/protocol';
 import { createToken } from '@edgeship/update-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sileroPath } from '../../../test/support/models.ts';
-import { publish, randomBytesOf, startTestServer, type TestServer } from '../../../test/support/server.ts';
+import { publish, startTestServer, type TestServer } from '../../../test/support/server.ts';
 import { edgeship } from '../../test-data/run-cli.ts';
 
 const TEST_DATA = fileURLToPath(new URL('../../test-data/', import.meta.url));
@@ -20,8 +21,8 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'edgeship-commands-'));
   await writeFile(join(dir, 'publisher.key.json'), JSON.stringify(t.publisherKey));
   expect((await edgeship(['keygen', '--dir', 'other-keys', '--json'], dir)).code).toBe(0);
-  await publish(t, randomBytesOf(100_000, 1), { model: 'kws', version: '1.0.0' });
-  await publish(t, randomBytesOf(100_000, 2), { model: 'kws', version: '1.1.0' });
+  await publish(t, seededBytes(100_000, 1), { model: 'kws', version: '1.0.0' });
+  await publish(t, seededBytes(100_000, 2), { model: 'kws', version: '1.1.0' });
   const server = t.server.url;
   env = {
     operator: { EDGESHIP_SERVER: server, EDGESHIP_TOKEN: t.server.tokens!.operator },

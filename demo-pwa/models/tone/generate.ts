@@ -2,7 +2,7 @@
  * Synthetic examples for the tone classifier: a mix of three sine tones, one clearly loudest.
  * Browser-safe (no Node APIs): the demo page makes its inputs with this same code.
  */
-import { InputError } from '@edgeship/protocol';
+import { InputError, mulberry32 } from '@edgeship/protocol';
 
 export const TONE_SAMPLE_RATE = 8_000;
 export const TONE_SAMPLES = 1_024;
@@ -24,19 +24,12 @@ export interface ToneExample {
 /** The other tones stay at most this fraction of the loudest one: "clearly loudest". */
 const MAX_RUNNER_UP_RATIO = 0.6;
 
-/** mulberry32: tiny, fast and good enough for data generation; seeds are 32-bit integers. */
+/** The protocol's seeded generator, checked: seeds are 32-bit unsigned integers. */
 export function createRng(seed: number): Rng {
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffff_ffff) {
     throw new InputError('E_INPUT', `seed must be an integer in [0, 2^32), got ${seed}`);
   }
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
+  return mulberry32(seed);
 }
 
 function uniform(rng: Rng, low: number, high: number): number {

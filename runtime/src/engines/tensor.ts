@@ -1,5 +1,5 @@
 import type { DType, Release, TensorSpec } from '@edgeship/protocol';
-import { EdgeshipError, InputError } from '@edgeship/protocol';
+import { EdgeshipError, InputError, mulberry32 } from '@edgeship/protocol';
 
 /** float16 travels as its raw bits in a Uint16Array; bool as 0/1 in a Uint8Array. */
 export type TensorArray = Float32Array | Int32Array | BigInt64Array | Int8Array | Uint8Array | Uint16Array;
@@ -279,18 +279,6 @@ export function numberToFloat16(value: number): number {
 function roundHalfEven(x: number): number {
   const rounded = Math.round(x);
   return rounded - x === 0.5 && rounded % 2 !== 0 ? rounded - 1 : rounded;
-}
-
-/** A small seeded PRNG (Mulberry32): the same sequence in Node and every browser. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function inputError(message: string): InputError {

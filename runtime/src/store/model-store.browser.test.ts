@@ -1,11 +1,12 @@
 // The model store and the chunk fetcher on Chromium's real IndexedDB. Chunks come from an
 // in-page chunk server (a fetch function over a Map), so each failure mode can be staged exactly;
 // runtime.browser.test.ts covers the same path over real HTTP.
+import { seededBytes } from '@edgeship/protocol';
 import { openDB } from 'idb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { downloadRelease } from '../download/fetcher.ts';
 import { ModelStore } from './model-store.ts';
-import { chunkBytes, makeRelease, randomBytes } from './test-releases.ts';
+import { chunkBytes, makeRelease } from './test-releases.ts';
 
 const stores: ModelStore[] = [];
 let serial = 0;
@@ -50,7 +51,7 @@ async function release(version: string, bytes: Uint8Array) {
 describe('ModelStore in Chromium', () => {
   it('installs, activates and collects garbage, sharing chunks between releases', async () => {
     const { store } = await openStore();
-    const base = randomBytes(1_500_000, 7);
+    const base = seededBytes(1_500_000, 7);
     const v1 = await release('1.0.0', base);
     // Same bytes with a different tail: content-defined chunking keeps the leading chunks.
     const changed = base.slice();
@@ -92,7 +93,7 @@ describe('ModelStore in Chromium', () => {
 
   it('refuses a chunk whose bytes do not hash to its name, and stores nothing of it', async () => {
     const { store } = await openStore();
-    const v1 = await release('1.0.0', randomBytes(200_000, 3));
+    const v1 = await release('1.0.0', seededBytes(200_000, 3));
     const [sha, bytes] = [...v1.chunks][0]!;
     const wrong = bytes.slice();
     wrong[0]! ^= 1;
@@ -102,7 +103,7 @@ describe('ModelStore in Chromium', () => {
 
   it('detects bytes corrupted in storage after they were verified', async () => {
     const { store, name } = await openStore();
-    const v1 = await release('1.0.0', randomBytes(300_000, 5));
+    const v1 = await release('1.0.0', seededBytes(300_000, 5));
     await downloadRelease(store, v1.signed, { server: 'http://x', fetch: chunkServer(v1.chunks) });
     const [sha, bytes] = [...v1.chunks][0]!;
     const db = await openDB(name);
@@ -115,10 +116,10 @@ describe('ModelStore in Chromium', () => {
 
   it('fails with E_QUOTA when storage runs out, keeps the active release, and resumes later', async () => {
     const { store } = await openStore();
-    const v1 = await release('1.0.0', randomBytes(300_000, 11));
+    const v1 = await release('1.0.0', seededBytes(300_000, 11));
     await downloadRelease(store, v1.signed, { server: 'http://x', fetch: chunkServer(v1.chunks) });
     await store.activate('m', v1.id);
-    const v2 = await release('2.0.0', randomBytes(900_000, 12));
+    const v2 = await release('2.0.0', seededBytes(900_000, 12));
 
     // Fault injection: the third chunk write meets a full disk, as Chromium reports it.
     const put = IDBObjectStore.prototype.put;
@@ -155,7 +156,7 @@ describe('ModelStore in Chromium', () => {
 describe('chunk fetcher in Chromium', () => {
   it('refuses a chunk longer than signed (E_LENGTH) without reading it all', async () => {
     const { store } = await openStore();
-    const v1 = await release('1.0.0', randomBytes(100_000, 21));
+    const v1 = await release('1.0.0', seededBytes(100_000, 21));
     const endless = new ReadableStream<Uint8Array>({
       pull(controller) {
         controller.enqueue(new Uint8Array(64 * 1024));
@@ -169,7 +170,7 @@ describe('chunk fetcher in Chromium', () => {
 
   it('gives up on a chunk that stalls (E_STALLED) and retries transient failures', async () => {
     const { store } = await openStore();
-    const v1 = await release('1.0.0', randomBytes(100_000, 22));
+    const v1 = await release('1.0.0', seededBytes(100_000, 22));
     const stalled = () => new Response(new ReadableStream<Uint8Array>({ pull: () => new Promise(() => {}) }));
     await expect(
       downloadRelease(store, v1.signed, {

@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { seededBytes } from '@edgeship/protocol';
 import { afterAll, describe, expect, it } from 'vitest';
-import { randomBytesOf } from '../../../test/support/server.ts';
 import { bootstrapTokens } from '../auth/tokens.ts';
 import { openStorage, type Storage } from './open.ts';
 import { createTestSchema, registrySuite, requirePostgres, type TestSchema } from './registry.suite.ts';
@@ -94,7 +94,7 @@ describe('PostgreSQL shared by several server processes', () => {
     });
     expect((await a.registry.listAudit({ limit: 10 })).map((e) => e.details)).toEqual([{ from: 'b' }]);
 
-    const bytes = randomBytesOf(100_000, 21);
+    const bytes = seededBytes(100_000, 21);
     const hash = createHash('sha256').update(bytes).digest('hex');
     await a.blobs.put(hash, bytes);
     expect(await b.blobs.missing([hash])).toEqual([]);
@@ -150,8 +150,12 @@ describe('bootstrap tokens on a shared database', () => {
       expect(results.filter((r) => r !== null)).toHaveLength(1);
       const stored = await a!.registry.listTokens();
       expect(stored.map((t) => t.role).sort()).toEqual(['operator', 'publisher', 'viewer']);
-      // A restart finds the tokens and creates no more.
-      expect(await bootstrapTokens(b!.registry, join(dir, 'b-tokens.json'))).toBeNull();
+      // A restart finds the tokens and creates no more: the winner reads its file back, the
+      // loser (either one, whichever lost the race) has no file and gets null.
+      const winner = results[0] !== null ? 0 : 1;
+      const files = [join(dir, 'a-tokens.json'), join(dir, 'b-tokens.json')];
+      expect(await bootstrapTokens(b!.registry, files[winner]!)).toEqual(results[winner]);
+      expect(await bootstrapTokens(b!.registry, files[1 - winner]!)).toBeNull();
       expect(await b!.registry.listTokens()).toHaveLength(3);
     } finally {
       for (const s of [a!, b!]) {

@@ -4,10 +4,11 @@ import {
   generateSigningKey,
   type SignedRelease,
   type SigningKeyPair,
+  seededBytes,
 } from '@edgeship/protocol';
 import pg from 'pg';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { makeRelease, randomBytesOf } from '../../../test/support/server.ts';
+import { makeRelease } from '../../../test/support/server.ts';
 import { ConflictError } from './errors.ts';
 import type {
   BlobStore,
@@ -50,7 +51,7 @@ export function registrySuite(name: string, open: () => Promise<OpenedStore>): v
     });
 
     async function release(model: string, version: string, createdAt: string): Promise<ReleaseRecord> {
-      const signed: SignedRelease = await makeRelease(publisher, randomBytesOf(64, version.length + 7), {
+      const signed: SignedRelease = await makeRelease(publisher, seededBytes(64, version.length + 7), {
         model,
         version,
       });
@@ -468,8 +469,8 @@ export function registrySuite(name: string, open: () => Promise<OpenedStore>): v
 
     describe('blobs', () => {
       it('stores bytes under their SHA-256 and reads them, their size and what is missing', async () => {
-        const a = randomBytesOf(1000, 1);
-        const b = randomBytesOf(2000, 2);
+        const a = seededBytes(1000, 1);
+        const b = seededBytes(2000, 2);
         const [ha, hb] = [sha256(a), sha256(b)];
         expect(await blobs.get(ha)).toBeNull();
         expect(await blobs.size(ha)).toBeNull();
@@ -485,7 +486,7 @@ export function registrySuite(name: string, open: () => Promise<OpenedStore>): v
       });
 
       it('stores a slice of a larger buffer as exactly its own bytes', async () => {
-        const whole = randomBytesOf(4096, 3);
+        const whole = seededBytes(4096, 3);
         const slice = whole.subarray(1000, 1500);
         await blobs.put(sha256(slice), slice);
         const back = await blobs.get(sha256(slice));
@@ -494,8 +495,8 @@ export function registrySuite(name: string, open: () => Promise<OpenedStore>): v
       });
 
       it('refuses bytes that do not hash to the name (E_HASH) and stores nothing', async () => {
-        const bytes = randomBytesOf(1234, 4);
-        const claimed = sha256(randomBytesOf(1234, 5));
+        const bytes = seededBytes(1234, 4);
+        const claimed = sha256(seededBytes(1234, 5));
         const error = await blobs.put(claimed, bytes).catch((e: unknown) => e);
         expect(error).toBeInstanceOf(EdgeshipError);
         expect((error as EdgeshipError).code).toBe('E_HASH');
@@ -505,7 +506,7 @@ export function registrySuite(name: string, open: () => Promise<OpenedStore>): v
       });
 
       it('refuses a name that is not a lowercase hex SHA-256 (E_MALFORMED)', async () => {
-        const bytes = randomBytesOf(10, 6);
+        const bytes = seededBytes(10, 6);
         for (const name of ['../../etc/passwd', sha256(bytes).toUpperCase(), 'abc', '']) {
           for (const call of [() => blobs.put(name, bytes), () => blobs.get(name), () => blobs.size(name)]) {
             const error = await call().catch((e: unknown) => e);
@@ -517,7 +518,7 @@ export function registrySuite(name: string, open: () => Promise<OpenedStore>): v
       });
 
       it('round-trips a 3 MiB blob byte for byte', async () => {
-        const big = randomBytesOf(3 * 1024 * 1024, 8);
+        const big = seededBytes(3 * 1024 * 1024, 8);
         const hash = sha256(big);
         await blobs.put(hash, big);
         expect(await blobs.size(hash)).toBe(big.byteLength);
@@ -528,14 +529,14 @@ export function registrySuite(name: string, open: () => Promise<OpenedStore>): v
       });
 
       it('treats storing an existing blob again as a no-op, also concurrently', async () => {
-        const bytes = randomBytesOf(70_000, 9);
+        const bytes = seededBytes(70_000, 9);
         const hash = sha256(bytes);
         await blobs.put(hash, bytes);
         await blobs.put(hash, bytes);
         await Promise.all([blobs.put(hash, bytes), blobs.put(hash, bytes), blobs.put(hash, bytes)]);
         expect(await blobs.size(hash)).toBe(70_000);
         expect(sha256((await blobs.get(hash))!)).toBe(hash);
-        const fresh = randomBytesOf(50_000, 10);
+        const fresh = seededBytes(50_000, 10);
         await Promise.all([blobs.put(sha256(fresh), fresh), blobs.put(sha256(fresh), fresh)]);
         expect(sha256((await blobs.get(sha256(fresh)))!)).toBe(sha256(fresh));
       });

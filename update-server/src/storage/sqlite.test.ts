@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { seededBytes } from '@edgeship/protocol';
 import SqliteDatabase from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { randomBytesOf } from '../../../test/support/server.ts';
 import { BLOBS_DIR, openStorage, SQLITE_FILE, type Storage } from './open.ts';
 import { registrySuite } from './registry.suite.ts';
 
@@ -37,7 +37,7 @@ describe('SQLite storage on disk', () => {
   it('keeps every record and blob across close and reopen', async () => {
     const dataDir = await freshDataDir();
     const first = await openStorage({ dataDir });
-    const bytes = randomBytesOf(200_000, 11);
+    const bytes = seededBytes(200_000, 11);
     await first.registry.transaction(async (tx) => {
       await tx.upsertChannelModel({
         app: 'app',
@@ -148,7 +148,7 @@ describe('SQLite storage on disk', () => {
     const dataDir = await freshDataDir();
     const storage = await openStorage({ dataDir });
     try {
-      const bytes = randomBytesOf(300_000, 12);
+      const bytes = seededBytes(300_000, 12);
       const hash = sha256(bytes);
       // What a process killed between writing and renaming leaves: a temp file with half the bytes
       // next to where the chunk would go (FsBlobStore's naming: `.<hash>.<pid>.<random>.tmp`).
@@ -173,8 +173,8 @@ describe('SQLite storage on disk', () => {
     const dataDir = await freshDataDir();
     const storage = await openStorage({ dataDir });
     try {
-      const bytes = randomBytesOf(5000, 13);
-      await expect(storage.blobs.put(sha256(randomBytesOf(5000, 14)), bytes)).rejects.toMatchObject({
+      const bytes = seededBytes(5000, 13);
+      await expect(storage.blobs.put(sha256(seededBytes(5000, 14)), bytes)).rejects.toMatchObject({
         code: 'E_HASH',
       });
       await storage.blobs.put(sha256(bytes), bytes);

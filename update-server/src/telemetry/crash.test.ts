@@ -2,8 +2,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SigningKeyPair, TelemetryBatch } from '@edgeship/protocol';
+import { seededBytes } from '@edgeship/protocol';
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeRelease, randomBytesOf } from '../../../test/support/server.ts';
+import { makeRelease } from '../../../test/support/server.ts';
 import { AdminClient } from '../admin-client.ts';
 import type { BootstrapTokens } from '../auth/tokens.ts';
 import { openStorage } from '../storage/open.ts';
@@ -60,7 +61,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       const publisherKey = JSON.parse(
         await readFile(join(dataDir, 'keys', 'publisher.key.json'), 'utf8'),
       ) as SigningKeyPair;
-      const bytes = randomBytesOf(4000, 7);
+      const bytes = seededBytes(4000, 7);
       const signed = await makeRelease(publisherKey, bytes, {
         model: MODEL,
         version: '1.0.0',

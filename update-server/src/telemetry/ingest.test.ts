@@ -8,9 +8,10 @@ import {
   ManifestEnvelopeSchema,
   mergeHistograms,
   recordValue,
+  seededBytes,
 } from '@edgeship/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { publish, randomBytesOf, startTestServer, type TestServer } from '../../../test/support/server.ts';
+import { publish, startTestServer, type TestServer } from '../../../test/support/server.ts';
 import { createTestSchema, type TestSchema } from '../storage/registry.suite.ts';
 import { windowOf } from './aggregate.ts';
 import { makeBatch, makeRecord, postBatch, uniformMonitoring } from './testing.ts';
@@ -90,7 +91,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         canary: { throttleMs: 20, intervalMs: 60_000, webhook: { baseDelayMs: 50 } },
       });
       for (const version of ['1.0.0', '1.1.0', '1.2.0', '1.3.0', '1.4.0']) {
-        await publish(t, randomBytesOf(5000, version.length + Number(version.at(2))), {
+        await publish(t, seededBytes(5000, version.length + Number(version.at(2))), {
           model: MODEL,
           version,
           monitoring: uniformMonitoring(),
