@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 
 export const DASHBOARD_DIR = fileURLToPath(new URL('.', import.meta.url));
 export const DASHBOARD_DIST = join(DASHBOARD_DIR, 'dist');
-const SOURCES = ['index.html', 'vite.config.ts', 'src', 'public'];
+// The page bundles the server's admin client too (admin-client.ts; its other imports are types).
+const SOURCES = ['index.html', 'vite.config.ts', 'src', 'public', '../src/admin-client.ts'];
 
 async function newestMtime(path: string): Promise<number> {
   const info = await stat(path).catch(() => null);

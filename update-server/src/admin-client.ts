@@ -1,5 +1,12 @@
 import type { SignedRelease } from '@edgeship/protocol';
-import type { Lineage, ReleaseRecord, RolloutMode, RolloutRecord } from './storage/types.ts';
+import type { RolloutInput } from './registry/service.ts';
+import type {
+  AuditEntry,
+  ChannelModelRecord,
+  Lineage,
+  ReleaseRecord,
+  RolloutRecord,
+} from './storage/types.ts';
 import type { fleetReport } from './telemetry/fleet.ts';
 
 /** An admin API error as the server sent it, or E_NETWORK when it could not be reached. */
@@ -16,6 +23,16 @@ export class AdminApiError extends Error {
 
 export type ReleaseSummary = Omit<ReleaseRecord, 'signed' | 'modelCard'>;
 
+/** A model on a channel as GET /apps/{app}/channels/{channel} reports it. */
+export type ChannelModel = ChannelModelRecord & { rollout: RolloutRecord | null };
+
+export interface ChannelState {
+  app: string;
+  channel: string;
+  manifestVersion: number | null;
+  models: ChannelModel[];
+}
+
 export interface UploadProgress {
   chunksDone: number;
   chunksTotal: number;
@@ -24,14 +41,16 @@ export interface UploadProgress {
 }
 
 /**
- * A typed client for the admin API, shared by the CLI, the fleet simulator and tests. Chunk
- * upload is resumable by construction: it asks which chunks the server lacks and sends only those.
+ * A typed client for the admin API, shared by the CLI, the dashboard, the fleet simulator and
+ * tests; browser-safe (its server imports are type-only). Chunk upload is resumable by
+ * construction: it asks which chunks the server lacks and sends only those.
  */
 export class AdminClient {
   constructor(
     readonly server: string,
     private readonly token: string,
-    private readonly fetchImpl: typeof fetch = fetch,
+    // A wrapper, not `fetch` itself: browsers refuse fetch called as another object's method.
+    private readonly fetchImpl: typeof fetch = (input, init) => fetch(input, init),
   ) {}
 
   whoami() {
@@ -83,74 +102,51 @@ export class AdminClient {
   }
 
   listReleases(model?: string) {
-    return this.call<{ releases: ReleaseSummary[] }>(
-      'GET',
-      `/releases${model ? `?model=${encodeURIComponent(model)}` : ''}`,
-    );
+    return this.call<{ releases: ReleaseSummary[] }>('GET', `/releases${query({ model })}`);
   }
 
   getRelease(model: string, version: string) {
-    return this.call<ReleaseRecord>('GET', `/releases/${model}/${version}`);
+    return this.call<ReleaseRecord>('GET', `/releases/${enc(model)}/${enc(version)}`);
   }
 
-  createRollout(input: {
-    app: string;
-    channel: string;
-    model: string;
-    release: string;
-    shareBps: number;
-    mode?: RolloutMode;
-    control?: string | null;
-  }) {
+  createRollout(input: RolloutInput) {
     return this.call<RolloutRecord>('POST', '/rollouts', input);
   }
 
-  listRollouts(query: { app?: string; channel?: string; model?: string; state?: string } = {}) {
-    const params = new URLSearchParams(Object.entries(query).filter(([, v]) => v) as [string, string][]);
-    return this.call<{ rollouts: RolloutRecord[] }>('GET', `/rollouts?${params}`);
+  listRollouts(filter: { app?: string; channel?: string; model?: string; state?: string } = {}) {
+    return this.call<{ rollouts: RolloutRecord[] }>('GET', `/rollouts${query(filter)}`);
   }
 
   setShare(rolloutId: string, shareBps: number) {
-    return this.call<RolloutRecord>('POST', `/rollouts/${rolloutId}/share`, { shareBps });
+    return this.call<RolloutRecord>('POST', `/rollouts/${enc(rolloutId)}/share`, { shareBps });
   }
 
   promote(rolloutId: string) {
-    return this.call<RolloutRecord>('POST', `/rollouts/${rolloutId}/promote`);
+    return this.call<RolloutRecord>('POST', `/rollouts/${enc(rolloutId)}/promote`);
   }
 
   halt(rolloutId: string, reason: string) {
-    return this.call<RolloutRecord>('POST', `/rollouts/${rolloutId}/halt`, { reason });
+    return this.call<RolloutRecord>('POST', `/rollouts/${enc(rolloutId)}/halt`, { reason });
   }
 
   promoteRelease(app: string, channel: string, model: string, release: string) {
-    return this.call<{ production: string }>(
-      'POST',
-      `/apps/${app}/channels/${channel}/models/${model}/promote`,
-      {
-        release,
-      },
-    );
+    return this.call<{ production: string }>('POST', `${modelPath(app, channel, model)}/promote`, {
+      release,
+    });
   }
 
   rollback(app: string, channel: string, model: string, reason: string) {
-    return this.call<{ production: string }>(
-      'POST',
-      `/apps/${app}/channels/${channel}/models/${model}/rollback`,
-      {
-        reason,
-      },
-    );
+    return this.call<{ production: string }>('POST', `${modelPath(app, channel, model)}/rollback`, {
+      reason,
+    });
   }
 
   channel(app: string, channel: string) {
-    return this.call<{ app: string; channel: string; manifestVersion: number | null; models: unknown[] }>(
-      'GET',
-      `/apps/${app}/channels/${channel}`,
-    );
+    return this.call<ChannelState>('GET', `/apps/${enc(app)}/channels/${enc(channel)}`);
   }
 
   /** The fleet's state from telemetry (viewer): versions in use, latency, errors, drift, shadows. */
-  fleet(query: {
+  fleet(filter: {
     app: string;
     channel: string;
     model?: string;
@@ -158,24 +154,15 @@ export class AdminClient {
     until?: string;
     step?: number;
   }) {
-    const params = new URLSearchParams({ app: query.app, channel: query.channel });
-    for (const key of ['model', 'since', 'until', 'step'] as const) {
-      if (query[key] !== undefined) params.set(key, String(query[key]));
-    }
-    return this.call<FleetSummary>('GET', `/fleet?${params}`);
+    return this.call<FleetSummary>('GET', `/fleet${query(filter)}`);
   }
 
   channels() {
     return this.call<{ channels: Array<{ app: string; channel: string }> }>('GET', '/channels');
   }
 
-  audit(query: { app?: string; channel?: string; model?: string; limit?: number; before?: number } = {}) {
-    const params = new URLSearchParams(
-      Object.entries(query)
-        .filter(([, v]) => v !== undefined)
-        .map(([k, v]) => [k, String(v)]),
-    );
-    return this.call<{ entries: Array<Record<string, unknown>> }>('GET', `/audit?${params}`);
+  audit(filter: { app?: string; channel?: string; model?: string; limit?: number; before?: number } = {}) {
+    return this.call<{ entries: AuditEntry[] }>('GET', `/audit${query(filter)}`);
   }
 
   /** Any admin path (e.g. fleet statistics); the same error handling. */
@@ -195,6 +182,8 @@ export class AdminClient {
         method,
         headers,
         body: payload,
+        // Admin reads are live state: never answered from the HTTP cache.
+        cache: 'no-store',
       });
     } catch (error) {
       throw new AdminApiError(0, 'E_NETWORK', `cannot reach ${this.server}: ${(error as Error).message}`);
@@ -216,6 +205,16 @@ export class AdminClient {
     }
     return json as T;
   }
+}
+
+const enc = encodeURIComponent;
+const modelPath = (app: string, channel: string, model: string) =>
+  `/apps/${enc(app)}/channels/${enc(channel)}/models/${enc(model)}`;
+
+/** A query string of the defined parameters ('' when there are none). */
+function query(params: Record<string, string | number | undefined>): string {
+  const entries = Object.entries(params).filter((e): e is [string, string | number] => e[1] !== undefined);
+  return entries.length === 0 ? '' : `?${new URLSearchParams(entries.map(([k, v]) => [k, String(v)]))}`;
 }
 
 /** GET /v1/admin/fleet's body (type-only: the client loads no server code). */

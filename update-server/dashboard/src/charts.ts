@@ -14,6 +14,8 @@ export interface ChartSpec {
   /** Window start times, seconds since the epoch. */
   times: number[];
   series: Series[];
+  /** Width of a window, seconds: the x range around a single window (default 60). */
+  stepSec?: number;
   /** A horizontal reference line (e.g. the PSI drift threshold). */
   threshold?: number;
 }
@@ -46,15 +48,34 @@ export function chart(spec: ChartSpec): HTMLElement {
   ];
   const data: uPlot.AlignedData = [spec.times, ...spec.series.map((s) => s.values)];
   if (spec.threshold !== undefined) {
-    series.push({ label: 'threshold', stroke: '#cf222e', dash: [6, 4], width: 1, points: { show: false } });
-    data.push(spec.times.map(() => spec.threshold ?? null));
+    // Kept as a series for the legend and the y range, but drawn across the whole plot: as a line
+    // through the data it would vanish when there is only one window (one point makes no line).
+    const level = spec.threshold;
+    series.push({
+      label: 'threshold',
+      stroke: '#cf222e',
+      dash: [6, 4],
+      width: 1,
+      points: { show: false },
+      paths: (u) => {
+        const y = Math.round(u.valToPos(level, 'y', true));
+        const line = new Path2D();
+        line.moveTo(u.bbox.left, y);
+        line.lineTo(u.bbox.left + u.bbox.width, y);
+        return { stroke: line, fill: null, clip: null, flags: 0 };
+      },
+    });
+    data.push(spec.times.map(() => level));
   }
+  const [only] = spec.times.length === 1 ? spec.times : [];
+  const pad = spec.stepSec ?? 60;
   const opts: uPlot.Options = {
     width: 560,
     height: 220,
     series,
     scales: {
-      x: { time: true },
+      // uPlot spans a single time over 1000 days with the point on the left edge; centre it instead.
+      x: { time: true, ...(only !== undefined ? { range: () => [only - pad, only + pad] } : {}) },
       y: { range: (_u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] },
     },
     axes: [{}, { label: spec.unit, size: 60 }],

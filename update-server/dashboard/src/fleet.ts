@@ -7,6 +7,8 @@ export interface FleetPoint {
   /** Window start, seconds since the epoch. */
   t: number;
   release: string;
+  /** Devices that ran this release (active role) in the window. */
+  devices: number | null;
   inferences: number;
   errors: number;
   errorRate: number | null;
@@ -40,9 +42,11 @@ export interface FleetData {
   /** Whole-range statistics per release. */
   totals: FleetPoint[];
   live: LiveVerdict[];
+  /** Width of each window, seconds (null when the server did not say). */
+  stepSec: number | null;
 }
 
-export const EMPTY_FLEET: FleetData = { points: [], shadow: [], totals: [], live: [] };
+export const EMPTY_FLEET: FleetData = { points: [], shadow: [], totals: [], live: [], stepSec: null };
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -73,6 +77,7 @@ function readPoint(t: number, raw: Obj): FleetPoint | null {
   return {
     t,
     release,
+    devices: numOr(raw.devices),
     inferences,
     errors,
     errorRate: numOr(raw.errorRate) ?? (inferences + errors > 0 ? errors / (inferences + errors) : null),
@@ -121,7 +126,7 @@ export function normalizeFleet(body: unknown): FleetData {
       reasons: Array.isArray(r.canary.reasons) ? r.canary.reasons.map(String) : [],
     });
   }
-  return { points, shadow, totals, live };
+  return { points, shadow, totals, live, stepSec: numOr(body.stepSec) };
 }
 
 /** Shadow agreement per candidate over the windows. */

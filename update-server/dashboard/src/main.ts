@@ -1,5 +1,10 @@
 import './style.css';
-import { AdminApi, ApiError, type ChannelState, type ReleaseSummary } from './api.ts';
+import {
+  AdminApiError,
+  AdminClient,
+  type ChannelState,
+  type ReleaseSummary,
+} from '../../src/admin-client.ts';
 import { clear, h } from './dom.ts';
 import { clearError, showError } from './error-banner.ts';
 import { forgetToken, readToken, saveToken, takeTokenFromUrl } from './token.ts';
@@ -62,12 +67,12 @@ async function start(): Promise<void> {
   clearError();
   const token = readToken(sessionStorage);
   if (!token) return signInForm();
-  const api = new AdminApi(token);
+  const api = new AdminClient(location.origin, token);
   let me: { name: string; role: string };
   try {
     me = await api.whoami();
   } catch (error) {
-    if (error instanceof ApiError && error.status === 401) forgetToken(sessionStorage);
+    if (error instanceof AdminApiError && error.status === 401) forgetToken(sessionStorage);
     showError(error, 'sign in');
     return signInForm();
   }
@@ -116,7 +121,7 @@ async function start(): Promise<void> {
   await renderChannel(ctx);
 }
 
-async function renderNav(api: AdminApi): Promise<Array<{ app: string; channel: string }>> {
+async function renderNav(api: AdminClient): Promise<Array<{ app: string; channel: string }>> {
   const { channels } = await api.channels();
   const current = selectedChannel();
   clear(
@@ -176,9 +181,9 @@ async function renderChannel(ctx: ViewContext, opts: { keepError?: boolean } = {
     const { app, channel } = selected;
     const [state, { rollouts }, { entries }, { releases }] = await Promise.all([
       ctx.api.channel(app, channel),
-      ctx.api.rollouts({ app, channel }),
+      ctx.api.listRollouts({ app, channel }),
       ctx.api.audit({ app, channel, limit: 200 }),
-      ctx.api.releases(),
+      ctx.api.listReleases(),
     ]);
     if (ticket !== rendering) return;
     const models = new Set([...state.models.map((m) => m.model), ...rollouts.map((r) => r.model)]);
@@ -243,7 +248,7 @@ function releasesOf(state: ChannelState, releases: ReleaseSummary[], model: stri
 
 async function showRelease(ctx: ViewContext, release: ReleaseSummary, slot: HTMLElement): Promise<void> {
   try {
-    slot.replaceChildren(releaseDetailView(await ctx.api.release(release.model, release.version)));
+    slot.replaceChildren(releaseDetailView(await ctx.api.getRelease(release.model, release.version)));
     for (const row of document.querySelectorAll('[data-testid="release-row"]')) {
       row.classList.toggle(
         'selected',

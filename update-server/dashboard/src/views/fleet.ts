@@ -1,4 +1,4 @@
-import { ApiError } from '../api.ts';
+import { AdminApiError } from '../../../src/admin-client.ts';
 import { chart } from '../charts.ts';
 import { h, section, table } from '../dom.ts';
 import {
@@ -86,14 +86,14 @@ export function fleetView(
       data = EMPTY_FLEET;
       charts.dataset.state = 'error';
       draw();
-      const missing = error instanceof ApiError && error.status === 404;
+      const missing = error instanceof AdminApiError && error.status === 404;
       charts.prepend(
         h(
           'p',
           { class: 'empty', 'data-testid': 'fleet-error' },
           missing
             ? 'This server has no fleet statistics endpoint.'
-            : `${error instanceof ApiError ? error.code : 'E_UNEXPECTED'}: ${(error as Error).message}`,
+            : `${error instanceof AdminApiError ? error.code : 'E_UNEXPECTED'}: ${(error as Error).message}`,
         ),
       );
     }
@@ -145,26 +145,35 @@ function fleetCharts(data: FleetData, releases: string[], release: string | null
       values: x.values.map((v) => (v === null ? null : v * 100)),
     })),
   };
+  const stepSec = data.stepSec ?? undefined;
   return [
-    chart({ testid: 'chart-share', title: 'Versions in use (share of devices)', unit: '%', ...share }),
+    chart({
+      testid: 'chart-share',
+      title: 'Versions in use (share of devices)',
+      unit: '%',
+      stepSec,
+      ...share,
+    }),
     chart({
       testid: 'chart-latency',
       title: `Latency of ${release ?? '—'}`,
       unit: 'ms',
+      stepSec,
       times: latency.times,
       series: percentiles,
     }),
-    chart({ testid: 'chart-errors', title: 'Error rate', unit: '%', ...errors }),
+    chart({ testid: 'chart-errors', title: 'Error rate', unit: '%', stepSec, ...errors }),
     chart({
       testid: 'chart-drift',
       title: `Drift of ${release ?? '—'} (PSI per feature)`,
       unit: 'PSI',
+      stepSec,
       times: latency.times,
       series: drift,
       threshold: PSI_THRESHOLD,
     }),
     ...(shadow.series.some((s) => s.values.some((v) => v !== null))
-      ? [chart({ testid: 'chart-shadow', title: 'Shadow agreement', unit: '%', ...shadow })]
+      ? [chart({ testid: 'chart-shadow', title: 'Shadow agreement', unit: '%', stepSec, ...shadow })]
       : []),
   ];
 }
@@ -200,11 +209,12 @@ function summary(data: FleetData): HTMLElement {
       'tr',
       { 'data-testid': 'fleet-release-row', 'data-release': p.release },
       h('td', {}, p.release),
-      h('td', {}, pct(p.share)),
-      h('td', {}, p.inferences),
-      h('td', {}, pct(p.errorRate)),
-      h('td', {}, `${num(p.p50)} / ${num(p.p95)} / ${num(p.p99)} ms`),
-      h('td', {}, drifted(p)),
+      h('td', { 'data-testid': 'fleet-devices' }, p.devices ?? '—'),
+      h('td', { 'data-testid': 'fleet-share' }, pct(p.share)),
+      h('td', { 'data-testid': 'fleet-inferences' }, p.inferences),
+      h('td', { 'data-testid': 'fleet-error-rate' }, pct(p.errorRate)),
+      h('td', { 'data-testid': 'fleet-latency' }, `${num(p.p50)} / ${num(p.p95)} / ${num(p.p99)} ms`),
+      h('td', { 'data-testid': 'fleet-drifted' }, drifted(p)),
     ),
   );
   return h(
@@ -213,6 +223,7 @@ function summary(data: FleetData): HTMLElement {
     table(
       [
         'release',
+        'devices',
         'share of devices',
         'inferences',
         'error rate',

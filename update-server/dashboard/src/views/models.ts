@@ -1,4 +1,4 @@
-import type { ChannelState, ReleaseSummary } from '../api.ts';
+import type { ChannelState, ReleaseSummary } from '../../../src/admin-client.ts';
 import { askReason } from '../dialog.ts';
 import { h, section, table } from '../dom.ts';
 import { percentFromBps } from '../format.ts';

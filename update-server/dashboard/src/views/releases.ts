@@ -1,4 +1,5 @@
-import type { ReleaseDetail, ReleaseSummary } from '../api.ts';
+import type { ReleaseSummary } from '../../../src/admin-client.ts';
+import type { ReleaseRecord } from '../../../src/storage/types.ts';
 import { h, section, table } from '../dom.ts';
 import { bytes, time } from '../format.ts';
 
@@ -38,7 +39,7 @@ export function releasesView(
   );
 }
 
-export function releaseDetailView(detail: ReleaseDetail): HTMLElement {
+export function releaseDetailView(detail: ReleaseRecord): HTMLElement {
   const lineage = Object.entries(detail.lineage).map(([k, v]) =>
     h('tr', {}, h('th', {}, k), h('td', {}, typeof v === 'string' ? v : JSON.stringify(v))),
   );

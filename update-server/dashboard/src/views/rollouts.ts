@@ -1,5 +1,5 @@
-import type { Rollout } from '../api.ts';
-import { ApiError } from '../api.ts';
+import { AdminApiError } from '../../../src/admin-client.ts';
+import type { RolloutRecord } from '../../../src/storage/types.ts';
 import { askReason } from '../dialog.ts';
 import { h, section, table } from '../dom.ts';
 import { showError } from '../error-banner.ts';
@@ -9,8 +9,8 @@ import type { ViewContext } from './context.ts';
 /** Every rollout of the channel, newest first, with the operator's controls on the active ones. */
 export function rolloutsView(
   ctx: ViewContext,
-  rollouts: Rollout[],
-  onHistory: (rollout: Rollout) => void,
+  rollouts: RolloutRecord[],
+  onHistory: (rollout: RolloutRecord) => void,
 ): HTMLElement {
   const rows = rollouts.map((r) => {
     const active = r.state === 'active';
@@ -30,7 +30,7 @@ export function rolloutsView(
         onclick: async () => {
           const bps = parsePercent(shareInput.value);
           if (bps === null) {
-            showError(new ApiError(400, 'E_VALIDATION', 'the share is a percentage from 0 to 100'));
+            showError(new AdminApiError(400, 'E_VALIDATION', 'the share is a percentage from 0 to 100'));
             return;
           }
           await ctx.act('set share', () => ctx.api.setShare(r.id, bps));
@@ -47,7 +47,7 @@ export function rolloutsView(
           r.mode === 'shadow'
             ? 'a shadow rollout is evaluated, not promoted'
             : `make ${r.release} production`,
-        onclick: () => ctx.act('promote', () => ctx.api.promoteRollout(r.id)),
+        onclick: () => ctx.act('promote', () => ctx.api.promote(r.id)),
       },
       'Promote',
     );

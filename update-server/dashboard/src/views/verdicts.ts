@@ -1,4 +1,4 @@
-import type { AuditEntry } from '../api.ts';
+import type { AuditEntry } from '../../../src/storage/types.ts';
 import { h, section, table } from '../dom.ts';
 import { num, time } from '../format.ts';
 
