@@ -19,9 +19,11 @@ import { adminClient, type UploadProgress } from '../server/admin.ts';
 import {
   summarizeValidation,
   type ValidationBudget,
+  type ValidationInputs,
   type ValidationReport,
-  validateOnnx,
-} from '../validate/validate-onnx.ts';
+} from '../validate/gates.ts';
+import { validateOnnx } from '../validate/validate-onnx.ts';
+import { validateTfjs } from '../validate/validate-tfjs.ts';
 import { type Calibration, readCalibration } from './calibration.ts';
 import { type Contract, ContractSchema } from './contract.ts';
 import { gitCommit } from './lineage.ts';
@@ -156,6 +158,10 @@ export async function publishModel(opts: PublishOptions): Promise<PublishResult>
     files = tfjs.files;
     tfjsReport = tfjs.report;
   }
+  const releaseQuantization: Release['quantization'] = {
+    method: quantize as Release['quantization']['method'],
+    ...(quantization && quantize === 'int8' ? { perChannel: quantization.perChannel } : {}),
+  };
   const totalBytes = [...files.values()].reduce((n, b) => n + b.length, 0);
 
   // 2. Validate: the gates.
@@ -168,39 +174,20 @@ export async function publishModel(opts: PublishOptions): Promise<PublishResult>
       ? (opts.budget?.maxAccuracyDrop ?? DEFAULT_MAX_ACCURACY_DROP)
       : undefined,
   };
-  const decision = contract.monitoring.decision;
   let validation: ValidationReport | null = null;
-  if (format === 'onnx' && calibration) {
+  if (calibration) {
     step('validate', `${calibration.frames} frames from ${calibration.files.length} files`);
-    const candidate = [...files.values()][0]!;
-    validation = await validateOnnx({
-      reference: float!,
-      candidate,
-      inputs: calibration.sequences,
-      carry: contract.carry,
-      outputs: contract.compare ?? contract.outputs.map((o) => o.name).filter((n) => !(n in contract.carry)),
-      // A 0/1 label is judged against the decision threshold; otherwise the label is a class index.
-      labels: calibration.labels
-        ? {
-            output: decision?.tensor ?? (contract.compare ?? contract.outputs.map((o) => o.name))[0]!,
-            expected: calibration.labels,
-            threshold: decision?.threshold,
-          }
-        : undefined,
-      budget: {
-        ...budget,
-        // The decision output's agreement is always measured; it gates only with --min-agreement.
-        ...(contract.monitoring.decision
-          ? {
-              minAgreement: {
-                output: contract.monitoring.decision.tensor,
-                threshold: contract.monitoring.decision.threshold,
-                min: opts.budget?.minAgreement ?? 0,
-              },
-            }
-          : {}),
-      },
-    });
+    const inputs = validationInputs(contract, calibration, budget, opts.budget?.minAgreement);
+    // Both formats run through the same gates; only the engine differs.
+    validation =
+      format === 'onnx'
+        ? await validateOnnx({
+            ...inputs,
+            reference: float!,
+            candidate: [...files.values()][0]!,
+            candidateQuantization: releaseQuantization,
+          })
+        : await validateTfjs({ ...inputs, reference: source!.files, candidate: files });
     if (!validation.passed) throw new GateError(validation);
   } else if (budget.maxSizeBytes !== undefined && totalBytes > budget.maxSizeBytes) {
     throw new CliError(
@@ -236,10 +223,7 @@ export async function publishModel(opts: PublishOptions): Promise<PublishResult>
     version,
     format,
     files: entries,
-    quantization: {
-      method: quantize as Release['quantization']['method'],
-      ...(quantization && quantize === 'int8' ? { perChannel: quantization.perChannel } : {}),
-    },
+    quantization: releaseQuantization,
     inputs: contract.inputs,
     outputs: contract.outputs,
     preprocessing: contract.preprocessing,
@@ -249,11 +233,9 @@ export async function publishModel(opts: PublishOptions): Promise<PublishResult>
     createdAt: new Date().toISOString(),
   };
   const signed = await signRelease(release, [key]);
-  const metrics = metricsOf(totalBytes, float, validation, calibration);
-  if (tfjsReport && tfjsReport.mode !== 'none') {
-    metrics.sizeRatio = tfjsReport.bytesAfter / tfjsReport.bytesBefore;
-    metrics.weightMeanAbsDiff = tfjsReport.weightMeanAbsDiff;
-  }
+  const sourceBytes = float?.length ?? tfjsReport!.bytesBefore;
+  const metrics = metricsOf(totalBytes, sourceBytes, validation, calibration);
+  if (tfjsReport && tfjsReport.mode !== 'none') metrics.weightMeanAbsDiff = tfjsReport.weightMeanAbsDiff;
   const lineage = {
     sourceCommit: await gitCommit(dirname(opts.model)),
     datasetHash: calibration?.datasetHash,
@@ -344,19 +326,53 @@ async function checkServer(
   }
 }
 
+/** What the gates run on and hold the candidate to, from the contract and the calibration data. */
+function validationInputs(
+  contract: Contract,
+  calibration: Calibration,
+  budget: ValidationBudget,
+  minAgreement: number | undefined,
+): ValidationInputs {
+  const decision = contract.monitoring.decision;
+  const compared =
+    contract.compare ?? contract.outputs.map((o) => o.name).filter((n) => !(n in contract.carry));
+  return {
+    inputs: calibration.sequences,
+    carry: contract.carry,
+    outputs: compared,
+    // A 0/1 label is judged against the decision threshold; otherwise the label is a class index.
+    labels: calibration.labels
+      ? {
+          output: decision?.tensor ?? (contract.compare ?? contract.outputs.map((o) => o.name))[0]!,
+          expected: calibration.labels,
+          threshold: decision?.threshold,
+        }
+      : undefined,
+    budget: {
+      ...budget,
+      // The decision output's agreement is always measured; it gates only with --min-agreement.
+      ...(decision
+        ? { minAgreement: { output: decision.tensor, threshold: decision.threshold, min: minAgreement ?? 0 } }
+        : {}),
+    },
+  };
+}
+
 function metricsOf(
   totalBytes: number,
-  float: Uint8Array | null,
+  sourceBytes: number,
   validation: ValidationReport | null,
   calibration: Calibration | null,
 ): Record<string, number> {
   const c = validation?.comparison;
   const all: Record<string, number | null | undefined> = {
     sizeBytes: totalBytes,
-    sizeRatio: float ? totalBytes / float.length : undefined,
+    sizeRatio: totalBytes / sourceBytes,
     meanAbsDiff: c?.meanAbsDiff,
     maxAbsDiff: c?.maxAbsDiff,
     agreement: c?.agreement,
+    accuracy: c?.accuracy?.candidate,
+    referenceAccuracy: c?.accuracy?.reference,
     latencyMs: validation?.latency.candidateMs,
     referenceLatencyMs: validation?.latency.referenceMs,
     loadMs: validation?.latency.candidateLoadMs,

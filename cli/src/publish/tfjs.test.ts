@@ -1,11 +1,14 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import '@tensorflow/tfjs-backend-cpu';
 import { generateSigningKey } from '@edgeship/protocol';
 import * as tf from '@tensorflow/tfjs-core';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestServer, type TestServer } from '../../../test/support/server.ts';
+import { edgeship } from '../../test-data/run-cli.ts';
 import { tinyWeights } from '../../test-data/tiny-model.ts';
+import { TONE_CONTRACT, TONE_MODEL, writeToneCalibration } from '../../test-data/tone.ts';
 import { publishModel } from './publish.ts';
 import { quantizeTfjs, readTfjsModel } from './tfjs.ts';
 
@@ -15,6 +18,8 @@ const bias = Float32Array.from({ length: 32 }, (_, i) => i / 32 - 0.5);
 const steps = Int32Array.of(3, 1, 4);
 
 beforeAll(async () => {
+  // Quiet tfjs's "install tfjs-node" hint (tfjs-node does not install here).
+  tf.enableProdMode();
   dir = await mkdtemp(join(tmpdir(), 'edgeship-tfjs-'));
   const shard = new Uint8Array(dense.byteLength + bias.byteLength + steps.byteLength);
   shard.set(new Uint8Array(dense.buffer), 0);
@@ -95,5 +100,104 @@ describe('TensorFlow.js weight quantization', () => {
     expect(result.signed.signed.files.map((f) => f.path)).toEqual(['model.json', 'group1-shard1of1.bin']);
     expect(result.upload).toBeNull();
     await expect(publishModel({ ...base, quantize: 'int8' })).rejects.toMatchObject({ exitCode: 2 });
+  });
+});
+
+describe('publishing the tone model (tfjs) through the CLI', () => {
+  let t: TestServer;
+  let work: string;
+  let calibration: string;
+  const publish = (version: string, extra: string[] = []) =>
+    edgeship(
+      [
+        'publish',
+        TONE_MODEL,
+        '--name',
+        'tone',
+        '--version',
+        version,
+        '--quantize',
+        'uint8',
+        '--calibration',
+        calibration,
+        '--contract',
+        TONE_CONTRACT,
+        '--publisher-key',
+        'publisher.key.json',
+        '--json',
+        ...extra,
+      ],
+      work,
+      { EDGESHIP_SERVER: t.server.url, EDGESHIP_TOKEN: t.server.tokens!.publisher },
+    );
+
+  beforeAll(async () => {
+    t = await startTestServer();
+    work = await mkdtemp(join(tmpdir(), 'edgeship-tone-publish-'));
+    await writeFile(join(work, 'publisher.key.json'), JSON.stringify(t.publisherKey));
+    calibration = join(work, 'calibration');
+    await mkdir(calibration);
+    await writeToneCalibration(calibration);
+  });
+
+  afterAll(async () => {
+    await t?.stop();
+  });
+
+  it('runs the float and the uint8 model through the gates and registers the run-level metrics', async () => {
+    const run = await publish('1.0.0');
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const result = JSON.parse(run.stdout);
+    expect(result.validation.passed).toBe(true);
+    expect(result.validation.gates.map((g: { name: string }) => g.name)).toEqual([
+      'reference-loads',
+      'candidate-loads',
+      'reference-runs',
+      'candidate-runs',
+      'outputs-match',
+      'finite',
+      'maxMeanAbsDiff',
+      'maxAccuracyDrop',
+    ]);
+
+    const { metrics, lineage } = await t.viewer.getRelease('tone', '1.0.0');
+    // The fields an ONNX release with labelled calibration data carries, plus the weight-level one.
+    expect(Object.keys(metrics).sort()).toEqual(
+      [
+        'accuracy',
+        'calibrationFrames',
+        'latencyMs',
+        'loadMs',
+        'maxAbsDiff',
+        'meanAbsDiff',
+        'referenceAccuracy',
+        'referenceLatencyMs',
+        'sizeBytes',
+        'sizeRatio',
+        'weightMeanAbsDiff',
+      ].sort(),
+    );
+    expect(metrics.calibrationFrames).toBe(200);
+    expect(metrics.meanAbsDiff).toBeGreaterThan(0);
+    expect(metrics.meanAbsDiff).toBeLessThan(0.01);
+    expect(metrics.maxAbsDiff).toBeGreaterThanOrEqual(metrics.meanAbsDiff!);
+    expect(metrics.referenceAccuracy).toBeGreaterThanOrEqual(0.95);
+    expect(metrics.referenceAccuracy! - metrics.accuracy!).toBeLessThanOrEqual(0.01);
+    expect(metrics.sizeRatio).toBeLessThan(1);
+    expect(lineage.datasetHash).toMatch(/^[0-9a-f]{64}$/);
+    expect(lineage.parameters).toMatchObject({ quantize: 'uint8', calibrationFiles: 4 });
+  });
+
+  it('refuses with E_GATE, exit 1 and one line on stderr when a gate fails, sending nothing', async () => {
+    const before = (await t.viewer.listReleases('tone')).releases.length;
+    const run = await publish('2.0.0', ['--max-mad', '0.00001']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(
+      /^edgeship: E_GATE: validation failed: maxMeanAbsDiff: mean \|Δ\| [0-9.]+ > 0\.00001\n$/,
+    );
+    const printed = JSON.parse(run.stdout);
+    expect(printed).toMatchObject({ ok: false, validation: { passed: false } });
+    expect((await t.viewer.listReleases('tone')).releases.length).toBe(before);
   });
 });

@@ -1,4 +1,7 @@
-import { numbersOf, type Outputs } from './run-sequence.ts';
+import { numbersOf, type TensorLike } from './run-sequence.ts';
+
+/** One frame's outputs by name, from any engine: onnxruntime's tensors and tfjs's copies alike. */
+export type RunOutputs = Record<string, TensorLike>;
 
 /**
  * The expected answer per frame. With a threshold, the prediction is whether the output's first
@@ -25,8 +28,8 @@ export interface Comparison {
 
 /** Compares two runs frame by frame. */
 export function compareOutputs(
-  reference: Outputs[],
-  candidate: Outputs[],
+  reference: RunOutputs[],
+  candidate: RunOutputs[],
   names: readonly string[],
   agreementOn?: { output: string; threshold: number },
   labels?: Labels,

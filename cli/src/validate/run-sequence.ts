@@ -1,4 +1,4 @@
-import { InputError } from '@edgeship/protocol';
+import { InputError, onnxSessionOptions, type Release } from '@edgeship/protocol';
 import * as ort from 'onnxruntime-node';
 
 /** What a caller may pass as a tensor: an ort.Tensor, or anything shaped like one. */
@@ -22,10 +22,16 @@ export interface LoadedSession {
   loadMs: number;
 }
 
-/** Creates a session from bytes; rejects with onnxruntime's reason if the model does not load. */
-export async function loadSession(model: Uint8Array): Promise<LoadedSession> {
+/**
+ * Creates a session from bytes with the options devices use for a release quantized this way;
+ * rejects with onnxruntime's reason if the model does not load.
+ */
+export async function loadSession(
+  model: Uint8Array,
+  quantization: Release['quantization'] = { method: 'none' },
+): Promise<LoadedSession> {
   const start = performance.now();
-  const session = await ort.InferenceSession.create(model, { graphOptimizationLevel: 'all' });
+  const session = await ort.InferenceSession.create(model, onnxSessionOptions(quantization));
   return { session, loadMs: performance.now() - start };
 }
 

@@ -1,7 +1,7 @@
 // The package's default entry (dist/ort.bundle.min.mjs) registers both the JSEP WebGPU EP and the
 // WASM EP. `onnxruntime-web/webgpu` would swap JSEP for the newer native WebGPU EP (asyncify build);
 // `onnxruntime-web/wasm` has no WebGPU at all.
-import { EdgeshipError, InputError } from '@edgeship/protocol';
+import { EdgeshipError, InputError, onnxSessionOptions, type Release } from '@edgeship/protocol';
 import * as ort from 'onnxruntime-web';
 import {
   BackendUnavailableError,
@@ -51,7 +51,11 @@ export function ortThreads(): number | undefined {
 
 const ORT_BACKENDS = new Set(['webgpu', 'wasm']);
 
-export async function createOnnxEngine(model: Uint8Array, config: EngineConfig): Promise<Engine> {
+export async function createOnnxEngine(
+  model: Uint8Array,
+  config: EngineConfig,
+  quantization: Release['quantization'] = { method: 'none' },
+): Promise<Engine> {
   if (!ORT_BACKENDS.has(config.backend)) {
     throw new BackendUnavailableError(
       'not-available',
@@ -78,8 +82,8 @@ export async function createOnnxEngine(model: Uint8Array, config: EngineConfig):
   let session: ort.InferenceSession;
   try {
     session = await ort.InferenceSession.create(model, {
+      ...onnxSessionOptions(quantization),
       executionProviders: [config.backend],
-      graphOptimizationLevel: 'all',
       logSeverityLevel: 3, // ORT warns on every WebGPU session that shape ops run on CPU: expected.
     });
   } catch (error) {

@@ -6,11 +6,11 @@ import type { ProbeReply, ProbeRequest } from './probe.ts';
 import { timeEngine } from './select.ts';
 
 self.onmessage = async (event: MessageEvent<ProbeRequest>) => {
-  const { model, config, wasmPaths, sample, warmupRuns } = event.data;
+  const { model, quantization, config, wasmPaths, sample, warmupRuns } = event.data;
   let reply: ProbeReply;
   try {
     configureOrt({ wasmPaths, threads: config.threads ?? 1 });
-    const engine = await createOnnxEngine(model, config);
+    const engine = await createOnnxEngine(model, config, quantization);
     try {
       reply = { ok: true, medianMs: await timeEngine(engine, sample, warmupRuns) };
     } finally {

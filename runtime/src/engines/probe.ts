@@ -1,3 +1,4 @@
+import type { Release } from '@edgeship/protocol';
 import { BackendUnavailableError, type EngineConfig, type FallbackCode } from './engine.ts';
 import type { Trial } from './select.ts';
 import type { NamedTensors } from './tensor.ts';
@@ -14,6 +15,7 @@ import type { NamedTensors } from './tensor.ts';
 
 export interface ProbeRequest {
   model: Uint8Array;
+  quantization: Release['quantization'];
   config: EngineConfig;
   wasmPaths: string;
   sample: NamedTensors;
@@ -23,6 +25,8 @@ export type ProbeReply = { ok: true; medianMs: number } | { ok: false; code: Fal
 
 export interface OnnxProbeOptions {
   model: Uint8Array;
+  /** The release's quantization: the trial opens the model as the real session will. */
+  quantization?: Release['quantization'];
   wasmPaths: string;
   /** Per trial, including the worker's start-up and model load (default 60 s). */
   timeoutMs?: number;
@@ -61,6 +65,7 @@ export function createOnnxProbe(opts: OnnxProbeOptions): Trial {
       };
       const request: ProbeRequest = {
         model: opts.model.slice(),
+        quantization: opts.quantization ?? { method: 'none' },
         config,
         wasmPaths: opts.wasmPaths,
         sample,

@@ -34,7 +34,7 @@ export async function openEngine(
   const load = (engineConfig: EngineConfig) => {
     if (release.format === 'onnx') {
       configureOrt({ wasmPaths: config.wasmPaths, threads: engineConfig.threads });
-      return createOnnxEngine(files.get(release.files[0]!.path)!, engineConfig);
+      return createOnnxEngine(files.get(release.files[0]!.path)!, engineConfig, release.quantization);
     }
     const [modelFile, ...weightFiles] = release.files;
     const modelJson = JSON.parse(new TextDecoder().decode(files.get(modelFile!.path)!));
@@ -55,7 +55,11 @@ export async function openEngine(
     // preclude measuring another.
     trial:
       release.format === 'onnx'
-        ? createOnnxProbe({ model: files.get(release.files[0]!.path)!, wasmPaths: config.wasmPaths })
+        ? createOnnxProbe({
+            model: files.get(release.files[0]!.path)!,
+            quantization: release.quantization,
+            wasmPaths: config.wasmPaths,
+          })
         : undefined,
   });
   if (!preferred) await store.setMeta(engineKey(id), selected.chosen);
