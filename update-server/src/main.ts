@@ -3,7 +3,8 @@ import { startServer } from './server.ts';
 
 /**
  * `edgeship-server`: runs the update server until SIGINT/SIGTERM.
- * Flags override the environment (DATABASE_URL, EDGESHIP_DATA_DIR, PORT, HOST).
+ * Flags override the environment (DATABASE_URL, EDGESHIP_DATA_DIR, PORT, HOST,
+ * EDGESHIP_TELEMETRY_RETENTION_DAYS, EDGESHIP_TELEMETRY_AGGREGATE_RETENTION_DAYS).
  */
 export async function main(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -17,12 +18,21 @@ export async function main(argv: string[]): Promise<void> {
       'create-keys': { type: 'boolean' },
       'log-level': { type: 'string', default: process.env.LOG_LEVEL ?? 'info' },
       'webhook-url': { type: 'string', default: process.env.EDGESHIP_WEBHOOK_URL },
+      'telemetry-retention-days': {
+        type: 'string',
+        default: process.env.EDGESHIP_TELEMETRY_RETENTION_DAYS,
+      },
+      'telemetry-aggregate-retention-days': {
+        type: 'string',
+        default: process.env.EDGESHIP_TELEMETRY_AGGREGATE_RETENTION_DAYS,
+      },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
     process.stdout.write(
-      'usage: edgeship-server [--data-dir .data] [--database-url postgres://…] [--keys-dir dir] [--port 8787] [--host 127.0.0.1] [--create-keys] [--webhook-url https://…]\n',
+      'usage: edgeship-server [--data-dir .data] [--database-url postgres://…] [--keys-dir dir] [--port 8787] [--host 127.0.0.1] [--create-keys] [--webhook-url https://…]\n' +
+        '       [--telemetry-retention-days 30] [--telemetry-aggregate-retention-days 90]\n',
     );
     return;
   }
@@ -35,6 +45,9 @@ export async function main(argv: string[]): Promise<void> {
     createKeys: values['create-keys'],
     logLevel: values['log-level'] as 'info',
     webhookUrl: values['webhook-url'] || undefined,
+    // Not a number (NaN) is refused by startServer with the option's name.
+    telemetryRetentionDays: days(values['telemetry-retention-days']),
+    telemetryAggregateRetentionDays: days(values['telemetry-aggregate-retention-days']),
   });
   // Machine-readable, for scripts and tests that start us (pino log lines may come before it).
   process.stdout.write(`${JSON.stringify({ event: 'listening', url: server.url })}\n`);
@@ -45,3 +58,5 @@ export async function main(argv: string[]): Promise<void> {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
 }
+
+const days = (value: string | undefined) => (value ? Number(value) : undefined);

@@ -12,7 +12,8 @@ import { loadServerKeys, type ServerKeys } from './keys/server-keys.ts';
 import { RegistryService } from './registry/service.ts';
 import { openStorage } from './storage/open.ts';
 import type { BlobStore, RegistryStore } from './storage/types.ts';
-import { type TelemetryOptions, TelemetryService } from './telemetry/service.ts';
+import { retentionPolicy } from './telemetry/retention.ts';
+import { DEFAULT_TELEMETRY_OPTIONS, type TelemetryOptions, TelemetryService } from './telemetry/service.ts';
 
 export interface ServerOptions {
   /** Where the SQLite file, blobs, keys and bootstrap tokens live. */
@@ -32,6 +33,16 @@ export interface ServerOptions {
   /** Called (POST, JSON) when the canary analysis halts a rollout; best effort, retried. */
   webhookUrl?: string;
   telemetry?: TelemetryOptions;
+  /**
+   * Days telemetry batch ids (the idempotency keys) and per-device rows are kept; default 30,
+   * at least 10 since it must outlast the runtime's outbox (7 days) plus clock skew: see
+   * telemetry/retention.ts. Older batches are refused (422 E_TOO_OLD), so none is counted twice.
+   */
+  telemetryRetentionDays?: number;
+  /** Days the per-release aggregates (fleet view, canary) are kept; default 90, ≥ the above. */
+  telemetryAggregateRetentionDays?: number;
+  /** The clock of telemetry windows, batch-time checks and pruning (tests move it). */
+  telemetryClock?: () => Date;
   /** Canary analysis: policy margins, timer interval, throttle after ingest. */
   canary?: Omit<CanaryOptions, 'webhookUrl'> & { enabled?: boolean };
   mount?: (app: Hono, ctx: ServerContext) => void;
@@ -59,6 +70,11 @@ export const DEFAULT_MANIFEST_TTL_MS = 7 * 86_400_000;
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const log = opts.logger ?? pino({ level: opts.logLevel ?? 'info' });
+  // Checked before anything is opened: a retention too short for the outbox is a start-up error.
+  const retention = retentionPolicy(
+    { days: opts.telemetryRetentionDays, aggregateDays: opts.telemetryAggregateRetentionDays },
+    opts.telemetry?.windowSec ?? DEFAULT_TELEMETRY_OPTIONS.windowSec,
+  );
   await mkdir(opts.dataDir, { recursive: true });
   const keys = await loadServerKeys(opts.keysDir ?? join(opts.dataDir, 'keys'), {
     createIfMissing: opts.createKeys ?? !opts.databaseUrl,
@@ -76,7 +92,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     keySet: keys.keySet,
     ttlMs: opts.manifestTtlMs ?? DEFAULT_MANIFEST_TTL_MS,
   });
-  const telemetry = new TelemetryService({ db, dialect, registry, log, options: opts.telemetry });
+  const telemetry = new TelemetryService({
+    db,
+    dialect,
+    registry,
+    log,
+    options: opts.telemetry,
+    retention,
+    now: opts.telemetryClock,
+  });
+  telemetry.pruner.start();
   const canary =
     opts.canary?.enabled === false
       ? null
@@ -119,6 +144,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         });
         // Acknowledged batches are committed already; these wait for work under way to finish.
         await canary?.stop();
+        await telemetry.pruner.stop();
         await telemetry.drain();
         await registry.close();
         await blobs.close();

@@ -19,7 +19,11 @@ export type ApiErrorCode =
   | 'E_RATE_LIMITED'
   | 'E_UNSUPPORTED_MEDIA_TYPE'
   | 'E_INVALID_STATE'
-  | 'E_INTERNAL';
+  | 'E_INTERNAL'
+  /** A telemetry batch sealed too long ago to be de-duplicated (telemetry/retention.ts). */
+  | 'E_TOO_OLD'
+  /** A telemetry batch sealed further ahead of the server's clock than the skew bound. */
+  | 'E_FROM_FUTURE';
 
 /** An error that renders itself as `{ error: { code, message } }` with its status. */
 export class ApiError extends Error {

@@ -7,6 +7,7 @@ import { ApiError } from '../http/api-error.ts';
 import { describeIssues } from '../http/errors.ts';
 import { rateLimit } from '../http/rate-limit.ts';
 import { batchInferences } from '../telemetry/aggregate.ts';
+import { checkBatchTime } from '../telemetry/retention.ts';
 import type { TelemetryService } from '../telemetry/service.ts';
 import { checkBatchSemantics } from '../telemetry/validate.ts';
 
@@ -19,7 +20,9 @@ export interface TelemetryRouteDeps {
  * `POST /v1/telemetry`: one batch per request (see runtime/src/telemetry/sender.ts). 202 once the
  * batch is committed, and 202 again, with `status: "duplicate"`, for a retry of a counted batch.
  * Refusals are typed: 400 E_BAD_JSON / E_VALIDATION, 413 E_TOO_LARGE, 415, 422 E_VALIDATION
- * (consistent JSON that names unknown releases or bins), 429 E_RATE_LIMITED (retry later).
+ * (consistent JSON that names unknown releases or bins), 422 E_TOO_OLD / E_FROM_FUTURE (windowEnd
+ * outside what the retention can de-duplicate, see telemetry/retention.ts), 429 E_RATE_LIMITED
+ * (retry later). Every 4xx but 429 is permanent: the device drops the batch.
  */
 export function createTelemetryRoutes(deps: TelemetryRouteDeps) {
   const { telemetry } = deps;
@@ -54,6 +57,7 @@ export function createTelemetryRoutes(deps: TelemetryRouteDeps) {
       if (key !== undefined && key !== batch.batchId) {
         throw new ApiError(400, 'E_VALIDATION', 'the Idempotency-Key header differs from batchId');
       }
+      checkBatchTime(batch, telemetry.now().getTime(), telemetry.retention);
       await consume(perDevice, batch.deviceId);
       await checkBatchSemantics(batch, telemetry.catalog);
       if (batchInferences(batch) > telemetry.options.deviceCap.inferencesPerWindow) {
@@ -68,7 +72,7 @@ export function createTelemetryRoutes(deps: TelemetryRouteDeps) {
       const outcome = await pending;
       if (outcome === 'capped') {
         const windowMs = telemetry.windowSec * 1000;
-        const retryAfter = Math.max(1, Math.ceil((windowMs - (Date.now() % windowMs)) / 1000));
+        const retryAfter = Math.max(1, Math.ceil((windowMs - (telemetry.now().getTime() % windowMs)) / 1000));
         throw retryLater(retryAfter, 'this device has sent its share for this window');
       }
       return c.json({ batchId: batch.batchId, status: outcome }, 202);

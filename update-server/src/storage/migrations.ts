@@ -11,6 +11,7 @@ export type DialectMigration = (dialect: DialectName) => Migration;
 export const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
   '0001_registry': registryTables,
   '0002_telemetry': telemetryTables,
+  '0003_telemetry_retention': telemetryRetentionIndexes,
 };
 
 export interface MigrateOptions {
@@ -264,6 +265,21 @@ function telemetryTables(dialect: DialectName): Migration {
           'role',
         ])
         .execute();
+    },
+  };
+}
+
+/**
+ * The pruner (telemetry/prune.ts) deletes by window_start across all apps and channels; without
+ * these it would scan whole tables to find (or fail to find) rows past their retention.
+ * telemetry_device_windows needs none: its primary key starts with window_start.
+ */
+function telemetryRetentionIndexes(): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      for (const table of ['telemetry_batches', 'telemetry_devices', 'telemetry_aggregates']) {
+        await db.schema.createIndex(`${table}_age`).on(table).column('window_start').execute();
+      }
     },
   };
 }

@@ -8,6 +8,8 @@ import { windowOf } from './aggregate.ts';
 import { driftPerFeature } from './drift.ts';
 import { GroupCommit } from './group-commit.ts';
 import { type DriftSample, TelemetryMetrics } from './metrics.ts';
+import { DEFAULT_PRUNE_CHUNK_ROWS, TelemetryPruner } from './prune.ts';
+import { type RetentionPolicy, retentionPolicy } from './retention.ts';
 import { type DeviceCap, type IngestOutcome, TelemetryStore } from './store.ts';
 import { ReleaseCatalog } from './validate.ts';
 
@@ -25,6 +27,9 @@ export interface TelemetryOptions {
   maxQueued?: number;
   /** Window of the drift gauges on /metrics. */
   metricsDriftWindowSec?: number;
+  /** How often the pruner deletes rows past their retention (0: never on its own), and rows per DELETE. */
+  pruneIntervalMs?: number;
+  pruneChunkRows?: number;
 }
 
 export const DEFAULT_TELEMETRY_OPTIONS: Required<TelemetryOptions> = {
@@ -35,6 +40,8 @@ export const DEFAULT_TELEMETRY_OPTIONS: Required<TelemetryOptions> = {
   maxGroup: 256,
   maxQueued: 20_000,
   metricsDriftWindowSec: 3600,
+  pruneIntervalMs: 3_600_000,
+  pruneChunkRows: DEFAULT_PRUNE_CHUNK_ROWS,
 };
 
 export interface TelemetryDeps {
@@ -43,6 +50,9 @@ export interface TelemetryDeps {
   registry: RegistryStore;
   log: Logger;
   options?: TelemetryOptions;
+  /** What is kept how long, and which batch times are accepted (default: retentionPolicy()). */
+  retention?: RetentionPolicy;
+  /** Telemetry windows, batch-time checks and pruning read this clock. */
   now?: () => Date;
 }
 
@@ -54,10 +64,13 @@ export class TelemetryService {
   readonly store: TelemetryStore;
   readonly catalog: ReleaseCatalog;
   readonly options: Required<TelemetryOptions>;
+  readonly retention: RetentionPolicy;
+  /** Deletes batch ids and per-device rows past their retention; the server starts it. */
+  readonly pruner: TelemetryPruner;
+  readonly now: () => Date;
   private readonly writer: GroupCommit<TelemetryBatch, IngestOutcome>;
   private readonly listeners: AcceptedListener[] = [];
   private metrics: TelemetryMetrics | null = null;
-  private readonly now: () => Date;
   private driftCache: { at: number; samples: Promise<DriftSample[]> } | null = null;
 
   constructor(private readonly deps: TelemetryDeps) {
@@ -65,6 +78,16 @@ export class TelemetryService {
     this.store = new TelemetryStore(deps.db, deps.dialect);
     this.catalog = new ReleaseCatalog(deps.registry);
     this.now = deps.now ?? (() => new Date());
+    this.retention = deps.retention ?? retentionPolicy({}, this.options.windowSec);
+    this.pruner = new TelemetryPruner({
+      db: deps.db,
+      dialect: deps.dialect,
+      policy: this.retention,
+      now: this.now,
+      log: deps.log,
+      intervalMs: this.options.pruneIntervalMs,
+      chunkRows: this.options.pruneChunkRows,
+    });
     this.writer = new GroupCommit(
       (batches) => this.commit(batches),
       this.options.maxGroup,
