@@ -127,7 +127,7 @@ export async function publishModel(opts: PublishOptions): Promise<PublishResult>
     typeof opts.publisherKey === 'string' ? await readSigningKey(opts.publisherKey) : opts.publisherKey;
   const modelCard = opts.modelCard ? await readText(opts.modelCard) : undefined;
   const calibration = opts.calibration ? await readCalibration(opts.calibration, contract) : null;
-  if (format === 'onnx' && quantize !== 'none' && !calibration) {
+  if (quantize !== 'none' && !calibration) {
     throw new CliError(
       '--quantize needs --calibration: a quantized model is only published once validated',
       EXIT.usage,

@@ -5,10 +5,14 @@ import '@tensorflow/tfjs-backend-cpu';
 import { generateSigningKey } from '@edgeship/protocol';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  TONE_CONTRACT,
+  TONE_MODEL,
+  writeToneCalibration,
+} from '../../../demo-pwa/models/tone/calibration.ts';
 import { startTestServer, type TestServer } from '../../../test/support/server.ts';
 import { edgeship } from '../../test-data/run-cli.ts';
 import { tinyWeights } from '../../test-data/tiny-model.ts';
-import { TONE_CONTRACT, TONE_MODEL, writeToneCalibration } from '../../test-data/tone.ts';
 import { publishModel } from './publish.ts';
 import { quantizeTfjs, readTfjsModel } from './tfjs.ts';
 
@@ -80,7 +84,7 @@ describe('TensorFlow.js weight quantization', () => {
     },
   );
 
-  it('publishes a tfjs model as model.json plus its shard (dry run), and refuses int8 for tfjs', async () => {
+  it('publishes a tfjs model as model.json plus its shard (dry run), refuses int8, and uint8 without calibration', async () => {
     const key = await generateSigningKey();
     const contract = {
       inputs: [{ name: 'x', dtype: 'float32', shape: ['batch', 64] }],
@@ -94,12 +98,17 @@ describe('TensorFlow.js weight quantization', () => {
       publisherKey: key,
       dryRun: true,
     };
-    const result = await publishModel({ ...base, quantize: 'uint8' });
+    const result = await publishModel({ ...base, quantize: 'none' });
     expect(result.signed.signed.format).toBe('tfjs');
-    expect(result.signed.signed.quantization).toEqual({ method: 'uint8' });
+    expect(result.signed.signed.quantization).toEqual({ method: 'none' });
     expect(result.signed.signed.files.map((f) => f.path)).toEqual(['model.json', 'group1-shard1of1.bin']);
     expect(result.upload).toBeNull();
     await expect(publishModel({ ...base, quantize: 'int8' })).rejects.toMatchObject({ exitCode: 2 });
+    // As for ONNX, a quantized model is published only once the gates ran it on calibration data.
+    await expect(publishModel({ ...base, quantize: 'uint8' })).rejects.toMatchObject({
+      exitCode: 2,
+      message: expect.stringContaining('--calibration'),
+    });
   });
 });
 

@@ -5,8 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sha256Hex } from '@edgeship/protocol';
 import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  TONE_CONTRACT,
+  TONE_MODEL,
+  writeToneCalibration,
+} from '../../../demo-pwa/models/tone/calibration.ts';
 import { tinyWeights } from '../../test-data/tiny-model.ts';
-import { TONE_CONTRACT, TONE_MODEL, writeToneCalibration } from '../../test-data/tone.ts';
 import { type Calibration, readCalibration } from '../publish/calibration.ts';
 import { ContractSchema } from '../publish/contract.ts';
 import { quantizeTfjs, readTfjsModel, type TfjsModel } from '../publish/tfjs.ts';

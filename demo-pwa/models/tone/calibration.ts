@@ -1,13 +1,11 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { makeToneBatch, TONE_SAMPLES } from '../../demo-pwa/models/tone/generate.ts';
+import { makeToneBatch, TONE_SAMPLES } from './generate.ts';
 
 /** The demo's tone classifier (TF.js layers model) and the contract the demo publishes it with. */
-export const TONE_MODEL = fileURLToPath(new URL('../../demo-pwa/models/tone/model.json', import.meta.url));
-export const TONE_CONTRACT = fileURLToPath(
-  new URL('../../demo-pwa/publish/tone.contract.json', import.meta.url),
-);
+export const TONE_MODEL = fileURLToPath(new URL('./model.json', import.meta.url));
+export const TONE_CONTRACT = fileURLToPath(new URL('../../publish/tone.contract.json', import.meta.url));
 
 /** Neither the trainer's training seed (20240601) nor its held-out seed (7777). */
 export const TONE_CALIBRATION_SEED = 31_337;
