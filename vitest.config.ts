@@ -1,4 +1,5 @@
 import { playwright } from '@vitest/browser-playwright';
+import { defaultClientConditions, defaultServerConditions } from 'vite';
 import { defineConfig } from 'vitest/config';
 import { edgeshipCommands } from './test/support/browser-commands.ts';
 
@@ -25,7 +26,13 @@ const isolationHeaders = {
   'Cross-Origin-Embedder-Policy': 'require-corp',
 };
 
+// The workspaces import each other's TypeScript sources (package.json exports, condition
+// "edgeship-source"); what users install resolves to the built dist/ instead.
+export const sourceConditions = ['edgeship-source'];
+
 export default defineConfig({
+  resolve: { conditions: [...sourceConditions, ...defaultClientConditions] },
+  ssr: { resolve: { conditions: [...sourceConditions, ...defaultServerConditions] } },
   server: { headers: isolationHeaders },
   optimizeDeps: { exclude: ['onnxruntime-web'], include: ['@tensorflow/tfjs'] },
   test: {
