@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ExpiredError, MalformedError, RollbackError } from './errors.ts';
 import { IsoTime, PublicKeyEntrySchema, signedSchema } from './schema-primitives.ts';
 import { checkKeyId, type PublicKeyEntry, type Signed, verifyThreshold } from './signature.ts';

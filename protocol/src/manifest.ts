@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { SignedKeySetSchema } from './keyset.ts';
 import { SignedReleaseSchema } from './release.ts';
 import { IsoTime, Name, SemVer, SignatureSchema } from './schema-primitives.ts';

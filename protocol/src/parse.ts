@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { MalformedError } from './errors.ts';
 
 /** Parses JSON text against a schema; any failure is E_MALFORMED naming the first bad path. */

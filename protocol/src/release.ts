@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { IsoTime, Name, SemVer, Sha256Hex, signedSchema } from './schema-primitives.ts';
 import type { Signed } from './signature.ts';
 

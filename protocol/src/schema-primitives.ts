@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 // Hard bounds on every field: a document that parses is also small.
 export const MAX_MANIFEST_BYTES = 1024 * 1024;

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ERROR_CODES } from './errors.ts';
 import { HISTOGRAM_BUCKETS } from './histogram.ts';
 import { IsoTime, Name, SemVer } from './schema-primitives.ts';

@@ -1,4 +1,4 @@
-import { EdgeshipError } from '@edgeship/protocol';
+import { EdgeshipError } from '@edgeship/protocol/errors';
 import { proxy, type Remote, releaseProxy, transfer, wrap } from 'comlink';
 import type { NamedTensors } from './engines/tensor.ts';
 import { requestPersistence } from './store/storage-pressure.ts';

@@ -1,6 +1,24 @@
-export { EdgeshipError } from '@edgeship/protocol';
+// The error classes apps branch on (each carries a stable `code`): from the zod-free subpath, so
+// the main-thread entry carries no schemas.
+export {
+  DownloadError,
+  EdgeshipError,
+  ERROR_CODES,
+  type ErrorCode,
+  ExpiredError,
+  HashMismatchError,
+  InputError,
+  LengthMismatchError,
+  MalformedError,
+  RollbackError,
+  SignatureError,
+  StalledDownloadError,
+  VerificationError,
+  WrongTargetError,
+} from '@edgeship/protocol/errors';
 export { type CreateRuntimeOptions, createRuntime, type Runtime } from './client.ts';
-export type { Backend, EngineConfig } from './engines/engine.ts';
+export type { Backend, EngineConfig, FallbackCode, FallbackReason } from './engines/engine.ts';
+export type { OrtWasmPaths } from './engines/ort-assets.ts';
 export type { NamedTensors, TensorData } from './engines/tensor.ts';
 export type { CheckResult } from './update/updater.ts';
 export { RUNTIME_VERSION } from './version.ts';

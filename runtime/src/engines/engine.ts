@@ -34,6 +34,7 @@ export interface Engine {
  * - threads-fixed: ORT already started with another thread count in this worker
  * - non-finite: the backend ran but gave NaN or Infinity on the sample input
  * - remembered-failed: the config measured fastest earlier no longer loads
+ * - wasm-missing: the runtime's WASM files are not where `wasmPaths` says (the reason names the URL)
  */
 export const FALLBACK_CODES = [
   'no-webgpu',
@@ -46,6 +47,7 @@ export const FALLBACK_CODES = [
   'threads-fixed',
   'non-finite',
   'remembered-failed',
+  'wasm-missing',
 ] as const;
 export type FallbackCode = (typeof FALLBACK_CODES)[number];
 

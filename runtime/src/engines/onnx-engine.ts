@@ -11,11 +11,15 @@ import {
   errorText,
   fallbackCodeOf,
 } from './engine.ts';
+import { defaultOrtWasmPaths, type OrtWasmPaths, ortAssetProblem } from './ort-assets.ts';
 import type { NamedTensors, TensorArray } from './tensor.ts';
 
 export interface OrtOptions {
-  /** Same-origin folder (ending in "/") holding ort-wasm-simd-threaded.jsep.{mjs,wasm}. */
-  wasmPaths: string;
+  /**
+   * Same-origin folder (ending in "/") holding ort-wasm-simd-threaded.jsep.{mjs,wasm}, or the two
+   * files' URLs. Left out: the copies shipped beside the worker (ort-assets.ts).
+   */
+  wasmPaths?: OrtWasmPaths | string;
   /**
    * WASM threads for configs that do not name their own; > 1 needs crossOriginIsolated. Left out,
    * ORT keeps what it runs with (a config without a thread count, e.g. one ORT cannot run anyway).
@@ -38,7 +42,7 @@ export function configureOrt(opts: OrtOptions): void {
       `onnxruntime-web already initialised with ${initialisedThreads} thread(s); it cannot switch to ${opts.threads} in this worker`,
     );
   }
-  ort.env.wasm.wasmPaths = opts.wasmPaths;
+  ort.env.wasm.wasmPaths = opts.wasmPaths ?? defaultOrtWasmPaths();
   if (opts.threads !== undefined) ort.env.wasm.numThreads = opts.threads;
   ort.env.wasm.proxy = opts.proxy ?? false;
   ort.env.logLevel = 'error';
@@ -87,6 +91,9 @@ export async function createOnnxEngine(
       logSeverityLevel: 3, // ORT warns on every WebGPU session that shape ops run on CPU: expected.
     });
   } catch (error) {
+    // ORT's own words for a missing or misplaced WASM file rarely name the file: say which URL failed.
+    const missing = await ortAssetProblem(ort.env.wasm.wasmPaths);
+    if (missing) throw new BackendUnavailableError('wasm-missing', missing, { cause: error });
     // ORT's message tells an operator the EP lacks from a model that does not parse.
     throw new BackendUnavailableError(
       fallbackCodeOf(error),

@@ -1,7 +1,11 @@
 import type { Release } from '@edgeship/protocol';
 import { BackendUnavailableError, type EngineConfig, type FallbackCode } from './engine.ts';
+import type { OrtWasmPaths } from './ort-assets.ts';
 import type { Trial } from './select.ts';
 import type { NamedTensors } from './tensor.ts';
+
+/** The worker name under which the runtime's worker script answers one probe instead of the API. */
+export const PROBE_WORKER_NAME = 'edgeship-probe';
 
 /*
  * Why a worker per trial: onnxruntime-web reads env.wasm.numThreads once, when its WASM first
@@ -9,7 +13,8 @@ import type { NamedTensors } from './tensor.ts';
  * WebGPU here would pin this worker's thread count before the race is decided. Each trial
  * therefore runs in a throwaway nested module worker with its own ORT instance; it loads, warms
  * up and times the model there (so messaging is not timed), reports the median and is
- * terminated. Only then does the real worker initialise ORT, with the winner's thread count.
+ * terminated. The nested worker is the runtime's own worker script started under another name
+ * (worker.ts serves the probe then), so an app ships one ORT, not a second copy for probing. Only then does the real worker initialise ORT, with the winner's thread count.
  * The cost: one extra model copy and one ORT start-up per candidate, on a release's first load only.
  */
 
@@ -17,7 +22,7 @@ export interface ProbeRequest {
   model: Uint8Array;
   quantization: Release['quantization'];
   config: EngineConfig;
-  wasmPaths: string;
+  wasmPaths: OrtWasmPaths | string | undefined;
   sample: NamedTensors;
   warmupRuns: number;
 }
@@ -27,7 +32,9 @@ export interface OnnxProbeOptions {
   model: Uint8Array;
   /** The release's quantization: the trial opens the model as the real session will. */
   quantization?: Release['quantization'];
-  wasmPaths: string;
+  wasmPaths?: OrtWasmPaths | string;
+  /** The runtime's worker script; default: the script of the worker this runs in. */
+  workerUrl?: string | URL;
   /** Per trial, including the worker's start-up and model load (default 60 s). */
   timeoutMs?: number;
 }
@@ -35,9 +42,10 @@ export interface OnnxProbeOptions {
 /** A Trial (for selectEngine) that times an ONNX config in a fresh nested worker. */
 export function createOnnxProbe(opts: OnnxProbeOptions): Trial {
   const timeoutMs = opts.timeoutMs ?? 60_000;
+  const workerUrl = opts.workerUrl ?? globalThis.location.href;
   return (config, sample, warmupRuns) =>
     new Promise<number>((resolve, reject) => {
-      const worker = new Worker(new URL('./probe-worker.ts', import.meta.url), { type: 'module' });
+      const worker = new Worker(workerUrl, { type: 'module', name: PROBE_WORKER_NAME });
       const timer = setTimeout(
         () =>
           finish(new BackendUnavailableError('session-failed', `probe gave no answer in ${timeoutMs} ms`)),

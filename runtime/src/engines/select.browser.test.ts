@@ -113,7 +113,13 @@ describe('selectEngine on Silero VAD', () => {
       candidates,
       sample,
       warmupRuns: 5,
-      trial: createOnnxProbe({ model, wasmPaths: WASM_PATHS }),
+      trial: createOnnxProbe({
+        model,
+        wasmPaths: WASM_PATHS,
+        // The runtime's worker script, as Vite serves it to a worker (the query makes Vitest
+        // transform it for a worker realm, as it does for the runtime's own worker).
+        workerUrl: new URL('../worker/worker.ts?worker_file&type=module', import.meta.url),
+      }),
     });
     console.log(
       `autotune: ${selection.trials.map((t) => `${describeConfig(t.config)} ${t.medianMs?.toFixed(2) ?? t.error} ms`).join(', ')} → ${describeConfig(selection.chosen)}`,

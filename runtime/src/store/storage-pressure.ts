@@ -1,4 +1,4 @@
-import { EdgeshipError } from '@edgeship/protocol';
+import { EdgeshipError } from '@edgeship/protocol/errors';
 
 // Storage pressure: what a full disk looks like to IndexedDB, and the one lever against eviction.
 

@@ -1,5 +1,6 @@
 import type { TrustedRoot } from '@edgeship/protocol';
 import type { Backend, EngineConfig, FallbackReason } from '../engines/engine.ts';
+import type { OrtWasmPaths } from '../engines/ort-assets.ts';
 
 export interface RuntimeConfig {
   /** The update server's origin, e.g. "https://models.example.com". */
@@ -8,8 +9,12 @@ export interface RuntimeConfig {
   channel: string;
   /** The pinned root keys (root.pub.json from `edgeship keygen`), built into the app. */
   trustedRoot: TrustedRoot;
-  /** Same-origin URL of onnxruntime-web's .wasm/.mjs files (versioned with the runtime). */
-  wasmPaths: string;
+  /**
+   * Where onnxruntime-web's WASM build is: a same-origin folder URL ending in "/", or the URLs of
+   * its two files. Default: the copies shipped beside the runtime's worker (dist/worker/ort/),
+   * which Vite and webpack emit on their own; see the README for other setups.
+   */
+  wasmPaths?: string | OrtWasmPaths;
   /** Same-origin URL of @tensorflow/tfjs-backend-wasm's .wasm files; without it tfjs skips WASM. */
   tfjsWasmPaths?: string;
   /** Force a backend instead of measuring; "auto" (default) times the candidates once per release. */

@@ -1,4 +1,4 @@
-import { EdgeshipError, errorFromData } from '@edgeship/protocol';
+import { EdgeshipError, errorFromData } from '@edgeship/protocol/errors';
 import { transferHandlers } from 'comlink';
 
 /** What comlink wraps a thrown value in: `{ value, [Symbol('Comlink.thrown')]: 0 }`. */

@@ -1,4 +1,4 @@
-import { EdgeshipError, errorFromData } from '@edgeship/protocol';
+import { EdgeshipError, errorFromData } from '@edgeship/protocol/errors';
 import type { NamedTensors } from '../engines/tensor.ts';
 import { buffersOf } from './buffers.ts';
 

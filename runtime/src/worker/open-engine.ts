@@ -4,7 +4,6 @@ import { configureOrt, createOnnxEngine, ortThreads } from '../engines/onnx-engi
 import { createOnnxProbe } from '../engines/probe.ts';
 import { candidateConfigs, selectEngine } from '../engines/select.ts';
 import { sampleInputs } from '../engines/tensor.ts';
-import { createTfjsEngine } from '../engines/tfjs-engine.ts';
 import type { ModelStore } from '../store/model-store.ts';
 import type { BackendReport, RuntimeConfig } from './config.ts';
 
@@ -31,11 +30,13 @@ export async function openEngine(
   const { candidates, fallbacks } = await candidateConfigs(release.format, env);
   const remembered = await store.getMeta<EngineConfig>(engineKey(id));
   const preferred = config.backend && config.backend !== 'auto' ? config.backend : undefined;
-  const load = (engineConfig: EngineConfig) => {
+  const load = async (engineConfig: EngineConfig) => {
     if (release.format === 'onnx') {
       configureOrt({ wasmPaths: config.wasmPaths, threads: engineConfig.threads });
       return createOnnxEngine(files.get(release.files[0]!.path)!, engineConfig, release.quantization);
     }
+    // TensorFlow.js is fetched only when a tfjs release loads: an ONNX-only app never downloads it.
+    const { createTfjsEngine } = await import('../engines/tfjs-engine.ts');
     const [modelFile, ...weightFiles] = release.files;
     const modelJson = JSON.parse(new TextDecoder().decode(files.get(modelFile!.path)!));
     return createTfjsEngine(
