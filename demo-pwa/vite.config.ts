@@ -3,7 +3,7 @@ import { copyFile, mkdir, readdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { defineConfig, type Plugin } from 'vite';
+import { defaultClientConditions, defineConfig, type Plugin } from 'vite';
 import { VitePWA } from 'vite-plugin-pwa';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -66,6 +66,9 @@ function runtimeWasmFiles(): Plugin {
 export default defineConfig(({ command }) => ({
   root: here,
   base: '/',
+  // The demo builds against the workspaces' TypeScript sources (their "edgeship-source" export
+  // condition); an app that installs @edgeship/runtime from npm gets its built dist/.
+  resolve: { conditions: ['edgeship-source', ...defaultClientConditions] },
   build: { outDir: 'dist', target: 'es2022', emptyOutDir: true },
   worker: { format: 'es' },
   optimizeDeps: { exclude: ['onnxruntime-web'] },

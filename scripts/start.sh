@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec node --import tsx scripts/start.ts
+exec node --conditions=edgeship-source --import tsx scripts/start.ts

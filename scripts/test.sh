@@ -6,5 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 echo "== typecheck"; npx tsc -p tsconfig.json
 echo "== lint"; npx biome check .
-# The config imports the TypeScript test servers of the workspaces; Vite's module runner loads them.
-echo "== tests"; npx vitest run --configLoader runner "$@"
+# The config imports the workspaces' TypeScript test servers: Node loads it natively, through tsx
+# and the edgeship-source condition (Vite's module runner would externalise the workspace packages
+# and resolve them to their dist/, which a checkout has not built).
+echo "== tests"; node --conditions=edgeship-source --import tsx node_modules/vitest/vitest.mjs run --configLoader native "$@"

@@ -20,6 +20,7 @@ import {
   type TrustedRoot,
   verifyManifest,
 } from '@edgeship/protocol';
+import { SOURCE_NODE_ARGS } from '../../test/support/node-args.ts';
 import { AdminClient } from '../../update-server/src/admin-client.ts';
 import type { BootstrapTokens } from '../../update-server/src/auth/tokens.ts';
 import {
@@ -236,8 +237,7 @@ export class Fleet {
       script: resolve(import.meta.dirname, 'server-process.ts'),
       // e.g. FLEET_SERVER_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the server.
       nodeArgs: [
-        '--import',
-        'tsx',
+        ...SOURCE_NODE_ARGS,
         ...(process.env.FLEET_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
       ],
     });

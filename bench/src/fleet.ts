@@ -8,6 +8,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SOURCE_NODE_ARGS } from '../../test/support/node-args.ts';
 import { cpuSeconds } from './proc.ts';
 import type { Benchmark, Row } from './result.ts';
 import { compared, plain } from './rows.ts';
@@ -67,7 +68,7 @@ async function runSimulator(devices: number, limitMs: number): Promise<SizeResul
   const t0 = performance.now();
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', simulator, '--devices', String(devices), '--seed', '1', '--out', out],
+    [...SOURCE_NODE_ARGS, simulator, '--devices', String(devices), '--seed', '1', '--out', out],
     {
       stdio: ['ignore', 'ignore', 'pipe'],
     },
@@ -212,7 +213,7 @@ export const fleet: Benchmark = async (ctx) => {
     title: TITLE,
     settings: {
       sizes,
-      command: 'node --import tsx bench/fleet/simulate.ts --devices N --seed 1',
+      command: 'node --conditions=edgeship-source --import tsx bench/fleet/simulate.ts --devices N --seed 1',
       timeLimitMin: limitMs / 60_000,
     },
     rows,

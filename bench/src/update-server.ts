@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import pg from 'pg';
+import { SOURCE_NODE_ARGS } from '../../test/support/node-args.ts';
 import { cpuSeconds } from './proc.ts';
 import type { Benchmark, Goal, Row } from './result.ts';
 import { compared, plain } from './rows.ts';
@@ -57,7 +58,7 @@ async function cannon(
 
 function startEdgeship(databaseUrl?: string) {
   return spawnServer<EdgeshipInfo>(
-    ['--import', 'tsx', join(here, 'servers/edgeship-child.ts')],
+    [...SOURCE_NODE_ARGS, join(here, 'servers/edgeship-child.ts')],
     databaseUrl ? { BENCH_DATABASE_URL: databaseUrl } : {},
   );
 }
@@ -87,8 +88,7 @@ export const updateServer: Benchmark = async (ctx) => {
       }),
     );
     const bare = await spawnServer<{ url: string; pid: number }>([
-      '--import',
-      'tsx',
+      ...SOURCE_NODE_ARGS,
       join(here, 'servers/bare-hono-child.ts'),
       specFile,
     ]);

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { SOURCE_CONDITION_ARG } from '../../test/support/node-args.ts';
 import { createTestTrust, makeTestManifest } from '../../test/support/trust.ts';
 
 const BIN = fileURLToPath(new URL('../bin/edgeship.mjs', import.meta.url));
@@ -17,7 +18,7 @@ interface Run {
 /** Runs the real binary, as a script would. */
 function edgeship(args: string[], cwd: string): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { cwd }, (error, stdout, stderr) => {
+    execFile(process.execPath, [SOURCE_CONDITION_ARG, BIN, ...args], { cwd }, (error, stdout, stderr) => {
       resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr });
     });
   });

@@ -1,6 +1,11 @@
-import canonicalize from 'canonicalize';
+import canonicalizeExport from 'canonicalize';
 import { utf8 } from './bytes.ts';
 import { MalformedError } from './errors.ts';
+
+// canonicalize is CommonJS (`module.exports = serialize`) typed as an ES module's default export:
+// Node and bundlers hand an ES module the function itself, which NodeNext resolution (the build)
+// types as the module object. Typed here once, for both resolutions.
+const canonicalize = canonicalizeExport as unknown as (input: unknown) => string | undefined;
 
 /**
  * RFC 8785 (JSON Canonicalization Scheme): sorted keys, ECMAScript number formatting, no

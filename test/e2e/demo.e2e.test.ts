@@ -10,6 +10,7 @@ import { type Browser, type BrowserContext, chromium, type Page } from 'playwrig
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningEdgeship, runEdgeship } from '../../scripts/start/run.ts';
 import { chromiumArgs } from '../../vitest.config.ts';
+import { SOURCE_CONDITION_ARG } from '../support/node-args.ts';
 
 const repo = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const artifacts = join(repo, 'test-artifacts');
@@ -129,6 +130,7 @@ describe('demo PWA in Chromium', { timeout: 240_000 }, () => {
     const cli = await promisify(execFile)(
       process.execPath,
       [
+        SOURCE_CONDITION_ARG,
         join(repo, 'cli/bin/edgeship.mjs'),
         'publish',
         join(repo, 'node_modules/@ricky0123/vad-web/dist/silero_vad_v5.onnx'),

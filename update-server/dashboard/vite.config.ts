@@ -1,6 +1,6 @@
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { defineConfig } from 'vite';
+import { defaultClientConditions, defineConfig } from 'vite';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -9,6 +9,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 export default defineConfig({
   root: here,
   base: '/dashboard/',
+  // Any @edgeship/* import resolves to the workspace's TypeScript sources ("edgeship-source").
+  resolve: { conditions: ['edgeship-source', ...defaultClientConditions] },
   logLevel: 'warn',
   build: {
     outDir: 'dist',

@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { type Manifest, type SigningKeyPair, seededBytes, verifyManifest } from '@edgeship/protocol';
 import { afterAll, describe, expect, it } from 'vitest';
+import { SOURCE_CONDITION_ARG } from '../../test/support/node-args.ts';
 import { makeRelease } from '../../test/support/server.ts';
 import { AdminClient } from './admin-client.ts';
 import type { BootstrapTokens } from './auth/tokens.ts';
@@ -209,6 +210,7 @@ async function startProcess(databaseUrl: string, keysDir: string): Promise<Serve
   const child = spawn(
     process.execPath,
     [
+      SOURCE_CONDITION_ARG,
       BIN,
       '--database-url',
       databaseUrl,

@@ -1,6 +1,6 @@
-// The admin client alone, not the package index: @edgeship/update-server's index also loads the
-// whole server stack (Hono, SQLite, PostgreSQL drivers), 0.6 s more on every command.
-import { AdminClient } from '../../../update-server/src/admin-client.ts';
+// The admin client alone (its own export), not the package index: @edgeship/update-server's index
+// also loads the whole server stack (Hono, SQLite, PostgreSQL drivers), 0.6 s more on every command.
+import { AdminClient } from '@edgeship/update-server/admin-client';
 import { CliError, EXIT } from '../commands/output.ts';
 
 export {
@@ -9,7 +9,7 @@ export {
   type FleetSummary,
   type ReleaseSummary,
   type UploadProgress,
-} from '../../../update-server/src/admin-client.ts';
+} from '@edgeship/update-server/admin-client';
 
 export interface ServerOptions {
   server?: string;

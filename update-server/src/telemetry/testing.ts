@@ -121,7 +121,9 @@ export async function spawnServer(
   args: string[],
   opts: { script?: string; nodeArgs?: string[]; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
 ): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), opts.script ?? SERVER_BIN, ...args], {
+  // The condition resolves @edgeship/* to their sources, for a TS script (the bin adds it itself).
+  const nodeArgs = ['--conditions=edgeship-source', ...(opts.nodeArgs ?? [])];
+  const child = spawn(process.execPath, [...nodeArgs, opts.script ?? SERVER_BIN, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, DATABASE_URL: undefined, ...opts.env },
   });
