@@ -100,6 +100,15 @@ for (const file of ['ort-wasm-simd-threaded.jsep.mjs', 'ort-wasm-simd-threaded.j
   copyFileSync(join(ortDist, file), join(dist, 'worker/ort', file));
 }
 
+// TF.js's WASM backend is opt-in (RuntimeConfig.tfjsWasmPaths): its single-threaded builds ship
+// apart from the worker, for the app to serve, so copying dist/worker/ (esbuild) and what
+// Vite and webpack emit carry no unused copy.
+const tfjsWasmDist = dirname(require.resolve('@tensorflow/tfjs-backend-wasm'));
+mkdirSync(join(dist, 'tfjs-wasm'), { recursive: true });
+for (const file of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm']) {
+  copyFileSync(join(tfjsWasmDist, file), join(dist, 'tfjs-wasm', file));
+}
+
 execFileSync(
   process.execPath,
   [require.resolve('typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')],
