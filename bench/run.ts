@@ -19,6 +19,7 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   quantization: async () => (await import('./src/quantization.ts')).quantization,
   soak: async () => (await import('./src/soak.ts')).soak,
   fleet: async () => (await import('./src/fleet.ts')).fleet,
+  'bundle-size': async () => (await import('./src/bundle-size.ts')).bundleSize,
 };
 
 const { values } = parseArgs({

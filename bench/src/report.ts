@@ -11,6 +11,7 @@ export const ORDER = [
   'quantization',
   'soak',
   'fleet',
+  'bundle-size',
 ];
 
 const fmt = (x: number | undefined | null) => {
