@@ -49,8 +49,11 @@ export interface DownloadResult {
 const DEFAULT_CONCURRENCY = 4;
 const DEFAULT_STALL_MS = 15_000;
 /**
- * 4 KiB/s per chunk, 16 KiB/s over four lanes (a 2G link): a 1 MiB chunk, the chunker's largest,
- * gets 15 s + 256 s, an average 256 KiB chunk 15 s + 64 s.
+ * Slow retrieval. TUF's goals listed it until 2020 ("An attacker cannot prevent clients from
+ * being aware of interference with receiving updates by responding to client requests so slowly
+ * that automated updates never complete"), then left it to implementations. 4 KiB/s per chunk,
+ * 16 KiB/s over four lanes (a 2G link): a 1 MiB chunk, the chunker's largest, gets 15 s + 256 s,
+ * an average 256 KiB chunk 15 s + 64 s.
  */
 export const DEFAULT_MIN_BYTES_PER_SECOND = 4096;
 export const DEFAULT_FIRST_BYTE_MS = 15_000;
@@ -146,7 +149,8 @@ export function transferDeadlineMs(
 }
 
 /**
- * One chunk's bytes, refusing more than the signed size, giving up on a stream that goes idle
+ * One chunk's bytes, refusing more than the signed size (TUF 5.7.3: "download the target (up to
+ * the number of bytes specified in the targets metadata)"), giving up on a stream that goes idle
  * (stallMs) and on one that is too slow overall (its size-based deadline, never re-armed).
  */
 async function fetchChunk(ref: ChunkRef, options: DownloadOptions, signal: AbortSignal): Promise<Uint8Array> {
