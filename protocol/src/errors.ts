@@ -22,6 +22,8 @@ export const ERROR_CODES = [
   'E_HEALTH_CHECK', // a release that failed to load, threw, or produced non-finite outputs
   'E_NOT_FOUND', // no such model or release
   'E_DISPOSED', // the runtime was disposed
+  'E_LIFETIME', // a manifest valid for longer than its key set allows, or issued in the future (freeze)
+  'E_VERSION_CONFLICT', // a different document at a version already accepted (mix-and-match)
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -69,8 +71,10 @@ function errorClassFor(code: ErrorCode): typeof EdgeshipError {
     case 'E_PUBLISHER_SIGNATURE':
       return SignatureError;
     case 'E_EXPIRED':
+    case 'E_LIFETIME':
       return ExpiredError;
     case 'E_ROLLBACK':
+    case 'E_VERSION_CONFLICT':
       return RollbackError;
     case 'E_WRONG_TARGET':
       return WrongTargetError;

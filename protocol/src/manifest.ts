@@ -35,7 +35,9 @@ export const ManifestSchema = z.strictObject({
   channel: Name,
   /** Grows with every change, so a device can refuse anything older than it has seen. */
   version: z.int().min(1).max(Number.MAX_SAFE_INTEGER),
+  /** At most MAX_CLOCK_SKEW_MS ahead of the device's clock (verify-manifest.ts). */
   issuedAt: IsoTime,
+  /** After issuedAt, by at most the key set's maxManifestLifetimeSeconds (indefinite freeze). */
   expiresAt: IsoTime,
   models: z.array(ModelEntrySchema).max(64),
 });

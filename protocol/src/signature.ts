@@ -67,8 +67,10 @@ export async function checkKeyId(entry: PublicKeyEntry): Promise<void> {
 }
 
 /**
- * Counts distinct trusted keys with a valid signature over `signed`, and throws unless they
- * reach `threshold`. An envelope signed only by unknown keys gets E_UNKNOWN_KEY; one whose
+ * Counts distinct trusted public keys with a valid signature over `signed`, and throws unless
+ * they reach `threshold`; returns those public keys. TUF 5.4.2: "each KEY MUST only contribute
+ * one SIGNATURE". Counted by public key, not key id, so one key listed under two ids (or signing
+ * twice) still counts once. An envelope signed only by unknown keys gets E_UNKNOWN_KEY; one whose
  * trusted signatures do not verify gets E_SIGNATURE.
  */
 export async function verifyThreshold(
@@ -76,22 +78,31 @@ export async function verifyThreshold(
   trusted: readonly PublicKeyEntry[],
   threshold: number,
   what: string,
-): Promise<void> {
+): Promise<string[]> {
   const byId = new Map(trusted.map((k) => [k.keyId, k]));
   const message = asBufferSource(canonicalBytes(envelope.signed));
+  // Canonical base64url (fromBase64Url refuses any other spelling), so equal strings are equal keys.
   const valid = new Set<string>();
   let sawTrusted = false;
   for (const { keyId, sig } of envelope.signatures) {
     const entry = byId.get(keyId);
-    if (!entry || valid.has(keyId)) continue;
+    if (!entry || valid.has(entry.publicKey)) continue;
     sawTrusted = true;
-    if (await verifyOne(entry, sig, message)) valid.add(keyId);
+    if (await verifyOne(entry, sig, message)) valid.add(entry.publicKey);
   }
-  if (valid.size >= threshold) return;
+  if (valid.size >= threshold) return [...valid];
   if (!sawTrusted) {
     throw new SignatureError('E_UNKNOWN_KEY', `${what} is not signed by any trusted key`);
   }
-  throw new SignatureError('E_SIGNATURE', `${what} has ${valid.size} valid signature(s), needs ${threshold}`);
+  throw new SignatureError(
+    'E_SIGNATURE',
+    `${what} has ${valid.size} valid signature(s) from distinct keys, needs ${threshold}`,
+  );
+}
+
+/** How many different public keys a list names (a threshold above it can never be met). */
+export function distinctKeys(keys: readonly PublicKeyEntry[]): number {
+  return new Set(keys.map((k) => k.publicKey)).size;
 }
 
 async function verifyOne(entry: PublicKeyEntry, sig: string, message: Uint8Array<ArrayBuffer>) {

@@ -10,7 +10,7 @@ import {
 import { canonicalJson } from './canonical-json.ts';
 import { EdgeshipError, type ErrorCode } from './errors.ts';
 import { signKeySet, signManifest } from './sign.ts';
-import { generateSigningKey, publicEntry } from './signature.ts';
+import { generateSigningKey, publicEntry, signEnvelope, signPayload, verifyThreshold } from './signature.ts';
 import { type ManifestCheck, verifyManifest } from './verify-manifest.ts';
 
 let trust: TestTrust;
@@ -151,5 +151,119 @@ describe('verifyManifest', () => {
     expect(await rejection(verifyManifest('not json', check))).toBe('E_MALFORMED');
     expect(await rejection(verifyManifest('{"signed":{}}', check))).toBe('E_MALFORMED');
     expect(await rejection(verifyManifest(`"${'x'.repeat(1024 * 1024 + 1)}"`, check))).toBe('E_MALFORMED');
+  });
+
+  it('forgets a fast-forwarded version once a new key set rotates its signer out (TUF 5.3.11)', async () => {
+    // A stolen online key signs the highest version there is; the device accepts it.
+    const frozen = await makeTestManifest(trust, { version: Number.MAX_SAFE_INTEGER });
+    const { trusted } = await verifyManifest(JSON.stringify(frozen), check);
+    const next = await makeTestManifest(trust, { version: 43 });
+    expect(await rejection(verifyManifest(JSON.stringify(next), { ...check, trusted }))).toBe('E_ROLLBACK');
+
+    // A key set that keeps the signer keeps the floor...
+    const spare = await generateSigningKey();
+    const widened = await signKeySet(
+      { ...trust.keySet.signed, version: 2, onlineKeys: [publicEntry(trust.online), publicEntry(spare)] },
+      [trust.root],
+    );
+    const underWidened = await signManifest(next.signed, [trust.online], widened);
+    expect(await rejection(verifyManifest(JSON.stringify(underWidened), { ...check, trusted }))).toBe(
+      'E_ROLLBACK',
+    );
+    // ...one that replaces it resets it: the recovered server's version 43 is accepted.
+    const replaced = await signKeySet(
+      { ...trust.keySet.signed, version: 3, onlineKeys: [publicEntry(spare)] },
+      [trust.root],
+    );
+    const recovered = await signManifest(next.signed, [spare], replaced);
+    const after = await verifyManifest(JSON.stringify(recovered), { ...check, trusted, minKeySetVersion: 2 });
+    expect(after.trusted.version).toBe(43);
+    expect(after.trusted.signers).toEqual([spare.publicKey]);
+  });
+
+  it('refuses a different document at a version already accepted, and accepts the same one', async () => {
+    const first = await makeTestManifest(trust, { version: 7 });
+    const { trusted } = await verifyManifest(JSON.stringify(first), check);
+    await expect(verifyManifest(JSON.stringify(first), { ...check, trusted })).resolves.toBeTruthy();
+    const other = await makeTestManifest(trust, { version: 7, models: [] });
+    expect(await rejection(verifyManifest(JSON.stringify(other), { ...check, trusted }))).toBe(
+      'E_VERSION_CONFLICT',
+    );
+  });
+
+  it("caps a manifest's lifetime at what its key set declares, and refuses one issued in the future", async () => {
+    const now = check.now.getTime();
+    const forever = await makeTestManifest(trust, { expiresAt: '9999-12-31T00:00:00.000Z' });
+    expect(await rejection(verifyManifest(JSON.stringify(forever), check))).toBe('E_LIFETIME');
+    // Dodging the cap with a far issuedAt is refused too.
+    const ahead = await makeTestManifest(trust, {
+      issuedAt: '9999-12-30T00:00:00.000Z',
+      expiresAt: '9999-12-31T00:00:00.000Z',
+    });
+    expect(await rejection(verifyManifest(JSON.stringify(ahead), check))).toBe('E_LIFETIME');
+    // A key set declaring one hour: a day-long manifest is refused, a 30-minute one accepted.
+    const strict = await signKeySet({ ...trust.keySet.signed, maxManifestLifetimeSeconds: 3600 }, [
+      trust.root,
+    ]);
+    const day = await makeTestManifest(trust, {});
+    const dayUnderStrict = await signManifest(day.signed, [trust.online], strict);
+    expect(await rejection(verifyManifest(JSON.stringify(dayUnderStrict), check))).toBe('E_LIFETIME');
+    const short = await signManifest(
+      {
+        ...day.signed,
+        issuedAt: new Date(now).toISOString(),
+        expiresAt: new Date(now + 30 * 60_000).toISOString(),
+      },
+      [trust.online],
+      strict,
+    );
+    await expect(verifyManifest(JSON.stringify(short), check)).resolves.toBeTruthy();
+  });
+
+  it("enforces the key set's own root threshold with distinct root keys", async () => {
+    const secondRoot = await generateSigningKey();
+    const root = { keys: [...trust.trustedRoot.keys, publicEntry(secondRoot)], threshold: 1 };
+    const demanding = { ...trust.keySet.signed, threshold: { root: 2, manifest: 1, release: 1 } };
+    const oneSignature = await signKeySet(demanding, [trust.root]);
+    const envelope = await makeTestManifest(trust);
+    const withOne = { ...envelope, keySet: oneSignature };
+    expect(await rejection(verifyManifest(JSON.stringify(withOne), { ...check, root }))).toBe('E_SIGNATURE');
+    // The same root key signing twice is still one key.
+    const twice = { ...oneSignature, signatures: [...oneSignature.signatures, ...oneSignature.signatures] };
+    expect(
+      await rejection(verifyManifest(JSON.stringify({ ...envelope, keySet: twice }), { ...check, root })),
+    ).toBe('E_SIGNATURE');
+    const both = await signKeySet(demanding, [trust.root, secondRoot]);
+    await expect(
+      verifyManifest(JSON.stringify({ ...envelope, keySet: both }), { ...check, root }),
+    ).resolves.toBeTruthy();
+  });
+
+  it('counts one public key once, under however many key ids it is listed', async () => {
+    const doc = { hello: 'world' };
+    const signed = await signEnvelope(doc, [trust.online]);
+    const alias = { keyId: 'f'.repeat(64), publicKey: trust.online.publicKey };
+    const aliasSig = await signPayload(doc, { ...trust.online, keyId: alias.keyId });
+    const envelope = { signed: doc, signatures: [...signed.signatures, aliasSig] };
+    expect(await rejection(verifyThreshold(envelope, [publicEntry(trust.online), alias], 2, 'doc'))).toBe(
+      'E_SIGNATURE',
+    );
+    // Pinned that way, the app's root is refused outright: an id must be its key's hash.
+    const root = {
+      keys: [...trust.trustedRoot.keys, { ...alias, publicKey: trust.root.publicKey }],
+      threshold: 2,
+    };
+    expect(
+      await rejection(verifyManifest(JSON.stringify(await makeTestManifest(trust)), { ...check, root })),
+    ).toBe('E_MALFORMED');
+  });
+
+  it('refuses a key set whose thresholds its keys can never meet', async () => {
+    const impossible = await signKeySet(
+      { ...trust.keySet.signed, threshold: { root: 1, manifest: 2, release: 1 } },
+      [trust.root],
+    );
+    const envelope = { ...(await makeTestManifest(trust)), keySet: impossible };
+    expect(await rejection(verifyManifest(JSON.stringify(envelope), check))).toBe('E_MALFORMED');
   });
 });

@@ -1,3 +1,5 @@
+import { sha256Hex } from './bytes.ts';
+import { canonicalBytes } from './canonical-json.ts';
 import {
   EdgeshipError,
   ExpiredError,
@@ -6,54 +8,86 @@ import {
   SignatureError,
   WrongTargetError,
 } from './errors.ts';
-import { type KeySet, type TrustedRoot, verifyKeySet } from './keyset.ts';
+import { type KeySet, maxManifestLifetimeMs, type TrustedRoot, verifyKeySet } from './keyset.ts';
 import { type Manifest, ManifestEnvelopeSchema, type ModelEntry } from './manifest.ts';
 import { parseJson } from './parse.ts';
 import { type Release, releaseId, type SignedRelease } from './release.ts';
 import { MAX_MANIFEST_BYTES } from './schema-primitives.ts';
 import { verifyThreshold } from './signature.ts';
 
+/**
+ * How far a manifest's `issuedAt` may be ahead of the device's clock. Device clocks drift; an
+ * hour of slack costs an attacker at most an hour of extra lifetime.
+ */
+export const MAX_CLOCK_SKEW_MS = 3_600_000;
+
+/** What a device remembers of the newest manifest it accepted (TUF 5.4.5: persist it). */
+export interface TrustedManifest {
+  version: number;
+  /** SHA-256 of the canonical signed manifest: that version must always be that document. */
+  digest: string;
+  /** The online public keys whose signatures counted for it. */
+  signers: string[];
+}
+
 export interface ManifestCheck {
   root: TrustedRoot;
   app: string;
   channel: string;
-  /** The reference time, fixed once per update so every check agrees on "now". */
+  /** The reference time, fixed once per update so every check agrees on "now" (TUF 5.1). */
   now: Date;
-  /** The newest manifest version accepted before. */
+  /**
+   * The newest manifest accepted before. Its version is the rollback floor, and that version must
+   * be the same document, unless the key set no longer trusts the keys that signed it.
+   */
+  trusted?: TrustedManifest | null;
+  /** A plain version floor, whatever the keys (callers that keep no signers). */
   minVersion?: number;
   /** The newest key set version accepted before. */
   minKeySetVersion?: number;
+  /** Allowed lead of `issuedAt` over `now`; MAX_CLOCK_SKEW_MS unless set. */
+  clockSkewMs?: number;
 }
 
 export interface VerifiedManifest {
   manifest: Manifest;
   keySet: KeySet;
+  /** What to persist once the caller commits to this manifest. */
+  trusted: TrustedManifest;
 }
 
 /**
- * Raw bytes in, a verified manifest out. The order follows TUF's client workflow: trust the
- * key set through the pinned root, then the manifest's signature, then what it says (target,
- * version, expiry), then each release's publisher signature.
+ * Raw bytes in, a verified manifest out. The order follows TUF's detailed client workflow
+ * (spec 1.0.34, section 5; the manifest plays timestamp, snapshot and targets at once, the key
+ * set plays root): trust the key set through the pinned root, recover from a fast-forward if its
+ * online keys changed, then the manifest's signature, then what it says (target, version,
+ * expiry, lifetime), then each release's publisher signature. Persisting is the caller's job,
+ * after every check passed.
  */
 export async function verifyManifest(
   bytes: Uint8Array | string,
   check: ManifestCheck,
 ): Promise<VerifiedManifest> {
   const text = typeof bytes === 'string' ? bytes : new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  // Endless data: a manifest has a hard size bound.
+  // TUF 5.4.1 (endless data): "download ... up to X number of bytes".
   if (text.length > MAX_MANIFEST_BYTES) {
     throw new MalformedError('E_MALFORMED', `manifest is larger than ${MAX_MANIFEST_BYTES} bytes`);
   }
   const envelope = parseJson(ManifestEnvelopeSchema, text, 'manifest');
 
-  // Arbitrary installation: the key set must chain to a pinned root key.
+  // TUF 5.3 (arbitrary installation, rollback, freeze): the key set must chain to the pinned root.
   const keySet = await verifyKeySet(envelope.keySet, {
     root: check.root,
     now: check.now,
     ...(check.minKeySetVersion === undefined ? {} : { minVersion: check.minKeySetVersion }),
   });
-  // Arbitrary installation: the manifest must be signed by an online key of that key set.
-  await verifyThreshold(envelope, keySet.onlineKeys, keySet.threshold.manifest, 'manifest');
+  // TUF 5.3.11 (fast-forward recovery): "If the timestamp and / or snapshot keys have been
+  // rotated, then delete the trusted timestamp and snapshot metadata files." A manifest whose
+  // signers the key set no longer trusts stops counting, so a version pushed to 2^53-1 with a
+  // stolen online key is forgotten once the root rotates that key out.
+  const trusted = stillTrusted(check.trusted ?? null, keySet);
+  // TUF 5.4.2 (arbitrary installation): a threshold of distinct online keys of that key set.
+  const signers = await verifyThreshold(envelope, keySet.onlineKeys, keySet.threshold.manifest, 'manifest');
   const manifest = envelope.signed;
 
   // Wrong software: a valid manifest for another app or channel.
@@ -63,19 +97,56 @@ export async function verifyManifest(
       `manifest is for ${manifest.app}/${manifest.channel}, expected ${check.app}/${check.channel}`,
     );
   }
-  // Rollback: never accept a manifest older than the newest accepted one.
-  if (check.minVersion !== undefined && manifest.version < check.minVersion) {
+  // TUF 5.4.3.1 (rollback): never accept a manifest older than the newest accepted one.
+  const floor = Math.max(check.minVersion ?? 0, trusted?.version ?? 0);
+  if (manifest.version < floor) {
+    throw new RollbackError('E_ROLLBACK', `manifest version ${manifest.version} is older than ${floor}`);
+  }
+  // TUF 5.4.3.1 (mix-and-match): at an equal version "there shouldn't be any changes in the
+  // content": two documents under one version mean a forked or equivocating signer.
+  const digest = await sha256Hex(canonicalBytes(manifest));
+  if (trusted && manifest.version === trusted.version && digest !== trusted.digest) {
     throw new RollbackError(
-      'E_ROLLBACK',
-      `manifest version ${manifest.version} is older than ${check.minVersion}`,
+      'E_VERSION_CONFLICT',
+      `manifest version ${manifest.version} differs from the one accepted at that version`,
     );
   }
-  // Indefinite freeze: a replayed old manifest eventually expires.
+  // TUF 5.4.4 (indefinite freeze): a replayed old manifest eventually expires.
   if (Date.parse(manifest.expiresAt) <= check.now.getTime()) {
     throw new ExpiredError('E_EXPIRED', `manifest expired at ${manifest.expiresAt}`);
   }
+  // Indefinite freeze, bounded: TUF leaves expiry to the signer; here the root caps it, so a
+  // stolen online key cannot sign "expires 9999" (nor dodge the cap with a future issuedAt).
+  checkLifetime(manifest, maxManifestLifetimeMs(keySet), check);
+  // TUF 5.6.3 / 5.7.3 (arbitrary installation of targets): every release signed by publishers.
   for (const entry of manifest.models) await verifyModelEntry(entry, keySet);
-  return { manifest, keySet };
+  return { manifest, keySet, trusted: { version: manifest.version, digest, signers } };
+}
+
+/** The trusted manifest, or null once the key set no longer trusts a threshold of its signers. */
+function stillTrusted(trusted: TrustedManifest | null, keySet: KeySet): TrustedManifest | null {
+  if (!trusted) return null;
+  const online = new Set(keySet.onlineKeys.map((k) => k.publicKey));
+  const kept = new Set(trusted.signers.filter((key) => online.has(key))).size;
+  return kept >= keySet.threshold.manifest ? trusted : null;
+}
+
+function checkLifetime(manifest: Manifest, maxMs: number, check: ManifestCheck): void {
+  const issued = Date.parse(manifest.issuedAt);
+  const expires = Date.parse(manifest.expiresAt);
+  const skew = check.clockSkewMs ?? MAX_CLOCK_SKEW_MS;
+  if (issued > check.now.getTime() + skew) {
+    throw new ExpiredError('E_LIFETIME', `manifest is issued at ${manifest.issuedAt}, in the future`);
+  }
+  if (expires <= issued) {
+    throw new MalformedError('E_MALFORMED', 'manifest expires before it is issued');
+  }
+  if (expires - issued > maxMs) {
+    throw new ExpiredError(
+      'E_LIFETIME',
+      `manifest is valid for ${Math.round((expires - issued) / 1000)} s, its key set allows ${maxMs / 1000} s`,
+    );
+  }
 }
 
 async function verifyModelEntry(entry: ModelEntry, keySet: KeySet): Promise<void> {

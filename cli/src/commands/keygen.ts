@@ -39,9 +39,11 @@ export function registerKeygen(program: Command): void {
     .description('create root, online and publisher Ed25519 keys and the root-signed key set')
     .option('--dir <dir>', 'where to write the keys', 'keys')
     .option('--expires-days <days>', 'key set lifetime in days', '365')
+    .option('--max-manifest-days <days>', 'longest manifest lifetime devices accept', '30')
     .option('--json', 'print JSON')
-    .action(async (opts: { dir: string; expiresDays: string } & OutputOptions) => {
+    .action(async (opts: { dir: string; expiresDays: string; maxManifestDays: string } & OutputOptions) => {
       const days = positiveInt(opts.expiresDays, '--expires-days');
+      const manifestDays = manifestLifetimeDays(opts.maxManifestDays);
       const [root, online, publisher] = await Promise.all([
         generateSigningKey(),
         generateSigningKey(),
@@ -51,9 +53,10 @@ export function registerKeygen(program: Command): void {
       await writeJsonFile(join(opts.dir, 'online.key.json'), online, { secret: true });
       await writeJsonFile(join(opts.dir, 'publisher.key.json'), publisher, { secret: true });
       await writeJsonFile(join(opts.dir, 'root.pub.json'), { keys: [publicEntry(root)], threshold: 1 });
-      const keySet = await signKeySet(newKeySet(1, days, [publicEntry(online)], [publicEntry(publisher)]), [
-        root,
-      ]);
+      const keySet = await signKeySet(
+        newKeySet(1, days, manifestDays, [publicEntry(online)], [publicEntry(publisher)]),
+        [root],
+      );
       await writeJsonFile(join(opts.dir, 'keyset.json'), keySet);
       print(
         opts,
@@ -73,6 +76,7 @@ export function registerKeygen(program: Command): void {
     .requiredOption('--publisher <files...>', 'publisher key files (public or private)')
     .requiredOption('--keyset-version <n>', 'key set version, above every earlier one')
     .option('--expires-days <days>', 'lifetime in days', '365')
+    .option('--max-manifest-days <days>', 'longest manifest lifetime devices accept', '30')
     .option('--out <file>', 'output file', 'keyset.json')
     .option('--json', 'print JSON')
     .action(
@@ -83,6 +87,7 @@ export function registerKeygen(program: Command): void {
           publisher: string[];
           keysetVersion: string;
           expiresDays: string;
+          maxManifestDays: string;
           out: string;
         } & OutputOptions,
       ) => {
@@ -91,6 +96,7 @@ export function registerKeygen(program: Command): void {
           newKeySet(
             positiveInt(opts.keysetVersion, '--keyset-version'),
             positiveInt(opts.expiresDays, '--expires-days'),
+            manifestLifetimeDays(opts.maxManifestDays),
             await Promise.all(opts.online.map(readPublicKey)),
             await Promise.all(opts.publisher.map(readPublicKey)),
           ),
@@ -107,6 +113,7 @@ export function registerKeygen(program: Command): void {
 function newKeySet(
   version: number,
   days: number,
+  manifestDays: number,
   onlineKeys: KeySet['onlineKeys'],
   publisherKeys: KeySet['publisherKeys'],
 ): KeySet {
@@ -119,7 +126,16 @@ function newKeySet(
     threshold: { root: 1, manifest: 1, release: 1 },
     onlineKeys,
     publisherKeys,
+    // Devices refuse a manifest valid for longer: bounds what a stolen online key can sign.
+    maxManifestLifetimeSeconds: manifestDays * 86_400,
   };
+}
+
+/** The server signs manifests for 7 days by default; the protocol caps a key set at 366. */
+function manifestLifetimeDays(text: string): number {
+  const days = positiveInt(text, '--max-manifest-days');
+  if (days > 366) throw new CliError('--max-manifest-days must be at most 366', EXIT.usage);
+  return days;
 }
 
 export function positiveInt(text: string, flag: string): number {

@@ -13,8 +13,15 @@ export interface DownloadOptions {
   server: string;
   /** Chunk requests in flight at once. */
   concurrency?: number;
-  /** A chunk that receives no byte for this long is abandoned (slow-retrieval attack, dead link). */
+  /** A chunk that receives no byte for this long is abandoned (dead link). */
   stallMs?: number;
+  /**
+   * Slow retrieval: a chunk must arrive within `firstByteMs + size / minBytesPerSecond`, however
+   * steadily it trickles in (a byte every 250 ms resets a stall timer forever, not this deadline).
+   */
+  minBytesPerSecond?: number;
+  /** Allowance for connecting and the first byte, on top of the size-based time. */
+  firstByteMs?: number;
   /** Attempts per chunk for transient failures (network, stall, 5xx, 429). */
   attempts?: number;
   signal?: AbortSignal;
@@ -41,6 +48,15 @@ export interface DownloadResult {
 
 const DEFAULT_CONCURRENCY = 4;
 const DEFAULT_STALL_MS = 15_000;
+/**
+ * Slow retrieval. TUF's goals listed it until 2020 ("An attacker cannot prevent clients from
+ * being aware of interference with receiving updates by responding to client requests so slowly
+ * that automated updates never complete"), then left it to implementations. 4 KiB/s per chunk,
+ * 16 KiB/s over four lanes (a 2G link): a 1 MiB chunk, the chunker's largest, gets 15 s + 256 s,
+ * an average 256 KiB chunk 15 s + 64 s.
+ */
+export const DEFAULT_MIN_BYTES_PER_SECOND = 4096;
+export const DEFAULT_FIRST_BYTE_MS = 15_000;
 const DEFAULT_ATTEMPTS = 3;
 
 /**
@@ -123,14 +139,34 @@ async function fetchChunkWithRetries(ref: ChunkRef, options: DownloadOptions, si
   }
 }
 
-/** One chunk's bytes, refusing more than the signed size and giving up on a stalled stream. */
+/** The longest a transfer of `bytes` may take: first byte, then at least the minimum rate. */
+export function transferDeadlineMs(
+  bytes: number,
+  rate: Pick<DownloadOptions, 'minBytesPerSecond' | 'firstByteMs'> = {},
+): number {
+  const perSecond = rate.minBytesPerSecond ?? DEFAULT_MIN_BYTES_PER_SECOND;
+  return (rate.firstByteMs ?? DEFAULT_FIRST_BYTE_MS) + Math.ceil((bytes / perSecond) * 1000);
+}
+
+/**
+ * One chunk's bytes, refusing more than the signed size (TUF 5.7.3: "download the target (up to
+ * the number of bytes specified in the targets metadata)"), giving up on a stream that goes idle
+ * (stallMs) and on one that is too slow overall (its size-based deadline, never re-armed).
+ */
 async function fetchChunk(ref: ChunkRef, options: DownloadOptions, signal: AbortSignal): Promise<Uint8Array> {
   const stallMs = options.stallMs ?? DEFAULT_STALL_MS;
-  const stalled = new AbortController();
-  let timer = setTimeout(() => stalled.abort(), stallMs);
+  const deadlineMs = transferDeadlineMs(ref.size, options);
+  const slow = new AbortController();
+  const giveUp = (why: string) =>
+    slow.abort(new StalledDownloadError('E_STALLED', `chunk ${ref.sha256} ${why}`));
+  const deadline = setTimeout(
+    () => giveUp(`did not arrive within its ${deadlineMs} ms deadline (${ref.size} bytes)`),
+    deadlineMs,
+  );
+  let idle = setTimeout(() => giveUp(`made no progress for ${stallMs} ms`), stallMs);
   const rearm = () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => stalled.abort(), stallMs);
+    clearTimeout(idle);
+    idle = setTimeout(() => giveUp(`made no progress for ${stallMs} ms`), stallMs);
   };
   const url = `${options.server.replace(/\/$/, '')}/v1/chunks/${ref.sha256}`;
   try {
@@ -140,10 +176,10 @@ async function fetchChunk(ref: ChunkRef, options: DownloadOptions, signal: Abort
         // The store keeps the verified bytes; an HTTP-cache copy would double the disk used and
         // could replay a corrupted response forever. CDNs and proxies in between still cache.
         cache: 'no-store',
-        signal: AbortSignal.any([signal, stalled.signal]),
+        signal: AbortSignal.any([signal, slow.signal]),
       });
     } catch (error) {
-      throw transportError(error, ref, stalled.signal, stallMs);
+      throw transportError(error, ref, slow.signal);
     }
     if (!response.ok || !response.body) {
       throw new EdgeshipError('E_HTTP', `chunk ${ref.sha256} answered ${response.status}`, {
@@ -163,12 +199,12 @@ async function fetchChunk(ref: ChunkRef, options: DownloadOptions, signal: Abort
     const reader = response.body.getReader();
     // Not every body errors when its request's signal aborts: cancelling ends a pending read.
     const cancel = () => void reader.cancel().catch(() => {});
-    stalled.signal.addEventListener('abort', cancel, { once: true });
+    slow.signal.addEventListener('abort', cancel, { once: true });
     signal.addEventListener('abort', cancel, { once: true });
     try {
       for (;;) {
         const { done, value } = await reader.read();
-        if (stalled.signal.aborted || signal.aborted) throw new Error('aborted');
+        if (slow.signal.aborted || signal.aborted) throw new Error('aborted');
         if (done) break;
         rearm();
         if (received + value.length > ref.size) {
@@ -183,9 +219,9 @@ async function fetchChunk(ref: ChunkRef, options: DownloadOptions, signal: Abort
     } catch (error) {
       cancel();
       if (error instanceof EdgeshipError) throw error;
-      throw transportError(error, ref, stalled.signal, stallMs);
+      throw transportError(error, ref, slow.signal);
     } finally {
-      stalled.signal.removeEventListener('abort', cancel);
+      slow.signal.removeEventListener('abort', cancel);
       signal.removeEventListener('abort', cancel);
     }
     if (received !== ref.size) {
@@ -196,14 +232,13 @@ async function fetchChunk(ref: ChunkRef, options: DownloadOptions, signal: Abort
     }
     return out;
   } finally {
-    clearTimeout(timer);
+    clearTimeout(deadline);
+    clearTimeout(idle);
   }
 }
 
-function transportError(error: unknown, ref: ChunkRef, stalled: AbortSignal, stallMs: number): EdgeshipError {
-  if (stalled.aborted) {
-    return new StalledDownloadError('E_STALLED', `chunk ${ref.sha256} made no progress for ${stallMs} ms`);
-  }
+function transportError(error: unknown, ref: ChunkRef, slow: AbortSignal): EdgeshipError {
+  if (slow.aborted) return slow.reason as StalledDownloadError;
   return new EdgeshipError('E_NETWORK', `chunk ${ref.sha256}: ${(error as Error).message}`, { cause: error });
 }
 

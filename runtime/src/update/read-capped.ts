@@ -1,14 +1,26 @@
 import { EdgeshipError, LengthMismatchError } from '@edgeship/protocol';
 
-/** Reads a response body as text, aborting once it passes `maxBytes` (endless data). */
-export async function readCappedText(response: Response, maxBytes: number): Promise<string> {
+/**
+ * Reads a response body as text, aborting once it passes `maxBytes` (endless data) or once
+ * `signal` aborts (slow retrieval: the request's deadline covers the body, not only the headers).
+ * An abort whose reason is an EdgeshipError (E_STALLED) is thrown as that reason.
+ */
+export async function readCappedText(
+  response: Response,
+  maxBytes: number,
+  signal?: AbortSignal,
+): Promise<string> {
   if (!response.body) return '';
   const reader = response.body.getReader();
+  // Not every body errors when its request's signal aborts: cancelling ends a pending read.
+  const cancel = () => void reader.cancel().catch(() => {});
+  signal?.addEventListener('abort', cancel, { once: true });
   const parts: Uint8Array[] = [];
   let total = 0;
   try {
     for (;;) {
       const { done, value } = await reader.read();
+      if (signal?.aborted) throw signal.reason;
       if (done) break;
       total += value.length;
       if (total > maxBytes) {
@@ -18,8 +30,13 @@ export async function readCappedText(response: Response, maxBytes: number): Prom
       parts.push(value);
     }
   } catch (error) {
-    if (error instanceof EdgeshipError) throw error;
-    throw new EdgeshipError('E_NETWORK', `the manifest download failed: ${(error as Error).message}`);
+    const reason = signal?.aborted ? signal.reason : error;
+    if (reason instanceof EdgeshipError) throw reason;
+    throw new EdgeshipError('E_NETWORK', `the manifest download failed: ${(reason as Error).message}`, {
+      cause: reason,
+    });
+  } finally {
+    signal?.removeEventListener('abort', cancel);
   }
   const bytes = new Uint8Array(total);
   let offset = 0;

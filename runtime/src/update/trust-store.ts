@@ -1,17 +1,26 @@
-import { type TrustedRoot, type VerifiedManifest, verifyManifest } from '@edgeship/protocol';
+import {
+  type TrustedManifest,
+  type TrustedRoot,
+  type VerifiedManifest,
+  verifyManifest,
+} from '@edgeship/protocol';
 import type { ModelStore } from '../store/model-store.ts';
 
 interface TrustState {
-  manifestVersion: number;
   keySetVersion: number;
+  /** The newest accepted manifest: version, digest and the online keys that signed it. */
+  manifest?: TrustedManifest | null;
+  /** Older state (a bare version, no signers): kept as a floor until a manifest replaces it. */
+  manifestVersion?: number;
 }
 
 const TRUST_KEY = 'trust';
 
 /**
  * The only place that grants trust (as in tuf-js's store.ts). Raw manifest bytes in, a verified
- * manifest out; the newest accepted versions are persisted so a replayed older manifest is
- * refused even after a reload (rollback attack), and a key set can never go backwards.
+ * manifest out; what was accepted is persisted so a replayed older manifest is refused even after
+ * a reload (rollback), a key set never goes backwards, and a version pushed sky-high by a stolen
+ * online key is forgotten once a new key set rotates that key out (fast-forward recovery).
  */
 export class TrustStore {
   constructor(
@@ -21,27 +30,27 @@ export class TrustStore {
   ) {}
 
   async acceptManifest(bytes: Uint8Array | string, now: Date): Promise<VerifiedManifest> {
-    const state = (await this.store.getMeta<TrustState>(TRUST_KEY)) ?? {
-      manifestVersion: 0,
-      keySetVersion: 0,
-    };
+    const state = (await this.store.getMeta<TrustState>(TRUST_KEY)) ?? { keySetVersion: 0 };
     const verified = await verifyManifest(bytes, {
       root: this.root,
       app: this.target.app,
       channel: this.target.channel,
       now,
-      minVersion: state.manifestVersion,
+      trusted: state.manifest ?? null,
+      ...(state.manifest ? {} : { minVersion: state.manifestVersion ?? 0 }),
       minKeySetVersion: state.keySetVersion,
     });
-    // Commit only after every check passed.
+    // Commit only after every check passed (CVE-2025-2888 in tough cached before checking). The
+    // manifest record is replaced, not maxed: after a rotation a lower version is the right one.
     await this.store.setMeta(TRUST_KEY, {
-      manifestVersion: Math.max(state.manifestVersion, verified.manifest.version),
       keySetVersion: Math.max(state.keySetVersion, verified.keySet.version),
+      manifest: verified.trusted,
     } satisfies TrustState);
     return verified;
   }
 
   async newestManifestVersion(): Promise<number> {
-    return (await this.store.getMeta<TrustState>(TRUST_KEY))?.manifestVersion ?? 0;
+    const state = await this.store.getMeta<TrustState>(TRUST_KEY);
+    return state?.manifest?.version ?? state?.manifestVersion ?? 0;
   }
 }

@@ -5,6 +5,7 @@ import {
   type Manifest,
   releaseId,
   type SignedRelease,
+  StalledDownloadError,
 } from '@edgeship/protocol';
 import semverGte from 'semver/functions/gte';
 import { type DownloadResult, downloadRelease } from '../download/fetcher.ts';
@@ -19,10 +20,19 @@ export interface UpdaterConfig {
   deviceId: string;
   runtimeVersion: string;
   fetch?: typeof fetch;
-  /** Deadline for the manifest request. */
+  /** Deadline for the manifest request, headers and body (slow retrieval). */
   timeoutMs?: number;
+  /**
+   * Deadline for a whole check, downloads included. Past it the check is abandoned with
+   * E_STALLED, so a drip-fed download cannot hold the single-flight check (and the halts that
+   * later manifests carry) forever; verified chunks are kept and the next check resumes.
+   */
+  checkDeadlineMs?: number;
   downloadConcurrency?: number;
   stallMs?: number;
+  /** Per-chunk minimum rate and first-byte allowance (see DownloadOptions). */
+  minBytesPerSecond?: number;
+  firstByteMs?: number;
 }
 
 export type UpdateEvent =
@@ -44,6 +54,8 @@ export interface CheckResult {
 const ETAG_KEY = 'manifest-etag';
 const MANIFEST_KEY = 'manifest';
 export const FAILED_KEY = 'failed-releases';
+export const DEFAULT_MANIFEST_TIMEOUT_MS = 30_000;
+export const DEFAULT_CHECK_DEADLINE_MS = 10 * 60_000;
 
 /**
  * One update check, top to bottom: fetch the manifest (honouring its ETag), verify it through
@@ -62,8 +74,35 @@ export class Updater {
     this.fetchImpl = config.fetch ?? fetch.bind(globalThis);
   }
 
+  /**
+   * One check, settled by its deadline at the latest: the deadline aborts every request of the
+   * check, and the race settles the check even if something ignores the abort.
+   */
   async check(now = new Date()): Promise<CheckResult> {
-    const fetched = await this.fetchManifest();
+    const budgetMs = this.config.checkDeadlineMs ?? DEFAULT_CHECK_DEADLINE_MS;
+    const abandon = new AbortController();
+    const timer = setTimeout(
+      () =>
+        abandon.abort(
+          new StalledDownloadError(
+            'E_STALLED',
+            `the update check did not finish within ${budgetMs} ms and was abandoned`,
+          ),
+        ),
+      budgetMs,
+    );
+    const abandoned = new Promise<never>((_, reject) => {
+      abandon.signal.addEventListener('abort', () => reject(abandon.signal.reason), { once: true });
+    });
+    try {
+      return await Promise.race([this.runCheck(now, abandon.signal), abandoned]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async runCheck(now: Date, signal: AbortSignal): Promise<CheckResult> {
+    const fetched = await this.fetchManifest(signal);
     const bytes = fetched?.text ?? (await this.store.getMeta<string>(MANIFEST_KEY));
     const result: CheckResult = {
       changed: fetched !== null,
@@ -73,6 +112,7 @@ export class Updater {
       failures: [],
     };
     if (!bytes) return result;
+    signal.throwIfAborted();
     // Verified every time, cached bytes included: a manifest that has expired since is refused.
     const { manifest } = await this.trust.acceptManifest(bytes, now);
     if (fetched !== null) {
@@ -81,13 +121,15 @@ export class Updater {
       if (fetched.etag) await this.store.setMeta(ETAG_KEY, fetched.etag);
     }
     result.manifestVersion = manifest.version;
-    await this.applyManifest(manifest, result);
+    await this.applyManifest(manifest, result, signal);
     return result;
   }
 
-  private async applyManifest(manifest: Manifest, result: CheckResult): Promise<void> {
+  private async applyManifest(manifest: Manifest, result: CheckResult, signal: AbortSignal): Promise<void> {
     const failed = new Set((await this.store.getMeta<string[]>(FAILED_KEY)) ?? []);
     for (const entry of manifest.models) {
+      // An abandoned check stops here rather than staging behind the next check's back.
+      signal.throwIfAborted();
       const choice = await chooseRelease(entry, this.config.deviceId);
       const active = choice.active;
       const shadow = choice.shadow;
@@ -97,11 +139,12 @@ export class Updater {
         inRollout: choice.inRollout,
       };
       if (active && !failed.has(releaseId(active.signed))) {
-        const id = await this.ensureDownloaded(entry.name, active, result);
+        const id = await this.ensureDownloaded(entry.name, active, result, signal);
+        signal.throwIfAborted();
         if (id) await this.stage(entry.name, id);
       }
       if (shadow && !failed.has(releaseId(shadow.signed))) {
-        const id = await this.ensureDownloaded(entry.name, shadow, result);
+        const id = await this.ensureDownloaded(entry.name, shadow, result, signal);
         if (id) this.emit({ type: 'shadow-ready', model: entry.name, release: id });
       }
       await this.store.setMeta(`shadow:${entry.name}`, shadow && releaseId(shadow.signed));
@@ -118,7 +161,12 @@ export class Updater {
     if (pointers.pending !== id) await this.store.setPending(model, id);
   }
 
-  private async ensureDownloaded(model: string, signed: SignedRelease, result: CheckResult) {
+  private async ensureDownloaded(
+    model: string,
+    signed: SignedRelease,
+    result: CheckResult,
+    signal: AbortSignal,
+  ) {
     const id = releaseId(signed.signed);
     if ((await this.store.getRelease(id))?.complete) return id;
     try {
@@ -134,11 +182,16 @@ export class Updater {
         fetch: this.fetchImpl,
         concurrency: this.config.downloadConcurrency,
         stallMs: this.config.stallMs,
+        minBytesPerSecond: this.config.minBytesPerSecond,
+        firstByteMs: this.config.firstByteMs,
+        signal,
       });
       result.downloaded.push(id);
       this.emit({ type: 'update-downloaded', model, release: id, download });
       return id;
     } catch (error) {
+      // The whole check was abandoned: that is the check's failure, not this release's.
+      if (signal.aborted) throw signal.reason;
       const code = error instanceof EdgeshipError ? error.code : 'E_NETWORK';
       const message = (error as Error).message;
       result.failures.push({ release: id, code, message });
@@ -148,24 +201,44 @@ export class Updater {
   }
 
   /** The manifest's bytes and ETag, or null on 304 Not Modified. */
-  private async fetchManifest(): Promise<{ text: string; etag: string | null } | null> {
+  private async fetchManifest(
+    checkSignal: AbortSignal,
+  ): Promise<{ text: string; etag: string | null } | null> {
     const url = `${this.config.server.replace(/\/$/, '')}/v1/apps/${this.config.app}/channels/${this.config.channel}/manifest`;
     const etag = await this.store.getMeta<string>(ETAG_KEY);
-    let response: Response;
+    const deadlineMs = this.config.timeoutMs ?? DEFAULT_MANIFEST_TIMEOUT_MS;
+    const tooSlow = new AbortController();
+    const timer = setTimeout(
+      () =>
+        tooSlow.abort(
+          new StalledDownloadError('E_STALLED', `the manifest did not arrive within ${deadlineMs} ms`),
+        ),
+      deadlineMs,
+    );
+    const signal = AbortSignal.any([checkSignal, tooSlow.signal]);
     try {
-      response = await this.fetchImpl(url, {
-        headers: etag ? { 'if-none-match': etag } : {},
-        // The HTTP cache must not answer for us: freshness is decided by the server and the ETag.
-        cache: 'no-store',
-        signal: AbortSignal.timeout(this.config.timeoutMs ?? 15_000),
-      });
-    } catch (error) {
-      throw new EdgeshipError('E_NETWORK', `cannot reach the update server: ${(error as Error).message}`, {
-        cause: error,
-      });
+      let response: Response;
+      try {
+        response = await this.fetchImpl(url, {
+          headers: etag ? { 'if-none-match': etag } : {},
+          // The HTTP cache must not answer for us: freshness is decided by the server and the ETag.
+          cache: 'no-store',
+          signal,
+        });
+      } catch (error) {
+        if (signal.aborted && signal.reason instanceof EdgeshipError) throw signal.reason;
+        throw new EdgeshipError('E_NETWORK', `cannot reach the update server: ${(error as Error).message}`, {
+          cause: error,
+        });
+      }
+      if (response.status === 304) return null;
+      if (!response.ok) throw new EdgeshipError('E_HTTP', `manifest request answered ${response.status}`);
+      return {
+        text: await readCappedText(response, MAX_MANIFEST_BYTES, signal),
+        etag: response.headers.get('etag'),
+      };
+    } finally {
+      clearTimeout(timer);
     }
-    if (response.status === 304) return null;
-    if (!response.ok) throw new EdgeshipError('E_HTTP', `manifest request answered ${response.status}`);
-    return { text: await readCappedText(response, MAX_MANIFEST_BYTES), etag: response.headers.get('etag') };
   }
 }
