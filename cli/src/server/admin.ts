@@ -8,6 +8,7 @@ export {
   AdminClient,
   type FleetSummary,
   type ReleaseSummary,
+  type TokenSummary,
   type UploadProgress,
 } from '../../../update-server/src/admin-client.ts';
 

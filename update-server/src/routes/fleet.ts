@@ -40,8 +40,13 @@ export const FleetQuerySchema = z.object({
   step: z.coerce.number().int().min(1).max(MAX_RANGE_SEC).optional(),
 });
 
+// Epoch seconds, or an ISO-8601 date or date-time; not whatever else Date.parse guesses at ("-1").
+const EPOCH_SECONDS = /^\d{1,12}$/;
+const ISO_8601 = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?$/;
+
 function parse(s: string): number {
-  return /^\d+$/.test(s) ? Number(s) * 1000 : Date.parse(s);
+  if (EPOCH_SECONDS.test(s)) return Number(s) * 1000;
+  return ISO_8601.test(s) ? Date.parse(s) : Number.NaN;
 }
 
 const errorResponses = {
