@@ -28,7 +28,10 @@ export function registerToken(program: Command): void {
       }
       const expiresInDays = flags.expiry ? parseNumber(flags.expiresIn, '--expires-in', 1, 3650)! : null;
       if (expiresInDays !== null && !Number.isInteger(expiresInDays)) {
-        throw new CliError(`--expires-in must be a whole number of days, got "${flags.expiresIn}"`, EXIT.usage);
+        throw new CliError(
+          `--expires-in must be a whole number of days, got "${flags.expiresIn}"`,
+          EXIT.usage,
+        );
       }
       const created = await adminClient(flags).createToken({ name, role: flags.role, expiresInDays });
       print(flags, created, () => [
@@ -39,16 +42,16 @@ export function registerToken(program: Command): void {
     });
 
   withServer(
-    token.command('list').description('every token: id, name, role, state, created, expires (never the token)'),
+    token
+      .command('list')
+      .description('every token: id, name, role, state, created, expires (never the token)'),
   )
     .option('--json', 'print JSON')
     .action(async (flags: Flags) => {
       const { tokens } = await adminClient(flags).listTokens();
       print(flags, { tokens }, () => [
         ['id', 'name', 'role', 'state', 'created', 'expires'].join('\t'),
-        ...tokens.map((t) =>
-          [t.id, t.name, t.role, t.state, t.createdAt, t.expiresAt ?? 'never'].join('\t'),
-        ),
+        ...tokens.map((t) => [t.id, t.name, t.role, t.state, t.createdAt, t.expiresAt ?? 'never'].join('\t')),
       ]);
     });
 
@@ -78,5 +81,9 @@ function resolveToken(tokens: TokenSummary[], idOrName: string): TokenSummary {
       EXIT.usage,
     );
   }
-  throw new CliError(`no token with id ${idOrName}, nor an active one of that name`, EXIT.failed, 'E_NOT_FOUND');
+  throw new CliError(
+    `no token with id ${idOrName}, nor an active one of that name`,
+    EXIT.failed,
+    'E_NOT_FOUND',
+  );
 }
