@@ -11,6 +11,7 @@ export const ORDER = [
   'quantization',
   'soak',
   'fleet',
+  'fuzz',
 ];
 
 const fmt = (x: number | undefined | null) => {

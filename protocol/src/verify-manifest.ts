@@ -1,3 +1,4 @@
+import { utf8 } from './bytes.ts';
 import {
   EdgeshipError,
   ExpiredError,
@@ -39,11 +40,18 @@ export async function verifyManifest(
   bytes: Uint8Array | string,
   check: ManifestCheck,
 ): Promise<VerifiedManifest> {
-  const text = typeof bytes === 'string' ? bytes : new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  // Endless data: a manifest has a hard size bound.
-  if (text.length > MAX_MANIFEST_BYTES) {
+  // Endless data: a manifest has a hard size bound, in bytes (a string's length counts UTF-16
+  // units, and "é" is one unit but two bytes), checked before anything is decoded.
+  const size =
+    typeof bytes !== 'string'
+      ? bytes.length
+      : bytes.length > MAX_MANIFEST_BYTES
+        ? bytes.length
+        : utf8(bytes).length;
+  if (size > MAX_MANIFEST_BYTES) {
     throw new MalformedError('E_MALFORMED', `manifest is larger than ${MAX_MANIFEST_BYTES} bytes`);
   }
+  const text = typeof bytes === 'string' ? bytes : new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   const envelope = parseJson(ManifestEnvelopeSchema, text, 'manifest');
 
   // Arbitrary installation: the key set must chain to a pinned root key.

@@ -171,7 +171,7 @@ function pathValue(name: string, w: FuzzWorld): fc.Arbitrary<string> {
   };
   const good = fc.constantFrom(...(known[name] ?? ['x']));
   const encoded = fc
-    .oneof(anyText, numberish, fc.constantFrom('..', '.', '%', 'A'.repeat(300)))
+    .oneof(anyText, numberish, fc.constantFrom('..', '.', '%', 'A'.repeat(300), '\u0000', 'kws\u0000'))
     .map(encodeURIComponent);
   // Percent-encoding a decoder must survive: truncated, invalid, an encoded slash or NUL.
   const raw = fc.constantFrom('%', '%zz', '%E0%A4%A', '%2F', '%00', '%C0%AF', '%FF');
@@ -198,7 +198,7 @@ function queryValue(name: string, w: FuzzWorld): fc.Arbitrary<string> {
   return fc.oneof(
     { weight: 6, arbitrary: known[name] ?? numberish },
     { weight: 1, arbitrary: numberish },
-    { weight: 1, arbitrary: anyText },
+    { weight: 1, arbitrary: fc.oneof(anyText, fc.constantFrom('\u0000', 'demo-app\u0000')) },
   );
 }
 
@@ -233,16 +233,22 @@ function headers(w: FuzzWorld): fc.Arbitrary<Record<string, string>> {
       ),
     },
   );
-  const contentType = fc.constantFrom(
-    'application/json',
-    'application/json; charset=utf-8',
-    'application/json; charset=latin1',
-    'application/octet-stream',
-    'text/plain',
-    'application/x-www-form-urlencoded',
-    'multipart/form-data; boundary=x',
-    'application/merge-patch+json',
-    '',
+  // JSON most of the time, so bodies get past the media-type check to the schema and beyond.
+  const contentType = fc.oneof(
+    { weight: 8, arbitrary: fc.constant('application/json') },
+    {
+      weight: 4,
+      arbitrary: fc.constantFrom(
+        'application/json; charset=utf-8',
+        'application/json; charset=latin1',
+        'application/octet-stream',
+        'text/plain',
+        'application/x-www-form-urlencoded',
+        'multipart/form-data; boundary=x',
+        'application/merge-patch+json',
+        '',
+      ),
+    },
   );
   const range = fc.oneof(
     fc.constantFrom(
@@ -259,62 +265,69 @@ function headers(w: FuzzWorld): fc.Arbitrary<Record<string, string>> {
   );
   const ifNoneMatch = fc.oneof(fc.constantFrom(...w.etags, '*', 'W/"x"', '"a", "b"'), visibleAscii(60));
   const forwarded = fc.oneof(fc.ipV4(), fc.ipV6(), visibleAscii(40), fc.constant('1.2.3.4, 5.6.7.8'));
-  return fc.record(
-    {
-      authorization,
-      'content-type': contentType,
-      range,
-      'if-none-match': ifNoneMatch,
-      'idempotency-key': fc.oneof(fc.uuid(), visibleAscii(80)),
-      'x-forwarded-for': forwarded,
-      accept: fc.constantFrom('*/*', 'application/json', 'text/html'),
-      origin: fc.constantFrom('https://app.example', 'null'),
-    },
-    { requiredKeys: [] },
-  );
+  // A token on most requests (else most would stop at 401); the other headers half the time.
+  return fc
+    .record({
+      authorization: fc.option(authorization, { freq: 8 }),
+      'content-type': fc.option(contentType, { freq: 6 }),
+      range: fc.option(range),
+      'if-none-match': fc.option(ifNoneMatch),
+      'idempotency-key': fc.option(fc.oneof(fc.uuid(), visibleAscii(80))),
+      'x-forwarded-for': fc.option(forwarded),
+      accept: fc.option(fc.constantFrom('*/*', 'application/json', 'text/html')),
+      origin: fc.option(fc.constantFrom('https://app.example', 'null')),
+    })
+    .map(
+      (all) =>
+        Object.fromEntries(Object.entries(all).filter(([, v]) => v !== null)) as Record<string, string>,
+    );
 }
 
 /** Near-valid JSON for the routes that take one, so mutations land deep in the handlers. */
-function validBodies(w: FuzzWorld): unknown[] {
+function validBodies(template: string, w: FuzzWorld): unknown[] {
   const [app, channel, model] = [w.apps[0], w.channels[0], w.models[0]];
-  return [
-    { app, channel, model, release: '1.1.0', shareBps: 500 },
-    { app, channel, model, release: '1.1.0', shareBps: 500, mode: 'shadow', control: '1.0.0' },
-    { shareBps: 2500 },
-    { reason: 'fuzz' },
-    { release: '1.0.0' },
-    { name: 'fuzz-person', role: 'viewer', expiresInDays: 1 },
-    { hashes: w.chunkHashes },
-    { release: w.signedRelease, metrics: { accuracy: 0.9 }, modelCard: 'card' },
-    makeBatch('fuzz-device-1', [makeRecord({ model: 'kws', version: '1.0.0', latenciesMs: [3, 4, 5] })]),
+  const byRoute: Array<[RegExp, unknown[]]> = [
+    [
+      /\/rollouts$/,
+      [
+        { app, channel, model, release: '1.1.0', shareBps: 500 },
+        { app, channel, model, release: '1.1.0', shareBps: 500, mode: 'shadow', control: '1.0.0' },
+      ],
+    ],
+    [/\/share$/, [{ shareBps: 2500 }]],
+    [/\/(halt|rollback)$/, [{ reason: 'fuzz' }]],
+    [/\/models\/\{model\}\/promote$/, [{ release: '1.0.0' }, { release: '1.1.0' }]],
+    [/\/tokens$/, [{ name: 'fuzz-person', role: 'viewer', expiresInDays: 1 }]],
+    [/\/chunks\/missing$/, [{ hashes: w.chunkHashes }]],
+    [/\/releases$/, [{ release: w.signedRelease, metrics: { accuracy: 0.9 }, modelCard: 'card' }]],
+    [
+      /\/telemetry$/,
+      [makeBatch('fuzz-device-1', [makeRecord({ model: 'kws', version: '1.0.0', latenciesMs: [3, 4, 5] })])],
+    ],
   ];
+  return byRoute.find(([pattern]) => pattern.test(template))?.[1] ?? [{ reason: 'fuzz' }, { shareBps: 1 }];
 }
 
-function body(w: FuzzWorld): fc.Arbitrary<Uint8Array<ArrayBuffer> | undefined> {
+function body(template: string, w: FuzzWorld): fc.Arbitrary<Uint8Array<ArrayBuffer> | undefined> {
   const encode = (s: string) => new TextEncoder().encode(s) as Uint8Array<ArrayBuffer>;
-  const valid = fc.constantFrom(...validBodies(w));
-  // One field replaced (or added) with anything JSON can say.
+  const bodies = validBodies(template, w);
+  const valid = fc.constantFrom(...bodies);
+  // One field of the route's own replaced (or a new one added) with anything JSON can say.
+  const keys = [...new Set(bodies.flatMap((b) => Object.keys(b as object)))];
   const mutated = fc
     .tuple(
       valid,
-      fc.oneof(
-        fc.constantFrom(
-          'app',
-          'shareBps',
-          'reason',
-          'release',
-          'name',
-          'role',
-          'expiresInDays',
-          'hashes',
-          'records',
-        ),
-        anyText,
-      ),
+      fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...keys) }, { weight: 1, arbitrary: anyText }),
       fc.jsonValue({ maxDepth: 3 }),
     )
     .map(([v, key, value]) => ({ ...(v as object), [key]: value }));
-  const json = fc.oneof(valid, mutated, fc.jsonValue({ maxDepth: 4 })).map((v) => encode(JSON.stringify(v)));
+  const json = fc
+    .oneof(
+      { weight: 2, arbitrary: valid },
+      { weight: 3, arbitrary: mutated },
+      { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 4 }) },
+    )
+    .map((v) => encode(JSON.stringify(v)));
   const invalidUtf8 = fc
     .tuple(json, fc.constantFrom([0xff], [0xc3, 0x28], [0xed, 0xa0, 0x80], [0xe2, 0x82]), fc.nat())
     .map(([bytes, bad, at]) => {
@@ -328,6 +341,8 @@ function body(w: FuzzWorld): fc.Arbitrary<Uint8Array<ArrayBuffer> | undefined> {
   const oddText = fc
     .constantFrom(
       '{"reason":"\\ud800"}',
+      '{"reason":"a\\u0000b"}',
+      '{"name":"a\\u0000","role":"viewer"}',
       '{"app":',
       '[]',
       'null',
@@ -362,7 +377,7 @@ export function fuzzRequests(operations: Operation[], w: FuzzWorld): fc.Arbitrar
         params: fc.tuple(...op.pathParams.map((name) => pathValue(name, w))),
         query: queryString(op, w),
         headers: headers(w),
-        body: body(w),
+        body: body(op.template, w),
       })
       .map(({ method, params, query, headers, body }): FuzzRequest => {
         let i = 0;

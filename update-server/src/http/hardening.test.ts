@@ -133,6 +133,20 @@ describe('strings are UTF-8, bounded in bytes', () => {
     });
   });
 
+  it('refuses NUL, which PostgreSQL text cannot hold (found by the fuzz: a 500 there)', async () => {
+    expect(await halt('{"reason":"a\\u0000b"}')).toMatchObject({ status: 400, code: 'E_VALIDATION' });
+    for (const path of [
+      '/v1/admin/apps/%00/channels/stable',
+      '/v1/admin/apps/demo-app/channels/a%00',
+      '/v1/admin/releases?model=%00',
+    ]) {
+      expect(await answer(path, { headers: auth('viewer') })).toMatchObject({
+        status: 400,
+        code: 'E_VALIDATION',
+      });
+    }
+  });
+
   it('refuses a lone surrogate escape, which has no UTF-8 form', async () => {
     expect(await halt('{"reason":"\\ud800 halted"}')).toMatchObject({ status: 400, code: 'E_VALIDATION' });
   });

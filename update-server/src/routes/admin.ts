@@ -1,4 +1,4 @@
-import { Sha256Hex } from '@edgeship/protocol';
+import { Name, Sha256Hex } from '@edgeship/protocol';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AuthVariables, RequireRole } from '../auth/middleware.ts';
 import { ApiError, notFound } from '../http/api-error.ts';
@@ -174,7 +174,7 @@ export function createAdminRoutes(deps: AdminDeps) {
       summary: 'Releases, newest first',
       security,
       middleware: [viewer] as const,
-      request: { query: z.object({ model: z.string().max(64).optional() }) },
+      request: { query: z.object({ model: Name.optional() }) },
       responses: {
         200: jsonContent(z.object({ releases: z.array(ReleaseSummarySchema) }), 'Releases'),
         ...errorResponses,
@@ -333,7 +333,8 @@ export function createAdminRoutes(deps: AdminDeps) {
       summary: "A channel's models: production, running rollout, manifest version",
       security,
       middleware: [viewer] as const,
-      request: { params: z.object({ app: z.string().max(64), channel: z.string().max(64) }) },
+      // Names, not any string: a NUL byte reaching PostgreSQL is an error there (a 500, once).
+      request: { params: z.object({ app: Name, channel: Name }) },
       responses: { 200: jsonContent(z.record(z.string(), z.unknown()), 'Channel state'), ...errorResponses },
     }),
     async (c) => {

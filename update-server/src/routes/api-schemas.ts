@@ -14,14 +14,16 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 
 /**
  * Free text bounded in UTF-8 bytes (what the database and the wire store), not UTF-16 code
- * units, and well-formed: a lone surrogate (`"\ud800"` in JSON) has no UTF-8 form, so a
- * driver would store U+FFFD instead of what was sent.
+ * units, well-formed (a lone surrogate, `"\ud800"` in JSON, has no UTF-8 form, so a driver would
+ * store U+FFFD instead of what was sent), and without NUL.
  */
 export const Utf8Text = (maxBytes: number) =>
   z
     .string()
     .max(maxBytes)
     .refine((s) => !LONE_SURROGATE.test(s), 'not valid Unicode (a lone surrogate)')
+    // PostgreSQL's text type cannot hold U+0000; refused on both databases, so they agree.
+    .refine((s) => !s.includes('\u0000'), 'contains a NUL character')
     .refine((s) => encoder.encode(s).length <= maxBytes, `at most ${maxBytes} bytes of UTF-8`);
 
 export const ErrorSchema = z
