@@ -4,8 +4,7 @@ import { join } from 'node:path';
 import type { TrustedRoot } from '@edgeship/protocol';
 import { serve } from '@hono/node-server';
 import type { Hono } from 'hono';
-import type pino from 'pino';
-import type { DestinationStream, Logger } from 'pino';
+import type { DestinationStream, Level, Logger } from 'pino';
 import { createApp, type RateLimits } from './app.ts';
 import { type BootstrapTokens, bootstrapTokens, tokenState } from './auth/tokens.ts';
 import { CanaryMonitor, type CanaryOptions } from './canary/monitor.ts';
@@ -29,7 +28,7 @@ export interface ServerOptions {
   /** Create a development trust chain when the keys directory is empty. */
   createKeys?: boolean;
   manifestTtlMs?: number;
-  logLevel?: pino.Level | 'silent';
+  logLevel?: Level | 'silent';
   /** Where the server's own logger writes (default stdout); secrets are redacted (log.ts). */
   logStream?: DestinationStream;
   /** A logger of the host's instead (it should redact as log.ts does). */
