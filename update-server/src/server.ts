@@ -8,6 +8,7 @@ import type { DestinationStream, Level, Logger } from 'pino';
 import { createApp, type RateLimits } from './app.ts';
 import { type BootstrapTokens, bootstrapTokens, tokenState } from './auth/tokens.ts';
 import { CanaryMonitor, type CanaryOptions } from './canary/monitor.ts';
+import { clientAddressResolver } from './http/client-address.ts';
 import { loadServerKeys, type ServerKeys } from './keys/server-keys.ts';
 import { createLogger } from './log.ts';
 import { RegistryService } from './registry/service.ts';
@@ -85,6 +86,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     { days: opts.telemetryRetentionDays, aggregateDays: opts.telemetryAggregateRetentionDays },
     opts.telemetry?.windowSec ?? DEFAULT_TELEMETRY_OPTIONS.windowSec,
   );
+  clientAddressResolver(opts.trustProxy ?? 0); // a bad hop count is a start-up error, before any I/O
   await mkdir(opts.dataDir, { recursive: true });
   const keys = await loadServerKeys(opts.keysDir ?? join(opts.dataDir, 'keys'), {
     createIfMissing: opts.createKeys ?? !opts.databaseUrl,

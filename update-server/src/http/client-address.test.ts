@@ -1,6 +1,10 @@
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Hono } from 'hono';
 import { describe, expect, it } from 'vitest';
 import { startTestServer } from '../../../test/support/server.ts';
+import { startServer } from '../server.ts';
 import { clientAddressResolver } from './client-address.ts';
 
 async function addressSeen(trustedHops: number, forwardedFor?: string): Promise<string> {
@@ -32,9 +36,14 @@ describe('the client address behind proxies', () => {
     expect(await addressSeen(1, '')).toBe('unknown');
   });
 
-  it('refuses a hop count that is not a small whole number', () => {
+  it('refuses a hop count that is not a small whole number, also as a server option', async () => {
     for (const hops of [-1, 1.5, 17, Number.NaN])
       expect(() => clientAddressResolver(hops)).toThrow(/trustProxy/);
+    const dataDir = join(tmpdir(), `edgeship-never-created-${process.pid}`);
+    await expect(startServer({ dataDir, trustProxy: 2.5 })).rejects.toThrow(
+      /trustProxy must be a whole number/,
+    );
+    expect(existsSync(dataDir)).toBe(false);
   });
 });
 
