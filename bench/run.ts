@@ -20,6 +20,7 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   soak: async () => (await import('./src/soak.ts')).soak,
   fleet: async () => (await import('./src/fleet.ts')).fleet,
   'bundle-size': async () => (await import('./src/bundle-size.ts')).bundleSize,
+  fuzz: async () => (await import('./src/fuzz.ts')).fuzz,
 };
 
 const { values } = parseArgs({

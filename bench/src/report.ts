@@ -12,6 +12,7 @@ export const ORDER = [
   'soak',
   'fleet',
   'bundle-size',
+  'fuzz',
 ];
 
 const fmt = (x: number | undefined | null) => {

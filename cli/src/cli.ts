@@ -4,6 +4,7 @@ import { exitCodeFor } from './commands/output.ts';
 import { registerPublish } from './commands/publish.ts';
 import { registerRollout } from './commands/rollout.ts';
 import { registerStatus } from './commands/status.ts';
+import { registerToken } from './commands/token.ts';
 import { registerVerify } from './commands/verify.ts';
 
 /** Builds the `edgeship` program; each command lives in commands/<name>.ts. */
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerPublish(program);
   registerRollout(program);
   registerStatus(program);
+  registerToken(program);
   return program;
 }
 

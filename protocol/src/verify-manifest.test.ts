@@ -266,4 +266,17 @@ describe('verifyManifest', () => {
     const envelope = { ...(await makeTestManifest(trust)), keySet: impossible };
     expect(await rejection(verifyManifest(JSON.stringify(envelope), check))).toBe('E_MALFORMED');
   });
+
+  it('bounds the size in bytes, not characters', async () => {
+    // 524,289 characters of "é": under the bound in UTF-16 units, over it in UTF-8 bytes.
+    const wide = `"${'é'.repeat(512 * 1024)}"`;
+    expect(wide.length).toBeLessThan(1024 * 1024);
+    await expect(verifyManifest(wide, check)).rejects.toThrow(/larger than 1048576 bytes/);
+    await expect(verifyManifest(new TextEncoder().encode(wide), check)).rejects.toThrow(
+      /larger than 1048576 bytes/,
+    );
+    // Just under the bound in bytes: refused for what it is (not a manifest), not for its size.
+    const narrow = `"${'é'.repeat(512 * 1024 - 2)}"`;
+    await expect(verifyManifest(narrow, check)).rejects.toThrow(/^(?!.*larger than)/);
+  });
 });

@@ -1,4 +1,4 @@
-import { sha256Hex } from './bytes.ts';
+import { sha256Hex, utf8 } from './bytes.ts';
 import { canonicalBytes } from './canonical-json.ts';
 import {
   EdgeshipError,
@@ -68,11 +68,19 @@ export async function verifyManifest(
   bytes: Uint8Array | string,
   check: ManifestCheck,
 ): Promise<VerifiedManifest> {
-  const text = typeof bytes === 'string' ? bytes : new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  // TUF 5.4.1 (endless data): "download ... up to X number of bytes".
-  if (text.length > MAX_MANIFEST_BYTES) {
+  // TUF 5.4.1 (endless data): "download ... up to X number of bytes". The bound is in bytes (a
+  // string's length counts UTF-16 units, and "é" is one unit but two bytes), checked before
+  // anything is decoded.
+  const size =
+    typeof bytes !== 'string'
+      ? bytes.length
+      : bytes.length > MAX_MANIFEST_BYTES
+        ? bytes.length
+        : utf8(bytes).length;
+  if (size > MAX_MANIFEST_BYTES) {
     throw new MalformedError('E_MALFORMED', `manifest is larger than ${MAX_MANIFEST_BYTES} bytes`);
   }
+  const text = typeof bytes === 'string' ? bytes : new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   const envelope = parseJson(ManifestEnvelopeSchema, text, 'manifest');
 
   // TUF 5.3 (arbitrary installation, rollback, freeze): the key set must chain to the pinned root.

@@ -12,6 +12,8 @@ export interface TestServer {
   publisher: AdminClient;
   operator: AdminClient;
   viewer: AdminClient;
+  /** Manages tokens (the admin role). */
+  admin: AdminClient;
   stop(opts?: { keepData?: boolean }): Promise<void>;
 }
 
@@ -36,6 +38,7 @@ export async function startTestServer(opts: Partial<ServerOptions> = {}): Promis
     publisher: new AdminClient(server.url, server.tokens.publisher),
     operator: new AdminClient(server.url, server.tokens.operator),
     viewer: new AdminClient(server.url, server.tokens.viewer),
+    admin: new AdminClient(server.url, server.tokens.admin),
     async stop({ keepData = false } = {}) {
       await server.close();
       if (!keepData && !opts.dataDir) await rm(dataDir, { recursive: true, force: true });

@@ -1,4 +1,5 @@
 import type { SignedRelease } from '@edgeship/protocol';
+import type { TokenSummary } from './auth/token-admin.ts';
 import type { RolloutInput } from './registry/service.ts';
 import type {
   AuditEntry,
@@ -8,6 +9,8 @@ import type {
   RolloutRecord,
 } from './storage/types.ts';
 import type { fleetReport } from './telemetry/fleet.ts';
+
+export type { TokenSummary } from './auth/token-admin.ts';
 
 /** An admin API error as the server sent it, or E_NETWORK when it could not be reached. */
 export class AdminApiError extends Error {
@@ -54,7 +57,20 @@ export class AdminClient {
   ) {}
 
   whoami() {
-    return this.call<{ name: string; role: string }>('GET', '/whoami');
+    return this.call<{ name: string; role: string; expiresAt: string | null }>('GET', '/whoami');
+  }
+
+  /** Admin: a new token; the answer's `token` is the only copy of it there will ever be. */
+  createToken(input: { name: string; role: string; expiresInDays?: number | null }) {
+    return this.call<TokenSummary & { token: string }>('POST', '/tokens', input);
+  }
+
+  listTokens() {
+    return this.call<{ tokens: TokenSummary[] }>('GET', '/tokens');
+  }
+
+  revokeToken(id: string) {
+    return this.call<TokenSummary>('POST', `/tokens/${enc(id)}/revoke`);
   }
 
   async uploadRelease(

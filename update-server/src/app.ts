@@ -1,19 +1,26 @@
-import { getConnInfo } from '@hono/node-server/conninfo';
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import { cors } from 'hono/cors';
 import { requestId } from 'hono/request-id';
 import type { Logger } from 'pino';
+import { createAuth } from './auth/middleware.ts';
+import { TokenAdmin } from './auth/token-admin.ts';
 import type { CanaryMonitor } from './canary/monitor.ts';
 import { ApiError } from './http/api-error.ts';
+import { limitBody } from './http/body-limit.ts';
+import { clientAddressResolver } from './http/client-address.ts';
 import { renderError } from './http/errors.ts';
 import { createHttpMetrics } from './http/metrics.ts';
 import { rateLimit } from './http/rate-limit.ts';
+import { requireUtf8Bodies } from './http/utf8-body.ts';
 import type { ServerKeys } from './keys/server-keys.ts';
 import type { RegistryService } from './registry/service.ts';
 import { createAdminRoutes } from './routes/admin.ts';
+import { MAX_JSON_BODY } from './routes/api-schemas.ts';
+import { documentDeviceRoutes } from './routes/device-docs.ts';
 import { createFleetRoutes } from './routes/fleet.ts';
 import { createPublicRoutes } from './routes/public.ts';
 import { createTelemetryRoutes } from './routes/telemetry.ts';
+import { createTokenRoutes } from './routes/tokens.ts';
 import type { BlobStore, RegistryStore } from './storage/types.ts';
 import type { TelemetryService } from './telemetry/service.ts';
 
@@ -22,9 +29,15 @@ export interface RateLimits {
   publicPerMinute: number;
   /** Per token, on the admin routes. */
   adminPerMinute: number;
+  /** Failed authentications per client address (then 429 until the minute is over); default 30. */
+  authFailuresPerMinute?: number;
 }
 
-export const DEFAULT_RATE_LIMITS: RateLimits = { publicPerMinute: 6000, adminPerMinute: 1200 };
+export const DEFAULT_RATE_LIMITS: RateLimits = {
+  publicPerMinute: 6000,
+  adminPerMinute: 1200,
+  authFailuresPerMinute: 30,
+};
 
 export interface AppDeps {
   registry: RegistryStore;
@@ -36,6 +49,13 @@ export interface AppDeps {
   /** Telemetry ingest (`POST /v1/telemetry`), the fleet API and per-release metrics. */
   telemetry?: TelemetryService;
   canary?: CanaryMonitor | null;
+  /**
+   * Proxies in front of the server whose X-Forwarded-For entries are trusted, counted from the
+   * server (0: none, the default; X-Forwarded-For is then ignored). See http/client-address.ts.
+   */
+  trustProxy?: number;
+  /** `/metrics` needs a token (any role: all read) when true; Prometheus sends it as a bearer. */
+  metricsAuth?: boolean;
   /** Routes mounted by the host (telemetry ingest, dashboard, the demo PWA). */
   mount?: (app: Hono) => void;
 }
@@ -79,6 +99,13 @@ export function createApp(deps: AppDeps) {
       return c.json({ error: { code: 'E_NOT_READY', message: 'the database does not answer' } }, 503);
     }
   });
+  const clientAddress = clientAddressResolver(deps.trustProxy ?? 0);
+  const requireRole = createAuth({
+    registry: deps.registry,
+    clientAddress,
+    failuresPerMinute: limits.authFailuresPerMinute ?? DEFAULT_RATE_LIMITS.authFailuresPerMinute,
+  });
+  if (deps.metricsAuth) app.use('/metrics', requireRole('viewer'));
   app.get('/metrics', async (c) => {
     c.header('Content-Type', metrics.registry.contentType);
     return c.body(await metrics.registry.metrics());
@@ -90,14 +117,7 @@ export function createApp(deps: AppDeps) {
     await next();
     c.header('Cross-Origin-Resource-Policy', 'cross-origin');
   });
-
-  const clientAddress = (c: Parameters<typeof getConnInfo>[0]) => {
-    try {
-      return getConnInfo(c).remote.address ?? 'unknown';
-    } catch {
-      return 'unknown';
-    }
-  };
+  app.use('/v1/*', requireUtf8Bodies());
   const publicLimit = rateLimit({ points: limits.publicPerMinute, windowSec: 60, key: clientAddress });
   app.use('/v1/apps/*', publicLimit);
   app.use('/v1/chunks/*', publicLimit);
@@ -107,19 +127,33 @@ export function createApp(deps: AppDeps) {
   );
 
   app.route('/v1', createPublicRoutes(deps));
-  const admin = createAdminRoutes(deps);
+  const admin = createAdminRoutes({ ...deps, requireRole });
+  admin.route(
+    '/',
+    createTokenRoutes({
+      tokens: new TokenAdmin(deps.registry),
+      requireRole,
+      jsonLimit: limitBody(MAX_JSON_BODY),
+    }),
+  );
   if (deps.telemetry) {
     // Rate-limited per device and per address inside (not by publicLimit: many devices share a NAT).
     app.route('/v1', createTelemetryRoutes({ telemetry: deps.telemetry, clientAddress }));
     admin.route(
       '/',
-      createFleetRoutes({ registry: deps.registry, telemetry: deps.telemetry, canary: deps.canary ?? null }),
+      createFleetRoutes({
+        registry: deps.registry,
+        telemetry: deps.telemetry,
+        canary: deps.canary ?? null,
+        requireRole,
+      }),
     );
   }
   app.route('/v1/admin', admin);
+  documentDeviceRoutes(admin, { telemetry: deps.telemetry !== undefined });
   const openApi = admin.getOpenAPIDocument({
     openapi: '3.0.3',
-    info: { title: 'Edgeship update server: admin API', version: '1' },
+    info: { title: 'Edgeship update server', version: '1' },
     servers: [{ url: '/v1/admin' }],
   });
   app.get('/v1/openapi.json', (c) => c.json(openApi));
@@ -128,9 +162,13 @@ export function createApp(deps: AppDeps) {
   return app;
 }
 
-/** Rate-limit admin calls per token (by a prefix of it, never logged), else per address. */
-function tokenKey(address: (c: Parameters<typeof getConnInfo>[0]) => string) {
-  return (c: Parameters<typeof getConnInfo>[0]) => {
+/**
+ * Rate-limit admin calls per token (by a suffix of it, never logged), else per address. A bogus
+ * token gets a bucket of its own here, which is why failed attempts are limited per address in
+ * auth/middleware.ts.
+ */
+function tokenKey(address: (c: Context) => string) {
+  return (c: Context) => {
     const auth = c.req.header('authorization');
     return auth ? `token:${auth.slice(-24)}` : `addr:${address(c)}`;
   };

@@ -4,7 +4,8 @@ import { startServer } from './server.ts';
 /**
  * `edgeship-server`: runs the update server until SIGINT/SIGTERM.
  * Flags override the environment (DATABASE_URL, EDGESHIP_DATA_DIR, PORT, HOST,
- * EDGESHIP_TELEMETRY_RETENTION_DAYS, EDGESHIP_TELEMETRY_AGGREGATE_RETENTION_DAYS).
+ * EDGESHIP_TELEMETRY_RETENTION_DAYS, EDGESHIP_TELEMETRY_AGGREGATE_RETENTION_DAYS,
+ * EDGESHIP_TRUST_PROXY, EDGESHIP_METRICS_AUTH).
  */
 export async function main(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -26,13 +27,15 @@ export async function main(argv: string[]): Promise<void> {
         type: 'string',
         default: process.env.EDGESHIP_TELEMETRY_AGGREGATE_RETENTION_DAYS,
       },
+      'trust-proxy': { type: 'string', default: process.env.EDGESHIP_TRUST_PROXY ?? '0' },
+      'metrics-auth': { type: 'boolean', default: process.env.EDGESHIP_METRICS_AUTH === '1' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
     process.stdout.write(
       'usage: edgeship-server [--data-dir .data] [--database-url postgres://…] [--keys-dir dir] [--port 8787] [--host 127.0.0.1] [--create-keys] [--webhook-url https://…]\n' +
-        '       [--telemetry-retention-days 30] [--telemetry-aggregate-retention-days 90]\n',
+        '       [--telemetry-retention-days 30] [--telemetry-aggregate-retention-days 90] [--trust-proxy 0] [--metrics-auth]\n',
     );
     return;
   }
@@ -48,6 +51,9 @@ export async function main(argv: string[]): Promise<void> {
     // Not a number (NaN) is refused by startServer with the option's name.
     telemetryRetentionDays: days(values['telemetry-retention-days']),
     telemetryAggregateRetentionDays: days(values['telemetry-aggregate-retention-days']),
+    // Proxy hops whose X-Forwarded-For entries count (not a whole number: refused at start).
+    trustProxy: Number(values['trust-proxy']),
+    metricsAuth: values['metrics-auth'],
   });
   // Machine-readable, for scripts and tests that start us (pino log lines may come before it).
   process.stdout.write(`${JSON.stringify({ event: 'listening', url: server.url })}\n`);

@@ -75,6 +75,7 @@ describe('two server processes on one PostgreSQL', () => {
     try {
       const stored = await storage.registry.listTokens();
       expect(stored.map((t) => `${t.name}:${t.role}`).sort()).toEqual([
+        'bootstrap-admin:admin',
         'bootstrap-operator:operator',
         'bootstrap-publisher:publisher',
         'bootstrap-viewer:viewer',

@@ -359,8 +359,23 @@ describe('operations', () => {
     const openapi = (await raw('GET', '/v1/openapi.json')).json;
     expect(openapi.openapi).toBe('3.0.3');
     expect(Object.keys(openapi.paths)).toEqual(
-      expect.arrayContaining(['/releases', '/rollouts/{id}/halt', '/audit']),
+      expect.arrayContaining([
+        '/releases',
+        '/rollouts/{id}/halt',
+        '/audit',
+        '/tokens',
+        '/tokens/{id}/revoke',
+      ]),
     );
+    // The device routes are in the same document, each under its own server.
+    const device = (path: string, method: string) => openapi.paths[path][method].servers;
+    expect(device('/apps/{app}/channels/{channel}/manifest', 'get')).toEqual([{ url: '/v1' }]);
+    expect(device('/keyset', 'get')).toEqual([{ url: '/v1' }]);
+    expect(device('/root', 'get')).toEqual([{ url: '/v1' }]);
+    expect(device('/chunks/{sha256}', 'get')).toEqual([{ url: '/v1' }]);
+    expect(device('/chunks/{sha256}', 'head')).toEqual([{ url: '/v1' }]);
+    expect(device('/telemetry', 'post')).toEqual([{ url: '/v1' }]);
+    expect(openapi.paths['/chunks/{sha256}'].put.servers).toBeUndefined();
   });
 
   it('rate-limits a client that sends too much, with Retry-After', async () => {

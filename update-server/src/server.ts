@@ -4,11 +4,13 @@ import { join } from 'node:path';
 import type { TrustedRoot } from '@edgeship/protocol';
 import { serve } from '@hono/node-server';
 import type { Hono } from 'hono';
-import pino, { type Logger } from 'pino';
+import type { DestinationStream, Level, Logger } from 'pino';
 import { createApp, type RateLimits } from './app.ts';
-import { type BootstrapTokens, bootstrapTokens } from './auth/tokens.ts';
+import { type BootstrapTokens, bootstrapTokens, tokenState } from './auth/tokens.ts';
 import { CanaryMonitor, type CanaryOptions } from './canary/monitor.ts';
+import { clientAddressResolver } from './http/client-address.ts';
 import { loadServerKeys, type ServerKeys } from './keys/server-keys.ts';
+import { createLogger } from './log.ts';
 import { RegistryService } from './registry/service.ts';
 import { openStorage } from './storage/open.ts';
 import type { BlobStore, RegistryStore } from './storage/types.ts';
@@ -27,9 +29,16 @@ export interface ServerOptions {
   /** Create a development trust chain when the keys directory is empty. */
   createKeys?: boolean;
   manifestTtlMs?: number;
-  logLevel?: pino.Level | 'silent';
+  logLevel?: Level | 'silent';
+  /** Where the server's own logger writes (default stdout); secrets are redacted (log.ts). */
+  logStream?: DestinationStream;
+  /** A logger of the host's instead (it should redact as log.ts does). */
   logger?: Logger;
   rateLimits?: RateLimits;
+  /** Proxy hops whose X-Forwarded-For entries are trusted (0, the default: none). */
+  trustProxy?: number;
+  /** Require a token (any role) on `/metrics`. */
+  metricsAuth?: boolean;
   /** Called (POST, JSON) when the canary analysis halts a rollout; best effort, retried. */
   webhookUrl?: string;
   telemetry?: TelemetryOptions;
@@ -60,6 +69,8 @@ export interface ServerContext {
 
 export interface RunningServer extends ServerContext {
   url: string;
+  /** The Hono app the HTTP server serves (tests call `app.request()` on it). */
+  app: Hono;
   trustedRoot: TrustedRoot;
   /** The bootstrap tokens, when their file is still in the data directory. */
   tokens: BootstrapTokens | null;
@@ -69,12 +80,13 @@ export interface RunningServer extends ServerContext {
 export const DEFAULT_MANIFEST_TTL_MS = 7 * 86_400_000;
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
-  const log = opts.logger ?? pino({ level: opts.logLevel ?? 'info' });
+  const log = opts.logger ?? createLogger(opts.logLevel ?? 'info', opts.logStream);
   // Checked before anything is opened: a retention too short for the outbox is a start-up error.
   const retention = retentionPolicy(
     { days: opts.telemetryRetentionDays, aggregateDays: opts.telemetryAggregateRetentionDays },
     opts.telemetry?.windowSec ?? DEFAULT_TELEMETRY_OPTIONS.windowSec,
   );
+  clientAddressResolver(opts.trustProxy ?? 0); // a bad hop count is a start-up error, before any I/O
   await mkdir(opts.dataDir, { recursive: true });
   const keys = await loadServerKeys(opts.keysDir ?? join(opts.dataDir, 'keys'), {
     createIfMissing: opts.createKeys ?? !opts.databaseUrl,
@@ -87,6 +99,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     log: (msg) => log.info(msg),
   });
   const tokens = await bootstrapTokens(registry, join(opts.dataDir, 'tokens.json'));
+  const bootstrapActive = (await registry.listTokens())
+    .filter((t) => t.id.startsWith('bootstrap-') && tokenState(t, new Date()) === 'active')
+    .map((t) => t.name);
+  if (bootstrapActive.length > 0) {
+    // They never expire and name nobody in the audit trail: fine for development only.
+    log.warn(
+      { bootstrapTokens: bootstrapActive },
+      'bootstrap tokens are active: create per-person tokens (edgeship token create) and revoke these',
+    );
+  }
   const service = new RegistryService(registry, blobs, {
     online: keys.online,
     keySet: keys.keySet,
@@ -117,7 +139,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     canary.start();
   }
   const ctx: ServerContext = { registry, blobs, service, keys, log, telemetry, canary };
-  const app = createApp({ ...ctx, rateLimits: opts.rateLimits, mount: (a) => opts.mount?.(a, ctx) });
+  const app = createApp({
+    ...ctx,
+    rateLimits: opts.rateLimits,
+    trustProxy: opts.trustProxy,
+    metricsAuth: opts.metricsAuth,
+    mount: (a) => opts.mount?.(a, ctx),
+  });
 
   const server = serve({ fetch: app.fetch, port: opts.port ?? 0, hostname: opts.host ?? '127.0.0.1' });
   await new Promise<void>((resolve, reject) => {
@@ -133,6 +161,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   return {
     ...ctx,
     url,
+    app,
     trustedRoot: keys.trustedRoot,
     tokens,
     close() {

@@ -8,6 +8,7 @@ export {
   AdminClient,
   type FleetSummary,
   type ReleaseSummary,
+  type TokenSummary,
   type UploadProgress,
 } from '@edgeship/update-server/admin-client';
 

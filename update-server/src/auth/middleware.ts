@@ -1,7 +1,8 @@
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
+import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { ApiError } from '../http/api-error.ts';
 import type { Registry, Role, TokenRecord } from '../storage/types.ts';
-import { allows, hashToken } from './tokens.ts';
+import { allows, hashToken, tokenState } from './tokens.ts';
 
 export interface AuthVariables {
   token: TokenRecord;
@@ -9,26 +10,59 @@ export interface AuthVariables {
 
 const BEARER = /^Bearer ([A-Za-z0-9._~+/=-]{16,256})$/;
 
-/** Bearer-token authentication with a role check; the token is looked up by its hash. */
-export function requireRole(registry: Registry, role: Role, now: () => Date = () => new Date()) {
-  const handler: MiddlewareHandler<{ Variables: AuthVariables }> = async (c, next) => {
+export interface AuthOptions {
+  registry: Registry;
+  /** Which address a failed attempt counts against (see http/client-address.ts). */
+  clientAddress: (c: Context) => string;
+  /** Failed authentications per address and minute before the address is refused (429). */
+  failuresPerMinute?: number;
+  now?: () => Date;
+}
+
+export const DEFAULT_AUTH_FAILURES_PER_MINUTE = 30;
+
+export type RequireRole = (role: Role) => MiddlewareHandler<{ Variables: AuthVariables }>;
+
+/**
+ * Bearer-token authentication with a role check; the token is looked up by its hash. Failed
+ * attempts are counted per client address, and an address over the limit gets 429 before any
+ * token it sends is looked up: guessing costs the guesser, not the database, and a limited
+ * address learns nothing about the tokens it tries.
+ */
+export function createAuth(opts: AuthOptions): RequireRole {
+  const now = opts.now ?? (() => new Date());
+  const allowed = opts.failuresPerMinute ?? DEFAULT_AUTH_FAILURES_PER_MINUTE;
+  const failures = new RateLimiterMemory({ points: allowed, duration: 60 });
+  const refuseIfLimited = async (address: string) => {
+    const state = await failures.get(address);
+    if (state && state.consumedPoints >= allowed) throw tooManyFailures(state.msBeforeNext);
+  };
+  const unauthenticated = async (address: string, error: ApiError): Promise<never> => {
+    await failures.penalty(address, 1);
+    throw error;
+  };
+
+  return (role) => async (c, next) => {
+    const address = opts.clientAddress(c);
+    await refuseIfLimited(address);
     const header = c.req.header('authorization');
     const match = header ? BEARER.exec(header) : null;
     if (!match) {
-      throw new ApiError(401, 'E_UNAUTHENTICATED', 'a bearer token is required', {
-        'WWW-Authenticate': 'Bearer realm="edgeship"',
-      });
+      return unauthenticated(
+        address,
+        new ApiError(401, 'E_UNAUTHENTICATED', 'a bearer token is required', {
+          'WWW-Authenticate': 'Bearer realm="edgeship"',
+        }),
+      );
     }
-    const token = await registry.findTokenByHash(hashToken(match[1]!));
-    const at = now().getTime();
-    if (
-      !token ||
-      token.revokedAt !== null ||
-      (token.expiresAt !== null && Date.parse(token.expiresAt) <= at)
-    ) {
-      throw new ApiError(401, 'E_UNAUTHENTICATED', 'the token is unknown, expired or revoked', {
-        'WWW-Authenticate': 'Bearer realm="edgeship", error="invalid_token"',
-      });
+    const token = await opts.registry.findTokenByHash(hashToken(match[1]!));
+    if (!token || tokenState(token, now()) !== 'active') {
+      return unauthenticated(
+        address,
+        new ApiError(401, 'E_UNAUTHENTICATED', 'the token is unknown, expired or revoked', {
+          'WWW-Authenticate': 'Bearer realm="edgeship", error="invalid_token"',
+        }),
+      );
     }
     if (!allows(token.role, role)) {
       throw new ApiError(403, 'E_FORBIDDEN', `this needs the ${role} role; the token has ${token.role}`);
@@ -36,5 +70,14 @@ export function requireRole(registry: Registry, role: Role, now: () => Date = ()
     c.set('token', token);
     await next();
   };
-  return handler;
+}
+
+function tooManyFailures(msBeforeNext: number): ApiError {
+  const retryAfter = Math.max(1, Math.ceil(msBeforeNext / 1000));
+  return new ApiError(
+    429,
+    'E_RATE_LIMITED',
+    `too many failed authentications from this address; retry in ${retryAfter} s`,
+    { 'Retry-After': String(retryAfter) },
+  );
 }

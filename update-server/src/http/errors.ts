@@ -4,10 +4,12 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { ConflictError, NotFoundError } from '../storage/errors.ts';
 import { ApiError } from './api-error.ts';
+import { InvalidUtf8Error, invalidUtf8 } from './utf8-body.ts';
 
 /** Turns any thrown error into the documented JSON error; only real bugs become a 500. */
 export function toApiError(error: unknown): ApiError {
   if (error instanceof ApiError) return error;
+  if (error instanceof InvalidUtf8Error) return invalidUtf8();
   if (error instanceof ConflictError) return new ApiError(409, 'E_CONFLICT', error.message);
   if (error instanceof NotFoundError) return new ApiError(404, 'E_NOT_FOUND', error.message);
   if (error instanceof z.ZodError) return new ApiError(400, 'E_VALIDATION', describeIssues(error.issues));
@@ -28,7 +30,9 @@ export function describeIssues(issues: z.core.$ZodIssue[]): string {
 }
 
 export function renderError(error: unknown, c: Context, log: Logger): Response {
-  const apiError = toApiError(error);
+  let apiError = toApiError(error);
+  // A validator that met the bad bytes reports only "not JSON"; say what was wrong.
+  if (apiError.code === 'E_BAD_JSON' && c.get('invalidUtf8')) apiError = invalidUtf8();
   if (apiError.status >= 500) log.error({ err: error, reqId: c.get('requestId') }, 'request failed');
   for (const [name, value] of Object.entries(apiError.headers)) c.header(name, value);
   return c.json(apiError.toBody(), apiError.status);

@@ -1,8 +1,8 @@
-import { Sha256Hex } from '@edgeship/protocol';
+import { Name, Sha256Hex } from '@edgeship/protocol';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { bodyLimit } from 'hono/body-limit';
-import { type AuthVariables, requireRole } from '../auth/middleware.ts';
+import type { AuthVariables, RequireRole } from '../auth/middleware.ts';
 import { ApiError, notFound } from '../http/api-error.ts';
+import { limitBody } from '../http/body-limit.ts';
 import { describeIssues } from '../http/errors.ts';
 import type { RegistryService } from '../registry/service.ts';
 import type { BlobStore, RegistryStore, ReleaseRecord } from '../storage/types.ts';
@@ -30,6 +30,8 @@ export interface AdminDeps {
   registry: RegistryStore;
   blobs: BlobStore;
   service: RegistryService;
+  /** One authenticator for every admin route, so failed attempts are counted together. */
+  requireRole: RequireRole;
 }
 
 type Env = { Variables: AuthVariables };
@@ -59,7 +61,7 @@ export function releaseSummary(record: ReleaseRecord) {
 
 /** The admin API: releases, rollouts and their history, behind role-checked bearer tokens. */
 export function createAdminRoutes(deps: AdminDeps) {
-  const { registry, blobs, service } = deps;
+  const { registry, blobs, service, requireRole } = deps;
   const app = new OpenAPIHono<Env>({
     // Schema failures become the documented 400, with the first issues spelled out.
     defaultHook: (result) => {
@@ -68,10 +70,10 @@ export function createAdminRoutes(deps: AdminDeps) {
   });
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
 
-  const viewer = requireRole(registry, 'viewer');
-  const publisher = requireRole(registry, 'publisher');
-  const operator = requireRole(registry, 'operator');
-  const jsonLimit = bodyLimit({ maxSize: MAX_JSON_BODY, onError: tooLarge(MAX_JSON_BODY) });
+  const viewer = requireRole('viewer');
+  const publisher = requireRole('publisher');
+  const operator = requireRole('operator');
+  const jsonLimit = limitBody(MAX_JSON_BODY);
   const actor = (c: { get(key: 'token'): AuthVariables['token'] }) => ({ name: c.get('token').name });
 
   app.openapi(
@@ -82,11 +84,17 @@ export function createAdminRoutes(deps: AdminDeps) {
       security,
       middleware: [viewer] as const,
       responses: {
-        200: jsonContent(z.object({ name: z.string(), role: z.string() }), 'Token'),
+        200: jsonContent(
+          z.object({ name: z.string(), role: z.string(), expiresAt: z.string().nullable() }),
+          'Token',
+        ),
         ...errorResponses,
       },
     }),
-    (c) => c.json({ name: c.get('token').name, role: c.get('token').role }, 200),
+    (c) => {
+      const { name, role, expiresAt } = c.get('token');
+      return c.json({ name, role, expiresAt }, 200);
+    },
   );
 
   app.openapi(
@@ -111,10 +119,7 @@ export function createAdminRoutes(deps: AdminDeps) {
       path: '/chunks/{sha256}',
       summary: 'Upload one chunk; its SHA-256 must match the path',
       security,
-      middleware: [
-        publisher,
-        bodyLimit({ maxSize: MAX_CHUNK_BODY, onError: tooLarge(MAX_CHUNK_BODY) }),
-      ] as const,
+      middleware: [publisher, limitBody(MAX_CHUNK_BODY)] as const,
       request: {
         params: z.object({ sha256: Sha256Hex }),
         body: { content: { 'application/octet-stream': { schema: z.any() } }, required: true },
@@ -169,7 +174,7 @@ export function createAdminRoutes(deps: AdminDeps) {
       summary: 'Releases, newest first',
       security,
       middleware: [viewer] as const,
-      request: { query: z.object({ model: z.string().max(64).optional() }) },
+      request: { query: z.object({ model: Name.optional() }) },
       responses: {
         200: jsonContent(z.object({ releases: z.array(ReleaseSummarySchema) }), 'Releases'),
         ...errorResponses,
@@ -328,7 +333,8 @@ export function createAdminRoutes(deps: AdminDeps) {
       summary: "A channel's models: production, running rollout, manifest version",
       security,
       middleware: [viewer] as const,
-      request: { params: z.object({ app: z.string().max(64), channel: z.string().max(64) }) },
+      // Names, not any string: a NUL byte reaching PostgreSQL is an error there (a 500, once).
+      request: { params: z.object({ app: Name, channel: Name }) },
       responses: { 200: jsonContent(z.record(z.string(), z.unknown()), 'Channel state'), ...errorResponses },
     }),
     async (c) => {
@@ -385,11 +391,4 @@ export function createAdminRoutes(deps: AdminDeps) {
   );
 
   return app;
-}
-
-function tooLarge(limit: number) {
-  return () => {
-    // The rest of the body stays unread, so this connection cannot carry another request.
-    throw new ApiError(413, 'E_TOO_LARGE', `the body exceeds ${limit} bytes`, { connection: 'close' });
-  };
 }

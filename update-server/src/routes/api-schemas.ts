@@ -5,6 +5,26 @@ import { z } from '@hono/zod-openapi';
 
 export const MAX_JSON_BODY = 1024 * 1024;
 export const MAX_CHUNK_BODY = 16 * 1024 * 1024;
+/** The latest time a query may name (2100-01-01): far enough, and every step stays a valid Date. */
+export const MAX_TIME_MS = Date.UTC(2100, 0, 1);
+
+const encoder = new TextEncoder();
+// A high surrogate not followed by a low one, or a low one not preceded by a high one.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Free text bounded in UTF-8 bytes (what the database and the wire store), not UTF-16 code
+ * units, well-formed (a lone surrogate, `"\ud800"` in JSON, has no UTF-8 form, so a driver would
+ * store U+FFFD instead of what was sent), and without NUL.
+ */
+export const Utf8Text = (maxBytes: number) =>
+  z
+    .string()
+    .max(maxBytes)
+    .refine((s) => !LONE_SURROGATE.test(s), 'not valid Unicode (a lone surrogate)')
+    // PostgreSQL's text type cannot hold U+0000; refused on both databases, so they agree.
+    .refine((s) => !s.includes('\u0000'), 'contains a NUL character')
+    .refine((s) => encoder.encode(s).length <= maxBytes, `at most ${maxBytes} bytes of UTF-8`);
 
 export const ErrorSchema = z
   .object({ error: z.object({ code: z.string(), message: z.string() }) })
@@ -22,10 +42,7 @@ export const PublishBodySchema = z
     release: SignedReleaseSchema,
     metrics: z.record(z.string().max(64), z.number()).optional(),
     lineage: LineageSchema.optional(),
-    modelCard: z
-      .string()
-      .max(64 * 1024)
-      .optional(),
+    modelCard: Utf8Text(64 * 1024).optional(),
   })
   .openapi('PublishRelease');
 
@@ -46,7 +63,7 @@ export const CreateRolloutBodySchema = z
   .openapi('CreateRollout');
 
 export const ShareBodySchema = z.strictObject({ shareBps: ShareBps });
-export const ReasonBodySchema = z.strictObject({ reason: z.string().min(1).max(500) });
+export const ReasonBodySchema = z.strictObject({ reason: Utf8Text(1000).min(1) });
 export const PromoteReleaseBodySchema = z.strictObject({ release: SemVer });
 
 export const RolloutIdParams = z.object({ id: z.uuid() });
@@ -103,7 +120,7 @@ export const AuditQuerySchema = z.object({
   app: Name.optional(),
   channel: Name.optional(),
   model: Name.optional(),
-  before: z.coerce.number().int().positive().optional(),
+  before: z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
   limit: z.coerce.number().int().min(1).max(500).default(100),
 });
 
@@ -113,3 +130,46 @@ export const RolloutQuerySchema = z.object({
   model: Name.optional(),
   state: z.enum(['active', 'halted', 'promoted', 'rolled_back', 'superseded']).optional(),
 });
+
+export const TokenRoleSchema = z.enum(['admin', 'publisher', 'operator', 'viewer']);
+/** A person's (or a service's) name: it is what the audit trail shows for everything the token does. */
+export const TokenName = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[a-z0-9][a-z0-9._@-]*$/, 'lowercase letters, digits, dot, dash, underscore, @');
+export const MAX_TOKEN_DAYS = 3650;
+
+export const CreateTokenBodySchema = z
+  .strictObject({
+    name: TokenName,
+    role: TokenRoleSchema,
+    /** Days until the token expires (default 90); null: never. */
+    expiresInDays: z.int().min(1).max(MAX_TOKEN_DAYS).nullable().default(90),
+  })
+  .openapi('CreateToken');
+
+export const TokenIdParams = z.object({
+  id: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[a-z0-9-]+$/, 'a token id'),
+});
+
+export const TokenSummarySchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    role: TokenRoleSchema,
+    state: z.enum(['active', 'expired', 'revoked']),
+    createdAt: z.string(),
+    expiresAt: z.string().nullable(),
+    revokedAt: z.string().nullable(),
+  })
+  .openapi('TokenSummary');
+
+export const CreatedTokenSchema = TokenSummarySchema.extend({
+  /** The bearer token itself: shown in this answer only, stored as its SHA-256. */
+  token: z.string(),
+}).openapi('CreatedToken');

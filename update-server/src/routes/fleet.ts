@@ -1,18 +1,19 @@
 import { Name } from '@edgeship/protocol';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { type AuthVariables, requireRole } from '../auth/middleware.ts';
+import type { AuthVariables, RequireRole } from '../auth/middleware.ts';
 import type { CanaryMonitor } from '../canary/monitor.ts';
 import { ApiError } from '../http/api-error.ts';
 import { describeIssues } from '../http/errors.ts';
 import type { RegistryStore } from '../storage/types.ts';
 import { fleetReport } from '../telemetry/fleet.ts';
 import type { TelemetryService } from '../telemetry/service.ts';
-import { ErrorSchema } from './api-schemas.ts';
+import { ErrorSchema, MAX_TIME_MS } from './api-schemas.ts';
 
 export interface FleetDeps {
   registry: RegistryStore;
   telemetry: TelemetryService;
   canary: CanaryMonitor | null;
+  requireRole: RequireRole;
   now?: () => Date;
 }
 
@@ -20,10 +21,14 @@ const MAX_RANGE_SEC = 90 * 86_400;
 const MAX_WINDOWS = 500;
 const DEFAULT_RANGE_SEC = 3600;
 
+// Bounded, so no arithmetic below reaches a time Date cannot hold (a RangeError, once a 500).
 const IsoOrEpoch = z
   .string()
   .max(40)
-  .refine((s) => !Number.isNaN(parse(s)), 'an ISO-8601 time or epoch seconds');
+  .refine((s) => {
+    const ms = parse(s);
+    return Number.isFinite(ms) && ms >= 0 && ms <= MAX_TIME_MS;
+  }, 'an ISO-8601 time or epoch seconds, from 1970 to 2100');
 
 export const FleetQuerySchema = z.object({
   app: Name,
@@ -35,8 +40,13 @@ export const FleetQuerySchema = z.object({
   step: z.coerce.number().int().min(1).max(MAX_RANGE_SEC).optional(),
 });
 
+// Epoch seconds, or an ISO-8601 date or date-time; not whatever else Date.parse guesses at ("-1").
+const EPOCH_SECONDS = /^\d{1,12}$/;
+const ISO_8601 = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?$/;
+
 function parse(s: string): number {
-  return /^\d+$/.test(s) ? Number(s) * 1000 : Date.parse(s);
+  if (EPOCH_SECONDS.test(s)) return Number(s) * 1000;
+  return ISO_8601.test(s) ? Date.parse(s) : Number.NaN;
 }
 
 const errorResponses = {
@@ -61,7 +71,7 @@ export function createFleetRoutes(deps: FleetDeps) {
       summary:
         'Versions in use and their share of devices, latency p50/p95/p99, error rates, drift per feature, shadow agreement, over time',
       security: [{ bearer: [] }],
-      middleware: [requireRole(deps.registry, 'viewer')] as const,
+      middleware: [deps.requireRole('viewer')] as const,
       request: { query: FleetQuerySchema },
       responses: {
         200: {

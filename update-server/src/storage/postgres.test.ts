@@ -149,14 +149,14 @@ describe('bootstrap tokens on a shared database', () => {
       ]);
       expect(results.filter((r) => r !== null)).toHaveLength(1);
       const stored = await a!.registry.listTokens();
-      expect(stored.map((t) => t.role).sort()).toEqual(['operator', 'publisher', 'viewer']);
+      expect(stored.map((t) => t.role).sort()).toEqual(['admin', 'operator', 'publisher', 'viewer']);
       // A restart finds the tokens and creates no more: the winner reads its file back, the
       // loser (either one, whichever lost the race) has no file and gets null.
       const winner = results[0] !== null ? 0 : 1;
       const files = [join(dir, 'a-tokens.json'), join(dir, 'b-tokens.json')];
       expect(await bootstrapTokens(b!.registry, files[winner]!)).toEqual(results[winner]);
       expect(await bootstrapTokens(b!.registry, files[1 - winner]!)).toBeNull();
-      expect(await b!.registry.listTokens()).toHaveLength(3);
+      expect(await b!.registry.listTokens()).toHaveLength(4);
     } finally {
       for (const s of [a!, b!]) {
         await s.registry.close();

@@ -362,6 +362,19 @@ export function registrySuite(name: string, open: () => Promise<OpenedStore>): v
         );
         expect((await registry.listTokens()).map((t) => t.id)).toEqual(['b', 'a']);
       });
+
+      it('gets a token by id and revokes it exactly once, keeping every other field', async () => {
+        const a = token('a', { role: 'admin' });
+        await registry.insertToken(a);
+        expect(await registry.getToken('a')).toEqual(a);
+        expect(await registry.getToken('nope')).toBeNull();
+        expect(await registry.revokeToken('a', '2025-02-01T00:00:00.000Z')).toBe(true);
+        expect(await registry.revokeToken('a', '2025-03-01T00:00:00.000Z')).toBe(false);
+        expect(await registry.revokeToken('nope', '2025-03-01T00:00:00.000Z')).toBe(false);
+        const revoked = { ...a, revokedAt: '2025-02-01T00:00:00.000Z' };
+        expect(await registry.getToken('a')).toEqual(revoked);
+        expect(await registry.findTokenByHash(a.hash)).toEqual(revoked);
+      });
     });
 
     describe('transactions', () => {

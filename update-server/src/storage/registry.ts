@@ -249,6 +249,21 @@ export class KyselyRegistry implements RegistryStore {
     return row ? rows.tokenFromRow(row) : null;
   }
 
+  async getToken(id: string): Promise<TokenRecord | null> {
+    const row = await this.db.selectFrom('tokens').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? rows.tokenFromRow(row) : null;
+  }
+
+  async revokeToken(id: string, at: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable('tokens')
+      .set({ revoked_at: at })
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
   async listTokens(): Promise<TokenRecord[]> {
     const found = await this.db
       .selectFrom('tokens')

@@ -7,7 +7,8 @@ import type { SignedRelease } from '@edgeship/protocol';
  */
 
 export type Stage = 'staging' | 'production' | 'archived';
-export type Role = 'publisher' | 'operator' | 'viewer';
+/** `admin` manages tokens; `publisher` uploads releases; `operator` runs rollouts; every role reads. */
+export type Role = 'admin' | 'publisher' | 'operator' | 'viewer';
 export type RolloutMode = 'canary' | 'shadow';
 export type RolloutState = 'active' | 'halted' | 'promoted' | 'rolled_back' | 'superseded';
 
@@ -141,7 +142,10 @@ export interface Registry {
 
   insertToken(record: TokenRecord): Promise<void>;
   findTokenByHash(hash: string): Promise<TokenRecord | null>;
-  listTokens(): Promise<TokenRecord[]>;
+  getToken(id: string): Promise<TokenRecord | null>;
+  listTokens(): Promise<TokenRecord[]>; // newest first
+  /** Sets revokedAt once; false when the token does not exist or is revoked already. */
+  revokeToken(id: string, at: string): Promise<boolean>;
   /**
    * Serialises writers of one app/channel until the transaction ends (PostgreSQL: a row lock;
    * SQLite: a no-op, its one connection already serialises transactions).
