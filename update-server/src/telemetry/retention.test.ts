@@ -17,7 +17,14 @@ import {
   RUNTIME_OUTBOX_MAX_AGE_MS,
   retentionPolicy,
 } from './retention.ts';
-import { makeBatch, makeRecord, postBatch, uniformMonitoring } from './testing.ts';
+import {
+  installFor,
+  installPrivateKey,
+  makeBatch,
+  makeRecord,
+  postBatch,
+  uniformMonitoring,
+} from './testing.ts';
 
 const DAY = 86_400_000;
 const MODEL = 'retained';
@@ -229,11 +236,15 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
 
     it('has the runtime sender drop a batch refused as too old rather than retry it', async () => {
       const outbox = await TelemetryOutbox.open(`retention-${dialect}`, DEFAULT_OUTBOX_LIMITS, () => clock);
-      const stale = sealedAt(device('stale'), clock - 29 * DAY);
-      const fresh = sealedAt(device('fresh'), clock);
+      const install = installFor(device('outbox'));
+      const stale = sealedAt(install, clock - 29 * DAY);
+      const fresh = sealedAt(install, clock);
       await outbox.enqueue(stale);
       await outbox.enqueue(fresh);
-      const sender = new TelemetrySender(outbox, { endpoint: `${t.server.url}/v1/telemetry` });
+      const sender = new TelemetrySender(outbox, {
+        endpoint: `${t.server.url}/v1/telemetry`,
+        installKey: await installPrivateKey(install),
+      });
       expect(await sender.flush()).toEqual({ sent: 1, discarded: 1 });
       expect(await outbox.size()).toBe(0);
       // The drop is reported with the device's next batch, so the server knows data is missing.
