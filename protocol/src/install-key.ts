@@ -31,9 +31,14 @@ export async function generateInstallKey(extractable = false): Promise<InstallKe
   return { deviceId: toBase64Url(raw), privateKey: pair.privateKey };
 }
 
+/** The bytes a batch signature covers: a fixed context, then the request body as sent. */
+export function telemetrySignedBytes(body: Uint8Array): Uint8Array {
+  return concatBytes(CONTEXT, body);
+}
+
 /** Signs a request body exactly as it will be sent. */
 export async function signTelemetryBody(key: CryptoKey, body: Uint8Array): Promise<string> {
-  const sig = await crypto.subtle.sign(ED25519, key, asBufferSource(concatBytes(CONTEXT, body)));
+  const sig = await crypto.subtle.sign(ED25519, key, asBufferSource(telemetrySignedBytes(body)));
   return toBase64Url(new Uint8Array(sig));
 }
 
@@ -45,14 +50,18 @@ export async function verifyTelemetryBody(
 ): Promise<boolean> {
   if (!signature || !DEVICE_ID_PATTERN.test(deviceId) || !/^[A-Za-z0-9_-]{86}$/.test(signature)) return false;
   try {
-    const key = await crypto.subtle.importKey('raw', asBufferSource(fromBase64Url(deviceId)), ED25519, false, [
-      'verify',
-    ]);
+    const key = await crypto.subtle.importKey(
+      'raw',
+      asBufferSource(fromBase64Url(deviceId)),
+      ED25519,
+      false,
+      ['verify'],
+    );
     return await crypto.subtle.verify(
       ED25519,
       key,
       asBufferSource(fromBase64Url(signature)),
-      asBufferSource(concatBytes(CONTEXT, body)),
+      asBufferSource(telemetrySignedBytes(body)),
     );
   } catch {
     return false; // not a point on the curve, or malformed base64url
