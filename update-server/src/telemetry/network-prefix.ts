@@ -20,5 +20,7 @@ function expandIPv6(address: string): string[] {
   const left = part(head);
   const right = part(tail);
   const zeros = tail === undefined ? [] : Array(8 - left.length - right.length).fill('0');
-  return [...left, ...zeros, ...right].map((h) => (h.includes('.') ? h : Number.parseInt(h, 16).toString(16)));
+  return [...left, ...zeros, ...right].map((h) =>
+    h.includes('.') ? h : Number.parseInt(h, 16).toString(16),
+  );
 }

@@ -144,7 +144,12 @@ export class TelemetryService {
       async (trx, accepted) => {
         // Wall time, not the telemetry clock: hooks compare it with registry times (rollout start).
         const at = Date.now();
-        for (const hook of this.hooks) await hook(trx, accepted.map((i) => items[i]!), at);
+        for (const hook of this.hooks)
+          await hook(
+            trx,
+            accepted.map((i) => items[i]!),
+            at,
+          );
       },
     );
     const accepted = batches.filter((_, i) => outcomes[i] === 'accepted');
