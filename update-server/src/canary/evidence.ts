@@ -5,7 +5,7 @@ import {
   rolloutBucket,
   type TelemetryRecord,
 } from '@edgeship/protocol';
-import type { Kysely, Transaction } from 'kysely';
+import type { Insertable, Kysely, Transaction } from 'kysely';
 import type { Database } from '../storage/schema.ts';
 import type { IngestItem } from '../telemetry/service.ts';
 
@@ -220,48 +220,53 @@ export class CanaryEvidenceStore {
         for (const r of rows) perPrefix.set(`${rolloutId}\u0000${r.arm}\u0000${r.prefix}`, num(r.installs));
       }
     }
+    const upserts = new Map<string, Insertable<Database['canary_evidence']>>();
     for (const d of deltas) {
       const key = `${d.rolloutId}\u0000${d.arm}\u0000${d.deviceId}`;
       const prev = existing.get(key);
       // Per-install cap: a record that would take the install past it does not count at all.
       if ((prev ? eventsOf(prev) : 0) + eventsOf(d) > this.caps.maxEventsPerInstall) continue;
+      let row: InstallEvidence;
       if (prev) {
         prev.inferences += d.inferences;
         prev.errors += d.errors;
         prev.latency = mergeHistograms(prev.latency, d.latency);
         for (const [name, counts] of Object.entries(d.features)) addCounts(prev.features, name, counts);
-        await trx
-          .updateTable('canary_evidence')
-          .set({
-            inferences: prev.inferences,
-            errors: prev.errors,
-            latency: JSON.stringify(prev.latency),
-            features: JSON.stringify(prev.features),
-          })
-          .where('rollout_id', '=', d.rolloutId)
-          .where('arm', '=', d.arm)
-          .where('device_id', '=', d.deviceId)
-          .execute();
-        continue;
+        row = prev;
+      } else {
+        // Per-prefix cap: one network cannot bring more than so many installs into an arm.
+        const prefixKey = `${d.rolloutId}\u0000${d.arm}\u0000${d.prefix}`;
+        const installs = perPrefix.get(prefixKey) ?? 0;
+        if (installs >= this.caps.maxInstallsPerPrefix) continue;
+        perPrefix.set(prefixKey, installs + 1);
+        existing.set(key, d);
+        row = d;
       }
-      // Per-prefix cap: one network cannot bring more than so many installs into an arm.
-      const prefixKey = `${d.rolloutId}\u0000${d.arm}\u0000${d.prefix}`;
-      const installs = perPrefix.get(prefixKey) ?? 0;
-      if (installs >= this.caps.maxInstallsPerPrefix) continue;
-      perPrefix.set(prefixKey, installs + 1);
-      existing.set(key, d);
+      upserts.set(key, {
+        rollout_id: d.rolloutId,
+        arm: row.arm,
+        device_id: row.deviceId,
+        prefix: row.prefix,
+        inferences: row.inferences,
+        errors: row.errors,
+        latency: JSON.stringify(row.latency),
+        features: JSON.stringify(row.features),
+      });
+    }
+    // The merged rows were computed here (under the transaction's lock): one multi-row upsert.
+    const rows = [...upserts.values()];
+    for (let i = 0; i < rows.length; i += ROWS / 8) {
       await trx
         .insertInto('canary_evidence')
-        .values({
-          rollout_id: d.rolloutId,
-          arm: d.arm,
-          device_id: d.deviceId,
-          prefix: d.prefix,
-          inferences: d.inferences,
-          errors: d.errors,
-          latency: JSON.stringify(d.latency),
-          features: JSON.stringify(d.features),
-        })
+        .values(rows.slice(i, i + ROWS / 8))
+        .onConflict((oc) =>
+          oc.columns(['rollout_id', 'arm', 'device_id']).doUpdateSet((eb) => ({
+            inferences: eb.ref('excluded.inferences'),
+            errors: eb.ref('excluded.errors'),
+            latency: eb.ref('excluded.latency'),
+            features: eb.ref('excluded.features'),
+          })),
+        )
         .execute();
     }
   }
