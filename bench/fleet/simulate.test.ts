@@ -52,7 +52,7 @@ beforeAll(async () => {
       forged: 'good',
     },
   ]);
-}, 120_000);
+}, 300_000); // 23 rollouts side by side, two with forging devices; about 2 minutes on a loaded 2-core machine
 afterAll(() => fleet?.stop());
 
 describe('fleet simulator (2,000 devices)', () => {
