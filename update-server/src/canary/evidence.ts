@@ -71,6 +71,7 @@ export function controlFrom(shareBps: number): number {
 }
 
 const ROWS = 400;
+const SEEN_REFRESH_MS = 86_400_000;
 const num = (v: number | string | bigint) => Number(v);
 const eventsOf = (r: { inferences: number; errors: number }) => r.inferences + r.errors;
 
@@ -150,23 +151,42 @@ export class CanaryEvidenceStore {
     }));
   }
 
-  /** First sighting (time and network) of each install in the group; new ones are inserted now. */
+  /**
+   * First sighting (time and network) of each install in the group; new ones are inserted now,
+   * and known ones marked seen (at most once a day, so that this is not a write per batch).
+   */
   private async registerInstalls(trx: Transaction<Database>, items: IngestItem[], nowMs: number) {
     const out = new Map<string, { ms: number; prefix: string | null }>();
+    const stale: string[] = [];
     const ids = [...new Set(items.map((i) => i.batch.deviceId))];
     for (let i = 0; i < ids.length; i += ROWS) {
       const rows = await trx
         .selectFrom('telemetry_installs')
-        .select(['device_id', 'prefix', 'first_seen_ms'])
+        .select(['device_id', 'prefix', 'first_seen_ms', 'last_seen_ms'])
         .where('device_id', 'in', ids.slice(i, i + ROWS))
         .execute();
-      for (const r of rows) out.set(r.device_id, { ms: num(r.first_seen_ms), prefix: r.prefix });
+      for (const r of rows) {
+        out.set(r.device_id, { ms: num(r.first_seen_ms), prefix: r.prefix });
+        if (num(r.last_seen_ms) < nowMs - SEEN_REFRESH_MS) stale.push(r.device_id);
+      }
     }
-    const fresh = new Map<string, { device_id: string; prefix: string; first_seen_ms: number }>();
+    for (let i = 0; i < stale.length; i += ROWS) {
+      await trx
+        .updateTable('telemetry_installs')
+        .set({ last_seen_ms: nowMs })
+        .where('device_id', 'in', stale.slice(i, i + ROWS))
+        .execute();
+    }
+    const fresh = new Map<string, Insertable<Database['telemetry_installs']>>();
     for (const { batch, prefix } of items) {
       if (out.has(batch.deviceId)) continue;
       out.set(batch.deviceId, { ms: nowMs, prefix: null });
-      fresh.set(batch.deviceId, { device_id: batch.deviceId, prefix, first_seen_ms: nowMs });
+      fresh.set(batch.deviceId, {
+        device_id: batch.deviceId,
+        prefix,
+        first_seen_ms: nowMs,
+        last_seen_ms: nowMs,
+      });
     }
     const values = [...fresh.values()];
     for (let i = 0; i < values.length; i += ROWS) {

@@ -6,8 +6,10 @@ import type { AddressInfo } from 'node:net';
 import { ManifestEnvelopeSchema, rolloutBucket, seededBytes } from '@edgeship/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publish, startTestServer, type TestServer } from '../../../test/support/server.ts';
+import { openStorage } from '../storage/open.ts';
 import { createTestSchema, type TestSchema } from '../storage/registry.suite.ts';
 import type { RolloutRecord } from '../storage/types.ts';
+import { pruneTelemetry } from '../telemetry/prune.ts';
 import { makeBatch, makeRecord, newInstall, postBatch, uniformMonitoring } from '../telemetry/testing.ts';
 import { controlFrom } from './evidence.ts';
 
@@ -282,6 +284,37 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       // The same regression seen from four more networks is enough.
       await honest(rollout, more, true);
       expect(await halted(rollout)).toBe('halted');
+    });
+
+    it('forgets installs silent past the retention, and the evidence of rollouts that ended', async () => {
+      const side = await openStorage({ dataDir: t.dataDir, databaseUrl: schema?.url });
+      try {
+        const count = async (table: 'telemetry_installs' | 'canary_evidence') =>
+          Number(
+            (
+              await side.db
+                .selectFrom(table)
+                .select((eb) => eb.fn.countAll().as('n'))
+                .executeTakeFirstOrThrow()
+            ).n,
+          );
+        const installsBefore = await count('telemetry_installs');
+        const evidenceBefore = await count('canary_evidence');
+        expect(installsBefore).toBeGreaterThan(200);
+        expect(evidenceBefore).toBeGreaterThan(50);
+        // A day in the future as the cutoff: every install is silent past it, every rollout ended before it.
+        const cutoff = Math.floor(Date.now() / 1000) + 86_400;
+        const pruned = await pruneTelemetry(side.db, side.dialect, {
+          perDeviceBefore: cutoff,
+          aggregatesBefore: 0,
+        });
+        expect(pruned).toMatchObject({ installs: installsBefore, evidence: evidenceBefore });
+        expect(await count('telemetry_installs')).toBe(0);
+        expect(await count('canary_evidence')).toBe(0);
+      } finally {
+        await side.registry.close();
+        await side.blobs.close();
+      }
     });
   });
 }

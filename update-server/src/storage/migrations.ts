@@ -299,6 +299,12 @@ function canaryEvidenceTables(dialect: DialectName): Migration {
         .addColumn('device_id', text, (c) => c.primaryKey())
         .addColumn('prefix', text, (c) => c.notNull())
         .addColumn('first_seen_ms', 'bigint', (c) => c.notNull())
+        .addColumn('last_seen_ms', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('telemetry_installs_age')
+        .on('telemetry_installs')
+        .column('last_seen_ms')
         .execute();
       await db.schema
         .createTable('canary_evidence')

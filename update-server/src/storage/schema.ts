@@ -166,6 +166,8 @@ export interface TelemetryInstallsTable {
   /** /24 or /48 (telemetry/network-prefix.ts). */
   prefix: string;
   first_seen_ms: Int8;
+  /** Refreshed at most daily; the pruner forgets installs silent for the per-device retention. */
+  last_seen_ms: Int8;
 }
 
 /** Per rollout, arm ('canary' | 'control') and install: what the canary analysis counts. */

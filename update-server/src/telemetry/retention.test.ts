@@ -181,6 +181,8 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         deviceWindows: 21,
         devices: 21,
         aggregates: 0,
+        installs: 0, // no canary here: no install is registered
+        evidence: 0,
       });
       // Per-release aggregates have their own, longer retention (90 days): traffic stays.
       expect(await rows()).toEqual({ batches: 10, deviceWindows: 10, devices: 10, aggregates: 2 });
@@ -194,6 +196,8 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         deviceWindows: 0,
         devices: 0,
         aggregates: 0,
+        installs: 0, // no canary here: no install is registered
+        evidence: 0,
       });
     });
 
@@ -229,6 +233,8 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         deviceWindows: 10,
         devices: 10,
         aggregates: 1,
+        installs: 0, // no canary here: no install is registered
+        evidence: 0,
       });
       expect(await rows()).toEqual({ batches: 0, deviceWindows: 0, devices: 0, aggregates: 1 });
       expect(await inferences()).toBe(10 * 3);
