@@ -4,7 +4,8 @@ import { Fleet, type FleetReport, HEALTHY, REGRESSIONS, type ScenarioOptions } f
 /**
  * A 2,000-device fleet against a real server process. Twenty healthy canaries, each its own model
  * with its own rollout, salt and seed, run side by side with one regressed canary: every device
- * runs every model and reports all of them in one batch.
+ * runs every model and reports all of them in one batch. 5% of the devices forge telemetry for two
+ * more models (bad numbers on a healthy canary, good ones on a regressed one): neither may steer.
  */
 
 const HEALTHY_RUNS = 20;
@@ -12,7 +13,13 @@ let fleet: Fleet;
 let report: FleetReport;
 
 beforeAll(async () => {
-  fleet = await Fleet.start({ devices: 2000, seed: 42, tickMinutes: 10, sendEveryMinutes: 20 });
+  fleet = await Fleet.start({
+    devices: 2000,
+    seed: 42,
+    tickMinutes: 10,
+    sendEveryMinutes: 20,
+    forgedShare: 0.05,
+  });
   const common = {
     stages: [1000, 5000],
     ticksPerStage: 2,
@@ -27,8 +34,25 @@ beforeAll(async () => {
       candidate: HEALTHY,
     })),
     { ...common, name: 'regressed', model: 'regressed', seed: 7, candidate: REGRESSIONS.slower },
+    // 5% of the devices lie about these two, at 50x an honest device's volume.
+    {
+      ...common,
+      name: 'healthy, forged bad',
+      model: 'forged-bad',
+      seed: 8,
+      candidate: HEALTHY,
+      forged: 'bad',
+    },
+    {
+      ...common,
+      name: 'regressed, forged good',
+      model: 'forged-good',
+      seed: 9,
+      candidate: REGRESSIONS.slower,
+      forged: 'good',
+    },
   ]);
-}, 120_000);
+}, 300_000); // 23 rollouts side by side, two with forging devices; about 2 minutes on a loaded 2-core machine
 afterAll(() => fleet?.stop());
 
 describe('fleet simulator (2,000 devices)', () => {
@@ -52,6 +76,15 @@ describe('fleet simulator (2,000 devices)', () => {
       expect(s.shareOfFleetRanCandidate).toBeGreaterThan(0.2);
       expect(s.events.server).toBeGreaterThan(10_000);
     }
+  });
+
+  it('is steered by none of the 5% of devices that forge telemetry', () => {
+    expect(report.forgedDevices).toBeGreaterThan(50);
+    const bad = report.scenarios.find((s) => s.model === 'forged-bad')!;
+    expect(bad.outcome, `${bad.haltReason}`).toBe('promoted'); // no false halt
+    const good = report.scenarios.find((s) => s.model === 'forged-good')!;
+    expect(good.outcome).toBe('halted'); // the regression is not hidden
+    expect(good.haltReason).toMatch(/p95 latency/);
   });
 
   it('loses no batch and counts none twice', () => {

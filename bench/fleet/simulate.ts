@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import {
   chooseRelease,
   describeFile,
+  generateInstallKey,
   type Histogram,
   type ModelEntry,
   mulberry32,
@@ -15,6 +16,8 @@ import {
   recordValue,
   type SigningKeyPair,
   signRelease,
+  signTelemetryBody,
+  TELEMETRY_SIGNATURE_HEADER,
   type TelemetryBatch,
   type TelemetryRecord,
   type TrustedRoot,
@@ -25,6 +28,7 @@ import { AdminClient } from '../../update-server/src/admin-client.ts';
 import type { BootstrapTokens } from '../../update-server/src/auth/tokens.ts';
 import {
   ENERGY_EDGES,
+  postBytes,
   type ServerProcess,
   spawnServer,
   uniformMonitoring,
@@ -62,6 +66,32 @@ export const REGRESSIONS: Record<'slower' | 'errors' | 'drift', Profile> = {
   drift: { ...HEALTHY, name: 'drifted inputs', energy: 'skewed' },
 };
 
+/**
+ * What a forging install claims, for the release its bucket gets (so that it counts), at
+ * `FORGED_VOLUME` times an honest device's volume. `bad` tries to halt: the candidate terrible,
+ * the control perfect. `good` tries to hide a regression: the candidate perfect, the control terrible.
+ */
+export type Forgery = 'bad' | 'good';
+const TERRIBLE: Profile = {
+  name: 'forged terrible',
+  latencyMedianMs: 80,
+  latencySigma: 0.35,
+  errorRate: 0.5,
+  energy: 'skewed',
+};
+const PERFECT: Profile = {
+  name: 'forged perfect',
+  latencyMedianMs: 2,
+  latencySigma: 0.1,
+  errorRate: 0,
+  energy: 'uniform',
+};
+const FORGED_VOLUME = 50;
+
+function forgedProfile(forgery: Forgery, onCandidate: boolean): Profile {
+  return (forgery === 'bad') === onCandidate ? TERRIBLE : PERFECT;
+}
+
 export interface FleetOptions {
   devices: number;
   seed: number;
@@ -75,6 +105,13 @@ export interface FleetOptions {
   concurrency?: number;
   /** Share of acknowledged batches sent again (a lost response): must be answered as duplicates. */
   resendShare?: number;
+  /**
+   * Devices behind one /24 (the server counts evidence per network): device i sends from
+   * 127.20+.x.y, networks numbered i / devicesPerNetwork, at most 512 networks.
+   */
+  devicesPerNetwork?: number;
+  /** Share of devices that forge telemetry in scenarios that say how (`ScenarioOptions.forged`). */
+  forgedShare?: number;
   log?: (line: string) => void;
 }
 
@@ -88,12 +125,16 @@ export interface ScenarioOptions {
   ticksPerStage?: number;
   /** Ticks to keep going after a halt (devices move back to the control). */
   ticksAfterHalt?: number;
+  /** The forging devices (FleetOptions.forgedShare) lie about this model this way. */
+  forged?: Forgery | null;
 }
 
 export interface ScenarioReport {
   scenario: string;
   model: string;
   candidate: string;
+  /** How the forging devices lied about this model (null: none did). */
+  forged: Forgery | null;
   devices: number;
   seed: number;
   stages: number[];
@@ -114,6 +155,9 @@ export interface ScenarioReport {
 
 export interface FleetReport {
   devices: number;
+  /** Devices that forged telemetry where a scenario asked them to, and the networks all devices used. */
+  forgedDevices: number;
+  networks: number;
   seed: number;
   tickMinutes: number;
   ticks: number;
@@ -151,6 +195,11 @@ interface Accumulator {
 
 interface Device {
   id: string;
+  /** The install key's private half: signs every batch. */
+  key: CryptoKey;
+  /** Source address of its connections (its network). */
+  from: string;
+  forger: boolean;
   /** Per model: the release it runs. */
   active: Map<string, string>;
   checkEvery: number;
@@ -217,7 +266,7 @@ export class Fleet {
     private readonly tokens: BootstrapTokens,
     private readonly publisherKey: SigningKeyPair,
     private readonly root: TrustedRoot,
-    readonly deviceIds: string[],
+    readonly installs: Array<{ id: string; key: CryptoKey; from: string; forger: boolean }>,
   ) {}
 
   static async start(options: FleetOptions): Promise<Fleet> {
@@ -228,6 +277,8 @@ export class Fleet {
       inferencesPerMinute: 3,
       concurrency: 48,
       resendShare: 0.02,
+      devicesPerNetwork: 8,
+      forgedShare: 0,
       log: () => {},
       ...options,
     };
@@ -243,8 +294,20 @@ export class Fleet {
     });
     const read = async <T>(path: string) => JSON.parse(await readFile(join(dataDir, path), 'utf8')) as T;
     const random = mulberry32(options.seed ^ 0x5eed);
-    const deviceIds = Array.from({ length: options.devices }, () =>
-      Array.from({ length: 16 }, () => Math.floor(random() * 16).toString(16)).join(''),
+    const networks = Math.min(512, Math.ceil(options.devices / opts.devicesPerNetwork));
+    // Each device is an install key (its public half the device id); forgers are drawn at random.
+    const installs = await Promise.all(
+      Array.from({ length: options.devices }, async (_, i) => {
+        const key = await generateInstallKey();
+        const net = i % networks;
+        const host = 1 + (Math.floor(i / networks) % 250);
+        return {
+          id: key.deviceId,
+          key: key.privateKey,
+          from: `127.${20 + (net >> 8)}.${net & 255}.${host}`,
+          forger: random() < opts.forgedShare,
+        };
+      }),
     );
     return new Fleet(
       opts,
@@ -254,7 +317,7 @@ export class Fleet {
       await read<BootstrapTokens>('tokens.json'),
       await read<SigningKeyPair>('keys/publisher.key.json'),
       await read<TrustedRoot>('keys/root.pub.json'),
-      deviceIds,
+      installs,
     );
   }
 
@@ -336,6 +399,7 @@ export class Fleet {
         stages: [100, 1000, 5000, 10000],
         ticksPerStage: 4,
         ticksAfterHalt: 16,
+        forged: null,
         ...input,
       };
       await this.publish(s.model, CONTROL, s.seed * 2 + 1);
@@ -359,10 +423,13 @@ export class Fleet {
     const sinceSec = Math.floor(Date.now() / 1000) - 60;
 
     const [minCheck, maxCheck] = opts.checkMinutes;
-    const devices: Device[] = this.deviceIds.map((id) => {
+    const devices: Device[] = this.installs.map(({ id, key, from, forger }) => {
       const checkEvery = minCheck + random() * (maxCheck - minCheck);
       return {
         id,
+        key,
+        from,
+        forger,
         active: new Map(scenarios.map((sc) => [sc.s.model, CONTROL])),
         checkEvery,
         nextCheck: random() * checkEvery,
@@ -373,17 +440,6 @@ export class Fleet {
         ranCandidate: new Set(),
       };
     });
-    for (const sc of scenarios) {
-      const rollout = await operator.createRollout({
-        app: APP,
-        channel: CHANNEL,
-        model: sc.s.model,
-        release: CANDIDATE,
-        shareBps: sc.s.stages[0]!,
-      });
-      sc.rolloutId = rollout.id;
-    }
-
     let simNow = 0;
     let tick = 0;
     const counts = {
@@ -401,7 +457,12 @@ export class Fleet {
       for (const sc of scenarios) {
         const model = sc.s.model;
         const version = device.active.get(model)!;
-        const p = version === CANDIDATE ? sc.s.candidate : HEALTHY;
+        const forging = device.forger && sc.s.forged !== null;
+        const p = forging
+          ? forgedProfile(sc.s.forged!, version === CANDIDATE)
+          : version === CANDIDATE
+            ? sc.s.candidate
+            : HEALTHY;
         const r = sc.random;
         let perModel = device.acc.get(model);
         if (!perModel) {
@@ -413,7 +474,7 @@ export class Fleet {
           acc = { inferences: 0, errors: 0, latency: {}, energy: new Array(ENERGY_EDGES.length + 1).fill(0) };
           perModel.set(version, acc);
         }
-        for (let i = 0; i < n; i++) {
+        for (let i = 0; i < (forging ? n * FORGED_VOLUME : n); i++) {
           if (r() < p.errorRate) {
             acc.errors += 1;
             continue;
@@ -463,15 +524,30 @@ export class Fleet {
       };
     };
 
-    const post = async (batch: TelemetryBatch): Promise<{ status: number; duplicate: boolean }> => {
+    const post = async (
+      device: Device,
+      batch: TelemetryBatch,
+    ): Promise<{ status: number; duplicate: boolean }> => {
       try {
-        const response = await fetch(`${this.server.url}/v1/telemetry`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'idempotency-key': batch.batchId },
-          body: JSON.stringify(batch),
-        });
-        const body = (await response.json().catch(() => ({}))) as { status?: string };
-        return { status: response.status, duplicate: body.status === 'duplicate' };
+        const body = new TextEncoder().encode(JSON.stringify(batch));
+        const answer = await postBytes(
+          `${this.server.url}/v1/telemetry`,
+          body,
+          {
+            'content-type': 'application/json',
+            'idempotency-key': batch.batchId,
+            [TELEMETRY_SIGNATURE_HEADER]: await signTelemetryBody(device.key, body),
+          },
+          device.from,
+        );
+        const parsed = (() => {
+          try {
+            return JSON.parse(answer.text) as { status?: string };
+          } catch {
+            return {};
+          }
+        })();
+        return { status: answer.status, duplicate: parsed.status === 'duplicate' };
       } catch {
         return { status: 0, duplicate: false };
       }
@@ -479,14 +555,14 @@ export class Fleet {
 
     const flush = async () => {
       const queue = devices.filter((d) => d.outbox.length > 0);
-      const resends: TelemetryBatch[] = [];
+      const resends: Array<[Device, TelemetryBatch]> = [];
       let next = 0;
       const worker = async () => {
         while (next < queue.length) {
           const device = queue[next++]!;
           while (device.outbox.length > 0) {
             const batch = device.outbox[0]!;
-            const answer = await post(batch);
+            const answer = await post(device, batch);
             if (answer.status !== 202) {
               counts.retried += 1; // kept, sent again next tick (as the runtime's outbox does)
               break;
@@ -499,14 +575,14 @@ export class Fleet {
               sc.ackedEvents += r.inferences + (r.errors.E_HEALTH_CHECK ?? 0);
               if (!sc.firstBad && r.version === CANDIDATE) sc.firstBad = { atMs: Date.now(), tick };
             }
-            if (random() < opts.resendShare) resends.push(batch);
+            if (random() < opts.resendShare) resends.push([device, batch]);
           }
         }
       };
       await Promise.all(Array.from({ length: opts.concurrency }, worker));
       // Responses "lost" on the way back: the device sends again; the server must say duplicate.
-      for (const batch of resends) {
-        const answer = await post(batch);
+      for (const [device, batch] of resends) {
+        const answer = await post(device, batch);
         counts.resent += 1;
         if (answer.status === 202 && answer.duplicate) counts.answeredDuplicate += 1;
       }
@@ -523,6 +599,28 @@ export class Fleet {
         updatedAt: string;
       };
     };
+
+    // Every device reports once on the control first: the server counts an install for a rollout
+    // only if it saw the install before the rollout started (canary/evidence.ts).
+    for (const device of devices) {
+      draw(device, opts.sendEveryMinutes);
+      const batch = makeBatch(device);
+      if (batch) {
+        device.outbox.push(batch);
+        counts.generated += 1;
+      }
+    }
+    await flush();
+    for (const sc of scenarios) {
+      const rollout = await operator.createRollout({
+        app: APP,
+        channel: CHANNEL,
+        model: sc.s.model,
+        release: CANDIDATE,
+        shareBps: sc.s.stages[0]!,
+      });
+      sc.rolloutId = rollout.id;
+    }
 
     while (scenarios.some((sc) => sc.outcome === null)) {
       tick += 1;
@@ -640,6 +738,7 @@ export class Fleet {
         scenario: sc.s.name,
         model: sc.s.model,
         candidate: sc.s.candidate.name,
+        forged: sc.s.forged,
         devices: devices.length,
         seed: sc.s.seed,
         stages: sc.s.stages,
@@ -669,6 +768,8 @@ export class Fleet {
     }
     return {
       devices: devices.length,
+      forgedDevices: devices.filter((d) => d.forger).length,
+      networks: new Set(devices.map((d) => d.from.split('.').slice(0, 3).join('.'))).size,
       seed: opts.seed,
       tickMinutes: opts.tickMinutes,
       ticks: tick,
@@ -699,12 +800,14 @@ async function main(): Promise<void> {
       devices: { type: 'string', default: '10000' },
       seed: { type: 'string', default: '1' },
       out: { type: 'string', default: resolve(import.meta.dirname, 'results.json') },
+      'forged-share': { type: 'string', default: '0.05' },
     },
   });
   const devices = Number(values.devices);
   const seed = Number(values.seed);
+  const forgedShare = Number(values['forged-share']);
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const fleet = await Fleet.start({ devices, seed, log });
+  const fleet = await Fleet.start({ devices, seed, log, forgedShare });
   let report: FleetReport;
   try {
     report = await fleet.run([
@@ -717,6 +820,21 @@ async function main(): Promise<void> {
       { name: 'bad canary: slower', model: 'slower', seed: seed + 2, candidate: REGRESSIONS.slower },
       { name: 'bad canary: more errors', model: 'errors', seed: seed + 3, candidate: REGRESSIONS.errors },
       { name: 'bad canary: drifted inputs', model: 'drift', seed: seed + 4, candidate: REGRESSIONS.drift },
+      // The forging devices (--forged-share of the fleet) lie about these two models only.
+      {
+        name: `good release, ${forgedShare * 100}% of devices forge bad telemetry`,
+        model: 'forged-bad',
+        seed: seed + 5,
+        candidate: HEALTHY,
+        forged: 'bad',
+      },
+      {
+        name: `bad canary: slower, ${forgedShare * 100}% of devices forge good telemetry`,
+        model: 'forged-good',
+        seed: seed + 6,
+        candidate: REGRESSIONS.slower,
+        forged: 'good',
+      },
     ]);
   } finally {
     await fleet.stop();

@@ -1,5 +1,5 @@
 // 7. Fleet: the fleet simulator's staged rollout of a healthy release (bench/fleet/simulate.ts,
-// owned by another part of the project: called, not changed) at 1,000 / 10,000 / 100,000
+// called through its CLI, forged-telemetry scenarios included) at 1,000 / 10,000 / 100,000
 // devices: wall time, CPU of the server process it spawns, and how both grow with the fleet.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -44,7 +44,14 @@ interface SimulatorReport {
   wallMs: number;
   ticks: number;
   batches: { acknowledged: number; generated: number; duplicatesCounted: number };
-  scenarios: Array<{ scenario: string; outcome: string; haltedAtShareBps: number | null }>;
+  forgedDevices?: number;
+  scenarios: Array<{
+    scenario: string;
+    outcome: string;
+    haltedAtShareBps: number | null;
+    /** How 5% of the devices lied about this model (bench/fleet/simulate.ts --forged-share). */
+    forged?: 'bad' | 'good' | null;
+  }>;
 }
 
 interface SizeResult {
@@ -59,6 +66,9 @@ interface SizeResult {
   batches?: number;
   duplicatesCounted?: number;
   outcomes?: string[];
+  /** Forged-telemetry scenarios: forged bad on a healthy canary must be promoted, forged good on a regressed one halted. */
+  forgedHeld?: boolean;
+  forgedDevices?: number;
   error?: string;
 }
 
@@ -123,7 +133,16 @@ async function runSimulator(devices: number, limitMs: number): Promise<SizeResul
     batches: report.batches.acknowledged,
     duplicatesCounted: report.batches.duplicatesCounted,
     outcomes: report.scenarios.map((s) => `${s.scenario}: ${s.outcome}`),
+    forgedDevices: report.forgedDevices,
+    forgedHeld: forgedHeld(report),
   };
+}
+
+/** Neither forgery steered: a healthy canary lied about as bad was promoted, a regressed one lied about as good was halted. */
+function forgedHeld(report: SimulatorReport): boolean | undefined {
+  const forged = report.scenarios.filter((s) => s.forged);
+  if (forged.length === 0) return undefined;
+  return forged.every((s) => s.outcome === (s.forged === 'bad' ? 'promoted' : 'halted'));
 }
 
 export const fleet: Benchmark = async (ctx) => {
@@ -226,10 +245,22 @@ export const fleet: Benchmark = async (ctx) => {
             ? `10,000 devices: ${round(ten.wallMs / 1000, 1)} s wall, ${round(ten.serverCpuSec ?? Number.NaN, 1)} CPU s on the server${base ? ` (${round(ten.wallMs / base.wallMs!, 2)}x and ${round((ten.serverCpuSec ?? 0) / (base.serverCpuSec ?? Number.NaN), 2)}x the 1,000-device run)` : ''}`
             : `10,000 devices: ${ten?.error ?? 'not run'}`,
       },
+      {
+        goal: 'telemetry forged by 5% of the devices neither halts a healthy canary nor hides a regressed one',
+        met:
+          results.every((r) => r.wallMs === null || r.forgedHeld !== false) &&
+          results.some((r) => r.forgedHeld),
+        detail: results
+          .map(
+            (r) =>
+              `${r.devices.toLocaleString('en-US')} devices (${r.forgedDevices ?? '?'} forging): ${r.forgedHeld === undefined ? 'not run' : r.forgedHeld ? 'held' : 'STEERED'}`,
+          )
+          .join('; '),
+      },
     ],
     notes: [
       'One run per size (a rollout takes minutes at scale): the ratios are growth with fleet size, not a same-run baseline.',
-      'The simulator (its CLI, unchanged: four rollouts side by side, one healthy and three bad canaries) and its server (bench/fleet/server-process.ts) are two processes sharing 2 cores; wall time is the simulator’s own report, server CPU is read from /proc every 250 ms.',
+      'The simulator (its CLI: six rollouts side by side, one healthy and three bad canaries, then a healthy and a bad one about which 5% of the devices forge telemetry) and its server (bench/fleet/server-process.ts) are two processes sharing 2 cores; wall time is the simulator’s own report, server CPU is read from /proc every 250 ms.',
       `Outcomes at 10,000 devices: ${results.find((r) => r.devices === 10_000)?.outcomes?.join('; ') ?? 'n/a'}.`,
       ...(ctx.quick ? ['--quick: 100,000 devices not run.'] : []),
     ],

@@ -12,7 +12,7 @@ import type { Benchmark, Row } from './result.ts';
 import { compared, plain } from './rows.ts';
 import { spawnServer } from './servers/spawn.ts';
 import { growth, median, percentile, round } from './stats.ts';
-import { hasTelemetryIngest, telemetryBody } from './telemetry-batch.ts';
+import { hasTelemetryIngest, telemetryRequest } from './telemetry-batch.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const serverBin = resolve(here, '../../update-server/bin/edgeship-server.mjs');
@@ -113,11 +113,7 @@ export const soak: Benchmark = async (ctx) => {
         request(
           'telemetry',
           `${base}/v1/telemetry`,
-          {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body: telemetryBody(tick % 5000),
-          },
+          { method: 'POST', ...telemetryRequest(tick % 5000) },
           [200, 201, 202, 204],
         );
       }

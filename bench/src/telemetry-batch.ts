@@ -1,7 +1,33 @@
 // Valid telemetry batches (checked against the protocol's own schema), each with a fresh
 // idempotency key so the server ingests every one instead of deduplicating.
-import { randomUUID } from 'node:crypto';
-import { type TelemetryBatch, TelemetryBatchSchema } from '@edgeship/protocol';
+import { generateKeyPairSync, type KeyObject, randomUUID, sign } from 'node:crypto';
+import {
+  TELEMETRY_SIGNATURE_HEADER,
+  type TelemetryBatch,
+  TelemetryBatchSchema,
+  telemetrySignedBytes,
+  toBase64Url,
+} from '@edgeship/protocol';
+
+/** Install keys of the bench devices, made on first use (the device id is the public key). */
+const installs = new Map<number, { deviceId: string; key: KeyObject }>();
+function install(deviceIndex: number) {
+  let found = installs.get(deviceIndex);
+  if (!found) {
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    found = { deviceId: publicKey.export({ format: 'jwk' }).x!, key: privateKey };
+    installs.set(deviceIndex, found);
+  }
+  return found;
+}
+
+/** The signature header for a body (node:crypto signs synchronously, as a load generator needs). */
+function signatureHeader(deviceIndex: number, body: string): Record<string, string> {
+  const bytes = telemetrySignedBytes(new TextEncoder().encode(body));
+  return {
+    [TELEMETRY_SIGNATURE_HEADER]: toBase64Url(new Uint8Array(sign(null, bytes, install(deviceIndex).key))),
+  };
+}
 
 export function telemetryBatch(deviceIndex: number, records = 2): TelemetryBatch {
   const end = new Date();
@@ -9,7 +35,7 @@ export function telemetryBatch(deviceIndex: number, records = 2): TelemetryBatch
   const batch: TelemetryBatch = {
     schema: 1,
     batchId: randomUUID(),
-    deviceId: `bench-device-${deviceIndex.toString(36).padStart(6, '0')}`,
+    deviceId: install(deviceIndex).deviceId,
     app: 'demo-app',
     channel: 'stable',
     runtimeVersion: '0.1.0',
@@ -39,26 +65,29 @@ export function telemetryBatch(deviceIndex: number, records = 2): TelemetryBatch
 export async function hasTelemetryIngest(
   server: string,
 ): Promise<{ ok: boolean; status: number; body: string }> {
+  const batch = JSON.stringify(telemetryBatch(0));
   const response = await fetch(`${server}/v1/telemetry`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(telemetryBatch(0)),
+    headers: { 'content-type': 'application/json', ...signatureHeader(0, batch) },
+    body: batch,
   });
   const body = await response.text();
   return { ok: response.ok, status: response.status, body: body.slice(0, 300) };
 }
 
 /**
- * A request body for load generation: the validated batch of `telemetryBatch` with a fresh
- * batchId and device id, without re-validating (the load generator must not be the bottleneck).
+ * A request for load generation: the validated batch of `telemetryBatch` with a fresh batchId
+ * and device id, signed by that device's install key, without re-validating (the load generator
+ * must not be the bottleneck).
  */
-export function telemetryBody(deviceIndex: number): string {
+export function telemetryRequest(deviceIndex: number): { body: string; headers: Record<string, string> } {
   template ??= telemetryBatch(0);
-  return JSON.stringify({
+  const body = JSON.stringify({
     ...template,
     batchId: randomUUID(),
-    deviceId: `bench-device-${deviceIndex.toString(36).padStart(6, '0')}`,
+    deviceId: install(deviceIndex).deviceId,
   });
+  return { body, headers: { 'content-type': 'application/json', ...signatureHeader(deviceIndex, body) } };
 }
 
 let template: TelemetryBatch | undefined;

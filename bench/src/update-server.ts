@@ -13,7 +13,7 @@ import type { Benchmark, Goal, Row } from './result.ts';
 import { compared, plain } from './rows.ts';
 import { type Child, spawnServer } from './servers/spawn.ts';
 import { median } from './stats.ts';
-import { hasTelemetryIngest, telemetryBody } from './telemetry-batch.ts';
+import { hasTelemetryIngest, telemetryRequest } from './telemetry-batch.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const PG_ADMIN = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -187,7 +187,7 @@ export const updateServer: Benchmark = async (ctx) => {
                   headers: { 'content-type': 'application/json' },
                   setupRequest: (req) => ({
                     ...req,
-                    body: telemetryBody(device++ % 10_000),
+                    ...telemetryRequest(device++ % 10_000),
                   }),
                 },
               ],

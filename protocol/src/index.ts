@@ -6,6 +6,7 @@ export * from './drift.ts';
 export * from './errors.ts';
 export * from './features.ts';
 export * from './histogram.ts';
+export * from './install-key.ts';
 export * from './keyset.ts';
 export * from './manifest.ts';
 export * from './onnx-session.ts';

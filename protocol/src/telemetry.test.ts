@@ -7,7 +7,7 @@ function batch(overrides: Partial<TelemetryBatch> = {}): TelemetryBatch {
   return {
     schema: 1,
     batchId: '8f14e45f-ceea-4e7a-9b6e-2c1c3f6a2b1d',
-    deviceId: 'dev_0123456789',
+    deviceId: 'O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik',
     app: 'demo-app',
     channel: 'stable',
     runtimeVersion: '0.1.0',
@@ -39,6 +39,7 @@ describe('telemetry batch schema', () => {
 
   it.each([
     ['a fingerprint-sized device id', { deviceId: 'x'.repeat(65) }],
+    ['a device id that is no public key', { deviceId: 'dev_0123456789' }],
     ['no idempotency key', { batchId: 'not-a-uuid' }],
     ['too many records', { records: new Array(65).fill(batch().records[0]) }],
     ['a negative count', { records: [{ ...batch().records[0]!, inferences: -1 }] }],

@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { ERROR_CODES } from './errors.ts';
 import { HISTOGRAM_BUCKETS } from './histogram.ts';
+import { DEVICE_ID_PATTERN } from './install-key.ts';
 import { IsoTime, Name, SemVer } from './schema-primitives.ts';
 
 // Hard bounds: a device can never send a batch the server has to think twice about.
@@ -55,8 +56,11 @@ export const TelemetryBatchSchema = z.strictObject({
   schema: z.literal(1),
   /** Idempotency key: a retried batch carries the same id and is counted once. */
   batchId: z.uuid(),
-  /** A random per-install id, never a fingerprint. */
-  deviceId: z.string().regex(/^[A-Za-z0-9_-]{8,64}$/),
+  /**
+   * The install's Ed25519 public key (see install-key.ts): random per install, never a
+   * fingerprint. The batch's bytes are signed with its private key (TELEMETRY_SIGNATURE_HEADER).
+   */
+  deviceId: z.string().regex(DEVICE_ID_PATTERN, 'a device id is a base64url Ed25519 public key'),
   app: Name,
   channel: Name,
   runtimeVersion: SemVer,

@@ -1,9 +1,11 @@
 // Telemetry and shadow evaluation end to end in a real Chromium: the worker's collector and
 // IndexedDB outbox, the chaos proxy between device and server, and the server's fleet report.
+import { DEVICE_ID_PATTERN, type InstallKey } from '@edgeship/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { commands } from 'vitest/browser';
 import { createRuntime, type Runtime } from './client.ts';
 import type { NamedTensors } from './engines/tensor.ts';
+import { ModelStore } from './store/model-store.ts';
 
 const WASM_PATHS = new URL('/node_modules/onnxruntime-web/dist/', location.origin).href;
 
@@ -39,20 +41,21 @@ async function setUp(extra: Record<string, unknown> = {}) {
   servers.push(name);
   const server = await commands.startEdgeshipServer(name);
   await commands.publishModel(name, { version: '1.0.0', source: 'silero', promote: true });
-  const runtime = await createRuntime({
+  const config = {
     server: server.url,
     app: 'demo-app',
     channel: 'stable',
     trustedRoot: server.trustedRoot as never,
     wasmPaths: WASM_PATHS,
-    backend: 'wasm',
+    backend: 'wasm' as const,
     checkOnLoad: false,
     telemetryIntervalMs: 0, // sent only when the test says so
     storagePrefix: `tm${Date.now()}-${serial++}`,
     ...extra,
-  });
+  };
+  const runtime = await createRuntime(config);
   open.push(runtime);
-  return { name, runtime };
+  return { name, runtime, config, server };
 }
 
 /** Distinct frames (a chirp), so the active and an int8 candidate disagree a little. */
@@ -81,6 +84,68 @@ async function inferencesOf(name: string, version: string): Promise<number> {
 }
 
 describe('telemetry from a real Chromium', () => {
+  it("signs its batches with the install's key, kept non-extractable in IndexedDB across reloads", async () => {
+    const { name, runtime, config, server } = await setUp();
+    const { deviceId } = runtime;
+    expect(deviceId).toMatch(DEVICE_ID_PATTERN); // the device id is the key's public half
+    await runtime.load('vad');
+    await runFrames(runtime, 0, 5);
+    expect(await runtime.sendTelemetry()).toEqual({ sent: 1, discarded: 0 });
+    expect(await inferencesOf(name, '1.0.0')).toBe(5); // verified and counted by the server
+
+    const store = await ModelStore.open(`${config.storagePrefix}-models`);
+    const saved = await store.getMeta<InstallKey>('install-key');
+    store.close();
+    expect(saved?.deviceId).toBe(deviceId);
+    expect(saved?.privateKey).toBeInstanceOf(CryptoKey);
+    expect(saved?.privateKey.extractable).toBe(false);
+    await expect(crypto.subtle.exportKey('pkcs8', saved!.privateKey)).rejects.toThrow();
+
+    // The same batch without the signature is refused: the id alone is no credential.
+    const unsigned = await fetch(`${server.url}/v1/telemetry`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        schema: 1,
+        batchId: crypto.randomUUID(),
+        deviceId,
+        app: 'demo-app',
+        channel: 'stable',
+        runtimeVersion: '0.1.0',
+        windowStart: new Date(Date.now() - 1000).toISOString(),
+        windowEnd: new Date().toISOString(),
+        dropped: 0,
+        records: [
+          {
+            model: 'vad',
+            version: '1.0.0',
+            backend: 'wasm',
+            role: 'active',
+            inferences: 1000,
+            errors: {},
+            latencyMs: {},
+            downloadBytes: 0,
+            downloadMs: 0,
+            features: [],
+          },
+        ],
+      }),
+    });
+    expect(unsigned.status).toBe(401);
+    expect(((await unsigned.json()) as { error: { code: string } }).error.code).toBe('E_SIGNATURE');
+
+    // A reload (a new worker on the same storage) keeps the install: same id, still accepted.
+    await runtime.dispose();
+    open.splice(open.indexOf(runtime), 1);
+    const reloaded = await createRuntime(config);
+    open.push(reloaded);
+    expect(reloaded.deviceId).toBe(deviceId);
+    await reloaded.load('vad');
+    await runFrames(reloaded, 0, 3);
+    expect(await reloaded.sendTelemetry()).toEqual({ sent: 1, discarded: 0 });
+    expect(await inferencesOf(name, '1.0.0')).toBe(8);
+  }, 180_000); // two runtimes, each loading the model: slow on a loaded 2-core machine
+
   it('keeps batches while offline and delivers each exactly once, even when an acknowledgement is lost', async () => {
     const { name, runtime } = await setUp();
     await runtime.load('vad');

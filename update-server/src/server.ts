@@ -128,6 +128,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     opts.canary?.enabled === false
       ? null
       : new CanaryMonitor({
+          db,
           registry,
           service,
           telemetry,
@@ -135,6 +136,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           options: { ...opts.canary, webhookUrl: opts.webhookUrl },
         });
   if (canary) {
+    telemetry.onCommit((trx, accepted, at) => canary.evidence.record(trx, accepted, at));
     telemetry.onAccepted(() => canary.notify());
     canary.start();
   }

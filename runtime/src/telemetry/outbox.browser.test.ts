@@ -6,7 +6,7 @@ function batch(n: number): TelemetryBatch {
   return {
     schema: 1,
     batchId: crypto.randomUUID(),
-    deviceId: 'device-browser',
+    deviceId: 'O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik',
     app: 'demo-app',
     channel: 'stable',
     runtimeVersion: '0.1.0',

@@ -1,8 +1,14 @@
+import { signTelemetryBody, TELEMETRY_SIGNATURE_HEADER } from '@edgeship/protocol';
 import type { TelemetryOutbox } from './outbox.ts';
 
 export interface SenderOptions {
   /** `POST` endpoint for batches, e.g. `${server}/v1/telemetry`. */
   endpoint: string;
+  /**
+   * The install's private key (install-key.ts): each body is signed with it, and the server
+   * refuses unsigned batches (401), so without it every batch is dropped.
+   */
+  installKey?: CryptoKey;
   fetch?: typeof fetch;
   /** First retry delay; doubles per failed attempt up to `maxDelayMs` (full jitter). */
   baseDelayMs?: number;
@@ -20,7 +26,7 @@ export interface FlushResult {
 }
 
 /** Statuses the server will answer the same way however often it is asked: drop, do not retry. */
-const PERMANENT_REFUSALS = new Set([400, 404, 413, 415, 422]);
+const PERMANENT_REFUSALS = new Set([400, 401, 404, 413, 415, 422]);
 
 /**
  * Sends queued batches oldest first. A batch leaves the outbox only once the server
@@ -51,11 +57,16 @@ export class TelemetrySender {
     for (const { batch } of await this.outbox.peek(this.batchesPerFlush)) {
       let status: number;
       try {
-        const response = await this.fetch(this.options.endpoint, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'idempotency-key': batch.batchId },
-          body: JSON.stringify(batch),
-        });
+        // Signed as sent: the signature covers these exact bytes, so a retry re-signs the same ones.
+        const body = new TextEncoder().encode(JSON.stringify(batch));
+        const headers: Record<string, string> = {
+          'content-type': 'application/json',
+          'idempotency-key': batch.batchId,
+        };
+        if (this.options.installKey) {
+          headers[TELEMETRY_SIGNATURE_HEADER] = await signTelemetryBody(this.options.installKey, body);
+        }
+        const response = await this.fetch(this.options.endpoint, { method: 'POST', headers, body });
         status = response.status;
       } catch {
         status = 0; // offline or unreachable

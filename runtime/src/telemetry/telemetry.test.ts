@@ -1,7 +1,15 @@
 // Unit tests on fake-indexeddb; the same outbox runs on Chromium's IndexedDB in
 // telemetry.browser.test.ts and in the end-to-end tests.
 import 'fake-indexeddb/auto';
-import { parseValue, type Release, type TelemetryBatch, TelemetryBatchSchema } from '@edgeship/protocol';
+import {
+  generateInstallKey,
+  parseValue,
+  type Release,
+  TELEMETRY_SIGNATURE_HEADER,
+  type TelemetryBatch,
+  TelemetryBatchSchema,
+  verifyTelemetryBody,
+} from '@edgeship/protocol';
 import { describe, expect, it } from 'vitest';
 import { TelemetryCollector } from './collector.ts';
 import { TelemetryOutbox } from './outbox.ts';
@@ -27,6 +35,8 @@ const release = {
   },
 } as unknown as Release;
 
+/** An Ed25519 public key, as device ids are. */
+const DEVICE_ID = 'O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik';
 const key = { model: 'vad', version: '1.0.0', backend: 'wasm' as const, role: 'active' as const };
 let dbCounter = 0;
 const freshOutbox = (limits = { maxBatches: 100, maxAgeMs: 60_000 }, now = Date.now) =>
@@ -36,7 +46,7 @@ function sampleBatch(id: number): TelemetryBatch {
   return {
     schema: 1,
     batchId: `00000000-0000-4000-8000-${String(id).padStart(12, '0')}`,
-    deviceId: 'device-0001',
+    deviceId: DEVICE_ID,
     app: 'demo-app',
     channel: 'stable',
     runtimeVersion: '0.1.0',
@@ -107,7 +117,7 @@ describe('TelemetryCollector', () => {
     collector.recordShadowComparison({ ...key, version: '1.1.0' }, '1.0.0', 0.002, true);
     const outbox = await freshOutbox();
     const [batch] = await new TelemetryReporter(collector, outbox, {
-      deviceId: 'device-0001',
+      deviceId: DEVICE_ID,
       app: 'demo-app',
       channel: 'stable',
       runtimeVersion: '0.1.0',
@@ -150,7 +160,7 @@ describe('TelemetrySender', () => {
     const seen: string[] = [];
     let online = false;
     const fetchStub = (async (_url: string, init: RequestInit) => {
-      const batch = JSON.parse(String(init.body)) as TelemetryBatch;
+      const batch = JSON.parse(new TextDecoder().decode(init.body as Uint8Array)) as TelemetryBatch;
       seen.push(`${online ? 'up' : 'down'}:${batch.batchId.slice(-1)}`);
       if (!online) throw new TypeError('Failed to fetch');
       return new Response(null, { status: 202 });
@@ -171,6 +181,25 @@ describe('TelemetrySender', () => {
     expect(await sender.flush()).toEqual({ sent: 2, discarded: 0 });
     expect(await outbox.size()).toBe(0);
     expect(seen).toEqual(['down:1', 'down:1', 'up:1', 'up:2']);
+  });
+
+  it("signs each body with the install's key, as the server verifies it", async () => {
+    const install = await generateInstallKey();
+    const outbox = await freshOutbox();
+    await outbox.enqueue({ ...sampleBatch(1), deviceId: install.deviceId });
+    const verdicts: boolean[] = [];
+    const sender = new TelemetrySender(outbox, {
+      endpoint: 'http://x/v1/telemetry',
+      installKey: install.privateKey,
+      fetch: (async (_url: string, init: RequestInit) => {
+        const headers = init.headers as Record<string, string>;
+        const body = init.body as Uint8Array;
+        verdicts.push(await verifyTelemetryBody(install.deviceId, body, headers[TELEMETRY_SIGNATURE_HEADER]));
+        return new Response(null, { status: verdicts.at(-1) ? 202 : 401 });
+      }) as typeof fetch,
+    });
+    expect(await sender.flush()).toEqual({ sent: 1, discarded: 0 });
+    expect(verdicts).toEqual([true]);
   });
 
   it('drops a batch the server refuses for good, and counts it as dropped', async () => {

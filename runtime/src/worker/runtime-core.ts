@@ -11,6 +11,7 @@ import { runWithContract } from '../engines/pipeline.ts';
 import { hasNonFinite, type NamedTensors, sampleInputs } from '../engines/tensor.ts';
 import { ModelStore } from '../store/model-store.ts';
 import { TelemetryCollector } from '../telemetry/collector.ts';
+import { loadInstallKey } from '../telemetry/install-key.ts';
 import { TelemetryOutbox } from '../telemetry/outbox.ts';
 import { TelemetryReporter } from '../telemetry/reporter.ts';
 import { TelemetrySender } from '../telemetry/sender.ts';
@@ -67,13 +68,9 @@ export class RuntimeCore {
   static async create(config: RuntimeConfig, emit: (event: RuntimeEvent) => void): Promise<RuntimeCore> {
     const prefix = config.storagePrefix ?? 'edgeship';
     const store = await ModelStore.open(`${prefix}-models`);
-    // A random id made once per install: it picks rollout buckets and keys telemetry, and is
-    // no fingerprint (nothing about the device goes into it).
-    let deviceId = await store.getMeta<string>('device-id');
-    if (!deviceId) {
-      deviceId = crypto.randomUUID();
-      await store.setMeta('device-id', deviceId);
-    }
+    // The install's key: its public half is the device id (rollout buckets, telemetry).
+    const installKey = await loadInstallKey(store);
+    const deviceId = installKey.deviceId;
     const trust = new TrustStore(store, config.trustedRoot, { app: config.app, channel: config.channel });
     const updater = new Updater(
       store,
@@ -99,7 +96,10 @@ export class RuntimeCore {
           channel: config.channel,
           runtimeVersion: RUNTIME_VERSION,
         }),
-        sender: new TelemetrySender(outbox, { endpoint: `${config.server.replace(/\/$/, '')}/v1/telemetry` }),
+        sender: new TelemetrySender(outbox, {
+          endpoint: `${config.server.replace(/\/$/, '')}/v1/telemetry`,
+          installKey: installKey.privateKey,
+        }),
       };
     }
     const core = new RuntimeCore(config, store, updater, deviceId, telemetry, emit);

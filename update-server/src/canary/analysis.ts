@@ -25,7 +25,24 @@ export interface CanaryPolicy {
   p95LatencyRatio: number;
   /** Halt when a feature drifts on the canary (PSI above this) but not on the control. */
   psiThreshold: number;
+  /**
+   * No verdict before each arm has evidence from this many installs and this many network
+   * prefixes (/24, /48): one network, however many keys it makes, can never halt a rollout.
+   */
+  minInstalls: number;
+  minPrefixes: number;
+  /**
+   * Robustness to forged installs (canary/robust.ts): each install weighs at most `weightClip`
+   * times the arm's median install, and each criterion is judged after dropping this share of
+   * installs at both ends of each arm. Twice the share of forged installs to be tolerated.
+   */
+  trimShare: number;
+  weightClip: number;
 }
+
+/** What a verdict judges: error rate, p95 latency, feature drift. */
+export type Criterion = 'errors' | 'latency' | 'drift';
+export const ALL_CRITERIA: ReadonlySet<Criterion> = new Set(['errors', 'latency', 'drift']);
 
 export const DEFAULT_CANARY_POLICY: CanaryPolicy = {
   minInferences: 500,
@@ -33,6 +50,10 @@ export const DEFAULT_CANARY_POLICY: CanaryPolicy = {
   errorRateZ: 3.09,
   p95LatencyRatio: 1.25,
   psiThreshold: 0.2,
+  minInstalls: 30,
+  minPrefixes: 8,
+  trimShare: 0.1,
+  weightClip: 2,
 };
 
 export interface CanaryVerdict {
@@ -46,6 +67,11 @@ export interface CanaryVerdict {
     /** z of "canary − control > margin" (unpooled); the halt criterion. */
     errorRateMarginZ: number | null;
     drift: Record<string, { canaryPsi: number; controlPsi: number | null; jsDistance: number; ks: number }>;
+    /** Distinct installs and network prefixes whose evidence each arm counted (canary/robust.ts). */
+    sources?: {
+      canary: { installs: number; prefixes: number };
+      control: { installs: number; prefixes: number };
+    };
   };
 }
 
@@ -93,6 +119,7 @@ export function analyzeCanary(
   canary: ArmStats,
   control: ArmStats,
   policy: CanaryPolicy = DEFAULT_CANARY_POLICY,
+  criteria: ReadonlySet<Criterion> = ALL_CRITERIA,
 ): CanaryVerdict {
   const c = summarize(canary);
   const k = summarize(control);
@@ -123,12 +150,13 @@ export function analyzeCanary(
   }
 
   const reasons: string[] = [];
-  if (marginTest !== null && marginTest > policy.errorRateZ) {
+  if (criteria.has('errors') && marginTest !== null && marginTest > policy.errorRateZ) {
     reasons.push(
       `error rate ${pct(c.errorRate)} vs ${pct(k.errorRate)} on the control, beyond the ${pct(policy.errorRateMargin)} margin (z = ${marginTest.toFixed(2)})`,
     );
   }
   if (
+    criteria.has('latency') &&
     c.p95LatencyMs !== null &&
     k.p95LatencyMs !== null &&
     c.p95LatencyMs > k.p95LatencyMs * policy.p95LatencyRatio
@@ -150,7 +178,7 @@ export function analyzeCanary(
       ks: report.ks,
     };
     // Drift the control sees too is the world changing, not the canary misbehaving.
-    if (report.drifted && !controlReport?.drifted) {
+    if (criteria.has('drift') && report.drifted && !controlReport?.drifted) {
       reasons.push(
         `feature ${name} drifted on the canary (PSI ${report.psi.toFixed(3)}) but not on the control`,
       );

@@ -1,20 +1,19 @@
+import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { ApiError } from '../http/api-error.ts';
 import type { RegistryService } from '../registry/service.ts';
+import type { Database } from '../storage/schema.ts';
 import type { RegistryStore, RolloutRecord } from '../storage/types.ts';
-import { emptyValues, mergeValues, windowOf } from '../telemetry/aggregate.ts';
 import type { TelemetryService } from '../telemetry/service.ts';
-import {
-  type ArmStats,
-  analyzeCanary,
-  type CanaryPolicy,
-  type CanaryVerdict,
-  DEFAULT_CANARY_POLICY,
-} from './analysis.ts';
+import { type CanaryPolicy, type CanaryVerdict, DEFAULT_CANARY_POLICY } from './analysis.ts';
+import { CanaryEvidenceStore, DEFAULT_EVIDENCE_CAPS, type EvidenceCaps } from './evidence.ts';
+import { type ArmReleases, analyzeEvidence } from './robust.ts';
 import { deliverWebhook, type WebhookOptions } from './webhook.ts';
 
 export interface CanaryOptions {
   policy?: Partial<CanaryPolicy>;
+  /** What one install and one network may add to a rollout's evidence (canary/evidence.ts). */
+  caps?: Partial<EvidenceCaps>;
   /** Every active canary is analysed at least this often. */
   intervalMs?: number;
   /** After telemetry for a model arrives, its canary is analysed at most this often. */
@@ -27,6 +26,7 @@ export interface CanaryOptions {
 export const CANARY_ACTOR = { name: 'canary-analysis' };
 
 export interface CanaryDeps {
+  db: Kysely<Database>;
   registry: RegistryStore;
   service: RegistryService;
   telemetry: TelemetryService;
@@ -48,6 +48,8 @@ export interface LastVerdict {
  */
 export class CanaryMonitor {
   readonly policy: CanaryPolicy;
+  /** What counts as evidence; the server runs `evidence.record` inside each ingest transaction. */
+  readonly evidence: CanaryEvidenceStore;
   private readonly intervalMs: number;
   private readonly throttleMs: number;
   private timer: NodeJS.Timeout | null = null;
@@ -62,6 +64,7 @@ export class CanaryMonitor {
   constructor(private readonly deps: CanaryDeps) {
     const opts = deps.options ?? {};
     this.policy = { ...DEFAULT_CANARY_POLICY, ...opts.policy };
+    this.evidence = new CanaryEvidenceStore(deps.db, { ...DEFAULT_EVIDENCE_CAPS, ...opts.caps });
     this.intervalMs = opts.intervalMs ?? 30_000;
     this.throttleMs = opts.throttleMs ?? 2_000;
   }
@@ -124,13 +127,22 @@ export class CanaryMonitor {
   /** The verdict for one rollout on the data so far (also what the fleet API shows). */
   async analyse(rollout: RolloutRecord): Promise<CanaryVerdict | null> {
     if (!rollout.control) return null;
-    const [canary, control] = await Promise.all([
-      armStats(this.deps.telemetry, rollout, rollout.release),
-      armStats(this.deps.telemetry, rollout, rollout.control),
+    const [rows, canary, control] = await Promise.all([
+      this.evidence.evidence(rollout.id),
+      this.releaseOf(rollout.model, rollout.release),
+      this.releaseOf(rollout.model, rollout.control),
     ]);
-    const verdict = analyzeCanary(canary, control, this.policy);
+    const verdict = analyzeEvidence(rows, canary, control, this.policy);
     this.verdicts.set(rollout.id, { at: new Date().toISOString(), verdict });
     return verdict;
+  }
+
+  private async releaseOf(model: string, version: string): Promise<ArmReleases> {
+    const spec = await this.deps.telemetry.catalog.monitoring(model, version);
+    return {
+      version,
+      references: Object.fromEntries((spec?.features ?? []).map((f) => [f.name, f.reference])),
+    };
   }
 
   private async analyseAll(): Promise<void> {
@@ -174,32 +186,4 @@ export class CanaryMonitor {
     this.webhooks.add(delivery);
     void delivery.finally(() => this.webhooks.delete(delivery));
   }
-}
-
-/** What the fleet reported for one release since the rollout started (active role, all backends). */
-export async function armStats(
-  telemetry: TelemetryService,
-  rollout: RolloutRecord,
-  version: string,
-): Promise<ArmStats> {
-  const since = windowOf(Date.parse(rollout.createdAt), telemetry.windowSec);
-  const rows = await telemetry.store.aggregates({
-    app: rollout.app,
-    channel: rollout.channel,
-    model: rollout.model,
-    versions: [version],
-    role: 'active',
-    since,
-  });
-  const sum = emptyValues();
-  for (const [, values] of rows) mergeValues(sum, values);
-  const spec = await telemetry.catalog.monitoring(rollout.model, version);
-  const features: ArmStats['features'] = {};
-  for (const feature of spec?.features ?? []) {
-    const counts = sum.features[feature.name];
-    if (counts && counts.length === feature.reference.length && counts.some((n) => n > 0)) {
-      features[feature.name] = { counts, reference: feature.reference };
-    }
-  }
-  return { version, inferences: sum.inferences, errors: sum.errors, latencyMs: sum.latency, features };
 }

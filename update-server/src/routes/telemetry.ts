@@ -1,4 +1,9 @@
-import { MAX_TELEMETRY_BATCH_BYTES, TelemetryBatchSchema } from '@edgeship/protocol';
+import {
+  MAX_TELEMETRY_BATCH_BYTES,
+  TELEMETRY_SIGNATURE_HEADER,
+  TelemetryBatchSchema,
+  verifyTelemetryBody,
+} from '@edgeship/protocol';
 import type { Context } from 'hono';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -7,6 +12,7 @@ import { ApiError } from '../http/api-error.ts';
 import { describeIssues } from '../http/errors.ts';
 import { rateLimit } from '../http/rate-limit.ts';
 import { batchInferences } from '../telemetry/aggregate.ts';
+import { networkPrefix } from '../telemetry/network-prefix.ts';
 import { checkBatchTime } from '../telemetry/retention.ts';
 import type { TelemetryService } from '../telemetry/service.ts';
 import { checkBatchSemantics } from '../telemetry/validate.ts';
@@ -19,6 +25,8 @@ export interface TelemetryRouteDeps {
 /**
  * `POST /v1/telemetry`: one batch per request (see runtime/src/telemetry/sender.ts). 202 once the
  * batch is committed, and 202 again, with `status: "duplicate"`, for a retry of a counted batch.
+ * Each batch is signed by its install's key (`Edgeship-Signature` over the exact body bytes, see
+ * protocol/src/install-key.ts); a missing or wrong signature is 401 E_SIGNATURE.
  * Refusals are typed: 400 E_BAD_JSON / E_VALIDATION, 413 E_TOO_LARGE, 415, 422 E_VALIDATION
  * (consistent JSON that names unknown releases or bins), 422 E_TOO_OLD / E_FROM_FUTURE (windowEnd
  * outside what the retention can de-duplicate, see telemetry/retention.ts), 429 E_RATE_LIMITED
@@ -44,15 +52,24 @@ export function createTelemetryRoutes(deps: TelemetryRouteDeps) {
       if (!c.req.header('content-type')?.startsWith('application/json')) {
         throw new ApiError(415, 'E_UNSUPPORTED_MEDIA_TYPE', 'send the batch as application/json');
       }
+      const bytes = new Uint8Array(await c.req.arrayBuffer());
       let body: unknown;
       try {
-        body = JSON.parse(await c.req.text());
+        body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
       } catch {
         throw new ApiError(400, 'E_BAD_JSON', 'the body is not valid JSON');
       }
       const parsed = TelemetryBatchSchema.safeParse(body);
       if (!parsed.success) throw new ApiError(400, 'E_VALIDATION', describeIssues(parsed.error.issues));
       const batch = parsed.data;
+      // The one public-key operation per batch: only the install's key can speak for it.
+      if (!(await verifyTelemetryBody(batch.deviceId, bytes, c.req.header(TELEMETRY_SIGNATURE_HEADER)))) {
+        throw new ApiError(
+          401,
+          'E_SIGNATURE',
+          `a batch is signed by its install's key (${TELEMETRY_SIGNATURE_HEADER} header)`,
+        );
+      }
       const key = c.req.header('idempotency-key');
       if (key !== undefined && key !== batch.batchId) {
         throw new ApiError(400, 'E_VALIDATION', 'the Idempotency-Key header differs from batchId');
@@ -67,7 +84,7 @@ export function createTelemetryRoutes(deps: TelemetryRouteDeps) {
           'the batch alone exceeds what one device may report per window',
         );
       }
-      const pending = telemetry.ingest(batch);
+      const pending = telemetry.ingest(batch, networkPrefix(deps.clientAddress(c)));
       if (!pending) throw retryLater(1, 'the server is busy');
       const outcome = await pending;
       if (outcome === 'capped') {

@@ -12,6 +12,7 @@ export const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
   '0001_registry': registryTables,
   '0002_telemetry': telemetryTables,
   '0003_telemetry_retention': telemetryRetentionIndexes,
+  '0004_canary_evidence': canaryEvidenceTables,
 };
 
 export interface MigrateOptions {
@@ -280,6 +281,48 @@ function telemetryRetentionIndexes(): Migration {
       for (const table of ['telemetry_batches', 'telemetry_devices', 'telemetry_aggregates']) {
         await db.schema.createIndex(`${table}_age`).on(table).column('window_start').execute();
       }
+    },
+  };
+}
+
+/**
+ * What the canary analysis may count (update-server/src/canary/evidence.ts): every install the
+ * server has seen, when and from which network, and per rollout, arm and install the numbers that
+ * passed the bucket, first-seen and cap checks.
+ */
+function canaryEvidenceTables(dialect: DialectName): Migration {
+  const text = dialect === 'postgres' ? sql`text collate "C"` : sql`text`;
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('telemetry_installs')
+        .addColumn('device_id', text, (c) => c.primaryKey())
+        .addColumn('prefix', text, (c) => c.notNull())
+        .addColumn('first_seen_ms', 'bigint', (c) => c.notNull())
+        .addColumn('last_seen_ms', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('telemetry_installs_age')
+        .on('telemetry_installs')
+        .column('last_seen_ms')
+        .execute();
+      await db.schema
+        .createTable('canary_evidence')
+        .addColumn('rollout_id', text, (c) => c.notNull())
+        .addColumn('arm', text, (c) => c.notNull())
+        .addColumn('device_id', text, (c) => c.notNull())
+        .addColumn('prefix', text, (c) => c.notNull())
+        .addColumn('inferences', 'bigint', (c) => c.notNull())
+        .addColumn('errors', 'bigint', (c) => c.notNull())
+        .addColumn('latency', text, (c) => c.notNull())
+        .addColumn('features', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('canary_evidence_pk', ['rollout_id', 'arm', 'device_id'])
+        .execute();
+      await db.schema
+        .createIndex('canary_evidence_prefix')
+        .on('canary_evidence')
+        .columns(['rollout_id', 'arm', 'prefix'])
+        .execute();
     },
   };
 }

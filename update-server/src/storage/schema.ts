@@ -160,6 +160,30 @@ export interface TelemetryAggregatesTable {
   shadow: string;
 }
 
+/** Every install (device public key) the telemetry ingest has seen, first time and network. */
+export interface TelemetryInstallsTable {
+  device_id: string;
+  /** /24 or /48 (telemetry/network-prefix.ts). */
+  prefix: string;
+  first_seen_ms: Int8;
+  /** Refreshed at most daily; the pruner forgets installs silent for the per-device retention. */
+  last_seen_ms: Int8;
+}
+
+/** Per rollout, arm ('canary' | 'control') and install: what the canary analysis counts. */
+export interface CanaryEvidenceTable {
+  rollout_id: string;
+  arm: string;
+  device_id: string;
+  prefix: string;
+  inferences: Int8;
+  errors: Int8;
+  /** JSON: Histogram. */
+  latency: string;
+  /** JSON: Record<feature name, counts per bin>. */
+  features: string;
+}
+
 export interface Database {
   releases: ReleasesTable;
   channel_models: ChannelModelsTable;
@@ -173,6 +197,8 @@ export interface Database {
   telemetry_device_windows: TelemetryDeviceWindowsTable;
   telemetry_devices: TelemetryDevicesTable;
   telemetry_aggregates: TelemetryAggregatesTable;
+  telemetry_installs: TelemetryInstallsTable;
+  canary_evidence: CanaryEvidenceTable;
 }
 
 export type DialectName = 'sqlite' | 'postgres';

@@ -1,59 +1,30 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import {
   bucketOf,
   DEFAULT_PSI_THRESHOLD,
   type Histogram,
   histogramQuantile,
-  ManifestEnvelopeSchema,
   mergeHistograms,
   recordValue,
   seededBytes,
+  signTelemetryBody,
+  TELEMETRY_SIGNATURE_HEADER,
 } from '@edgeship/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publish, startTestServer, type TestServer } from '../../../test/support/server.ts';
 import { createTestSchema, type TestSchema } from '../storage/registry.suite.ts';
 import { windowOf } from './aggregate.ts';
-import { makeBatch, makeRecord, postBatch, uniformMonitoring } from './testing.ts';
+import {
+  installFor,
+  installPrivateKey,
+  makeBatch,
+  makeRecord,
+  postBatch,
+  postBytes,
+  uniformMonitoring,
+} from './testing.ts';
 
 const MODEL = 'kws';
 const CAP = { batchesPerWindow: 5, inferencesPerWindow: 100_000 };
-
-interface Webhooks {
-  url: string;
-  received: Array<Record<string, unknown>>;
-  next(): Promise<Record<string, unknown>>;
-  close(): Promise<void>;
-}
-
-/** A real HTTP server that records webhook deliveries. */
-async function webhookReceiver(): Promise<Webhooks> {
-  const received: Array<Record<string, unknown>> = [];
-  const waiters: Array<(body: Record<string, unknown>) => void> = [];
-  const server: Server = createServer((req, res) => {
-    let body = '';
-    req.setEncoding('utf8').on('data', (d: string) => {
-      body += d;
-    });
-    req.on('end', () => {
-      const parsed = JSON.parse(body) as Record<string, unknown>;
-      received.push(parsed);
-      res.writeHead(204).end();
-      waiters.shift()?.(parsed);
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/hooks/edgeship`,
-    received,
-    next: () =>
-      received.length > waiters.length
-        ? Promise.resolve(received[waiters.length]!)
-        : new Promise((r) => waiters.push(r)),
-    close: () => new Promise((r) => server.close(() => r())),
-  };
-}
 
 /** Latencies from a fixed-seed generator: log-normal around `medianMs`. */
 function latencies(n: number, medianMs: number, seed: number): number[] {
@@ -70,25 +41,18 @@ function latencies(n: number, medianMs: number, seed: number): number[] {
   });
 }
 
-const uniformEnergy = (n: number) =>
-  Array.from({ length: 10 }, (_, i) => Math.floor(n / 10) + (i < n % 10 ? 1 : 0));
-
 for (const dialect of ['sqlite', 'postgres'] as const) {
   describe(`telemetry on ${dialect}`, () => {
     let t: TestServer;
     let schema: TestSchema | undefined;
-    let hooks: Webhooks;
     let seq = 0;
     const device = (prefix: string) => `${prefix}-${dialect}-${++seq}`.padEnd(8, '0');
 
     beforeAll(async () => {
-      hooks = await webhookReceiver();
       schema = dialect === 'postgres' ? await createTestSchema() : undefined;
       t = await startTestServer({
         databaseUrl: schema?.url,
-        webhookUrl: hooks.url,
         telemetry: { deviceCap: CAP },
-        canary: { throttleMs: 20, intervalMs: 60_000, webhook: { baseDelayMs: 50 } },
       });
       for (const version of ['1.0.0', '1.1.0', '1.2.0', '1.3.0', '1.4.0']) {
         await publish(t, seededBytes(5000, version.length + Number(version.at(2))), {
@@ -102,7 +66,6 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     afterAll(async () => {
       await t?.stop();
       await schema?.drop();
-      await hooks?.close();
     });
 
     const fleet = async (query = '') => {
@@ -163,15 +126,43 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       const good = makeBatch(device('bad'), [
         makeRecord({ model: MODEL, version: '1.0.0', latenciesMs: [1] }),
       ]);
-      const post = (body: string, headers: Record<string, string> = {}) =>
-        fetch(`${t.server.url}/v1/telemetry`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', ...headers },
-          body,
-        }).then(async (r) => ({
-          status: r.status,
-          code: ((await r.json()) as { error: { code: string } }).error.code,
-        }));
+      // Signed by the good batch's install (a body that is not a batch is refused before the check).
+      const key = (await installPrivateKey(good.deviceId))!;
+      const post = async (body: string, headers: Record<string, string> = {}) => {
+        const bytes = new TextEncoder().encode(body);
+        const answer = await postBytes(`${t.server.url}/v1/telemetry`, bytes, {
+          'content-type': 'application/json',
+          [TELEMETRY_SIGNATURE_HEADER]: await signTelemetryBody(key, bytes),
+          ...headers,
+        });
+        return {
+          status: answer.status,
+          code: (JSON.parse(answer.text) as { error: { code: string } }).error.code,
+        };
+      };
+      // Unsigned, signed by another install, or a signature over other bytes: 401, nothing counted.
+      expect(await postBatch(t.server.url, good, { unsigned: true })).toMatchObject({
+        status: 401,
+        body: { error: { code: 'E_SIGNATURE' } },
+      });
+      const other = (await installPrivateKey(installFor(device('other-key'))))!;
+      const bytes = new TextEncoder().encode(JSON.stringify(good));
+      expect(
+        await post(JSON.stringify(good), {
+          [TELEMETRY_SIGNATURE_HEADER]: await signTelemetryBody(other, bytes),
+        }),
+      ).toEqual({
+        status: 401,
+        code: 'E_SIGNATURE',
+      });
+      expect(
+        await post(JSON.stringify({ ...good, dropped: 1 }), {
+          [TELEMETRY_SIGNATURE_HEADER]: await signTelemetryBody(key, bytes),
+        }),
+      ).toEqual({
+        status: 401,
+        code: 'E_SIGNATURE',
+      });
       expect(await post('{not json')).toEqual({ status: 400, code: 'E_BAD_JSON' });
       expect(await post(JSON.stringify({ ...good, extra: 1 }))).toEqual({
         status: 400,
@@ -197,11 +188,11 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         status: 413,
         code: 'E_TOO_LARGE',
       });
-      const unknown = makeBatch(device('bad'), [
+      const unknown = makeBatch(good.deviceId, [
         makeRecord({ model: MODEL, version: '9.9.9', latenciesMs: [1] }),
       ]);
       expect(await post(JSON.stringify(unknown))).toEqual({ status: 422, code: 'E_VALIDATION' });
-      const wrongBins = makeBatch(device('bad'), [
+      const wrongBins = makeBatch(good.deviceId, [
         makeRecord({ model: MODEL, version: '1.0.0', latenciesMs: [1], energy: [1, 2, 3] }),
       ]);
       expect(await post(JSON.stringify(wrongBins))).toEqual({ status: 422, code: 'E_VALIDATION' });
@@ -347,94 +338,6 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect(bad.status).toBe(400);
       const openApi = (await (await fetch(`${t.server.url}/v1/openapi.json`)).json()) as { paths: object };
       expect(Object.keys(openApi.paths)).toContain('/fleet');
-    });
-
-    it('leaves a healthy canary running', async () => {
-      const rollout = await t.operator.createRollout({
-        app: 'demo-app',
-        channel: 'stable',
-        model: MODEL,
-        release: '1.1.0',
-        shareBps: 5000,
-      });
-      for (let i = 0; i < 10; i++) {
-        for (const v of ['1.0.0', '1.1.0']) {
-          const samples = latencies(100, 8, 50 + i * 2 + (v === '1.1.0' ? 1 : 0));
-          const batch = makeBatch(device('healthy'), [
-            makeRecord({
-              model: MODEL,
-              version: v,
-              latenciesMs: samples,
-              errors: { E_INPUT: 1 },
-              energy: uniformEnergy(100),
-            }),
-          ]);
-          expect((await postBatch(t.server.url, batch)).status).toBe(202);
-        }
-      }
-      await t.server.canary!.run();
-      expect(t.server.canary!.lastVerdict(rollout.id)?.verdict.decision).toBe('healthy');
-      expect(await t.server.registry.getRollout(rollout.id)).toMatchObject({
-        state: 'active',
-        shareBps: 5000,
-      });
-      const { rollouts } = await fleet();
-      expect(rollouts.find((r) => r.id === rollout.id)?.canary?.decision).toBe('healthy');
-      await t.operator.halt(rollout.id, 'test done');
-    });
-
-    it('halts a regressed canary automatically, with an audit entry and a webhook', async () => {
-      const rollout = await t.operator.createRollout({
-        app: 'demo-app',
-        channel: 'stable',
-        model: MODEL,
-        release: '1.2.0',
-        shareBps: 1000,
-      });
-      // The canary is twice as slow and fails 8% of the time; the control stays as it was.
-      for (let i = 0; i < 8; i++) {
-        const control = makeBatch(device('ctl'), [
-          makeRecord({
-            model: MODEL,
-            version: '1.0.0',
-            latenciesMs: latencies(100, 8, 300 + i),
-            energy: uniformEnergy(100),
-          }),
-        ]);
-        const canary = makeBatch(device('bad'), [
-          makeRecord({
-            model: MODEL,
-            version: '1.2.0',
-            latenciesMs: latencies(92, 16, 400 + i),
-            errors: { E_HEALTH_CHECK: 8 },
-            energy: uniformEnergy(92),
-          }),
-        ]);
-        for (const b of [control, canary]) expect((await postBatch(t.server.url, b)).status).toBe(202);
-      }
-      const hook = await hooks.next();
-      expect(hook).toMatchObject({
-        event: 'rollout.halted',
-        rollout: { id: rollout.id, state: 'halted', shareBps: 0, shareBpsBefore: 1000, release: '1.2.0' },
-      });
-      expect(String(hook.reason)).toMatch(/p95 latency/);
-      expect(await t.server.registry.getRollout(rollout.id)).toMatchObject({ state: 'halted', shareBps: 0 });
-      const { entries } = await t.viewer.audit({ app: 'demo-app', model: MODEL, limit: 5 });
-      const halt = entries.find((e) => e.action === 'rollout.halt');
-      expect(halt).toMatchObject({
-        actor: 'canary-analysis',
-        details: { rolloutId: rollout.id, fromShareBps: 1000 },
-      });
-      const evidence = (
-        halt!.details as { evidence: { canary: { version: string }; control: { version: string } } }
-      ).evidence;
-      expect(evidence.canary.version).toBe('1.2.0');
-      expect(evidence.control.version).toBe('1.0.0');
-      // Devices learn it from the next manifest: no rollout on offer any more.
-      const manifest = ManifestEnvelopeSchema.parse(
-        await (await fetch(`${t.server.url}/v1/apps/demo-app/channels/stable/manifest`)).json(),
-      );
-      expect(manifest.signed.models[0]).toMatchObject({ production: '1.0.0', rollout: null });
     });
   });
 }

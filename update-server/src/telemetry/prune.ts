@@ -1,4 +1,4 @@
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, type RawBuilder, sql } from 'kysely';
 import type { Logger } from 'pino';
 import type { Database, DialectName } from '../storage/schema.ts';
 import { type PruneCutoffs, pruneCutoffs, type RetentionPolicy } from './retention.ts';
@@ -9,6 +9,10 @@ export interface PruneResult {
   deviceWindows: number;
   devices: number;
   aggregates: number;
+  /** Installs silent for the per-device retention (they are new again if they come back). */
+  installs: number;
+  /** Canary evidence of rollouts that ended more than the per-device retention ago. */
+  evidence: number;
 }
 
 /** Each table with the cutoff it is pruned by (all keyed by window_start, each with an index on it). */
@@ -41,16 +45,37 @@ export async function pruneTelemetry(
   opts: PruneOptions = {},
 ): Promise<PruneResult> {
   const chunkRows = opts.chunkRows ?? DEFAULT_PRUNE_CHUNK_ROWS;
-  const result: PruneResult = { batches: 0, deviceWindows: 0, devices: 0, aggregates: 0 };
-  for (const [table, counter, cutoff] of PRUNED_TABLES) {
+  const result: PruneResult = {
+    batches: 0,
+    deviceWindows: 0,
+    devices: 0,
+    aggregates: 0,
+    installs: 0,
+    evidence: 0,
+  };
+  const chunked = async (counter: keyof PruneResult, deleteOne: () => Promise<number>) => {
     for (;;) {
-      if (opts.shouldStop?.()) return result;
-      const deleted = await deleteChunk(db, dialect, table, cutoffs[cutoff], chunkRows);
+      if (opts.shouldStop?.()) return false;
+      const deleted = await deleteOne();
       result[counter] += deleted;
-      if (deleted < chunkRows) break;
+      if (deleted < chunkRows) return true;
       await new Promise((resolve) => setImmediate(resolve));
     }
+  };
+  for (const [table, counter, cutoff] of PRUNED_TABLES) {
+    const where = sql`window_start < ${cutoffs[cutoff]}`;
+    if (!(await chunked(counter, () => deleteChunk(db, dialect, table, where, chunkRows)))) return result;
   }
+  const beforeMs = cutoffs.perDeviceBefore * 1000;
+  const installsWhere = sql`last_seen_ms < ${beforeMs}`;
+  if (
+    !(await chunked('installs', () =>
+      deleteChunk(db, dialect, 'telemetry_installs', installsWhere, chunkRows),
+    ))
+  )
+    return result;
+  const ended = sql`rollout_id in (select id from rollouts where state <> 'active' and updated_at < ${new Date(beforeMs).toISOString()})`;
+  await chunked('evidence', () => deleteChunk(db, dialect, 'canary_evidence', ended, chunkRows));
   return result;
 }
 
@@ -58,7 +83,7 @@ async function deleteChunk(
   db: Kysely<Database>,
   dialect: DialectName,
   table: keyof Database,
-  before: number,
+  where: RawBuilder<unknown>,
   limit: number,
 ): Promise<number> {
   const t = sql.table(table);
@@ -66,8 +91,8 @@ async function deleteChunk(
   // PostgreSQL `ctid = any(array(…))` is a TID scan; `ctid in (select …)` may scan the table.
   const query =
     dialect === 'postgres'
-      ? sql`delete from ${t} where ctid = any(array(select ctid from ${t} where window_start < ${before} limit ${limit}))`
-      : sql`delete from ${t} where rowid in (select rowid from ${t} where window_start < ${before} limit ${limit})`;
+      ? sql`delete from ${t} where ctid = any(array(select ctid from ${t} where ${where} limit ${limit}))`
+      : sql`delete from ${t} where rowid in (select rowid from ${t} where ${where} limit ${limit})`;
   const { numAffectedRows } = await query.execute(db);
   return Number(numAffectedRows ?? 0n);
 }
@@ -109,7 +134,7 @@ export class TelemetryPruner {
         chunkRows: this.deps.chunkRows,
         shouldStop: () => this.stopped,
       });
-      const total = result.batches + result.deviceWindows + result.devices + result.aggregates;
+      const total = Object.values(result).reduce((a, b) => a + b, 0);
       if (total > 0) {
         this.deps.log.info(
           { ...result, ms: Math.round(performance.now() - started) },

@@ -17,7 +17,14 @@ import {
   RUNTIME_OUTBOX_MAX_AGE_MS,
   retentionPolicy,
 } from './retention.ts';
-import { makeBatch, makeRecord, postBatch, uniformMonitoring } from './testing.ts';
+import {
+  installFor,
+  installPrivateKey,
+  makeBatch,
+  makeRecord,
+  postBatch,
+  uniformMonitoring,
+} from './testing.ts';
 
 const DAY = 86_400_000;
 const MODEL = 'retained';
@@ -174,6 +181,8 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         deviceWindows: 21,
         devices: 21,
         aggregates: 0,
+        installs: 0, // no canary here: no install is registered
+        evidence: 0,
       });
       // Per-release aggregates have their own, longer retention (90 days): traffic stays.
       expect(await rows()).toEqual({ batches: 10, deviceWindows: 10, devices: 10, aggregates: 2 });
@@ -187,6 +196,8 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         deviceWindows: 0,
         devices: 0,
         aggregates: 0,
+        installs: 0, // no canary here: no install is registered
+        evidence: 0,
       });
     });
 
@@ -222,6 +233,8 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         deviceWindows: 10,
         devices: 10,
         aggregates: 1,
+        installs: 0, // no canary here: no install is registered
+        evidence: 0,
       });
       expect(await rows()).toEqual({ batches: 0, deviceWindows: 0, devices: 0, aggregates: 1 });
       expect(await inferences()).toBe(10 * 3);
@@ -229,11 +242,15 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
 
     it('has the runtime sender drop a batch refused as too old rather than retry it', async () => {
       const outbox = await TelemetryOutbox.open(`retention-${dialect}`, DEFAULT_OUTBOX_LIMITS, () => clock);
-      const stale = sealedAt(device('stale'), clock - 29 * DAY);
-      const fresh = sealedAt(device('fresh'), clock);
+      const install = installFor(device('outbox'));
+      const stale = sealedAt(install, clock - 29 * DAY);
+      const fresh = sealedAt(install, clock);
       await outbox.enqueue(stale);
       await outbox.enqueue(fresh);
-      const sender = new TelemetrySender(outbox, { endpoint: `${t.server.url}/v1/telemetry` });
+      const sender = new TelemetrySender(outbox, {
+        endpoint: `${t.server.url}/v1/telemetry`,
+        installKey: await installPrivateKey(install),
+      });
       expect(await sender.flush()).toEqual({ sent: 1, discarded: 1 });
       expect(await outbox.size()).toBe(0);
       // The drop is reported with the device's next batch, so the server knows data is missing.

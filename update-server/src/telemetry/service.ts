@@ -1,5 +1,5 @@
 import type { TelemetryBatch } from '@edgeship/protocol';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import type { Registry as PromRegistry } from 'prom-client';
 import type { Database, DialectName } from '../storage/schema.ts';
@@ -59,6 +59,16 @@ export interface TelemetryDeps {
 /** Batches committed together, handed to listeners (canary analysis) after the commit. */
 export type AcceptedListener = (batches: TelemetryBatch[]) => void;
 
+/** A verified batch as the ingest queue holds it: with the network prefix it came from. */
+export interface IngestItem {
+  batch: TelemetryBatch;
+  /** telemetry/network-prefix.ts */
+  prefix: string;
+}
+
+/** Runs inside the ingest transaction with the accepted batches (the canary evidence writer). */
+export type CommitHook = (trx: Transaction<Database>, accepted: IngestItem[], nowMs: number) => Promise<void>;
+
 /** Ingest (group-committed), the aggregates' store, the release catalog and the Prometheus metrics. */
 export class TelemetryService {
   readonly store: TelemetryStore;
@@ -68,8 +78,9 @@ export class TelemetryService {
   /** Deletes batch ids and per-device rows past their retention; the server starts it. */
   readonly pruner: TelemetryPruner;
   readonly now: () => Date;
-  private readonly writer: GroupCommit<TelemetryBatch, IngestOutcome>;
+  private readonly writer: GroupCommit<IngestItem, IngestOutcome>;
   private readonly listeners: AcceptedListener[] = [];
+  private readonly hooks: CommitHook[] = [];
   private metrics: TelemetryMetrics | null = null;
   private driftCache: { at: number; samples: Promise<DriftSample[]> } | null = null;
 
@@ -104,9 +115,13 @@ export class TelemetryService {
     this.listeners.push(listener);
   }
 
+  onCommit(hook: CommitHook): void {
+    this.hooks.push(hook);
+  }
+
   /** Resolves after the batch's transaction committed; null when the queue is full. */
-  ingest(batch: TelemetryBatch): Promise<IngestOutcome> | null {
-    return this.writer.submit(batch);
+  ingest(batch: TelemetryBatch, prefix = 'unknown'): Promise<IngestOutcome> | null {
+    return this.writer.submit({ batch, prefix });
   }
 
   get windowSec(): number {
@@ -118,13 +133,24 @@ export class TelemetryService {
     return this.writer.drain();
   }
 
-  private async commit(batches: TelemetryBatch[]): Promise<IngestOutcome[]> {
+  private async commit(items: IngestItem[]): Promise<IngestOutcome[]> {
     const now = this.now();
+    const batches = items.map((i) => i.batch);
     const outcomes = await this.store.ingest(
       batches,
       windowOf(now.getTime(), this.options.windowSec),
       this.options.deviceCap,
       now.toISOString(),
+      async (trx, accepted) => {
+        // Wall time, not the telemetry clock: hooks compare it with registry times (rollout start).
+        const at = Date.now();
+        for (const hook of this.hooks)
+          await hook(
+            trx,
+            accepted.map((i) => items[i]!),
+            at,
+          );
+      },
     );
     const accepted = batches.filter((_, i) => outcomes[i] === 'accepted');
     if (accepted.length > 0) {

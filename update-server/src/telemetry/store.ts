@@ -57,11 +57,13 @@ export class TelemetryStore {
     private readonly dialect: DialectName,
   ) {}
 
+  /** `afterWrite` runs in the same transaction with the indexes of the accepted batches. */
   async ingest(
     batches: TelemetryBatch[],
     windowStart: number,
     cap: DeviceCap,
     receivedAt: string,
+    afterWrite?: (trx: Transaction<Database>, accepted: number[]) => Promise<void>,
   ): Promise<IngestOutcome[]> {
     return this.db.transaction().execute(async (trx) => {
       const channels = [...new Set(batches.map((b) => `${b.app}\u0000${b.channel}`))].sort();
@@ -76,6 +78,10 @@ export class TelemetryStore {
       await this.addDeviceWindows(trx, accepted, windowStart);
       await this.addDevices(trx, accepted, windowStart);
       await this.addAggregates(trx, accepted, windowStart);
+      await afterWrite?.(
+        trx,
+        outcomes.flatMap((o, i) => (o === 'accepted' ? [i] : [])),
+      );
       return outcomes;
     });
   }

@@ -1,12 +1,16 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { Agent, request } from 'node:http';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import {
   type Backend,
+  DEVICE_ID_PATTERN,
   type Histogram,
   type MonitoringSpec,
   recordValue,
+  signTelemetryBody,
+  TELEMETRY_SIGNATURE_HEADER,
   type TelemetryBatch,
   type TelemetryRecord,
 } from '@edgeship/protocol';
@@ -64,8 +68,9 @@ export function makeRecord(input: RecordInput): TelemetryRecord {
   };
 }
 
+/** A batch from `device`: an install's id, or a name for one (see installFor). */
 export function makeBatch(
-  deviceId: string,
+  device: string,
   records: TelemetryRecord[],
   fields: Partial<TelemetryBatch> = {},
 ): TelemetryBatch {
@@ -73,7 +78,7 @@ export function makeBatch(
   return {
     schema: 1,
     batchId: randomUUID(),
-    deviceId,
+    deviceId: installFor(device),
     app: 'demo-app',
     channel: 'stable',
     runtimeVersion: '0.1.0',
@@ -85,22 +90,115 @@ export function makeBatch(
   };
 }
 
-/** POSTs a batch the way runtime/src/telemetry/sender.ts does. */
+/** Private keys (PKCS#8) of the installs the tests made, by device id: postBatch signs with them. */
+const installKeys = new Map<string, { pkcs8: Uint8Array; key?: CryptoKey }>();
+const labels = new Map<string, string>();
+
+/** A new install: its device id is its Ed25519 public key, and postBatch signs its batches. */
+export function newInstall(): string {
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const deviceId = publicKey.export({ format: 'jwk' }).x!; // JWK `x` is the raw key, base64url
+  installKeys.set(deviceId, { pkcs8: privateKey.export({ format: 'der', type: 'pkcs8' }) });
+  return deviceId;
+}
+
+export function newInstalls(n: number): string[] {
+  return Array.from({ length: n }, () => newInstall());
+}
+
+/** The install a test calls by a name ('device-0001'): made on first use, the same afterwards. */
+export function installFor(label: string): string {
+  if (DEVICE_ID_PATTERN.test(label)) return label;
+  let id = labels.get(label);
+  if (!id) {
+    id = newInstall();
+    labels.set(label, id);
+  }
+  return id;
+}
+
+/** The WebCrypto private key of an install made here (what the runtime holds in IndexedDB). */
+export async function installPrivateKey(deviceId: string): Promise<CryptoKey | undefined> {
+  const entry = installKeys.get(deviceId);
+  if (!entry) return undefined;
+  entry.key ??= await crypto.subtle.importKey('pkcs8', new Uint8Array(entry.pkcs8), 'Ed25519', false, [
+    'sign',
+  ]);
+  return entry.key;
+}
+
+const agents = new Map<string, Agent>();
+
+/** A keep-alive agent whose connections leave from `address` (any of 127.0.0.0/8 works on Linux). */
+export function agentFrom(address: string): Agent {
+  let agent = agents.get(address);
+  if (!agent) {
+    agent = new Agent({ keepAlive: true, localAddress: address });
+    agents.set(address, agent);
+  }
+  return agent;
+}
+
+export interface PostOptions {
+  /** Source address of the connection: the server counts networks by it (a /24 per 127.x.y). */
+  from?: string;
+  /** Send without the signature header (what an attacker without the key can do). */
+  unsigned?: boolean;
+  /** Extra headers (a forged signature, say). */
+  headers?: Record<string, string>;
+}
+
+/** POSTs a batch the way runtime/src/telemetry/sender.ts does: signed by its install's key. */
 export async function postBatch(
   server: string,
   batch: TelemetryBatch,
+  opts: PostOptions = {},
 ): Promise<{ status: number; body: unknown }> {
-  const response = await fetch(`${server}/v1/telemetry`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'idempotency-key': batch.batchId },
-    body: JSON.stringify(batch),
-  });
-  const text = await response.text();
+  const bytes = new TextEncoder().encode(JSON.stringify(batch));
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    'idempotency-key': batch.batchId,
+    ...opts.headers,
+  };
+  const key = await installPrivateKey(batch.deviceId);
+  if (key && !opts.unsigned && !(TELEMETRY_SIGNATURE_HEADER in headers)) {
+    headers[TELEMETRY_SIGNATURE_HEADER] = await signTelemetryBody(key, bytes);
+  }
+  const { status, text } = await postBytes(`${server}/v1/telemetry`, bytes, headers, opts.from);
   let body: unknown = text;
   try {
     body = JSON.parse(text);
   } catch {}
-  return { status: response.status, body };
+  return { status, body };
+}
+
+/** One HTTP POST over node:http (fetch cannot pick its source address). */
+export function postBytes(
+  url: string,
+  bytes: Uint8Array,
+  headers: Record<string, string>,
+  from = '127.0.0.1',
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        agent: agentFrom(from),
+        headers: { ...headers, 'content-length': String(bytes.byteLength) },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (d: string) => {
+          text += d;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(bytes);
+  });
 }
 
 export const SERVER_BIN = resolve(import.meta.dirname, '../../bin/edgeship-server.mjs');
