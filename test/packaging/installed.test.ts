@@ -82,6 +82,15 @@ describe('installed from the tarballs', () => {
     expect(existsSync(join(cli, 'dist/cli.js'))).toBe(true);
     expect(existsSync(join(cli, 'tsconfig.build.json'))).toBe(false);
     expect(existsSync(join(consumer, 'node_modules/tsx'))).toBe(false);
+    // npm_config_onnxruntime_node_install=skip (cleanEnv, as scripts/setup.sh): no CUDA download.
+    const ortBinaries = join(
+      consumer,
+      'node_modules/onnxruntime-node/bin/napi-v6',
+      process.platform,
+      process.arch,
+    );
+    expect(existsSync(join(ortBinaries, 'onnxruntime_binding.node'))).toBe(true);
+    expect(existsSync(join(ortBinaries, 'libonnxruntime_providers_cuda.so'))).toBe(false);
     // One copy of the protocol, the tarball's, shared by the CLI and the server.
     const protocol = JSON.parse(
       await readFile(join(consumer, 'node_modules/@edgeship/protocol/package.json'), 'utf8'),

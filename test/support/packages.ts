@@ -43,8 +43,9 @@ export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
       ([key]) => !/^npm_/i.test(key) && key !== 'NODE_OPTIONS' && !key.startsWith('EDGESHIP_'),
     ),
   );
-  // onnxruntime-node's postinstall would fetch CUDA libraries from NuGet (script/install.js).
-  return { ...env, ONNXRUNTIME_NODE_INSTALL: 'skip', ...extra };
+  // onnxruntime-node's postinstall would fetch CUDA libraries from NuGet (script/install.js):
+  // the variable scripts/setup.sh exports for the repository's own install.
+  return { ...env, npm_config_onnxruntime_node_install: 'skip', ...extra };
 }
 
 async function hashTree(hash: ReturnType<typeof createHash>, path: string): Promise<void> {
