@@ -24,6 +24,11 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   # binaries) out of the lockfile, then `npm ci` refuses that same lockfile (npm/cli#8320,
   # fixed by npm/cli#9083). With a lockfile present, `npm install` installs its exact versions.
   echo "setup: npm install"
+  # onnxruntime-node's postinstall (script/install.js) would download the CUDA provider libraries
+  # from NuGet on linux/x64; the CLI runs on the CPU. Its install script reads this variable (or
+  # ONNXRUNTIME_NODE_INSTALL). It is not in .npmrc: npm 11 warns about an unknown project config
+  # there on every npm and npx command.
+  export npm_config_onnxruntime_node_install=skip
   npm install --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"
 fi

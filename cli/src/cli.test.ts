@@ -104,3 +104,17 @@ describe('edgeship keygen and verify', () => {
     if (args[0] !== 'bogus') expect(run.stderr.trim().split('\n')).toHaveLength(1);
   });
 });
+
+describe('npx edgeship in the repository', () => {
+  it('prints the version with nothing on stderr: no npm warning from the project config', async () => {
+    const repo = fileURLToPath(new URL('../..', import.meta.url));
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
+    const run = await new Promise<Run>((resolve) => {
+      execFile('npx', ['edgeship', '--version'], { cwd: repo, env }, (error, stdout, stderr) => {
+        resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr });
+      });
+    });
+    const { version } = JSON.parse(await readFile(join(repo, 'cli/package.json'), 'utf8'));
+    expect(run).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
+  });
+});

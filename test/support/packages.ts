@@ -29,18 +29,9 @@ export const PUBLISHED_PACKAGES: Readonly<Record<string, string>> = {
 };
 
 /** What a package's tarball is made of; a change to any of it means packing again. */
-const SOURCES = [
-  'package.json',
-  'tsconfig.build.json',
-  'README.md',
-  'LICENSE',
-  'bin',
-  'scripts',
-  'src',
-  'dashboard',
-];
+const SOURCES = ['package.json', 'tsconfig.build.json', 'README.md', 'LICENSE', 'bin', 'scripts', 'src', 'dashboard'];
 const SHARED_SOURCES = ['tsconfig.json', 'tsconfig.build.json', 'package-lock.json'];
-const SKIP = new Set(['node_modules', 'dist']);
+const SKIP = new Set(['node_modules', 'dist', 'dist.next']);
 
 /**
  * An environment for npm and node children with nothing of this process's npm run or test set-up:
@@ -53,8 +44,9 @@ export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
       ([key]) => !/^npm_/i.test(key) && key !== 'NODE_OPTIONS' && !key.startsWith('EDGESHIP_'),
     ),
   );
-  // onnxruntime-node's postinstall would fetch CUDA libraries from NuGet (script/install.js).
-  return { ...env, ONNXRUNTIME_NODE_INSTALL: 'skip', ...extra };
+  // onnxruntime-node's postinstall would fetch CUDA libraries from NuGet (script/install.js):
+  // the variable scripts/setup.sh exports for the repository's own install.
+  return { ...env, npm_config_onnxruntime_node_install: 'skip', ...extra };
 }
 
 async function hashTree(hash: ReturnType<typeof createHash>, path: string): Promise<void> {

@@ -1,5 +1,13 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { DEFAULT_DASHBOARD_DIST, mountDashboard } from './routes/dashboard.ts';
 import { startServer } from './server.ts';
+
+/** The package's version: ../package.json from src/ (a checkout) and from dist/ (installed) alike. */
+export const SERVER_VERSION: string = JSON.parse(
+  readFileSync(new URL('../package.json', import.meta.url), 'utf8'),
+).version;
 
 /**
  * `edgeship-server`: runs the update server until SIGINT/SIGTERM.
@@ -29,16 +37,25 @@ export async function main(argv: string[]): Promise<void> {
       },
       'trust-proxy': { type: 'string', default: process.env.EDGESHIP_TRUST_PROXY ?? '0' },
       'metrics-auth': { type: 'boolean', default: process.env.EDGESHIP_METRICS_AUTH === '1' },
+      'no-dashboard': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
     },
   });
+  if (values.version) {
+    process.stdout.write(`${SERVER_VERSION}\n`);
+    return;
+  }
   if (values.help) {
     process.stdout.write(
       'usage: edgeship-server [--data-dir .data] [--database-url postgres://…] [--keys-dir dir] [--port 8787] [--host 127.0.0.1] [--create-keys] [--webhook-url https://…]\n' +
-        '       [--telemetry-retention-days 30] [--telemetry-aggregate-retention-days 90] [--trust-proxy 0] [--metrics-auth]\n',
+        '       [--telemetry-retention-days 30] [--telemetry-aggregate-retention-days 90] [--trust-proxy 0] [--metrics-auth]\n' +
+        '       [--no-dashboard] [--version]\n',
     );
     return;
   }
+  // The package ships the built dashboard; a checkout has it once `npm run build:dashboard` ran.
+  const dashboard = !values['no-dashboard'] && existsSync(join(DEFAULT_DASHBOARD_DIST, 'index.html'));
   const server = await startServer({
     dataDir: values['data-dir']!,
     databaseUrl: values['database-url'] || undefined,
@@ -54,6 +71,7 @@ export async function main(argv: string[]): Promise<void> {
     // Proxy hops whose X-Forwarded-For entries count (not a whole number: refused at start).
     trustProxy: Number(values['trust-proxy']),
     metricsAuth: values['metrics-auth'],
+    mount: dashboard ? (app) => mountDashboard(app) : undefined,
   });
   // Machine-readable, for scripts and tests that start us (pino log lines may come before it).
   process.stdout.write(`${JSON.stringify({ event: 'listening', url: server.url })}\n`);

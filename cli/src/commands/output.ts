@@ -11,6 +11,9 @@ export const EXIT = {
 
 /** An error the CLI reports as one line and a chosen exit code. */
 export class CliError extends Error {
+  /** Printed beside `error` in the --json document (a failed gate's validation report). */
+  details: Record<string, unknown> = {};
+
   constructor(
     message: string,
     readonly exitCode: number,
@@ -29,6 +32,25 @@ export interface OutputOptions {
 export function print(options: OutputOptions, value: unknown, human: () => string[]): void {
   if (options.json) process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
   else for (const line of human()) process.stdout.write(`${line}\n`);
+}
+
+/**
+ * True when the command line asks for JSON (`--json` before any `--`), read off argv so that a
+ * usage error commander throws before any action runs is JSON too.
+ */
+export function wantsJson(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end)).includes('--json');
+}
+
+/** Reports a failure: always one line on stderr; with --json also one document on stdout. */
+export function printError(json: boolean, failure: { code: string; message: string }, error?: unknown): void {
+  const line = failure.message.split('\n')[0];
+  process.stderr.write(`edgeship: ${failure.code}: ${line}\n`);
+  if (!json) return;
+  const details = error instanceof CliError ? error.details : {};
+  const document = { ok: false, ...details, error: { code: failure.code, message: failure.message } };
+  process.stdout.write(`${JSON.stringify(document, null, 2)}\n`);
 }
 
 /** Maps any error to one line on stderr and an exit code. */

@@ -144,8 +144,9 @@ export function registerPublish(program: Command): void {
         ]);
       } catch (error) {
         progress.stop();
-        // The gate report goes to stdout (JSON or a table); the one-line reason to stderr.
-        if (error instanceof GateError) {
+        // The gate report goes to stdout (a table here; with --json, runCli prints it in the error
+        // document, error.details); the one-line reason to stderr.
+        if (error instanceof GateError && !flags.json) {
           print(flags, { ok: false, validation: error.report }, () =>
             error.report.gates.map((g) => `  gate ${g.passed ? 'ok  ' : 'FAIL'} ${g.name}: ${g.message}`),
           );
@@ -155,16 +156,31 @@ export function registerPublish(program: Command): void {
     });
 }
 
-/** Step lines and an upload bar on an interactive stderr; nothing at all elsewhere or under --json. */
+/**
+ * Progress on stderr: step lines, and the upload as a bar on a terminal or as plain lines (every
+ * quarter of the bytes) in a log or a pipe. Under --json stderr keeps only the one-line error.
+ */
 function progressBar(flags: OutputOptions) {
-  const tty = !flags.json && process.stderr.isTTY === true;
+  const quiet = flags.json === true;
+  const tty = process.stderr.isTTY === true;
   let bar: SingleBar | null = null;
+  let quartersShown = -1;
   return {
     step(step: string, detail: string) {
-      if (tty) process.stderr.write(`${step}: ${detail}\n`);
+      if (!quiet) process.stderr.write(`${step}: ${detail}\n`);
     },
     upload(p: UploadProgress) {
-      if (!tty) return;
+      if (quiet) return;
+      if (!tty) {
+        const quarters = p.bytesTotal > 0 ? Math.floor((4 * p.bytesDone) / p.bytesTotal) : 4;
+        if (quarters > quartersShown) {
+          quartersShown = quarters;
+          process.stderr.write(
+            `upload: ${quarters * 25}% ${p.bytesDone}/${p.bytesTotal} bytes, ${p.chunksDone}/${p.chunksTotal} chunks\n`,
+          );
+        }
+        return;
+      }
       if (!bar) {
         bar = new SingleBar({
           stream: process.stderr,

@@ -98,6 +98,7 @@ export class GateError extends CliError {
   constructor(readonly report: ValidationReport) {
     super(summarizeValidation(report), EXIT.failed, 'E_GATE');
     this.name = 'GateError';
+    this.details = { validation: report };
   }
 }
 
