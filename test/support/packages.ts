@@ -29,7 +29,16 @@ export const PUBLISHED_PACKAGES: Readonly<Record<string, string>> = {
 };
 
 /** What a package's tarball is made of; a change to any of it means packing again. */
-const SOURCES = ['package.json', 'tsconfig.build.json', 'README.md', 'LICENSE', 'bin', 'scripts', 'src', 'dashboard'];
+const SOURCES = [
+  'package.json',
+  'tsconfig.build.json',
+  'README.md',
+  'LICENSE',
+  'bin',
+  'scripts',
+  'src',
+  'dashboard',
+];
 const SHARED_SOURCES = ['tsconfig.json', 'tsconfig.build.json', 'package-lock.json'];
 const SKIP = new Set(['node_modules', 'dist', 'dist.next']);
 
