@@ -37,7 +37,14 @@ export function fromBase64Url(text: string): Uint8Array {
   return out;
 }
 
-export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+/**
+ * The parts joined into one new array. Pass a long or unbounded list (stream chunks) as one array:
+ * spreading a few hundred thousand arguments overflows the stack.
+ */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer>;
+export function concatBytes(...parts: Uint8Array[]): Uint8Array<ArrayBuffer>;
+export function concatBytes(...args: Uint8Array[] | [readonly Uint8Array[]]): Uint8Array<ArrayBuffer> {
+  const parts: readonly Uint8Array[] = Array.isArray(args[0]) ? args[0] : (args as Uint8Array[]);
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let offset = 0;
   for (const p of parts) {

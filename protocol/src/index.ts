@@ -5,6 +5,7 @@ export * from './chunker.ts';
 export * from './drift.ts';
 export * from './errors.ts';
 export * from './features.ts';
+export * from './float16.ts';
 export * from './histogram.ts';
 export * from './install-key.ts';
 export * from './keyset.ts';

@@ -2,7 +2,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ManifestEnvelopeSchema, sha256Hex, verifyManifest } from '@edgeship/protocol';
+import { concatBytes, ManifestEnvelopeSchema, sha256Hex, verifyManifest } from '@edgeship/protocol';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sileroPath } from '../../../test/support/models.ts';
@@ -103,16 +103,16 @@ describe('edgeship publish to a real update server', () => {
 
     // Download chunk by chunk, checking each hash, then the whole file's.
     const file = release.files[0]!;
-    const bytes = new Uint8Array(file.size);
-    let at = 0;
+    const parts: Uint8Array[] = [];
     for (const chunk of file.chunks) {
       const part = new Uint8Array(
         await (await fetch(`${t.server.url}/v1/chunks/${chunk.sha256}`)).arrayBuffer(),
       );
       expect(await sha256Hex(part)).toBe(chunk.sha256);
-      bytes.set(part, at);
-      at += part.length;
+      parts.push(part);
     }
+    const bytes = concatBytes(parts);
+    expect(bytes.length).toBe(file.size);
     expect(await sha256Hex(bytes)).toBe(file.sha256);
 
     // And it runs: speech is found in the speech clip and not in silence.

@@ -1,7 +1,7 @@
 import { dirname, join } from 'node:path';
+import { concatBytes, fromFloat16Array, toFloat16Array, toFloat16Bytes } from '@edgeship/protocol';
 import { readBytes, readJsonFile } from '../commands/files.ts';
 import { CliError, EXIT } from '../commands/output.ts';
-import { float16Value, toFloat16Bytes } from '../quantize/float16.ts';
 
 /** A TensorFlow.js model as the converter writes it: model.json and its weight shards. */
 export interface TfjsModel {
@@ -79,7 +79,7 @@ export function quantizeTfjs(
   let diffSum = 0;
   let diffCount = 0;
   model.modelJson.weightsManifest.forEach((group, g) => {
-    const data = concat(group.paths.map((p) => model.files.get(p)!));
+    const data = concatBytes(group.paths.map((p) => model.files.get(p)!));
     let offset = 0;
     const parts: Uint8Array[] = [];
     const weights: WeightEntry[] = [];
@@ -107,7 +107,7 @@ export function quantizeTfjs(
       weightsQuantized++;
     }
     const path = `group${g + 1}-shard1of1.bin`;
-    shards.set(path, concat(parts));
+    shards.set(path, concatBytes(parts));
     manifest.push({ paths: [path], weights });
   });
   const json = new TextEncoder().encode(JSON.stringify({ ...model.modelJson, weightsManifest: manifest }));
@@ -126,10 +126,8 @@ export function quantizeTfjs(
 }
 
 function float16(values: Float32Array) {
-  const bytes = toFloat16Bytes(values);
-  const view = new DataView(bytes.buffer);
-  const dequantized = Float32Array.from(values, (_, i) => float16Value(view.getUint16(i * 2, true)));
-  return { bytes, quantization: { dtype: 'float16' }, dequantized };
+  const dequantized = fromFloat16Array(toFloat16Array(values));
+  return { bytes: toFloat16Bytes(values), quantization: { dtype: 'float16' }, dequantized };
 }
 
 function affine(values: Float32Array, mode: 'uint8' | 'uint16') {
@@ -150,14 +148,4 @@ function affine(values: Float32Array, mode: 'uint8' | 'uint16') {
   // Little-endian, as tfjs reads shards (the host order, which is little-endian on every target).
   const bytes = new Uint8Array(q.buffer, q.byteOffset, q.byteLength);
   return { bytes, quantization: { dtype: mode, scale, min }, dequantized };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

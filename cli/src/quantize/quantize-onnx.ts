@@ -1,5 +1,4 @@
-import { InputError } from '@edgeship/protocol';
-import { fitsFloat16, toFloat16Bytes } from './float16.ts';
+import { FLOAT16_MAX, InputError, toFloat16Bytes } from '@edgeship/protocol';
 import { quantizePerChannelBestAxis, quantizePerTensor } from './int8.ts';
 import {
   AttributeType,
@@ -223,6 +222,12 @@ function replace(tensor: Tensor, ctx: Context): Replacement | null {
     ctx.mode === 'float16' ? toFloat16(name, dims, values, ctx) : toInt8(name, dims, values, ctx);
   ctx.counts.quantized++;
   return replacement;
+}
+
+/** Whether every value survives the conversion as a finite float16. */
+function fitsFloat16(values: Float32Array): boolean {
+  for (const v of values) if (!(Math.abs(v) <= FLOAT16_MAX)) return false;
+  return true;
 }
 
 function toFloat16(name: string, dims: number[], values: Float32Array, ctx: Context): Replacement {

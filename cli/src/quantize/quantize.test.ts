@@ -1,33 +1,87 @@
+import { FLOAT16_MAX, float16ToNumber, fromFloat16Array, toFloat16Array } from '@edgeship/protocol';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readSileroV5, SILERO_CARRY, sileroTestClips } from '../../test-data/silero.ts';
 import { tinyMatMulModel, tinyWeights } from '../../test-data/tiny-model.ts';
 import { compareOutputs } from '../validate/compare.ts';
 import { loadSession, runSequence } from '../validate/run-sequence.ts';
-import { FLOAT16_MAX, float16Bits, float16Value, toFloat16Bytes } from './float16.ts';
 import { dequantize, quantizePerChannel, quantizePerTensor } from './int8.ts';
-import { allGraphs, decodeModel } from './onnx-model.ts';
+import { allGraphs, DataType, decodeModel, onnx } from './onnx-model.ts';
 import { type QuantizeReport, quantizeOnnx } from './quantize-onnx.ts';
 
-describe('float16', () => {
-  it('rounds to the nearest half and saturates beyond the largest one', () => {
-    expect(float16Bits(1)).toBe(0x3c00);
-    expect(float16Bits(-2)).toBe(0xc000);
-    expect(float16Bits(FLOAT16_MAX)).toBe(0x7bff);
-    expect(float16Bits(70000)).toBe(0x7c00);
-    expect(float16Bits(2 ** -24)).toBe(0x0001); // smallest subnormal
-    expect(float16Bits(2 ** -26)).toBe(0); // rounds to zero
-    expect(float16Value(float16Bits(0.1))).toBeCloseTo(0.1, 4);
+/**
+ * Every finite half as float32, then every tie between neighbouring positive halves: the weights
+ * the quantizer must store as exactly those halves, and the ties as the even neighbour.
+ */
+function float16Weights(): { values: Float32Array; bits: Uint16Array } {
+  const finite = Array.from({ length: 0x10000 }, (_, b) => b).filter((b) => (b & 0x7c00) !== 0x7c00);
+  const ties = Array.from({ length: 0x7bff }, (_, low) => low);
+  const values = Float32Array.from([
+    ...finite.map(float16ToNumber),
+    ...ties.map((low) => (float16ToNumber(low) + float16ToNumber(low + 1)) / 2),
+  ]);
+  const bits = Uint16Array.from([...finite, ...ties.map((low) => (low & 1 ? low + 1 : low))]);
+  return { values, bits };
+}
+
+/** y = x * W, W a float32 initializer. */
+function mulModel(w: Float32Array): Uint8Array {
+  const FLOAT = DataType.FLOAT;
+  const info = (name: string, dims: number[]) =>
+    onnx.ValueInfoProto.create({
+      name,
+      type: { tensorType: { elemType: FLOAT, shape: { dim: dims.map((d) => ({ dimValue: d })) } } },
+    });
+  const graph = onnx.GraphProto.create({
+    name: 'mul',
+    node: [onnx.NodeProto.create({ opType: 'Mul', input: ['x', 'W'], output: ['y'] })],
+    initializer: [
+      onnx.TensorProto.create({ name: 'W', dataType: FLOAT, dims: [w.length], floatData: [...w] }),
+    ],
+    input: [info('x', [1])],
+    output: [info('y', [w.length])],
+  });
+  const model = onnx.ModelProto.create({ irVersion: 7, opsetImport: [{ domain: '', version: 13 }], graph });
+  return onnx.ModelProto.encode(model).finish();
+}
+
+describe('float16 weights', () => {
+  it('store every finite half as its own bits and ties as the even one, the bits the runtime computes', async () => {
+    const { values, bits } = float16Weights();
+    const { bytes, report } = await quantizeOnnx(mulModel(values), { mode: 'float16' });
+    expect(report.tensorsQuantized).toBe(1);
+    const stored = decodeModel(bytes).graph!.initializer!.find((t) => t.dataType === DataType.FLOAT16)!;
+    const raw = stored.rawData!;
+    const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    const storedBits = Uint16Array.from({ length: raw.byteLength / 2 }, (_, i) =>
+      view.getUint16(i * 2, true),
+    );
+    expect(storedBits).toEqual(bits);
+    // The runtime's conversion (sampled inputs, validation, the tfjs engine) is the same function.
+    expect(storedBits).toEqual(toFloat16Array(values));
+
+    // onnxruntime's own float16 -> float32 Cast, a decoder by another hand, reads back those halves.
+    const session = await ort.InferenceSession.create(bytes);
+    const out = await session.run({ x: new ort.Tensor('float32', Float32Array.of(1), [1]) });
+    await session.release();
+    const decoded = out.y!.data as Float32Array;
+    const mismatched = [...bits].filter((b, i) => !Object.is(decoded[i], float16ToNumber(b)));
+    expect(mismatched).toEqual([]);
   });
 
   it('keeps every value of a weight tensor within half a unit in the last place', () => {
     const w = tinyWeights(32, 32);
-    const bytes = toFloat16Bytes(w);
-    const view = new DataView(bytes.buffer);
+    const back = fromFloat16Array(toFloat16Array(w));
     for (let i = 0; i < w.length; i++) {
-      const back = float16Value(view.getUint16(i * 2, true));
-      expect(Math.abs(back - w[i]!)).toBeLessThanOrEqual(Math.abs(w[i]!) * 2 ** -11 + 2 ** -25);
+      expect(Math.abs(back[i]! - w[i]!)).toBeLessThanOrEqual(Math.abs(w[i]!) * 2 ** -11 + 2 ** -25);
     }
+  });
+
+  it('leaves a tensor with values beyond the largest half in float32', async () => {
+    const w = tinyWeights(32, 32);
+    w[5] = FLOAT16_MAX + 16; // would round to Infinity
+    const { report } = await quantizeOnnx(mulModel(w), { mode: 'float16' });
+    expect(report).toMatchObject({ tensorsQuantized: 0, tensorsSkipped: 1 });
   });
 });
 

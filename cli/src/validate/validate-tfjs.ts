@@ -1,4 +1,4 @@
-import { InputError } from '@edgeship/protocol';
+import { concatBytes, InputError } from '@edgeship/protocol';
 import * as tf from '@tensorflow/tfjs';
 import type { RunOutputs } from './compare.ts';
 import { type ModelRunner, runGates, type ValidationInputs, type ValidationReport } from './gates.ts';
@@ -87,13 +87,7 @@ function joinShards(modelJson: tf.io.ModelJSON, files: TfjsFiles): ArrayBuffer {
     }),
   );
   // A fresh buffer: tfjs keeps the one it is given, and a caller's view may sit in a shared pool.
-  const out = new Uint8Array(shards.reduce((n, s) => n + s.length, 0));
-  let at = 0;
-  for (const shard of shards) {
-    out.set(shard, at);
-    at += shard.length;
-  }
-  return out.buffer;
+  return concatBytes(shards).buffer;
 }
 
 class TfjsRunner implements ModelRunner {

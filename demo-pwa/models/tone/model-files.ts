@@ -3,7 +3,7 @@
  * Both directions live here so the trainer writes exactly what the page and the tests read.
  * Browser-safe: bytes and strings in, bytes and strings out.
  */
-import { LengthMismatchError, MalformedError } from '@edgeship/protocol';
+import { concatBytes, LengthMismatchError, MalformedError } from '@edgeship/protocol';
 import type { io } from '@tensorflow/tfjs';
 
 export const WEIGHTS_FILE = 'weights.bin';
@@ -69,13 +69,7 @@ export function artifactsFromFiles(files: ModelFiles): io.ModelArtifacts {
 function joinWeightData(data: io.WeightData | undefined): Uint8Array {
   if (data === undefined) return new Uint8Array(0);
   const parts = Array.isArray(data) ? data : [data];
-  const out = new Uint8Array(parts.reduce((n, part) => n + part.byteLength, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(new Uint8Array(part), offset);
-    offset += part.byteLength;
-  }
-  return out;
+  return concatBytes(parts.map((part) => new Uint8Array(part)));
 }
 
 function checkWeightLength(specs: readonly io.WeightsManifestEntry[], actual: number): void {

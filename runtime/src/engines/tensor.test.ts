@@ -1,13 +1,11 @@
-import { EdgeshipError, InputError, type TensorSpec } from '@edgeship/protocol';
+import { EdgeshipError, InputError, numberToFloat16, type TensorSpec } from '@edgeship/protocol';
 import { describe, expect, it } from 'vitest';
 import { SILERO_CONTRACT } from '../../../test/support/models.ts';
 import {
   applyPostprocessing,
   applyPreprocessing,
-  float16ToNumber,
   hasNonFinite,
   type NamedTensors,
-  numberToFloat16,
   sampleInputs,
   validateInputs,
 } from './tensor.ts';
@@ -146,48 +144,6 @@ describe('validateInputs', () => {
     expect(
       inputErrorOf(() => validateInputs(half, { x: { data: new Float32Array(2), dims: [2] } })).message,
     ).toMatch(/expected a Uint16Array/);
-  });
-});
-
-describe('float16 conversion', () => {
-  it('decodes known bit patterns', () => {
-    expect(float16ToNumber(0x3c00)).toBe(1);
-    expect(float16ToNumber(0xc000)).toBe(-2);
-    expect(float16ToNumber(0x7bff)).toBe(65_504);
-    expect(float16ToNumber(0x0400)).toBe(2 ** -14);
-    expect(float16ToNumber(0x0001)).toBe(2 ** -24);
-    expect(float16ToNumber(0x3555)).toBe(0.333251953125);
-    expect(Object.is(float16ToNumber(0x8000), -0)).toBe(true);
-    expect(float16ToNumber(0x7c00)).toBe(Number.POSITIVE_INFINITY);
-    expect(float16ToNumber(0xfc00)).toBe(Number.NEGATIVE_INFINITY);
-    expect(float16ToNumber(0x7e00)).toBeNaN();
-  });
-
-  it('round-trips every non-NaN bit pattern exactly', () => {
-    const mismatched: number[] = [];
-    let checked = 0;
-    for (let bits = 0; bits <= 0xffff; bits++) {
-      if ((bits & 0x7c00) === 0x7c00 && (bits & 0x3ff) !== 0) continue; // NaN payloads
-      if (numberToFloat16(float16ToNumber(bits)) !== bits) mismatched.push(bits);
-      checked++;
-    }
-    expect(mismatched).toEqual([]);
-    expect(checked).toBe(65_536 - 2 * 1023);
-  });
-
-  it('rounds to nearest, ties to even, with overflow and underflow', () => {
-    expect(numberToFloat16(1 + 2 ** -11)).toBe(0x3c00); // tie: down to the even 1.0
-    expect(numberToFloat16(1 + 3 * 2 ** -11)).toBe(0x3c02); // tie: up to the even neighbour
-    expect(numberToFloat16(1 + 2 ** -11 + 2 ** -20)).toBe(0x3c01); // just past the tie
-    expect(numberToFloat16(0.1)).toBe(0x2e66);
-    expect(numberToFloat16(65_519)).toBe(0x7bff);
-    expect(numberToFloat16(65_520)).toBe(0x7c00);
-    expect(numberToFloat16(-1e9)).toBe(0xfc00);
-    expect(numberToFloat16(2 ** -25)).toBe(0x0000); // tie between 0 and the smallest subnormal
-    expect(numberToFloat16(3 * 2 ** -25)).toBe(0x0002);
-    expect(numberToFloat16(2 ** -14 - 2 ** -25)).toBe(0x0400); // rounds up into the normals
-    expect(numberToFloat16(-0)).toBe(0x8000);
-    expect(numberToFloat16(Number.NaN)).toBe(0x7e00);
   });
 });
 

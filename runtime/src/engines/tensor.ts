@@ -1,5 +1,5 @@
 import type { DType, Release, TensorSpec } from '@edgeship/protocol';
-import { EdgeshipError, InputError, mulberry32 } from '@edgeship/protocol';
+import { EdgeshipError, float16ToNumber, InputError, mulberry32, numberToFloat16 } from '@edgeship/protocol';
 
 /** float16 travels as its raw bits in a Uint16Array; bool as 0/1 in a Uint8Array. */
 export type TensorArray = Float32Array | Int32Array | BigInt64Array | Int8Array | Uint8Array | Uint16Array;
@@ -120,16 +120,6 @@ function numbersOf(data: TensorArray, dtype: DType): { length: number; at(i: num
   return { length: data.length, at: (i) => Number(data[i]) };
 }
 
-/** IEEE 754 binary16 bits to a number. */
-export function float16ToNumber(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exponent = (bits >> 10) & 0x1f;
-  const fraction = bits & 0x3ff;
-  if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
-  if (exponent === 0x1f) return fraction ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-  return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
-}
-
 /** Runs the release's preprocessing. Touched tensors are copies; the caller's arrays stay as they were. */
 export function applyPreprocessing(steps: readonly PreprocessStep[], inputs: NamedTensors): NamedTensors {
   const out: NamedTensors = { ...inputs };
@@ -248,37 +238,6 @@ function fill(dtype: DType, n: number, draw: () => number): TensorArray {
     case 'uint8':
       return Uint8Array.from({ length: n }, () => Math.round(draw()));
   }
-}
-
-/**
- * Number to IEEE 754 binary16 bits, rounding once to nearest, ties to even (as hardware does):
- * overflow gives ±Infinity, tiny values become subnormals or ±0, NaN the canonical quiet NaN.
- */
-export function numberToFloat16(value: number): number {
-  if (Number.isNaN(value)) return 0x7e00;
-  const sign = value < 0 || Object.is(value, -0) ? 0x8000 : 0;
-  const magnitude = Math.abs(value);
-  // 65520 is halfway between the largest half (65504) and 2^16: it and above round to Infinity.
-  if (magnitude >= 65_520) return sign | 0x7c00;
-  if (magnitude < 2 ** -14) {
-    // Subnormal: a multiple of 2^-24. Rounding up to 1024 yields the smallest normal, as it should.
-    return sign | roundHalfEven(magnitude * 2 ** 24);
-  }
-  let exponent = Math.floor(Math.log2(magnitude));
-  // log2 may be off by one just below a power of two.
-  if (2 ** exponent > magnitude) exponent--;
-  else if (2 ** (exponent + 1) <= magnitude) exponent++;
-  let fraction = roundHalfEven((magnitude / 2 ** exponent - 1) * 1024);
-  if (fraction === 1024) {
-    fraction = 0;
-    exponent++;
-  }
-  return sign | ((exponent + 15) << 10) | fraction;
-}
-
-function roundHalfEven(x: number): number {
-  const rounded = Math.round(x);
-  return rounded - x === 0.5 && rounded % 2 !== 0 ? rounded - 1 : rounded;
 }
 
 function inputError(message: string): InputError {

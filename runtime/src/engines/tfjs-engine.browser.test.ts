@@ -1,6 +1,6 @@
 // The project's own tone classifier (demo-pwa/models/tone, trained by train.ts with tfjs in Node)
 // through tfjs-engine in a real Chromium, on tfjs's CPU and WebGL (SwiftShader) backends.
-import { InputError } from '@edgeship/protocol';
+import { fromFloat16Array, InputError, toFloat16Array } from '@edgeship/protocol';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -109,6 +109,22 @@ describe.each<Backend>(['cpu', 'webgl', 'wasm', 'webgpu'])('tone classifier on t
       expect((failure as InputError).code).toBe('E_INPUT');
       expect((failure as Error).message).toMatch(message);
     }
+  });
+});
+
+describe('float16 inputs on tfjs', () => {
+  it('decode to the same float32 values the protocol gives, so the model answers alike', async () => {
+    const engine = await createTfjsEngine(files, { backend: 'cpu' });
+    engines.push(engine);
+    const { audio, expected } = referenceBatch();
+    const dims = [expected.length, TONE_SAMPLES];
+    const halves = toFloat16Array(audio);
+    const fromHalves = await engine.run({ audio: { data: halves, dims } });
+    const fromFloats = await engine.run({ audio: { data: fromFloat16Array(halves), dims } });
+    // The same float32 tensor on the same CPU kernels: bit for bit the same probabilities.
+    expect(fromHalves.probabilities!.data).toEqual(fromFloats.probabilities!.data);
+    // Rounding the audio to halves moves no probability far from the reference.
+    expect(maxAbsDiff(fromHalves.probabilities!.data as Float32Array, expected.flat())).toBeLessThan(0.01);
   });
 });
 

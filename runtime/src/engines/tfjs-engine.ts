@@ -1,4 +1,4 @@
-import { EdgeshipError, InputError } from '@edgeship/protocol';
+import { EdgeshipError, fromFloat16Array, InputError } from '@edgeship/protocol';
 import * as tf from '@tensorflow/tfjs';
 // Each import registers a backend factory; nothing initialises until a config asks for it.
 import '@tensorflow/tfjs-backend-webgpu';
@@ -11,7 +11,7 @@ import {
   errorText,
   fallbackCodeOf,
 } from './engine.ts';
-import { float16ToNumber, type NamedTensors, type TensorArray } from './tensor.ts';
+import type { NamedTensors, TensorArray } from './tensor.ts';
 
 /** A release's tfjs files, already in memory: the parsed model.json and its weight shards concatenated in manifest order. */
 export interface TfjsFiles {
@@ -198,8 +198,7 @@ function toTfTensor(data: TensorArray, dims: number[], dtype: tf.DataType): tf.T
     }
     return tf.tensor(narrowed, dims, 'int32');
   }
-  if (data instanceof Uint16Array)
-    return tf.tensor(Float32Array.from(data, float16ToNumber), dims, 'float32');
+  if (data instanceof Uint16Array) return tf.tensor(fromFloat16Array(data), dims, 'float32');
   if (data instanceof Uint8Array && dtype === 'bool') return tf.tensor(data, dims, 'bool');
   if (dtype === 'float32') return tf.tensor(Float32Array.from(data), dims, 'float32');
   return tf.tensor(Int32Array.from(data), dims, 'int32');

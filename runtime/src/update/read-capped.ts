@@ -1,4 +1,4 @@
-import { EdgeshipError, LengthMismatchError } from '@edgeship/protocol';
+import { concatBytes, EdgeshipError, LengthMismatchError } from '@edgeship/protocol';
 
 /**
  * Reads a response body as text, aborting once it passes `maxBytes` (endless data) or once
@@ -38,11 +38,5 @@ export async function readCappedText(
   } finally {
     signal?.removeEventListener('abort', cancel);
   }
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const part of parts) {
-    bytes.set(part, offset);
-    offset += part.length;
-  }
-  return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  return new TextDecoder('utf-8', { fatal: true }).decode(concatBytes(parts));
 }

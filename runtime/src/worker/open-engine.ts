@@ -1,4 +1,4 @@
-import type { Release } from '@edgeship/protocol';
+import { concatBytes, type Release } from '@edgeship/protocol';
 import type { EngineConfig } from '../engines/engine.ts';
 import { configureOrt, createOnnxEngine, ortThreads } from '../engines/onnx-engine.ts';
 import { createOnnxProbe } from '../engines/probe.ts';
@@ -40,7 +40,7 @@ export async function openEngine(
     const [modelFile, ...weightFiles] = release.files;
     const modelJson = JSON.parse(new TextDecoder().decode(files.get(modelFile!.path)!));
     return createTfjsEngine(
-      { modelJson, weights: concat(weightFiles.map((f) => files.get(f.path)!)) },
+      { modelJson, weights: concatBytes(weightFiles.map((f) => files.get(f.path)!)) },
       engineConfig,
       { wasmPaths: config.tfjsWasmPaths },
     );
@@ -71,14 +71,4 @@ export async function openEngine(
     remembered: !preferred && remembered !== undefined,
   };
   return { engine: selected.engine, backend };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
