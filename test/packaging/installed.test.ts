@@ -143,7 +143,7 @@ describe('installed from the tarballs', () => {
     const errors = tsc.stdout.trim().split('\n');
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatch(/^consumer\.ts\(10,14\): error TS2322: .* is not assignable to type 'string'/);
-  });
+  }, 180_000);
 
   it('edgeship --version and edgeship-server --version print the package version', async () => {
     expect(await bin('edgeship', ['--version'])).toEqual({ code: 0, stdout: '0.2.0\n', stderr: '' });
