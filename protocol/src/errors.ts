@@ -22,6 +22,7 @@ export const ERROR_CODES = [
   'E_HEALTH_CHECK', // a release that failed to load, threw, or produced non-finite outputs
   'E_NOT_FOUND', // no such model or release
   'E_DISPOSED', // the runtime was disposed
+  'E_TIMEOUT', // a start-up (or other bounded wait) that did not finish in time
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
