@@ -30,11 +30,12 @@ export interface CreateRuntimeOptions extends RuntimeConfig {
    * only when the app calls `runtime.persistStorage()` (e.g. after a user gesture).
    */
   persistStorage?: boolean;
-  /** createRuntime rejects with E_TIMEOUT when the worker has not started in this many ms (default 30 s). */
+  /** createRuntime rejects with E_TIMEOUT when the worker has not started in this many ms (default 60 s). */
   startTimeoutMs?: number;
 }
 
-const DEFAULT_START_TIMEOUT_MS = 30_000;
+// Generous: a first visit on a slow network downloads the worker bundle (TF.js included) inside it.
+const DEFAULT_START_TIMEOUT_MS = 60_000;
 
 type EventType = RuntimeEvent['type'];
 type Listener<T extends EventType> = (event: Extract<RuntimeEvent, { type: T }>) => void;
