@@ -134,9 +134,10 @@ export async function createRuntime<S extends ModelSchema | unknown = unknown>(
     throw error;
   }
 
-  const runSequence = async (model: string, call: SequenceCall<never, never, never>) => {
+  // The schema's types are the app's promise; on the wire a sequence is untyped (the worker checks it).
+  const runSequence = async (model: string, call: unknown): Promise<never> => {
     live();
-    return inference.runSequence(model, call as unknown as SequenceRequest);
+    return (await inference.runSequence(model, call as SequenceRequest)) as never;
   };
   const handleOf = (name: string): ModelHandle => ({
     name,
@@ -144,7 +145,7 @@ export async function createRuntime<S extends ModelSchema | unknown = unknown>(
       live();
       return inference.run(name, inputs);
     },
-    runSequence: (call) => runSequence(name, call as never) as never,
+    runSequence: (call) => runSequence(name, call),
     status: async () => {
       live();
       return remote.modelStatus(name);
@@ -166,7 +167,7 @@ export async function createRuntime<S extends ModelSchema | unknown = unknown>(
       live();
       return inference.run(model, inputs);
     },
-    runSequence: (model, call) => runSequence(model, call as never) as never,
+    runSequence: (model, call) => runSequence(model, call),
     async reset(model) {
       live();
       return remote.reset(model);

@@ -142,5 +142,5 @@ describe('model handles', () => {
     });
     // @ts-expect-error: a carried output comes back as state, not as an output
     expect(sequence.outputs.stateN).toBeUndefined();
-  });
+  }, 180_000);
 });
