@@ -85,12 +85,6 @@ export class FailureBook {
     return lift.map((r) => r.release);
   }
 
-  /** The record of `release` while it is refused, else null. */
-  async refusal(release: string): Promise<ReleaseFailure | null> {
-    const record = (await this.store.releaseFailures())[release];
-    return record && isRefused(record, { now: this.now(), fingerprint: this.fingerprint }) ? record : null;
-  }
-
   /** One model's records, refused or due for a retry. */
   async ofModel(model: string): Promise<ReleaseFailure[]> {
     return Object.values(await this.store.releaseFailures()).filter((r) => r.model === model);
@@ -127,8 +121,28 @@ export class FailureBook {
     await this.store.setMeta(FAILED_KEY, refused);
   }
 
+  /** The newest stored release of `model` whose environment failure is due (offline retries). */
+  async dueStoredRetry(model: string): Promise<string | null> {
+    const ctx = { now: this.now(), fingerprint: this.fingerprint };
+    const due = [];
+    for (const record of await this.ofModel(model)) {
+      if (record.cause !== 'environment' || isRefused(record, ctx)) continue;
+      if ((await this.store.getRelease(record.release))?.complete) due.push(record);
+    }
+    return due.sort((a, b) => b.failedAt - a.failedAt)[0]?.release ?? null;
+  }
+
+  /** Why a load has nothing to run: a refused release says why and when it is retried. */
+  async nothingToLoad(model: string): Promise<EdgeshipError> {
+    const ctx = { now: this.now(), fingerprint: this.fingerprint };
+    const refused = (await this.ofModel(model)).filter((r) => isRefused(r, ctx));
+    const latest = refused.sort((a, b) => b.failedAt - a.failedAt)[0];
+    if (latest) return this.refusedError(latest);
+    return new EdgeshipError('E_NOT_FOUND', `no release of ${model} is installed or offered`);
+  }
+
   /** The error a load gives when every release of a model on offer is refused. */
-  refusedError(record: ReleaseFailure): EdgeshipError {
+  private refusedError(record: ReleaseFailure): EdgeshipError {
     const view = this.view(record);
     const when =
       view.retryAt === null

@@ -8,7 +8,7 @@ import {
 } from '@edgeship/protocol';
 import type { Engine } from '../engines/engine.ts';
 import { runWithContract } from '../engines/pipeline.ts';
-import { hasNonFinite, type NamedTensors, sampleInputs } from '../engines/tensor.ts';
+import type { NamedTensors } from '../engines/tensor.ts';
 import { ModelStore } from '../store/model-store.ts';
 import { TelemetryCollector } from '../telemetry/collector.ts';
 import { TelemetryOutbox } from '../telemetry/outbox.ts';
@@ -26,8 +26,8 @@ import type {
   WorkerStatus,
 } from './config.ts';
 import { FailureBook } from './failure-book.ts';
-import { ActivationError, activationFingerprint, DEFAULT_RETRY } from './failure-policy.ts';
-import { openEngine } from './open-engine.ts';
+import { activationFingerprint, DEFAULT_RETRY } from './failure-policy.ts';
+import { openRelease } from './open-release.ts';
 import { runSequence, type SequenceRequest, type SequenceResult } from './sequence.ts';
 import { compareForShadow } from './shadow.ts';
 
@@ -133,7 +133,9 @@ export class RuntimeCore {
     if (!pointers.active && !pointers.pending) {
       await this.checkForUpdates().catch(async (error: unknown) => {
         // Offline: a stored release whose environment failure is due is tried without the server.
-        if (!(await this.stageDueRetry(name))) throw error;
+        const due = await this.failures.dueStoredRetry(name);
+        if (!due) throw error;
+        await this.store.setPending(name, due);
       });
       pointers = await this.store.pointers(name);
     } else if (this.config.checkOnLoad !== false) {
@@ -141,7 +143,7 @@ export class RuntimeCore {
       void this.checkForUpdates().catch(() => {});
     }
     const candidate = pointers.pending ?? pointers.active;
-    if (!candidate) throw await this.nothingToLoad(name);
+    if (!candidate) throw await this.failures.nothingToLoad(name);
     if (this.loaded.get(name)?.id !== candidate) await this.switchTo(name, candidate);
     return this.modelStatus(name);
   }
@@ -306,65 +308,13 @@ export class RuntimeCore {
   }
 
   private async open(id: string, opts: { healthCheck: boolean }): Promise<LoadedModel> {
-    const installed = await this.store.getRelease(id);
-    if (!installed?.complete) throw new EdgeshipError('E_NOT_FOUND', `${id} is not installed`);
-    const release = installed.signed.signed;
     const started = performance.now();
-    const files = new Map<string, Uint8Array>();
-    try {
-      for (const file of release.files) files.set(file.path, await this.store.readFile(id, file.path));
-    } catch (error) {
-      if (error instanceof EdgeshipError && error.code === 'E_HASH') {
-        // Corrupt stored bytes: drop them, so once the refusal lifts only they are downloaded again.
-        await this.store.dropCorruptChunks(id).catch(() => {});
-      }
-      const code = error instanceof EdgeshipError ? error.code : 'E_NOT_FOUND';
-      throw new ActivationError(code, `${id} cannot be read: ${(error as Error).message}`, 'read', {
-        cause: error,
-      });
-    }
-    let opened: Awaited<ReturnType<typeof openEngine>>;
-    try {
-      opened = await openEngine(this.store, id, release, files, this.config);
-    } catch (error) {
-      throw new ActivationError(
-        'E_HEALTH_CHECK',
-        `${id} failed to load: ${(error as Error).message}`,
-        'engine',
-        {
-          cause: error,
-        },
-      );
-    }
-    const { engine, backend } = opened;
-    const model: LoadedModel = { id, release, engine, backend, queue: Promise.resolve() };
-    if (opts.healthCheck) {
-      try {
-        // The same path callers take (schema check, preprocessing, engine, postprocessing).
-        const bad = hasNonFinite(await runWithContract(engine, release, sampleInputs(release.inputs)));
-        if (bad) {
-          throw new ActivationError(
-            'E_HEALTH_CHECK',
-            `${id} produced non-finite values in ${bad}`,
-            'health-check',
-          );
-        }
-      } catch (error) {
-        await engine.dispose().catch(() => {});
-        if (error instanceof ActivationError) throw error;
-        throw new ActivationError(
-          'E_HEALTH_CHECK',
-          `${id} failed its health check: ${(error as Error).message}`,
-          'health-check',
-          { cause: error },
-        );
-      }
-    }
+    const { release, engine, backend } = await openRelease(this.store, id, this.config, opts);
     this.telemetry?.collector.recordLoad(
       { model: release.model, version: release.version, backend: backend.chosen.backend, role: 'active' },
       performance.now() - started,
     );
-    return model;
+    return { id, release, engine, backend, queue: Promise.resolve() };
   }
 
   private async recordFailure(name: string, id: string, error: unknown): Promise<void> {
@@ -431,30 +381,6 @@ export class RuntimeCore {
         error instanceof EdgeshipError ? error.code : 'E_HEALTH_CHECK',
       );
     }
-  }
-
-  /** Stages the newest stored release of `name` whose environment failure is due; false if none. */
-  private async stageDueRetry(name: string): Promise<boolean> {
-    const due = [];
-    for (const record of await this.failures.ofModel(name)) {
-      if (await this.failures.refusal(record.release)) continue;
-      if ((await this.store.getRelease(record.release))?.complete) due.push(record);
-    }
-    const newest = due.sort((a, b) => b.failedAt - a.failedAt)[0];
-    if (!newest) return false;
-    await this.store.setPending(name, newest.release);
-    return true;
-  }
-
-  /** Why a load has nothing to run: a refused release says why and when it is retried. */
-  private async nothingToLoad(name: string): Promise<EdgeshipError> {
-    const refused = [];
-    for (const record of await this.failures.ofModel(name)) {
-      if (await this.failures.refusal(record.release)) refused.push(record);
-    }
-    const latest = refused.sort((a, b) => b.failedAt - a.failedAt)[0];
-    if (latest) return this.failures.refusedError(latest);
-    return new EdgeshipError('E_NOT_FOUND', `no release of ${name} is installed or offered`);
   }
 
   async status(): Promise<WorkerStatus> {
