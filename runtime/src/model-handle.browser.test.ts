@@ -70,6 +70,7 @@ describe('model handles', () => {
 
     // Frame by frame: one message each way per 32 ms frame, the state carried by the page.
     const byFrame: number[] = [];
+    const frameByFrameStart = performance.now();
     let state: Float32Array = new Float32Array(2 * 128);
     for (let f = 0; f < FRAMES; f++) {
       const outputs = await vad.run({
@@ -80,14 +81,21 @@ describe('model handles', () => {
       byFrame.push(outputs.output.data[0]!); // typed: Float32Array, no cast
       state = outputs.stateN.data;
     }
+    const frameByFrameMs = performance.now() - frameByFrameStart;
     expect(Math.max(...byFrame) - Math.min(...byFrame)).toBeGreaterThan(0.1);
 
     // One sequence call: every frame, the state carried in the worker.
+    const sequenceStart = performance.now();
     const whole = await vad.runSequence({
       steps: { input: { data: samples.slice(), dims: [FRAMES, 1, FRAME] } },
       inputs: { state: { data: new Float32Array(2 * 128), dims: [2, 1, 128] }, sr: sr() },
       carry: { stateN: 'state' },
     });
+    const sequenceMs = performance.now() - sequenceStart;
+    // Reported, not asserted: timings belong to bench/, and this machine is shared.
+    console.log(
+      `${FRAMES} frames: frame by frame ${frameByFrameMs.toFixed(1)} ms, one sequence ${sequenceMs.toFixed(1)} ms`,
+    );
     expect(whole.outputs.output.dims).toEqual([FRAMES, 1, 1]);
     expect(Array.from(whole.outputs.output.data)).toEqual(byFrame.map((p) => expect.closeTo(p, 6)));
     expect(whole.state.state.dims).toEqual([2, 1, 128]);
