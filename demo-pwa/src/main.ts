@@ -1,6 +1,7 @@
-import { createRuntime, type Runtime } from '@edgeship/runtime';
+import { createRuntime } from '@edgeship/runtime';
 import { Workbox } from 'workbox-window';
 import { decodeToMono16k, recordMicrophone, VAD_SAMPLE_RATE } from './audio.ts';
+import type { DemoModels, DemoRuntime, ToneModel, VadModel } from './models.ts';
 import { RuntimePanel, watchNetwork } from './runtime-panel.ts';
 import { classifyRandomTone } from './tone.ts';
 import { detectSpeech, type VadProgress } from './vad.ts';
@@ -22,13 +23,15 @@ async function registerServiceWorker(): Promise<void> {
   await wb.register();
 }
 
-async function startRuntime(): Promise<{ runtime: Runtime; panel: RuntimePanel }> {
+async function startRuntime(): Promise<{ runtime: DemoRuntime; panel: RuntimePanel }> {
   const root = JSON.parse(__EDGESHIP_TRUSTED_ROOT__);
   if (!root)
     throw new Error(
       'this build has no pinned root keys: build it with EDGESHIP_TRUSTED_ROOT (npm start does)',
     );
-  const runtime = await createRuntime({
+  // Resolves once the worker has started: storage persistence is asked for in the background
+  // (Firefox waits for the user to answer a prompt), never on the way to a ready page.
+  const runtime = await createRuntime<DemoModels>({
     server: location.origin,
     app: APP,
     channel: CHANNEL,
@@ -47,7 +50,19 @@ async function startRuntime(): Promise<{ runtime: Runtime; panel: RuntimePanel }
   return { runtime, panel };
 }
 
-function wireVad(runtime: Runtime, panel: RuntimePanel): void {
+/** One handle per model, shared by the first load and every later use (a failed load is retried). */
+function lazyModel<T>(load: () => Promise<T>): () => Promise<T> {
+  let handle: Promise<T> | null = null;
+  return () => {
+    handle ??= load().catch((error: unknown) => {
+      handle = null;
+      throw error;
+    });
+    return handle;
+  };
+}
+
+function wireVad(vad: () => Promise<VadModel>, panel: RuntimePanel): void {
   const summary = $('vad-summary');
   const list = $('segments');
   const canvas = $<HTMLCanvasElement>('waveform');
@@ -76,7 +91,7 @@ function wireVad(runtime: Runtime, panel: RuntimePanel): void {
           : `${label}: ${seconds.toFixed(1)} s analysed…`;
         summary.dataset.state = progress.done ? 'done' : 'running';
       };
-      await detectSpeech(runtime, samples, render);
+      await detectSpeech(await vad(), samples, render);
       await panel.refresh();
     } catch (error) {
       summary.textContent = `Could not analyse ${label}`;
@@ -123,13 +138,13 @@ function wireVad(runtime: Runtime, panel: RuntimePanel): void {
   }
 }
 
-function wireTone(runtime: Runtime, panel: RuntimePanel): void {
+function wireTone(tone: () => Promise<ToneModel>, panel: RuntimePanel): void {
   const button = $<HTMLButtonElement>('tone-run');
   const result = $('tone-result');
   let seed = Date.now() % 100_000;
   button.addEventListener('click', async () => {
     try {
-      const { predicted, expected, probabilities } = await classifyRandomTone(runtime, seed++);
+      const { predicted, expected, probabilities } = await classifyRandomTone(await tone(), seed++);
       result.textContent = `Loudest tone: ${predicted} (generated: ${expected}; p = ${probabilities.map((p) => p.toFixed(2)).join(' / ')})`;
       result.dataset.correct = String(predicted === expected);
       await panel.refresh();
@@ -151,11 +166,13 @@ async function main(): Promise<void> {
     }
     await panel.refresh();
   });
-  wireVad(runtime, panel);
-  wireTone(runtime, panel);
+  const vad = lazyModel(() => runtime.load('vad'));
+  const tone = lazyModel(() => runtime.load('tone'));
+  wireVad(vad, panel);
+  wireTone(tone, panel);
   await panel.refresh();
   try {
-    await runtime.load('vad');
+    await vad();
     $<HTMLButtonElement>('run-sample').disabled = false;
     $('vad-summary').textContent = 'Model ready: run the sample clip or drop a file.';
   } catch (error) {
@@ -163,7 +180,7 @@ async function main(): Promise<void> {
     panel.showError(error);
   }
   try {
-    await runtime.load('tone');
+    await tone();
     $<HTMLButtonElement>('tone-run').disabled = false;
   } catch (error) {
     $('tone-result').textContent = `The tone model is not available: ${(error as Error).message}`;

@@ -1,10 +1,13 @@
-import type { NamedTensors, Runtime } from '@edgeship/runtime';
+import type { Tensor } from '@edgeship/runtime';
 import { VAD_SAMPLE_RATE } from './audio.ts';
+import type { VadModel } from './models.ts';
 import { type Segment, speechSegments } from './segments.ts';
 
-/** Silero VAD v5 reads 512 samples (32 ms at 16 kHz) per call and carries a recurrent state. */
+/** Silero VAD v5 reads 512 samples (32 ms at 16 kHz) per step and carries a recurrent state. */
 export const VAD_FRAME = 512;
 export const FRAME_SECONDS = VAD_FRAME / VAD_SAMPLE_RATE;
+/** Frames per message to the worker (about one second of audio): the page redraws after each. */
+export const FRAMES_PER_BATCH = 32;
 
 export interface VadProgress {
   probabilities: number[];
@@ -13,29 +16,35 @@ export interface VadProgress {
 }
 
 /**
- * Runs Silero VAD over a clip frame by frame in the runtime's worker, carrying the state from one
- * frame to the next, and reports segments as they grow (the page redraws live).
+ * Runs Silero VAD over a clip in batches of frames: one sequence call per batch, the recurrent
+ * state carried from frame to frame inside the runtime's worker and handed back between batches.
+ * Reports segments as they grow (the page redraws live).
  */
 export async function detectSpeech(
-  runtime: Runtime,
+  vad: VadModel,
   samples: Float32Array,
   onProgress: (progress: VadProgress) => void,
-  reportEvery = 16,
+  framesPerBatch = FRAMES_PER_BATCH,
 ): Promise<VadProgress> {
   const probabilities: number[] = [];
-  let state = new Float32Array(2 * 128);
   const frames = Math.floor(samples.length / VAD_FRAME);
-  for (let i = 0; i < frames; i++) {
-    const inputs: NamedTensors = {
-      // Copies: the runtime transfers its inputs to the worker, detaching them.
-      input: { data: samples.slice(i * VAD_FRAME, (i + 1) * VAD_FRAME), dims: [1, VAD_FRAME] },
-      state: { data: state, dims: [2, 1, 128] },
-      sr: { data: new BigInt64Array([BigInt(VAD_SAMPLE_RATE)]), dims: [] },
-    };
-    const outputs = await runtime.run('vad', inputs);
-    probabilities.push(outputs.output!.data[0] as number);
-    state = outputs.stateN!.data as Float32Array<ArrayBuffer>;
-    if (i % reportEvery === reportEvery - 1) {
+  let state: Tensor<Float32Array> = { data: new Float32Array(2 * 128), dims: [2, 1, 128] };
+  for (let first = 0; first < frames; first += framesPerBatch) {
+    const count = Math.min(framesPerBatch, frames - first);
+    const { outputs, state: next } = await vad.runSequence({
+      // A copy: the runtime transfers its inputs to the worker, detaching them.
+      steps: {
+        input: {
+          data: samples.slice(first * VAD_FRAME, (first + count) * VAD_FRAME),
+          dims: [count, 1, VAD_FRAME],
+        },
+      },
+      inputs: { state, sr: { data: new BigInt64Array([BigInt(VAD_SAMPLE_RATE)]), dims: [] } },
+      carry: { stateN: 'state' },
+    });
+    probabilities.push(...outputs.output.data);
+    state = next.state;
+    if (first + count < frames) {
       onProgress({
         probabilities,
         segments: speechSegments(probabilities, { frameSeconds: FRAME_SECONDS }),

@@ -24,6 +24,7 @@ export const ERROR_CODES = [
   'E_DISPOSED', // the runtime was disposed
   'E_LIFETIME', // a manifest valid for longer than its key set allows, or issued in the future (freeze)
   'E_VERSION_CONFLICT', // a different document at a version already accepted (mix-and-match)
+  'E_TIMEOUT', // a start-up (or other bounded wait) that did not finish in time
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -1,34 +1,72 @@
 import { EdgeshipError } from '@edgeship/protocol/errors';
 import { proxy, type Remote, releaseProxy, transfer, wrap } from 'comlink';
-import type { NamedTensors } from './engines/tensor.ts';
+import type {
+  CarryMap,
+  InputsOf,
+  ModelHandle,
+  ModelName,
+  ModelSchema,
+  OutputsOf,
+  SequenceCall,
+  SequenceOutcome,
+  Tensors,
+} from './schema.ts';
 import { requestPersistence } from './store/storage-pressure.ts';
 import type { CheckResult } from './update/updater.ts';
+import { withDeadline } from './with-deadline.ts';
 import type { RuntimeWorkerApi } from './worker/api.ts';
 import type { ModelStatus, RuntimeConfig, RuntimeEvent, RuntimeStatus } from './worker/config.ts';
 import { installErrorTransfer } from './worker/error-transfer.ts';
 import { InferenceClient } from './worker/inference-channel.ts';
+import type { SequenceRequest } from './worker/sequence.ts';
 
 export interface CreateRuntimeOptions extends RuntimeConfig {
   /** Override where the worker script comes from (bundlers resolve the default). */
   worker?: Worker;
   /**
    * Ask the browser to keep this origin's storage under pressure (default true), so the cached
-   * models survive eviction. Workers cannot ask; the page does it here.
+   * models survive eviction. Workers cannot ask; the page does, in the background: Firefox answers
+   * only once the user answers its permission prompt, so start-up never waits for it. False: ask
+   * only when the app calls `runtime.persistStorage()` (e.g. after a user gesture).
    */
   persistStorage?: boolean;
+  /** createRuntime rejects with E_TIMEOUT when the worker has not started in this many ms (default 60 s). */
+  startTimeoutMs?: number;
 }
+
+// Generous: a first visit on a slow network downloads the worker bundle (TF.js included) inside it.
+const DEFAULT_START_TIMEOUT_MS = 60_000;
 
 type EventType = RuntimeEvent['type'];
 type Listener<T extends EventType> = (event: Extract<RuntimeEvent, { type: T }>) => void;
 
-/** The main-thread handle: every call crosses to the worker, so inference never blocks the page. */
-export interface Runtime {
+/**
+ * The main-thread handle: every call crosses to the worker, so inference never blocks the page.
+ * `S` (optional, see ModelSchema) types model names, inputs and outputs.
+ */
+export interface Runtime<S extends ModelSchema | unknown = unknown> {
   readonly deviceId: string;
-  /** What the browser answered to navigator.storage.persist(): null when not asked or unsupported. */
+  /**
+   * What the browser answered to navigator.storage.persist(): null until it answers, when not
+   * asked, or where unsupported. Updated when the answer arrives (event "storage-persisted").
+   */
   readonly storagePersisted: boolean | null;
-  load(model: string): Promise<ModelStatus>;
+  /** Asks navigator.storage.persist() now (one request at a time) and resolves with the answer. */
+  persistStorage(): Promise<boolean | null>;
+  /** Loads a model (cached release at once; the first time it downloads) and returns its handle. */
+  load<M extends ModelName<S>>(model: M): Promise<ModelHandle<InputsOf<S, M>, OutputsOf<S, M>>>;
   /** Inputs are transferred to the worker (the caller's arrays are detached); outputs come back transferred. */
-  run(model: string, inputs: NamedTensors): Promise<NamedTensors>;
+  run<M extends ModelName<S>>(model: M, inputs: Tensors<InputsOf<S, M>>): Promise<Tensors<OutputsOf<S, M>>>;
+  /** ModelHandle.runSequence, by model name. */
+  runSequence<M extends ModelName<S>, const C extends CarryMap<InputsOf<S, M>, OutputsOf<S, M>>>(
+    model: M,
+    call: SequenceCall<InputsOf<S, M>, OutputsOf<S, M>, C>,
+  ): Promise<SequenceOutcome<InputsOf<S, M>, OutputsOf<S, M>, C>>;
+  /**
+   * Forgets the model's releases that failed to activate here, environment and model causes
+   * alike, so the next load or check tries them again.
+   */
+  reset(model: ModelName<S>): Promise<ModelStatus>;
   checkForUpdates(): Promise<CheckResult>;
   status(): Promise<RuntimeStatus>;
   sendTelemetry(): Promise<{ sent: number; discarded: number }>;
@@ -36,10 +74,16 @@ export interface Runtime {
   dispose(): Promise<void>;
 }
 
-export async function createRuntime(options: CreateRuntimeOptions): Promise<Runtime> {
+export async function createRuntime<S extends ModelSchema | unknown = unknown>(
+  options: CreateRuntimeOptions,
+): Promise<Runtime<S>> {
   installErrorTransfer();
-  const { worker: given, persistStorage = true, ...config } = options;
-  const storagePersisted = persistStorage ? await requestPersistence() : null;
+  const {
+    worker: given,
+    persistStorage: persistAtStart = true,
+    startTimeoutMs = DEFAULT_START_TIMEOUT_MS,
+    ...config
+  } = options;
   const worker =
     given ??
     new Worker(new URL('./worker/worker.ts', import.meta.url), { type: 'module', name: 'edgeship-runtime' });
@@ -52,20 +96,81 @@ export async function createRuntime(options: CreateRuntimeOptions): Promise<Runt
   const live = () => {
     if (disposed) throw new EdgeshipError('E_DISPOSED', 'the runtime was disposed');
   };
+
+  // Never awaited on start-up: the answer lands in storagePersisted whenever the browser gives it.
+  let storagePersisted: boolean | null = null;
+  let asking: Promise<boolean | null> | null = null;
+  const persistStorage = () => {
+    asking ??= requestPersistence().then((persisted) => {
+      asking = null;
+      storagePersisted = persisted;
+      if (!disposed) dispatch({ type: 'storage-persisted', persisted });
+      return persisted;
+    });
+    return asking;
+  };
+  if (persistAtStart) void persistStorage();
+
   const channel = new MessageChannel();
   const inference = new InferenceClient(channel.port1);
-  const { deviceId } = await remote.init(config, proxy(dispatch), transfer(channel.port2, [channel.port2]));
+  let deviceId: string;
+  try {
+    ({ deviceId } = await withDeadline(
+      remote.init(config, proxy(dispatch), transfer(channel.port2, [channel.port2])),
+      startTimeoutMs,
+      () =>
+        new EdgeshipError(
+          'E_TIMEOUT',
+          `the runtime worker did not start within ${startTimeoutMs} ms (startTimeoutMs)`,
+        ),
+    ));
+  } catch (error) {
+    // A worker that failed or never answered is of no use: free it, and the page's side.
+    disposed = true;
+    inference.close();
+    remote[releaseProxy]();
+    worker.terminate();
+    listeners.clear();
+    throw error;
+  }
 
-  return {
+  // The schema's types are the app's promise; on the wire a sequence is untyped (the worker checks it).
+  const runSequence = async (model: string, call: unknown): Promise<never> => {
+    live();
+    return (await inference.runSequence(model, call as SequenceRequest)) as never;
+  };
+  const handleOf = (name: string): ModelHandle => ({
+    name,
+    run: async (inputs) => {
+      live();
+      return inference.run(name, inputs);
+    },
+    runSequence: (call) => runSequence(name, call),
+    status: async () => {
+      live();
+      return remote.modelStatus(name);
+    },
+  });
+
+  const runtime: Runtime = {
     deviceId,
-    storagePersisted,
+    get storagePersisted() {
+      return storagePersisted;
+    },
+    persistStorage,
     async load(model) {
       live();
-      return remote.load(model);
+      await remote.load(model);
+      return handleOf(model);
     },
     async run(model, inputs) {
       live();
       return inference.run(model, inputs);
+    },
+    runSequence: (model, call) => runSequence(model, call),
+    async reset(model) {
+      live();
+      return remote.reset(model);
     },
     async checkForUpdates() {
       live();
@@ -73,7 +178,7 @@ export async function createRuntime(options: CreateRuntimeOptions): Promise<Runt
     },
     async status() {
       live();
-      return remote.status();
+      return { ...(await remote.status()), storagePersisted };
     },
     async sendTelemetry() {
       live();
@@ -94,4 +199,5 @@ export async function createRuntime(options: CreateRuntimeOptions): Promise<Runt
       listeners.clear();
     },
   };
+  return runtime as unknown as Runtime<S>;
 }

@@ -117,7 +117,10 @@ describe('a download interrupted by a closed tab', () => {
     });
     workers.push(worker);
     const doomed = await startRuntime(server, storagePrefix, { worker, checkOnLoad: false });
-    expect(await doomed.load('vad')).toMatchObject({ active: 'vad@1.0.0', loaded: 'vad@1.0.0' });
+    expect(await doomed.load('vad').then((m) => m.status())).toMatchObject({
+      active: 'vad@1.0.0',
+      loaded: 'vad@1.0.0',
+    });
     const before = await runFrames(doomed);
 
     const next = await commands.publishModel(name, { version: '1.1.0', source: 'silero', promote: true });
@@ -152,7 +155,10 @@ describe('a download interrupted by a closed tab', () => {
     open.push(fresh);
     const events: RuntimeEvent[] = [];
     fresh.on('*', (event) => events.push(event));
-    expect(await fresh.load('vad')).toMatchObject({ active: 'vad@1.0.0', loaded: 'vad@1.0.0' });
+    expect(await fresh.load('vad').then((m) => m.status())).toMatchObject({
+      active: 'vad@1.0.0',
+      loaded: 'vad@1.0.0',
+    });
     expect(await runFrames(fresh)).toEqual(before); // bit for bit, while the download goes on
     // Single-flight: this joins the check load() started (or, if it is over, finds nothing new).
     expect(await fresh.checkForUpdates()).toMatchObject({ failures: [] });
@@ -184,7 +190,7 @@ describe('a download interrupted by a closed tab', () => {
       loaded: 'vad@1.0.0',
     });
     expect(await runFrames(fresh)).toEqual(before);
-    expect(await fresh.load('vad')).toMatchObject({
+    expect(await fresh.load('vad').then((m) => m.status())).toMatchObject({
       active: 'vad@1.1.0',
       pending: null,
       loaded: 'vad@1.1.0',

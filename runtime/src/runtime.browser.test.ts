@@ -88,7 +88,7 @@ describe('runtime in Chromium against a real update server', () => {
     const storage = prefix();
 
     const first = await runtimeFor(server, storage);
-    const status = await first.load('vad');
+    const status = await first.load('vad').then((m) => m.status());
     expect(status).toMatchObject({ active: 'vad@1.0.0', loaded: 'vad@1.0.0', lastKnownGood: 'vad@1.0.0' });
     expect(status.backend?.chosen.backend).toBe('wasm');
     expect(typeof first.storagePersisted).toBe('boolean'); // asked; headless Chromium decides
@@ -109,7 +109,10 @@ describe('runtime in Chromium against a real update server', () => {
     await commands.stopEdgeshipServer(server.name, { keepData: true });
     await commands.setChaos(server.name, { offline: true });
     const offline = await runtimeFor(server, storage, { checkOnLoad: true });
-    expect(await offline.load('vad')).toMatchObject({ active: 'vad@1.0.0', loaded: 'vad@1.0.0' });
+    expect(await offline.load('vad').then((m) => m.status())).toMatchObject({
+      active: 'vad@1.0.0',
+      loaded: 'vad@1.0.0',
+    });
     expect(await speechProbability(offline)).toBeCloseTo(online, 6);
     await expectCode(offline.checkForUpdates(), 'E_NETWORK');
     expect((await offline.status()).lastCheck).toMatchObject({ ok: false, error: { code: 'E_NETWORK' } });
@@ -188,7 +191,7 @@ describe('runtime in Chromium against a real update server', () => {
     const refetched = secondTry.map((e) => e.path.split('/').pop()!);
     expect(refetched.filter((sha) => stored.has(sha))).toEqual([]);
     expect(new Set([...stored, ...refetched])).toEqual(unique);
-    expect(await runtime.load('vad')).toMatchObject({ active: 'vad@1.0.0' });
+    expect(await runtime.load('vad').then((m) => m.status())).toMatchObject({ active: 'vad@1.0.0' });
     await speechProbability(runtime);
   });
 
@@ -227,7 +230,7 @@ describe('runtime in Chromium against a real update server', () => {
 
     // Next-load activation: the running engine stays on 1.0.0 until load() is called again.
     expect((await runtime.status()).models[0]).toMatchObject({ active: 'vad@1.0.0', pending: 'vad@1.1.0' });
-    expect(await runtime.load('vad')).toMatchObject({
+    expect(await runtime.load('vad').then((m) => m.status())).toMatchObject({
       active: 'vad@1.1.0',
       pending: null,
       loaded: 'vad@1.1.0',
@@ -265,7 +268,7 @@ describe('runtime in Chromium against a real update server', () => {
     // Remembered as failed: the next check does not download or try it again.
     const again = await runtime.checkForUpdates();
     expect(again.downloaded).toEqual([]);
-    expect(await runtime.load('vad')).toMatchObject({ active: 'vad@1.0.0' });
+    expect(await runtime.load('vad').then((m) => m.status())).toMatchObject({ active: 'vad@1.0.0' });
   });
 
   it('follows its rollout bucket: a 100% canary is installed, and halting it brings the control back', async () => {
@@ -277,13 +280,16 @@ describe('runtime in Chromium against a real update server', () => {
       rollout: { shareBps: 10_000 },
     });
     const runtime = await runtimeFor(server, prefix());
-    expect(await runtime.load('vad')).toMatchObject({ active: 'vad@1.1.0' });
+    expect(await runtime.load('vad').then((m) => m.status())).toMatchObject({ active: 'vad@1.1.0' });
 
     await commands.haltRollout(server.name, canary.rolloutId!);
     const check = await runtime.checkForUpdates();
     expect(check.targets.vad).toMatchObject({ active: 'vad@1.0.0', inRollout: false });
     // The first check only fetched the canary; the control now downloads (sharing most chunks).
     expect(check.downloaded).toEqual(['vad@1.0.0']);
-    expect(await runtime.load('vad')).toMatchObject({ active: 'vad@1.0.0', loaded: 'vad@1.0.0' });
+    expect(await runtime.load('vad').then((m) => m.status())).toMatchObject({
+      active: 'vad@1.0.0',
+      loaded: 'vad@1.0.0',
+    });
   });
 });

@@ -12,6 +12,7 @@ import {
   sha256Hex,
 } from '@edgeship/protocol';
 import { type DBSchema, type IDBPDatabase, type IDBPTransaction, openDB, type StoreNames } from 'idb';
+import type { ReleaseFailures } from './release-failure.ts';
 import { storageError } from './storage-pressure.ts';
 
 export { requestPersistence } from './storage-pressure.ts';
@@ -54,6 +55,7 @@ type Names = StoreNames<ModelStoreSchema>;
 type WriteTx<N extends Names[]> = IDBPTransaction<ModelStoreSchema, N, 'readwrite'>;
 
 const DB_VERSION = 1;
+const FAILURES_KEY = 'release-failures';
 
 /**
  * Installed models in one IndexedDB database: content-addressed chunks, the releases that list
@@ -288,6 +290,56 @@ export class ModelStore {
       if (value === undefined) await tx.objectStore('meta').delete(key);
       else await tx.objectStore('meta').put(value, key);
     });
+  }
+
+  /**
+   * Read-modify-write of one meta value in one transaction, so two tabs cannot lose each other's
+   * change. `change` must be synchronous: awaiting anything else would commit the transaction.
+   */
+  async updateMeta<T>(key: string, change: (value: T | undefined) => T | undefined): Promise<T | undefined> {
+    return this.write(['meta'], async (tx) => {
+      const meta = tx.objectStore('meta');
+      const next = change((await meta.get(key)) as T | undefined);
+      if (next === undefined) await meta.delete(key);
+      else await meta.put(next, key);
+      return next;
+    });
+  }
+
+  /** The activation failures remembered per release id (worker/failure-book.ts decides what they mean). */
+  async releaseFailures(): Promise<ReleaseFailures> {
+    return (await this.getMeta<ReleaseFailures>(FAILURES_KEY)) ?? {};
+  }
+
+  async updateReleaseFailures(
+    change: (failures: ReleaseFailures) => ReleaseFailures,
+  ): Promise<ReleaseFailures> {
+    return (await this.updateMeta<ReleaseFailures>(FAILURES_KEY, (value) => change({ ...value }))) ?? {};
+  }
+
+  /**
+   * After a stored file of `id` failed its hash: deletes the chunks of `id` whose bytes no longer
+   * hash to their name and marks every release that lists one incomplete, so the next download
+   * fetches exactly those again. Returns how many chunks were dropped.
+   */
+  async dropCorruptChunks(id: string): Promise<number> {
+    const installed = requireRelease(await this.db.get('releases', id), id);
+    const corrupt: string[] = [];
+    for (const ref of uniqueChunks(installed.signed.signed)) {
+      const chunk = await this.db.get('chunks', ref.sha256);
+      // Hashed outside any transaction: crypto.subtle would let an IndexedDB transaction commit.
+      if (chunk && (await sha256Hex(chunk.bytes)) !== ref.sha256) corrupt.push(ref.sha256);
+    }
+    if (corrupt.length === 0) return 0;
+    const doomed = new Set(corrupt);
+    await this.write(['releases', 'chunks'], async (tx) => {
+      for (const sha256 of corrupt) await tx.objectStore('chunks').delete(sha256);
+      for (const release of await tx.objectStore('releases').getAll()) {
+        const lists = release.signed.signed.files.some((f) => f.chunks.some((c) => doomed.has(c.sha256)));
+        if (lists && release.complete) await tx.objectStore('releases').put({ ...release, complete: false });
+      }
+    });
+    return corrupt.length;
   }
 
   /** Counts and stored bytes (each shared chunk once). */

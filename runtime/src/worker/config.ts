@@ -33,6 +33,23 @@ export interface RuntimeConfig {
   telemetryIntervalMs?: number;
   /** IndexedDB database names (tests and multi-tenant pages isolate with a prefix). */
   storagePrefix?: string;
+  /**
+   * Backoff for a release that failed to activate for a cause in the environment (WASM not
+   * fetched, no backend, quota, network): retried after initialMs (default 60 s), doubling per
+   * failure in a row up to maxMs (default 6 h), and at once when the runtime or these options change.
+   */
+  activationRetry?: { initialMs?: number; maxMs?: number };
+  /**
+   * Bounds on retrieval (slow-retrieval protection): the whole update check (default 10 min),
+   * the manifest request (30 s), a chunk's first byte (15 s) and its minimum rate (4 KiB/s).
+   * Past one, the download is abandoned with E_STALLED; verified chunks are kept.
+   */
+  retrieval?: {
+    checkDeadlineMs?: number;
+    manifestTimeoutMs?: number;
+    firstByteMs?: number;
+    minBytesPerSecond?: number;
+  };
 }
 
 export interface BackendReport {
@@ -53,6 +70,26 @@ export interface ModelStatus {
   backend: BackendReport | null;
   shadow: string | null;
   cached: string[];
+  /** Releases of this model that failed to activate here, why, and when they are tried again. */
+  refused: RefusedRelease[];
+}
+
+/** A release that failed to activate on this device (see worker/failure-policy.ts). */
+export interface RefusedRelease {
+  release: string;
+  code: string;
+  message: string;
+  /** "environment": retried with backoff; "model": refused until a newer manifest offers it or reset(model). */
+  cause: 'environment' | 'model';
+  /** The step that failed: reading the stored files, starting an engine, or the health check. */
+  phase: 'read' | 'engine' | 'health-check';
+  failedAt: string;
+  /** Failures in a row under this runtime version and options. */
+  attempts: number;
+  /** False once the backoff is over (or the options changed): the next load or check tries it. */
+  refused: boolean;
+  /** When it is tried again; null for a model failure (not retried by itself). */
+  retryAt: string | null;
 }
 
 export interface LastCheck {
@@ -65,6 +102,8 @@ export interface LastCheck {
 
 export interface RuntimeStatus {
   deviceId: string;
+  /** The browser's answer to navigator.storage.persist(): null until it answers, or when not asked. */
+  storagePersisted: boolean | null;
   runtimeVersion: string;
   lastCheck: LastCheck | null;
   models: ModelStatus[];
@@ -78,4 +117,9 @@ export type RuntimeEvent =
   | { type: 'update-activated'; model: string; release: string; previous: string | null }
   | { type: 'rolled-back'; model: string; from: string; to: string | null; code: string; reason: string }
   | { type: 'check-failed'; code: string; message: string }
-  | { type: 'shadow-ready'; model: string; release: string };
+  | { type: 'shadow-ready'; model: string; release: string }
+  /** The browser answered navigator.storage.persist() (fired on the page, not by the worker). */
+  | { type: 'storage-persisted'; persisted: boolean | null };
+
+/** What the worker reports; the page adds what only it knows. */
+export type WorkerStatus = Omit<RuntimeStatus, 'storagePersisted'>;

@@ -1,28 +1,35 @@
 import { EdgeshipError, errorFromData } from '@edgeship/protocol/errors';
 import type { NamedTensors } from '../engines/tensor.ts';
 import { buffersOf } from './buffers.ts';
+import type { SequenceRequest, SequenceResult } from './sequence.ts';
 
 /**
  * `run` travels over its own MessageChannel instead of comlink: inference is the hot path (a VAD
  * calls it 31 times a second), and comlink's per-call proxy bookkeeping measured as much time as
- * the postMessage itself. Requests and replies carry an id; tensors are transferred both ways.
+ * the postMessage itself. Requests and replies carry an id; tensors are transferred both ways. A
+ * sequence request carries many steps of a stateful model in one message each way.
  */
-interface RunRequest {
-  id: number;
-  model: string;
-  inputs: NamedTensors;
-}
+type RunRequest =
+  | { id: number; model: string; inputs: NamedTensors }
+  | { id: number; model: string; sequence: SequenceRequest };
 
 type RunReply =
   | { id: number; outputs: NamedTensors }
+  | { id: number; result: SequenceResult }
   | { id: number; error: { code?: string; name: string; message: string } };
+
+/** What the worker end calls: one inference, or a whole sequence. */
+export interface InferenceHandlers {
+  run(model: string, inputs: NamedTensors): Promise<NamedTensors>;
+  runSequence(model: string, request: SequenceRequest): Promise<SequenceResult>;
+}
 
 /** Main-thread end: one pending promise per request id. */
 export class InferenceClient {
   private nextId = 1;
   private readonly pending = new Map<
     number,
-    { resolve: (o: NamedTensors) => void; reject: (e: Error) => void }
+    { resolve: (reply: RunReply) => void; reject: (e: Error) => void }
   >();
 
   constructor(private readonly port: MessagePort) {
@@ -31,16 +38,28 @@ export class InferenceClient {
       const waiter = this.pending.get(reply.id);
       if (!waiter) return;
       this.pending.delete(reply.id);
-      if ('outputs' in reply) waiter.resolve(reply.outputs);
-      else waiter.reject(toError(reply.error));
+      if ('error' in reply) waiter.reject(toError(reply.error));
+      else waiter.resolve(reply);
     };
   }
 
-  run(model: string, inputs: NamedTensors): Promise<NamedTensors> {
+  async run(model: string, inputs: NamedTensors): Promise<NamedTensors> {
     const id = this.nextId++;
+    const reply = await this.send({ id, model, inputs }, buffersOf(inputs));
+    return (reply as { outputs: NamedTensors }).outputs;
+  }
+
+  async runSequence(model: string, sequence: SequenceRequest): Promise<SequenceResult> {
+    const id = this.nextId++;
+    const buffers = [...new Set([...buffersOf(sequence.steps), ...buffersOf(sequence.inputs)])];
+    const reply = await this.send({ id, model, sequence }, buffers);
+    return (reply as { result: SequenceResult }).result;
+  }
+
+  private send(request: RunRequest, transfer: ArrayBuffer[]): Promise<RunReply> {
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.port.postMessage({ id, model, inputs } satisfies RunRequest, buffersOf(inputs));
+      this.pending.set(request.id, { resolve, reject });
+      this.port.postMessage(request, transfer);
     });
   }
 
@@ -55,15 +74,19 @@ export class InferenceClient {
 }
 
 /** Worker end: answers each request with the outputs, or the error with its stable code. */
-export function serveInference(
-  port: MessagePort,
-  run: (model: string, inputs: NamedTensors) => Promise<NamedTensors>,
-) {
+export function serveInference(port: MessagePort, handlers: () => InferenceHandlers) {
   port.onmessage = async (event: MessageEvent<RunRequest>) => {
-    const { id, model, inputs } = event.data;
+    const request = event.data;
+    const { id, model } = request;
     try {
-      const outputs = await run(model, inputs);
-      port.postMessage({ id, outputs } satisfies RunReply, buffersOf(outputs));
+      if ('sequence' in request) {
+        const result = await handlers().runSequence(model, request.sequence);
+        const buffers = [...new Set([...buffersOf(result.outputs), ...buffersOf(result.state)])];
+        port.postMessage({ id, result } satisfies RunReply, buffers);
+      } else {
+        const outputs = await handlers().run(model, request.inputs);
+        port.postMessage({ id, outputs } satisfies RunReply, buffersOf(outputs));
+      }
     } catch (error) {
       const e = error as Error;
       port.postMessage({

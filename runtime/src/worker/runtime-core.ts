@@ -7,8 +7,9 @@ import {
   recordValue,
 } from '@edgeship/protocol';
 import type { Engine } from '../engines/engine.ts';
+import { defaultOrtWasmPaths } from '../engines/ort-assets.ts';
 import { runWithContract } from '../engines/pipeline.ts';
-import { hasNonFinite, type NamedTensors, sampleInputs } from '../engines/tensor.ts';
+import type { NamedTensors } from '../engines/tensor.ts';
 import { ModelStore } from '../store/model-store.ts';
 import { TelemetryCollector } from '../telemetry/collector.ts';
 import { loadInstallKey } from '../telemetry/install-key.ts';
@@ -16,7 +17,7 @@ import { TelemetryOutbox } from '../telemetry/outbox.ts';
 import { TelemetryReporter } from '../telemetry/reporter.ts';
 import { TelemetrySender } from '../telemetry/sender.ts';
 import { TrustStore } from '../update/trust-store.ts';
-import { type CheckResult, FAILED_KEY, Updater } from '../update/updater.ts';
+import { type CheckResult, Updater } from '../update/updater.ts';
 import { RUNTIME_VERSION } from '../version.ts';
 import type {
   BackendReport,
@@ -24,9 +25,12 @@ import type {
   ModelStatus,
   RuntimeConfig,
   RuntimeEvent,
-  RuntimeStatus,
+  WorkerStatus,
 } from './config.ts';
-import { openEngine } from './open-engine.ts';
+import { FailureBook } from './failure-book.ts';
+import { activationFingerprint, DEFAULT_RETRY } from './failure-policy.ts';
+import { openRelease } from './open-release.ts';
+import { runSequence, type SequenceRequest, type SequenceResult } from './sequence.ts';
 import { compareForShadow } from './shadow.ts';
 
 interface LoadedModel {
@@ -56,6 +60,7 @@ export class RuntimeCore {
     private readonly config: RuntimeConfig,
     private readonly store: ModelStore,
     private readonly updater: Updater,
+    private readonly failures: FailureBook,
     readonly deviceId: string,
     private readonly telemetry: {
       collector: TelemetryCollector;
@@ -81,6 +86,10 @@ export class RuntimeCore {
         channel: config.channel,
         deviceId,
         runtimeVersion: RUNTIME_VERSION,
+        checkDeadlineMs: config.retrieval?.checkDeadlineMs,
+        timeoutMs: config.retrieval?.manifestTimeoutMs,
+        firstByteMs: config.retrieval?.firstByteMs,
+        minBytesPerSecond: config.retrieval?.minBytesPerSecond,
       },
       (event) => emit(event),
     );
@@ -102,7 +111,22 @@ export class RuntimeCore {
         }),
       };
     }
-    const core = new RuntimeCore(config, store, updater, deviceId, telemetry, emit);
+    const failures = new FailureBook(
+      store,
+      activationFingerprint({
+        runtimeVersion: RUNTIME_VERSION,
+        wasmPaths: config.wasmPaths ?? defaultOrtWasmPaths(),
+        tfjsWasmPaths: config.tfjsWasmPaths,
+        backend: config.backend,
+        crossOriginIsolated: globalThis.crossOriginIsolated === true,
+        userAgent: globalThis.navigator?.userAgent ?? '',
+      }),
+      { ...DEFAULT_RETRY, ...config.activationRetry },
+      () => trust.newestManifestVersion(),
+    );
+    // A new runtime version or new options make environment failures due at once.
+    await failures.syncRefused();
+    const core = new RuntimeCore(config, store, updater, failures, deviceId, telemetry, emit);
     core.startTimers();
     return core;
   }
@@ -112,22 +136,59 @@ export class RuntimeCore {
     this.assertLive();
     let pointers = await this.store.pointers(name);
     if (!pointers.active && !pointers.pending) {
-      await this.checkForUpdates();
+      await this.checkForUpdates().catch(async (error: unknown) => {
+        // Offline: a stored release whose environment failure is due is tried without the server.
+        const due = await this.failures.dueStoredRetry(name);
+        if (!due) throw error;
+        await this.store.setPending(name, due);
+      });
       pointers = await this.store.pointers(name);
     } else if (this.config.checkOnLoad !== false) {
       // Offline first: the cached release runs now; what the check finds runs from the next load.
       void this.checkForUpdates().catch(() => {});
     }
     const candidate = pointers.pending ?? pointers.active;
-    if (!candidate) throw new EdgeshipError('E_NOT_FOUND', `no release of ${name} is installed or offered`);
+    if (!candidate) throw await this.failures.nothingToLoad(name);
     if (this.loaded.get(name)?.id !== candidate) await this.switchTo(name, candidate);
     return this.modelStatus(name);
   }
 
   async run(name: string, inputs: NamedTensors): Promise<NamedTensors> {
+    const model = await this.ready(name);
+    return this.infer(name, model, inputs, true);
+  }
+
+  /**
+   * Many steps in one call, the carried state kept here between them. The whole sequence holds
+   * the model's queue, so an activation cannot swap the engine between two steps.
+   */
+  async runSequence(name: string, request: SequenceRequest): Promise<SequenceResult> {
+    const model = await this.ready(name);
+    return this.serialised(model, () =>
+      runSequence(request, (inputs) => this.infer(name, model, inputs, false)),
+    );
+  }
+
+  /** Forgets the model's failed releases: the next load or check tries them again. */
+  async reset(name: string): Promise<ModelStatus> {
+    this.assertLive();
+    await this.failures.reset(name);
+    return this.modelStatus(name);
+  }
+
+  private async ready(name: string): Promise<LoadedModel> {
     this.assertLive();
     if (!this.loaded.has(name)) await this.load(name);
-    const model = this.loaded.get(name)!;
+    return this.loaded.get(name)!;
+  }
+
+  /** One inference with its telemetry; `queued` false when the caller already holds the model's queue. */
+  private async infer(
+    name: string,
+    model: LoadedModel,
+    inputs: NamedTensors,
+    queued: boolean,
+  ): Promise<NamedTensors> {
     const key = {
       model: model.release.model,
       version: model.release.version,
@@ -136,9 +197,9 @@ export class RuntimeCore {
     };
     try {
       const started = performance.now();
-      const outputs = await this.serialised(model, () =>
-        runWithContract(model.engine, model.release, inputs),
-      );
+      const outputs = queued
+        ? await this.serialised(model, () => runWithContract(model.engine, model.release, inputs))
+        : await runWithContract(model.engine, model.release, inputs);
       const ms = performance.now() - started;
       this.recordLatency(name, ms);
       this.telemetry?.collector.recordInference(key, model.release, ms, plain(inputs), plain(outputs));
@@ -166,7 +227,18 @@ export class RuntimeCore {
     await this.sendTelemetry().catch(() => {});
     let result: CheckResult;
     try {
+      // Environment failures whose backoff is over become stageable again.
+      await this.failures.syncRefused();
       result = await this.updater.check();
+      const offered = new Set(
+        Object.values(result.targets).flatMap((t) => [t.active, t.shadow].filter((id) => id !== null)),
+      );
+      // A newer manifest offering a release refused for a model cause lifts the refusal; the
+      // manifest is applied again (a 304 on the ETag) so the release is staged in this check.
+      if ((await this.failures.liftOffered(result.manifestVersion, offered)).length > 0) {
+        const again = await this.updater.check();
+        result = { ...again, changed: result.changed || again.changed };
+      }
       this.lastCheck = {
         at: new Date().toISOString(),
         ok: true,
@@ -206,6 +278,7 @@ export class RuntimeCore {
     try {
       next = await this.open(id, { healthCheck: true });
     } catch (error) {
+      if (error instanceof EdgeshipError && error.code === 'E_DISPOSED') throw error;
       await this.recordFailure(name, id, error);
       const fallback =
         pointers.lastKnownGood && pointers.lastKnownGood !== id ? pointers.lastKnownGood : null;
@@ -227,6 +300,7 @@ export class RuntimeCore {
     }
     if (pointers.active !== next.id) await this.store.activate(name, next.id);
     await this.store.markGood(name, next.id);
+    await this.failures.forget(next.id);
     this.loaded.set(name, next);
     if (previous && previous.id !== next.id) {
       await previous.queue.catch(() => {});
@@ -239,50 +313,17 @@ export class RuntimeCore {
   }
 
   private async open(id: string, opts: { healthCheck: boolean }): Promise<LoadedModel> {
-    const installed = await this.store.getRelease(id);
-    if (!installed?.complete) throw new EdgeshipError('E_NOT_FOUND', `${id} is not installed`);
-    const release = installed.signed.signed;
     const started = performance.now();
-    const files = new Map<string, Uint8Array>();
-    for (const file of release.files) files.set(file.path, await this.store.readFile(id, file.path));
-    let opened: Awaited<ReturnType<typeof openEngine>>;
-    try {
-      opened = await openEngine(this.store, id, release, files, this.config);
-    } catch (error) {
-      throw new EdgeshipError('E_HEALTH_CHECK', `${id} failed to load: ${(error as Error).message}`, {
-        cause: error,
-      });
-    }
-    const { engine, backend } = opened;
-    const model: LoadedModel = { id, release, engine, backend, queue: Promise.resolve() };
-    if (opts.healthCheck) {
-      try {
-        // The same path callers take (schema check, preprocessing, engine, postprocessing).
-        const bad = hasNonFinite(await runWithContract(engine, release, sampleInputs(release.inputs)));
-        if (bad) throw new EdgeshipError('E_HEALTH_CHECK', `${id} produced non-finite values in ${bad}`);
-      } catch (error) {
-        await engine.dispose().catch(() => {});
-        if (error instanceof EdgeshipError && error.code === 'E_HEALTH_CHECK') throw error;
-        throw new EdgeshipError(
-          'E_HEALTH_CHECK',
-          `${id} failed its health check: ${(error as Error).message}`,
-          {
-            cause: error,
-          },
-        );
-      }
-    }
+    const { release, engine, backend } = await openRelease(this.store, id, this.config, opts);
     this.telemetry?.collector.recordLoad(
       { model: release.model, version: release.version, backend: backend.chosen.backend, role: 'active' },
       performance.now() - started,
     );
-    return model;
+    return { id, release, engine, backend, queue: Promise.resolve() };
   }
 
   private async recordFailure(name: string, id: string, error: unknown): Promise<void> {
-    const failed = new Set((await this.store.getMeta<string[]>(FAILED_KEY)) ?? []);
-    failed.add(id);
-    await this.store.setMeta(FAILED_KEY, [...failed]);
+    await this.failures.record(name, id, error);
     const [model, version] = [name, id.slice(name.length + 1)];
     this.telemetry?.collector.recordError(
       { model, version, backend: 'wasm', role: 'active' },
@@ -347,12 +388,13 @@ export class RuntimeCore {
     }
   }
 
-  async status(): Promise<RuntimeStatus> {
+  async status(): Promise<WorkerStatus> {
     const names = new Set<string>([...this.loaded.keys()]);
     for (const release of await this.store.listReleases()) names.add(release.model);
+    for (const record of Object.values(await this.store.releaseFailures())) names.add(record.model);
     const models: ModelStatus[] = [];
     for (const name of names) models.push(await this.modelStatus(name));
-    const latency: RuntimeStatus['latency'] = {};
+    const latency: WorkerStatus['latency'] = {};
     for (const [name, histogram] of this.latency) {
       latency[name] = {
         count: histogramCount(histogram),
@@ -369,7 +411,7 @@ export class RuntimeCore {
     };
   }
 
-  private async modelStatus(name: string): Promise<ModelStatus> {
+  async modelStatus(name: string): Promise<ModelStatus> {
     const pointers = await this.store.pointers(name);
     const cached = (await this.store.listReleases(name)).filter((r) => r.complete).map((r) => r.id);
     const loaded = this.loaded.get(name);
@@ -382,6 +424,7 @@ export class RuntimeCore {
       backend: loaded?.backend ?? null,
       shadow: this.shadows.get(name)?.id ?? null,
       cached,
+      refused: (await this.failures.ofModel(name)).map((r) => this.failures.view(r)),
     };
   }
 

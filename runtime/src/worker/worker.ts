@@ -21,12 +21,14 @@ const api: RuntimeWorkerApi = {
     core = await RuntimeCore.create(config, (event) => {
       void Promise.resolve(onEvent(event)).catch(() => {});
     });
-    serveInference(inference, (model, inputs) => requireCore().run(model, inputs));
+    serveInference(inference, requireCore);
     return { deviceId: core.deviceId };
   },
   load: (model) => requireCore().load(model),
   checkForUpdates: () => requireCore().checkForUpdates(),
   status: () => requireCore().status(),
+  modelStatus: (model) => requireCore().modelStatus(model),
+  reset: (model) => requireCore().reset(model),
   sendTelemetry: () => requireCore().sendTelemetry(),
   async dispose() {
     await core?.dispose();
