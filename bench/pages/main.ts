@@ -82,6 +82,8 @@ function runtimeOptions(storagePrefix: string, checkOnLoad = false, backend: 'wa
     backend,
     telemetry: false,
     checkOnLoad,
+    // Checked for before the first load: the model this runtime runs.
+    models: [backend === 'cpu' ? 'tone' : 'vad'],
     storagePrefix,
   };
 }

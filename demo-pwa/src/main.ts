@@ -44,6 +44,8 @@ async function startRuntime(): Promise<{ runtime: DemoRuntime; panel: RuntimePan
     checkIntervalMs: 60_000,
     telemetryIntervalMs: 30_000,
     shadowSampleRate: 0.25,
+    // Both kept installed and updated, so the demo works offline before either was used.
+    models: ['vad', 'tone'],
   });
   const panel = new RuntimePanel(runtime);
   runtime.on('*', (event) => panel.onEvent(event));

@@ -39,6 +39,7 @@ async function runtimeFor(server: { url: string; trustedRoot: unknown }, storage
     backend: 'wasm',
     telemetry: false,
     checkOnLoad: false,
+    models: ['vad'], // checked for before the first load
     storagePrefix,
     ...extra,
   });

@@ -40,6 +40,7 @@ function startRuntime(
     wasmPaths: WASM_PATHS,
     backend: 'wasm',
     telemetry: false,
+    models: ['vad'], // checked for before the first load
     storagePrefix,
     ...extra,
   });

@@ -37,6 +37,7 @@ async function runtimeFor(server: { url: string; trustedRoot: unknown }, storage
     backend: 'wasm',
     telemetry: false,
     checkOnLoad: false,
+    models: ['vad'], // checked for before the first load
     storagePrefix,
     ...extra,
   });
@@ -78,6 +79,42 @@ async function expectCode(promise: Promise<unknown>, code: string) {
 }
 
 describe('runtime in Chromium against a real update server', () => {
+  it('never downloads a model the channel offers but the app does not use', async () => {
+    const server = await startServer();
+    const vad = await commands.publishModel(server.name, {
+      version: '1.0.0',
+      source: 'silero',
+      promote: true,
+    });
+    const other = await commands.publishModel(server.name, {
+      model: 'other',
+      version: '1.0.0',
+      source: 'garbage',
+      promote: true,
+    });
+    const otherChunks = new Set(other.chunks.map((c) => c.sha256));
+    const chunkRequests = async () =>
+      (await commands.proxyLog(server.name, { reset: true }))
+        .filter((e) => e.path.startsWith('/v1/chunks/'))
+        .map((e) => e.path.split('/').pop()!);
+
+    // The app loads VAD only (runtimeFor declares models: ['vad']).
+    const app = await runtimeFor(server, prefix());
+    await app.load('vad');
+    const check = await app.checkForUpdates();
+    expect(check.downloaded).toEqual([]);
+    const fetched = await chunkRequests();
+    expect(fetched.length).toBeGreaterThan(0);
+    expect(new Set(fetched)).toEqual(new Set(vad.chunks.map((c) => c.sha256)));
+    expect(fetched.filter((sha) => otherChunks.has(sha))).toEqual([]);
+    expect((await app.status()).models.map((m) => m.name)).toEqual(['vad']);
+
+    // Declared, it is downloaded before it is ever loaded.
+    const declaring = await runtimeFor(server, prefix(), { models: ['vad', 'other'] });
+    expect((await declaring.checkForUpdates()).downloaded.sort()).toEqual(['other@1.0.0', 'vad@1.0.0']);
+    expect((await chunkRequests()).some((sha) => otherChunks.has(sha))).toBe(true);
+  });
+
   it('downloads, verifies, stores and runs on first load; runs again from the cache with the server gone', async () => {
     const server = await startServer();
     const published = await commands.publishModel(server.name, {

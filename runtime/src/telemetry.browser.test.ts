@@ -50,6 +50,7 @@ async function setUp(extra: Record<string, unknown> = {}) {
     backend: 'wasm' as const,
     checkOnLoad: false,
     telemetryIntervalMs: 0, // sent only when the test says so
+    models: ['vad'], // checked for before the first load
     storagePrefix: `tm${Date.now()}-${serial++}`,
     ...extra,
   };

@@ -33,6 +33,8 @@ export interface UpdaterConfig {
   /** Per-chunk minimum rate and first-byte allowance (see DownloadOptions). */
   minBytesPerSecond?: number;
   firstByteMs?: number;
+  /** Models the app declared up front (RuntimeConfig.models); see Updater.want. */
+  models?: readonly string[];
 }
 
 export type UpdateEvent =
@@ -63,6 +65,7 @@ export const DEFAULT_CHECK_DEADLINE_MS = 10 * 60_000;
  * stage it as pending. Never touches what is active: activation belongs to the runtime.
  */
 export class Updater {
+  private readonly wanted: Set<string>;
   private readonly fetchImpl: typeof fetch;
 
   constructor(
@@ -72,6 +75,7 @@ export class Updater {
     private readonly emit: (event: UpdateEvent) => void = () => {},
   ) {
     this.fetchImpl = config.fetch ?? fetch.bind(globalThis);
+    this.wanted = new Set(config.models);
   }
 
   /**
@@ -125,9 +129,25 @@ export class Updater {
     return result;
   }
 
+  /**
+   * A model the app uses: declared, loaded in this session, or installed before. A manifest
+   * names every model of the channel; the others are never downloaded (a page that runs VAD
+   * must not fetch a 2 GB model another page of the app offers).
+   */
+  want(model: string): void {
+    this.wanted.add(model);
+  }
+
+  private async uses(model: string): Promise<boolean> {
+    if (this.wanted.has(model)) return true;
+    const pointers = await this.store.pointers(model);
+    return Boolean(pointers.active || pointers.pending || pointers.lastKnownGood);
+  }
+
   private async applyManifest(manifest: Manifest, result: CheckResult, signal: AbortSignal): Promise<void> {
     const failed = new Set((await this.store.getMeta<string[]>(FAILED_KEY)) ?? []);
     for (const entry of manifest.models) {
+      if (!(await this.uses(entry.name))) continue;
       // An abandoned check stops here rather than staging behind the next check's back.
       signal.throwIfAborted();
       const choice = await chooseRelease(entry, this.config.deviceId);

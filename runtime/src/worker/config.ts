@@ -40,6 +40,11 @@ export interface RuntimeConfig {
    */
   activationRetry?: { initialMs?: number; maxMs?: number };
   /**
+   * Models to keep installed and updated before the app loads them (e.g. to download while
+   * online). A model is also kept once loaded; the manifest's other models are never downloaded.
+   */
+  models?: string[];
+  /**
    * Bounds on retrieval (slow-retrieval protection): the whole update check (default 10 min),
    * the manifest request (30 s), a chunk's first byte (15 s) and its minimum rate (4 KiB/s).
    * Past one, the download is abandoned with E_STALLED; verified chunks are kept.

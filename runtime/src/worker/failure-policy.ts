@@ -44,6 +44,7 @@ const ENVIRONMENT_FALLBACKS = new Set<FallbackCode>([
   'not-bundled',
   'not-available',
   'threads-fixed',
+  'wasm-missing',
 ]);
 
 // What an engine that could not start says: its WASM or worker script was not fetched or not

@@ -90,6 +90,7 @@ export class RuntimeCore {
         timeoutMs: config.retrieval?.manifestTimeoutMs,
         firstByteMs: config.retrieval?.firstByteMs,
         minBytesPerSecond: config.retrieval?.minBytesPerSecond,
+        models: config.models,
       },
       (event) => emit(event),
     );
@@ -134,6 +135,7 @@ export class RuntimeCore {
   /** Loads a model: the cached release at once (offline first); the first load downloads it. */
   async load(name: string): Promise<ModelStatus> {
     this.assertLive();
+    this.updater.want(name);
     let pointers = await this.store.pointers(name);
     if (!pointers.active && !pointers.pending) {
       await this.checkForUpdates().catch(async (error: unknown) => {
