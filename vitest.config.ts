@@ -1,6 +1,8 @@
 import { playwright } from '@vitest/browser-playwright';
-import { defineConfig } from 'vitest/config';
+import { defineConfig, type TestProjectInlineConfiguration } from 'vitest/config';
+import type { BrowserConfigOptions } from 'vitest/node';
 import { edgeshipCommands } from './test/support/browser-commands.ts';
+import { firefoxEsr } from './test/support/firefox-provider.ts';
 
 // Flags from Debian's Chromium on a machine with no outside network: without the
 // background-networking flags Chromium keeps dialling Google hosts that are refused.
@@ -19,11 +21,40 @@ export const chromiumArgs = [
   '--use-angle=swiftshader',
 ];
 
+// Firefox ESR's profile: `navigator.storage.persist()` otherwise waits on a permission prompt
+// that a headless browser never answers; this pref grants it as a user's "Allow" would.
+export const firefoxPrefs = { 'permissions.default.persistent-storage': 1 };
+
 // Cross-origin isolation, so multi-threaded WASM (SharedArrayBuffer) is available.
 const isolationHeaders = {
   'Cross-Origin-Opener-Policy': 'same-origin',
   'Cross-Origin-Embedder-Policy': 'require-corp',
 };
+
+/** A browser-mode project: the runtime's and the protocol's tests in one browser. */
+function browserProject(
+  name: string,
+  browser: Pick<BrowserConfigOptions, 'provider' | 'instances'>,
+): TestProjectInlineConfiguration {
+  return {
+    extends: true,
+    test: {
+      name,
+      // The protocol's tests run here too: the same code must verify in Node and in browsers.
+      include: ['protocol/src/**/*.test.ts', '{runtime,test}/**/*.browser.test.ts'],
+      exclude: ['**/node_modules/**'],
+      testTimeout: 60_000,
+      browser: {
+        enabled: true,
+        headless: true,
+        screenshotFailures: false,
+        ...browser,
+        // Node-side helpers the tests call: real update servers and a chaos proxy.
+        commands: edgeshipCommands,
+      },
+    },
+  };
+}
 
 export default defineConfig({
   server: { headers: isolationHeaders },
@@ -40,30 +71,23 @@ export default defineConfig({
           testTimeout: 30_000,
         },
       },
-      {
-        extends: true,
-        test: {
-          name: 'browser',
-          // The protocol's tests run here too: the same code must verify in Node and Chromium.
-          include: ['protocol/src/**/*.test.ts', '{runtime,test}/**/*.browser.test.ts'],
-          exclude: ['**/node_modules/**'],
-          testTimeout: 60_000,
-          browser: {
-            enabled: true,
-            headless: true,
-            screenshotFailures: false,
-            provider: playwright({
-              launchOptions: {
-                executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-                args: chromiumArgs,
-              },
-            }),
-            instances: [{ browser: 'chromium' }],
-            // Node-side helpers the tests call: real update servers and a chaos proxy.
-            commands: edgeshipCommands,
+      browserProject('browser', {
+        provider: playwright({
+          launchOptions: {
+            executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+            args: chromiumArgs,
           },
-        },
-      },
+        }),
+        instances: [{ browser: 'chromium' }],
+      }),
+      // The same files in Debian's Firefox ESR, through puppeteer-core over WebDriver BiDi.
+      browserProject('browser-firefox', {
+        provider: firefoxEsr({
+          executablePath: process.env.FIREFOX_PATH ?? '/usr/bin/firefox-esr',
+          prefs: firefoxPrefs,
+        }),
+        instances: [{ browser: 'firefox' }],
+      }),
     ],
   },
 });
