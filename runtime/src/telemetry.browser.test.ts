@@ -1,5 +1,6 @@
-// Telemetry and shadow evaluation end to end in a real Chromium: the worker's collector and
-// IndexedDB outbox, the chaos proxy between device and server, and the server's fleet report.
+// Telemetry and shadow evaluation end to end in real Chromium and Firefox ESR: the worker's
+// collector and IndexedDB outbox, the chaos proxy between device and server, and the server's
+// fleet report.
 import { afterEach, describe, expect, it } from 'vitest';
 import { commands } from 'vitest/browser';
 import { createRuntime, type Runtime } from './client.ts';
@@ -80,7 +81,7 @@ async function inferencesOf(name: string, version: string): Promise<number> {
   return report.versions.find((v) => v.version === version)?.inferences ?? 0;
 }
 
-describe('telemetry from a real Chromium', () => {
+describe('telemetry from a real browser', () => {
   it('keeps batches while offline and delivers each exactly once, even when an acknowledgement is lost', async () => {
     const { name, runtime } = await setUp();
     await runtime.load('vad');

@@ -1,6 +1,6 @@
-// Autotune in real Chromium and Firefox ESR on the real Silero VAD: each candidate is timed in its own nested
-// worker (ORT fixes its thread count per worker), the fastest is loaded in this page. Timings
-// are printed, never asserted: which candidate wins depends on the machine.
+// Autotune in real Chromium and Firefox ESR on the real Silero VAD: each candidate is timed in its
+// own nested worker (ORT fixes its thread count per worker), the fastest is loaded in this page.
+// Timings are printed, never asserted: which candidate wins depends on the machine.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   HAS,
