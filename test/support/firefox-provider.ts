@@ -62,9 +62,11 @@ class FirefoxProvider implements BrowserProvider {
     await previous?.context.close();
     const browser = await this.#launch();
     // A user context per session keeps each test file's IndexedDB and OPFS apart, as Playwright's
-    // browser contexts do for Chromium.
+    // browser contexts do for Chromium. A window, not a tab: Firefox hides every tab but the newest
+    // one and clamps a hidden page's timers to one a second (20 × setTimeout(10) took 19 s), which
+    // stretched backoffs and polls of parallel test files past their timeouts.
     const context = await browser.createBrowserContext();
-    const page = await context.newPage();
+    const page = await context.newPage({ type: 'window' });
     this.#sessions.set(sessionId, { context, page });
     await page.goto(url, { timeout: 0 });
   }
