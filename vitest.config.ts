@@ -35,6 +35,7 @@ const isolationHeaders = {
 function browserProject(
   name: string,
   browser: Pick<BrowserConfigOptions, 'provider' | 'instances'>,
+  extra: { groupOrder?: number; testTimeout?: number } = {},
 ): TestProjectInlineConfiguration {
   return {
     extends: true,
@@ -43,7 +44,8 @@ function browserProject(
       // The protocol's tests run here too: the same code must verify in Node and in browsers.
       include: ['protocol/src/**/*.test.ts', '{runtime,test}/**/*.browser.test.ts'],
       exclude: ['**/node_modules/**'],
-      testTimeout: 60_000,
+      testTimeout: extra.testTimeout ?? 60_000,
+      sequence: { groupOrder: extra.groupOrder ?? 0 },
       browser: {
         enabled: true,
         headless: true,
@@ -80,14 +82,20 @@ export default defineConfig({
         }),
         instances: [{ browser: 'chromium' }],
       }),
-      // The same files in Debian's Firefox ESR, through puppeteer-core over WebDriver BiDi.
-      browserProject('browser-firefox', {
-        provider: firefoxEsr({
-          executablePath: process.env.FIREFOX_PATH ?? '/usr/bin/firefox-esr',
-          prefs: firefoxPrefs,
-        }),
-        instances: [{ browser: 'firefox' }],
-      }),
+      // The same files in Debian's Firefox ESR, through puppeteer-core over WebDriver BiDi. It runs
+      // after the other projects (a later group), so the two browsers do not share the 2 cores;
+      // its timeouts allow for a cold worker module graph on a busy machine (a hang still fails).
+      browserProject(
+        'browser-firefox',
+        {
+          provider: firefoxEsr({
+            executablePath: process.env.FIREFOX_PATH ?? '/usr/bin/firefox-esr',
+            prefs: firefoxPrefs,
+          }),
+          instances: [{ browser: 'firefox' }],
+        },
+        { groupOrder: 1, testTimeout: 120_000 },
+      ),
     ],
   },
 });
