@@ -1,7 +1,9 @@
 import { playwright } from '@vitest/browser-playwright';
 import { defaultClientConditions, defaultServerConditions } from 'vite';
-import { defineConfig } from 'vitest/config';
+import { defineConfig, type TestProjectInlineConfiguration } from 'vitest/config';
+import type { BrowserConfigOptions } from 'vitest/node';
 import { edgeshipCommands } from './test/support/browser-commands.ts';
+import { firefoxEsr } from './test/support/firefox-provider.ts';
 
 // Flags from Debian's Chromium on a machine with no outside network: without the
 // background-networking flags Chromium keeps dialling Google hosts that are refused.
@@ -20,6 +22,10 @@ export const chromiumArgs = [
   '--use-angle=swiftshader',
 ];
 
+// Firefox ESR's profile: `navigator.storage.persist()` otherwise waits on a permission prompt
+// that a headless browser never answers; this pref grants it as a user's "Allow" would.
+export const firefoxPrefs = { 'permissions.default.persistent-storage': 1 };
+
 // Cross-origin isolation, so multi-threaded WASM (SharedArrayBuffer) is available.
 const isolationHeaders = {
   'Cross-Origin-Opener-Policy': 'same-origin',
@@ -29,6 +35,33 @@ const isolationHeaders = {
 // The workspaces import each other's TypeScript sources (package.json exports, condition
 // "edgeship-source"); what users install resolves to the built dist/ instead.
 export const sourceConditions = ['edgeship-source'];
+
+/** A browser-mode project: the runtime's and the protocol's tests in one browser. */
+function browserProject(
+  name: string,
+  browser: Pick<BrowserConfigOptions, 'provider' | 'instances'>,
+  extra: { groupOrder?: number; testTimeout?: number } = {},
+): TestProjectInlineConfiguration {
+  return {
+    extends: true,
+    test: {
+      name,
+      // The protocol's tests run here too: the same code must verify in Node and in browsers.
+      include: ['protocol/src/**/*.test.ts', '{runtime,test}/**/*.browser.test.ts'],
+      exclude: ['**/node_modules/**'],
+      testTimeout: extra.testTimeout ?? 60_000,
+      sequence: { groupOrder: extra.groupOrder ?? 0 },
+      browser: {
+        enabled: true,
+        headless: true,
+        screenshotFailures: false,
+        ...browser,
+        // Node-side helpers the tests call: real update servers and a chaos proxy.
+        commands: edgeshipCommands,
+      },
+    },
+  };
+}
 
 export default defineConfig({
   resolve: { conditions: [...sourceConditions, ...defaultClientConditions] },
@@ -47,30 +80,29 @@ export default defineConfig({
           testTimeout: 30_000,
         },
       },
-      {
-        extends: true,
-        test: {
-          name: 'browser',
-          // The protocol's tests run here too: the same code must verify in Node and Chromium.
-          include: ['protocol/src/**/*.test.ts', '{runtime,test}/**/*.browser.test.ts'],
-          exclude: ['**/node_modules/**'],
-          testTimeout: 60_000,
-          browser: {
-            enabled: true,
-            headless: true,
-            screenshotFailures: false,
-            provider: playwright({
-              launchOptions: {
-                executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-                args: chromiumArgs,
-              },
-            }),
-            instances: [{ browser: 'chromium' }],
-            // Node-side helpers the tests call: real update servers and a chaos proxy.
-            commands: edgeshipCommands,
+      browserProject('browser', {
+        provider: playwright({
+          launchOptions: {
+            executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+            args: chromiumArgs,
           },
+        }),
+        instances: [{ browser: 'chromium' }],
+      }),
+      // The same files in Debian's Firefox ESR, through puppeteer-core over WebDriver BiDi. It runs
+      // after the other projects (a later group), so the two browsers do not share the 2 cores;
+      // its timeouts allow for a cold worker module graph on a busy machine (a hang still fails).
+      browserProject(
+        'browser-firefox',
+        {
+          provider: firefoxEsr({
+            executablePath: process.env.FIREFOX_PATH ?? '/usr/bin/firefox-esr',
+            prefs: firefoxPrefs,
+          }),
+          instances: [{ browser: 'firefox' }],
         },
-      },
+        { groupOrder: 1, testTimeout: 120_000 },
+      ),
     ],
   },
 });

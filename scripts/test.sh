@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command: set up what is missing, then type-check, lint and run every test
-# (Node and headless Chromium).
+# (Node, headless Chromium and headless Firefox ESR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -1,6 +1,6 @@
-// A tab closed in the middle of a download, in a real Chromium: the runtime's dedicated worker is
-// terminated (what closing the tab does to it) while chunks are in flight, then a fresh runtime
-// opens the same IndexedDB. The chaos proxy in front of a real update server holds chunk
+// A tab closed in the middle of a download, in real Chromium and Firefox ESR: the runtime's
+// dedicated worker is terminated (what closing the tab does to it) while chunks are in flight,
+// then a fresh runtime opens the same IndexedDB. The chaos proxy in front of a real update server holds chunk
 // responses open mid-body, so the kill lands at the same point on every run.
 import { sha256Hex } from '@edgeship/protocol';
 import { openDB } from 'idb';
@@ -136,7 +136,7 @@ describe('a download interrupted by a closed tab', () => {
     // the three served chunks are in IndexedDB and no write is under way.
     await commands.waitForHeldChunks(name, LANES);
     worker.terminate();
-    // Chromium drops the dead worker's connections: nothing of those four bodies arrives anywhere.
+    // The browser drops the dead worker's connections: nothing of those four bodies arrives anywhere.
     await commands.waitForHeldChunks(name, 0);
     const killLog = await commands.proxyLog(name, { reset: true });
     const served = chunkHashes(killLog, 200);

@@ -1,5 +1,6 @@
-// The runtime end to end in a real Chromium: a real worker, real IndexedDB, real onnxruntime-web
-// running the real Silero VAD, against a real update server behind a chaos proxy (test/support).
+// The runtime end to end in real Chromium and Firefox ESR: a real worker, real IndexedDB, real
+// onnxruntime-web running the real Silero VAD, against a real update server behind a chaos proxy
+// (test/support).
 import { InputError } from '@edgeship/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { commands } from 'vitest/browser';
@@ -78,7 +79,7 @@ async function expectCode(promise: Promise<unknown>, code: string) {
   await expect(promise).rejects.toMatchObject({ code });
 }
 
-describe('runtime in Chromium against a real update server', () => {
+describe('runtime in a real browser against a real update server', () => {
   it('never downloads a model the channel offers but the app does not use', async () => {
     const server = await startServer();
     const vad = await commands.publishModel(server.name, {
@@ -128,7 +129,7 @@ describe('runtime in Chromium against a real update server', () => {
     const status = await first.load('vad').then((m) => m.status());
     expect(status).toMatchObject({ active: 'vad@1.0.0', loaded: 'vad@1.0.0', lastKnownGood: 'vad@1.0.0' });
     expect(status.backend?.chosen.backend).toBe('wasm');
-    expect(typeof first.storagePersisted).toBe('boolean'); // asked; headless Chromium decides
+    expect(typeof first.storagePersisted).toBe('boolean'); // asked; the browser decides (Firefox: granted by the test profile's pref)
     const online = await speechProbability(first);
     // Bad input is refused in the worker with a typed error that survives the trip back.
     const wrong = sileroInputs();

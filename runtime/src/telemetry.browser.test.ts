@@ -1,5 +1,6 @@
-// Telemetry and shadow evaluation end to end in a real Chromium: the worker's collector and
-// IndexedDB outbox, the chaos proxy between device and server, and the server's fleet report.
+// Telemetry and shadow evaluation end to end in real Chromium and Firefox ESR: the worker's
+// collector and IndexedDB outbox, the chaos proxy between device and server, and the server's
+// fleet report.
 import { DEVICE_ID_PATTERN, type InstallKey } from '@edgeship/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { commands } from 'vitest/browser';
@@ -84,7 +85,7 @@ async function inferencesOf(name: string, version: string): Promise<number> {
   return report.versions.find((v) => v.version === version)?.inferences ?? 0;
 }
 
-describe('telemetry from a real Chromium', () => {
+describe('telemetry from a real browser', () => {
   it("signs its batches with the install's key, kept non-extractable in IndexedDB across reloads", async () => {
     const { name, runtime, config, server } = await setUp();
     const { deviceId } = runtime;

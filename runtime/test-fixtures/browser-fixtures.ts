@@ -1,7 +1,26 @@
 /** What the engine browser tests share: same-origin URLs of ORT's WASM files and the models. */
 import { sha256Hex } from '@edgeship/protocol';
+import { server } from 'vitest/browser';
 import type { TensorContract } from '../src/engines/pipeline.ts';
 import type { NamedTensors } from '../src/engines/tensor.ts';
+
+/**
+ * What each browser of the suite (vitest.config.ts) offers the engines, so a test checks the
+ * feature where it exists and the documented fallback where it does not, and fails when either
+ * changes. Chromium runs WebGPU and WebGL on SwiftShader (its launch flags); Firefox ESR on Linux
+ * has no WebGPU (navigator.gpu is missing) and no WebGL when headless (bugzil.la/1375585).
+ */
+const FEATURES: Record<string, { webgpu: boolean; webgl: boolean }> = {
+  chromium: { webgpu: true, webgl: true },
+  firefox: { webgpu: false, webgl: false },
+};
+
+export const BROWSER = server.browser;
+export const HAS = (() => {
+  const features = FEATURES[BROWSER];
+  if (!features) throw new Error(`no feature list for ${BROWSER} in browser-fixtures.ts`);
+  return features;
+})();
 
 /** onnxruntime-web's .wasm/.mjs, served by the Vite server from node_modules (no CDN). */
 export const WASM_PATHS = new URL('/node_modules/onnxruntime-web/dist/', location.origin).href;

@@ -1,16 +1,16 @@
 // The demo PWA as a person meets it: everything `npm start` runs (server, published models, built
-// PWA) on a fresh data directory, driven in a real Chromium through playwright-core.
+// PWA) on a fresh data directory, driven in a real Chromium (playwright-core) and a real Firefox
+// ESR (puppeteer-core over WebDriver BiDi), the same steps in each.
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningEdgeship, runEdgeship } from '../../scripts/start/run.ts';
-import { chromiumArgs } from '../../vitest.config.ts';
 import { SOURCE_CONDITION_ARG } from '../support/node-args.ts';
+import { chromiumDemo, type DemoBrowser, type DemoPage, firefoxDemo } from './demo-drivers.ts';
 
 const repo = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const artifacts = join(repo, 'test-artifacts');
@@ -20,51 +20,18 @@ interface Interval {
   end: number;
 }
 
-let edgeship: RunningEdgeship;
-let dataDir: string;
-let browser: Browser;
-let context: BrowserContext;
-let page: Page;
-
-beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'edgeship-demo-'));
-  edgeship = await runEdgeship({ repo, dataDir, port: 0, host: '127.0.0.1', logLevel: 'silent' });
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: chromiumArgs,
-  });
-  context = await browser.newContext();
-  page = await context.newPage();
-  page.on('console', (message) => {
-    if (message.type() === 'error' || message.type() === 'warning')
-      console.log(`page ${message.type()}: ${message.text()}`);
-  });
-  await mkdir(artifacts, { recursive: true });
-}, 300_000);
-
-afterAll(async () => {
-  await browser?.close();
-  await edgeship?.close();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
-});
-
-async function openDemo(): Promise<void> {
-  await page.goto(`${edgeship.url}/?backend=wasm`);
-  await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
-  const problem = await page.textContent('#runtime-error');
+async function openDemo(page: DemoPage, url: string): Promise<void> {
+  await page.goto(`${url}/?backend=wasm`);
+  await page.waitForSelector('body[data-ready="true"]', 120_000);
+  const problem = await page.text('#runtime-error');
   expect(await page.isHidden('#runtime-error'), `the page reports: ${problem}`).toBe(true);
 }
 
 /** Runs VAD on the sample clip and returns the segments the page lists. */
-async function runSample(): Promise<Interval[]> {
+async function runSample(page: DemoPage): Promise<Interval[]> {
   await page.click('#run-sample');
-  await page.waitForSelector('[data-testid="vad-summary"][data-state="done"]', { timeout: 120_000 });
-  return page.$$eval('[data-testid="segments"] li', (items) =>
-    items.map((li) => ({
-      start: Number((li as HTMLElement).dataset.start),
-      end: Number((li as HTMLElement).dataset.end),
-    })),
-  );
+  await page.waitForSelector('[data-testid="vad-summary"][data-state="done"]', 120_000);
+  return page.intervals('[data-testid="segments"] li');
 }
 
 const overlap = (a: Interval, b: Interval) =>
@@ -88,44 +55,66 @@ async function expectSegmentsMatchTheClip(found: Interval[]): Promise<void> {
   }
 }
 
-describe('demo PWA in Chromium', { timeout: 240_000 }, () => {
+describe.each<[string, DemoBrowser]>([
+  ['Chromium', chromiumDemo],
+  ['Firefox ESR', firefoxDemo],
+])('demo PWA in %s', { timeout: 240_000 }, (_name, demo) => {
+  let edgeship: RunningEdgeship;
+  let dataDir: string;
+  let page: DemoPage;
+  const artifact = (name: string) => join(artifacts, `${name}${demo.artifactSuffix}.png`);
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'edgeship-demo-'));
+    edgeship = await runEdgeship({ repo, dataDir, port: 0, host: '127.0.0.1', logLevel: 'silent' });
+    page = await demo.open((line) => console.log(`page ${line}`));
+    await mkdir(artifacts, { recursive: true });
+  }, 300_000);
+
+  afterAll(async () => {
+    await page?.close();
+    await edgeship?.close();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
   it('loads the model and finds the speech in the sample clip, and none in its silence', async () => {
-    await openDemo();
-    await expect(page.textContent('[data-testid="active-release"]')).resolves.toMatch(/vad@/);
-    await expect(page.textContent('[data-testid="backend"]')).resolves.toMatch(/vad: wasm/);
-    const segments = await runSample();
+    await openDemo(page, edgeship.url);
+    await expect(page.text('[data-testid="active-release"]')).resolves.toMatch(/vad@/);
+    await expect(page.text('[data-testid="backend"]')).resolves.toMatch(/vad: wasm/);
+    const segments = await runSample(page);
     expect(segments.length).toBeGreaterThanOrEqual(2);
     await expectSegmentsMatchTheClip(segments);
     // The second demo: the project's own TF.js model.
     await page.click('#tone-run');
-    await page.waitForFunction(() =>
-      document.querySelector('[data-testid="tone-result"]')?.textContent?.startsWith('Loudest tone'),
+    await page.waitForFunction(
+      () =>
+        document.querySelector('[data-testid="tone-result"]')?.textContent?.startsWith('Loudest tone') ??
+        false,
+      30_000,
     );
-    await expect(page.textContent('[data-testid="active-release"]')).resolves.toMatch(/tone@1\.0\.0/);
-    await page.screenshot({ path: join(artifacts, 'demo.png'), fullPage: true });
+    await expect(page.text('[data-testid="active-release"]')).resolves.toMatch(/tone@1\.0\.0/);
+    await page.screenshot(artifact('demo'));
   });
 
   it('reloads offline and still runs VAD', async () => {
     // The service worker must control the page before the network goes away.
-    await page.waitForFunction(() => navigator.serviceWorker.controller !== null, undefined, {
-      timeout: 60_000,
-    });
-    await context.setOffline(true);
+    await page.waitForFunction(() => navigator.serviceWorker.controller !== null, 60_000);
+    await page.setOffline(true);
     try {
       await page.reload();
-      await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
-      await expect(page.textContent('[data-testid="network"]')).resolves.toBe('offline');
-      await expectSegmentsMatchTheClip(await runSample());
-      await page.screenshot({ path: join(artifacts, 'demo-offline.png'), fullPage: true });
+      await page.waitForSelector('body[data-ready="true"]', 120_000);
+      await expect(page.text('[data-testid="network"]')).resolves.toBe('offline');
+      await expectSegmentsMatchTheClip(await runSample(page));
+      await page.screenshot(artifact('demo-offline'));
     } finally {
-      await context.setOffline(false);
+      await page.setOffline(false);
     }
   });
 
   it('shows a release published with the CLI while it is open, and runs it after a reload', async () => {
     const { server } = edgeship;
     // vad@1.0.0, or vad@1.1.0 when this page's random device id fell in the 10% canary bucket.
-    const activeBefore = await page.textContent('[data-testid="active-release"]');
+    const activeBefore = await page.text('[data-testid="active-release"]');
     expect(activeBefore).toMatch(/vad@1\.[01]\.0/);
     const cli = await promisify(execFile)(
       process.execPath,
@@ -158,20 +147,19 @@ describe('demo PWA in Chromium', { timeout: 240_000 }, () => {
         /update downloaded \(vad@1\.2\.0\)/.test(
           document.querySelector('[data-testid="update-status"]')?.textContent ?? '',
         ),
-      undefined,
-      { timeout: 60_000 },
+      60_000,
     );
-    await expect(page.textContent('[data-testid="update-status"]')).resolves.toMatch(
+    await expect(page.text('[data-testid="update-status"]')).resolves.toMatch(
       /update downloaded .*applies on reload/,
     );
     // Downloaded, not applied: the release that was running keeps running until the reload.
-    await expect(page.textContent('[data-testid="active-release"]')).resolves.toBe(activeBefore);
-    await page.screenshot({ path: join(artifacts, 'demo-update.png'), fullPage: true });
+    await expect(page.text('[data-testid="active-release"]')).resolves.toBe(activeBefore);
+    await page.screenshot(artifact('demo-update'));
 
     await page.reload();
-    await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
-    await expect(page.textContent('[data-testid="active-release"]')).resolves.toContain('vad@1.2.0');
-    await expectSegmentsMatchTheClip(await runSample());
+    await page.waitForSelector('body[data-ready="true"]', 120_000);
+    await expect(page.text('[data-testid="active-release"]')).resolves.toContain('vad@1.2.0');
+    await expectSegmentsMatchTheClip(await runSample(page));
   });
 
   it('starts again on the same data directory and loses nothing', async () => {

@@ -6,7 +6,7 @@ import {
   seededBytes,
   signManifest,
 } from '@edgeship/protocol';
-import type { BrowserCommand } from 'vitest/node';
+import type { BrowserCommand, BrowserCommandContext } from 'vitest/node';
 import { quantizeOnnx } from '../../cli/src/quantize/quantize-onnx.ts';
 import { ChaosProxy, type ChaosRules, type ProxyLogEntry } from './chaos-proxy.ts';
 import { SILERO_CONTRACT, sileroBytes, withDocString } from './models.ts';
@@ -23,7 +23,9 @@ interface Fleet {
   port: number;
 }
 
+// Keyed by project and name: the Chromium and Firefox projects run the same files at once.
 const fleets = new Map<string, Fleet>();
+const fleetKey = (ctx: BrowserCommandContext, name: string) => `${ctx.project.name}/${name}`;
 
 export interface StartedServer {
   name: string;
@@ -45,8 +47,8 @@ export interface PublishOptions {
   rollout?: { shareBps: number; mode?: 'canary' | 'shadow' };
 }
 
-function fleet(name: string): Fleet {
-  const found = fleets.get(name);
+function fleet(ctx: BrowserCommandContext, name: string): Fleet {
+  const found = fleets.get(fleetKey(ctx, name));
   if (!found) throw new Error(`no test server named ${name}`);
   return found;
 }
@@ -58,32 +60,32 @@ async function modelBytes(source: ModelSource): Promise<Uint8Array> {
   return withDocString(await sileroBytes(), source.sileroDocString);
 }
 
-const startEdgeshipServer: BrowserCommand<[name: string]> = async (_ctx, name) => {
+const startEdgeshipServer: BrowserCommand<[name: string]> = async (ctx, name) => {
   const server = await startTestServer({ rateLimits: { publicPerMinute: 100_000, adminPerMinute: 100_000 } });
   const proxy = new ChaosProxy(server.server.url);
   await proxy.start();
-  fleets.set(name, { server, proxy, port: Number(new URL(server.server.url).port) });
+  fleets.set(fleetKey(ctx, name), { server, proxy, port: Number(new URL(server.server.url).port) });
   return { name, url: proxy.url, trustedRoot: server.server.trustedRoot } satisfies StartedServer;
 };
 
 const stopEdgeshipServer: BrowserCommand<[name: string, opts?: { keepData?: boolean }]> = async (
-  _ctx,
+  ctx,
   name,
   opts,
 ) => {
-  const f = fleets.get(name);
+  const f = fleets.get(fleetKey(ctx, name));
   if (!f) return;
   await f.server.server.close();
   if (!opts?.keepData) {
     await f.proxy.stop();
     await rm(f.server.dataDir, { recursive: true, force: true });
-    fleets.delete(name);
+    fleets.delete(fleetKey(ctx, name));
   }
 };
 
 /** Starts a stopped server again on its data directory and port (the proxy never moved). */
-const restartEdgeshipServer: BrowserCommand<[name: string]> = async (_ctx, name) => {
-  const f = fleet(name);
+const restartEdgeshipServer: BrowserCommand<[name: string]> = async (ctx, name) => {
+  const f = fleet(ctx, name);
   f.server = await startTestServer({
     dataDir: f.server.dataDir,
     port: f.port,
@@ -92,8 +94,8 @@ const restartEdgeshipServer: BrowserCommand<[name: string]> = async (_ctx, name)
   f.proxy.target = f.server.server.url;
 };
 
-const publishModel: BrowserCommand<[name: string, opts: PublishOptions]> = async (_ctx, name, opts) => {
-  const { server } = fleet(name);
+const publishModel: BrowserCommand<[name: string, opts: PublishOptions]> = async (ctx, name, opts) => {
+  const { server } = fleet(ctx, name);
   const bytes = await modelBytes(opts.source);
   const fields: Partial<Release> = {
     model: opts.model ?? 'vad',
@@ -127,16 +129,16 @@ const publishModel: BrowserCommand<[name: string, opts: PublishOptions]> = async
   };
 };
 
-const haltRollout: BrowserCommand<[name: string, rolloutId: string]> = async (_ctx, name, rolloutId) => {
-  await fleet(name).server.operator.halt(rolloutId, 'halted by a test');
+const haltRollout: BrowserCommand<[name: string, rolloutId: string]> = async (ctx, name, rolloutId) => {
+  await fleet(ctx, name).server.operator.halt(rolloutId, 'halted by a test');
 };
 
-const setChaos: BrowserCommand<[name: string, rules: ChaosRules]> = async (_ctx, name, rules) => {
-  fleet(name).proxy.setRules(rules);
+const setChaos: BrowserCommand<[name: string, rules: ChaosRules]> = async (ctx, name, rules) => {
+  fleet(ctx, name).proxy.setRules(rules);
 };
 
-const proxyLog: BrowserCommand<[name: string, opts?: { reset?: boolean }]> = async (_ctx, name, opts) => {
-  const { proxy } = fleet(name);
+const proxyLog: BrowserCommand<[name: string, opts?: { reset?: boolean }]> = async (ctx, name, opts) => {
+  const { proxy } = fleet(ctx, name);
   const log: ProxyLogEntry[] = [...proxy.log];
   if (opts?.reset) proxy.log = [];
   return log;
@@ -148,8 +150,8 @@ const proxyLog: BrowserCommand<[name: string, opts?: { reset?: boolean }]> = asy
  */
 const forgeManifest: BrowserCommand<
   [name: string, kind: 'tampered' | 'expired' | { replay: number }]
-> = async (_ctx, name, kind) => {
-  const { proxy, server } = fleet(name);
+> = async (ctx, name, kind) => {
+  const { proxy, server } = fleet(ctx, name);
   const newest = Math.max(...proxy.manifests.keys());
   if (typeof kind === 'object') {
     const old = proxy.manifests.get(kind.replay);
@@ -180,10 +182,10 @@ const forgeManifest: BrowserCommand<
 /** The server's fleet report (GET /v1/admin/fleet) as an operator's viewer token sees it. */
 const fleetReport: BrowserCommand<
   [name: string, query: { app?: string; channel?: string; model?: string }]
-> = async (_ctx, name, query) => {
+> = async (ctx, name, query) => {
   const params = new URLSearchParams({ app: query.app ?? 'demo-app', channel: query.channel ?? 'stable' });
   if (query.model) params.set('model', query.model);
-  return fleet(name).server.viewer.call('GET', `/fleet?${params}`);
+  return fleet(ctx, name).server.viewer.call('GET', `/fleet?${params}`);
 };
 
 /**
@@ -191,12 +193,12 @@ const fleetReport: BrowserCommand<
  * holdChunksAfter): the moment a download is known to be in flight, or known to be gone.
  */
 const waitForHeldChunks: BrowserCommand<[name: string, count: number, timeoutMs?: number]> = async (
-  _ctx,
+  ctx,
   name,
   count,
   timeoutMs = 20_000,
 ) => {
-  const { proxy } = fleet(name);
+  const { proxy } = fleet(ctx, name);
   const deadline = Date.now() + timeoutMs;
   while (proxy.heldOpen !== count) {
     if (Date.now() > deadline) {

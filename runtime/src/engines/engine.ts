@@ -78,6 +78,20 @@ export function fallbackCodeOf(error: unknown): FallbackCode {
 // ORT's words for an operator no kernel implements (NOT_IMPLEMENTED), on any EP.
 const UNSUPPORTED_OP = /could not find an implementation|not implemented|unsupported op|is not supported/i;
 
+/**
+ * A WebGPU config where the browser has no WebGPU at all (Firefox ESR, headless or not): ORT says
+ * "WebGPU is not supported", which reads as an unsupported operator, and tfjs registers no webgpu
+ * backend, which reads as a build without it. Both are no-webgpu.
+ */
+export function assertWebGpuExists(config: EngineConfig): void {
+  if (config.backend === 'webgpu' && !(globalThis.navigator && 'gpu' in navigator)) {
+    throw new BackendUnavailableError(
+      'no-webgpu',
+      `${describeConfig(config)}: no WebGPU: navigator.gpu is missing`,
+    );
+  }
+}
+
 /** "wasm×2", "webgpu": how a config reads in reasons and logs. */
 export function describeConfig(config: EngineConfig): string {
   return config.threads === undefined ? config.backend : `${config.backend}×${config.threads}`;

@@ -1,8 +1,10 @@
-// Silero VAD v5 in onnxruntime-web, in a real Chromium: WASM against onnxruntime-node's answers,
-// WebGPU (SwiftShader) against WASM, and bad inputs refused before any inference.
+// Silero VAD v5 in onnxruntime-web, in real Chromium and Firefox ESR: WASM against
+// onnxruntime-node's answers, WebGPU (Chromium's SwiftShader) against WASM, and bad inputs refused
+// before any inference.
 import { InputError, sha256Hex } from '@edgeship/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  HAS,
   maxAbsDiff,
   SILERO_TENSORS,
   sileroFeeds,
@@ -73,7 +75,18 @@ describe('Silero VAD v5 on onnxruntime-web', () => {
     expect(ortThreads()).toBe(1);
   });
 
-  it('WebGPU (SwiftShader) gives the WASM outputs within tolerance', async () => {
+  it('WebGPU gives the WASM outputs within tolerance where the browser has it, else is no-webgpu', async () => {
+    if (!HAS.webgpu) {
+      // Firefox ESR: the documented fallback, a typed reason and no session.
+      expect('gpu' in navigator).toBe(false);
+      const failure = await createOnnxEngine(model, { backend: 'webgpu', threads: 1 }).catch(
+        (e: unknown) => e,
+      );
+      expect(failure).toBeInstanceOf(BackendUnavailableError);
+      expect((failure as BackendUnavailableError).fallback).toBe('no-webgpu');
+      expect((failure as Error).message).toBe('webgpu×1: no WebGPU: navigator.gpu is missing');
+      return;
+    }
     const gpu = await open({ backend: 'webgpu', threads: 1 });
     const wasm = await open({ backend: 'wasm', threads: 1 });
     expect(gpu.config.backend).toBe('webgpu');

@@ -4,6 +4,7 @@
 import { EdgeshipError, InputError, onnxSessionOptions, type Release } from '@edgeship/protocol';
 import * as ort from 'onnxruntime-web';
 import {
+  assertWebGpuExists,
   BackendUnavailableError,
   describeConfig,
   type Engine,
@@ -66,6 +67,7 @@ export async function createOnnxEngine(
       `onnxruntime-web runs on webgpu or wasm, not ${config.backend}`,
     );
   }
+  assertWebGpuExists(config);
   const threads = config.threads ?? initialisedThreads ?? ort.env.wasm.numThreads ?? 1;
   if (threads > 1 && !globalThis.crossOriginIsolated) {
     // Without SharedArrayBuffer ORT quietly drops to one thread; say so instead.

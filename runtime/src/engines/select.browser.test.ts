@@ -1,8 +1,9 @@
-// Autotune in a real Chromium on the real Silero VAD: each candidate is timed in its own nested
-// worker (ORT fixes its thread count per worker), the fastest is loaded in this page. Timings
-// are printed, never asserted: which candidate wins depends on the machine.
+// Autotune in real Chromium and Firefox ESR on the real Silero VAD: each candidate is timed in its
+// own nested worker (ORT fixes its thread count per worker), the fastest is loaded in this page.
+// Timings are printed, never asserted: which candidate wins depends on the machine.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  HAS,
   maxAbsDiff,
   SILERO_TENSORS,
   sileroFeeds,
@@ -46,17 +47,28 @@ afterAll(async () => {
 });
 
 describe('candidateConfigs', () => {
-  it('offers WebGPU, threaded WASM and single-threaded WASM on this page', async () => {
-    // The test server sends COOP/COEP and Chromium runs WebGPU on SwiftShader (vitest.config.ts).
+  it('offers WebGPU (where the browser has it), threaded WASM and single-threaded WASM on this page', async () => {
+    // The test server sends COOP/COEP and Chromium runs WebGPU on SwiftShader (vitest.config.ts);
+    // Firefox ESR has no WebGPU, and says so with a typed reason.
     expect(crossOriginIsolated).toBe(true);
     const { candidates, fallbacks } = await candidateConfigs('onnx', env);
     const threads = Math.min(4, Math.max(2, Math.ceil(navigator.hardwareConcurrency / 2)));
     expect(candidates).toEqual([
-      { backend: 'webgpu', threads },
+      ...(HAS.webgpu ? [{ backend: 'webgpu', threads }] : []),
       { backend: 'wasm', threads },
       { backend: 'wasm', threads: 1 },
     ]);
-    expect(fallbacks).toEqual([]);
+    expect(fallbacks).toEqual(
+      HAS.webgpu
+        ? []
+        : [
+            {
+              config: { backend: 'webgpu' },
+              code: 'no-webgpu',
+              reason: 'no WebGPU: navigator.gpu is missing',
+            },
+          ],
+    );
   });
 
   it('says why WebGPU and WASM threads are ruled out, with typed codes', async () => {
@@ -97,7 +109,12 @@ describe('candidateConfigs', () => {
       hardwareConcurrency: 8,
       tfjsWasm: true,
     });
-    expect(tfjsAll.candidates.map((c) => c.backend)).toEqual(['webgpu', 'webgl', 'wasm', 'cpu']);
+    expect(tfjsAll.candidates.map((c) => c.backend)).toEqual([
+      ...(HAS.webgpu ? ['webgpu'] : []),
+      'webgl',
+      'wasm',
+      'cpu',
+    ]);
   });
 });
 
@@ -144,8 +161,9 @@ describe('selectEngine on Silero VAD', () => {
   it('honours an overridden backend even when another was faster', async () => {
     // ORT now runs in this page: only its thread count can load here (see candidateConfigs).
     const { candidates, fallbacks } = await candidateConfigs('onnx', { ...env, ortThreads: ortThreads() });
-    expect(fallbacks.map((f) => f.code)).toEqual(['threads-fixed']);
-    for (const preferred of ['webgpu', 'wasm'] as const) {
+    expect(fallbacks.map((f) => f.code)).toEqual([...(HAS.webgpu ? [] : ['no-webgpu']), 'threads-fixed']);
+    // Without WebGPU, preferring it is the next test's fallback.
+    for (const preferred of HAS.webgpu ? (['webgpu', 'wasm'] as const) : (['wasm'] as const)) {
       const selection = await selectEngine({ format: 'onnx', load, candidates, sample, preferred });
       expect(selection.chosen.backend).toBe(preferred);
       expect(selection.trials.every((t) => t.config.backend === preferred)).toBe(true);

@@ -1,5 +1,6 @@
 // The project's own tone classifier (demo-pwa/models/tone, trained by train.ts with tfjs in Node)
-// through tfjs-engine in a real Chromium, on tfjs's CPU and WebGL (SwiftShader) backends.
+// through tfjs-engine in real Chromium and Firefox ESR, on every tfjs backend the browser offers:
+// CPU and WASM in both, WebGL and WebGPU on Chromium's SwiftShader (headless Firefox has neither).
 import { fromFloat16Array, InputError, toFloat16Array } from '@edgeship/protocol';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,8 +11,8 @@ import {
   TONE_SAMPLES,
 } from '../../../demo-pwa/models/tone/generate.ts';
 import reference from '../../../demo-pwa/models/tone/reference.json';
-import { maxAbsDiff, toneFiles } from '../../test-fixtures/browser-fixtures.ts';
-import type { Backend, Engine } from './engine.ts';
+import { HAS, maxAbsDiff, toneFiles } from '../../test-fixtures/browser-fixtures.ts';
+import { type Backend, BackendUnavailableError, type Engine } from './engine.ts';
 import { runWithContract, type TensorContract } from './pipeline.ts';
 import { candidateConfigs, NoBackendError, selectEngine } from './select.ts';
 import { sampleInputs } from './tensor.ts';
@@ -55,7 +56,36 @@ afterAll(async () => {
   for (const engine of engines.splice(0)) await engine.dispose();
 });
 
-describe.each<Backend>(['cpu', 'webgl', 'wasm', 'webgpu'])('tone classifier on tfjs %s', (backend) => {
+/** The tfjs backends this browser has, and how tfjs-engine refuses the others. */
+const OFFERED: Backend[] = [
+  'cpu',
+  'wasm',
+  ...(HAS.webgl ? ['webgl' as const] : []),
+  ...(HAS.webgpu ? ['webgpu' as const] : []),
+];
+const REFUSED: Array<[Backend, string, RegExp]> = [
+  ...(HAS.webgl
+    ? []
+    : [['webgl', 'session-failed', /^webgl: tfjs could not initialise the backend$/] as const]),
+  ...(HAS.webgpu ? [] : [['webgpu', 'no-webgpu', /^webgpu: no WebGPU: navigator.gpu is missing$/] as const]),
+] as Array<[Backend, string, RegExp]>;
+
+it('loads on every backend this browser offers, and refuses the others with a typed reason', async () => {
+  expect([...OFFERED, ...REFUSED.map(([backend]) => backend)].sort()).toEqual([
+    'cpu',
+    'wasm',
+    'webgl',
+    'webgpu',
+  ]);
+  for (const [backend, fallback, message] of REFUSED) {
+    const failure = await createTfjsEngine(files, { backend }).catch((e: unknown) => e);
+    expect(failure, backend).toBeInstanceOf(BackendUnavailableError);
+    expect((failure as BackendUnavailableError).fallback).toBe(fallback);
+    expect((failure as Error).message).toMatch(message);
+  }
+});
+
+describe.each<Backend>(OFFERED)('tone classifier on tfjs %s', (backend) => {
   let engine: Engine;
   beforeAll(async () => {
     engine = await createTfjsEngine(files, { backend }, { wasmPaths: TFJS_WASM_PATHS });
@@ -145,10 +175,24 @@ describe('tfjs backend selection', () => {
     console.log(
       `tfjs autotune: ${selection.trials.map((t) => `${t.config.backend} ${t.medianMs?.toFixed(2) ?? t.error} ms`).join(', ')} → ${selection.chosen.backend}`,
     );
-    expect(selection.trials.map((t) => t.config.backend)).toEqual(['webgpu', 'webgl', 'wasm', 'cpu']);
-    expect(selection.trials.every((t) => (t.medianMs ?? 0) > 0)).toBe(true);
+    // WebGL is always a candidate (no cheap probe): where it cannot start, its trial says why.
+    expect(selection.trials.map((t) => t.config.backend)).toEqual([
+      ...(HAS.webgpu ? ['webgpu'] : []),
+      'webgl',
+      'wasm',
+      'cpu',
+    ]);
+    for (const trial of selection.trials) {
+      if (HAS.webgl || trial.config.backend !== 'webgl') expect(trial.medianMs).toBeGreaterThan(0);
+      else expect(trial.error).toBe('webgl: tfjs could not initialise the backend');
+    }
+    expect(selection.fallbacks.map((f) => [f.config.backend, f.code])).toEqual(
+      HAS.webgl ? [] : [['webgl', 'session-failed']],
+    );
     expect(candidates).toContainEqual(selection.chosen);
-    expect(fallbacks).toEqual([]);
+    expect(fallbacks.map((f) => [f.config.backend, f.code])).toEqual(
+      HAS.webgpu ? [] : [['webgpu', 'no-webgpu']],
+    );
     const { audio, expected } = referenceBatch();
     const outputs = await selection.engine.run({
       audio: { data: audio, dims: [expected.length, TONE_SAMPLES] },
@@ -160,15 +204,17 @@ describe('tfjs backend selection', () => {
     // The same topology with every weight NaN: loads fine, cannot answer.
     const nan = new Float32Array(files.weights.byteLength / 4).fill(Number.NaN);
     const broken = { modelJson: files.modelJson, weights: new Uint8Array(nan.buffer) };
+    // A GPU backend and the CPU one: WebGL where the browser has it, else WASM.
+    const accelerated: Backend = HAS.webgl ? 'webgl' : 'wasm';
     const failure = await selectEngine({
       format: 'tfjs',
-      load: (config) => createTfjsEngine(broken, config),
-      candidates: [{ backend: 'webgl' }, { backend: 'cpu' }],
+      load: (config) => createTfjsEngine(broken, config, { wasmPaths: TFJS_WASM_PATHS }),
+      candidates: [{ backend: accelerated }, { backend: 'cpu' }],
       sample: sampleInputs(TONE.inputs),
     }).catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(NoBackendError);
     expect((failure as NoBackendError).reasons.map((r) => [r.config.backend, r.code])).toEqual([
-      ['webgl', 'non-finite'],
+      [accelerated, 'non-finite'],
       ['cpu', 'non-finite'],
     ]);
   });
@@ -180,6 +226,7 @@ describe('tfjs backend selection', () => {
     });
     expect(candidates.map((c) => c.backend)).not.toContain('wasm');
     expect(fallbacks).toEqual([
+      ...(HAS.webgpu ? [] : [expect.objectContaining({ config: { backend: 'webgpu' }, code: 'no-webgpu' })]),
       expect.objectContaining({ config: { backend: 'wasm' }, code: 'not-available' }),
     ]);
   });

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import {
+  assertWebGpuExists,
   BackendUnavailableError,
   describeConfig,
   type Engine,
@@ -27,6 +28,7 @@ const BACKEND_INIT_TIMEOUT_MS = 20_000;
 
 async function useBackend(config: EngineConfig): Promise<void> {
   if (tf.getBackend() === config.backend) return;
+  assertWebGpuExists(config);
   if (tf.findBackendFactory(config.backend) === null) {
     throw new BackendUnavailableError(
       'not-bundled',

@@ -11,6 +11,19 @@ import { RuntimeCore } from './runtime-core.ts';
 
 let core: RuntimeCore | null = null;
 
+// Events reach the page through their own Comlink port, and the order of messages on two ports
+// is not defined: Firefox delivered `rolled-back` after the checkForUpdates() reply that caused
+// it. Each reply therefore waits until the page has run the listeners of the events before it.
+const delivering = new Set<Promise<unknown>>();
+
+async function afterEvents<T>(result: Promise<T>): Promise<T> {
+  try {
+    return await result;
+  } finally {
+    await Promise.all(delivering);
+  }
+}
+
 function requireCore(): RuntimeCore {
   if (!core) throw new EdgeshipError('E_DISPOSED', 'the runtime is not initialised');
   return core;
@@ -19,17 +32,19 @@ function requireCore(): RuntimeCore {
 const api: RuntimeWorkerApi = {
   async init(config, onEvent, inference) {
     core = await RuntimeCore.create(config, (event) => {
-      void Promise.resolve(onEvent(event)).catch(() => {});
+      const delivered = Promise.resolve(onEvent(event)).catch(() => {});
+      delivering.add(delivered);
+      void delivered.finally(() => delivering.delete(delivered));
     });
     serveInference(inference, requireCore);
     return { deviceId: core.deviceId };
   },
-  load: (model) => requireCore().load(model),
-  checkForUpdates: () => requireCore().checkForUpdates(),
+  load: (model) => afterEvents(requireCore().load(model)),
+  checkForUpdates: () => afterEvents(requireCore().checkForUpdates()),
   status: () => requireCore().status(),
   modelStatus: (model) => requireCore().modelStatus(model),
   reset: (model) => requireCore().reset(model),
-  sendTelemetry: () => requireCore().sendTelemetry(),
+  sendTelemetry: () => afterEvents(requireCore().sendTelemetry()),
   async dispose() {
     await core?.dispose();
     core = null;
