@@ -205,7 +205,17 @@ export const updateServer: Benchmark = async (ctx) => {
           ),
         );
       }
-      rows.push(plain(`${name}: server CPU per 1,000 requests`, m('edgeship', 'cpuPer1k'), 'CPU s'));
+      // The server's own cost, apart from what the load generator sharing the 2 cores can take.
+      rows.push(
+        compared(
+          `${name}: server CPU per 1,000 requests`,
+          m('edgeship', 'cpuPer1k'),
+          'CPU s',
+          label[baselines[0]!]!,
+          m(baselines[0]!, 'cpuPer1k'),
+          `update server ${spread(of('edgeship', 'cpuPer1k'), 3)}; baseline ${spread(of(baselines[0]!, 'cpuPer1k'), 3)}`,
+        ),
+      );
       const ratioTo = (b: string) => m('edgeship', 'reqPerSec') / m(b, 'reqPerSec');
       if (isChunk)
         goals.push(ratioGoal(`${name}: ≥ 0.8x a node:http static file server`, ratioTo('static'), 0.8));

@@ -69,6 +69,8 @@ export function createApp(deps: AppDeps) {
 
   app.use(requestId());
   app.use(async (c, next) => {
+    // Nothing to build when the level is off: this runs on every manifest check.
+    if (!log.isLevelEnabled('info')) return next();
     const started = performance.now();
     await next();
     log.info(

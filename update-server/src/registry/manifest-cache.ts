@@ -5,6 +5,8 @@ import type { RegistryService } from './service.ts';
 /** A served manifest with everything a request needs, computed once per version. */
 export interface CachedManifest {
   record: ManifestRecord;
+  /** record.createdAt as epoch ms (parsed once, not per request). */
+  createdMs: number;
   identity: Uint8Array;
   gzip: Uint8Array;
   br: Uint8Array;
@@ -113,7 +115,7 @@ export class ManifestCache {
   }
 
   private needsResign(manifest: CachedManifest, at: number): boolean {
-    return this.needsResignRecord(manifest.record, at);
+    return manifest.createdMs + this.service.manifestTtlMs / 2 <= at;
   }
 
   /** Re-signed as a new version once half its lifetime has passed (see refreshManifest). */
@@ -130,6 +132,7 @@ function prepare(record: ManifestRecord): CachedManifest {
   const identity = new TextEncoder().encode(record.body);
   return {
     record,
+    createdMs: Date.parse(record.createdAt),
     identity,
     gzip: new Uint8Array(gzipSync(identity, { level: 9 })),
     br: new Uint8Array(

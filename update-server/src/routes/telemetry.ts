@@ -2,7 +2,6 @@ import {
   MAX_TELEMETRY_BATCH_BYTES,
   TELEMETRY_SIGNATURE_HEADER,
   TelemetryBatchSchema,
-  verifyTelemetryBody,
 } from '@edgeship/protocol';
 import type { Context } from 'hono';
 import { Hono } from 'hono';
@@ -15,6 +14,7 @@ import { batchInferences } from '../telemetry/aggregate.ts';
 import { networkPrefix } from '../telemetry/network-prefix.ts';
 import { checkBatchTime } from '../telemetry/retention.ts';
 import type { TelemetryService } from '../telemetry/service.ts';
+import { verifyBatchSignature } from '../telemetry/signature.ts';
 import { checkBatchSemantics } from '../telemetry/validate.ts';
 
 export interface TelemetryRouteDeps {
@@ -55,7 +55,7 @@ export function createTelemetryRoutes(deps: TelemetryRouteDeps) {
       if (!parsed.success) throw new ApiError(400, 'E_VALIDATION', describeIssues(parsed.error.issues));
       const batch = parsed.data;
       // The one public-key operation per batch: only the install's key can speak for it.
-      if (!(await verifyTelemetryBody(batch.deviceId, bytes, c.req.header(TELEMETRY_SIGNATURE_HEADER)))) {
+      if (!verifyBatchSignature(batch.deviceId, bytes, c.req.header(TELEMETRY_SIGNATURE_HEADER))) {
         throw new ApiError(
           401,
           'E_SIGNATURE',
