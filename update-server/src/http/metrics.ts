@@ -17,13 +17,30 @@ export function createHttpMetrics() {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry],
   });
+  // Label children by key: prom-client hashes a label object on every call otherwise.
+  const counters = new Map<string, { inc(): void }>();
+  const timers = new Map<string, { observe(v: number): void }>();
   const middleware: MiddlewareHandler = async (c, next) => {
     const started = performance.now();
     await next();
     // The route pattern, not the path, keeps label cardinality bounded.
     const route = c.req.routePath || 'unmatched';
-    requests.inc({ method: c.req.method, route, status: String(c.res.status) });
-    duration.observe({ method: c.req.method, route }, (performance.now() - started) / 1000);
+    const { method } = c.req;
+    const status = c.res.status;
+    const countKey = `${method} ${status} ${route}`;
+    let counter = counters.get(countKey);
+    if (!counter) {
+      counter = requests.labels({ method, route, status: String(status) });
+      counters.set(countKey, counter);
+    }
+    counter.inc();
+    const timeKey = `${method} ${route}`;
+    let timer = timers.get(timeKey);
+    if (!timer) {
+      timer = duration.labels({ method, route });
+      timers.set(timeKey, timer);
+    }
+    timer.observe((performance.now() - started) / 1000);
   };
   return { registry, middleware };
 }

@@ -18,10 +18,12 @@ const TEXT_TYPES = /^\s*(application\/([\w.+-]+\+)?json|text\/)/i;
  * what was sent). It wraps the body in a checking stream rather than reading it, so each route's
  * own size limit still applies before anything is buffered.
  */
-export function requireUtf8Bodies(): MiddlewareHandler {
+export function requireUtf8Bodies(opts: { skip?: (path: string) => boolean } = {}): MiddlewareHandler {
   return async (c, next) => {
+    // Headers first: touching `raw.body` builds a full Request and a body stream, even for a GET.
+    if (c.req.method === 'GET' || c.req.method === 'HEAD' || opts.skip?.(c.req.path)) return next();
     const raw = c.req.raw;
-    if (raw.body && TEXT_TYPES.test(raw.headers.get('content-type') ?? '')) {
+    if (TEXT_TYPES.test(c.req.header('content-type') ?? '') && raw.body) {
       const check = utf8Check(() => c.set('invalidUtf8', true));
       c.req.raw = new Request(raw, { body: raw.body.pipeThrough(check), duplex: 'half' } as RequestInit);
     }

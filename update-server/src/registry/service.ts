@@ -56,12 +56,23 @@ export interface ChannelModelRef {
  * disagree with the state.
  */
 export class RegistryService {
+  private readonly publishedListeners: Array<(app: string, channel: string) => void> = [];
+
   constructor(
     private readonly store: RegistryStore,
     private readonly blobs: BlobStore,
     private readonly signer: ManifestSigner,
     private readonly now: () => Date = () => new Date(),
   ) {}
+
+  /** Called after a new manifest version of a channel committed (the manifest cache drops its copy). */
+  onManifestPublished(listener: (app: string, channel: string) => void): void {
+    this.publishedListeners.push(listener);
+  }
+
+  private published(app: string, channel: string): void {
+    for (const listener of this.publishedListeners) listener(app, channel);
+  }
 
   get keySet(): KeySet {
     return this.signer.keySet.signed;
@@ -278,14 +289,18 @@ export class RegistryService {
    * Re-checked under the channel lock, so concurrent callers produce one new version, not many.
    */
   async refreshManifest(app: string, channel: string): Promise<ManifestRecord | null> {
-    return this.store.transaction(async (tx) => {
+    let fresh = false;
+    const record = await this.store.transaction(async (tx) => {
       await tx.lockChannel(app, channel);
       const latest = await tx.latestManifest(app, channel);
       if (!latest) return null;
       const now = this.now();
       if (Date.parse(latest.createdAt) + this.signer.ttlMs / 2 > now.getTime()) return latest;
+      fresh = true;
       return publishManifest(tx, app, channel, this.signer, now);
     });
+    if (fresh) this.published(app, channel);
+    return record;
   }
 
   get manifestTtlMs(): number {
@@ -300,7 +315,7 @@ export class RegistryService {
     ) => Promise<{ result: T; action: string; details: Record<string, unknown> }>,
     actor: Actor,
   ): Promise<T> {
-    return this.store.transaction(async (tx) => {
+    const result = await this.store.transaction(async (tx) => {
       // Lock first: concurrent changes to one channel (from any process) apply one after another.
       await tx.lockChannel(ref.app, ref.channel);
       const now = this.now();
@@ -316,6 +331,8 @@ export class RegistryService {
       });
       return result;
     });
+    this.published(ref.app, ref.channel);
+    return result;
   }
 
   private async setProduction(tx: Registry, ref: ChannelModelRef, version: string, now: string) {

@@ -1,9 +1,11 @@
 import { Name, Sha256Hex } from '@edgeship/protocol';
 import { Hono } from 'hono';
 import { ApiError, notFound } from '../http/api-error.ts';
+import { sendStream } from '../http/send-stream.ts';
 import type { ServerKeys } from '../keys/server-keys.ts';
+import { ManifestCache, pickEncoding } from '../registry/manifest-cache.ts';
 import type { RegistryService } from '../registry/service.ts';
-import type { BlobStore, ManifestRecord, RegistryStore } from '../storage/types.ts';
+import type { BlobStore, RegistryStore } from '../storage/types.ts';
 
 export interface PublicDeps {
   registry: RegistryStore;
@@ -11,6 +13,8 @@ export interface PublicDeps {
   service: RegistryService;
   keys: ServerKeys;
   now?: () => Date;
+  /** How soon another process's manifest change is served (see registry/manifest-cache.ts). */
+  manifestRecheckMs?: number;
 }
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
@@ -21,19 +25,35 @@ const MANIFEST_CACHE = 'public, max-age=30, must-revalidate';
 export function createPublicRoutes(deps: PublicDeps) {
   const { registry, blobs, service } = deps;
   const now = deps.now ?? (() => new Date());
+  const manifests = new ManifestCache(registry, service, {
+    now: () => now().getTime(),
+    recheckMs: deps.manifestRecheckMs,
+  });
   const app = new Hono();
 
   app.get('/apps/:app/channels/:channel/manifest', async (c) => {
-    const app_ = parseParam(Name, c.req.param('app'), 'app');
-    const channel = parseParam(Name, c.req.param('channel'), 'channel');
-    let manifest = await registry.latestManifest(app_, channel);
-    if (!manifest) throw notFound(`channel ${app_}/${channel}`);
-    manifest = await refreshIfStale(manifest, service, now());
-    c.header('ETag', manifest.etag);
+    const rawApp = c.req.param('app');
+    const rawChannel = c.req.param('channel');
+    // A cached entry exists only for names that were validated when it was loaded.
+    let manifest = manifests.peek(rawApp, rawChannel);
+    if (!manifest) {
+      const app_ = parseParam(Name, rawApp, 'app');
+      const channel = parseParam(Name, rawChannel, 'channel');
+      manifest = (await manifests.get(app_, channel)) ?? undefined;
+      if (!manifest) throw notFound(`channel ${app_}/${channel}`);
+    }
     c.header('Cache-Control', MANIFEST_CACHE);
-    if (etagMatches(c.req.header('if-none-match'), manifest.etag)) return c.body(null, 304);
+    c.header('Vary', 'Accept-Encoding');
+    const encoding = pickEncoding(c.req.header('accept-encoding'));
+    c.header('ETag', manifest.etags[encoding]);
+    const ifNoneMatch = c.req.header('if-none-match');
+    if (ifNoneMatch && Object.values(manifest.etags).some((etag) => etagMatches(ifNoneMatch, etag))) {
+      return c.body(null, 304);
+    }
     c.header('Content-Type', 'application/json; charset=utf-8');
-    return c.body(manifest.body, 200);
+    if (encoding === 'identity') return c.body(manifest.identity as Uint8Array<ArrayBuffer>, 200);
+    c.header('Content-Encoding', encoding);
+    return c.body(manifest[encoding] as Uint8Array<ArrayBuffer>, 200);
   });
 
   app.get('/keyset', (c) => {
@@ -51,19 +71,20 @@ export function createPublicRoutes(deps: PublicDeps) {
     c.header('Cache-Control', IMMUTABLE);
     c.header('Accept-Ranges', 'bytes');
     if (etagMatches(c.req.header('if-none-match'), etag)) return c.body(null, 304);
-    const bytes = await blobs.get(sha256);
-    if (!bytes) throw notFound(`chunk ${sha256}`);
+    const size = await blobs.size(sha256);
+    if (size === null) throw notFound(`chunk ${sha256}`);
     c.header('Content-Type', 'application/octet-stream');
+    let status: 200 | 206 = 200;
+    let [start, end] = [0, size - 1];
     const range = c.req.header('range');
     if (range) {
-      const [start, end] = parseRange(range, bytes.length);
-      c.header('Content-Range', `bytes ${start}-${end}/${bytes.length}`);
-      if (c.req.method === 'HEAD') return c.body(null, 206);
-      return c.body(bytes.subarray(start, end + 1) as Uint8Array<ArrayBuffer>, 206);
+      [start, end] = parseRange(range, size);
+      status = 206;
+      c.header('Content-Range', `bytes ${start}-${end}/${size}`);
     }
-    c.header('Content-Length', String(bytes.length));
-    if (c.req.method === 'HEAD') return c.body(null, 200);
-    return c.body(bytes as Uint8Array<ArrayBuffer>, 200);
+    c.header('Content-Length', String(end - start + 1));
+    if (c.req.method === 'HEAD' || size === 0) return c.body(null, status);
+    return sendStream(c, status, blobs.stream(sha256, start, end));
   });
 
   return app;
@@ -108,13 +129,4 @@ export function parseRange(header: string, size: number): [number, number] {
   }
   if (start >= size || start > end) throw unsatisfiable();
   return [start, end];
-}
-
-/**
- * A manifest is re-signed as a new version once half its lifetime has passed, so devices always
- * find one that has not expired without any background job (and it works on every Hono target).
- */
-async function refreshIfStale(manifest: ManifestRecord, service: RegistryService, at: Date) {
-  if (Date.parse(manifest.createdAt) + service.manifestTtlMs / 2 > at.getTime()) return manifest;
-  return (await service.refreshManifest(manifest.app, manifest.channel)) ?? manifest;
 }

@@ -2,19 +2,19 @@ import {
   MAX_TELEMETRY_BATCH_BYTES,
   TELEMETRY_SIGNATURE_HEADER,
   TelemetryBatchSchema,
-  verifyTelemetryBody,
 } from '@edgeship/protocol';
 import type { Context } from 'hono';
 import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { ApiError } from '../http/api-error.ts';
 import { describeIssues } from '../http/errors.ts';
 import { rateLimit } from '../http/rate-limit.ts';
+import { readBody } from '../http/read-body.ts';
 import { batchInferences } from '../telemetry/aggregate.ts';
 import { networkPrefix } from '../telemetry/network-prefix.ts';
 import { checkBatchTime } from '../telemetry/retention.ts';
 import type { TelemetryService } from '../telemetry/service.ts';
+import { verifyBatchSignature } from '../telemetry/signature.ts';
 import { checkBatchSemantics } from '../telemetry/validate.ts';
 
 export interface TelemetryRouteDeps {
@@ -40,19 +40,11 @@ export function createTelemetryRoutes(deps: TelemetryRouteDeps) {
   app.post(
     '/telemetry',
     rateLimit({ points: telemetry.options.perAddressPerMinute, windowSec: 60, key: deps.clientAddress }),
-    bodyLimit({
-      maxSize: MAX_TELEMETRY_BATCH_BYTES,
-      onError: () => {
-        throw new ApiError(413, 'E_TOO_LARGE', `a batch is at most ${MAX_TELEMETRY_BATCH_BYTES} bytes`, {
-          connection: 'close',
-        });
-      },
-    }),
     async (c) => {
       if (!c.req.header('content-type')?.startsWith('application/json')) {
         throw new ApiError(415, 'E_UNSUPPORTED_MEDIA_TYPE', 'send the batch as application/json');
       }
-      const bytes = new Uint8Array(await c.req.arrayBuffer());
+      const bytes = await readBody(c, MAX_TELEMETRY_BATCH_BYTES, tooLarge);
       let body: unknown;
       try {
         body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
@@ -63,7 +55,7 @@ export function createTelemetryRoutes(deps: TelemetryRouteDeps) {
       if (!parsed.success) throw new ApiError(400, 'E_VALIDATION', describeIssues(parsed.error.issues));
       const batch = parsed.data;
       // The one public-key operation per batch: only the install's key can speak for it.
-      if (!(await verifyTelemetryBody(batch.deviceId, bytes, c.req.header(TELEMETRY_SIGNATURE_HEADER)))) {
+      if (!verifyBatchSignature(batch.deviceId, bytes, c.req.header(TELEMETRY_SIGNATURE_HEADER))) {
         throw new ApiError(
           401,
           'E_SIGNATURE',
@@ -97,6 +89,11 @@ export function createTelemetryRoutes(deps: TelemetryRouteDeps) {
   );
   return app;
 }
+
+const tooLarge = () =>
+  new ApiError(413, 'E_TOO_LARGE', `a batch is at most ${MAX_TELEMETRY_BATCH_BYTES} bytes`, {
+    connection: 'close',
+  });
 
 function retryLater(seconds: number, why: string) {
   return new ApiError(429, 'E_RATE_LIMITED', `${why}; retry in ${seconds} s`, {

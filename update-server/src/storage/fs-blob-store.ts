@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { assertChunkHash, assertChunkName } from './chunk-hash.ts';
 import type { BlobStore } from './types.ts';
 
@@ -45,6 +47,12 @@ export class FsBlobStore implements BlobStore {
       if (isMissing(error)) return null;
       throw error;
     }
+  }
+
+  stream(sha256: string, start: number, end: number): Readable {
+    assertChunkName(sha256);
+    // Chunks are immutable and never rewritten in place, so size and bytes cannot disagree.
+    return createReadStream(this.pathOf(sha256), { start, end, highWaterMark: 256 * 1024 });
   }
 
   async size(sha256: string): Promise<number | null> {

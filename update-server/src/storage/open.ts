@@ -8,6 +8,7 @@ import { migrateToLatest } from './migrations.ts';
 import { PgBlobStore } from './pg-blob-store.ts';
 import { KyselyRegistry } from './registry.ts';
 import type { Database } from './schema.ts';
+import { cachingStatements } from './statement-cache.ts';
 import type { BlobStore, RegistryStore } from './types.ts';
 
 export interface StorageOptions {
@@ -56,7 +57,7 @@ async function openSqlite(dataDir: string, log?: (msg: string) => void): Promise
     database.close();
     throw error;
   }
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingStatements(database) }) });
   await migrateOrDestroy(db, () => migrateToLatest(db, 'sqlite', { log }));
   log?.(`storage: SQLite ${file}, chunks in ${join(dataDir, BLOBS_DIR)}`);
   return {

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { type Kysely, sql } from 'kysely';
 import { assertChunkHash, assertChunkName } from './chunk-hash.ts';
 import type { Database } from './schema.ts';
@@ -8,6 +9,9 @@ import type { BlobStore } from './types.ts';
  * share them with no shared file system. Chunks are at most 16 MiB (protocol ChunkRefSchema),
  * well under bytea's 1 GB limit.
  */
+/** Bytes per query when streaming a chunk. */
+const PG_SLICE_BYTES = 1024 * 1024;
+
 export class PgBlobStore implements BlobStore {
   constructor(
     private readonly db: Kysely<Database>,
@@ -37,6 +41,26 @@ export class PgBlobStore implements BlobStore {
       .executeTakeFirst();
     if (!row) return null;
     return new Uint8Array(row.bytes.buffer, row.bytes.byteOffset, row.bytes.byteLength);
+  }
+
+  stream(sha256: string, start: number, end: number): Readable {
+    assertChunkName(sha256);
+    const db = this.db;
+    // Slices with substring(): a stored chunk is incompressible model bytes, kept uncompressed by
+    // TOAST, so PostgreSQL reads only the slice's pages and the server holds one slice at a time.
+    async function* slices() {
+      for (let at = start; at <= end; at += PG_SLICE_BYTES) {
+        const length = Math.min(PG_SLICE_BYTES, end - at + 1);
+        const row = await db
+          .selectFrom('chunks')
+          .select(sql<Buffer>`substring(bytes from ${at + 1} for ${length})`.as('part'))
+          .where('sha256', '=', sha256)
+          .executeTakeFirst();
+        if (!row) throw new Error(`chunk ${sha256} disappeared while it was read`);
+        yield row.part;
+      }
+    }
+    return Readable.from(slices(), { objectMode: false });
   }
 
   async size(sha256: string): Promise<number | null> {

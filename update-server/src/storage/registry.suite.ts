@@ -309,6 +309,7 @@ export function registrySuite(name: string, open: () => Promise<OpenedStore>): v
     describe('manifests', () => {
       it('returns the highest version; inserting an existing version is a ConflictError', async () => {
         expect(await registry.latestManifest('app', 'stable')).toBeNull();
+        expect(await registry.latestManifestVersion('app', 'stable')).toBeNull();
         const v1 = manifest('app', 'stable', 1);
         const v2 = manifest('app', 'stable', 2);
         await registry.insertManifest(v1);
@@ -321,6 +322,8 @@ export function registrySuite(name: string, open: () => Promise<OpenedStore>): v
         // Versions compare as numbers, not text ("10" > "9").
         for (let v = 3; v <= 10; v++) await registry.insertManifest(manifest('app', 'stable', v));
         expect((await registry.latestManifest('app', 'stable'))?.version).toBe(10);
+        expect(await registry.latestManifestVersion('app', 'stable')).toBe(10);
+        expect(await registry.latestManifestVersion('app', 'beta')).toBe(7);
 
         const error = await registry
           .insertManifest({ ...manifest('app', 'stable', 2), body: '{"forged":true}' })

@@ -224,6 +224,19 @@ export class KyselyRegistry implements RegistryStore {
     return row ? rows.manifestFromRow(row) : null;
   }
 
+  async latestManifestVersion(app: string, channel: string): Promise<number | null> {
+    // Index-only on the (app, channel, version) primary key: what a cached manifest checks.
+    const row = await this.db
+      .selectFrom('manifests')
+      .select('version')
+      .where('app', '=', app)
+      .where('channel', '=', channel)
+      .orderBy('version', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row ? Number(row.version) : null;
+  }
+
   async insertManifest(record: ManifestRecord): Promise<void> {
     await insertOrConflict(
       this.db

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type { SignedRelease } from '@edgeship/protocol';
 
 /**
@@ -138,6 +139,8 @@ export interface Registry {
   listAudit(query: AuditQuery): Promise<AuditEntry[]>; // newest first
 
   latestManifest(app: string, channel: string): Promise<ManifestRecord | null>;
+  /** The newest version number alone (cheap: a cache checks it to see whether its copy is current). */
+  latestManifestVersion(app: string, channel: string): Promise<number | null>;
   insertManifest(record: ManifestRecord): Promise<void>; // ConflictError if (app, channel, version) exists
 
   insertToken(record: TokenRecord): Promise<void>;
@@ -165,6 +168,11 @@ export interface BlobStore {
   /** Stores bytes under their SHA-256, which it checks; storing an existing chunk is a no-op. */
   put(sha256: string, bytes: Uint8Array): Promise<void>;
   get(sha256: string): Promise<Uint8Array | null>;
+  /**
+   * Bytes `start`..`end` (inclusive) as a stream, never the whole chunk in memory (what the chunk
+   * route serves). Call after `size` said the chunk exists.
+   */
+  stream(sha256: string, start: number, end: number): Readable;
   size(sha256: string): Promise<number | null>;
   /** The subset of `hashes` not stored yet, in the given order. */
   missing(hashes: string[]): Promise<string[]>;

@@ -33,8 +33,20 @@ export class GroupCommit<T, R> {
 
   private pump(): void {
     if (this.running || this.queue.length === 0) return;
-    const group = this.queue.splice(0, this.maxGroup);
     this.running = (async () => {
+      // A transaction on SQLite runs without yielding to I/O, so one started at once carries the
+      // one batch that started it; waiting for the rest of this event-loop turn lets the requests
+      // already read from their sockets join (ten connections: groups of several, not of one).
+      // While the queue still grows (up to a few turns), keep waiting: each turn costs microseconds.
+      for (
+        let turn = 0, seen = -1;
+        turn < 4 && this.queue.length > seen && this.queue.length < this.maxGroup;
+        turn++
+      ) {
+        seen = this.queue.length;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      const group = this.queue.splice(0, this.maxGroup);
       try {
         const results = await this.commit(group.map((g) => g.item));
         for (const [i, g] of group.entries()) g.resolve(results[i]!);
