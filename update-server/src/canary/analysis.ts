@@ -38,6 +38,19 @@ export interface CanaryPolicy {
    */
   trimShare: number;
   weightClip: number;
+  /**
+   * Install-level analysis (robust.ts): the family-wise rate of halting a healthy canary, over all
+   * its looks, criteria and segments together (always-valid p-values, Holm across the tests).
+   */
+  alpha: number;
+  /** Halt when the typical install's p95 latency on the canary exceeds the control's by this factor, with confidence. */
+  latencyMarginRatio: number;
+  /** Installs per arm where the always-valid boundary is tightest (it stays valid everywhere). */
+  lookHorizonInstalls: number;
+  /** A segment is judged on its own from this many installs in each arm; smaller ones merge into 'other'. */
+  minSegmentInstalls: number;
+  /** An install's latency counts once it has this many timed inferences. */
+  minLatencySamples: number;
 }
 
 /** What a verdict judges: error rate, p95 latency, feature drift. */
@@ -54,6 +67,11 @@ export const DEFAULT_CANARY_POLICY: CanaryPolicy = {
   minPrefixes: 8,
   trimShare: 0.1,
   weightClip: 2,
+  alpha: 0.01,
+  latencyMarginRatio: 1.05,
+  lookHorizonInstalls: 200,
+  minSegmentInstalls: 30,
+  minLatencySamples: 5,
 };
 
 export interface CanaryVerdict {
@@ -67,12 +85,32 @@ export interface CanaryVerdict {
     /** z of "canary − control > margin" (unpooled); the halt criterion. */
     errorRateMarginZ: number | null;
     drift: Record<string, { canaryPsi: number; controlPsi: number | null; jsDistance: number; ks: number }>;
+    /** The install-level tests (robust.ts), overall and per segment, with their always-valid p-values. */
+    tests?: InstallTest[];
+    /** Installs per arm in each segment value, after merging small ones into 'other'. */
+    segments?: Record<string, Record<string, { canary: number; control: number }>>;
     /** Distinct installs and network prefixes whose evidence each arm counted (canary/robust.ts). */
     sources?: {
       canary: { installs: number; prefixes: number };
       control: { installs: number; prefixes: number };
     };
   };
+}
+
+/** One install-level test: a criterion on a part of the fleet. */
+export interface InstallTest {
+  scope: string;
+  criterion: 'errors' | 'latency';
+  /** Canary and control estimates: error rate, or mean log p95 latency per install. */
+  canary: number;
+  control: number;
+  installs: { canary: number; control: number };
+  /** z of "canary − control > margin" on installs. */
+  z: number;
+  /** Always-valid p-value (install-stats.ts), before Holm. */
+  p: number;
+  /** Rejected by Holm at policy.alpha: this test halts the rollout. */
+  regressed: boolean;
 }
 
 interface ArmSummary {
