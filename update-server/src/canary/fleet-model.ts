@@ -74,8 +74,13 @@ const BROWSERS = [
 ] as const;
 
 function segmentOf(random: () => number, speed: number): SegmentValues {
-  let u = random();
-  const b = BROWSERS.find((x) => (u -= x.share) < 0) ?? BROWSERS[0];
+  const u = random();
+  let cumulative = 0;
+  const b =
+    BROWSERS.find((x) => {
+      cumulative += x.share;
+      return u < cumulative;
+    }) ?? BROWSERS[0];
   const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)]!;
   return {
     browser: b.browser,

@@ -108,7 +108,9 @@ export async function shadowEvidence(
   telemetry: TelemetryService,
   rollout: RolloutRecord,
 ): Promise<ShadowEvidence> {
-  const since = Math.floor(Date.parse(rollout.createdAt) / 1000);
+  // From the window the rollout started in (aggregates are kept per window).
+  const window = telemetry.windowSec;
+  const since = Math.floor(Date.parse(rollout.createdAt) / 1000 / window) * window;
   const filter = { app: rollout.app, channel: rollout.channel, model: rollout.model, since };
   const [rows, devices] = await Promise.all([
     telemetry.store.aggregates(filter),
