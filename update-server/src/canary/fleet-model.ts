@@ -163,6 +163,8 @@ export interface WatchResult {
   firstVerdictAt: number | null;
   /** The verdict at the halt, or at the last look. */
   verdict: CanaryVerdict;
+  /** What ran the candidate until the halt (or the end): canary installs reporting, and their events. */
+  exposure: { installs: number; events: number };
 }
 
 /** Watches one canary over `model.looks` looks, as the monitor would, and reports the first halt. */
@@ -183,7 +185,14 @@ export function watchCanary(
     const rows = fleet.filter((d) => d.row.inferences + d.row.errors > 0).map((d) => ({ ...d.row }));
     verdict = judge(rows);
     if (verdict.decision !== 'insufficient-data') firstVerdictAt ??= look;
-    if (verdict.decision === 'halt') return { haltedAt: look, firstVerdictAt, verdict };
+    if (verdict.decision === 'halt')
+      return { haltedAt: look, firstVerdictAt, verdict, exposure: exposureOf(rows) };
   }
-  return { haltedAt: null, firstVerdictAt, verdict: verdict! };
+  const rows = fleet.map((d) => d.row).filter((r) => r.inferences + r.errors > 0);
+  return { haltedAt: null, firstVerdictAt, verdict: verdict!, exposure: exposureOf(rows) };
+}
+
+function exposureOf(rows: InstallEvidence[]) {
+  const canary = rows.filter((r) => r.arm === 'canary');
+  return { installs: canary.length, events: canary.reduce((n, r) => n + r.inferences + r.errors, 0) };
 }
