@@ -67,7 +67,7 @@ beforeAll(async () => {
       forged: 'good',
     },
   ]);
-}, 300_000); // 23 rollouts side by side, two with forging devices; about 2 minutes on a loaded 2-core machine
+}, 600_000); // 24 rollouts side by side, two with forging devices; 2 to 6 minutes on a loaded 2-core machine
 afterAll(() => fleet?.stop());
 
 describe('fleet simulator (2,000 devices)', () => {

@@ -16,12 +16,17 @@ export interface CanaryPolicy {
   /** Halt when the canary's error rate exceeds the control's by more than this much (absolute)... */
   errorRateMargin: number;
   /**
-   * ...with this confidence: a one-sided z-test of "canary − control > margin" (3.09 is p = 0.001).
+   * ...with this confidence, in the pooled view (analyzeCanary; the server uses `alpha` on
+   * installs): a one-sided z-test of "canary − control > margin" (3.09 is p = 0.001).
    * Testing the margin itself, not just "different", keeps the repeated looks of a running
    * analysis on small early samples from halting a healthy canary.
    */
   errorRateZ: number;
-  /** Halt when the canary's p95 latency exceeds the control's by this factor. */
+  /**
+   * Pooled view only (analyzeCanary on summed arms, kept for callers that have no installs): halt
+   * when the pooled p95 exceeds the control's by this factor. The server judges installs instead
+   * (robust.ts, `latencyMarginRatio`): pooled inferences are not independent.
+   */
   p95LatencyRatio: number;
   /** Halt when a feature drifts on the canary (PSI above this) but not on the control. */
   psiThreshold: number;
@@ -149,7 +154,9 @@ function marginZ(failA: number, nA: number, failB: number, nB: number, margin: n
 }
 
 /**
- * Compares a canary with its control. A regression must be both large (a practical margin)
+ * Compares two pooled arms (inferences summed over installs). The server's verdict is
+ * analyzeEvidence (robust.ts), on installs; this stays for drift (a comparison of distributions)
+ * and for callers that only have sums. A regression must be both large (a practical margin)
  * and, for error rates, statistically clear, so that noise on a small fleet never halts a
  * healthy release.
  */

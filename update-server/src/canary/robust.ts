@@ -92,12 +92,13 @@ export function analyzeEvidence(
   const tests: InstallTest[] = [];
   const logP95 = logP95PerInstall([...arms.canary, ...arms.control], policy);
   const seen = new Set<string>();
+  const ids = new Map([...arms.canary, ...arms.control].map((w, i) => [w, i]));
   for (const scope of scopes) {
     const canary = arms.canary.filter((w) => inScope(w.row, scope, merge));
     const control = arms.control.filter((w) => inScope(w.row, scope, merge));
     // A segment with the same installs as one already tested (one browser version of a browser,
     // all of one OS on one backend) would only cost budget: test each set of installs once.
-    const members = [...canary, ...control].map((w) => w.row.deviceId).join(',');
+    const members = membership(canary, control, ids);
     if (seen.has(members)) continue;
     seen.add(members);
     const errors = errorTest(canary, control, releases, policy);
@@ -130,6 +131,18 @@ export function analyzeEvidence(
     reasons,
     evidence: { ...evidence, tests, segments: segmentSplit(arms, merge) },
   };
+}
+
+/** A signature of a set of installs (sizes and two sums of mixed indices: collisions are negligible). */
+function membership(canary: Weighted[], control: Weighted[], ids: Map<Weighted, number>): string {
+  let a = 0;
+  let b = 0;
+  for (const w of [...canary, ...control]) {
+    const i = ids.get(w)!;
+    a = (a + Math.imul(i + 1, 2654435761)) >>> 0;
+    b = (b + Math.imul(i + 7, 40503) + (i << 3)) >>> 0;
+  }
+  return `${canary.length}:${control.length}:${a}:${b}`;
 }
 
 type TestResult = Omit<InstallTest, 'scope' | 'criterion' | 'regressed'>;
