@@ -19,6 +19,7 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   quantization: async () => (await import('./src/quantization.ts')).quantization,
   soak: async () => (await import('./src/soak.ts')).soak,
   fleet: async () => (await import('./src/fleet.ts')).fleet,
+  canary: async () => (await import('./src/canary.ts')).canary,
   'bundle-size': async () => (await import('./src/bundle-size.ts')).bundleSize,
   fuzz: async () => (await import('./src/fuzz.ts')).fuzz,
 };

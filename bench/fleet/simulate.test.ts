@@ -1,8 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Fleet, type FleetReport, HEALTHY, REGRESSIONS, type ScenarioOptions } from './simulate.ts';
+import {
+  FIREFOX_ONLY,
+  Fleet,
+  type FleetReport,
+  HEALTHY,
+  REGRESSIONS,
+  type ScenarioOptions,
+} from './simulate.ts';
 
 /**
- * A 2,000-device fleet against a real server process. Twenty healthy canaries, each its own model
+ * A 2,000-device fleet against a real server process, devices differing as real ones do (speed
+ * log-normal, sigma 0.6; 1% flaky; four browsers, three backends). Twenty healthy canaries, each its own model
  * with its own rollout, salt and seed, run side by side with one regressed canary: every device
  * runs every model and reports all of them in one batch. 5% of the devices forge telemetry for two
  * more models (bad numbers on a healthy canary, good ones on a regressed one): neither may steer.
@@ -34,6 +42,13 @@ beforeAll(async () => {
       candidate: HEALTHY,
     })),
     { ...common, name: 'regressed', model: 'regressed', seed: 7, candidate: REGRESSIONS.slower },
+    {
+      ...common,
+      name: 'regressed on Firefox only',
+      model: 'firefox-only',
+      seed: 11,
+      candidate: FIREFOX_ONLY,
+    },
     // 5% of the devices lie about these two, at 50x an honest device's volume.
     {
       ...common,
@@ -52,7 +67,7 @@ beforeAll(async () => {
       forged: 'good',
     },
   ]);
-}, 300_000); // 23 rollouts side by side, two with forging devices; about 2 minutes on a loaded 2-core machine
+}, 600_000); // 24 rollouts side by side, two with forging devices; 2 to 6 minutes on a loaded 2-core machine
 afterAll(() => fleet?.stop());
 
 describe('fleet simulator (2,000 devices)', () => {
@@ -76,6 +91,12 @@ describe('fleet simulator (2,000 devices)', () => {
       expect(s.shareOfFleetRanCandidate).toBeGreaterThan(0.2);
       expect(s.events.server).toBeGreaterThan(10_000);
     }
+  });
+
+  it('halts a regression confined to one browser, and names that browser', () => {
+    const firefox = report.scenarios.find((s) => s.model === 'firefox-only')!;
+    expect(firefox.outcome).toBe('halted');
+    expect(firefox.haltReason).toMatch(/on browser=firefox/);
   });
 
   it('is steered by none of the 5% of devices that forge telemetry', () => {

@@ -6,7 +6,10 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
+  type Backend,
+  type BrowserFamily,
   chooseRelease,
+  type DeviceSegment,
   describeFile,
   generateInstallKey,
   type Histogram,
@@ -51,6 +54,8 @@ export interface Profile {
   errorRate: number;
   /** Distribution of the monitored feature: as the reference (uniform) or shifted towards 0. */
   energy: 'uniform' | 'skewed';
+  /** The profile applies only to devices of this browser; the others run the candidate as HEALTHY. */
+  only?: { browser: BrowserFamily };
 }
 
 export const HEALTHY: Profile = {
@@ -64,6 +69,13 @@ export const REGRESSIONS: Record<'slower' | 'errors' | 'drift', Profile> = {
   slower: { ...HEALTHY, name: 'slower (latency x1.6)', latencyMedianMs: 8 * 1.6 },
   errors: { ...HEALTHY, name: 'fails more (5% vs 0.5%)', errorRate: 0.05 },
   drift: { ...HEALTHY, name: 'drifted inputs', energy: 'skewed' },
+};
+/** A regression on one browser's devices only (a WASM or WebGPU bug in one engine). */
+export const FIREFOX_ONLY: Profile = {
+  ...HEALTHY,
+  name: 'fails more on Firefox only (5% vs 0.5%)',
+  errorRate: 0.05,
+  only: { browser: 'firefox' },
 };
 
 /**
@@ -112,6 +124,13 @@ export interface FleetOptions {
   devicesPerNetwork?: number;
   /** Share of devices that forge telemetry in scenarios that say how (`ScenarioOptions.forged`). */
   forgedShare?: number;
+  /**
+   * Devices differ as real ones do: each device's latency is the profile's times its own speed,
+   * log-normal with this sigma (0.5 to 0.8 in real fleets; 0: identical devices)...
+   */
+  speedSigma?: number;
+  /** ...and this share of devices is flaky, failing FLAKY_ERROR_RATE of inferences on every release. */
+  flakyShare?: number;
   log?: (line: string) => void;
 }
 
@@ -193,7 +212,54 @@ interface Accumulator {
   energy: number[];
 }
 
-interface Device {
+const FLAKY_ERROR_RATE = 0.2;
+
+/** Browser, OS and backend mixes of a web fleet (segments the server splits canary analysis by). */
+const BROWSER_MIX = [
+  {
+    share: 0.55,
+    browser: 'chrome',
+    major: 131,
+    os: ['windows', 'android', 'macos'],
+    backends: ['webgpu', 'wasm'],
+  },
+  { share: 0.2, browser: 'safari', major: 18, os: ['ios', 'macos'], backends: ['wasm'] },
+  { share: 0.15, browser: 'firefox', major: 133, os: ['windows', 'linux'], backends: ['wasm', 'webgl'] },
+  { share: 0.1, browser: 'edge', major: 131, os: ['windows'], backends: ['webgpu', 'wasm'] },
+] as const;
+
+/** What kind of device an install is: its segment, backend, speed and flakiness. */
+interface DeviceKind {
+  segment: DeviceSegment;
+  backend: Backend;
+  speed: number;
+  flaky: boolean;
+}
+
+function deviceKind(random: () => number, speedSigma: number, flakyShare: number): DeviceKind {
+  const u = random();
+  let cumulative = 0;
+  const b =
+    BROWSER_MIX.find((x) => {
+      cumulative += x.share;
+      return u < cumulative;
+    }) ?? BROWSER_MIX[0];
+  const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)]!;
+  const speed = Math.exp(speedSigma * gaussian(random));
+  return {
+    segment: {
+      browser: b.browser,
+      browserMajor: b.major,
+      os: pick(b.os),
+      deviceClass: speed > 1.5 ? 'low' : speed < 0.7 ? 'high' : 'mid',
+    },
+    backend: pick(b.backends),
+    speed,
+    flaky: random() < flakyShare,
+  };
+}
+
+interface Device extends DeviceKind {
   id: string;
   /** The install key's private half: signs every batch. */
   key: CryptoKey;
@@ -266,7 +332,7 @@ export class Fleet {
     private readonly tokens: BootstrapTokens,
     private readonly publisherKey: SigningKeyPair,
     private readonly root: TrustedRoot,
-    readonly installs: Array<{ id: string; key: CryptoKey; from: string; forger: boolean }>,
+    readonly installs: Array<{ id: string; key: CryptoKey; from: string; forger: boolean } & DeviceKind>,
   ) {}
 
   static async start(options: FleetOptions): Promise<Fleet> {
@@ -279,6 +345,8 @@ export class Fleet {
       resendShare: 0.02,
       devicesPerNetwork: 8,
       forgedShare: 0,
+      speedSigma: 0.6,
+      flakyShare: 0.01,
       log: () => {},
       ...options,
     };
@@ -306,6 +374,7 @@ export class Fleet {
           key: key.privateKey,
           from: `127.${20 + (net >> 8)}.${net & 255}.${host}`,
           forger: random() < opts.forgedShare,
+          ...deviceKind(random, opts.speedSigma, opts.flakyShare),
         };
       }),
     );
@@ -423,13 +492,14 @@ export class Fleet {
     const sinceSec = Math.floor(Date.now() / 1000) - 60;
 
     const [minCheck, maxCheck] = opts.checkMinutes;
-    const devices: Device[] = this.installs.map(({ id, key, from, forger }) => {
+    const devices: Device[] = this.installs.map(({ id, key, from, forger, ...kind }) => {
       const checkEvery = minCheck + random() * (maxCheck - minCheck);
       return {
         id,
         key,
         from,
         forger,
+        ...kind,
         active: new Map(scenarios.map((sc) => [sc.s.model, CONTROL])),
         checkEvery,
         nextCheck: random() * checkEvery,
@@ -460,9 +530,12 @@ export class Fleet {
         const forging = device.forger && sc.s.forged !== null;
         const p = forging
           ? forgedProfile(sc.s.forged!, version === CANDIDATE)
-          : version === CANDIDATE
+          : version === CANDIDATE &&
+              (!sc.s.candidate.only || sc.s.candidate.only.browser === device.segment.browser)
             ? sc.s.candidate
             : HEALTHY;
+        const errorRate = device.flaky && !forging ? Math.max(p.errorRate, FLAKY_ERROR_RATE) : p.errorRate;
+        const medianMs = p.latencyMedianMs * (forging ? 1 : device.speed);
         const r = sc.random;
         let perModel = device.acc.get(model);
         if (!perModel) {
@@ -475,12 +548,12 @@ export class Fleet {
           perModel.set(version, acc);
         }
         for (let i = 0; i < (forging ? n * FORGED_VOLUME : n); i++) {
-          if (r() < p.errorRate) {
+          if (r() < errorRate) {
             acc.errors += 1;
             continue;
           }
           acc.inferences += 1;
-          recordValue(acc.latency, p.latencyMedianMs * Math.exp(p.latencySigma * gaussian(r)));
+          recordValue(acc.latency, medianMs * Math.exp(p.latencySigma * gaussian(r)));
           const u = r();
           const value = p.energy === 'uniform' ? u : u * u;
           acc.energy[Math.min(9, Math.floor(value * 10))]! += 1;
@@ -496,8 +569,9 @@ export class Fleet {
           records.push({
             model,
             version,
-            backend: 'wasm',
+            backend: device.backend,
             role: 'active',
+            segment: device.segment,
             inferences: acc.inferences,
             errors: acc.errors > 0 ? { E_HEALTH_CHECK: acc.errors } : {},
             latencyMs: acc.latency,
@@ -820,6 +894,12 @@ async function main(): Promise<void> {
       { name: 'bad canary: slower', model: 'slower', seed: seed + 2, candidate: REGRESSIONS.slower },
       { name: 'bad canary: more errors', model: 'errors', seed: seed + 3, candidate: REGRESSIONS.errors },
       { name: 'bad canary: drifted inputs', model: 'drift', seed: seed + 4, candidate: REGRESSIONS.drift },
+      {
+        name: 'bad canary: more errors on Firefox only',
+        model: 'firefox',
+        seed: seed + 7,
+        candidate: FIREFOX_ONLY,
+      },
       // The forging devices (--forged-share of the fleet) lie about these two models only.
       {
         name: `good release, ${forgedShare * 100}% of devices forge bad telemetry`,

@@ -11,6 +11,7 @@ export const ORDER = [
   'quantization',
   'soak',
   'fleet',
+  'canary',
   'bundle-size',
   'fuzz',
 ];

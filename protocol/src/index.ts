@@ -15,6 +15,7 @@ export * from './parse.ts';
 export * from './release.ts';
 export * from './schema-primitives.ts';
 export * from './seeded-random.ts';
+export * from './segments.ts';
 export * from './sign.ts';
 export * from './signature.ts';
 export * from './telemetry.ts';

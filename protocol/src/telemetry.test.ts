@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { EdgeshipError } from './errors.ts';
 import { parseValue } from './parse.ts';
-import { type TelemetryBatch, TelemetryBatchSchema } from './telemetry.ts';
+import { DeviceSegmentSchema, deviceClassOf, segmentValues } from './segments.ts';
+import { type TelemetryBatch, TelemetryBatchSchema, TelemetryRecordSchema } from './telemetry.ts';
 
 function batch(overrides: Partial<TelemetryBatch> = {}): TelemetryBatch {
   return {
@@ -52,5 +53,59 @@ describe('telemetry batch schema', () => {
     ['an unknown field', { extra: true } as Partial<TelemetryBatch>],
   ])('rejects %s', (_, overrides) => {
     expect(() => parseValue(TelemetryBatchSchema, batch(overrides), 'batch')).toThrow(EdgeshipError);
+  });
+});
+
+describe('device segments', () => {
+  it('classes devices from cores and memory, coarsely', () => {
+    expect(deviceClassOf(2, 8)).toBe('low');
+    expect(deviceClassOf(8, 2)).toBe('low');
+    expect(deviceClassOf(8, 8)).toBe('high');
+    expect(deviceClassOf(16, undefined)).toBe('high');
+    expect(deviceClassOf(6, 8)).toBe('mid');
+    expect(deviceClassOf(undefined, undefined)).toBeUndefined();
+  });
+
+  it('accepts a record with a segment and refuses fine-grained or unknown values', () => {
+    const record = {
+      model: 'kws',
+      version: '1.0.0',
+      backend: 'wasm',
+      role: 'active',
+      inferences: 3,
+      errors: {},
+      latencyMs: { '10': 3 },
+      downloadBytes: 0,
+      downloadMs: 0,
+      features: [],
+    };
+    expect(TelemetryRecordSchema.safeParse(record).success).toBe(true); // optional: older runtimes
+    expect(
+      TelemetryRecordSchema.safeParse({ ...record, segment: { browser: 'safari', os: 'ios' } }).success,
+    ).toBe(true);
+    expect(TelemetryRecordSchema.safeParse({ ...record, segment: { cores: 8 } }).success).toBe(false);
+    expect(
+      DeviceSegmentSchema.safeParse({
+        browser: 'firefox',
+        browserMajor: 133,
+        os: 'linux',
+        deviceClass: 'mid',
+      }).success,
+    ).toBe(true);
+    expect(DeviceSegmentSchema.safeParse({ browser: 'firefox', userAgent: 'Mozilla/5.0 ...' }).success).toBe(
+      false,
+    );
+    expect(DeviceSegmentSchema.safeParse({ browser: 'netscape' }).success).toBe(false);
+    expect(DeviceSegmentSchema.safeParse({ browserMajor: 133.2 }).success).toBe(false);
+    expect(
+      segmentValues({ backend: 'webgpu', segment: { browser: 'chrome', browserMajor: 131 } }, '0.4.2'),
+    ).toEqual({
+      browser: 'chrome',
+      browserVersion: 'chrome-131',
+      os: 'unknown',
+      backend: 'webgpu',
+      deviceClass: 'unknown',
+      runtime: '0.4',
+    });
   });
 });

@@ -3,6 +3,7 @@ import { ERROR_CODES } from './errors.ts';
 import { HISTOGRAM_BUCKETS } from './histogram.ts';
 import { DEVICE_ID_PATTERN } from './install-key.ts';
 import { IsoTime, Name, SemVer } from './schema-primitives.ts';
+import { DeviceSegmentSchema } from './segments.ts';
 
 // Hard bounds: a device can never send a batch the server has to think twice about.
 export const MAX_TELEMETRY_BATCH_BYTES = 256 * 1024;
@@ -45,6 +46,8 @@ export const TelemetryRecordSchema = z
     downloadMs: z.number().min(0).max(86_400_000),
     features: z.array(FeatureCountsSchema).max(16),
     shadow: ShadowReportSchema.optional(),
+    /** Which kind of device (segments.ts): optional, coarse, never identifying. */
+    segment: DeviceSegmentSchema.optional(),
   })
   .refine(
     (r) => (r.role === 'shadow') === (r.shadow !== undefined),

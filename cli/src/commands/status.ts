@@ -53,6 +53,7 @@ export function registerStatus(program: Command): void {
             ? [`  ${f.app}/${f.channel}: no telemetry yet`]
             : f.versions.map((v) => `  ${f.app}/${f.channel} ${describeVersion(v)}`),
         ),
+        ...fleets.flatMap((f) => f.rollouts.flatMap(describeVerdicts)),
       ]);
     });
 }
@@ -82,4 +83,33 @@ function describeVersion(v: FleetSummary['versions'][number]): string {
     .filter(([, d]) => d.drifted)
     .map(([name, d]) => `${name} PSI ${d.psi.toFixed(2)}`);
   return `${v.model}@${v.version}: ${v.devices} devices${share}, ${v.inferences} inferences, errors ${errors}, p50/p95/p99 ${ms(v.latencyMs.p50)}/${ms(v.latencyMs.p95)}/${ms(v.latencyMs.p99)} ms${drifted.length ? `, drift: ${drifted.join(', ')}` : ''}`;
+}
+
+/** A rollout's canary verdict with its split by segment, or a shadow rollout's verdict. */
+function describeVerdicts(r: FleetSummary['rollouts'][number]): string[] {
+  const lines: string[] = [];
+  if (r.shadow) {
+    lines.push(
+      `shadow ${r.id} ${r.model}@${r.release}: ${r.shadow.decision} (${r.shadow.reasons.join('; ')})`,
+    );
+  }
+  if (r.canary) {
+    lines.push(
+      `canary ${r.id} ${r.model}@${r.release}: ${r.canary.decision}${r.canary.reasons.length ? ` (${r.canary.reasons.join('; ')})` : ''}`,
+    );
+    // Installs per segment (canary/control), then each segment test that was run.
+    for (const [dimension, split] of Object.entries(r.canary.evidence.segments ?? {})) {
+      const values = Object.entries(split).map(([value, n]) => `${value} ${n.canary}/${n.control}`);
+      if (values.length > 1) lines.push(`  ${dimension}: ${values.join(', ')}`);
+    }
+    const tests = r.canary.evidence.tests ?? [];
+    const regressed = tests.filter((t) => t.regressed);
+    lines.push(
+      `  ${tests.length} install-level tests (overall and per segment), ${regressed.length} regressed`,
+    );
+    for (const t of regressed) {
+      lines.push(`  regressed: ${t.scope} ${t.criterion} (z ${t.z.toFixed(2)}, p ${t.p.toPrecision(2)})`);
+    }
+  }
+  return lines;
 }

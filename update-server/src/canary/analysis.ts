@@ -16,12 +16,17 @@ export interface CanaryPolicy {
   /** Halt when the canary's error rate exceeds the control's by more than this much (absolute)... */
   errorRateMargin: number;
   /**
-   * ...with this confidence: a one-sided z-test of "canary − control > margin" (3.09 is p = 0.001).
+   * ...with this confidence, in the pooled view (analyzeCanary; the server uses `alpha` on
+   * installs): a one-sided z-test of "canary − control > margin" (3.09 is p = 0.001).
    * Testing the margin itself, not just "different", keeps the repeated looks of a running
    * analysis on small early samples from halting a healthy canary.
    */
   errorRateZ: number;
-  /** Halt when the canary's p95 latency exceeds the control's by this factor. */
+  /**
+   * Pooled view only (analyzeCanary on summed arms, kept for callers that have no installs): halt
+   * when the pooled p95 exceeds the control's by this factor. The server judges installs instead
+   * (robust.ts, `latencyMarginRatio`): pooled inferences are not independent.
+   */
   p95LatencyRatio: number;
   /** Halt when a feature drifts on the canary (PSI above this) but not on the control. */
   psiThreshold: number;
@@ -38,6 +43,19 @@ export interface CanaryPolicy {
    */
   trimShare: number;
   weightClip: number;
+  /**
+   * Install-level analysis (robust.ts): the family-wise rate of halting a healthy canary, over all
+   * its looks, criteria and segments together (always-valid p-values, Holm across the tests).
+   */
+  alpha: number;
+  /** Halt when the typical install's p95 latency on the canary exceeds the control's by this factor, with confidence. */
+  latencyMarginRatio: number;
+  /** Installs per arm where the always-valid boundary is tightest (it stays valid everywhere). */
+  lookHorizonInstalls: number;
+  /** A segment is judged on its own from this many installs in each arm; smaller ones merge into 'other'. */
+  minSegmentInstalls: number;
+  /** An install's latency counts once it has this many timed inferences. */
+  minLatencySamples: number;
 }
 
 /** What a verdict judges: error rate, p95 latency, feature drift. */
@@ -54,6 +72,11 @@ export const DEFAULT_CANARY_POLICY: CanaryPolicy = {
   minPrefixes: 8,
   trimShare: 0.1,
   weightClip: 2,
+  alpha: 0.01,
+  latencyMarginRatio: 1.05,
+  lookHorizonInstalls: 200,
+  minSegmentInstalls: 30,
+  minLatencySamples: 5,
 };
 
 export interface CanaryVerdict {
@@ -67,12 +90,32 @@ export interface CanaryVerdict {
     /** z of "canary − control > margin" (unpooled); the halt criterion. */
     errorRateMarginZ: number | null;
     drift: Record<string, { canaryPsi: number; controlPsi: number | null; jsDistance: number; ks: number }>;
+    /** The install-level tests (robust.ts), overall and per segment, with their always-valid p-values. */
+    tests?: InstallTest[];
+    /** Installs per arm in each segment value, after merging small ones into 'other'. */
+    segments?: Record<string, Record<string, { canary: number; control: number }>>;
     /** Distinct installs and network prefixes whose evidence each arm counted (canary/robust.ts). */
     sources?: {
       canary: { installs: number; prefixes: number };
       control: { installs: number; prefixes: number };
     };
   };
+}
+
+/** One install-level test: a criterion on a part of the fleet. */
+export interface InstallTest {
+  scope: string;
+  criterion: 'errors' | 'latency';
+  /** Canary and control estimates: error rate, or mean log p95 latency per install. */
+  canary: number;
+  control: number;
+  installs: { canary: number; control: number };
+  /** z of "canary − control > margin" on installs. */
+  z: number;
+  /** Always-valid p-value (install-stats.ts), before Holm. */
+  p: number;
+  /** Rejected by Holm at policy.alpha: this test halts the rollout. */
+  regressed: boolean;
 }
 
 interface ArmSummary {
@@ -111,7 +154,9 @@ function marginZ(failA: number, nA: number, failB: number, nB: number, margin: n
 }
 
 /**
- * Compares a canary with its control. A regression must be both large (a practical margin)
+ * Compares two pooled arms (inferences summed over installs). The server's verdict is
+ * analyzeEvidence (robust.ts), on installs; this stays for drift (a comparison of distributions)
+ * and for callers that only have sums. A regression must be both large (a practical margin)
  * and, for error rates, statistically clear, so that noise on a small fleet never halts a
  * healthy release.
  */

@@ -3,6 +3,8 @@ import {
   MAX_SHARE_BPS,
   mergeHistograms,
   rolloutBucket,
+  type SegmentValues,
+  segmentValues,
   type TelemetryRecord,
 } from '@edgeship/protocol';
 import type { Insertable, Kysely, Transaction } from 'kysely';
@@ -48,6 +50,8 @@ export interface InstallEvidence {
   errors: number;
   latency: Histogram;
   features: Record<string, number[]>;
+  /** Which kind of device (protocol segments), from the install's latest record; absent before 0005. */
+  segment?: SegmentValues;
 }
 
 interface ActiveCanary {
@@ -122,6 +126,7 @@ export class CanaryEvidenceStore {
           latency: {},
           features: {},
         };
+        d.segment = segmentValues(record, batch.runtimeVersion);
         d.inferences += record.inferences;
         d.errors += recordErrors(record);
         d.latency = mergeHistograms(d.latency, record.latencyMs);
@@ -148,6 +153,7 @@ export class CanaryEvidenceStore {
       errors: num(r.errors),
       latency: JSON.parse(r.latency) as Histogram,
       features: JSON.parse(r.features) as Record<string, number[]>,
+      ...(r.segment ? { segment: JSON.parse(r.segment) as SegmentValues } : {}),
     }));
   }
 
@@ -225,6 +231,7 @@ export class CanaryEvidenceStore {
             errors: num(r.errors),
             latency: JSON.parse(r.latency),
             features: JSON.parse(r.features),
+            ...(r.segment ? { segment: JSON.parse(r.segment) as SegmentValues } : {}),
           });
         }
       }
@@ -252,6 +259,7 @@ export class CanaryEvidenceStore {
         prev.errors += d.errors;
         prev.latency = mergeHistograms(prev.latency, d.latency);
         for (const [name, counts] of Object.entries(d.features)) addCounts(prev.features, name, counts);
+        if (d.segment) prev.segment = d.segment;
         row = prev;
       } else {
         // Per-prefix cap: one network cannot bring more than so many installs into an arm.
@@ -271,6 +279,7 @@ export class CanaryEvidenceStore {
         errors: row.errors,
         latency: JSON.stringify(row.latency),
         features: JSON.stringify(row.features),
+        segment: row.segment ? JSON.stringify(row.segment) : null,
       });
     }
     // The merged rows were computed here (under the transaction's lock): one multi-row upsert.
@@ -285,6 +294,7 @@ export class CanaryEvidenceStore {
             errors: eb.ref('excluded.errors'),
             latency: eb.ref('excluded.latency'),
             features: eb.ref('excluded.features'),
+            segment: eb.ref('excluded.segment'),
           })),
         )
         .execute();

@@ -8,17 +8,26 @@ import type { TelemetryService } from '../telemetry/service.ts';
 import { type CanaryPolicy, type CanaryVerdict, DEFAULT_CANARY_POLICY } from './analysis.ts';
 import { CanaryEvidenceStore, DEFAULT_EVIDENCE_CAPS, type EvidenceCaps } from './evidence.ts';
 import { type ArmReleases, analyzeEvidence } from './robust.ts';
+import {
+  DEFAULT_SHADOW_POLICY,
+  type ShadowPolicy,
+  type ShadowVerdict,
+  shadowEvidence,
+  shadowVerdict,
+} from './shadow.ts';
 import { deliverWebhook, type WebhookOptions } from './webhook.ts';
 
 export interface CanaryOptions {
   policy?: Partial<CanaryPolicy>;
+  /** When a shadow candidate is ready for a canary (canary/shadow.ts). */
+  shadow?: Partial<ShadowPolicy>;
   /** What one install and one network may add to a rollout's evidence (canary/evidence.ts). */
   caps?: Partial<EvidenceCaps>;
   /** Every active canary is analysed at least this often. */
   intervalMs?: number;
   /** After telemetry for a model arrives, its canary is analysed at most this often. */
   throttleMs?: number;
-  /** Called (POST, JSON) when a rollout is halted automatically. */
+  /** Called (POST, JSON) when a rollout is halted automatically, and when a shadow verdict changes. */
   webhookUrl?: string;
   webhook?: WebhookOptions;
 }
@@ -48,6 +57,7 @@ export interface LastVerdict {
  */
 export class CanaryMonitor {
   readonly policy: CanaryPolicy;
+  readonly shadowPolicy: ShadowPolicy;
   /** What counts as evidence; the server runs `evidence.record` inside each ingest transaction. */
   readonly evidence: CanaryEvidenceStore;
   private readonly intervalMs: number;
@@ -60,10 +70,13 @@ export class CanaryMonitor {
   private stopped = false;
   private readonly webhooks = new Set<Promise<unknown>>();
   private readonly verdicts = new Map<string, LastVerdict>();
+  /** The last shadow decision sent per rollout, so that the webhook fires on a change only. */
+  private readonly shadowDecisions = new Map<string, ShadowVerdict['decision']>();
 
   constructor(private readonly deps: CanaryDeps) {
     const opts = deps.options ?? {};
     this.policy = { ...DEFAULT_CANARY_POLICY, ...opts.policy };
+    this.shadowPolicy = { ...DEFAULT_SHADOW_POLICY, ...opts.shadow };
     this.evidence = new CanaryEvidenceStore(deps.db, { ...DEFAULT_EVIDENCE_CAPS, ...opts.caps });
     this.intervalMs = opts.intervalMs ?? 30_000;
     this.throttleMs = opts.throttleMs ?? 2_000;
@@ -137,6 +150,11 @@ export class CanaryMonitor {
     return verdict;
   }
 
+  /** Whether a shadow candidate is ready for a canary, on its evidence since the rollout began. */
+  async analyseShadow(rollout: RolloutRecord): Promise<ShadowVerdict> {
+    return shadowVerdict(await shadowEvidence(this.deps.telemetry, rollout), this.shadowPolicy);
+  }
+
   private async releaseOf(model: string, version: string): Promise<ArmReleases> {
     const spec = await this.deps.telemetry.catalog.monitoring(model, version);
     return {
@@ -148,10 +166,40 @@ export class CanaryMonitor {
   private async analyseAll(): Promise<void> {
     const rollouts = await this.deps.registry.listRollouts({ states: ['active'] });
     for (const rollout of rollouts) {
-      if (rollout.mode !== 'canary' || rollout.shareBps === 0 || this.stopped) continue;
+      if (this.stopped) return;
+      if (rollout.mode === 'shadow') await this.judgeShadow(rollout);
+      if (rollout.mode !== 'canary' || rollout.shareBps === 0) continue;
       const verdict = await this.analyse(rollout);
       if (verdict?.decision === 'halt') await this.halt(rollout, verdict);
     }
+  }
+
+  /** A shadow verdict that changed (to ready, or to not ready) is logged and sent as a webhook event. */
+  private async judgeShadow(rollout: RolloutRecord): Promise<void> {
+    const verdict = await this.analyseShadow(rollout);
+    if (verdict.decision === 'insufficient-data') return;
+    if (this.shadowDecisions.get(rollout.id) === verdict.decision) return;
+    this.shadowDecisions.set(rollout.id, verdict.decision);
+    this.deps.log.info(
+      { rollout: rollout.id, decision: verdict.decision, reasons: verdict.reasons },
+      'shadow verdict',
+    );
+    this.send({
+      event: 'rollout.shadow-verdict',
+      at: new Date().toISOString(),
+      rollout,
+      decision: verdict.decision,
+      reasons: verdict.reasons,
+      evidence: verdict.evidence,
+    });
+  }
+
+  private send(event: Record<string, unknown>): void {
+    const url = this.deps.options?.webhookUrl;
+    if (!url) return;
+    const delivery = deliverWebhook(url, event, this.deps.log, this.deps.options?.webhook).catch(() => false);
+    this.webhooks.add(delivery);
+    void delivery.finally(() => this.webhooks.delete(delivery));
   }
 
   private async halt(rollout: RolloutRecord, verdict: CanaryVerdict): Promise<void> {
@@ -169,21 +217,12 @@ export class CanaryMonitor {
       { rollout: rollout.id, release: rollout.release, reasons: verdict.reasons },
       'canary halted',
     );
-    const url = this.deps.options?.webhookUrl;
-    if (!url) return;
-    const delivery = deliverWebhook(
-      url,
-      {
-        event: 'rollout.halted',
-        at: halted.updatedAt,
-        rollout: { ...halted, shareBpsBefore: rollout.shareBps },
-        reason,
-        evidence,
-      },
-      this.deps.log,
-      this.deps.options?.webhook,
-    ).catch(() => false);
-    this.webhooks.add(delivery);
-    void delivery.finally(() => this.webhooks.delete(delivery));
+    this.send({
+      event: 'rollout.halted',
+      at: halted.updatedAt,
+      rollout: { ...halted, shareBpsBefore: rollout.shareBps },
+      reason,
+      evidence,
+    });
   }
 }

@@ -1,13 +1,22 @@
-import { type Histogram, histogramQuantile, populationStabilityIndex } from '@edgeship/protocol';
 import {
-  ALL_CRITERIA,
+  type Histogram,
+  histogramCount,
+  histogramQuantile,
+  populationStabilityIndex,
+  SEGMENT_DIMENSIONS,
+  type SegmentDimension,
+} from '@edgeship/protocol';
+import {
   type ArmStats,
   analyzeCanary,
   type CanaryPolicy,
   type CanaryVerdict,
   type Criterion,
+  type InstallTest,
 } from './analysis.ts';
 import type { Arm, InstallEvidence } from './evidence.ts';
+import { alwaysValidP, clusteredRate, holm, marginZ, trimmedMean } from './install-stats.ts';
+import { inScope, scopesOf, splitBy } from './segments.ts';
 
 /**
  * The canary verdict on per-install evidence, made so that a minority of lying installs can
@@ -21,6 +30,12 @@ import type { Arm, InstallEvidence } from './evidence.ts';
  *   `trimShare` of installs that look best and the share that look worst on that criterion, in
  *   both arms. Forged installs at the extremes are dropped; forged installs inside the kept range
  *   can move the result only as far as honest installs already spread (a trimmed mean's bound).
+ * - **Installs as the unit** (install-stats.ts): error rates with a cluster-robust variance,
+ *   latency as each install's p95 compared by trimmed means, each as "canary worse than control
+ *   by more than the margin", with always-valid p-values (the monitor looks every 30 s for days).
+ * - **Segments** (segments.ts): the same tests on each browser, OS, backend, device class and
+ *   runtime with enough installs, Holm across every test, so one regressed segment halts the
+ *   rollout and many segments do not add false halts. Drift stays pooled, on the whole fleet.
  */
 
 export interface ArmReleases {
@@ -69,17 +84,160 @@ export function analyzeEvidence(
   if (whole.decision === 'insufficient-data') return { ...whole, evidence };
 
   const reasons: string[] = [];
-  for (const criterion of ALL_CRITERIA) {
-    const score = scorer(criterion);
-    const verdict = analyzeCanary(
-      sum(trim(arms.canary, score, releases.canary, policy.trimShare), releases.canary),
-      sum(trim(arms.control, score, releases.control, policy.trimShare), releases.control),
-      policy,
-      new Set([criterion]),
-    );
-    if (verdict.decision === 'halt') reasons.push(...verdict.reasons);
+  // Errors and latency: install-level tests, overall and per segment, Holm across all of them.
+  const { scopes, merge } = scopesOf(
+    [arms.canary.map((w) => w.row), arms.control.map((w) => w.row)],
+    policy.minSegmentInstalls,
+  );
+  const tests: InstallTest[] = [];
+  const logP95 = logP95PerInstall([...arms.canary, ...arms.control], policy);
+  const seen = new Set<string>();
+  const ids = new Map([...arms.canary, ...arms.control].map((w, i) => [w, i]));
+  for (const scope of scopes) {
+    const canary = arms.canary.filter((w) => inScope(w.row, scope, merge));
+    const control = arms.control.filter((w) => inScope(w.row, scope, merge));
+    // A segment with the same installs as one already tested (one browser version of a browser,
+    // all of one OS on one backend) would only cost budget: test each set of installs once.
+    const members = membership(canary, control, ids);
+    if (seen.has(members)) continue;
+    seen.add(members);
+    const errors = errorTest(canary, control, releases, policy);
+    if (errors) tests.push({ scope: scope.name, criterion: 'errors', ...errors, regressed: false });
+    const latency = latencyTest(canary, control, logP95, policy);
+    if (latency) tests.push({ scope: scope.name, criterion: 'latency', ...latency, regressed: false });
   }
-  return { decision: reasons.length > 0 ? 'halt' : 'healthy', reasons, evidence };
+  const rejected = holm(
+    tests.map((t) => t.p),
+    policy.alpha,
+  );
+  tests.forEach((t, i) => {
+    t.regressed = rejected[i]!;
+    if (t.regressed) reasons.push(describe(t, policy));
+  });
+  // Drift stays a pooled comparison of distributions (PSI), judged on the whole fleet, trimmed.
+  const score = scorer('drift');
+  const monitored = Object.keys(releases.canary.references).length > 0;
+  const drift = !monitored
+    ? null
+    : analyzeCanary(
+        sum(trim(arms.canary, score, releases.canary, policy.trimShare), releases.canary),
+        sum(trim(arms.control, score, releases.control, policy.trimShare), releases.control),
+        policy,
+        new Set<Criterion>(['drift']),
+      );
+  if (drift?.decision === 'halt') reasons.push(...drift.reasons);
+  return {
+    decision: reasons.length > 0 ? 'halt' : 'healthy',
+    reasons,
+    evidence: { ...evidence, tests, segments: segmentSplit(arms, merge) },
+  };
+}
+
+/** A signature of a set of installs (sizes and two sums of mixed indices: collisions are negligible). */
+function membership(canary: Weighted[], control: Weighted[], ids: Map<Weighted, number>): string {
+  let a = 0;
+  let b = 0;
+  for (const w of [...canary, ...control]) {
+    const i = ids.get(w)!;
+    a = (a + Math.imul(i + 1, 2654435761)) >>> 0;
+    b = (b + Math.imul(i + 7, 40503) + (i << 3)) >>> 0;
+  }
+  return `${canary.length}:${control.length}:${a}:${b}`;
+}
+
+type TestResult = Omit<InstallTest, 'scope' | 'criterion' | 'regressed'>;
+
+/** "The canary fails more often than the control by more than the margin", on installs. */
+function errorTest(
+  canary: Weighted[],
+  control: Weighted[],
+  releases: Record<Arm, ArmReleases>,
+  policy: CanaryPolicy,
+): TestResult | null {
+  const score = scorer('errors');
+  const unit = ({ row, weight }: Weighted) => ({ events: eventsOf(row), errors: row.errors, weight });
+  const c = clusteredRate(trim(canary, score, releases.canary, policy.trimShare).map(unit));
+  const k = clusteredRate(trim(control, score, releases.control, policy.trimShare).map(unit));
+  if (!c || !k) return null;
+  const z = marginZ(c, k, policy.errorRateMargin);
+  const units = Math.min(c.units, k.units);
+  return {
+    canary: c.value,
+    control: k.value,
+    installs: { canary: c.units, control: k.units },
+    z,
+    p: alwaysValidP(z, units, policy.alpha, policy.lookHorizonInstalls),
+  };
+}
+
+/**
+ * "The canary is slower than the control by more than the margin", on installs: each install's
+ * p95 latency, in logs (device speeds spread multiplicatively), compared by trimmed means.
+ */
+function latencyTest(
+  canary: Weighted[],
+  control: Weighted[],
+  logP95: Map<InstallEvidence, number>,
+  policy: CanaryPolicy,
+): TestResult | null {
+  const values = (arm: Weighted[]) => arm.flatMap((w) => logP95.get(w.row) ?? []);
+  const c = trimmedMean(values(canary), policy.trimShare);
+  const k = trimmedMean(values(control), policy.trimShare);
+  if (!c || !k) return null;
+  const z = marginZ(c, k, Math.log(policy.latencyMarginRatio));
+  const units = Math.min(c.units, k.units);
+  return {
+    canary: c.value,
+    control: k.value,
+    installs: { canary: c.units, control: k.units },
+    z,
+    p: alwaysValidP(z, units, policy.alpha, policy.lookHorizonInstalls),
+  };
+}
+
+/** Each install's log p95 latency, once per analysis (installs with too few timed inferences have none). */
+function logP95PerInstall(arm: Weighted[], policy: CanaryPolicy): Map<InstallEvidence, number> {
+  const out = new Map<InstallEvidence, number>();
+  for (const { row } of arm) {
+    if (histogramCount(row.latency) < policy.minLatencySamples) continue;
+    out.set(row, Math.log(Math.max(histogramQuantile(row.latency, 0.95) ?? 0, 1e-3)));
+  }
+  return out;
+}
+
+function describe(t: InstallTest, policy: CanaryPolicy): string {
+  const where = t.scope === 'all' ? '' : ` on ${t.scope}`;
+  const n = `${t.installs.canary} vs ${t.installs.control} installs, p = ${t.p.toPrecision(2)}`;
+  if (t.criterion === 'errors') {
+    return `error rate${where} ${pct(t.canary)} vs ${pct(t.control)} on the control, beyond the ${pct(policy.errorRateMargin)} margin (${n})`;
+  }
+  return `p95 latency${where} of the typical install ${Math.exp(t.canary).toFixed(2)} ms vs ${Math.exp(t.control).toFixed(2)} ms on the control, ${((Math.exp(t.canary - t.control) - 1) * 100).toFixed(0)}% slower, beyond the ${((policy.latencyMarginRatio - 1) * 100).toFixed(0)}% margin (${n})`;
+}
+
+function pct(x: number): string {
+  return `${(x * 100).toFixed(2)}%`;
+}
+
+function segmentSplit(
+  arms: Record<Arm, Weighted[]>,
+  merge: (dimension: SegmentDimension, value: string) => string,
+): Record<string, Record<string, { canary: number; control: number }>> {
+  const out: Record<string, Record<string, { canary: number; control: number }>> = {};
+  for (const dimension of SEGMENT_DIMENSIONS) {
+    const split: Record<string, { canary: number; control: number }> = {};
+    for (const arm of ['canary', 'control'] as const) {
+      for (const [value, rows] of splitBy(
+        arms[arm].map((w) => w.row),
+        dimension,
+        merge,
+      )) {
+        split[value] ??= { canary: 0, control: 0 };
+        split[value][arm] = rows.length;
+      }
+    }
+    out[dimension] = split;
+  }
+  return out;
 }
 
 interface Weighted {

@@ -13,6 +13,7 @@ export const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
   '0002_telemetry': telemetryTables,
   '0003_telemetry_retention': telemetryRetentionIndexes,
   '0004_canary_evidence': canaryEvidenceTables,
+  '0005_canary_segments': canarySegments,
 };
 
 export interface MigrateOptions {
@@ -323,6 +324,15 @@ function canaryEvidenceTables(dialect: DialectName): Migration {
         .on('canary_evidence')
         .columns(['rollout_id', 'arm', 'prefix'])
         .execute();
+    },
+  };
+}
+
+/** Which kind of device each install is (protocol segments), so canary analysis can split by it. */
+function canarySegments(): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('canary_evidence').addColumn('segment', 'text').execute();
     },
   };
 }

@@ -182,6 +182,8 @@ export interface CanaryEvidenceTable {
   latency: string;
   /** JSON: Record<feature name, counts per bin>. */
   features: string;
+  /** JSON: SegmentValues of the install's latest record (0005); null on older rows. */
+  segment: string | null;
 }
 
 export interface Database {

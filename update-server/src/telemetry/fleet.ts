@@ -1,5 +1,6 @@
 import { histogramQuantile, type MonitoringSpec } from '@edgeship/protocol';
 import type { CanaryMonitor } from '../canary/monitor.ts';
+import { shadowEvidence, shadowVerdict } from '../canary/shadow.ts';
 import type { RegistryStore } from '../storage/types.ts';
 import { type AggregateKey, type AggregateValues, emptyValues, mergeValues } from './aggregate.ts';
 import { driftPerFeature, type FeatureDrift } from './drift.ts';
@@ -200,6 +201,12 @@ export async function fleetReport(
   ).map(async (rollout) => ({
     ...rollout,
     canary: rollout.mode === 'canary' && monitor ? await monitor.analyse(rollout) : null,
+    shadow:
+      rollout.mode !== 'shadow'
+        ? null
+        : monitor
+          ? await monitor.analyseShadow(rollout)
+          : shadowVerdict(await shadowEvidence(telemetry, rollout)),
   }));
 
   return {
