@@ -26,7 +26,7 @@ import type {
   RuntimeEvent,
   RuntimeStatus,
 } from './config.ts';
-import { openEngine } from './open-engine.ts';
+import { openEngine, readReleaseBytes } from './open-engine.ts';
 import { compareForShadow } from './shadow.ts';
 
 interface LoadedModel {
@@ -243,8 +243,7 @@ export class RuntimeCore {
     if (!installed?.complete) throw new EdgeshipError('E_NOT_FOUND', `${id} is not installed`);
     const release = installed.signed.signed;
     const started = performance.now();
-    const files = new Map<string, Uint8Array>();
-    for (const file of release.files) files.set(file.path, await this.store.readFile(id, file.path));
+    const files = await readReleaseBytes(this.store, id, release);
     let opened: Awaited<ReturnType<typeof openEngine>>;
     try {
       opened = await openEngine(this.store, id, release, files, this.config);
