@@ -77,7 +77,7 @@ describe('a ~100 MB release in ONNX external data', () => {
     const node = await commands.runBigModelInNode({ width, external: true });
     expect(browser).toHaveLength(BIG_MODEL_OUTPUTS);
     for (const [i, v] of node.entries()) expect(browser[i]).toBeCloseTo(v, 4);
-  });
+  }, 240_000); // 100 MB generated, uploaded and downloaded on a shared 2-core machine
 });
 
 describe('storage corrupted after download', () => {
@@ -133,7 +133,7 @@ describe('storage corrupted after download', () => {
       sr: { data: new BigInt64Array([16_000n]), dims: [] },
     });
     expect(Number.isFinite(outputs.output!.data[0] as number)).toBe(true);
-  });
+  }, 180_000); // two runtimes, each starting ORT
 });
 
 /**
