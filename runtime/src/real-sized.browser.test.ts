@@ -80,6 +80,40 @@ describe('a ~100 MB release in ONNX external data', () => {
   }, 240_000); // 100 MB generated, uploaded and downloaded on a shared 2-core machine
 });
 
+describe('an external-data release through the runtime', () => {
+  it('is timed in probe workers with its external data, activated and run in the worker', async () => {
+    const server = await startServer();
+    const width = 300;
+    await commands.publishBigModel(server.name, {
+      model: 'ext',
+      version: '1.0.0',
+      width,
+      external: true,
+      promote: true,
+    });
+    const runtime: Runtime = await createRuntime({
+      server: server.url,
+      app: 'demo-app',
+      channel: 'stable',
+      trustedRoot: server.trustedRoot as never,
+      wasmPaths: WASM_PATHS,
+      backend: 'auto', // autotune: each candidate loads the model in a nested probe worker
+      telemetry: false,
+      checkOnLoad: false,
+      storagePrefix: `ext-rt-${Date.now()}-${serial++}`,
+    });
+    cleanups.push(() => runtime.dispose());
+    const status = await runtime.load('ext');
+    expect(status).toMatchObject({ active: 'ext@1.0.0', loaded: 'ext@1.0.0' });
+    const trials = status.backend?.trials ?? [];
+    expect(trials.some((t) => typeof t.medianMs === 'number')).toBe(true);
+    const outputs = await runtime.run('ext', { input: { data: bigModelInput(width), dims: [1, width] } });
+    const node = await commands.runBigModelInNode({ width, external: true });
+    const browser = Array.from(outputs.output!.data as Float32Array);
+    for (const [i, v] of node.entries()) expect(browser[i]).toBeCloseTo(v, 4);
+  }, 180_000);
+});
+
 describe('storage corrupted after download', () => {
   it('refuses the release at load with E_HASH and runs the last known good one', async () => {
     const server = await startServer();
