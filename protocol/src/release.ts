@@ -117,7 +117,7 @@ export const ReleaseSchema = z.strictObject({
   model: Name,
   version: SemVer,
   format: z.enum(['onnx', 'tfjs']),
-  /** onnx: one .onnx file; tfjs: model.json first, then its weight shards. */
+  /** onnx: the .onnx graph first, then any external-data files it names; tfjs: model.json first, then its weight shards. */
   files: z.array(FileEntrySchema).min(1).max(64),
   quantization: QuantizationSchema,
   inputs: z.array(TensorSpecSchema).min(1).max(32),

@@ -1,16 +1,23 @@
-import { rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   canonicalJson,
   type ManifestEnvelope,
   type Release,
+  type SignedRelease,
   seededBytes,
   signManifest,
+  signRelease,
 } from '@edgeship/protocol';
+import * as ortNode from 'onnxruntime-node';
 import type { BrowserCommand, BrowserCommandContext } from 'vitest/node';
 import { quantizeOnnx } from '../../cli/src/quantize/quantize-onnx.ts';
+import { type BigModelSpec, bigModelContract, bigModelInput, bigOnnxModel } from './big-model.ts';
 import { ChaosProxy, type ChaosRules, type ProxyLogEntry } from './chaos-proxy.ts';
 import { SILERO_CONTRACT, sileroBytes, withDocString } from './models.ts';
 import { makeRelease, startTestServer, type TestServer } from './server.ts';
+import { testRelease } from './trust.ts';
 
 /**
  * Commands that browser tests call through Vitest (`commands.x(...)`); they run in Node, where
@@ -129,6 +136,42 @@ const publishModel: BrowserCommand<[name: string, opts: PublishOptions]> = async
   };
 };
 
+/**
+ * Publishes a real-sized generated model (big-model.ts), built here in Node so no 100 MB buffer
+ * crosses the command channel; the browser downloads it from the server like any release.
+ */
+const publishBigModel: BrowserCommand<
+  [name: string, opts: BigModelSpec & { model: string; version: string; promote?: boolean }]
+> = async (ctx, name, opts) => {
+  const { server } = fleet(ctx, name);
+  const files = bigOnnxModel(opts);
+  const release = await testRelease(Object.fromEntries(files), {
+    model: opts.model,
+    version: opts.version,
+    ...bigModelContract(opts.width),
+  });
+  const signed = await signRelease(release, [server.publisherKey]);
+  await server.publisher.uploadRelease(signed, files);
+  await server.publisher.registerRelease({ release: signed });
+  if (opts.promote) await server.operator.promoteRelease('demo-app', 'stable', opts.model, opts.version);
+  return signed;
+};
+
+/** bigOnnxModel's output for bigModelInput, from onnxruntime-node reading the files from disk. */
+const runBigModelInNode: BrowserCommand<[spec: BigModelSpec]> = async (_ctx, spec) => {
+  const dir = await mkdtemp(join(tmpdir(), 'edgeship-big-'));
+  try {
+    for (const [path, bytes] of bigOnnxModel(spec)) await writeFile(join(dir, path), bytes);
+    const session = await ortNode.InferenceSession.create(join(dir, 'model.onnx'));
+    const input = new ortNode.Tensor('float32', bigModelInput(spec.width), [1, spec.width]);
+    const out = await session.run({ input });
+    await session.release();
+    return Array.from(out.output!.data as Float32Array);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+};
+
 const haltRollout: BrowserCommand<[name: string, rolloutId: string]> = async (ctx, name, rolloutId) => {
   await fleet(ctx, name).server.operator.halt(rolloutId, 'halted by a test');
 };
@@ -221,6 +264,8 @@ export const edgeshipCommands = {
   proxyLog,
   forgeManifest,
   waitForHeldChunks,
+  publishBigModel,
+  runBigModelInNode,
 };
 
 declare module 'vitest/browser' {
@@ -238,5 +283,10 @@ declare module 'vitest/browser' {
     forgeManifest(name: string, kind: 'tampered' | 'expired' | { replay: number }): Promise<string>;
     fleetReport(name: string, query: { app?: string; channel?: string; model?: string }): Promise<unknown>;
     waitForHeldChunks(name: string, count: number, timeoutMs?: number): Promise<void>;
+    publishBigModel(
+      name: string,
+      opts: BigModelSpec & { model: string; version: string; promote?: boolean },
+    ): Promise<SignedRelease>;
+    runBigModelInNode(spec: BigModelSpec): Promise<number[]>;
   }
 }

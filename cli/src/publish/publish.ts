@@ -26,6 +26,7 @@ import { validateOnnx } from '../validate/validate-onnx.ts';
 import { validateTfjs } from '../validate/validate-tfjs.ts';
 import { type Calibration, readCalibration } from './calibration.ts';
 import { type Contract, ContractSchema } from './contract.ts';
+import { readExternalData } from './external-data.ts';
 import { gitCommit } from './lineage.ts';
 import { type FeatureProfile, profileMonitoring } from './profile.ts';
 import { quantizeTfjs, readTfjsModel, type TfjsQuantizeReport } from './tfjs.ts';
@@ -127,6 +128,17 @@ export async function publishModel(opts: PublishOptions): Promise<PublishResult>
   const key =
     typeof opts.publisherKey === 'string' ? await readSigningKey(opts.publisherKey) : opts.publisherKey;
   const modelCard = opts.modelCard ? await readText(opts.modelCard) : undefined;
+  const source = format === 'onnx' ? null : await readTfjsModel(opts.model);
+  const float = format === 'onnx' ? await readBytes(opts.model) : null;
+  const externalData = float ? await readExternalData(opts.model, float) : new Map<string, Uint8Array>();
+  // Quantizing, validating and profiling read the model from memory as one protobuf.
+  if (externalData.size > 0 && (quantize !== 'none' || opts.calibration)) {
+    throw new CliError(
+      `${opts.model} keeps its weights in external data (${[...externalData.keys()].join(', ')}): ` +
+        'publish it without --quantize and --calibration',
+      EXIT.usage,
+    );
+  }
   const calibration = opts.calibration ? await readCalibration(opts.calibration, contract) : null;
   if (quantize !== 'none' && !calibration) {
     throw new CliError(
@@ -134,8 +146,6 @@ export async function publishModel(opts: PublishOptions): Promise<PublishResult>
       EXIT.usage,
     );
   }
-  const source = format === 'onnx' ? null : await readTfjsModel(opts.model);
-  const float = format === 'onnx' ? await readBytes(opts.model) : null;
   const publisher = opts.dryRun ? null : adminClient(opts);
   if (publisher) await checkServer(publisher, opts, key);
 
@@ -152,7 +162,8 @@ export async function publishModel(opts: PublishOptions): Promise<PublishResult>
       step('quantize', `${quantize} weights`);
       ({ bytes, report: quantization } = await quantizeOnnx(float!, { mode: quantize }));
     }
-    files = new Map([['model.onnx', bytes]]);
+    // model.onnx first, then its external-data files: the runtime hands those to ORT's externalData.
+    files = new Map([['model.onnx', bytes], ...externalData]);
   } else {
     if (quantize !== 'none') step('quantize', `${quantize} weights in the weights manifest`);
     const tfjs = quantizeTfjs(source!, quantize);

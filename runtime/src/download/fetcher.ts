@@ -7,6 +7,7 @@ import {
   StalledDownloadError,
 } from '@edgeship/protocol';
 import type { ModelStore } from '../store/model-store.ts';
+import { ensureRoom, type StorageEstimator } from './quota.ts';
 
 export interface DownloadOptions {
   /** Update server origin; chunks are fetched from `${server}/v1/chunks/<sha256>`. */
@@ -26,6 +27,8 @@ export interface DownloadOptions {
   attempts?: number;
   signal?: AbortSignal;
   fetch?: typeof fetch;
+  /** Storage estimate checked before anything is written; default navigator.storage.estimate. */
+  estimate?: StorageEstimator | null;
   onProgress?: (progress: DownloadProgress) => void;
 }
 
@@ -43,6 +46,11 @@ export interface DownloadResult {
   bytesFetched: number;
   /** Chunks already stored (from an interrupted download or a release sharing them). */
   chunksReused: number;
+  /**
+   * The most chunk bytes held at once while whole-file hashes were verified: bounded by a few
+   * chunks whatever the file's size, since no file is assembled to be checked.
+   */
+  verifyPeakBytes: number;
   ms: number;
 }
 
@@ -64,7 +72,8 @@ const DEFAULT_ATTEMPTS = 3;
  * against its signed size and SHA-256 before it is stored. Verified chunks survive a dropped
  * connection or a closed tab, so the next attempt resumes where this one stopped. The release is
  * marked complete only after every whole file matches its signed hash; nothing here touches the
- * active release.
+ * active release. Before anything is written, the bytes still needed are checked against the
+ * storage quota (E_QUOTA if they cannot fit even after collecting unused releases).
  */
 export async function downloadRelease(
   store: ModelStore,
@@ -74,16 +83,18 @@ export async function downloadRelease(
   const started = performance.now();
   const release = signed.signed;
   const id = releaseId(release);
+  const missing = await store.missingChunks(release);
+  const bytesToFetch = missing.reduce((n, c) => n + c.size, 0);
+  await ensureRoom(store, id, release, bytesToFetch, options.estimate);
   await store.putRelease(signed);
 
-  const missing = await store.missingChunks(release);
   const unique = new Set(release.files.flatMap((f) => f.chunks.map((c) => c.sha256))).size;
   const progress: DownloadProgress = {
     release: id,
     chunksDone: 0,
     chunksToFetch: missing.length,
     bytesFetched: 0,
-    bytesToFetch: missing.reduce((n, c) => n + c.size, 0),
+    bytesToFetch,
   };
   options.onProgress?.({ ...progress });
 
@@ -114,14 +125,20 @@ export async function downloadRelease(
     throw options.signal?.aborted ? abortError(options.signal) : error;
   }
 
-  // Every chunk matched, yet a file is only right if its chunks, in order, hash to the file's hash.
-  for (const file of release.files) await store.readFile(id, file.path);
+  // Every chunk matched, yet a file is only right if its chunks, in order, hash to the file's hash:
+  // checked from the stored chunks one after another, never from an assembled copy of the file.
+  let verifyPeakBytes = 0;
+  for (const file of release.files) {
+    const { peakBytesHeld } = await store.verifyFile(id, file.path);
+    verifyPeakBytes = Math.max(verifyPeakBytes, peakBytesHeld);
+  }
   await store.markComplete(id);
   return {
     release: id,
     chunksFetched: missing.length,
     bytesFetched: progress.bytesFetched,
     chunksReused: unique - missing.length,
+    verifyPeakBytes,
     ms: performance.now() - started,
   };
 }

@@ -56,10 +56,22 @@ export function ortThreads(): number | undefined {
 
 const ORT_BACKENDS = new Set(['webgpu', 'wasm']);
 
+/** One ONNX external-data file: `path` as the model's tensors name it (their `location`). */
+export interface OnnxExternalData {
+  path: string;
+  data: Uint8Array;
+}
+
+/**
+ * A session over `model`, with its initializers' external data (models past protobuf's 2 GB
+ * limit keep their weights in a `model.onnx.data` file beside the graph). ORT copies the bytes
+ * into its WASM heap: callers may drop theirs once this resolves.
+ */
 export async function createOnnxEngine(
   model: Uint8Array,
   config: EngineConfig,
   quantization: Release['quantization'] = { method: 'none' },
+  externalData: readonly OnnxExternalData[] = [],
 ): Promise<Engine> {
   if (!ORT_BACKENDS.has(config.backend)) {
     throw new BackendUnavailableError(
@@ -89,6 +101,7 @@ export async function createOnnxEngine(
   try {
     session = await ort.InferenceSession.create(model, {
       ...onnxSessionOptions(quantization),
+      ...(externalData.length > 0 ? { externalData } : {}),
       executionProviders: [config.backend],
       logSeverityLevel: 3, // ORT warns on every WebGPU session that shape ops run on CPU: expected.
     });

@@ -8,11 +8,11 @@ import { timeEngine } from './select.ts';
 
 export function serveProbe(scope: DedicatedWorkerGlobalScope): void {
   scope.onmessage = async (event: MessageEvent<ProbeRequest>) => {
-    const { model, quantization, config, wasmPaths, sample, warmupRuns } = event.data;
+    const { model, externalData, quantization, config, wasmPaths, sample, warmupRuns } = event.data;
     let reply: ProbeReply;
     try {
       configureOrt({ wasmPaths, threads: config.threads ?? 1 });
-      const engine = await createOnnxEngine(model, config, quantization);
+      const engine = await createOnnxEngine(model, config, quantization, externalData);
       try {
         reply = { ok: true, medianMs: await timeEngine(engine, sample, warmupRuns) };
       } finally {

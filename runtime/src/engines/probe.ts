@@ -1,5 +1,6 @@
 import type { Release } from '@edgeship/protocol';
 import { BackendUnavailableError, type EngineConfig, type FallbackCode } from './engine.ts';
+import type { OnnxExternalData } from './onnx-engine.ts';
 import type { OrtWasmPaths } from './ort-assets.ts';
 import type { Trial } from './select.ts';
 import type { NamedTensors } from './tensor.ts';
@@ -20,6 +21,7 @@ export const PROBE_WORKER_NAME = 'edgeship-probe';
 
 export interface ProbeRequest {
   model: Uint8Array;
+  externalData: OnnxExternalData[];
   quantization: Release['quantization'];
   config: EngineConfig;
   wasmPaths: OrtWasmPaths | string | undefined;
@@ -30,6 +32,8 @@ export type ProbeReply = { ok: true; medianMs: number } | { ok: false; code: Fal
 
 export interface OnnxProbeOptions {
   model: Uint8Array;
+  /** The model's external-data files, if its weights live outside the .onnx file. */
+  externalData?: readonly OnnxExternalData[];
   /** The release's quantization: the trial opens the model as the real session will. */
   quantization?: Release['quantization'];
   wasmPaths?: OrtWasmPaths | string;
@@ -73,12 +77,16 @@ export function createOnnxProbe(opts: OnnxProbeOptions): Trial {
       };
       const request: ProbeRequest = {
         model: opts.model.slice(),
+        externalData: (opts.externalData ?? []).map((f) => ({ path: f.path, data: f.data.slice() })),
         quantization: opts.quantization ?? { method: 'none' },
         config,
         wasmPaths: opts.wasmPaths,
         sample,
         warmupRuns,
       };
-      worker.postMessage(request, [request.model.buffer]);
+      worker.postMessage(request, [
+        request.model.buffer,
+        ...request.externalData.map((f) => f.data.buffer as ArrayBuffer),
+      ]);
     });
 }

@@ -114,6 +114,39 @@ describe('ModelStore in Chromium', () => {
     await expect(store.readFile(v1.id, 'model.onnx')).rejects.toMatchObject({ code: 'E_HASH' });
   });
 
+  it('reads several files back to back into one buffer, checking every chunk (TF.js shards)', async () => {
+    const { store, name } = await openStore();
+    const files = {
+      'model.json': new TextEncoder().encode('{"format":"graph-model"}'),
+      'group1-shard1of2.bin': seededBytes(700_000, 21),
+      'group1-shard2of2.bin': seededBytes(500_000, 22),
+    };
+    const signed = await makeRelease('t', '1.0.0', files);
+    const chunks = chunkBytes(signed, files);
+    await downloadRelease(store, signed, { server: 'http://x', fetch: chunkServer(chunks) });
+    const shards = ['group1-shard1of2.bin', 'group1-shard2of2.bin'] as const;
+    const out = new Uint8Array(1_200_000);
+    await store.readFilesInto('t@1.0.0', shards, out);
+    expect(out.subarray(0, 700_000)).toEqual(files[shards[0]]);
+    expect(out.subarray(700_000)).toEqual(files[shards[1]]);
+    await expect(store.readFilesInto('t@1.0.0', shards, new Uint8Array(1_000_000))).rejects.toMatchObject({
+      code: 'E_LENGTH',
+    });
+
+    // One byte rotted in the second shard's last chunk: the read fails, naming that chunk.
+    const last = signed.signed.files[2]!.chunks.at(-1)!.sha256;
+    const db = await openDB(name);
+    const rotten = chunks.get(last)!.slice();
+    rotten[0]! ^= 0xff;
+    await db.put('chunks', { size: rotten.length, bytes: rotten }, last);
+    db.close();
+    const failure = await store.readFilesInto('t@1.0.0', shards, out).catch((e: unknown) => e);
+    expect(failure).toMatchObject({ code: 'E_HASH', message: expect.stringContaining(last) });
+    // verifyFile, the download-time whole-file check, catches it too, from the stored chunks.
+    await expect(store.verifyFile('t@1.0.0', shards[1])).rejects.toMatchObject({ code: 'E_HASH' });
+    expect(await store.verifyFile('t@1.0.0', shards[0])).toMatchObject({ peakBytesHeld: expect.any(Number) });
+  });
+
   it('fails with E_QUOTA when storage runs out, keeps the active release, and resumes later', async () => {
     const { store } = await openStore();
     const v1 = await release('1.0.0', seededBytes(300_000, 11));

@@ -2,6 +2,7 @@ import {
   type ChunkRef,
   canonicalJson,
   EdgeshipError,
+  type FileEntry,
   HashMismatchError,
   LengthMismatchError,
   parseValue,
@@ -11,6 +12,8 @@ import {
   SignedReleaseSchema,
   sha256Hex,
 } from '@edgeship/protocol';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
 import { type DBSchema, type IDBPDatabase, type IDBPTransaction, openDB, type StoreNames } from 'idb';
 import type { ReleaseFailures } from './release-failure.ts';
 import { storageError } from './storage-pressure.ts';
@@ -56,6 +59,8 @@ type WriteTx<N extends Names[]> = IDBPTransaction<ModelStoreSchema, N, 'readwrit
 
 const DB_VERSION = 1;
 const FAILURES_KEY = 'release-failures';
+/** Chunk reads in flight while a file streams out of the store: about 1 MiB at the average size. */
+const READ_AHEAD = 4;
 
 /**
  * Installed models in one IndexedDB database: content-addressed chunks, the releases that list
@@ -146,38 +151,115 @@ export class ModelStore {
     });
   }
 
-  /** A file's bytes, checked against the signed size and SHA-256 every time they are read. */
+  /**
+   * A file's bytes in one buffer, the only copy made: chunks are read in file order, a few at a
+   * time, each checked against its signed size and SHA-256 before it is copied in. The chunk list
+   * is signed, so chunks that match it are the file the publisher hashed (verifyFile checked that
+   * hash when the download completed); hashing chunk by chunk runs natively (crypto.subtle) and
+   * never needs a second whole-file buffer.
+   */
   async readFile(id: string, path: string): Promise<Uint8Array> {
+    const file = await this.fileOf(id, path);
+    const out = new Uint8Array(file.size);
+    await this.readFilesInto(id, [path], out);
+    return out;
+  }
+
+  /**
+   * Several files of a release back to back in `out` (e.g. TF.js weight shards, which the engine
+   * takes as one buffer), each chunk verified as in readFile. `out` must hold their total size.
+   */
+  async readFilesInto(id: string, paths: readonly string[], out: Uint8Array): Promise<void> {
+    let offset = 0;
+    for (const path of paths) {
+      const file = await this.fileOf(id, path);
+      if (offset + file.size > out.length) {
+        throw new LengthMismatchError('E_LENGTH', `${id}/${path} does not fit the buffer given for it`);
+      }
+      await this.streamChunks(id, file, async (bytes, ref) => {
+        // Storage can be corrupted or tampered with after the download was verified.
+        if ((await sha256Hex(bytes)) !== ref.sha256) {
+          throw new HashMismatchError(
+            'E_HASH',
+            `${id}/${path}: stored chunk ${ref.sha256} no longer matches its signed SHA-256`,
+          );
+        }
+        out.set(bytes, offset);
+        offset += bytes.length;
+      });
+    }
+  }
+
+  /**
+   * Checks a file's whole-file SHA-256 from its stored chunks, fed in file order to an
+   * incremental hasher (@noble/hashes; crypto.subtle cannot stream): the file is never assembled
+   * in memory. Resolves with the most chunk bytes held at once, for callers that bound memory.
+   */
+  async verifyFile(id: string, path: string): Promise<{ peakBytesHeld: number }> {
+    const file = await this.fileOf(id, path);
+    const hasher = sha256.create();
+    const peak = await this.streamChunks(id, file, (bytes) => {
+      hasher.update(bytes);
+    });
+    if (bytesToHex(hasher.digest()) !== file.sha256) {
+      throw new HashMismatchError('E_HASH', `${id}/${path} does not match its signed SHA-256`);
+    }
+    return { peakBytesHeld: peak };
+  }
+
+  private async fileOf(id: string, path: string): Promise<FileEntry> {
     const installed = requireRelease(await this.db.get('releases', id), id);
     const file = installed.signed.signed.files.find((f) => f.path === path);
     if (!file) throw new EdgeshipError('E_NOT_FOUND', `${id} has no file ${path}`);
-    const store = this.db.transaction('chunks').store;
-    const stored = await Promise.all(file.chunks.map((c) => store.get(c.sha256)));
-    const out = new Uint8Array(file.size);
+    return file;
+  }
+
+  /**
+   * Hands a file's stored chunks to `use` in file order, reading at most READ_AHEAD ahead so
+   * IndexedDB works while `use` does; checks each chunk's and the file's size. Resolves with the
+   * most chunk bytes held at once (read but not yet handed over, plus the one in hand).
+   */
+  private async streamChunks(
+    id: string,
+    file: FileEntry,
+    use: (bytes: Uint8Array, ref: ChunkRef) => void | Promise<void>,
+  ): Promise<number> {
+    const reads: Array<Promise<StoredChunk | undefined>> = [];
+    // Bytes read out of IndexedDB and not yet handed over: what streaming the file costs in memory.
+    let held = 0;
+    let peak = 0;
+    const readAt = (i: number) => {
+      if (i >= file.chunks.length) return;
+      reads[i] = this.db.get('chunks', file.chunks[i]!.sha256).then((chunk) => {
+        held += chunk?.bytes.length ?? 0;
+        peak = Math.max(peak, held);
+        return chunk;
+      });
+    };
+    for (let i = 0; i < READ_AHEAD; i++) readAt(i);
     let offset = 0;
-    for (const [i, chunk] of stored.entries()) {
-      if (!chunk)
-        throw new EdgeshipError('E_NOT_FOUND', `chunk ${file.chunks[i]!.sha256} of ${id} is not stored`);
-      if (offset + chunk.bytes.length > out.length) {
+    for (const [i, ref] of file.chunks.entries()) {
+      const chunk = await reads[i];
+      delete reads[i];
+      readAt(i + READ_AHEAD);
+      if (!chunk) throw new EdgeshipError('E_NOT_FOUND', `chunk ${ref.sha256} of ${id} is not stored`);
+      if (chunk.bytes.length !== ref.size) {
         throw new LengthMismatchError(
           'E_LENGTH',
-          `${id}/${path} has more bytes stored than its ${file.size}`,
+          `chunk ${ref.sha256} of ${id} has ${chunk.bytes.length} bytes stored, signed ${ref.size}`,
         );
       }
-      out.set(chunk.bytes, offset);
+      await use(chunk.bytes, ref);
+      held -= chunk.bytes.length;
       offset += chunk.bytes.length;
     }
     if (offset !== file.size) {
       throw new LengthMismatchError(
         'E_LENGTH',
-        `${id}/${path} has ${offset} bytes stored, expected ${file.size}`,
+        `${id}/${file.path} has ${offset} bytes stored, expected ${file.size}`,
       );
     }
-    // Storage can be corrupted or tampered with after the download was verified.
-    if ((await sha256Hex(out)) !== file.sha256) {
-      throw new HashMismatchError('E_HASH', `${id}/${path} no longer matches its signed SHA-256`);
-    }
-    return out;
+    return peak;
   }
 
   getRelease(id: string): Promise<InstalledRelease | undefined> {
@@ -246,9 +328,11 @@ export class ModelStore {
    * recently installed, then every chunk no remaining release lists. Incomplete releases are kept:
    * they are downloads in progress (or to resume), and their chunks must survive.
    * One transaction, so it cannot interleave with an activation or a download's writes.
+   * `dryRun` only counts what would go (a quota check deciding whether collecting helps);
+   * `alsoChunksOf` keeps the chunks of a release not recorded yet (the one about to download).
    */
   async collectGarbage(
-    keep: { perModel: number } = { perModel: 0 },
+    keep: { perModel: number; dryRun?: boolean; alsoChunksOf?: Pick<Release, 'files'> } = { perModel: 0 },
   ): Promise<{ chunksDeleted: number; bytesFreed: number }> {
     return this.write(['releases', 'pointers', 'chunks'], async (tx) => {
       const releases = await tx.objectStore('releases').getAll();
@@ -265,10 +349,14 @@ export class ModelStore {
       for (const list of spare.values()) {
         list.sort((a, b) => b.installedAt - a.installedAt);
         kept.push(...list.slice(0, Math.max(0, keep.perModel)));
-        for (const r of list.slice(Math.max(0, keep.perModel))) await tx.objectStore('releases').delete(r.id);
+        for (const r of list.slice(Math.max(0, keep.perModel))) {
+          if (!keep.dryRun) await tx.objectStore('releases').delete(r.id);
+        }
       }
       const referenced = new Set(
-        kept.flatMap((r) => r.signed.signed.files.flatMap((f) => f.chunks.map((c) => c.sha256))),
+        [...kept.map((r) => r.signed.signed), ...(keep.alsoChunksOf ? [keep.alsoChunksOf] : [])].flatMap(
+          (r) => r.files.flatMap((f) => f.chunks.map((c) => c.sha256)),
+        ),
       );
       const chunks = tx.objectStore('chunks');
       const doomed: Array<{ sha256: string; size: number }> = [];
@@ -276,7 +364,7 @@ export class ModelStore {
       for (let c = await chunks.index('bySize').openKeyCursor(); c; c = await c.continue()) {
         if (!referenced.has(c.primaryKey)) doomed.push({ sha256: c.primaryKey, size: c.key });
       }
-      await Promise.all(doomed.map((d) => chunks.delete(d.sha256)));
+      if (!keep.dryRun) await Promise.all(doomed.map((d) => chunks.delete(d.sha256)));
       return { chunksDeleted: doomed.length, bytesFreed: doomed.reduce((n, d) => n + d.size, 0) };
     });
   }

@@ -1,6 +1,6 @@
-import { concatBytes, type Release } from '@edgeship/protocol';
+import { EdgeshipError, type Release } from '@edgeship/protocol';
 import type { EngineConfig } from '../engines/engine.ts';
-import { configureOrt, createOnnxEngine, ortThreads } from '../engines/onnx-engine.ts';
+import { configureOrt, createOnnxEngine, type OnnxExternalData, ortThreads } from '../engines/onnx-engine.ts';
 import { createOnnxProbe } from '../engines/probe.ts';
 import { candidateConfigs, selectEngine } from '../engines/select.ts';
 import { sampleInputs } from '../engines/tensor.ts';
@@ -10,16 +10,60 @@ import type { BackendReport, RuntimeConfig } from './config.ts';
 const engineKey = (id: string) => `engine:${id}`;
 
 /**
+ * A release's bytes as its engine takes them, each file read from the store once, straight into
+ * the buffer the engine is handed (no concatenation followed by another copy). openEngine empties
+ * it once the engine holds its own copy, so the JS-side bytes can be collected before the first run.
+ */
+export interface ReleaseBytes {
+  /** ONNX: the .onnx graph. TF.js: model.json. */
+  model: Uint8Array | null;
+  /** ONNX: the external-data files (release files after the first), by the path the graph names. */
+  externalData: OnnxExternalData[];
+  /** TF.js: every weight shard, back to back in release order (the one buffer tfjs takes). */
+  weights: Uint8Array | null;
+}
+
+/** Reads and verifies a release's files (ModelStore.readFile checks every chunk). */
+export async function readReleaseBytes(
+  store: ModelStore,
+  id: string,
+  release: Release,
+): Promise<ReleaseBytes> {
+  const [first, ...rest] = release.files;
+  const model = await store.readFile(id, first!.path);
+  if (release.format === 'onnx') {
+    const externalData: OnnxExternalData[] = [];
+    for (const file of rest)
+      externalData.push({ path: file.path, data: await store.readFile(id, file.path) });
+    return { model, externalData, weights: null };
+  }
+  const weights = new Uint8Array(rest.reduce((n, f) => n + f.size, 0));
+  await store.readFilesInto(
+    id,
+    rest.map((f) => f.path),
+    weights,
+  );
+  return { model, externalData: [], weights };
+}
+
+/**
  * Opens a release on the fastest backend for this device: measured once per release (and
- * remembered in the store), or forced by the app's `backend` option.
+ * remembered in the store), or forced by the app's `backend` option. Empties `bytes` once done.
  */
 export async function openEngine(
   store: ModelStore,
   id: string,
   release: Release,
-  files: Map<string, Uint8Array>,
+  bytes: ReleaseBytes,
   config: RuntimeConfig,
 ) {
+  const { model, externalData, weights } = bytes;
+  if (!model) throw new EdgeshipError('E_NOT_FOUND', `${id}: its bytes were already handed to an engine`);
+  // The engine copies what it needs (ORT into its WASM heap, tfjs into tensors); the holder lets
+  // go now so the caller's reference keeps nothing alive through the health check.
+  bytes.model = null;
+  bytes.externalData = [];
+  bytes.weights = null;
   const env = {
     crossOriginIsolated: globalThis.crossOriginIsolated === true,
     hardwareConcurrency: globalThis.navigator?.hardwareConcurrency ?? 1,
@@ -33,17 +77,14 @@ export async function openEngine(
   const load = async (engineConfig: EngineConfig) => {
     if (release.format === 'onnx') {
       configureOrt({ wasmPaths: config.wasmPaths, threads: engineConfig.threads });
-      return createOnnxEngine(files.get(release.files[0]!.path)!, engineConfig, release.quantization);
+      return createOnnxEngine(model, engineConfig, release.quantization, externalData);
     }
     // TensorFlow.js is fetched only when a tfjs release loads: an ONNX-only app never downloads it.
     const { createTfjsEngine } = await import('../engines/tfjs-engine.ts');
-    const [modelFile, ...weightFiles] = release.files;
-    const modelJson = JSON.parse(new TextDecoder().decode(files.get(modelFile!.path)!));
-    return createTfjsEngine(
-      { modelJson, weights: concatBytes(weightFiles.map((f) => files.get(f.path)!)) },
-      engineConfig,
-      { wasmPaths: config.tfjsWasmPaths },
-    );
+    const modelJson = JSON.parse(new TextDecoder().decode(model));
+    return createTfjsEngine({ modelJson, weights: weights! }, engineConfig, {
+      wasmPaths: config.tfjsWasmPaths,
+    });
   };
   const selected = await selectEngine({
     format: release.format,
@@ -57,7 +98,8 @@ export async function openEngine(
     trial:
       release.format === 'onnx'
         ? createOnnxProbe({
-            model: files.get(release.files[0]!.path)!,
+            model,
+            externalData,
             quantization: release.quantization,
             wasmPaths: config.wasmPaths,
           })

@@ -5,7 +5,7 @@ import { hasNonFinite, sampleInputs } from '../engines/tensor.ts';
 import type { ModelStore } from '../store/model-store.ts';
 import type { BackendReport, RuntimeConfig } from './config.ts';
 import { ActivationError } from './failure-policy.ts';
-import { openEngine } from './open-engine.ts';
+import { openEngine, type ReleaseBytes, readReleaseBytes } from './open-engine.ts';
 
 /**
  * Opens a stored release on an engine and health-checks it. Each step's failure is an
@@ -21,9 +21,9 @@ export async function openRelease(
   const installed = await store.getRelease(id);
   if (!installed?.complete) throw new ActivationError('E_NOT_FOUND', `${id} is not installed`, 'read');
   const release = installed.signed.signed;
-  const files = new Map<string, Uint8Array>();
+  let files: ReleaseBytes;
   try {
-    for (const file of release.files) files.set(file.path, await store.readFile(id, file.path));
+    files = await readReleaseBytes(store, id, release);
   } catch (error) {
     if (error instanceof EdgeshipError && error.code === 'E_HASH') {
       // Corrupt stored bytes: drop them, so once the refusal lifts only they are downloaded again.
