@@ -72,6 +72,7 @@ async function device(
     channel,
     deviceId: `device-${devices}`,
     runtimeVersion: RUNTIME_VERSION,
+    models: ['demo'], // the device uses the model these tests publish
     ...rest,
   });
   return { store, trust, updater, db };
@@ -440,6 +441,7 @@ describe('fast-forward, and recovery by rotating the online key (TUF 5.3.11)', (
           channel: 'stable',
           deviceId: 'ff-device',
           runtimeVersion: RUNTIME_VERSION,
+          models: ['demo'],
         },
       );
       const before = (await updater.check()).manifestVersion!;
