@@ -9,7 +9,12 @@ const MAX_STATEMENTS = 512;
  * running the statement. Safe on one connection: Kysely runs one statement at a time and never
  * keeps an iterator open across queries but for `stream()`, which the server does not use.
  */
-export function cachingStatements(database: SqliteDatabase.Database) {
+export interface CachingDatabase {
+  close(): void;
+  prepare(sql: string): SqliteDatabase.Statement;
+}
+
+export function cachingStatements(database: SqliteDatabase.Database): CachingDatabase {
   const cache = new Map<string, SqliteDatabase.Statement>();
   return {
     close: () => database.close(),
