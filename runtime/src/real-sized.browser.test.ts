@@ -155,7 +155,7 @@ describe('storage corrupted after download', () => {
     const second = await runtimeOf();
     const events: RuntimeEvent[] = [];
     second.on('*', (event) => events.push(event));
-    const status = await second.load('vad');
+    const status = await second.load('vad').then((handle) => handle.status());
     expect(events).toContainEqual(
       expect.objectContaining({ type: 'rolled-back', from: 'vad@1.1.0', to: 'vad@1.0.0', code: 'E_HASH' }),
     );
