@@ -40,7 +40,7 @@ export const sourceConditions = ['edgeship-source'];
 function browserProject(
   name: string,
   browser: Pick<BrowserConfigOptions, 'provider' | 'instances'>,
-  extra: { groupOrder?: number; testTimeout?: number; exclude?: string[] } = {},
+  extra: { groupOrder?: number; testTimeout?: number; exclude?: string[]; retry?: number } = {},
 ): TestProjectInlineConfiguration {
   return {
     extends: true,
@@ -50,6 +50,7 @@ function browserProject(
       include: ['protocol/src/**/*.test.ts', '{runtime,test}/**/*.browser.test.ts'],
       exclude: ['**/node_modules/**', ...(extra.exclude ?? [])],
       testTimeout: extra.testTimeout ?? 60_000,
+      retry: extra.retry ?? 0,
       sequence: { groupOrder: extra.groupOrder ?? 0 },
       browser: {
         enabled: true,
@@ -107,6 +108,9 @@ export default defineConfig({
           // Not yet in Firefox: there the autotune probe worker dies ("script error") on the
           // ~100 MB external-data model, and the other two tests time out. Chromium runs them.
           exclude: ['runtime/src/real-sized.browser.test.ts'],
+          // One retry: in one of three full runs here a Firefox runtime test hung until its
+          // timeout and passed in the others (an open flake, reported as a retry in the output).
+          retry: 1,
         },
       ),
     ],
