@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine with only Node 20 and npm lacks: Debian's Chromium and Firefox ESR
-# (browser tests and the demo), espeak-ng (the demo's speech clip) and the npm dependencies.
+# (browser tests and the demo) and the npm dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
