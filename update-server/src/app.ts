@@ -14,7 +14,7 @@ import { requireUtf8Bodies } from './http/utf8-body.ts';
 import type { ServerKeys } from './keys/server-keys.ts';
 import type { RegistryService } from './registry/service.ts';
 import { createAdminRoutes } from './routes/admin.ts';
-import { documentDeviceRoutes } from './routes/device-docs.ts';
+import { documentDeviceRoutes } from './routes/device-routes.ts';
 import { createFleetRoutes } from './routes/fleet.ts';
 import { createPublicRoutes } from './routes/public.ts';
 import { createTelemetryRoutes } from './routes/telemetry.ts';
@@ -142,7 +142,11 @@ export function createApp(deps: AppDeps) {
   documentDeviceRoutes(admin, { telemetry: deps.telemetry !== undefined });
   const openApi = admin.getOpenAPIDocument({
     openapi: '3.0.3',
-    info: { title: 'Edgeship update server', version: '1' },
+    info: {
+      title: 'Edgeship update server',
+      version: '1',
+      license: { name: 'Apache-2.0', url: 'https://www.apache.org/licenses/LICENSE-2.0' },
+    },
     servers: [{ url: '/v1/admin' }],
   });
   app.get('/v1/openapi.json', (c) => c.json(openApi));

@@ -35,7 +35,9 @@ const BEARER = [{ bearer: [] }];
 /** Who the audit trail names for what this request does. */
 export const actor = (c: { get(key: 'token'): AuthVariables['token'] }) => ({ name: c.get('token').name });
 
-export interface AdminRouteConfig extends Omit<RouteConfig, 'security' | 'middleware'> {
+export interface AdminRouteConfig extends Omit<RouteConfig, 'security' | 'middleware' | 'operationId'> {
+  /** The name a generated client gives the call (admin-client.ts uses these). */
+  operationId: string;
   /** The least role that may call it; checked before anything else is read. */
   role: Role;
   /** Bytes a body may have, checked before it is read (default MAX_JSON_BODY; only routes with a body). */

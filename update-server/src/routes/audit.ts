@@ -10,6 +10,7 @@ export function createAuditRoutes(deps: { registry: RegistryStore; requireRole: 
 
   app.openapi(
     route({
+      operationId: 'listAudit',
       method: 'get',
       path: '/audit',
       summary: 'The audit trail, newest first (page with `before`)',

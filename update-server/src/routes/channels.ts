@@ -1,10 +1,15 @@
-import { Name } from '@edgeship/protocol';
 import { z } from '@hono/zod-openapi';
 import type { RequireRole } from '../auth/middleware.ts';
 import type { RegistryService } from '../registry/service.ts';
 import type { RegistryStore } from '../storage/types.ts';
 import { actor, adminRoutes, json, jsonBody } from './admin-route.ts';
-import { ChannelModelParams, PromoteReleaseBodySchema, ReasonBodySchema } from './api-schemas.ts';
+import {
+  ChannelModelParams,
+  ChannelStateSchema,
+  PromoteReleaseBodySchema,
+  ReasonBodySchema,
+} from './api-schemas.ts';
+import { Name } from './wire-schemas.ts';
 
 export interface ChannelRouteDeps {
   registry: RegistryStore;
@@ -19,6 +24,7 @@ export function createChannelRoutes(deps: ChannelRouteDeps) {
 
   app.openapi(
     route({
+      operationId: 'promoteRelease',
       method: 'post',
       path: '/apps/{app}/channels/{channel}/models/{model}/promote',
       summary: 'Promote a release directly (no rollout)',
@@ -35,6 +41,7 @@ export function createChannelRoutes(deps: ChannelRouteDeps) {
 
   app.openapi(
     route({
+      operationId: 'rollbackRelease',
       method: 'post',
       path: '/apps/{app}/channels/{channel}/models/{model}/rollback',
       summary: 'Roll production back to the release it replaced',
@@ -48,13 +55,14 @@ export function createChannelRoutes(deps: ChannelRouteDeps) {
 
   app.openapi(
     route({
+      operationId: 'getChannel',
       method: 'get',
       path: '/apps/{app}/channels/{channel}',
       summary: "A channel's models: production, running rollout, manifest version",
       role: 'viewer',
       // Names, not any string: a NUL byte reaching PostgreSQL is an error there (a 500, once).
       request: { params: z.object({ app: Name, channel: Name }) },
-      responses: { 200: json(z.record(z.string(), z.unknown()), 'Channel state') },
+      responses: { 200: json(ChannelStateSchema, 'Channel state') },
     }),
     async (c) => {
       const { app: appName, channel } = c.req.valid('param');
@@ -77,6 +85,7 @@ export function createChannelRoutes(deps: ChannelRouteDeps) {
 
   app.openapi(
     route({
+      operationId: 'listChannels',
       method: 'get',
       path: '/channels',
       summary: 'Every app and channel with a manifest',

@@ -1,10 +1,10 @@
-import { Sha256Hex } from '@edgeship/protocol';
 import { z } from '@hono/zod-openapi';
 import type { RequireRole } from '../auth/middleware.ts';
 import { ApiError } from '../http/api-error.ts';
 import type { BlobStore } from '../storage/types.ts';
 import { adminRoutes, json, jsonBody } from './admin-route.ts';
-import { ErrorSchema, MAX_CHUNK_BODY, MissingChunksBodySchema } from './api-schemas.ts';
+import { BinarySchema, ErrorSchema, MAX_CHUNK_BODY, MissingChunksBodySchema } from './api-schemas.ts';
+import { Sha256Hex } from './wire-schemas.ts';
 
 /** `/v1/admin/chunks` (publisher): which chunks the server lacks, and their upload by hash. */
 export function createChunkUploadRoutes(deps: { blobs: BlobStore; requireRole: RequireRole }) {
@@ -13,6 +13,7 @@ export function createChunkUploadRoutes(deps: { blobs: BlobStore; requireRole: R
 
   app.openapi(
     route({
+      operationId: 'findMissingChunks',
       method: 'post',
       path: '/chunks/missing',
       summary: 'Which of these chunks the server lacks (upload only those)',
@@ -25,6 +26,7 @@ export function createChunkUploadRoutes(deps: { blobs: BlobStore; requireRole: R
 
   app.openapi(
     route({
+      operationId: 'uploadChunk',
       method: 'put',
       path: '/chunks/{sha256}',
       summary: 'Upload one chunk; its SHA-256 must match the path',
@@ -32,7 +34,7 @@ export function createChunkUploadRoutes(deps: { blobs: BlobStore; requireRole: R
       maxBody: MAX_CHUNK_BODY,
       request: {
         params: z.object({ sha256: Sha256Hex }),
-        body: { content: { 'application/octet-stream': { schema: z.any() } }, required: true },
+        body: { content: { 'application/octet-stream': { schema: BinarySchema } }, required: true },
       },
       responses: {
         201: json(z.object({ sha256: z.string(), size: z.number() }), 'Stored'),

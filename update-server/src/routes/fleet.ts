@@ -1,4 +1,3 @@
-import { Name } from '@edgeship/protocol';
 import { z } from '@hono/zod-openapi';
 import type { RequireRole } from '../auth/middleware.ts';
 import type { CanaryMonitor } from '../canary/monitor.ts';
@@ -7,7 +6,8 @@ import type { RegistryStore } from '../storage/types.ts';
 import { fleetReport } from '../telemetry/fleet.ts';
 import type { TelemetryService } from '../telemetry/service.ts';
 import { adminRoutes, json } from './admin-route.ts';
-import { ErrorSchema, MAX_TIME_MS } from './api-schemas.ts';
+import { ErrorSchema, JsonObject, MAX_TIME_MS } from './api-schemas.ts';
+import { Name } from './wire-schemas.ts';
 
 export interface FleetDeps {
   registry: RegistryStore;
@@ -55,6 +55,7 @@ export function createFleetRoutes(deps: FleetDeps) {
   const { app, route } = adminRoutes(deps.requireRole);
   app.openapi(
     route({
+      operationId: 'getFleet',
       method: 'get',
       path: '/fleet',
       summary:
@@ -62,7 +63,7 @@ export function createFleetRoutes(deps: FleetDeps) {
       role: 'viewer',
       request: { query: FleetQuerySchema },
       responses: {
-        200: json(z.record(z.string(), z.unknown()), 'Fleet'),
+        200: json(JsonObject, 'Fleet'),
         400: json(ErrorSchema, 'Bad query (E_VALIDATION)'),
       },
     }),

@@ -1,11 +1,17 @@
-import { Name } from '@edgeship/protocol';
 import { z } from '@hono/zod-openapi';
 import type { RequireRole } from '../auth/middleware.ts';
 import { notFound } from '../http/api-error.ts';
 import type { RegistryService } from '../registry/service.ts';
 import type { RegistryStore, ReleaseRecord } from '../storage/types.ts';
 import { actor, adminRoutes, json, jsonBody } from './admin-route.ts';
-import { ErrorSchema, PublishBodySchema, ReleaseParams, ReleaseSummarySchema } from './api-schemas.ts';
+import {
+  ErrorSchema,
+  PublishBodySchema,
+  ReleaseParams,
+  ReleaseSchema,
+  ReleaseSummarySchema,
+} from './api-schemas.ts';
+import { Name } from './wire-schemas.ts';
 
 export interface ReleaseRouteDeps {
   registry: RegistryStore;
@@ -26,6 +32,7 @@ export function createReleaseRoutes(deps: ReleaseRouteDeps) {
 
   app.openapi(
     route({
+      operationId: 'registerRelease',
       method: 'post',
       path: '/releases',
       summary: 'Register a publisher-signed release whose chunks are uploaded',
@@ -41,6 +48,7 @@ export function createReleaseRoutes(deps: ReleaseRouteDeps) {
 
   app.openapi(
     route({
+      operationId: 'listReleases',
       method: 'get',
       path: '/releases',
       summary: 'Releases, newest first',
@@ -57,12 +65,13 @@ export function createReleaseRoutes(deps: ReleaseRouteDeps) {
 
   app.openapi(
     route({
+      operationId: 'getRelease',
       method: 'get',
       path: '/releases/{model}/{version}',
       summary: 'One release with its signed document, lineage and model card',
       role: 'viewer',
       request: { params: ReleaseParams },
-      responses: { 200: json(z.record(z.string(), z.unknown()), 'Release') },
+      responses: { 200: json(ReleaseSchema, 'Release') },
     }),
     async (c) => {
       const { model, version } = c.req.valid('param');

@@ -26,6 +26,7 @@ export function createRolloutRoutes(deps: RolloutRouteDeps) {
 
   app.openapi(
     route({
+      operationId: 'createRollout',
       method: 'post',
       path: '/rollouts',
       summary: 'Start a rollout (replaces the running one of that model and channel)',
@@ -38,6 +39,7 @@ export function createRolloutRoutes(deps: RolloutRouteDeps) {
 
   app.openapi(
     route({
+      operationId: 'listRollouts',
       method: 'get',
       path: '/rollouts',
       summary: 'Rollouts, newest first',
@@ -53,6 +55,7 @@ export function createRolloutRoutes(deps: RolloutRouteDeps) {
 
   app.openapi(
     route({
+      operationId: 'getRollout',
       method: 'get',
       path: '/rollouts/{id}',
       summary: 'One rollout',
@@ -69,6 +72,7 @@ export function createRolloutRoutes(deps: RolloutRouteDeps) {
 
   app.openapi(
     route({
+      operationId: 'setRolloutShare',
       method: 'post',
       path: '/rollouts/{id}/share',
       summary: 'Set the share of the fleet in the rollout (basis points)',
@@ -82,6 +86,7 @@ export function createRolloutRoutes(deps: RolloutRouteDeps) {
 
   app.openapi(
     route({
+      operationId: 'promoteRollout',
       method: 'post',
       path: '/rollouts/{id}/promote',
       summary: "Make the rollout's release production",
@@ -94,6 +99,7 @@ export function createRolloutRoutes(deps: RolloutRouteDeps) {
 
   app.openapi(
     route({
+      operationId: 'haltRollout',
       method: 'post',
       path: '/rollouts/{id}/halt',
       summary: 'Halt the rollout: share 0, devices return to the control',

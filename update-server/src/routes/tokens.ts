@@ -23,6 +23,7 @@ export function createTokenRoutes(deps: TokenRouteDeps) {
 
   app.openapi(
     route({
+      operationId: 'createToken',
       method: 'post',
       path: '/tokens',
       summary: 'Create a token for a person or service; the answer is the only time it is shown',
@@ -38,6 +39,7 @@ export function createTokenRoutes(deps: TokenRouteDeps) {
 
   app.openapi(
     route({
+      operationId: 'listTokens',
       method: 'get',
       path: '/tokens',
       summary: 'Every token, newest first, with its state (never the token or its hash)',
@@ -49,6 +51,7 @@ export function createTokenRoutes(deps: TokenRouteDeps) {
 
   app.openapi(
     route({
+      operationId: 'revokeToken',
       method: 'post',
       path: '/tokens/{id}/revoke',
       summary: 'Revoke a token: refused from the next request on',

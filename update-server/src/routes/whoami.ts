@@ -8,6 +8,7 @@ export function createWhoamiRoutes(deps: { requireRole: RequireRole }) {
 
   app.openapi(
     route({
+      operationId: 'whoami',
       method: 'get',
       path: '/whoami',
       summary: 'The calling token',
