@@ -44,6 +44,12 @@ export interface TrustedRoot {
   threshold: number;
 }
 
+/** What `GET /v1/root` serves and an app embeds: the root's public keys and its threshold. */
+export const TrustedRootSchema = z.strictObject({
+  keys: z.array(PublicKeyEntrySchema).min(1).max(16),
+  threshold: z.int().min(1).max(8),
+});
+
 export interface KeySetCheck {
   root: TrustedRoot;
   now: Date;

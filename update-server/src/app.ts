@@ -6,7 +6,6 @@ import { createAuth } from './auth/middleware.ts';
 import { TokenAdmin } from './auth/token-admin.ts';
 import type { CanaryMonitor } from './canary/monitor.ts';
 import { ApiError } from './http/api-error.ts';
-import { limitBody } from './http/body-limit.ts';
 import { clientAddressResolver } from './http/client-address.ts';
 import { renderError } from './http/errors.ts';
 import { createHttpMetrics } from './http/metrics.ts';
@@ -15,8 +14,7 @@ import { requireUtf8Bodies } from './http/utf8-body.ts';
 import type { ServerKeys } from './keys/server-keys.ts';
 import type { RegistryService } from './registry/service.ts';
 import { createAdminRoutes } from './routes/admin.ts';
-import { MAX_JSON_BODY } from './routes/api-schemas.ts';
-import { documentDeviceRoutes } from './routes/device-docs.ts';
+import { documentDeviceRoutes } from './routes/device-routes.ts';
 import { createFleetRoutes } from './routes/fleet.ts';
 import { createPublicRoutes } from './routes/public.ts';
 import { createTelemetryRoutes } from './routes/telemetry.ts';
@@ -126,14 +124,7 @@ export function createApp(deps: AppDeps) {
 
   app.route('/v1', createPublicRoutes(deps));
   const admin = createAdminRoutes({ ...deps, requireRole });
-  admin.route(
-    '/',
-    createTokenRoutes({
-      tokens: new TokenAdmin(deps.registry),
-      requireRole,
-      jsonLimit: limitBody(MAX_JSON_BODY),
-    }),
-  );
+  admin.route('/', createTokenRoutes({ tokens: new TokenAdmin(deps.registry), requireRole }));
   if (deps.telemetry) {
     // Rate-limited per device and per address inside (not by publicLimit: many devices share a NAT).
     app.route('/v1', createTelemetryRoutes({ telemetry: deps.telemetry, clientAddress }));
@@ -151,7 +142,11 @@ export function createApp(deps: AppDeps) {
   documentDeviceRoutes(admin, { telemetry: deps.telemetry !== undefined });
   const openApi = admin.getOpenAPIDocument({
     openapi: '3.0.3',
-    info: { title: 'Edgeship update server', version: '1' },
+    info: {
+      title: 'Edgeship update server',
+      version: '1',
+      license: { name: 'Apache-2.0', url: 'https://www.apache.org/licenses/LICENSE-2.0' },
+    },
     servers: [{ url: '/v1/admin' }],
   });
   app.get('/v1/openapi.json', (c) => c.json(openApi));

@@ -1,5 +1,6 @@
-import { MAX_SHARE_BPS, Name, SemVer, Sha256Hex, SignedReleaseSchema } from '@edgeship/protocol';
+import { MAX_SHARE_BPS } from '@edgeship/protocol';
 import { z } from '@hono/zod-openapi';
+import { Name, SemVer, Sha256Hex, SignedRelease } from './wire-schemas.ts';
 
 /** Request and response shapes of the admin API; the OpenAPI document is generated from these. */
 
@@ -26,6 +27,15 @@ export const Utf8Text = (maxBytes: number) =>
     .refine((s) => !s.includes('\u0000'), 'contains a NUL character')
     .refine((s) => encoder.encode(s).length <= maxBytes, `at most ${maxBytes} bytes of UTF-8`);
 
+/**
+ * A free-form JSON object. Documented as `additionalProperties: true`: zod-to-openapi would
+ * otherwise write `{ nullable: true }` without a `type` for the unknown values (invalid OpenAPI 3.0).
+ */
+export const JsonObject = z.record(z.string(), z.unknown()).openapi({ additionalProperties: true });
+
+/** Raw bytes (application/octet-stream), documented as OpenAPI's binary string. */
+export const BinarySchema = z.custom<Uint8Array>(() => true).openapi({ type: 'string', format: 'binary' });
+
 export const ErrorSchema = z
   .object({ error: z.object({ code: z.string(), message: z.string() }) })
   .openapi('Error');
@@ -33,13 +43,13 @@ export const ErrorSchema = z
 export const LineageSchema = z.strictObject({
   sourceCommit: z.string().max(64).optional(),
   datasetHash: z.string().max(128).optional(),
-  parameters: z.record(z.string().max(64), z.unknown()).optional(),
+  parameters: z.record(z.string().max(64), z.unknown()).openapi({ additionalProperties: true }).optional(),
   parent: z.string().max(130).optional(),
 });
 
 export const PublishBodySchema = z
   .strictObject({
-    release: SignedReleaseSchema,
+    release: SignedRelease,
     metrics: z.record(z.string().max(64), z.number()).optional(),
     lineage: LineageSchema.optional(),
     modelCard: Utf8Text(64 * 1024).optional(),
@@ -70,24 +80,26 @@ export const RolloutIdParams = z.object({ id: z.uuid() });
 export const ChannelModelParams = z.object({ app: Name, channel: Name, model: Name });
 export const ReleaseParams = z.object({ model: Name, version: SemVer });
 
-export const RolloutSchema = z
-  .object({
-    id: z.string(),
-    app: z.string(),
-    channel: z.string(),
-    model: z.string(),
-    release: z.string(),
-    control: z.string().nullable(),
-    mode: z.enum(['canary', 'shadow']),
-    shareBps: z.number(),
-    salt: z.string(),
-    state: z.enum(['active', 'halted', 'promoted', 'rolled_back', 'superseded']),
-    reason: z.string().nullable(),
-    createdBy: z.string(),
-    createdAt: z.string(),
-    updatedAt: z.string(),
-  })
-  .openapi('Rollout');
+export const RolloutStateSchema = z.enum(['active', 'halted', 'promoted', 'rolled_back', 'superseded']);
+
+const RolloutFields = z.object({
+  id: z.string(),
+  app: z.string(),
+  channel: z.string(),
+  model: z.string(),
+  release: z.string(),
+  control: z.string().nullable(),
+  mode: z.enum(['canary', 'shadow']),
+  shareBps: z.number(),
+  salt: z.string(),
+  state: RolloutStateSchema,
+  reason: z.string().nullable(),
+  createdBy: z.string(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+
+export const RolloutSchema = RolloutFields.openapi('Rollout');
 
 export const ReleaseSummarySchema = z
   .object({
@@ -97,11 +109,38 @@ export const ReleaseSummarySchema = z
     stage: z.enum(['staging', 'production', 'archived']),
     totalBytes: z.number(),
     metrics: z.record(z.string(), z.number()),
-    lineage: z.record(z.string(), z.unknown()),
+    lineage: LineageSchema,
     createdBy: z.string(),
     createdAt: z.string(),
   })
   .openapi('ReleaseSummary');
+
+/** One release in full: its summary, the signed document as uploaded, and its model card. */
+export const ReleaseSchema = ReleaseSummarySchema.extend({
+  signed: SignedRelease,
+  modelCard: z.string(),
+}).openapi('Release');
+
+/** What a channel serves per model, with the rollout running on it (GET /apps/{app}/channels/{channel}). */
+export const ChannelStateSchema = z
+  .object({
+    app: z.string(),
+    channel: z.string(),
+    manifestVersion: z.number().nullable(),
+    models: z.array(
+      z.object({
+        app: z.string(),
+        channel: z.string(),
+        model: z.string(),
+        production: z.string().nullable(),
+        previousProduction: z.string().nullable(),
+        updatedAt: z.string(),
+        // Inline, not the component: OpenAPI 3.0's `nullable` needs a `type` beside it, a $ref has none.
+        rollout: RolloutFields.nullable(),
+      }),
+    ),
+  })
+  .openapi('ChannelState');
 
 export const AuditEntrySchema = z
   .object({
@@ -112,7 +151,7 @@ export const AuditEntrySchema = z
     app: z.string().nullable(),
     channel: z.string().nullable(),
     model: z.string().nullable(),
-    details: z.record(z.string(), z.unknown()),
+    details: JsonObject,
   })
   .openapi('AuditEntry');
 
@@ -128,7 +167,7 @@ export const RolloutQuerySchema = z.object({
   app: Name.optional(),
   channel: Name.optional(),
   model: Name.optional(),
-  state: z.enum(['active', 'halted', 'promoted', 'rolled_back', 'superseded']).optional(),
+  state: RolloutStateSchema.optional(),
 });
 
 export const TokenRoleSchema = z.enum(['admin', 'publisher', 'operator', 'viewer']);

@@ -1,13 +1,13 @@
-import { Name } from '@edgeship/protocol';
-import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import type { AuthVariables, RequireRole } from '../auth/middleware.ts';
+import { z } from '@hono/zod-openapi';
+import type { RequireRole } from '../auth/middleware.ts';
 import type { CanaryMonitor } from '../canary/monitor.ts';
 import { ApiError } from '../http/api-error.ts';
-import { describeIssues } from '../http/errors.ts';
 import type { RegistryStore } from '../storage/types.ts';
 import { fleetReport } from '../telemetry/fleet.ts';
 import type { TelemetryService } from '../telemetry/service.ts';
-import { ErrorSchema, MAX_TIME_MS } from './api-schemas.ts';
+import { adminRoutes, json } from './admin-route.ts';
+import { ErrorSchema, JsonObject, MAX_TIME_MS } from './api-schemas.ts';
+import { Name } from './wire-schemas.ts';
 
 export interface FleetDeps {
   registry: RegistryStore;
@@ -49,36 +49,22 @@ function parse(s: string): number {
   return ISO_8601.test(s) ? Date.parse(s) : Number.NaN;
 }
 
-const errorResponses = {
-  400: { content: { 'application/json': { schema: ErrorSchema } }, description: 'Bad query (E_VALIDATION)' },
-  401: { content: { 'application/json': { schema: ErrorSchema } }, description: 'No valid token' },
-  403: { content: { 'application/json': { schema: ErrorSchema } }, description: 'The token lacks the role' },
-  429: { content: { 'application/json': { schema: ErrorSchema } }, description: 'Rate limited' },
-};
-
 /** `GET /v1/admin/fleet` (viewer): what the fleet runs and how it behaves, from the telemetry aggregates. */
 export function createFleetRoutes(deps: FleetDeps) {
   const now = deps.now ?? (() => new Date());
-  const app = new OpenAPIHono<{ Variables: AuthVariables }>({
-    defaultHook: (result) => {
-      if (!result.success) throw new ApiError(400, 'E_VALIDATION', describeIssues(result.error.issues));
-    },
-  });
+  const { app, route } = adminRoutes(deps.requireRole);
   app.openapi(
-    createRoute({
+    route({
+      operationId: 'getFleet',
       method: 'get',
       path: '/fleet',
       summary:
         'Versions in use and their share of devices, latency p50/p95/p99, error rates, drift per feature, shadow agreement, over time',
-      security: [{ bearer: [] }],
-      middleware: [deps.requireRole('viewer')] as const,
+      role: 'viewer',
       request: { query: FleetQuerySchema },
       responses: {
-        200: {
-          content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } },
-          description: 'Fleet',
-        },
-        ...errorResponses,
+        200: json(JsonObject, 'Fleet'),
+        400: json(ErrorSchema, 'Bad query (E_VALIDATION)'),
       },
     }),
     async (c) => {

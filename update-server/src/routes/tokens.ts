@@ -1,9 +1,7 @@
-import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import type { MiddlewareHandler } from 'hono';
-import type { AuthVariables, RequireRole } from '../auth/middleware.ts';
+import { z } from '@hono/zod-openapi';
+import type { RequireRole } from '../auth/middleware.ts';
 import type { TokenAdmin } from '../auth/token-admin.ts';
-import { ApiError } from '../http/api-error.ts';
-import { describeIssues } from '../http/errors.ts';
+import { actor, adminRoutes, json, jsonBody } from './admin-route.ts';
 import {
   CreatedTokenSchema,
   CreateTokenBodySchema,
@@ -15,47 +13,23 @@ import {
 export interface TokenRouteDeps {
   tokens: TokenAdmin;
   requireRole: RequireRole;
-  /** Applied before the body is read (size limit). */
-  jsonLimit: MiddlewareHandler;
 }
 
-const json = <T extends z.ZodType>(schema: T, description: string) => ({
-  content: { 'application/json': { schema } },
-  description,
-});
-const errors = {
-  400: json(ErrorSchema, 'Bad input (E_BAD_JSON, E_VALIDATION)'),
-  401: json(ErrorSchema, 'Missing, unknown, expired or revoked token'),
-  403: json(ErrorSchema, 'The token is not an admin token'),
-  429: json(ErrorSchema, 'Rate limited'),
-};
-const security = [{ bearer: [] }];
+const notAdmin = { 403: json(ErrorSchema, 'The token is not an admin token') };
 
 /** `/v1/admin/tokens` (admin role): create, list and revoke bearer tokens; each change is audited. */
 export function createTokenRoutes(deps: TokenRouteDeps) {
-  const app = new OpenAPIHono<{ Variables: AuthVariables }>({
-    defaultHook: (result) => {
-      if (!result.success) throw new ApiError(400, 'E_VALIDATION', describeIssues(result.error.issues));
-    },
-  });
-  const admin = deps.requireRole('admin');
-  const actor = (c: { get(key: 'token'): AuthVariables['token'] }) => ({ name: c.get('token').name });
+  const { app, route } = adminRoutes(deps.requireRole);
 
   app.openapi(
-    createRoute({
+    route({
+      operationId: 'createToken',
       method: 'post',
       path: '/tokens',
       summary: 'Create a token for a person or service; the answer is the only time it is shown',
-      security,
-      middleware: [admin, deps.jsonLimit] as const,
-      request: {
-        body: { content: { 'application/json': { schema: CreateTokenBodySchema } }, required: true },
-      },
-      responses: {
-        201: json(CreatedTokenSchema, 'Created'),
-        ...errors,
-        413: json(ErrorSchema, 'Body too large'),
-      },
+      role: 'admin',
+      request: jsonBody(CreateTokenBodySchema),
+      responses: { 201: json(CreatedTokenSchema, 'Created'), ...notAdmin },
     }),
     async (c) => {
       c.header('Cache-Control', 'no-store');
@@ -64,28 +38,28 @@ export function createTokenRoutes(deps: TokenRouteDeps) {
   );
 
   app.openapi(
-    createRoute({
+    route({
+      operationId: 'listTokens',
       method: 'get',
       path: '/tokens',
       summary: 'Every token, newest first, with its state (never the token or its hash)',
-      security,
-      middleware: [admin] as const,
-      responses: { 200: json(z.object({ tokens: z.array(TokenSummarySchema) }), 'Tokens'), ...errors },
+      role: 'admin',
+      responses: { 200: json(z.object({ tokens: z.array(TokenSummarySchema) }), 'Tokens'), ...notAdmin },
     }),
     async (c) => c.json({ tokens: await deps.tokens.list() }, 200),
   );
 
   app.openapi(
-    createRoute({
+    route({
+      operationId: 'revokeToken',
       method: 'post',
       path: '/tokens/{id}/revoke',
       summary: 'Revoke a token: refused from the next request on',
-      security,
-      middleware: [admin] as const,
+      role: 'admin',
       request: { params: TokenIdParams },
       responses: {
         200: json(TokenSummarySchema, 'Revoked'),
-        ...errors,
+        ...notAdmin,
         404: json(ErrorSchema, 'No such token'),
         409: json(ErrorSchema, 'Revoked already, or the last active admin token'),
       },

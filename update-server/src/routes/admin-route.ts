@@ -1,0 +1,69 @@
+import { createRoute, OpenAPIHono, type RouteConfig, type z } from '@hono/zod-openapi';
+import type { MiddlewareHandler } from 'hono';
+import type { AuthVariables, RequireRole } from '../auth/middleware.ts';
+import { ApiError } from '../http/api-error.ts';
+import { limitBody } from '../http/body-limit.ts';
+import { describeIssues } from '../http/errors.ts';
+import type { Role } from '../storage/types.ts';
+import { ErrorSchema, MAX_JSON_BODY } from './api-schemas.ts';
+
+/** What an admin handler sees: the authenticated token, set by the role check. */
+export type AdminEnv = { Variables: AuthVariables };
+
+export const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  content: { 'application/json': { schema } },
+  description,
+});
+
+export const jsonBody = <T extends z.ZodType>(schema: T) => ({
+  body: { content: { 'application/json': { schema } }, required: true },
+});
+
+/** The errors any admin route can answer; a route overrides one to say more. */
+const ADMIN_ERRORS = {
+  400: json(ErrorSchema, 'Bad input (E_BAD_JSON, E_VALIDATION)'),
+  401: json(ErrorSchema, 'Missing, unknown, expired or revoked token'),
+  403: json(ErrorSchema, 'The token lacks the role'),
+  404: json(ErrorSchema, 'No such resource'),
+  409: json(ErrorSchema, 'Conflicts with the current state'),
+  413: json(ErrorSchema, 'Body too large'),
+  429: json(ErrorSchema, 'Rate limited'),
+};
+
+const BEARER = [{ bearer: [] }];
+
+/** Who the audit trail names for what this request does. */
+export const actor = (c: { get(key: 'token'): AuthVariables['token'] }) => ({ name: c.get('token').name });
+
+export interface AdminRouteConfig extends Omit<RouteConfig, 'security' | 'middleware' | 'operationId'> {
+  /** The name a generated client gives the call (admin-client.ts uses these). */
+  operationId: string;
+  /** The least role that may call it; checked before anything else is read. */
+  role: Role;
+  /** Bytes a body may have, checked before it is read (default MAX_JSON_BODY; only routes with a body). */
+  maxBody?: number;
+}
+
+/**
+ * One admin route module's app and route helper. Every route it makes is bearer-secured, checks
+ * its role first, bounds its body before reading it, documents the admin errors, and answers a
+ * schema failure with the documented 400 (the first issues spelled out).
+ */
+export function adminRoutes(requireRole: RequireRole) {
+  const app = new OpenAPIHono<AdminEnv>({
+    defaultHook: (result) => {
+      if (!result.success) throw new ApiError(400, 'E_VALIDATION', describeIssues(result.error.issues));
+    },
+  });
+  const route = <const R extends AdminRouteConfig>({ role, maxBody, ...config }: R) => {
+    const middleware: MiddlewareHandler[] = [requireRole(role)];
+    if (config.request?.body) middleware.push(limitBody(maxBody ?? MAX_JSON_BODY));
+    return createRoute({
+      ...(config as Omit<R, 'role' | 'maxBody'>),
+      security: BEARER,
+      middleware,
+      responses: { ...ADMIN_ERRORS, ...config.responses } as typeof ADMIN_ERRORS & R['responses'],
+    });
+  };
+  return { app, route };
+}

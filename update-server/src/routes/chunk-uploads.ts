@@ -1,0 +1,64 @@
+import { z } from '@hono/zod-openapi';
+import type { RequireRole } from '../auth/middleware.ts';
+import { ApiError } from '../http/api-error.ts';
+import type { BlobStore } from '../storage/types.ts';
+import { adminRoutes, json, jsonBody } from './admin-route.ts';
+import { BinarySchema, ErrorSchema, MAX_CHUNK_BODY, MissingChunksBodySchema } from './api-schemas.ts';
+import { Sha256Hex } from './wire-schemas.ts';
+
+/** `/v1/admin/chunks` (publisher): which chunks the server lacks, and their upload by hash. */
+export function createChunkUploadRoutes(deps: { blobs: BlobStore; requireRole: RequireRole }) {
+  const { blobs } = deps;
+  const { app, route } = adminRoutes(deps.requireRole);
+
+  app.openapi(
+    route({
+      operationId: 'findMissingChunks',
+      method: 'post',
+      path: '/chunks/missing',
+      summary: 'Which of these chunks the server lacks (upload only those)',
+      role: 'publisher',
+      request: jsonBody(MissingChunksBodySchema),
+      responses: { 200: json(z.object({ missing: z.array(z.string()) }), 'Missing hashes') },
+    }),
+    async (c) => c.json({ missing: await blobs.missing(c.req.valid('json').hashes) }, 200),
+  );
+
+  app.openapi(
+    route({
+      operationId: 'uploadChunk',
+      method: 'put',
+      path: '/chunks/{sha256}',
+      summary: 'Upload one chunk; its SHA-256 must match the path',
+      role: 'publisher',
+      maxBody: MAX_CHUNK_BODY,
+      request: {
+        params: z.object({ sha256: Sha256Hex }),
+        body: { content: { 'application/octet-stream': { schema: BinarySchema } }, required: true },
+      },
+      responses: {
+        201: json(z.object({ sha256: z.string(), size: z.number() }), 'Stored'),
+        415: json(ErrorSchema, 'Not application/octet-stream'),
+        422: json(ErrorSchema, 'The bytes do not hash to the path'),
+      },
+    }),
+    async (c) => {
+      const { sha256 } = c.req.valid('param');
+      if (!c.req.header('content-type')?.startsWith('application/octet-stream')) {
+        throw new ApiError(415, 'E_UNSUPPORTED_MEDIA_TYPE', 'send the chunk as application/octet-stream');
+      }
+      const bytes = new Uint8Array(await c.req.arrayBuffer());
+      if (bytes.length === 0) throw new ApiError(400, 'E_VALIDATION', 'empty chunk');
+      try {
+        await blobs.put(sha256, bytes);
+      } catch (error) {
+        if ((error as { code?: string }).code === 'E_HASH') {
+          throw new ApiError(422, 'E_HASH', `the body does not hash to ${sha256}`);
+        }
+        throw error;
+      }
+      return c.json({ sha256, size: bytes.length }, 201);
+    },
+  );
+  return app;
+}
