@@ -17,9 +17,9 @@ export function canonicalJson(value: unknown): string {
   try {
     text = canonicalize(value);
   } catch (cause) {
-    throw new MalformedError('E_MALFORMED', `cannot canonicalize: ${(cause as Error).message}`, { cause });
+    throw new MalformedError(`cannot canonicalize: ${(cause as Error).message}`, { cause });
   }
-  if (text === undefined) throw new MalformedError('E_MALFORMED', 'cannot canonicalize undefined');
+  if (text === undefined) throw new MalformedError('cannot canonicalize undefined');
   return text;
 }
 

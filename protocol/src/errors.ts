@@ -1,34 +1,86 @@
 /**
- * Stable error codes. They are API: never rename one, only add. Clients branch on `code`,
- * the server sends it as `{ error: { code, message } }`, and it survives the worker boundary.
+ * Exit codes the CLI's scripts can rely on (cli/README.md's table; cli/src/exit-codes.test.ts runs
+ * every row).
  */
-export const ERROR_CODES = [
-  'E_MALFORMED', // bytes that do not parse or do not match the schema
-  'E_SIGNATURE', // bad signature, or too few valid signatures (arbitrary installation)
-  'E_UNKNOWN_KEY', // signed by a key the trusted key set does not name
-  'E_PUBLISHER_SIGNATURE', // a release no trusted publisher signed (compromised server key)
-  'E_EXPIRED', // manifest or key set past its expiry (indefinite freeze)
-  'E_ROLLBACK', // older than the newest accepted (rollback attack)
-  'E_WRONG_TARGET', // manifest for another app or channel (wrong software)
-  'E_HASH', // file or chunk bytes whose SHA-256 differs from the signed one
-  'E_LENGTH', // a download longer or shorter than declared (endless data)
-  'E_STALLED', // a download that made no progress before its deadline (slow retrieval)
-  'E_NETWORK', // the server could not be reached
-  'E_HTTP', // the server answered with an unexpected status
-  'E_QUOTA', // storage quota exceeded; the active model keeps working
-  'E_INPUT', // inference inputs that do not match the release's input schema
-  'E_NO_BACKEND', // no execution backend could run the model
-  'E_UNSUPPORTED_RUNTIME', // the release needs a newer runtime
-  'E_HEALTH_CHECK', // a release that failed to load, threw, or produced non-finite outputs
-  'E_NOT_FOUND', // no such model or release
-  'E_DISPOSED', // the runtime was disposed
-  'E_LIFETIME', // a manifest valid for longer than its key set allows, or issued in the future (freeze)
-  'E_VERSION_CONFLICT', // a different document at a version already accepted (mix-and-match)
-  'E_TIMEOUT', // a start-up (or other bounded wait) that did not finish in time
-] as const;
+export const EXIT = {
+  ok: 0,
+  failed: 1, // the operation was refused: verification, gate, conflict
+  usage: 2, // bad arguments or unreadable input files
+  unreachable: 3, // the server could not be reached
+  auth: 4, // unknown, expired or revoked token, or the wrong role
+} as const;
 
-export type ErrorCode = (typeof ERROR_CODES)[number];
+interface CodeRow {
+  /** What the update server answers with this code (and what it would, for device-side codes). */
+  status: number;
+  /** What `edgeship` exits with when a command fails with this code. */
+  exit: number;
+}
 
+/**
+ * Every stable error code, with its HTTP status and CLI exit code. Codes are API: never rename
+ * one, only add. Clients branch on `code`, the server sends it as `{ error: { code, message } }`,
+ * and it survives the worker boundary.
+ */
+export const ERROR_TABLE = {
+  E_MALFORMED: { status: 400, exit: EXIT.usage }, // bytes that do not parse or match the schema
+  E_SIGNATURE: { status: 401, exit: EXIT.failed }, // bad signature, or too few valid ones (arbitrary installation)
+  E_UNKNOWN_KEY: { status: 422, exit: EXIT.failed }, // signed by a key the trusted key set does not name
+  E_PUBLISHER_SIGNATURE: { status: 422, exit: EXIT.failed }, // no trusted publisher signed the release (compromised server key)
+  E_EXPIRED: { status: 422, exit: EXIT.failed }, // manifest or key set past its expiry (indefinite freeze)
+  E_ROLLBACK: { status: 409, exit: EXIT.failed }, // older than the newest accepted (rollback attack)
+  E_WRONG_TARGET: { status: 422, exit: EXIT.failed }, // manifest for another app or channel (wrong software)
+  E_HASH: { status: 422, exit: EXIT.failed }, // bytes whose SHA-256 differs from the signed one
+  E_LENGTH: { status: 422, exit: EXIT.failed }, // a download longer or shorter than declared (endless data)
+  E_STALLED: { status: 504, exit: EXIT.unreachable }, // a download with no progress before its deadline (slow retrieval)
+  E_NETWORK: { status: 502, exit: EXIT.unreachable }, // the server could not be reached
+  E_HTTP: { status: 502, exit: EXIT.failed }, // the server answered with an unexpected status
+  E_QUOTA: { status: 507, exit: EXIT.failed }, // storage quota exceeded; the active model keeps working
+  E_INPUT: { status: 400, exit: EXIT.failed }, // inference inputs that do not match the input schema
+  E_NO_BACKEND: { status: 500, exit: EXIT.failed }, // no execution backend could run the model
+  E_UNSUPPORTED_RUNTIME: { status: 422, exit: EXIT.failed }, // the release needs a newer runtime
+  E_HEALTH_CHECK: { status: 422, exit: EXIT.failed }, // failed to load, threw, or gave non-finite outputs
+  E_NOT_FOUND: { status: 404, exit: EXIT.failed }, // no such model, release, rollout, token or route
+  E_DISPOSED: { status: 410, exit: EXIT.failed }, // the runtime was disposed
+  E_LIFETIME: { status: 422, exit: EXIT.failed }, // valid longer than its key set allows, or issued in the future (freeze)
+  E_VERSION_CONFLICT: { status: 409, exit: EXIT.failed }, // another document at a version already accepted (mix-and-match)
+  E_TIMEOUT: { status: 504, exit: EXIT.failed }, // a start-up (or other bounded wait) that did not finish in time
+  E_INTERNAL: { status: 500, exit: EXIT.failed }, // an error with no code of its own: a bug, or a dependency's
+  // The update server's codes.
+  E_BAD_JSON: { status: 400, exit: EXIT.failed }, // a body that is not (UTF-8) JSON
+  E_VALIDATION: { status: 400, exit: EXIT.failed }, // a body, parameter or query the schema refuses
+  E_TOO_LARGE: { status: 413, exit: EXIT.failed }, // a body over its route's limit
+  E_UNAUTHENTICATED: { status: 401, exit: EXIT.auth }, // no token, or an unknown, expired or revoked one
+  E_FORBIDDEN: { status: 403, exit: EXIT.auth }, // the token's role does not allow this
+  E_CONFLICT: { status: 409, exit: EXIT.failed }, // the record exists (releases, manifests and tokens are insert-only)
+  E_MISSING_CHUNKS: { status: 409, exit: EXIT.failed }, // a release registered before all its chunks were uploaded
+  E_RANGE: { status: 416, exit: EXIT.failed }, // a Range header that cannot be served
+  E_RATE_LIMITED: { status: 429, exit: EXIT.failed }, // too many requests; Retry-After says when to come back
+  E_UNSUPPORTED_MEDIA_TYPE: { status: 415, exit: EXIT.failed }, // a body of the wrong Content-Type
+  E_INVALID_STATE: { status: 409, exit: EXIT.failed }, // a rollout step its current state does not allow
+  E_TOO_OLD: { status: 422, exit: EXIT.failed }, // a telemetry batch sealed too long ago to be de-duplicated
+  E_FROM_FUTURE: { status: 422, exit: EXIT.failed }, // a telemetry batch sealed beyond the clock-skew bound
+  E_NOT_READY: { status: 503, exit: EXIT.unreachable }, // /readyz: the database does not answer
+  // The CLI's codes.
+  E_CLI: { status: 400, exit: EXIT.usage }, // bad arguments or unreadable input files
+  E_USAGE: { status: 400, exit: EXIT.usage }, // commander's own usage errors
+  E_AUTH: { status: 401, exit: EXIT.usage }, // no --token or EDGESHIP_TOKEN
+  E_GATE: { status: 422, exit: EXIT.failed }, // a validation gate refused the model
+  E_PROFILE: { status: 422, exit: EXIT.failed }, // a monitored feature with no finite value on the calibration data
+} as const satisfies Record<string, CodeRow>;
+
+export type ErrorCode = keyof typeof ERROR_TABLE;
+
+export const ERROR_CODES = Object.keys(ERROR_TABLE) as readonly ErrorCode[] as readonly [
+  ErrorCode,
+  ...ErrorCode[],
+];
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_TABLE, value);
+}
+
+/** One base for every error a caller may branch on: a stable `code`, the rest from the table. */
 export class EdgeshipError extends Error {
   constructor(
     readonly code: ErrorCode,
@@ -40,56 +92,207 @@ export class EdgeshipError extends Error {
   }
 }
 
-/** Verification failures: the bytes must not be trusted. */
-export class VerificationError extends EdgeshipError {}
-export class SignatureError extends VerificationError {}
-export class ExpiredError extends VerificationError {}
-export class RollbackError extends VerificationError {}
-export class WrongTargetError extends VerificationError {}
-export class MalformedError extends VerificationError {}
+/**
+ * A class whose code the class fixes (its static `code`), so class and code cannot disagree:
+ * `class HashMismatchError extends DownloadError { static override readonly code: ErrorCode = 'E_HASH' }`.
+ */
+export abstract class CodedError extends EdgeshipError {
+  declare static readonly code: ErrorCode;
+  /** A status other than the code's, for a class that needs one (e.g. 422 for a permanent refusal). */
+  declare static readonly status?: number;
 
-/** Download failures: the bytes did not arrive as declared. */
-export class DownloadError extends EdgeshipError {}
-export class HashMismatchError extends DownloadError {}
-export class LengthMismatchError extends DownloadError {}
-export class StalledDownloadError extends DownloadError {}
-
-export class InputError extends EdgeshipError {}
-
-/** Rebuilds a typed error from plain data (e.g. after crossing a worker boundary). */
-export function errorFromData(data: { code: string; message: string; name?: string }): EdgeshipError {
-  const code = (ERROR_CODES as readonly string[]).includes(data.code)
-    ? (data.code as ErrorCode)
-    : 'E_MALFORMED';
-  const Class = errorClassFor(code);
-  return new Class(code, data.message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super((new.target as unknown as typeof CodedError).code, message, options);
+  }
 }
 
-function errorClassFor(code: ErrorCode): typeof EdgeshipError {
-  switch (code) {
-    case 'E_SIGNATURE':
-    case 'E_UNKNOWN_KEY':
-    case 'E_PUBLISHER_SIGNATURE':
-      return SignatureError;
-    case 'E_EXPIRED':
-    case 'E_LIFETIME':
-      return ExpiredError;
-    case 'E_ROLLBACK':
-    case 'E_VERSION_CONFLICT':
-      return RollbackError;
-    case 'E_WRONG_TARGET':
-      return WrongTargetError;
-    case 'E_MALFORMED':
-      return MalformedError;
-    case 'E_HASH':
-      return HashMismatchError;
-    case 'E_LENGTH':
-      return LengthMismatchError;
-    case 'E_STALLED':
-      return StalledDownloadError;
-    case 'E_INPUT':
-      return InputError;
-    default:
-      return EdgeshipError;
+/** Verification failures: the bytes must not be trusted. */
+export abstract class VerificationError extends CodedError {}
+export class SignatureError extends VerificationError {
+  static override readonly code: ErrorCode = 'E_SIGNATURE';
+}
+export class UnknownKeyError extends SignatureError {
+  static override readonly code: ErrorCode = 'E_UNKNOWN_KEY';
+}
+export class PublisherSignatureError extends SignatureError {
+  static override readonly code: ErrorCode = 'E_PUBLISHER_SIGNATURE';
+}
+export class ExpiredError extends VerificationError {
+  static override readonly code: ErrorCode = 'E_EXPIRED';
+}
+export class LifetimeError extends ExpiredError {
+  static override readonly code: ErrorCode = 'E_LIFETIME';
+}
+export class RollbackError extends VerificationError {
+  static override readonly code: ErrorCode = 'E_ROLLBACK';
+}
+export class VersionConflictError extends RollbackError {
+  static override readonly code: ErrorCode = 'E_VERSION_CONFLICT';
+}
+export class WrongTargetError extends VerificationError {
+  static override readonly code: ErrorCode = 'E_WRONG_TARGET';
+}
+export class MalformedError extends VerificationError {
+  static override readonly code: ErrorCode = 'E_MALFORMED';
+}
+
+/** Download failures: the bytes did not arrive as declared. */
+export abstract class DownloadError extends CodedError {}
+export class HashMismatchError extends DownloadError {
+  static override readonly code: ErrorCode = 'E_HASH';
+}
+export class LengthMismatchError extends DownloadError {
+  static override readonly code: ErrorCode = 'E_LENGTH';
+}
+export class StalledDownloadError extends DownloadError {
+  static override readonly code: ErrorCode = 'E_STALLED';
+}
+
+export class NetworkError extends CodedError {
+  static override readonly code: ErrorCode = 'E_NETWORK';
+}
+/** A server answered with a status the caller did not expect; `status` is that status. */
+export class HttpStatusError extends CodedError {
+  static override readonly code: ErrorCode = 'E_HTTP';
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
   }
+}
+export class InputError extends CodedError {
+  static override readonly code: ErrorCode = 'E_INPUT';
+}
+export class QuotaError extends CodedError {
+  static override readonly code: ErrorCode = 'E_QUOTA';
+}
+export class UnsupportedRuntimeError extends CodedError {
+  static override readonly code: ErrorCode = 'E_UNSUPPORTED_RUNTIME';
+}
+export class NotFoundError extends CodedError {
+  static override readonly code: ErrorCode = 'E_NOT_FOUND';
+}
+export class DisposedError extends CodedError {
+  static override readonly code: ErrorCode = 'E_DISPOSED';
+}
+export class TimeoutError extends CodedError {
+  static override readonly code: ErrorCode = 'E_TIMEOUT';
+}
+/** A record whose key already exists (releases, manifests, rollouts and tokens are insert-only). */
+export class ConflictError extends CodedError {
+  static override readonly code: ErrorCode = 'E_CONFLICT';
+}
+export class UnauthenticatedError extends CodedError {
+  static override readonly code: ErrorCode = 'E_UNAUTHENTICATED';
+}
+export class ForbiddenError extends CodedError {
+  static override readonly code: ErrorCode = 'E_FORBIDDEN';
+}
+
+/**
+ * The code of anything thrown. One rule wherever an error surfaces: an EdgeshipError keeps its
+ * code; anything else has none of its own and is E_INTERNAL. The code that knows what failed
+ * (a fetch, a model load) wraps the error in a typed one there; nothing downstream guesses.
+ */
+export function codeOf(error: unknown): ErrorCode {
+  return error instanceof EdgeshipError ? error.code : 'E_INTERNAL';
+}
+
+/** The HTTP status an error renders with: its class's own, else its code's. */
+export function httpStatusOf(error: EdgeshipError): number {
+  return (error.constructor as typeof CodedError).status ?? ERROR_TABLE[error.code].status;
+}
+
+/** The CLI exit code for a failure with `code`. */
+export function exitCodeOf(code: ErrorCode): number {
+  return ERROR_TABLE[code].exit;
+}
+
+// --- Crossing a boundary (worker ↔ page) as plain, structured-clonable data ---
+
+/** An error as plain data: what postMessage can carry. */
+export interface ErrorData {
+  name: string;
+  message: string;
+  stack?: string;
+  code?: ErrorCode;
+  /** The class's own fields (a NoBackendError's `reasons`, an ActivationError's `phase`). */
+  details?: Record<string, unknown>;
+}
+
+type ErrorClass = abstract new (...args: never[]) => EdgeshipError;
+
+const BUILT_IN: readonly ErrorClass[] = [
+  SignatureError,
+  UnknownKeyError,
+  PublisherSignatureError,
+  ExpiredError,
+  LifetimeError,
+  RollbackError,
+  VersionConflictError,
+  WrongTargetError,
+  MalformedError,
+  HashMismatchError,
+  LengthMismatchError,
+  StalledDownloadError,
+  NetworkError,
+  HttpStatusError,
+  InputError,
+  QuotaError,
+  UnsupportedRuntimeError,
+  NotFoundError,
+  DisposedError,
+  TimeoutError,
+  ConflictError,
+  UnauthenticatedError,
+  ForbiddenError,
+];
+
+const OWN_FIELDS = new Set(['name', 'message', 'stack', 'code', 'cause']);
+
+export function serializeError(error: unknown): ErrorData {
+  if (!(error instanceof Error)) return { name: 'Error', message: String(error) };
+  const data: ErrorData = { name: error.name, message: error.message, stack: error.stack };
+  if (error instanceof EdgeshipError) {
+    data.code = error.code;
+    const details: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(error)) {
+      if (OWN_FIELDS.has(key)) continue;
+      // Only what postMessage can clone: a field that cannot cross is left behind, not fatal.
+      try {
+        details[key] = structuredClone(value);
+      } catch {}
+    }
+    if (Object.keys(details).length > 0) data.details = details;
+  }
+  return data;
+}
+
+/**
+ * Rebuilds an error from its data: the registered class of that name, else the class that fixes
+ * its code, else an EdgeshipError with the code (class names do not survive every minifier, codes
+ * do). The message, stack and the class's fields come back as they were; no constructor runs.
+ */
+export function deserializeError(data: ErrorData, classes: readonly ErrorClass[] = []): Error {
+  if (!data.code || !isErrorCode(data.code)) {
+    const plain = new Error(data.message);
+    plain.name = data.name;
+    if (data.stack !== undefined) plain.stack = data.stack;
+    return plain;
+  }
+  const all = [...classes, ...BUILT_IN];
+  const Class =
+    all.find((c) => c.name === data.name) ??
+    all.find((c) => (c as unknown as typeof CodedError).code === data.code) ??
+    EdgeshipError;
+  const error = Object.create(Class.prototype) as EdgeshipError;
+  const hidden = (value: unknown) => ({ value, writable: true, configurable: true, enumerable: false });
+  Object.defineProperties(error, {
+    message: hidden(data.message),
+    name: hidden(data.name),
+    stack: hidden(data.stack ?? `${data.name}: ${data.message}`),
+  });
+  Object.assign(error, { code: data.code }, data.details);
+  return error;
 }

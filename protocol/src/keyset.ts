@@ -71,7 +71,6 @@ export async function verifyKeySet(envelope: SignedKeySet, check: KeySetCheck): 
   const keySet = envelope.signed;
   if (signers.length < keySet.threshold.root) {
     throw new SignatureError(
-      'E_SIGNATURE',
       `key set has ${signers.length} root signature(s), its own threshold is ${keySet.threshold.root}`,
     );
   }
@@ -79,25 +78,22 @@ export async function verifyKeySet(envelope: SignedKeySet, check: KeySetCheck): 
   for (const entry of [...keySet.onlineKeys, ...keySet.publisherKeys]) await checkKeyId(entry);
   // A threshold above the number of distinct keys could never be met: every device would freeze.
   if (distinctKeys(keySet.onlineKeys) < keySet.threshold.manifest) {
-    throw new MalformedError('E_MALFORMED', 'key set: manifest threshold exceeds its distinct online keys');
+    throw new MalformedError('key set: manifest threshold exceeds its distinct online keys');
   }
   if (distinctKeys(keySet.publisherKeys) < keySet.threshold.release) {
-    throw new MalformedError('E_MALFORMED', 'key set: release threshold exceeds its distinct publisher keys');
+    throw new MalformedError('key set: release threshold exceeds its distinct publisher keys');
   }
   // TUF 5.3.5 (rollback): an old key set could bring back a revoked key. Key sets are not chained
   // N → N+1 as TUF roots are: the root keys are pinned in the app and never rotate through them.
   if (check.minVersion !== undefined && keySet.version < check.minVersion) {
-    throw new RollbackError(
-      'E_ROLLBACK',
-      `key set version ${keySet.version} is older than ${check.minVersion}`,
-    );
+    throw new RollbackError(`key set version ${keySet.version} is older than ${check.minVersion}`);
   }
   // TUF 5.3.10 (freeze): an expired key set no longer vouches for its keys.
   if (Date.parse(keySet.expiresAt) <= check.now.getTime()) {
-    throw new ExpiredError('E_EXPIRED', `key set expired at ${keySet.expiresAt}`);
+    throw new ExpiredError(`key set expired at ${keySet.expiresAt}`);
   }
   if (Date.parse(keySet.issuedAt) > Date.parse(keySet.expiresAt)) {
-    throw new MalformedError('E_MALFORMED', 'key set expires before it is issued');
+    throw new MalformedError('key set expires before it is issued');
   }
   return keySet;
 }

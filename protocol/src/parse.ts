@@ -7,7 +7,7 @@ export function parseJson<T extends z.ZodType>(schema: T, text: string, what: st
   try {
     value = JSON.parse(text);
   } catch (cause) {
-    throw new MalformedError('E_MALFORMED', `${what} is not JSON`, { cause });
+    throw new MalformedError(`${what} is not JSON`, { cause });
   }
   return parseValue(schema, value, what);
 }
@@ -17,13 +17,9 @@ export function parseValue<T extends z.ZodType>(schema: T, value: unknown, what:
   if (!result.success) {
     const issue = result.error.issues[0];
     const where = issue?.path.length ? issue.path.join('.') : '(root)';
-    throw new MalformedError(
-      'E_MALFORMED',
-      `${what} is invalid at ${where}: ${issue?.message ?? 'unknown'}`,
-      {
-        cause: result.error,
-      },
-    );
+    throw new MalformedError(`${what} is invalid at ${where}: ${issue?.message ?? 'unknown'}`, {
+      cause: result.error,
+    });
   }
   return result.data;
 }

@@ -1,6 +1,6 @@
 import { asBufferSource, fromBase64Url, sha256Hex, toBase64Url } from './bytes.ts';
 import { canonicalBytes } from './canonical-json.ts';
-import { MalformedError, SignatureError } from './errors.ts';
+import { MalformedError, SignatureError, UnknownKeyError } from './errors.ts';
 
 /** A public key as documents carry it: raw 32-byte Ed25519 key, base64url. */
 export interface PublicKeyEntry {
@@ -62,7 +62,7 @@ export async function signEnvelope<T>(signed: T, keys: SigningKeyPair[]): Promis
 export async function checkKeyId(entry: PublicKeyEntry): Promise<void> {
   const raw = decodeKey(entry.publicKey);
   if ((await keyIdFor(raw)) !== entry.keyId) {
-    throw new MalformedError('E_MALFORMED', `key id ${entry.keyId} is not the SHA-256 of its public key`);
+    throw new MalformedError(`key id ${entry.keyId} is not the SHA-256 of its public key`);
   }
 }
 
@@ -92,10 +92,9 @@ export async function verifyThreshold(
   }
   if (valid.size >= threshold) return [...valid];
   if (!sawTrusted) {
-    throw new SignatureError('E_UNKNOWN_KEY', `${what} is not signed by any trusted key`);
+    throw new UnknownKeyError(`${what} is not signed by any trusted key`);
   }
   throw new SignatureError(
-    'E_SIGNATURE',
     `${what} has ${valid.size} valid signature(s) from distinct keys, needs ${threshold}`,
   );
 }
@@ -126,8 +125,8 @@ function decodeKey(publicKey: string): Uint8Array {
   try {
     raw = fromBase64Url(publicKey);
   } catch (cause) {
-    throw new MalformedError('E_MALFORMED', 'a public key must be canonical base64url', { cause });
+    throw new MalformedError('a public key must be canonical base64url', { cause });
   }
-  if (raw.length !== 32) throw new MalformedError('E_MALFORMED', 'an Ed25519 public key is 32 bytes');
+  if (raw.length !== 32) throw new MalformedError('an Ed25519 public key is 32 bytes');
   return raw;
 }

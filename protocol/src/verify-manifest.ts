@@ -3,9 +3,11 @@ import { canonicalBytes } from './canonical-json.ts';
 import {
   EdgeshipError,
   ExpiredError,
+  LifetimeError,
   MalformedError,
+  PublisherSignatureError,
   RollbackError,
-  SignatureError,
+  VersionConflictError,
   WrongTargetError,
 } from './errors.ts';
 import { type KeySet, maxManifestLifetimeMs, type TrustedRoot, verifyKeySet } from './keyset.ts';
@@ -78,7 +80,7 @@ export async function verifyManifest(
         ? bytes.length
         : utf8(bytes).length;
   if (size > MAX_MANIFEST_BYTES) {
-    throw new MalformedError('E_MALFORMED', `manifest is larger than ${MAX_MANIFEST_BYTES} bytes`);
+    throw new MalformedError(`manifest is larger than ${MAX_MANIFEST_BYTES} bytes`);
   }
   const text = typeof bytes === 'string' ? bytes : new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   const envelope = parseJson(ManifestEnvelopeSchema, text, 'manifest');
@@ -101,27 +103,25 @@ export async function verifyManifest(
   // Wrong software: a valid manifest for another app or channel.
   if (manifest.app !== check.app || manifest.channel !== check.channel) {
     throw new WrongTargetError(
-      'E_WRONG_TARGET',
       `manifest is for ${manifest.app}/${manifest.channel}, expected ${check.app}/${check.channel}`,
     );
   }
   // TUF 5.4.3.1 (rollback): never accept a manifest older than the newest accepted one.
   const floor = Math.max(check.minVersion ?? 0, trusted?.version ?? 0);
   if (manifest.version < floor) {
-    throw new RollbackError('E_ROLLBACK', `manifest version ${manifest.version} is older than ${floor}`);
+    throw new RollbackError(`manifest version ${manifest.version} is older than ${floor}`);
   }
   // TUF 5.4.3.1 (mix-and-match): at an equal version "there shouldn't be any changes in the
   // content": two documents under one version mean a forked or equivocating signer.
   const digest = await sha256Hex(canonicalBytes(manifest));
   if (trusted && manifest.version === trusted.version && digest !== trusted.digest) {
-    throw new RollbackError(
-      'E_VERSION_CONFLICT',
+    throw new VersionConflictError(
       `manifest version ${manifest.version} differs from the one accepted at that version`,
     );
   }
   // TUF 5.4.4 (indefinite freeze): a replayed old manifest eventually expires.
   if (Date.parse(manifest.expiresAt) <= check.now.getTime()) {
-    throw new ExpiredError('E_EXPIRED', `manifest expired at ${manifest.expiresAt}`);
+    throw new ExpiredError(`manifest expired at ${manifest.expiresAt}`);
   }
   // Indefinite freeze, bounded: TUF leaves expiry to the signer; here the root caps it, so a
   // stolen online key cannot sign "expires 9999" (nor dodge the cap with a future issuedAt).
@@ -144,14 +144,13 @@ function checkLifetime(manifest: Manifest, maxMs: number, check: ManifestCheck):
   const expires = Date.parse(manifest.expiresAt);
   const skew = check.clockSkewMs ?? MAX_CLOCK_SKEW_MS;
   if (issued > check.now.getTime() + skew) {
-    throw new ExpiredError('E_LIFETIME', `manifest is issued at ${manifest.issuedAt}, in the future`);
+    throw new LifetimeError(`manifest is issued at ${manifest.issuedAt}, in the future`);
   }
   if (expires <= issued) {
-    throw new MalformedError('E_MALFORMED', 'manifest expires before it is issued');
+    throw new MalformedError('manifest expires before it is issued');
   }
   if (expires - issued > maxMs) {
-    throw new ExpiredError(
-      'E_LIFETIME',
+    throw new LifetimeError(
       `manifest is valid for ${Math.round((expires - issued) / 1000)} s, its key set allows ${maxMs / 1000} s`,
     );
   }
@@ -162,23 +161,17 @@ async function verifyModelEntry(entry: ModelEntry, keySet: KeySet): Promise<void
   for (const signed of entry.releases) {
     await verifyRelease(signed, keySet);
     if (signed.signed.model !== entry.name) {
-      throw new MalformedError(
-        'E_MALFORMED',
-        `release ${releaseId(signed.signed)} is listed under ${entry.name}`,
-      );
+      throw new MalformedError(`release ${releaseId(signed.signed)} is listed under ${entry.name}`);
     }
     if (versions.has(signed.signed.version)) {
-      throw new MalformedError('E_MALFORMED', `release ${releaseId(signed.signed)} is listed twice`);
+      throw new MalformedError(`release ${releaseId(signed.signed)} is listed twice`);
     }
     versions.add(signed.signed.version);
   }
   const referenced = [entry.production, entry.rollout?.release, entry.rollout?.control];
   for (const version of referenced) {
     if (version && !versions.has(version)) {
-      throw new MalformedError(
-        'E_MALFORMED',
-        `model ${entry.name} refers to ${version}, which it does not list`,
-      );
+      throw new MalformedError(`model ${entry.name} refers to ${version}, which it does not list`);
     }
   }
 }
@@ -196,8 +189,7 @@ export async function verifyRelease(signed: SignedRelease, keySet: KeySet): Prom
       `release ${releaseId(signed.signed)}`,
     );
   } catch (error) {
-    if (error instanceof EdgeshipError)
-      throw new SignatureError('E_PUBLISHER_SIGNATURE', error.message, { cause: error });
+    if (error instanceof EdgeshipError) throw new PublisherSignatureError(error.message, { cause: error });
     throw error;
   }
   return signed.signed;

@@ -1,4 +1,4 @@
-import { EdgeshipError } from '@edgeship/protocol/errors';
+import { DisposedError, TimeoutError } from '@edgeship/protocol/errors';
 import { proxy, type Remote, releaseProxy, transfer, wrap } from 'comlink';
 import type {
   CarryMap,
@@ -94,7 +94,7 @@ export async function createRuntime<S extends ModelSchema | unknown = unknown>(
   };
   let disposed = false;
   const live = () => {
-    if (disposed) throw new EdgeshipError('E_DISPOSED', 'the runtime was disposed');
+    if (disposed) throw new DisposedError('the runtime was disposed');
   };
 
   // Never awaited on start-up: the answer lands in storagePersisted whenever the browser gives it.
@@ -118,11 +118,7 @@ export async function createRuntime<S extends ModelSchema | unknown = unknown>(
     ({ deviceId } = await withDeadline(
       remote.init(config, proxy(dispatch), transfer(channel.port2, [channel.port2])),
       startTimeoutMs,
-      () =>
-        new EdgeshipError(
-          'E_TIMEOUT',
-          `the runtime worker did not start within ${startTimeoutMs} ms (startTimeoutMs)`,
-        ),
+      () => new TimeoutError(`the runtime worker did not start within ${startTimeoutMs} ms (startTimeoutMs)`),
     ));
   } catch (error) {
     // A worker that failed or never answered is of no use: free it, and the page's side.

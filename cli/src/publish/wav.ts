@@ -12,7 +12,7 @@ export function readWav(bytes: Uint8Array): Wav {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const tag = (at: number) => String.fromCharCode(...bytes.subarray(at, at + 4));
   if (bytes.length < 12 || tag(0) !== 'RIFF' || tag(8) !== 'WAVE') {
-    throw new InputError('E_INPUT', 'not a RIFF/WAVE file');
+    throw new InputError('not a RIFF/WAVE file');
   }
   let format: { channels: number; sampleRate: number; bits: number; code: number } | undefined;
   // Chunks are [id, little-endian size, body], padded to an even length (RIFF spec).
@@ -30,7 +30,7 @@ export function readWav(bytes: Uint8Array): Wav {
     } else if (id === 'data') {
       // 1 = PCM; 0xfffe = WAVE_FORMAT_EXTENSIBLE, which sox uses for some files.
       if (!format || (format.code !== 1 && format.code !== 0xfffe) || format.bits !== 16) {
-        throw new InputError('E_INPUT', 'only 16-bit PCM WAV files are supported');
+        throw new InputError('only 16-bit PCM WAV files are supported');
       }
       const end = Math.min(body + size, bytes.length);
       const frames = Math.floor((end - body) / (2 * format.channels));
@@ -41,5 +41,5 @@ export function readWav(bytes: Uint8Array): Wav {
     }
     at = body + size + (size & 1);
   }
-  throw new InputError('E_INPUT', 'WAV file has no data chunk');
+  throw new InputError('WAV file has no data chunk');
 }

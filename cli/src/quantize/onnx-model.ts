@@ -18,11 +18,11 @@ export function decodeModel(bytes: Uint8Array): Model {
   try {
     model = onnx.ModelProto.decode(bytes);
   } catch (error) {
-    throw new MalformedError('E_MALFORMED', `not an ONNX model: ${(error as Error).message}`, {
+    throw new MalformedError(`not an ONNX model: ${(error as Error).message}`, {
       cause: error,
     });
   }
-  if (!model.graph) throw new MalformedError('E_MALFORMED', 'not an ONNX model: it has no graph');
+  if (!model.graph) throw new MalformedError('not an ONNX model: it has no graph');
   return model;
 }
 

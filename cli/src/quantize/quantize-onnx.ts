@@ -71,11 +71,11 @@ export async function quantizeOnnx(
   opts: QuantizeOnnxOptions,
 ): Promise<{ bytes: Uint8Array; report: QuantizeReport }> {
   if (opts.mode !== 'int8' && opts.mode !== 'float16') {
-    throw new InputError('E_INPUT', `unknown quantization mode "${opts.mode}"; use int8 or float16`);
+    throw new InputError(`unknown quantization mode "${opts.mode}"; use int8 or float16`);
   }
   const minElements = opts.minElements ?? 1024;
   if (!Number.isInteger(minElements) || minElements < 1) {
-    throw new InputError('E_INPUT', `minElements must be a positive integer, got ${minElements}`);
+    throw new InputError(`minElements must be a positive integer, got ${minElements}`);
   }
   const proto = decodeModel(model);
   const plan = planFor(proto, opts);
@@ -122,10 +122,7 @@ function planFor(model: Model, opts: QuantizeOnnxOptions): Plan {
   const notes: string[] = [];
   if (opts.mode === 'float16') return { mode: 'float16', perChannel: false, dequantizeWith: 'Cast', notes };
   if (opset < CAST_MUL_MIN_OPSET) {
-    throw new InputError(
-      'E_INPUT',
-      `int8 needs opset >= ${CAST_MUL_MIN_OPSET}; this model uses opset ${opset}`,
-    );
+    throw new InputError(`int8 needs opset >= ${CAST_MUL_MIN_OPSET}; this model uses opset ${opset}`);
   }
   let perChannel = opts.perChannel ?? true;
   if (perChannel && opset < PER_CHANNEL_MIN_OPSET && opset >= DEQUANTIZE_MIN_OPSET) {

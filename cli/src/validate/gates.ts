@@ -235,26 +235,26 @@ function finish(report: ValidationReport): ValidationReport {
 function checkArguments(opts: ValidationInputs): void {
   const frames = opts.inputs.reduce((n, s) => n + s.length, 0);
   if (frames === 0 || opts.inputs.some((s) => s.length === 0)) {
-    throw new InputError('E_INPUT', 'validation needs at least one input frame in every sequence');
+    throw new InputError('validation needs at least one input frame in every sequence');
   }
   const { minAgreement, ...limits } = opts.budget;
   for (const [key, value] of Object.entries(limits)) {
     if (value === undefined) continue;
     if (!(typeof value === 'number' && value >= 0 && Number.isFinite(value))) {
-      throw new InputError('E_INPUT', `budget.${key} must be a finite number >= 0, got ${value}`);
+      throw new InputError(`budget.${key} must be a finite number >= 0, got ${value}`);
     }
   }
   if (
     minAgreement &&
     !(Number.isFinite(minAgreement.threshold) && minAgreement.min >= 0 && minAgreement.min <= 1)
   ) {
-    throw new InputError('E_INPUT', 'budget.minAgreement needs a finite threshold and a min between 0 and 1');
+    throw new InputError('budget.minAgreement needs a finite threshold and a min between 0 and 1');
   }
   if (opts.labels && opts.labels.expected.length !== frames) {
-    throw new InputError('E_INPUT', `${opts.labels.expected.length} labels for ${frames} frames`);
+    throw new InputError(`${opts.labels.expected.length} labels for ${frames} frames`);
   }
   if (opts.budget.maxAccuracyDrop !== undefined && !opts.labels) {
-    throw new InputError('E_INPUT', 'budget.maxAccuracyDrop needs labels');
+    throw new InputError('budget.maxAccuracyDrop needs labels');
   }
 }
 

@@ -49,19 +49,13 @@ export async function runSequence(
   frames: readonly Feeds[],
   carry: Carry = {},
 ): Promise<SequenceRun> {
-  if (frames.length === 0) throw new InputError('E_INPUT', 'no input frames to run');
+  if (frames.length === 0) throw new InputError('no input frames to run');
   for (const [output, input] of Object.entries(carry)) {
     if (!session.outputNames.includes(output)) {
-      throw new InputError(
-        'E_INPUT',
-        `carry names output "${output}"; the model has ${list(session.outputNames)}`,
-      );
+      throw new InputError(`carry names output "${output}"; the model has ${list(session.outputNames)}`);
     }
     if (!session.inputNames.includes(input)) {
-      throw new InputError(
-        'E_INPUT',
-        `carry names input "${input}"; the model has ${list(session.inputNames)}`,
-      );
+      throw new InputError(`carry names input "${input}"; the model has ${list(session.inputNames)}`);
     }
   }
   // onnxruntime's first run allocates and plans; keep it out of the timing.

@@ -107,18 +107,12 @@ class TfjsRunner implements ModelRunner {
   }
 
   async runSequence(frames: readonly Feeds[], carry: Carry = {}) {
-    if (frames.length === 0) throw new InputError('E_INPUT', 'no input frames to run');
+    if (frames.length === 0) throw new InputError('no input frames to run');
     for (const [output, input] of Object.entries(carry)) {
       if (!this.outputNames.includes(output))
-        throw new InputError(
-          'E_INPUT',
-          `carry names output "${output}"; the model has ${list(this.outputNames)}`,
-        );
+        throw new InputError(`carry names output "${output}"; the model has ${list(this.outputNames)}`);
       if (!this.inputNames.includes(input))
-        throw new InputError(
-          'E_INPUT',
-          `carry names input "${input}"; the model has ${list(this.inputNames)}`,
-        );
+        throw new InputError(`carry names input "${input}"; the model has ${list(this.inputNames)}`);
     }
     // Kept out of the timing, as onnxruntime's first run is: the first run allocates.
     await this.run(frames[0]!);
@@ -201,7 +195,7 @@ function toTfTensor(name: string, feed: TensorLike, dtype: tf.DataType): tf.Tens
     );
   for (const v of values) {
     if (!Number.isInteger(v) || v > 2 ** 31 - 1 || v < -(2 ** 31)) {
-      throw new InputError('E_INPUT', `input "${name}": value ${v} does not fit tfjs int32`);
+      throw new InputError(`input "${name}": value ${v} does not fit tfjs int32`);
     }
   }
   return tf.tensor(Int32Array.from(values), dims, 'int32');

@@ -27,7 +27,7 @@ const MAX_RUNNER_UP_RATIO = 0.6;
 /** The protocol's seeded generator, checked: seeds are 32-bit unsigned integers. */
 export function createRng(seed: number): Rng {
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffff_ffff) {
-    throw new InputError('E_INPUT', `seed must be an integer in [0, 2^32), got ${seed}`);
+    throw new InputError(`seed must be an integer in [0, 2^32), got ${seed}`);
   }
   return mulberry32(seed);
 }
@@ -89,7 +89,7 @@ export interface ToneBatch {
 /** `count` examples from one seeded stream: the same (seed, count) always gives the same batch. */
 export function makeToneBatch(seed: number, count: number): ToneBatch {
   if (!Number.isInteger(count) || count < 1) {
-    throw new InputError('E_INPUT', `count must be a positive integer, got ${count}`);
+    throw new InputError(`count must be a positive integer, got ${count}`);
   }
   const rng = createRng(seed);
   const audio = new Float32Array(count * TONE_SAMPLES);

@@ -21,7 +21,7 @@ const DTYPE_BYTES: Readonly<Record<string, number>> = { float32: 4, int32: 4 };
 /** For `tf.io.withSaveHandler`: the artifacts a layers model hands over on `save`. */
 export function filesFromArtifacts(artifacts: io.ModelArtifacts): ModelFiles {
   if (artifacts.modelTopology === undefined || artifacts.modelTopology instanceof ArrayBuffer) {
-    throw new MalformedError('E_MALFORMED', 'expected a layers model topology (JSON), not a graph model');
+    throw new MalformedError('expected a layers model topology (JSON), not a graph model');
   }
   const weightSpecs = artifacts.weightSpecs ?? [];
   const weights = joinWeightData(artifacts.weightData);
@@ -42,16 +42,16 @@ export function artifactsFromFiles(files: ModelFiles): io.ModelArtifacts {
   try {
     parsed = JSON.parse(files.modelJson);
   } catch (cause) {
-    throw new MalformedError('E_MALFORMED', 'model.json is not JSON', { cause });
+    throw new MalformedError('model.json is not JSON', { cause });
   }
   const json = parsed as Partial<io.ModelJSON> | null;
   if (typeof json !== 'object' || json === null || typeof json.modelTopology !== 'object') {
-    throw new MalformedError('E_MALFORMED', 'model.json has no modelTopology');
+    throw new MalformedError('model.json has no modelTopology');
   }
   const manifest = json.weightsManifest;
   // One group, one file: anything else was not written by filesFromArtifacts.
   if (!Array.isArray(manifest) || manifest.length !== 1 || manifest[0]?.paths?.join() !== WEIGHTS_FILE) {
-    throw new MalformedError('E_MALFORMED', `model.json must name exactly one weights file, ${WEIGHTS_FILE}`);
+    throw new MalformedError(`model.json must name exactly one weights file, ${WEIGHTS_FILE}`);
   }
   const weightSpecs = manifest[0].weights;
   checkWeightLength(weightSpecs, files.weights.byteLength);
@@ -77,11 +77,11 @@ function checkWeightLength(specs: readonly io.WeightsManifestEntry[], actual: nu
   for (const spec of specs) {
     const bytes = DTYPE_BYTES[spec.dtype];
     if (bytes === undefined || spec.quantization !== undefined) {
-      throw new MalformedError('E_MALFORMED', `weight ${spec.name} has unsupported dtype ${spec.dtype}`);
+      throw new MalformedError(`weight ${spec.name} has unsupported dtype ${spec.dtype}`);
     }
     expected += bytes * spec.shape.reduce((n, d) => n * d, 1);
   }
   if (expected !== actual) {
-    throw new LengthMismatchError('E_LENGTH', `weights hold ${actual} bytes, the manifest needs ${expected}`);
+    throw new LengthMismatchError(`weights hold ${actual} bytes, the manifest needs ${expected}`);
   }
 }

@@ -1,7 +1,9 @@
 import {
   type ChunkRef,
   EdgeshipError,
+  HttpStatusError,
   LengthMismatchError,
+  NetworkError,
   releaseId,
   type SignedRelease,
   StalledDownloadError,
@@ -174,8 +176,7 @@ async function fetchChunk(ref: ChunkRef, options: DownloadOptions, signal: Abort
   const stallMs = options.stallMs ?? DEFAULT_STALL_MS;
   const deadlineMs = transferDeadlineMs(ref.size, options);
   const slow = new AbortController();
-  const giveUp = (why: string) =>
-    slow.abort(new StalledDownloadError('E_STALLED', `chunk ${ref.sha256} ${why}`));
+  const giveUp = (why: string) => slow.abort(new StalledDownloadError(`chunk ${ref.sha256} ${why}`));
   const deadline = setTimeout(
     () => giveUp(`did not arrive within its ${deadlineMs} ms deadline (${ref.size} bytes)`),
     deadlineMs,
@@ -199,17 +200,12 @@ async function fetchChunk(ref: ChunkRef, options: DownloadOptions, signal: Abort
       throw transportError(error, ref, slow.signal);
     }
     if (!response.ok || !response.body) {
-      throw new EdgeshipError('E_HTTP', `chunk ${ref.sha256} answered ${response.status}`, {
-        cause: { status: response.status },
-      });
+      throw new HttpStatusError(`chunk ${ref.sha256} answered ${response.status}`, response.status);
     }
     const declared = response.headers.get('content-length');
     if (declared !== null && Number(declared) !== ref.size) {
       await response.body.cancel();
-      throw new LengthMismatchError(
-        'E_LENGTH',
-        `chunk ${ref.sha256} is declared ${declared} bytes, signed ${ref.size}`,
-      );
+      throw new LengthMismatchError(`chunk ${ref.sha256} is declared ${declared} bytes, signed ${ref.size}`);
     }
     const out = new Uint8Array(ref.size);
     let received = 0;
@@ -225,10 +221,7 @@ async function fetchChunk(ref: ChunkRef, options: DownloadOptions, signal: Abort
         if (done) break;
         rearm();
         if (received + value.length > ref.size) {
-          throw new LengthMismatchError(
-            'E_LENGTH',
-            `chunk ${ref.sha256} sent more than its signed ${ref.size} bytes`,
-          );
+          throw new LengthMismatchError(`chunk ${ref.sha256} sent more than its signed ${ref.size} bytes`);
         }
         out.set(value, received);
         received += value.length;
@@ -242,10 +235,7 @@ async function fetchChunk(ref: ChunkRef, options: DownloadOptions, signal: Abort
       signal.removeEventListener('abort', cancel);
     }
     if (received !== ref.size) {
-      throw new LengthMismatchError(
-        'E_LENGTH',
-        `chunk ${ref.sha256} ended after ${received} of ${ref.size} bytes`,
-      );
+      throw new LengthMismatchError(`chunk ${ref.sha256} ended after ${received} of ${ref.size} bytes`);
     }
     return out;
   } finally {
@@ -256,14 +246,13 @@ async function fetchChunk(ref: ChunkRef, options: DownloadOptions, signal: Abort
 
 function transportError(error: unknown, ref: ChunkRef, slow: AbortSignal): EdgeshipError {
   if (slow.aborted) return slow.reason as StalledDownloadError;
-  return new EdgeshipError('E_NETWORK', `chunk ${ref.sha256}: ${(error as Error).message}`, { cause: error });
+  return new NetworkError(`chunk ${ref.sha256}: ${(error as Error).message}`, { cause: error });
 }
 
 function isTransient(error: unknown): boolean {
   if (!(error instanceof EdgeshipError)) return false;
   if (error.code === 'E_NETWORK' || error.code === 'E_STALLED' || error.code === 'E_LENGTH') return true;
-  const status = (error.cause as { status?: number } | undefined)?.status ?? 0;
-  return error.code === 'E_HTTP' && (status >= 500 || status === 429);
+  return error instanceof HttpStatusError && (error.status >= 500 || error.status === 429);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -281,5 +270,5 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 function abortError(signal: AbortSignal): Error {
-  return signal.reason instanceof Error ? signal.reason : new EdgeshipError('E_NETWORK', 'download aborted');
+  return signal.reason instanceof Error ? signal.reason : new NetworkError('download aborted');
 }

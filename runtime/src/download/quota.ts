@@ -1,4 +1,4 @@
-import { EdgeshipError, type Release } from '@edgeship/protocol';
+import { QuotaError, type Release } from '@edgeship/protocol';
 import type { ModelStore } from '../store/model-store.ts';
 
 /** What StorageManager.estimate() answers (both fields are optional in the spec). */
@@ -35,8 +35,7 @@ export async function ensureRoom(
   const gc = { perModel: 0, alsoChunksOf: release };
   const reclaimable = (await store.collectGarbage({ ...gc, dryRun: true })).bytesFreed;
   if (bytesNeeded > free + reclaimable) {
-    throw new EdgeshipError(
-      'E_QUOTA',
+    throw new QuotaError(
       `${id} needs ${bytesNeeded} bytes (${mib(bytesNeeded)}) of storage; ${free} bytes (${mib(free)}) are free ` +
         `and removing unused releases would free ${reclaimable} more. Nothing was downloaded.`,
       { cause: { bytesNeeded, free, reclaimable } },

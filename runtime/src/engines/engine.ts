@@ -1,5 +1,8 @@
-import { EdgeshipError } from '@edgeship/protocol';
+// The zod-free subpath: these classes are revived on the page (worker/error-transfer.ts).
+import { CodedError, type ErrorCode } from '@edgeship/protocol/errors';
 import type { NamedTensors } from './tensor.ts';
+
+export type ModelFormat = 'onnx' | 'tfjs';
 
 /** Where inference runs. ORT offers webgpu and wasm; tfjs offers webgl and cpu (see candidateConfigs). */
 export type Backend = 'webgpu' | 'wasm' | 'webgl' | 'cpu';
@@ -59,13 +62,26 @@ export interface FallbackReason {
 }
 
 /** A backend cannot run this model; `fallback` says why, for the FallbackReason. */
-export class BackendUnavailableError extends EdgeshipError {
+export class BackendUnavailableError extends CodedError {
+  static override readonly code: ErrorCode = 'E_NO_BACKEND';
   constructor(
     readonly fallback: FallbackCode,
     message: string,
     options?: { cause?: unknown },
   ) {
-    super('E_NO_BACKEND', message, options);
+    super(message, options);
+  }
+}
+
+/** Every candidate failed; `reasons` lists each one's (they reach the page with the error). */
+export class NoBackendError extends CodedError {
+  static override readonly code: ErrorCode = 'E_NO_BACKEND';
+  constructor(
+    format: ModelFormat,
+    readonly reasons: FallbackReason[],
+  ) {
+    const list = reasons.map((r) => `${describeConfig(r.config)}: ${r.reason}`).join('; ');
+    super(`no backend could run this ${format} model (${list || 'no candidates'})`);
   }
 }
 

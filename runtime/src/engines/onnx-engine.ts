@@ -1,7 +1,13 @@
 // The package's default entry (dist/ort.bundle.min.mjs) registers both the JSEP WebGPU EP and the
 // WASM EP. `onnxruntime-web/webgpu` would swap JSEP for the newer native WebGPU EP (asyncify build);
 // `onnxruntime-web/wasm` has no WebGPU at all.
-import { EdgeshipError, InputError, onnxSessionOptions, type Release } from '@edgeship/protocol';
+import {
+  DisposedError,
+  EdgeshipError,
+  InputError,
+  onnxSessionOptions,
+  type Release,
+} from '@edgeship/protocol';
 import * as ort from 'onnxruntime-web';
 import {
   assertWebGpuExists,
@@ -147,11 +153,11 @@ class OnnxEngine implements Engine {
   }
 
   private async runNow(inputs: NamedTensors): Promise<NamedTensors> {
-    if (this.disposed) throw new EdgeshipError('E_DISPOSED', 'engine disposed');
+    if (this.disposed) throw new DisposedError('engine disposed');
     const feeds: Record<string, ort.Tensor> = {};
     for (const name of this.inputNames) {
       const input = inputs[name];
-      if (!input) throw new InputError('E_INPUT', `missing input "${name}"`);
+      if (!input) throw new InputError(`missing input "${name}"`);
       feeds[name] = toOrtTensor(input.data, input.dims, this.inputTypes.get(name));
     }
     const results = await this.session.run(feeds);

@@ -12,10 +12,10 @@ import {
 } from '../../test-fixtures/browser-fixtures.ts';
 import { type SileroReference, sileroFrames } from '../../test-fixtures/silero-input.ts';
 import reference from '../../test-fixtures/silero-reference.json';
-import { describeConfig, type Engine, type EngineConfig, sameConfig } from './engine.ts';
+import { describeConfig, type Engine, type EngineConfig, NoBackendError, sameConfig } from './engine.ts';
 import { configureOrt, createOnnxEngine, ortThreads } from './onnx-engine.ts';
 import { createOnnxProbe } from './probe.ts';
-import { candidateConfigs, type DeviceEnv, NoBackendError, selectEngine } from './select.ts';
+import { candidateConfigs, type DeviceEnv, selectEngine } from './select.ts';
 import { sampleInputs } from './tensor.ts';
 
 const REFERENCE = reference as SileroReference;

@@ -1,4 +1,3 @@
-import { EdgeshipError } from '@edgeship/protocol';
 import {
   type Backend,
   BackendUnavailableError,
@@ -8,11 +7,11 @@ import {
   errorText,
   type FallbackReason,
   fallbackCodeOf,
+  type ModelFormat,
+  NoBackendError,
   sameConfig,
 } from './engine.ts';
 import { hasNonFinite, type NamedTensors } from './tensor.ts';
-
-export type ModelFormat = 'onnx' | 'tfjs';
 
 /**
  * Times one config somewhere other than the calling worker and resolves to its median run time in
@@ -50,17 +49,6 @@ export interface Selection {
   chosen: EngineConfig;
   trials: TrialResult[];
   fallbacks: FallbackReason[];
-}
-
-/** Every candidate failed; `reasons` lists each one's. */
-export class NoBackendError extends EdgeshipError {
-  constructor(
-    format: ModelFormat,
-    readonly reasons: FallbackReason[],
-  ) {
-    const list = reasons.map((r) => `${describeConfig(r.config)}: ${r.reason}`).join('; ');
-    super('E_NO_BACKEND', `no backend could run this ${format} model (${list || 'no candidates'})`);
-  }
 }
 
 /**

@@ -1,5 +1,12 @@
 import type { DType, Release, TensorSpec } from '@edgeship/protocol';
-import { EdgeshipError, float16ToNumber, InputError, mulberry32, numberToFloat16 } from '@edgeship/protocol';
+import {
+  type EdgeshipError,
+  float16ToNumber,
+  InputError,
+  MalformedError,
+  mulberry32,
+  numberToFloat16,
+} from '@edgeship/protocol';
 
 /** float16 travels as its raw bits in a Uint16Array; bool as 0/1 in a Uint8Array. */
 export type TensorArray = Float32Array | Int32Array | BigInt64Array | Int8Array | Uint8Array | Uint16Array;
@@ -241,10 +248,10 @@ function fill(dtype: DType, n: number, draw: () => number): TensorArray {
 }
 
 function inputError(message: string): InputError {
-  return new InputError('E_INPUT', message);
+  return new InputError(message);
 }
 
 /** A step that cannot apply is a release defect, not a caller error. */
 function stepError(message: string): EdgeshipError {
-  return new EdgeshipError('E_MALFORMED', message);
+  return new MalformedError(message);
 }

@@ -12,9 +12,9 @@ import {
 } from '../../../demo-pwa/models/tone/generate.ts';
 import reference from '../../../demo-pwa/models/tone/reference.json';
 import { HAS, maxAbsDiff, toneFiles } from '../../test-fixtures/browser-fixtures.ts';
-import { type Backend, BackendUnavailableError, type Engine } from './engine.ts';
+import { type Backend, BackendUnavailableError, type Engine, NoBackendError } from './engine.ts';
 import { runWithContract, type TensorContract } from './pipeline.ts';
-import { candidateConfigs, NoBackendError, selectEngine } from './select.ts';
+import { candidateConfigs, selectEngine } from './select.ts';
 import { sampleInputs } from './tensor.ts';
 import { createTfjsEngine, type TfjsFiles } from './tfjs-engine.ts';
 

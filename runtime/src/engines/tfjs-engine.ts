@@ -1,4 +1,10 @@
-import { EdgeshipError, fromFloat16Array, InputError } from '@edgeship/protocol';
+import {
+  DisposedError,
+  EdgeshipError,
+  fromFloat16Array,
+  InputError,
+  MalformedError,
+} from '@edgeship/protocol';
 import * as tf from '@tensorflow/tfjs';
 // Each import registers a backend factory; nothing initialises until a config asks for it.
 import '@tensorflow/tfjs-backend-webgpu';
@@ -115,10 +121,7 @@ function asModelJson(value: unknown): tf.io.ModelJSON {
     typeof json.modelTopology !== 'object' ||
     !Array.isArray(json.weightsManifest)
   ) {
-    throw new EdgeshipError(
-      'E_MALFORMED',
-      'model.json needs a modelTopology object and a weightsManifest array',
-    );
+    throw new MalformedError('model.json needs a modelTopology object and a weightsManifest array');
   }
   return json as tf.io.ModelJSON;
 }
@@ -144,11 +147,11 @@ class TfjsEngine implements Engine {
   }
 
   async run(inputs: NamedTensors): Promise<NamedTensors> {
-    if (this.disposed) throw new EdgeshipError('E_DISPOSED', 'engine disposed');
+    if (this.disposed) throw new DisposedError('engine disposed');
     await useBackend(this.config);
     const feeds = this.inputNames.map((name, i) => {
       const input = inputs[name];
-      if (!input) throw new InputError('E_INPUT', `missing input "${name}"`);
+      if (!input) throw new InputError(`missing input "${name}"`);
       return { name, input, dtype: this.inputDtypes[i]! };
     });
     const tensors: tf.Tensor[] = [];
@@ -195,7 +198,7 @@ function toTfTensor(data: TensorArray, dims: number[], dtype: tf.DataType): tf.T
     for (let i = 0; i < data.length; i++) {
       const v = data[i]!;
       if (v > 2147483647n || v < -2147483648n)
-        throw new InputError('E_INPUT', `int64 value ${v} does not fit tfjs int32`);
+        throw new InputError(`int64 value ${v} does not fit tfjs int32`);
       narrowed[i] = Number(v);
     }
     return tf.tensor(narrowed, dims, 'int32');

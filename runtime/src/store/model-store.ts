@@ -1,10 +1,10 @@
 import {
   type ChunkRef,
   canonicalJson,
-  EdgeshipError,
   type FileEntry,
   HashMismatchError,
   LengthMismatchError,
+  NotFoundError,
   parseValue,
   type Release,
   releaseId,
@@ -103,7 +103,7 @@ export class ModelStore {
   async putChunk(sha256: string, bytes: Uint8Array): Promise<void> {
     const actual = await sha256Hex(bytes);
     if (actual !== sha256) {
-      throw new HashMismatchError('E_HASH', `chunk ${sha256} arrived as bytes hashing to ${actual}`);
+      throw new HashMismatchError(`chunk ${sha256} arrived as bytes hashing to ${actual}`);
     }
     // Structured clone copies a view's whole buffer: a subarray of a big download would store it all.
     const own =
@@ -144,7 +144,7 @@ export class ModelStore {
       const unique = uniqueChunks(installed.signed.signed);
       const keys = await Promise.all(unique.map((c) => chunks.getKey(c.sha256)));
       const missing = unique.filter((_, i) => keys[i] === undefined).length;
-      if (missing > 0) throw new EdgeshipError('E_NOT_FOUND', `${id} lacks ${missing} of its chunks`);
+      if (missing > 0) throw new NotFoundError(`${id} lacks ${missing} of its chunks`);
       if (!installed.complete) {
         await tx.objectStore('releases').put({ ...installed, complete: true, installedAt: Date.now() });
       }
@@ -174,13 +174,12 @@ export class ModelStore {
     for (const path of paths) {
       const file = await this.fileOf(id, path);
       if (offset + file.size > out.length) {
-        throw new LengthMismatchError('E_LENGTH', `${id}/${path} does not fit the buffer given for it`);
+        throw new LengthMismatchError(`${id}/${path} does not fit the buffer given for it`);
       }
       await this.streamChunks(id, file, async (bytes, ref) => {
         // Storage can be corrupted or tampered with after the download was verified.
         if ((await sha256Hex(bytes)) !== ref.sha256) {
           throw new HashMismatchError(
-            'E_HASH',
             `${id}/${path}: stored chunk ${ref.sha256} no longer matches its signed SHA-256`,
           );
         }
@@ -202,7 +201,7 @@ export class ModelStore {
       hasher.update(bytes);
     });
     if (bytesToHex(hasher.digest()) !== file.sha256) {
-      throw new HashMismatchError('E_HASH', `${id}/${path} does not match its signed SHA-256`);
+      throw new HashMismatchError(`${id}/${path} does not match its signed SHA-256`);
     }
     return { peakBytesHeld: peak };
   }
@@ -210,7 +209,7 @@ export class ModelStore {
   private async fileOf(id: string, path: string): Promise<FileEntry> {
     const installed = requireRelease(await this.db.get('releases', id), id);
     const file = installed.signed.signed.files.find((f) => f.path === path);
-    if (!file) throw new EdgeshipError('E_NOT_FOUND', `${id} has no file ${path}`);
+    if (!file) throw new NotFoundError(`${id} has no file ${path}`);
     return file;
   }
 
@@ -242,10 +241,9 @@ export class ModelStore {
       const chunk = await reads[i];
       delete reads[i];
       readAt(i + READ_AHEAD);
-      if (!chunk) throw new EdgeshipError('E_NOT_FOUND', `chunk ${ref.sha256} of ${id} is not stored`);
+      if (!chunk) throw new NotFoundError(`chunk ${ref.sha256} of ${id} is not stored`);
       if (chunk.bytes.length !== ref.size) {
         throw new LengthMismatchError(
-          'E_LENGTH',
           `chunk ${ref.sha256} of ${id} has ${chunk.bytes.length} bytes stored, signed ${ref.size}`,
         );
       }
@@ -254,10 +252,7 @@ export class ModelStore {
       offset += chunk.bytes.length;
     }
     if (offset !== file.size) {
-      throw new LengthMismatchError(
-        'E_LENGTH',
-        `${id}/${file.path} has ${offset} bytes stored, expected ${file.size}`,
-      );
+      throw new LengthMismatchError(`${id}/${file.path} has ${offset} bytes stored, expected ${file.size}`);
     }
     return peak;
   }
@@ -457,9 +452,8 @@ export class ModelStore {
     await this.write(['releases', 'pointers'], async (tx) => {
       if (id !== null) {
         const installed = requireRelease(await tx.objectStore('releases').get(id), id);
-        if (installed.model !== model)
-          throw new EdgeshipError('E_NOT_FOUND', `${id} is not a release of ${model}`);
-        if (!installed.complete) throw new EdgeshipError('E_NOT_FOUND', `${id} is not completely downloaded`);
+        if (installed.model !== model) throw new NotFoundError(`${id} is not a release of ${model}`);
+        if (!installed.complete) throw new NotFoundError(`${id} is not completely downloaded`);
       }
       const pointers = tx.objectStore('pointers');
       await pointers.put(change((await pointers.get(model)) ?? emptyPointers(model)));
@@ -495,7 +489,7 @@ function emptyPointers(model: string): ModelPointers {
 }
 
 function requireRelease(installed: InstalledRelease | undefined, id: string): InstalledRelease {
-  if (!installed) throw new EdgeshipError('E_NOT_FOUND', `release ${id} is not installed`);
+  if (!installed) throw new NotFoundError(`release ${id} is not installed`);
   return installed;
 }
 

@@ -1,4 +1,4 @@
-import { EdgeshipError } from '@edgeship/protocol/errors';
+import { QuotaError } from '@edgeship/protocol/errors';
 
 // Storage pressure: what a full disk looks like to IndexedDB, and the one lever against eviction.
 
@@ -17,7 +17,7 @@ export function isQuotaError(error: unknown): boolean {
 export function storageError(error: unknown, transactionError?: unknown): unknown {
   const quota = isQuotaError(error) ? error : isQuotaError(transactionError) ? transactionError : null;
   if (quota === null) return error;
-  return new EdgeshipError('E_QUOTA', 'storage quota exceeded; nothing of this write was stored', {
+  return new QuotaError('storage quota exceeded; nothing of this write was stored', {
     cause: quota,
   });
 }

@@ -1,4 +1,4 @@
-import { concatBytes, EdgeshipError, LengthMismatchError } from '@edgeship/protocol';
+import { concatBytes, EdgeshipError, LengthMismatchError, NetworkError } from '@edgeship/protocol';
 
 /**
  * Reads a response body as text, aborting once it passes `maxBytes` (endless data) or once
@@ -25,14 +25,14 @@ export async function readCappedText(
       total += value.length;
       if (total > maxBytes) {
         await reader.cancel();
-        throw new LengthMismatchError('E_LENGTH', `the manifest is larger than ${maxBytes} bytes`);
+        throw new LengthMismatchError(`the manifest is larger than ${maxBytes} bytes`);
       }
       parts.push(value);
     }
   } catch (error) {
     const reason = signal?.aborted ? signal.reason : error;
     if (reason instanceof EdgeshipError) throw reason;
-    throw new EdgeshipError('E_NETWORK', `the manifest download failed: ${(reason as Error).message}`, {
+    throw new NetworkError(`the manifest download failed: ${(reason as Error).message}`, {
       cause: reason,
     });
   } finally {

@@ -1,11 +1,15 @@
 import {
   chooseRelease,
+  codeOf,
   EdgeshipError,
+  HttpStatusError,
   MAX_MANIFEST_BYTES,
   type Manifest,
+  NetworkError,
   releaseId,
   type SignedRelease,
   StalledDownloadError,
+  UnsupportedRuntimeError,
 } from '@edgeship/protocol';
 import semverGte from 'semver/functions/gte';
 import { type DownloadResult, downloadRelease } from '../download/fetcher.ts';
@@ -88,10 +92,7 @@ export class Updater {
     const timer = setTimeout(
       () =>
         abandon.abort(
-          new StalledDownloadError(
-            'E_STALLED',
-            `the update check did not finish within ${budgetMs} ms and was abandoned`,
-          ),
+          new StalledDownloadError(`the update check did not finish within ${budgetMs} ms and was abandoned`),
         ),
       budgetMs,
     );
@@ -191,8 +192,7 @@ export class Updater {
     if ((await this.store.getRelease(id))?.complete) return id;
     try {
       if (!semverGte(this.config.runtimeVersion, signed.signed.minRuntimeVersion)) {
-        throw new EdgeshipError(
-          'E_UNSUPPORTED_RUNTIME',
+        throw new UnsupportedRuntimeError(
           `${id} needs runtime ${signed.signed.minRuntimeVersion}; this is ${this.config.runtimeVersion}`,
         );
       }
@@ -212,7 +212,7 @@ export class Updater {
     } catch (error) {
       // The whole check was abandoned: that is the check's failure, not this release's.
       if (signal.aborted) throw signal.reason;
-      const code = error instanceof EdgeshipError ? error.code : 'E_NETWORK';
+      const code = codeOf(error);
       const message = (error as Error).message;
       result.failures.push({ release: id, code, message });
       this.emit({ type: 'update-failed', model, release: id, code, message });
@@ -229,10 +229,7 @@ export class Updater {
     const deadlineMs = this.config.timeoutMs ?? DEFAULT_MANIFEST_TIMEOUT_MS;
     const tooSlow = new AbortController();
     const timer = setTimeout(
-      () =>
-        tooSlow.abort(
-          new StalledDownloadError('E_STALLED', `the manifest did not arrive within ${deadlineMs} ms`),
-        ),
+      () => tooSlow.abort(new StalledDownloadError(`the manifest did not arrive within ${deadlineMs} ms`)),
       deadlineMs,
     );
     const signal = AbortSignal.any([checkSignal, tooSlow.signal]);
@@ -247,12 +244,13 @@ export class Updater {
         });
       } catch (error) {
         if (signal.aborted && signal.reason instanceof EdgeshipError) throw signal.reason;
-        throw new EdgeshipError('E_NETWORK', `cannot reach the update server: ${(error as Error).message}`, {
+        throw new NetworkError(`cannot reach the update server: ${(error as Error).message}`, {
           cause: error,
         });
       }
       if (response.status === 304) return null;
-      if (!response.ok) throw new EdgeshipError('E_HTTP', `manifest request answered ${response.status}`);
+      if (!response.ok)
+        throw new HttpStatusError(`manifest request answered ${response.status}`, response.status);
       return {
         text: await readCappedText(response, MAX_MANIFEST_BYTES, signal),
         etag: response.headers.get('etag'),

@@ -1,5 +1,16 @@
-import { EdgeshipError, errorFromData } from '@edgeship/protocol/errors';
+import { deserializeError, type ErrorData, serializeError } from '@edgeship/protocol/errors';
 import { transferHandlers } from 'comlink';
+import { BackendUnavailableError, NoBackendError } from '../engines/engine.ts';
+import { ActivationError } from './activation-error.ts';
+
+/** The runtime's own classes, beside protocol's: revived as themselves, with their fields. */
+const RUNTIME_ERRORS = [NoBackendError, BackendUnavailableError, ActivationError];
+
+/** An error as data for postMessage: message, name, stack, code and the class's fields. */
+export const errorToData = (error: unknown): ErrorData => serializeError(error);
+
+/** The typed error back, on the other side of the boundary. */
+export const errorFromData = (data: ErrorData): Error => deserializeError(data, RUNTIME_ERRORS);
 
 /** What comlink wraps a thrown value in: `{ value, [Symbol('Comlink.thrown')]: 0 }`. */
 interface ThrownValue {
@@ -15,45 +26,22 @@ function isThrownValue(value: unknown): value is ThrownValue {
   );
 }
 
-interface SerializedError {
-  message: string;
-  name: string;
-  stack?: string;
-  code?: string;
-}
-
 /**
- * Comlink's built-in "throw" handler keeps only message, name and stack. Ours also keeps the
- * stable `code` and rebuilds the typed error class on the main thread, so callers can branch on
- * `error.code` exactly as they would in the worker. Installed on both sides of the boundary.
+ * Comlink's built-in "throw" handler keeps only message, name and stack. Ours goes through the
+ * same errorToData/errorFromData as the inference channel, so callers branch on `error.code` and
+ * read a NoBackendError's `reasons` exactly as they would in the worker. Installed on both sides.
  */
 export function installErrorTransfer(): void {
   transferHandlers.set('throw', {
     canHandle: isThrownValue,
     serialize({ value }: ThrownValue) {
-      const serialized: { isError: boolean; value: unknown } =
-        value instanceof Error
-          ? {
-              isError: true,
-              value: {
-                message: value.message,
-                name: value.name,
-                stack: value.stack,
-                ...(value instanceof EdgeshipError ? { code: value.code } : {}),
-              } satisfies SerializedError,
-            }
-          : { isError: false, value };
+      const serialized =
+        value instanceof Error ? { isError: true, value: errorToData(value) } : { isError: false, value };
       return [serialized, []];
     },
     deserialize(serialized: { isError: boolean; value: unknown }) {
       if (!serialized.isError) throw serialized.value;
-      const data = serialized.value as SerializedError;
-      if (data.code) {
-        const error = errorFromData({ code: data.code, message: data.message, name: data.name });
-        if (data.stack) error.stack = data.stack;
-        throw error;
-      }
-      throw Object.assign(new Error(data.message), { name: data.name, stack: data.stack });
+      throw errorFromData(serialized.value as ErrorData);
     },
   } as Parameters<typeof transferHandlers.set>[1]);
 }

@@ -1,10 +1,10 @@
-import { EdgeshipError, type ErrorCode } from '@edgeship/protocol';
+import { codeOf, EdgeshipError, type ErrorCode, NotFoundError } from '@edgeship/protocol';
 import type { ModelStore } from '../store/model-store.ts';
 import type { FailurePhase, ReleaseFailure } from '../store/release-failure.ts';
 import { FAILED_KEY } from '../update/updater.ts';
+import { ActivationError } from './activation-error.ts';
 import type { RefusedRelease } from './config.ts';
 import {
-  ActivationError,
   classifyFailure,
   type FailureContext,
   isOfferedAgain,
@@ -31,7 +31,7 @@ export class FailureBook {
   async record(model: string, release: string, error: unknown): Promise<ReleaseFailure> {
     const phase: FailurePhase = error instanceof ActivationError ? error.phase : 'health-check';
     const cause = classifyFailure(error, phase);
-    const code: ErrorCode = error instanceof EdgeshipError ? error.code : 'E_HEALTH_CHECK';
+    const code: ErrorCode = codeOf(error);
     const message = error instanceof Error ? error.message : String(error);
     const ctx = await this.context();
     let recorded: ReleaseFailure | undefined;
@@ -138,7 +138,7 @@ export class FailureBook {
     const refused = (await this.ofModel(model)).filter((r) => isRefused(r, ctx));
     const latest = refused.sort((a, b) => b.failedAt - a.failedAt)[0];
     if (latest) return this.refusedError(latest);
-    return new EdgeshipError('E_NOT_FOUND', `no release of ${model} is installed or offered`);
+    return new NotFoundError(`no release of ${model} is installed or offered`);
   }
 
   /** The error a load gives when every release of a model on offer is refused. */

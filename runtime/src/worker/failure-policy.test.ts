@@ -1,10 +1,15 @@
-import { EdgeshipError } from '@edgeship/protocol';
-import { describe, expect, it } from 'vitest';
-import { BackendUnavailableError } from '../engines/engine.ts';
-import { NoBackendError } from '../engines/select.ts';
-import type { ReleaseFailure } from '../store/release-failure.ts';
 import {
-  ActivationError,
+  HashMismatchError,
+  LengthMismatchError,
+  NetworkError,
+  NotFoundError,
+  QuotaError,
+} from '@edgeship/protocol';
+import { describe, expect, it } from 'vitest';
+import { BackendUnavailableError, NoBackendError } from '../engines/engine.ts';
+import type { ReleaseFailure } from '../store/release-failure.ts';
+import { ActivationError } from './activation-error.ts';
+import {
   activationFingerprint,
   classifyFailure,
   isOfferedAgain,
@@ -106,24 +111,24 @@ describe('nextFailure and isRefused', () => {
 
 describe('classifyFailure', () => {
   it('blames the environment for an engine whose WASM was not fetched', () => {
-    const error = new ActivationError('E_HEALTH_CHECK', 'vad@1.0.0 failed to load', 'engine', {
+    const error = new ActivationError('engine', 'vad@1.0.0 failed to load', {
       cause: wasmMissing,
     });
     expect(classifyFailure(error, 'engine')).toBe('environment');
   });
 
   it('blames the environment for quota and network errors at any step', () => {
-    const quota = new ActivationError('E_HEALTH_CHECK', 'failed to load', 'engine', {
-      cause: new EdgeshipError('E_QUOTA', 'storage quota exceeded'),
+    const quota = new ActivationError('engine', 'failed to load', {
+      cause: new QuotaError('storage quota exceeded'),
     });
     expect(classifyFailure(quota, 'engine')).toBe('environment');
-    expect(classifyFailure(new EdgeshipError('E_NETWORK', 'offline'), 'health-check')).toBe('environment');
-    expect(classifyFailure(new EdgeshipError('E_NOT_FOUND', 'chunk not stored'), 'read')).toBe('environment');
+    expect(classifyFailure(new NetworkError('offline'), 'health-check')).toBe('environment');
+    expect(classifyFailure(new NotFoundError('chunk not stored'), 'read')).toBe('environment');
   });
 
   it('blames the model for stored bytes that fail their hash or length', () => {
-    expect(classifyFailure(new EdgeshipError('E_HASH', 'no longer matches'), 'read')).toBe('model');
-    expect(classifyFailure(new EdgeshipError('E_LENGTH', 'short'), 'read')).toBe('model');
+    expect(classifyFailure(new HashMismatchError('no longer matches'), 'read')).toBe('model');
+    expect(classifyFailure(new LengthMismatchError('short'), 'read')).toBe('model');
   });
 
   it('blames the model when every engine started and failed on it', () => {
@@ -145,11 +150,7 @@ describe('classifyFailure', () => {
   });
 
   it('blames the model for a health check that failed on a started engine', () => {
-    const error = new ActivationError(
-      'E_HEALTH_CHECK',
-      'produced non-finite values in output',
-      'health-check',
-    );
+    const error = new ActivationError('health-check', 'produced non-finite values in output');
     expect(classifyFailure(error, 'health-check')).toBe('model');
   });
 });

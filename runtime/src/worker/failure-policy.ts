@@ -1,7 +1,6 @@
 import { EdgeshipError, type ErrorCode } from '@edgeship/protocol';
-import { errorText, type FallbackCode, type FallbackReason } from '../engines/engine.ts';
+import { errorText, type FallbackCode, type FallbackReason, NoBackendError } from '../engines/engine.ts';
 import type { OrtWasmPaths } from '../engines/ort-assets.ts';
-import { NoBackendError } from '../engines/select.ts';
 import type { FailureCause, FailurePhase, ReleaseFailure } from '../store/release-failure.ts';
 
 /**
@@ -12,18 +11,6 @@ import type { FailureCause, FailurePhase, ReleaseFailure } from '../store/releas
  * failed its health check) will not: it stays refused until a newer manifest offers it again or
  * the app calls `runtime.reset(model)`.
  */
-
-/** A failed activation, with the step it failed in (the runtime core tags what it throws). */
-export class ActivationError extends EdgeshipError {
-  constructor(
-    code: ErrorCode,
-    message: string,
-    readonly phase: FailurePhase,
-    options?: { cause?: unknown },
-  ) {
-    super(code, message, options);
-  }
-}
 
 export interface RetryPolicy {
   /** Wait after the first environment failure; each further failure in a row doubles it. */

@@ -1,6 +1,7 @@
-import { EdgeshipError, errorFromData } from '@edgeship/protocol/errors';
+import { DisposedError, type ErrorData } from '@edgeship/protocol/errors';
 import type { NamedTensors } from '../engines/tensor.ts';
 import { buffersOf } from './buffers.ts';
+import { errorFromData, errorToData } from './error-transfer.ts';
 import type { SequenceRequest, SequenceResult } from './sequence.ts';
 
 /**
@@ -16,7 +17,7 @@ type RunRequest =
 type RunReply =
   | { id: number; outputs: NamedTensors }
   | { id: number; result: SequenceResult }
-  | { id: number; error: { code?: string; name: string; message: string } };
+  | { id: number; error: ErrorData };
 
 /** What the worker end calls: one inference, or a whole sequence. */
 export interface InferenceHandlers {
@@ -38,7 +39,7 @@ export class InferenceClient {
       const waiter = this.pending.get(reply.id);
       if (!waiter) return;
       this.pending.delete(reply.id);
-      if ('error' in reply) waiter.reject(toError(reply.error));
+      if ('error' in reply) waiter.reject(errorFromData(reply.error));
       else waiter.resolve(reply);
     };
   }
@@ -66,7 +67,7 @@ export class InferenceClient {
   /** Fails what is still waiting (the worker is going away) and closes the port. */
   close(): void {
     for (const waiter of this.pending.values()) {
-      waiter.reject(new EdgeshipError('E_DISPOSED', 'the runtime was disposed'));
+      waiter.reject(new DisposedError('the runtime was disposed'));
     }
     this.pending.clear();
     this.port.close();
@@ -88,20 +89,7 @@ export function serveInference(port: MessagePort, handlers: () => InferenceHandl
         port.postMessage({ id, outputs } satisfies RunReply, buffersOf(outputs));
       }
     } catch (error) {
-      const e = error as Error;
-      port.postMessage({
-        id,
-        error: {
-          code: error instanceof EdgeshipError ? error.code : undefined,
-          name: e.name,
-          message: e.message,
-        },
-      } satisfies RunReply);
+      port.postMessage({ id, error: errorToData(error) } satisfies RunReply);
     }
   };
-}
-
-function toError(data: { code?: string; name: string; message: string }): Error {
-  if (data.code) return errorFromData({ code: data.code, message: data.message, name: data.name });
-  return Object.assign(new Error(data.message), { name: data.name });
 }

@@ -1,4 +1,4 @@
-import { EdgeshipError, type Release } from '@edgeship/protocol';
+import { NotFoundError, type Release } from '@edgeship/protocol';
 import type { EngineConfig } from '../engines/engine.ts';
 import { configureOrt, createOnnxEngine, type OnnxExternalData, ortThreads } from '../engines/onnx-engine.ts';
 import { createOnnxProbe } from '../engines/probe.ts';
@@ -58,7 +58,7 @@ export async function openEngine(
   config: RuntimeConfig,
 ) {
   const { model, externalData, weights } = bytes;
-  if (!model) throw new EdgeshipError('E_NOT_FOUND', `${id}: its bytes were already handed to an engine`);
+  if (!model) throw new NotFoundError(`${id}: its bytes were already handed to an engine`);
   // The engine copies what it needs (ORT into its WASM heap, tfjs into tensors); the holder lets
   // go now so the caller's reference keeps nothing alive through the health check.
   bytes.model = null;

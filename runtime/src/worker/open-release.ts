@@ -3,8 +3,8 @@ import type { Engine } from '../engines/engine.ts';
 import { runWithContract } from '../engines/pipeline.ts';
 import { hasNonFinite, sampleInputs } from '../engines/tensor.ts';
 import type { ModelStore } from '../store/model-store.ts';
+import { ActivationError } from './activation-error.ts';
 import type { BackendReport, RuntimeConfig } from './config.ts';
-import { ActivationError } from './failure-policy.ts';
 import { openEngine, type ReleaseBytes, readReleaseBytes } from './open-engine.ts';
 
 /**
@@ -19,7 +19,7 @@ export async function openRelease(
   opts: { healthCheck: boolean },
 ): Promise<{ release: Release; engine: Engine; backend: BackendReport }> {
   const installed = await store.getRelease(id);
-  if (!installed?.complete) throw new ActivationError('E_NOT_FOUND', `${id} is not installed`, 'read');
+  if (!installed?.complete) throw new ActivationError('read', `${id} is not installed`);
   const release = installed.signed.signed;
   let files: ReleaseBytes;
   try {
@@ -29,8 +29,7 @@ export async function openRelease(
       // Corrupt stored bytes: drop them, so once the refusal lifts only they are downloaded again.
       await store.dropCorruptChunks(id).catch(() => {});
     }
-    const code = error instanceof EdgeshipError ? error.code : 'E_NOT_FOUND';
-    throw new ActivationError(code, `${id} cannot be read: ${(error as Error).message}`, 'read', {
+    throw new ActivationError('read', `${id} cannot be read: ${(error as Error).message}`, {
       cause: error,
     });
   }
@@ -38,14 +37,9 @@ export async function openRelease(
   try {
     opened = await openEngine(store, id, release, files, config);
   } catch (error) {
-    throw new ActivationError(
-      'E_HEALTH_CHECK',
-      `${id} failed to load: ${(error as Error).message}`,
-      'engine',
-      {
-        cause: error,
-      },
-    );
+    throw new ActivationError('engine', `${id} failed to load: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   const { engine, backend } = opened;
   if (opts.healthCheck) {
@@ -53,20 +47,17 @@ export async function openRelease(
       // The same path callers take (schema check, preprocessing, engine, postprocessing).
       const bad = hasNonFinite(await runWithContract(engine, release, sampleInputs(release.inputs)));
       if (bad) {
-        throw new ActivationError(
-          'E_HEALTH_CHECK',
-          `${id} produced non-finite values in ${bad}`,
-          'health-check',
-        );
+        throw new ActivationError('health-check', `${id} produced non-finite values in ${bad}`);
       }
     } catch (error) {
       await engine.dispose().catch(() => {});
       if (error instanceof ActivationError) throw error;
       throw new ActivationError(
-        'E_HEALTH_CHECK',
-        `${id} failed its health check: ${(error as Error).message}`,
         'health-check',
-        { cause: error },
+        `${id} failed its health check: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
       );
     }
   }

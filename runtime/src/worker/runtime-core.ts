@@ -1,4 +1,6 @@
 import {
+  codeOf,
+  DisposedError,
   EdgeshipError,
   type Histogram,
   histogramCount,
@@ -208,10 +210,7 @@ export class RuntimeCore {
       this.maybeShadow(name, model, inputs, outputs);
       return outputs;
     } catch (error) {
-      this.telemetry?.collector.recordError(
-        key,
-        error instanceof EdgeshipError ? error.code : 'E_NO_BACKEND',
-      );
+      this.telemetry?.collector.recordError(key, codeOf(error));
       throw error;
     }
   }
@@ -248,7 +247,7 @@ export class RuntimeCore {
         manifestVersion: result.manifestVersion,
       };
     } catch (error) {
-      const code = error instanceof EdgeshipError ? error.code : 'E_NETWORK';
+      const code = codeOf(error);
       this.lastCheck = {
         at: new Date().toISOString(),
         ok: false,
@@ -286,7 +285,7 @@ export class RuntimeCore {
         pointers.lastKnownGood && pointers.lastKnownGood !== id ? pointers.lastKnownGood : null;
       if (pointers.active === id) await this.store.rollback(name);
       if (pointers.pending === id) await this.store.setPending(name, null);
-      const code = error instanceof EdgeshipError ? error.code : 'E_HEALTH_CHECK';
+      const code = codeOf(error);
       this.emit({
         type: 'rolled-back',
         model: name,
@@ -327,10 +326,7 @@ export class RuntimeCore {
   private async recordFailure(name: string, id: string, error: unknown): Promise<void> {
     await this.failures.record(name, id, error);
     const [model, version] = [name, id.slice(name.length + 1)];
-    this.telemetry?.collector.recordError(
-      { model, version, backend: 'wasm', role: 'active' },
-      error instanceof EdgeshipError ? error.code : 'E_HEALTH_CHECK',
-    );
+    this.telemetry?.collector.recordError({ model, version, backend: 'wasm', role: 'active' }, codeOf(error));
   }
 
   private async prepareShadow(name: string, shadowId: string | null): Promise<void> {
@@ -383,10 +379,7 @@ export class RuntimeCore {
       const { maxAbsDiff, agreed } = compareForShadow(shadow.release, activeOutputs, outputs);
       this.telemetry?.collector.recordShadowComparison(key, active.release.version, maxAbsDiff, agreed);
     } catch (error) {
-      this.telemetry?.collector.recordError(
-        key,
-        error instanceof EdgeshipError ? error.code : 'E_HEALTH_CHECK',
-      );
+      this.telemetry?.collector.recordError(key, codeOf(error));
     }
   }
 
@@ -475,7 +468,7 @@ export class RuntimeCore {
   }
 
   private assertLive(): void {
-    if (this.disposed) throw new EdgeshipError('E_DISPOSED', 'the runtime was disposed');
+    if (this.disposed) throw new DisposedError('the runtime was disposed');
   }
 }
 

@@ -1,4 +1,4 @@
-import { EdgeshipError, InputError } from '@edgeship/protocol';
+import { InputError, MalformedError } from '@edgeship/protocol';
 import { elementCount, type NamedTensors, type TensorArray, type TensorData } from '../engines/tensor.ts';
 
 /** Many steps of a stateful model in one worker round trip (see ModelHandle.runSequence). */
@@ -30,19 +30,14 @@ export async function runSequence(
   const { steps, inputs, carry } = request;
   const count = stepCount(steps);
   for (const name of Object.keys(steps)) {
-    if (name in inputs)
-      throw new InputError('E_INPUT', `"${name}" is given both per step and as a constant input`);
+    if (name in inputs) throw new InputError(`"${name}" is given both per step and as a constant input`);
   }
   const state: NamedTensors = {};
   for (const [output, input] of Object.entries(carry)) {
-    if (input in steps)
-      throw new InputError('E_INPUT', `carried input "${input}" cannot also be given per step`);
+    if (input in steps) throw new InputError(`carried input "${input}" cannot also be given per step`);
     const initial = inputs[input];
     if (!initial)
-      throw new InputError(
-        'E_INPUT',
-        `carried input "${input}" (from "${output}") needs its first value in inputs`,
-      );
+      throw new InputError(`carried input "${input}" (from "${output}") needs its first value in inputs`);
     state[input] = initial;
   }
   const collected = new Map<string, TensorData[]>();
@@ -52,7 +47,6 @@ export async function runSequence(
       const next = outputs[output];
       if (!next)
         throw new InputError(
-          'E_INPUT',
           `carry names output "${output}"; the model gives ${Object.keys(outputs).join(', ')}`,
         );
       state[input] = next;
@@ -74,23 +68,19 @@ function stepCount(steps: NamedTensors): number {
   for (const [name, tensor] of Object.entries(steps)) {
     const n = tensor.dims[0];
     if (n === undefined || !Number.isSafeInteger(n) || n < 0) {
-      throw new InputError(
-        'E_INPUT',
-        `stepped input "${name}" needs a leading steps dimension, got [${tensor.dims}]`,
-      );
+      throw new InputError(`stepped input "${name}" needs a leading steps dimension, got [${tensor.dims}]`);
     }
     if (tensor.data.length !== elementCount(tensor.dims)) {
       throw new InputError(
-        'E_INPUT',
         `stepped input "${name}" has ${tensor.data.length} elements, dims [${tensor.dims}] need ${elementCount(tensor.dims)}`,
       );
     }
     if (count !== undefined && n !== count) {
-      throw new InputError('E_INPUT', `stepped inputs disagree on the number of steps (${count} and ${n})`);
+      throw new InputError(`stepped inputs disagree on the number of steps (${count} and ${n})`);
     }
     count = n;
   }
-  if (count === undefined) throw new InputError('E_INPUT', 'a sequence needs at least one stepped input');
+  if (count === undefined) throw new InputError('a sequence needs at least one stepped input');
   return count;
 }
 
@@ -110,10 +100,7 @@ function stack(name: string, list: TensorData[]): TensorData {
   const size = first.data.length;
   for (const t of list) {
     if (t.data.length !== size || t.dims.join() !== first.dims.join()) {
-      throw new EdgeshipError(
-        'E_MALFORMED',
-        `output "${name}" changed shape between steps; it cannot be stacked`,
-      );
+      throw new MalformedError(`output "${name}" changed shape between steps; it cannot be stacked`);
     }
   }
   const Ctor = first.data.constructor as new (length: number) => TensorArray;

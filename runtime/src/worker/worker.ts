@@ -1,6 +1,6 @@
 /// <reference lib="webworker" />
 
-import { EdgeshipError } from '@edgeship/protocol';
+import { DisposedError } from '@edgeship/protocol';
 import { expose } from 'comlink';
 import { PROBE_WORKER_NAME } from '../engines/probe.ts';
 import { serveProbe } from '../engines/probe-serve.ts';
@@ -25,7 +25,7 @@ async function afterEvents<T>(result: Promise<T>): Promise<T> {
 }
 
 function requireCore(): RuntimeCore {
-  if (!core) throw new EdgeshipError('E_DISPOSED', 'the runtime is not initialised');
+  if (!core) throw new DisposedError('the runtime is not initialised');
   return core;
 }
 

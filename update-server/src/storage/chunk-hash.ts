@@ -8,10 +8,7 @@ const SHA256_HEX = /^[0-9a-f]{64}$/;
 /** Throws E_MALFORMED unless `name` is a lowercase hex SHA-256. */
 export function assertChunkName(name: string): void {
   if (typeof name !== 'string' || !SHA256_HEX.test(name)) {
-    throw new MalformedError(
-      'E_MALFORMED',
-      `not a lowercase hex SHA-256: ${JSON.stringify(name).slice(0, 80)}`,
-    );
+    throw new MalformedError(`not a lowercase hex SHA-256: ${JSON.stringify(name).slice(0, 80)}`);
   }
 }
 
@@ -20,6 +17,6 @@ export function assertChunkHash(sha256: string, bytes: Uint8Array): void {
   assertChunkName(sha256);
   const actual = createHash('sha256').update(bytes).digest('hex');
   if (actual !== sha256) {
-    throw new HashMismatchError('E_HASH', `chunk bytes hash to ${actual}, not ${sha256}`);
+    throw new HashMismatchError(`chunk bytes hash to ${actual}, not ${sha256}`);
   }
 }
