@@ -2,6 +2,7 @@ import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import { cors } from 'hono/cors';
 import { requestId } from 'hono/request-id';
 import type { Logger } from 'pino';
+import type { Registry as PromRegistry } from 'prom-client';
 import { createAuth } from './auth/middleware.ts';
 import { TokenAdmin } from './auth/token-admin.ts';
 import type { CanaryMonitor } from './canary/monitor.ts';
@@ -10,6 +11,7 @@ import { clientAddressResolver } from './http/client-address.ts';
 import { renderError } from './http/errors.ts';
 import { createHttpMetrics } from './http/metrics.ts';
 import { rateLimit } from './http/rate-limit.ts';
+import type { ServerLimiters } from './http/shared-limits.ts';
 import { requireUtf8Bodies } from './http/utf8-body.ts';
 import type { ServerKeys } from './keys/server-keys.ts';
 import type { RegistryService } from './registry/service.ts';
@@ -44,6 +46,10 @@ export interface AppDeps {
   keys: ServerKeys;
   log: Logger;
   rateLimits?: RateLimits;
+  /** The limiters on a shared store (Redis, PostgreSQL); in memory per app when absent. */
+  limiters?: ServerLimiters;
+  /** Registers more metrics (leader, canary monitor) on the app's Prometheus registry. */
+  attachMetrics?: (registry: PromRegistry) => void;
   /** Telemetry ingest (`POST /v1/telemetry`), the fleet API and per-release metrics. */
   telemetry?: TelemetryService;
   canary?: CanaryMonitor | null;
@@ -63,6 +69,7 @@ export function createApp(deps: AppDeps) {
   const limits = deps.rateLimits ?? DEFAULT_RATE_LIMITS;
   const metrics = createHttpMetrics();
   deps.telemetry?.attachMetrics(metrics.registry);
+  deps.attachMetrics?.(metrics.registry);
   const app = new Hono();
 
   app.use(requestId());
@@ -104,6 +111,7 @@ export function createApp(deps: AppDeps) {
     registry: deps.registry,
     clientAddress,
     failuresPerMinute: limits.authFailuresPerMinute ?? DEFAULT_RATE_LIMITS.authFailuresPerMinute,
+    failures: deps.limiters?.authFailures,
   });
   if (deps.metricsAuth) app.use('/metrics', requireRole('viewer'));
   app.get('/metrics', async (c) => {
@@ -114,12 +122,22 @@ export function createApp(deps: AppDeps) {
   app.use('/v1/*', deviceCors());
   // The telemetry route decodes its bytes with a fatal UTF-8 decoder itself (routes/telemetry.ts).
   app.use('/v1/*', requireUtf8Bodies({ skip: (path) => path === '/v1/telemetry' }));
-  const publicLimit = rateLimit({ points: limits.publicPerMinute, windowSec: 60, key: clientAddress });
+  const publicLimit = rateLimit({
+    points: limits.publicPerMinute,
+    windowSec: 60,
+    key: clientAddress,
+    limiter: deps.limiters?.public,
+  });
   app.use('/v1/apps/*', publicLimit);
   app.use('/v1/chunks/*', publicLimit);
   app.use(
     '/v1/admin/*',
-    rateLimit({ points: limits.adminPerMinute, windowSec: 60, key: tokenKey(clientAddress) }),
+    rateLimit({
+      points: limits.adminPerMinute,
+      windowSec: 60,
+      key: tokenKey(clientAddress),
+      limiter: deps.limiters?.admin,
+    }),
   );
 
   app.route('/v1', createPublicRoutes(deps));

@@ -5,12 +5,15 @@ import type { TrustedRoot } from '@edgeship/protocol';
 import { serve } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { DestinationStream, Level, Logger } from 'pino';
-import { createApp, type RateLimits } from './app.ts';
+import { createApp, DEFAULT_RATE_LIMITS, type RateLimits } from './app.ts';
 import { type BootstrapTokens, bootstrapTokens, tokenState } from './auth/tokens.ts';
 import { CanaryMonitor, type CanaryOptions } from './canary/monitor.ts';
+import { DEFAULT_LEADER_INTERVAL_MS, LeaderElection, type LeaderTask } from './cluster/leader.ts';
 import { clientAddressResolver } from './http/client-address.ts';
+import { createServerLimiters, type LimitStoreOptions, openLimiterStore } from './http/shared-limits.ts';
 import { loadServerKeys, type ServerKeys } from './keys/server-keys.ts';
 import { createLogger } from './log.ts';
+import { DEFAULT_RESIGN_INTERVAL_MS, ManifestResigner } from './registry/resigner.ts';
 import { RegistryService } from './registry/service.ts';
 import { openStorage } from './storage/open.ts';
 import type { BlobStore, RegistryStore } from './storage/types.ts';
@@ -35,6 +38,18 @@ export interface ServerOptions {
   /** A logger of the host's instead (it should redact as log.ts does). */
   logger?: Logger;
   rateLimits?: RateLimits;
+  /**
+   * Where rate-limit counters live (http/shared-limits.ts): in memory (default; one process) or
+   * shared by every process through Redis or the PostgreSQL database.
+   */
+  rateLimitStore?: Omit<LimitStoreOptions, 'databaseUrl'>;
+  /**
+   * How often a process tries to become the leader (PostgreSQL advisory lock), which alone runs
+   * the canary monitor, the telemetry pruner and manifest re-signing (cluster/leader.ts).
+   */
+  leaderIntervalMs?: number;
+  /** How often the leader re-signs manifests nearing expiry (0: only on request). */
+  resignIntervalMs?: number;
   /** Proxy hops whose X-Forwarded-For entries are trusted (0, the default: none). */
   trustProxy?: number;
   /** Require a token (any role) on `/metrics`. */
@@ -65,6 +80,8 @@ export interface ServerContext {
   log: Logger;
   telemetry: TelemetryService;
   canary: CanaryMonitor | null;
+  /** Whether this process runs the cluster-wide tasks (always, on SQLite). */
+  leader: LeaderElection;
 }
 
 export interface RunningServer extends ServerContext {
@@ -123,7 +140,6 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     retention,
     now: opts.telemetryClock,
   });
-  telemetry.pruner.start();
   const canary =
     opts.canary?.enabled === false
       ? null
@@ -138,12 +154,38 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   if (canary) {
     telemetry.onCommit((trx, accepted, at) => canary.evidence.record(trx, accepted, at));
     telemetry.onAccepted(() => canary.notify());
-    canary.start();
   }
-  const ctx: ServerContext = { registry, blobs, service, keys, log, telemetry, canary };
+  const resigner = new ManifestResigner(registry, service, log, {
+    intervalMs: opts.resignIntervalMs ?? DEFAULT_RESIGN_INTERVAL_MS,
+  });
+  const tasks: LeaderTask[] = [telemetry.pruner, resigner, ...(canary ? [canary] : [])];
+  const leader = new LeaderElection({
+    databaseUrl: opts.databaseUrl,
+    intervalMs: opts.leaderIntervalMs ?? DEFAULT_LEADER_INTERVAL_MS,
+    log,
+    tasks,
+  });
+  const limits = { ...DEFAULT_RATE_LIMITS, ...opts.rateLimits };
+  const limiterStore = await openLimiterStore({
+    kind: 'memory',
+    ...opts.rateLimitStore,
+    databaseUrl: opts.databaseUrl,
+  });
+  const limiters = await createServerLimiters(limiterStore, {
+    public: limits.publicPerMinute,
+    admin: limits.adminPerMinute,
+    authFailures: limits.authFailuresPerMinute ?? DEFAULT_RATE_LIMITS.authFailuresPerMinute!,
+  });
+  await leader.start();
+  const ctx: ServerContext = { registry, blobs, service, keys, log, telemetry, canary, leader };
   const app = createApp({
     ...ctx,
-    rateLimits: opts.rateLimits,
+    rateLimits: limits,
+    limiters,
+    attachMetrics: (metrics) => {
+      leader.attachMetrics(metrics);
+      canary?.attachMetrics(metrics);
+    },
     trustProxy: opts.trustProxy,
     metricsAuth: opts.metricsAuth,
     mount: (a) => opts.mount?.(a, ctx),
@@ -174,8 +216,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
         });
         // Acknowledged batches are committed already; these wait for work under way to finish.
+        // Pauses the leader's tasks and frees the lock, so another process leads at its next try.
+        await leader.stop();
         await canary?.stop();
         await telemetry.pruner.stop();
+        await limiterStore.close();
         await telemetry.drain();
         await registry.close();
         await blobs.close();

@@ -1,5 +1,5 @@
 import type { Context, MiddlewareHandler } from 'hono';
-import { RateLimiterMemory } from 'rate-limiter-flexible';
+import { type RateLimiterAbstract, RateLimiterMemory } from 'rate-limiter-flexible';
 import { ApiError } from '../http/api-error.ts';
 import type { Registry, Role, TokenRecord } from '../storage/types.ts';
 import { allows, hashToken, tokenState } from './tokens.ts';
@@ -16,6 +16,8 @@ export interface AuthOptions {
   clientAddress: (c: Context) => string;
   /** Failed authentications per address and minute before the address is refused (429). */
   failuresPerMinute?: number;
+  /** The failure counter on a shared store (http/shared-limits.ts), so every process sees each failure. */
+  failures?: RateLimiterAbstract;
   now?: () => Date;
 }
 
@@ -31,8 +33,13 @@ export type RequireRole = (role: Role) => MiddlewareHandler<{ Variables: AuthVar
  */
 export function createAuth(opts: AuthOptions): RequireRole {
   const now = opts.now ?? (() => new Date());
-  const allowed = opts.failuresPerMinute ?? DEFAULT_AUTH_FAILURES_PER_MINUTE;
-  const failures = new RateLimiterMemory({ points: allowed, duration: 60 });
+  const failures =
+    opts.failures ??
+    new RateLimiterMemory({
+      points: opts.failuresPerMinute ?? DEFAULT_AUTH_FAILURES_PER_MINUTE,
+      duration: 60,
+    });
+  const allowed = failures.points;
   const refuseIfLimited = async (address: string) => {
     const state = await failures.get(address);
     if (state && state.consumedPoints >= allowed) throw tooManyFailures(state.msBeforeNext);

@@ -1,5 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
+import { Counter, type Registry as PromRegistry } from 'prom-client';
+import type { LeaderTask } from '../cluster/leader.ts';
 import { ApiError } from '../http/api-error.ts';
 import type { RegistryService } from '../registry/service.ts';
 import type { Database } from '../storage/schema.ts';
@@ -15,6 +17,7 @@ import {
   shadowEvidence,
   shadowVerdict,
 } from './shadow.ts';
+import { type StoredVerdict, VerdictStore } from './verdicts.ts';
 import { deliverWebhook, type WebhookOptions } from './webhook.ts';
 
 export interface CanaryOptions {
@@ -43,19 +46,20 @@ export interface CanaryDeps {
   options?: CanaryOptions;
 }
 
-export interface LastVerdict {
-  at: string;
-  verdict: CanaryVerdict;
-}
+export type LastVerdict = StoredVerdict<CanaryVerdict>;
 
 /**
  * Runs the canary analysis on every active canary rollout: shortly after telemetry for its model
  * arrives (throttled) and on a timer. A regression halts the rollout through RegistryService.halt,
  * so the halt, its reasons and its evidence land in the audit trail in the same transaction as the
- * new manifest; the webhook follows, off the request path. With several processes on one
- * PostgreSQL each may analyse; the first halt wins and the others find the rollout already halted.
+ * new manifest; the webhook follows, off the request path. It runs on the leader only
+ * (cluster/leader.ts starts and pauses it): with several processes on one PostgreSQL one monitor
+ * judges, and its verdicts land in the database (canary/verdicts.ts) for every process to show.
+ * Were two ever to overlap (a leader that lost its session), the first halt wins and the other
+ * finds the rollout already halted.
  */
-export class CanaryMonitor {
+export class CanaryMonitor implements LeaderTask {
+  readonly name = 'canary-monitor';
   readonly policy: CanaryPolicy;
   readonly shadowPolicy: ShadowPolicy;
   /** What counts as evidence; the server runs `evidence.record` inside each ingest transaction. */
@@ -68,10 +72,11 @@ export class CanaryMonitor {
   private running: Promise<void> | null = null;
   private rerun = false;
   private stopped = false;
+  /** Judging on its timer and on telemetry: between start() and pause(), on the leader. */
+  private active = false;
   private readonly webhooks = new Set<Promise<unknown>>();
-  private readonly verdicts = new Map<string, LastVerdict>();
-  /** The last shadow decision sent per rollout, so that the webhook fires on a change only. */
-  private readonly shadowDecisions = new Map<string, ShadowVerdict['decision']>();
+  private readonly verdicts: VerdictStore;
+  private readonly runs = { inc: () => {} };
 
   constructor(private readonly deps: CanaryDeps) {
     const opts = deps.options ?? {};
@@ -80,16 +85,40 @@ export class CanaryMonitor {
     this.evidence = new CanaryEvidenceStore(deps.db, { ...DEFAULT_EVIDENCE_CAPS, ...opts.caps });
     this.intervalMs = opts.intervalMs ?? 30_000;
     this.throttleMs = opts.throttleMs ?? 2_000;
+    this.verdicts = new VerdictStore(deps.db);
   }
 
+  /** Registers `edgeship_canary_runs_total` (passes over the active canaries, on this process). */
+  attachMetrics(registry: PromRegistry): void {
+    const counter = new Counter({
+      name: 'edgeship_canary_runs_total',
+      help: 'Canary analysis passes run by this process (only the leader runs them)',
+      registers: [registry],
+    });
+    this.runs.inc = () => counter.inc();
+  }
+
+  /** Starts judging on the timer and on telemetry (this process became the leader). */
   start(): void {
+    if (this.stopped || this.active) return;
+    this.active = true;
     this.timer = setInterval(() => void this.run(), this.intervalMs);
     this.timer.unref();
   }
 
+  /** Stops judging on its own (no longer the leader) and waits for a pass under way. */
+  async pause(): Promise<void> {
+    this.active = false;
+    if (this.timer) clearInterval(this.timer);
+    if (this.throttled) clearTimeout(this.throttled);
+    this.timer = null;
+    this.throttled = null;
+    await this.running;
+  }
+
   /** Telemetry arrived: analyse soon, but not more often than the throttle allows. */
   notify(): void {
-    if (this.stopped || this.throttled) return;
+    if (this.stopped || !this.active || this.throttled) return;
     const wait = Math.max(0, this.lastRun + this.throttleMs - Date.now());
     this.throttled = setTimeout(() => {
       this.throttled = null;
@@ -98,8 +127,9 @@ export class CanaryMonitor {
     this.throttled.unref();
   }
 
-  lastVerdict(rolloutId: string): LastVerdict | undefined {
-    return this.verdicts.get(rolloutId);
+  /** The monitor's last verdict on a rollout, whichever process judged it. */
+  lastVerdict(rolloutId: string): Promise<LastVerdict | undefined> {
+    return this.verdicts.last<CanaryVerdict>(rolloutId, 'canary');
   }
 
   /** One pass over the active canaries (runs are serialised; a request during one queues one more). */
@@ -113,6 +143,7 @@ export class CanaryMonitor {
       do {
         this.rerun = false;
         this.lastRun = Date.now();
+        this.runs.inc();
         try {
           await this.analyseAll();
         } catch (error) {
@@ -127,9 +158,7 @@ export class CanaryMonitor {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
-    if (this.throttled) clearTimeout(this.throttled);
-    await this.running;
+    await this.pause();
   }
 
   /** Waits for webhook deliveries under way (tests and graceful shutdown). */
@@ -145,9 +174,7 @@ export class CanaryMonitor {
       this.releaseOf(rollout.model, rollout.release),
       this.releaseOf(rollout.model, rollout.control),
     ]);
-    const verdict = analyzeEvidence(rows, canary, control, this.policy);
-    this.verdicts.set(rollout.id, { at: new Date().toISOString(), verdict });
-    return verdict;
+    return analyzeEvidence(rows, canary, control, this.policy);
   }
 
   /** Whether a shadow candidate is ready for a canary, on its evidence since the rollout began. */
@@ -170,7 +197,9 @@ export class CanaryMonitor {
       if (rollout.mode === 'shadow') await this.judgeShadow(rollout);
       if (rollout.mode !== 'canary' || rollout.shareBps === 0) continue;
       const verdict = await this.analyse(rollout);
-      if (verdict?.decision === 'halt') await this.halt(rollout, verdict);
+      if (!verdict) continue;
+      await this.verdicts.save(rollout.id, 'canary', verdict);
+      if (verdict.decision === 'halt') await this.halt(rollout, verdict);
     }
   }
 
@@ -178,8 +207,10 @@ export class CanaryMonitor {
   private async judgeShadow(rollout: RolloutRecord): Promise<void> {
     const verdict = await this.analyseShadow(rollout);
     if (verdict.decision === 'insufficient-data') return;
-    if (this.shadowDecisions.get(rollout.id) === verdict.decision) return;
-    this.shadowDecisions.set(rollout.id, verdict.decision);
+    // Persisted, so a new leader after failover does not announce a decision again.
+    const last = await this.verdicts.last<ShadowVerdict>(rollout.id, 'shadow');
+    if (last?.verdict.decision === verdict.decision) return;
+    await this.verdicts.save(rollout.id, 'shadow', verdict);
     this.deps.log.info(
       { rollout: rollout.id, decision: verdict.decision, reasons: verdict.reasons },
       'shadow verdict',

@@ -163,7 +163,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
 
     const verdict = async (rollout: RolloutRecord) => {
       await t.server.canary!.run();
-      return t.server.canary!.lastVerdict(rollout.id)!.verdict;
+      return (await t.server.canary!.lastVerdict(rollout.id))!.verdict;
     };
     const state = async (rollout: RolloutRecord) => (await t.server.registry.getRollout(rollout.id))!.state;
     const halted = async (rollout: RolloutRecord) => {

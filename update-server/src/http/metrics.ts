@@ -1,9 +1,12 @@
 import type { MiddlewareHandler } from 'hono';
-import { Counter, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 
 /** One registry per server instance, so several servers in one process never share counters. */
 export function createHttpMetrics() {
   const registry = new Registry();
+  // Node's process metrics under their usual names (process_cpu_seconds_total, nodejs_heap_*,
+  // nodejs_eventloop_lag_*), so standard Node dashboards and alerts work unchanged.
+  collectDefaultMetrics({ register: registry });
   const requests = new Counter({
     name: 'edgeship_http_requests_total',
     help: 'HTTP requests by route pattern, method and status',

@@ -1,5 +1,5 @@
 import type { Context, MiddlewareHandler } from 'hono';
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { type RateLimiterAbstract, RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { ApiError } from './api-error.ts';
 
 export interface RateLimitOptions {
@@ -8,15 +8,17 @@ export interface RateLimitOptions {
   windowSec: number;
   /** Which client a request counts against (token, device id or address). */
   key: (c: Context) => string | Promise<string>;
+  /** A limiter on a shared store (http/shared-limits.ts); points and windowSec are then its own. */
+  limiter?: RateLimiterAbstract;
 }
 
 /**
- * A token bucket per client. In memory, so each process limits on its own: behind a load
- * balancer with N processes a client gets up to N times the limit (rate-limiter-flexible has
- * Redis and PostgreSQL stores for a shared limit; see ARCHITECTURE.md).
+ * A fixed-window budget per client. In memory unless given a shared limiter: behind a load
+ * balancer with N processes, in-memory limits give a client up to N times the limit, shared ones
+ * (Redis, PostgreSQL: http/shared-limits.ts) the limit once.
  */
 export function rateLimit(opts: RateLimitOptions): MiddlewareHandler {
-  const limiter = new RateLimiterMemory({ points: opts.points, duration: opts.windowSec });
+  const limiter = opts.limiter ?? new RateLimiterMemory({ points: opts.points, duration: opts.windowSec });
   return async (c, next) => {
     try {
       await limiter.consume(await opts.key(c));

@@ -285,17 +285,22 @@ export class RegistryService {
   }
 
   /**
-   * Re-signs a channel's manifest once half its lifetime has passed (a new version, same content).
+   * Re-signs a channel's manifest once half its lifetime has passed (a new version, same content),
+   * or `afterMs` (the leader's re-signer comes earlier, so requests rarely have to).
    * Re-checked under the channel lock, so concurrent callers produce one new version, not many.
    */
-  async refreshManifest(app: string, channel: string): Promise<ManifestRecord | null> {
+  async refreshManifest(
+    app: string,
+    channel: string,
+    afterMs = this.signer.ttlMs / 2,
+  ): Promise<ManifestRecord | null> {
     let fresh = false;
     const record = await this.store.transaction(async (tx) => {
       await tx.lockChannel(app, channel);
       const latest = await tx.latestManifest(app, channel);
       if (!latest) return null;
       const now = this.now();
-      if (Date.parse(latest.createdAt) + this.signer.ttlMs / 2 > now.getTime()) return latest;
+      if (Date.parse(latest.createdAt) + afterMs > now.getTime()) return latest;
       fresh = true;
       return publishManifest(tx, app, channel, this.signer, now);
     });

@@ -14,6 +14,7 @@ export const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
   '0003_telemetry_retention': telemetryRetentionIndexes,
   '0004_canary_evidence': canaryEvidenceTables,
   '0005_canary_segments': canarySegments,
+  '0006_canary_verdicts': canaryVerdicts,
 };
 
 export interface MigrateOptions {
@@ -333,6 +334,27 @@ function canarySegments(): Migration {
   return {
     async up(db: Kysely<unknown>) {
       await db.schema.alterTable('canary_evidence').addColumn('segment', 'text').execute();
+    },
+  };
+}
+
+/**
+ * The canary monitor's last verdict per rollout, so that every process (not only the leader that
+ * judged) can show it, and a new leader knows which shadow decision was already announced.
+ */
+function canaryVerdicts(dialect: DialectName): Migration {
+  const text = dialect === 'postgres' ? sql`text collate "C"` : sql`text`;
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('canary_verdicts')
+        .addColumn('rollout_id', text, (c) => c.notNull())
+        .addColumn('kind', text, (c) => c.notNull())
+        .addColumn('decision', text, (c) => c.notNull())
+        .addColumn('verdict', 'text', (c) => c.notNull())
+        .addColumn('judged_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('canary_verdicts_pk', ['rollout_id', 'kind'])
+        .execute();
     },
   };
 }

@@ -186,6 +186,18 @@ export interface CanaryEvidenceTable {
   segment: string | null;
 }
 
+/** The last verdict per rollout and kind, written by the leader's canary monitor (0006). */
+export interface CanaryVerdictsTable {
+  rollout_id: string;
+  /** 'canary' (CanaryVerdict) or 'shadow' (ShadowVerdict). */
+  kind: string;
+  decision: string;
+  /** JSON: the whole verdict, reasons and evidence. */
+  verdict: string;
+  /** ISO 8601. */
+  judged_at: string;
+}
+
 export interface Database {
   releases: ReleasesTable;
   channel_models: ChannelModelsTable;
@@ -201,6 +213,7 @@ export interface Database {
   telemetry_aggregates: TelemetryAggregatesTable;
   telemetry_installs: TelemetryInstallsTable;
   canary_evidence: CanaryEvidenceTable;
+  canary_verdicts: CanaryVerdictsTable;
 }
 
 export type DialectName = 'sqlite' | 'postgres';

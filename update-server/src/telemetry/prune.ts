@@ -1,5 +1,6 @@
 import { type Kysely, type RawBuilder, sql } from 'kysely';
 import type { Logger } from 'pino';
+import type { LeaderTask } from '../cluster/leader.ts';
 import type { Database, DialectName } from '../storage/schema.ts';
 import { type PruneCutoffs, pruneCutoffs, type RetentionPolicy } from './retention.ts';
 
@@ -109,18 +110,22 @@ export interface PrunerDeps {
 
 /**
  * Runs `pruneTelemetry` on a timer in the server process: first a minute after start (not in the
- * way of start-up), then every `intervalMs`. With several processes on one PostgreSQL each prunes;
- * deleting rows that another process already deleted is a no-op.
+ * way of start-up), then every `intervalMs`. With several processes on one PostgreSQL only the
+ * leader prunes (cluster/leader.ts starts and pauses it); were two to overlap, deleting rows that
+ * another process already deleted is a no-op.
  */
-export class TelemetryPruner {
+export class TelemetryPruner implements LeaderTask {
+  readonly name = 'telemetry-pruner';
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<PruneResult> | null = null;
   private stopped = false;
+  private paused = false;
 
   constructor(private readonly deps: PrunerDeps) {}
 
   /** Starts the timer; an interval of 0 leaves pruning to whoever calls `runOnce`. */
   start(): void {
+    this.paused = false;
     if (this.stopped || this.timer || this.deps.intervalMs <= 0) return;
     this.schedule(Math.min(60_000, this.deps.intervalMs));
   }
@@ -132,7 +137,7 @@ export class TelemetryPruner {
       const cutoffs = pruneCutoffs(this.deps.policy, this.deps.now().getTime());
       const result = await pruneTelemetry(this.deps.db, this.deps.dialect, cutoffs, {
         chunkRows: this.deps.chunkRows,
-        shouldStop: () => this.stopped,
+        shouldStop: () => this.stopped || this.paused,
       });
       const total = Object.values(result).reduce((a, b) => a + b, 0);
       if (total > 0) {
@@ -146,6 +151,14 @@ export class TelemetryPruner {
       this.running = null;
     });
     return this.running;
+  }
+
+  /** No longer the leader: stops the timer and a run under way (after its chunk); start() resumes. */
+  async pause(): Promise<void> {
+    this.paused = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.running?.catch(() => {});
   }
 
   /** Stops the timer and waits for a run under way (it stops after its current chunk). */
@@ -163,7 +176,7 @@ export class TelemetryPruner {
       } catch (error) {
         this.deps.log.warn({ err: error }, 'telemetry pruning failed; retrying next interval');
       }
-      if (!this.stopped) this.schedule(this.deps.intervalMs);
+      if (!this.stopped && !this.paused) this.schedule(this.deps.intervalMs);
     }, delayMs);
     this.timer.unref();
   }
