@@ -10,7 +10,7 @@ import { dirname, extname, join, normalize, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describeFile, type SignedRelease } from '@edgeship/protocol';
 import { type Browser, chromium, type Page } from 'playwright-core';
-import { build } from 'vite';
+import { build, defaultClientConditions } from 'vite';
 import { SILERO_CONTRACT, sileroBytes, sileroPath, withDocString } from '../../../test/support/models.ts';
 import { makeRelease, startTestServer, type TestServer } from '../../../test/support/server.ts';
 import type { BenchPage, PageSetup } from '../../pages/main.ts';
@@ -57,6 +57,8 @@ async function buildPagesNow(): Promise<string> {
     root: pagesDir,
     base: '/',
     logLevel: 'error',
+    // The pages build against the workspaces' TypeScript sources, as demo-pwa does.
+    resolve: { conditions: ['edgeship-source', ...defaultClientConditions] },
     build: { outDir, emptyOutDir: true, target: 'es2022', sourcemap: false },
     worker: { format: 'es' },
   });

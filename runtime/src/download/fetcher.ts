@@ -9,6 +9,7 @@ import {
   StalledDownloadError,
 } from '@edgeship/protocol';
 import type { ModelStore } from '../store/model-store.ts';
+import { ArrivalHasher } from './arrival-hasher.ts';
 import { ensureRoom, type StorageEstimator } from './quota.ts';
 
 export interface DownloadOptions {
@@ -53,6 +54,11 @@ export interface DownloadResult {
    * chunks whatever the file's size, since no file is assembled to be checked.
    */
   verifyPeakBytes: number;
+  /**
+   * Chunks read back from the store to finish whole-file hashes: 0 when every chunk arrived in
+   * this download close enough to file order to be hashed on arrival.
+   */
+  chunksReadBack: number;
   ms: number;
 }
 
@@ -104,16 +110,21 @@ export async function downloadRelease(
   const stop = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
   const queue = [...missing];
+  const lanes = Math.max(1, Math.min(options.concurrency ?? DEFAULT_CONCURRENCY, missing.length));
+  // Chunks arrive at most about a lane's worth out of file order: hold that many for the hashes.
+  const largest = Math.max(0, ...missing.map((c) => c.size));
+  const arrival = await ArrivalHasher.create(release.files, lanes * largest);
   const fetchNext = async (): Promise<void> => {
     for (let ref = queue.shift(); ref; ref = queue.shift()) {
       const bytes = await fetchChunkWithRetries(ref, options, signal);
       await store.putChunk(ref.sha256, bytes);
+      // After putChunk: only bytes that matched their signed chunk hash go into a file's hash.
+      arrival.offer(ref.sha256, bytes);
       progress.chunksDone += 1;
       progress.bytesFetched += bytes.length;
       options.onProgress?.({ ...progress });
     }
   };
-  const lanes = Math.max(1, Math.min(options.concurrency ?? DEFAULT_CONCURRENCY, missing.length));
   try {
     await Promise.all(
       Array.from({ length: lanes }, () =>
@@ -128,11 +139,15 @@ export async function downloadRelease(
   }
 
   // Every chunk matched, yet a file is only right if its chunks, in order, hash to the file's hash:
-  // checked from the stored chunks one after another, never from an assembled copy of the file.
-  let verifyPeakBytes = 0;
+  // hashed as they arrived where file order allowed, the rest from the stored chunks one after
+  // another; never from an assembled copy of the file.
+  const partials = arrival.finish();
+  let verifyPeakBytes = arrival.peakHeldBytes;
+  let chunksReadBack = 0;
   for (const file of release.files) {
-    const { peakBytesHeld } = await store.verifyFile(id, file.path);
-    verifyPeakBytes = Math.max(verifyPeakBytes, peakBytesHeld);
+    const verified = await store.verifyFile(id, file.path, partials.get(file.path));
+    verifyPeakBytes = Math.max(verifyPeakBytes, verified.peakBytesHeld);
+    chunksReadBack += verified.chunksReadBack;
   }
   await store.markComplete(id);
   return {
@@ -141,6 +156,7 @@ export async function downloadRelease(
     bytesFetched: progress.bytesFetched,
     chunksReused: unique - missing.length,
     verifyPeakBytes,
+    chunksReadBack,
     ms: performance.now() - started,
   };
 }

@@ -12,9 +12,9 @@ import {
   SignedReleaseSchema,
   sha256Hex,
 } from '@edgeship/protocol';
-import { sha256 } from '@noble/hashes/sha2.js';
-import { bytesToHex } from '@noble/hashes/utils.js';
 import { type DBSchema, type IDBPDatabase, type IDBPTransaction, openDB, type StoreNames } from 'idb';
+import type { PartialFileHash } from '../download/arrival-hasher.ts';
+import { createFileHasher } from './file-hash.ts';
 import type { ReleaseFailures } from './release-failure.ts';
 import { storageError } from './storage-pressure.ts';
 
@@ -191,19 +191,24 @@ export class ModelStore {
 
   /**
    * Checks a file's whole-file SHA-256 from its stored chunks, fed in file order to an
-   * incremental hasher (@noble/hashes; crypto.subtle cannot stream): the file is never assembled
-   * in memory. Resolves with the most chunk bytes held at once, for callers that bound memory.
+   * incremental hasher (file-hash.ts; crypto.subtle cannot stream): the file is never assembled
+   * in memory. `partial` is a hash already fed the file's first chunks as they arrived (the
+   * downloader's ArrivalHasher): only the rest is read back. Resolves with the most chunk bytes
+   * held at once, for callers that bound memory, and how many chunks were read back.
    */
-  async verifyFile(id: string, path: string): Promise<{ peakBytesHeld: number }> {
+  async verifyFile(
+    id: string,
+    path: string,
+    partial?: PartialFileHash,
+  ): Promise<{ peakBytesHeld: number; chunksReadBack: number }> {
     const file = await this.fileOf(id, path);
-    const hasher = sha256.create();
-    const peak = await this.streamChunks(id, file, (bytes) => {
-      hasher.update(bytes);
-    });
-    if (bytesToHex(hasher.digest()) !== file.sha256) {
+    const hasher = partial?.hasher ?? (await createFileHasher());
+    const from = partial?.nextChunk ?? 0;
+    const peak = await this.streamChunks(id, file, (bytes) => hasher.update(bytes), from);
+    if (hasher.hex() !== file.sha256) {
       throw new HashMismatchError(`${id}/${path} does not match its signed SHA-256`);
     }
-    return { peakBytesHeld: peak };
+    return { peakBytesHeld: peak, chunksReadBack: file.chunks.length - from };
   }
 
   private async fileOf(id: string, path: string): Promise<FileEntry> {
@@ -215,13 +220,15 @@ export class ModelStore {
 
   /**
    * Hands a file's stored chunks to `use` in file order, reading at most READ_AHEAD ahead so
-   * IndexedDB works while `use` does; checks each chunk's and the file's size. Resolves with the
-   * most chunk bytes held at once (read but not yet handed over, plus the one in hand).
+   * IndexedDB works while `use` does; checks each chunk's and the file's size. Starts at chunk
+   * `from` (the ones before it were handed over earlier). Resolves with the most chunk bytes held
+   * at once (read but not yet handed over, plus the one in hand).
    */
   private async streamChunks(
     id: string,
     file: FileEntry,
     use: (bytes: Uint8Array, ref: ChunkRef) => void | Promise<void>,
+    from = 0,
   ): Promise<number> {
     const reads: Array<Promise<StoredChunk | undefined>> = [];
     // Bytes read out of IndexedDB and not yet handed over: what streaming the file costs in memory.
@@ -235,9 +242,10 @@ export class ModelStore {
         return chunk;
       });
     };
-    for (let i = 0; i < READ_AHEAD; i++) readAt(i);
-    let offset = 0;
+    for (let i = from; i < from + READ_AHEAD; i++) readAt(i);
+    let offset = file.chunks.slice(0, from).reduce((n, c) => n + c.size, 0);
     for (const [i, ref] of file.chunks.entries()) {
+      if (i < from) continue;
       const chunk = await reads[i];
       delete reads[i];
       readAt(i + READ_AHEAD);
