@@ -1,5 +1,5 @@
 import { EdgeshipError, type ErrorCode } from '@edgeship/protocol';
-import { errorText, type FallbackCode, type FallbackReason } from '../engines/engine.ts';
+import { type Backend, errorText, type FallbackCode, type FallbackReason } from '../engines/engine.ts';
 import type { OrtWasmPaths } from '../engines/ort-assets.ts';
 import { NoBackendError } from '../engines/select.ts';
 import type { FailureCause, FailurePhase, ReleaseFailure } from '../store/release-failure.ts';
@@ -13,15 +13,21 @@ import type { FailureCause, FailurePhase, ReleaseFailure } from '../store/releas
  * the app calls `runtime.reset(model)`.
  */
 
-/** A failed activation, with the step it failed in (the runtime core tags what it throws). */
+/**
+ * A failed activation, with the step it failed in (the runtime core tags what it throws) and,
+ * once an engine had started, the backend it ran on.
+ */
 export class ActivationError extends EdgeshipError {
+  readonly backend: Backend | undefined;
+
   constructor(
     code: ErrorCode,
     message: string,
     readonly phase: FailurePhase,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; backend?: Backend },
   ) {
     super(code, message, options);
+    this.backend = options?.backend;
   }
 }
 

@@ -57,6 +57,7 @@ export async function openRelease(
           'E_HEALTH_CHECK',
           `${id} produced non-finite values in ${bad}`,
           'health-check',
+          { backend: backend.chosen.backend },
         );
       }
     } catch (error) {
@@ -66,7 +67,7 @@ export async function openRelease(
         'E_HEALTH_CHECK',
         `${id} failed its health check: ${(error as Error).message}`,
         'health-check',
-        { cause: error },
+        { cause: error, backend: backend.chosen.backend },
       );
     }
   }
