@@ -1,7 +1,7 @@
 // Telemetry and shadow evaluation end to end in real Chromium and Firefox ESR: the worker's
 // collector and IndexedDB outbox, the chaos proxy between device and server, and the server's
 // fleet report.
-import { DEVICE_ID_PATTERN, type InstallKey } from '@edgeship/protocol';
+import { DEVICE_ID_PATTERN } from '@edgeship/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { commands } from 'vitest/browser';
 import { createRuntime, type Runtime } from './client.ts';
@@ -96,7 +96,7 @@ describe('telemetry from a real browser', () => {
     expect(await inferencesOf(name, '1.0.0')).toBe(5); // verified and counted by the server
 
     const store = await ModelStore.open(`${config.storagePrefix}-models`);
-    const saved = await store.getMeta<InstallKey>('install-key');
+    const saved = await store.getMeta('install-key');
     store.close();
     expect(saved?.deviceId).toBe(deviceId);
     expect(saved?.privateKey).toBeInstanceOf(CryptoKey);

@@ -15,6 +15,7 @@ import {
 import { type DBSchema, type IDBPDatabase, type IDBPTransaction, openDB, type StoreNames } from 'idb';
 import type { PartialFileHash } from '../download/arrival-hasher.ts';
 import { createFileHasher } from './file-hash.ts';
+import type { MetaKey, MetaSchema } from './meta-schema.ts';
 import type { ReleaseFailures } from './release-failure.ts';
 import { storageError } from './storage-pressure.ts';
 
@@ -51,14 +52,13 @@ interface ModelStoreSchema extends DBSchema {
   chunks: { key: string; value: StoredChunk; indexes: { bySize: number } };
   releases: { key: string; value: InstalledRelease; indexes: { byModel: string } };
   pointers: { key: string; value: ModelPointers };
-  meta: { key: string; value: unknown };
+  meta: { key: MetaKey; value: MetaSchema[MetaKey] };
 }
 
 type Names = StoreNames<ModelStoreSchema>;
 type WriteTx<N extends Names[]> = IDBPTransaction<ModelStoreSchema, N, 'readwrite'>;
 
 const DB_VERSION = 1;
-const FAILURES_KEY = 'release-failures';
 /** Chunk reads in flight while a file streams out of the store: about 1 MiB at the average size. */
 const READ_AHEAD = 4;
 
@@ -372,11 +372,11 @@ export class ModelStore {
     });
   }
 
-  async getMeta<T>(key: string): Promise<T | undefined> {
-    return (await this.db.get('meta', key)) as T | undefined;
+  async getMeta<K extends MetaKey>(key: K): Promise<MetaSchema[K] | undefined> {
+    return (await this.db.get('meta', key)) as MetaSchema[K] | undefined;
   }
 
-  async setMeta(key: string, value: unknown): Promise<void> {
+  async setMeta<K extends MetaKey>(key: K, value: MetaSchema[K] | undefined): Promise<void> {
     await this.write(['meta'], async (tx) => {
       if (value === undefined) await tx.objectStore('meta').delete(key);
       else await tx.objectStore('meta').put(value, key);
@@ -387,10 +387,13 @@ export class ModelStore {
    * Read-modify-write of one meta value in one transaction, so two tabs cannot lose each other's
    * change. `change` must be synchronous: awaiting anything else would commit the transaction.
    */
-  async updateMeta<T>(key: string, change: (value: T | undefined) => T | undefined): Promise<T | undefined> {
+  async updateMeta<K extends MetaKey>(
+    key: K,
+    change: (value: MetaSchema[K] | undefined) => MetaSchema[K] | undefined,
+  ): Promise<MetaSchema[K] | undefined> {
     return this.write(['meta'], async (tx) => {
       const meta = tx.objectStore('meta');
-      const next = change((await meta.get(key)) as T | undefined);
+      const next = change((await meta.get(key)) as MetaSchema[K] | undefined);
       if (next === undefined) await meta.delete(key);
       else await meta.put(next, key);
       return next;
@@ -399,13 +402,13 @@ export class ModelStore {
 
   /** The activation failures remembered per release id (worker/failure-book.ts decides what they mean). */
   async releaseFailures(): Promise<ReleaseFailures> {
-    return (await this.getMeta<ReleaseFailures>(FAILURES_KEY)) ?? {};
+    return (await this.getMeta('release-failures')) ?? {};
   }
 
   async updateReleaseFailures(
     change: (failures: ReleaseFailures) => ReleaseFailures,
   ): Promise<ReleaseFailures> {
-    return (await this.updateMeta<ReleaseFailures>(FAILURES_KEY, (value) => change({ ...value }))) ?? {};
+    return (await this.updateMeta('release-failures', (value) => change({ ...value }))) ?? {};
   }
 
   /**

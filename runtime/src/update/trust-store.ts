@@ -6,15 +6,13 @@ import {
 } from '@edgeship/protocol';
 import type { ModelStore } from '../store/model-store.ts';
 
-interface TrustState {
+export interface TrustState {
   keySetVersion: number;
   /** The newest accepted manifest: version, digest and the online keys that signed it. */
   manifest?: TrustedManifest | null;
   /** Older state (a bare version, no signers): kept as a floor until a manifest replaces it. */
   manifestVersion?: number;
 }
-
-const TRUST_KEY = 'trust';
 
 /**
  * The only place that grants trust (as in tuf-js's store.ts). Raw manifest bytes in, a verified
@@ -30,7 +28,7 @@ export class TrustStore {
   ) {}
 
   async acceptManifest(bytes: Uint8Array | string, now: Date): Promise<VerifiedManifest> {
-    const state = (await this.store.getMeta<TrustState>(TRUST_KEY)) ?? { keySetVersion: 0 };
+    const state = (await this.store.getMeta('trust')) ?? { keySetVersion: 0 };
     const verified = await verifyManifest(bytes, {
       root: this.root,
       app: this.target.app,
@@ -42,7 +40,7 @@ export class TrustStore {
     });
     // Commit only after every check passed (CVE-2025-2888 in tough cached before checking). The
     // manifest record is replaced, not maxed: after a rotation a lower version is the right one.
-    await this.store.setMeta(TRUST_KEY, {
+    await this.store.setMeta('trust', {
       keySetVersion: Math.max(state.keySetVersion, verified.keySet.version),
       manifest: verified.trusted,
     } satisfies TrustState);
@@ -50,7 +48,7 @@ export class TrustStore {
   }
 
   async newestManifestVersion(): Promise<number> {
-    const state = await this.store.getMeta<TrustState>(TRUST_KEY);
+    const state = await this.store.getMeta('trust');
     return state?.manifest?.version ?? state?.manifestVersion ?? 0;
   }
 }

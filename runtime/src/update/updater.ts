@@ -57,9 +57,6 @@ export interface CheckResult {
   failures: Array<{ release: string; code: string; message: string }>;
 }
 
-const ETAG_KEY = 'manifest-etag';
-const MANIFEST_KEY = 'manifest';
-export const FAILED_KEY = 'failed-releases';
 export const DEFAULT_MANIFEST_TIMEOUT_MS = 30_000;
 export const DEFAULT_CHECK_DEADLINE_MS = 10 * 60_000;
 
@@ -108,7 +105,7 @@ export class Updater {
 
   private async runCheck(now: Date, signal: AbortSignal): Promise<CheckResult> {
     const fetched = await this.fetchManifest(signal);
-    const bytes = fetched?.text ?? (await this.store.getMeta<string>(MANIFEST_KEY));
+    const bytes = fetched?.text ?? (await this.store.getMeta('manifest'));
     const result: CheckResult = {
       changed: fetched !== null,
       manifestVersion: null,
@@ -122,8 +119,8 @@ export class Updater {
     const { manifest } = await this.trust.acceptManifest(bytes, now);
     if (fetched !== null) {
       // Remembered only once verified, so a refused manifest is fetched in full next time.
-      await this.store.setMeta(MANIFEST_KEY, fetched.text);
-      if (fetched.etag) await this.store.setMeta(ETAG_KEY, fetched.etag);
+      await this.store.setMeta('manifest', fetched.text);
+      if (fetched.etag) await this.store.setMeta('manifest-etag', fetched.etag);
     }
     result.manifestVersion = manifest.version;
     await this.applyManifest(manifest, result, signal);
@@ -146,7 +143,7 @@ export class Updater {
   }
 
   private async applyManifest(manifest: Manifest, result: CheckResult, signal: AbortSignal): Promise<void> {
-    const failed = new Set((await this.store.getMeta<string[]>(FAILED_KEY)) ?? []);
+    const failed = new Set((await this.store.getMeta('failed-releases')) ?? []);
     for (const entry of manifest.models) {
       if (!(await this.uses(entry.name))) continue;
       // An abandoned check stops here rather than staging behind the next check's back.
@@ -225,7 +222,7 @@ export class Updater {
     checkSignal: AbortSignal,
   ): Promise<{ text: string; etag: string | null } | null> {
     const url = `${this.config.server.replace(/\/$/, '')}/v1/apps/${this.config.app}/channels/${this.config.channel}/manifest`;
-    const etag = await this.store.getMeta<string>(ETAG_KEY);
+    const etag = await this.store.getMeta('manifest-etag');
     const deadlineMs = this.config.timeoutMs ?? DEFAULT_MANIFEST_TIMEOUT_MS;
     const tooSlow = new AbortController();
     const timer = setTimeout(

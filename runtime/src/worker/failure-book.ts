@@ -1,11 +1,14 @@
 import { codeOf, EdgeshipError, type ErrorCode, NotFoundError } from '@edgeship/protocol';
+import { defaultOrtWasmPaths } from '../engines/ort-assets.ts';
 import type { ModelStore } from '../store/model-store.ts';
 import type { FailurePhase, ReleaseFailure } from '../store/release-failure.ts';
-import { FAILED_KEY } from '../update/updater.ts';
+import { RUNTIME_VERSION } from '../version.ts';
 import { ActivationError } from './activation-error.ts';
-import type { RefusedRelease } from './config.ts';
+import type { RefusedRelease, RuntimeConfig } from './config.ts';
 import {
+  activationFingerprint,
   classifyFailure,
+  DEFAULT_RETRY,
   type FailureContext,
   isOfferedAgain,
   isRefused,
@@ -16,7 +19,7 @@ import {
 /**
  * The releases that failed to activate on this device, kept in the model store, and what follows
  * from them (failure-policy.ts). The records are the truth; the updater's list of releases it
- * must not stage (FAILED_KEY) is derived from them by `syncRefused`, before every check.
+ * must not stage (`failed-releases` in the store's meta) is derived from them by `syncRefused`, before every check.
  */
 export class FailureBook {
   constructor(
@@ -118,7 +121,7 @@ export class FailureBook {
       .filter((r) => isRefused(r, ctx))
       .map((r) => r.release)
       .sort();
-    await this.store.setMeta(FAILED_KEY, refused);
+    await this.store.setMeta('failed-releases', refused);
   }
 
   /** The newest stored release of `model` whose environment failure is due (offline retries). */
@@ -162,4 +165,26 @@ export class FailureBook {
       policy: this.policy,
     };
   }
+}
+
+/** The book for this runtime and its options: a change to either makes environment failures due. */
+export function failureBookFor(
+  config: RuntimeConfig,
+  store: ModelStore,
+  manifestVersion: () => Promise<number>,
+): FailureBook {
+  const fingerprint = activationFingerprint({
+    runtimeVersion: RUNTIME_VERSION,
+    wasmPaths: config.wasmPaths ?? defaultOrtWasmPaths(),
+    tfjsWasmPaths: config.tfjsWasmPaths,
+    backend: config.backend,
+    crossOriginIsolated: globalThis.crossOriginIsolated === true,
+    userAgent: globalThis.navigator?.userAgent ?? '',
+  });
+  return new FailureBook(
+    store,
+    fingerprint,
+    { ...DEFAULT_RETRY, ...config.activationRetry },
+    manifestVersion,
+  );
 }

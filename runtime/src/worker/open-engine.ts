@@ -7,7 +7,7 @@ import { sampleInputs } from '../engines/tensor.ts';
 import type { ModelStore } from '../store/model-store.ts';
 import type { BackendReport, RuntimeConfig } from './config.ts';
 
-const engineKey = (id: string) => `engine:${id}`;
+const engineKey = (id: string) => `engine:${id}` as const;
 
 /**
  * A release's bytes as its engine takes them, each file read from the store once, straight into
@@ -72,7 +72,7 @@ export async function openEngine(
     tfjsWasm: Boolean(config.tfjsWasmPaths),
   };
   const { candidates, fallbacks } = await candidateConfigs(release.format, env);
-  const remembered = await store.getMeta<EngineConfig>(engineKey(id));
+  const remembered = await store.getMeta(engineKey(id));
   const preferred = config.backend && config.backend !== 'auto' ? config.backend : undefined;
   const load = async (engineConfig: EngineConfig) => {
     if (release.format === 'onnx') {

@@ -47,7 +47,9 @@ export async function openRelease(
       // The same path callers take (schema check, preprocessing, engine, postprocessing).
       const bad = hasNonFinite(await runWithContract(engine, release, sampleInputs(release.inputs)));
       if (bad) {
-        throw new ActivationError('health-check', `${id} produced non-finite values in ${bad}`);
+        throw new ActivationError('health-check', `${id} produced non-finite values in ${bad}`, {
+          backend: backend.chosen.backend,
+        });
       }
     } catch (error) {
       await engine.dispose().catch(() => {});
@@ -55,9 +57,7 @@ export async function openRelease(
       throw new ActivationError(
         'health-check',
         `${id} failed its health check: ${(error as Error).message}`,
-        {
-          cause: error,
-        },
+        { cause: error, backend: backend.chosen.backend },
       );
     }
   }

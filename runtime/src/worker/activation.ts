@@ -1,0 +1,98 @@
+import { codeOf, EdgeshipError } from '@edgeship/protocol';
+import type { ModelStore } from '../store/model-store.ts';
+import type { TelemetryCollector } from '../telemetry/collector.ts';
+import type { RuntimeConfig, RuntimeEvent } from './config.ts';
+import type { FailureBook } from './failure-book.ts';
+import type { FailureRecords } from './failure-records.ts';
+import { type LoadedModel, ModelSlot } from './model-slot.ts';
+import { openRelease } from './open-release.ts';
+
+/**
+ * Which release each model runs in this worker, and how that changes: a release is opened and
+ * health-checked before it becomes active (one store transaction), then swapped in between two
+ * calls. A release that fails is recorded and the last known good takes its place.
+ */
+export class Activation {
+  private readonly slots = new Map<string, ModelSlot>();
+
+  constructor(
+    private readonly store: ModelStore,
+    private readonly config: RuntimeConfig,
+    private readonly book: FailureBook,
+    private readonly failures: FailureRecords,
+    private readonly collector: TelemetryCollector | undefined,
+    private readonly emit: (event: RuntimeEvent) => void,
+  ) {}
+
+  slot(name: string): ModelSlot | undefined {
+    return this.slots.get(name);
+  }
+
+  loaded(name: string): LoadedModel | undefined {
+    return this.slots.get(name)?.current;
+  }
+
+  names(): string[] {
+    return [...this.slots.keys()];
+  }
+
+  /** Opens a stored release on an engine (its load time counted), health-checked if asked. */
+  async open(id: string, opts: { healthCheck: boolean }): Promise<LoadedModel> {
+    const started = performance.now();
+    const { release, engine, backend } = await openRelease(this.store, id, this.config, opts);
+    this.collector?.recordLoad(
+      { model: release.model, version: release.version, backend: backend.chosen.backend, role: 'active' },
+      performance.now() - started,
+    );
+    return { id, release, engine, backend };
+  }
+
+  /**
+   * Opens `id`, health-checks it, and only then makes it active: one store transaction, then the
+   * engine swap. A release that fails to load, throws, or gives non-finite outputs is marked
+   * failed and the last known good release takes its place.
+   */
+  async switchTo(name: string, id: string): Promise<void> {
+    const previous = this.loaded(name);
+    const pointers = await this.store.pointers(name);
+    let next: LoadedModel;
+    try {
+      next = await this.open(id, { healthCheck: true });
+    } catch (error) {
+      if (error instanceof EdgeshipError && error.code === 'E_DISPOSED') throw error;
+      await this.failures.record(name, id, error);
+      const fallback =
+        pointers.lastKnownGood && pointers.lastKnownGood !== id ? pointers.lastKnownGood : null;
+      if (pointers.active === id) await this.store.rollback(name);
+      if (pointers.pending === id) await this.store.setPending(name, null);
+      const code = codeOf(error);
+      this.emit({
+        type: 'rolled-back',
+        model: name,
+        from: id,
+        to: fallback,
+        code,
+        reason: (error as Error).message,
+      });
+      if (previous && previous.id !== id) return; // the running engine stays
+      if (!fallback) throw error;
+      next = await this.open(fallback, { healthCheck: true });
+      if (pointers.active !== fallback) await this.store.activate(name, fallback);
+    }
+    if (pointers.active !== next.id) await this.store.activate(name, next.id);
+    await this.store.markGood(name, next.id);
+    await this.book.forget(next.id);
+    const slot = this.slots.get(name);
+    if (slot) await slot.replace(next);
+    else this.slots.set(name, new ModelSlot(next));
+    if (pointers.active !== next.id) {
+      this.emit({ type: 'update-activated', model: name, release: next.id, previous: pointers.active });
+    }
+    await this.store.collectGarbage({ perModel: 2 }).catch(() => {});
+  }
+
+  async dispose(): Promise<void> {
+    for (const slot of this.slots.values()) await slot.dispose().catch(() => {});
+    this.slots.clear();
+  }
+}

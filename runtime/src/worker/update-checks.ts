@@ -1,0 +1,110 @@
+import { codeOf, EdgeshipError } from '@edgeship/protocol';
+import type { ModelStore } from '../store/model-store.ts';
+import type { TrustStore } from '../update/trust-store.ts';
+import { type CheckResult, Updater } from '../update/updater.ts';
+import { RUNTIME_VERSION } from '../version.ts';
+import type { Activation } from './activation.ts';
+import type { LastCheck, RuntimeConfig, RuntimeEvent } from './config.ts';
+import type { FailureBook } from './failure-book.ts';
+import type { ShadowLifecycle } from './shadow-lifecycle.ts';
+
+/**
+ * Update checks, one at a time: telemetry goes out first, the updater stages what the manifest
+ * gives this device, and what was staged is activated when the options say so.
+ */
+export class UpdateChecks {
+  private checking: Promise<CheckResult> | null = null;
+  private last: LastCheck | null = null;
+
+  constructor(
+    private readonly config: RuntimeConfig,
+    private readonly store: ModelStore,
+    private readonly updater: Updater,
+    private readonly book: FailureBook,
+    private readonly activation: Activation,
+    private readonly shadows: ShadowLifecycle,
+    private readonly sendTelemetry: () => Promise<unknown>,
+    private readonly emit: (event: RuntimeEvent) => void,
+  ) {}
+
+  get lastCheck(): LastCheck | null {
+    return this.last;
+  }
+
+  /** Checks the server now; a check already under way is joined, not repeated. */
+  check(): Promise<CheckResult> {
+    this.checking ??= this.run().finally(() => {
+      this.checking = null;
+    });
+    return this.checking;
+  }
+
+  private async run(): Promise<CheckResult> {
+    await this.sendTelemetry().catch(() => {});
+    let result: CheckResult;
+    try {
+      // Environment failures whose backoff is over become stageable again.
+      await this.book.syncRefused();
+      result = await this.updater.check();
+      const offered = new Set(
+        Object.values(result.targets).flatMap((t) => [t.active, t.shadow].filter((id) => id !== null)),
+      );
+      // A newer manifest offering a release refused for a model cause lifts the refusal; the
+      // manifest is applied again (a 304 on the ETag) so the release is staged in this check.
+      if ((await this.book.liftOffered(result.manifestVersion, offered)).length > 0) {
+        const again = await this.updater.check();
+        result = { ...again, changed: result.changed || again.changed };
+      }
+      this.last = {
+        at: new Date().toISOString(),
+        ok: true,
+        changed: result.changed,
+        manifestVersion: result.manifestVersion,
+      };
+    } catch (error) {
+      const code = codeOf(error);
+      this.last = {
+        at: new Date().toISOString(),
+        ok: false,
+        error: { code, message: (error as Error).message },
+      };
+      this.emit({ type: 'check-failed', code, message: (error as Error).message });
+      throw error;
+    }
+    for (const [name, target] of Object.entries(result.targets)) {
+      const pointers = await this.store.pointers(name);
+      if (this.activation.loaded(name) && pointers.pending && this.config.activation === 'immediate') {
+        await this.activation.switchTo(name, pointers.pending);
+      }
+      await this.shadows.prepare(name, target.shadow);
+    }
+    return result;
+  }
+}
+
+/** The updater for the runtime's options: this device, this runtime, the app's retrieval bounds. */
+export function updaterFor(
+  config: RuntimeConfig,
+  store: ModelStore,
+  trust: TrustStore,
+  deviceId: string,
+  emit: (event: RuntimeEvent) => void,
+): Updater {
+  return new Updater(
+    store,
+    trust,
+    {
+      server: config.server,
+      app: config.app,
+      channel: config.channel,
+      deviceId,
+      runtimeVersion: RUNTIME_VERSION,
+      checkDeadlineMs: config.retrieval?.checkDeadlineMs,
+      timeoutMs: config.retrieval?.manifestTimeoutMs,
+      firstByteMs: config.retrieval?.firstByteMs,
+      minBytesPerSecond: config.retrieval?.minBytesPerSecond,
+      models: config.models,
+    },
+    (event) => emit(event),
+  );
+}
