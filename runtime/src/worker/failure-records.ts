@@ -1,10 +1,10 @@
-import { codeOf, EdgeshipError } from '@edgeship/protocol';
+import { codeOf } from '@edgeship/protocol';
 import type { Backend } from '../engines/engine.ts';
 import type { ModelStore } from '../store/model-store.ts';
 import type { TelemetryCollector } from '../telemetry/collector.ts';
+import { ActivationError } from './activation-error.ts';
 import type { RuntimeConfig } from './config.ts';
 import type { FailureBook } from './failure-book.ts';
-import { ActivationError } from './activation-error.ts';
 
 /**
  * A failed activation, remembered (failure-book.ts decides when it is tried again) and counted

@@ -1,4 +1,4 @@
-import { DisposedError, EdgeshipError } from '@edgeship/protocol';
+import { DisposedError } from '@edgeship/protocol';
 import type { NamedTensors } from '../engines/tensor.ts';
 import { ModelStore } from '../store/model-store.ts';
 import { loadInstallKey } from '../telemetry/install-key.ts';

@@ -1,4 +1,4 @@
-import { codeOf, EdgeshipError } from '@edgeship/protocol';
+import { codeOf } from '@edgeship/protocol';
 import { runWithContract } from '../engines/pipeline.ts';
 import type { NamedTensors } from '../engines/tensor.ts';
 import type { TelemetryCollector } from '../telemetry/collector.ts';

@@ -1,4 +1,4 @@
-import { codeOf, EdgeshipError } from '@edgeship/protocol';
+import { codeOf } from '@edgeship/protocol';
 import type { ModelStore } from '../store/model-store.ts';
 import type { TrustStore } from '../update/trust-store.ts';
 import { type CheckResult, Updater } from '../update/updater.ts';
