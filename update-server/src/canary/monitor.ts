@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
-import { ApiError } from '../http/api-error.ts';
+import { InvalidStateError } from '../http/api-errors.ts';
 import type { RegistryService } from '../registry/service.ts';
 import type { Database } from '../storage/schema.ts';
 import type { RegistryStore, RolloutRecord } from '../storage/types.ts';
@@ -210,7 +210,7 @@ export class CanaryMonitor {
       halted = await this.deps.service.halt(CANARY_ACTOR, rollout.id, reason, evidence);
     } catch (error) {
       // Halted, promoted or replaced meanwhile (by an operator or another process): nothing to do.
-      if (error instanceof ApiError && error.status === 409) return;
+      if (error instanceof InvalidStateError) return;
       throw error;
     }
     this.deps.log.warn(

@@ -1,9 +1,9 @@
-import { Name, Sha256Hex } from '@edgeship/protocol';
+import { HashMismatchError, Name, Sha256Hex } from '@edgeship/protocol';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AuthVariables, RequireRole } from '../auth/middleware.ts';
-import { ApiError, notFound } from '../http/api-error.ts';
+import { notFound, UnsupportedMediaTypeError, ValidationError } from '../http/api-errors.ts';
 import { limitBody } from '../http/body-limit.ts';
-import { describeIssues } from '../http/errors.ts';
+import { describeIssues } from '../http/render-error.ts';
 import type { RegistryService } from '../registry/service.ts';
 import type { BlobStore, RegistryStore, ReleaseRecord } from '../storage/types.ts';
 import {
@@ -65,7 +65,7 @@ export function createAdminRoutes(deps: AdminDeps) {
   const app = new OpenAPIHono<Env>({
     // Schema failures become the documented 400, with the first issues spelled out.
     defaultHook: (result) => {
-      if (!result.success) throw new ApiError(400, 'E_VALIDATION', describeIssues(result.error.issues));
+      if (!result.success) throw new ValidationError(describeIssues(result.error.issues));
     },
   });
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
@@ -134,15 +134,15 @@ export function createAdminRoutes(deps: AdminDeps) {
     async (c) => {
       const { sha256 } = c.req.valid('param');
       if (!c.req.header('content-type')?.startsWith('application/octet-stream')) {
-        throw new ApiError(415, 'E_UNSUPPORTED_MEDIA_TYPE', 'send the chunk as application/octet-stream');
+        throw new UnsupportedMediaTypeError('send the chunk as application/octet-stream');
       }
       const bytes = new Uint8Array(await c.req.arrayBuffer());
-      if (bytes.length === 0) throw new ApiError(400, 'E_VALIDATION', 'empty chunk');
+      if (bytes.length === 0) throw new ValidationError('empty chunk');
       try {
         await blobs.put(sha256, bytes);
       } catch (error) {
-        if ((error as { code?: string }).code === 'E_HASH') {
-          throw new ApiError(422, 'E_HASH', `the body does not hash to ${sha256}`);
+        if (error instanceof HashMismatchError) {
+          throw new HashMismatchError(`the body does not hash to ${sha256}`);
         }
         throw error;
       }

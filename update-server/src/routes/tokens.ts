@@ -2,8 +2,8 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import type { AuthVariables, RequireRole } from '../auth/middleware.ts';
 import type { TokenAdmin } from '../auth/token-admin.ts';
-import { ApiError } from '../http/api-error.ts';
-import { describeIssues } from '../http/errors.ts';
+import { ValidationError } from '../http/api-errors.ts';
+import { describeIssues } from '../http/render-error.ts';
 import {
   CreatedTokenSchema,
   CreateTokenBodySchema,
@@ -35,7 +35,7 @@ const security = [{ bearer: [] }];
 export function createTokenRoutes(deps: TokenRouteDeps) {
   const app = new OpenAPIHono<{ Variables: AuthVariables }>({
     defaultHook: (result) => {
-      if (!result.success) throw new ApiError(400, 'E_VALIDATION', describeIssues(result.error.issues));
+      if (!result.success) throw new ValidationError(describeIssues(result.error.issues));
     },
   });
   const admin = deps.requireRole('admin');
