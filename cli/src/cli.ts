@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
+import { EXIT } from '@edgeship/protocol';
 import { Command } from 'commander';
 import { registerKeygen } from './commands/keygen.ts';
-import { EXIT, exitCodeFor, printError, wantsJson } from './commands/output.ts';
+import { exitCodeFor, printError, wantsJson } from './commands/output.ts';
 import { registerPublish } from './commands/publish.ts';
 import { registerRollout } from './commands/rollout.ts';
 import { registerStatus } from './commands/status.ts';

@@ -5,6 +5,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { exitCodeOf, isErrorCode } from '@edgeship/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sileroPath } from '../../test/support/models.ts';
 import { startTestServer, type TestServer } from '../../test/support/server.ts';
@@ -25,6 +26,7 @@ beforeAll(async () => {
   const keySet = JSON.parse(await readFile(join(dir, 'keys/keyset.json'), 'utf8'));
   keySet.signed.version += 1;
   await writeFile(join(dir, 'edited-keyset.json'), JSON.stringify(keySet));
+  await writeFile(join(dir, 'bad-contract.json'), JSON.stringify({ inputs: 'none' }));
 }, 60_000);
 
 afterAll(async () => {
@@ -57,6 +59,10 @@ const SCENARIOS: Record<string, () => string[]> = {
   E_SIGNATURE: () => ['verify', 'edited-keyset.json', '--root', 'keys/root.pub.json'],
   E_NOT_FOUND: setShare(() => t.server.tokens!.operator),
   E_CLI: () => ['status', '--server', 'not a url', '--token', 'x'],
+  E_MALFORMED: () => [
+    ...['publish', sileroPath(), '--name', 'vad', '--version', '1.0.0', '--contract', 'bad-contract.json'],
+    ...['--publisher-key', 'keys/publisher.key.json', '--dry-run'],
+  ],
   E_USAGE: () => ['rollout', 'halt', 'vad', ...channel],
   E_AUTH: () => ['status', ...server()],
   E_NETWORK: () => ['status', '--server', 'http://127.0.0.1:9', '--token', 'x'],
@@ -90,6 +96,15 @@ describe('the README exit-code table', () => {
   it('has a row for every exit code, 0 to 4, each naming its codes', () => {
     expect(rows.map((r) => r.exit)).toEqual([0, 1, 2, 3, 4]);
     for (const row of rows.slice(1)) expect(row.codes.length, `exit ${row.exit}`).toBeGreaterThan(0);
+  });
+
+  it("gives each code the exit of its row in protocol's ERROR_TABLE", () => {
+    for (const row of rows.slice(1)) {
+      for (const code of row.codes) {
+        expect(isErrorCode(code), code).toBe(true);
+        expect(exitCodeOf(code as Parameters<typeof exitCodeOf>[0]), code).toBe(row.exit);
+      }
+    }
   });
 
   it('exits 0 on success, with nothing on stderr', async () => {

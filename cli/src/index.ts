@@ -1,6 +1,8 @@
+export { ERROR_TABLE, EXIT } from '@edgeship/protocol';
 export { buildProgram, runCli } from './cli.ts';
-export { CliError, EXIT } from './commands/output.ts';
-export { GateError, type PublishOptions, type PublishResult, publishModel } from './publish/publish.ts';
+export { CliError, NoTokenError } from './commands/output.ts';
+export { type PublishOptions, type PublishResult, publishModel } from './publish/publish.ts';
 export { quantizeTfjs, readTfjsModel } from './publish/tfjs.ts';
 export { quantizeOnnx } from './quantize/quantize-onnx.ts';
+export { GateError } from './validate/gate-error.ts';
 export { summarizeValidation, validateOnnx } from './validate/validate-onnx.ts';

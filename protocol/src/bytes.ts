@@ -54,13 +54,6 @@ export function concatBytes(...args: Uint8Array[] | [readonly Uint8Array[]]): Ui
   return out;
 }
 
-export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
-  return diff === 0;
-}
-
 // Web Crypto wants an ArrayBuffer-backed view; TS 5.9 distinguishes ArrayBufferLike.
 function asBufferSource(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
   return bytes.buffer instanceof ArrayBuffer ? (bytes as Uint8Array<ArrayBuffer>) : new Uint8Array(bytes);

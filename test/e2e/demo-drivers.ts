@@ -59,7 +59,7 @@ export const chromiumDemo: DemoBrowser = {
       isHidden: (selector) => page.isHidden(selector),
       click: (selector) => page.click(selector),
       intervals: (selector) => page.$$eval(selector, readIntervals),
-      screenshot: async (path) => void (await page.screenshot({ path, fullPage: true })),
+      screenshot: async (path) => void (await page.screenshot({ path, fullPage: true, timeout: 15_000 })),
       setOffline: (offline) => context.setOffline(offline),
       close: () => browser.close(),
     };

@@ -120,7 +120,10 @@ describe('operator dashboard in Chromium', () => {
       'p95 latency regressed on the canary',
     );
     await expect(page.isHidden('[data-testid="error"]')).resolves.toBe(true);
-    await page.screenshot({ path: join(artifacts, 'dashboard.png'), fullPage: true });
+    // An artifact for people, best-effort: it never fails the test after its checks passed.
+    await page
+      .screenshot({ path: join(artifacts, 'dashboard.png'), fullPage: true, timeout: 15_000 })
+      .catch((error: Error) => console.warn(`dashboard.png not taken: ${error.message}`));
 
     // The admin API and the signed manifest agree: halted, share 0, and the device is back on 1.0.0.
     const after = await t.viewer.call<{ state: string; shareBps: number; reason: string }>(

@@ -1,4 +1,5 @@
 import type { SignedRelease } from '@edgeship/protocol';
+import { EdgeshipError, isErrorCode, NetworkError } from '@edgeship/protocol/errors';
 import type { TokenSummary } from './auth/token-admin.ts';
 import type { RolloutInput } from './registry/service.ts';
 import type {
@@ -12,15 +13,17 @@ import type { fleetReport } from './telemetry/fleet.ts';
 
 export type { TokenSummary } from './auth/token-admin.ts';
 
-/** An admin API error as the server sent it, or E_NETWORK when it could not be reached. */
-export class AdminApiError extends Error {
+/**
+ * An admin API error as the server sent it: its code, and the status it came with. A code this
+ * client does not know (a newer server) is E_HTTP. Unreachable servers are a NetworkError.
+ */
+export class AdminApiError extends EdgeshipError {
   constructor(
     readonly status: number,
-    readonly code: string,
+    code: string,
     message: string,
   ) {
-    super(message);
-    this.name = 'AdminApiError';
+    super(isErrorCode(code) ? code : 'E_HTTP', message);
   }
 }
 
@@ -202,7 +205,7 @@ export class AdminClient {
         cache: 'no-store',
       });
     } catch (error) {
-      throw new AdminApiError(0, 'E_NETWORK', `cannot reach ${this.server}: ${(error as Error).message}`);
+      throw new NetworkError(`cannot reach ${this.server}: ${(error as Error).message}`, { cause: error });
     }
     const text = await response.text();
     let json: unknown = null;

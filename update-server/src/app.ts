@@ -1,3 +1,4 @@
+import { NotFoundError } from '@edgeship/protocol';
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import { cors } from 'hono/cors';
 import { requestId } from 'hono/request-id';
@@ -6,11 +7,11 @@ import type { Registry as PromRegistry } from 'prom-client';
 import { createAuth } from './auth/middleware.ts';
 import { TokenAdmin } from './auth/token-admin.ts';
 import type { CanaryMonitor } from './canary/monitor.ts';
-import { ApiError } from './http/api-error.ts';
+import { NotReadyError } from './http/api-errors.ts';
 import { clientAddressResolver } from './http/client-address.ts';
-import { renderError } from './http/errors.ts';
 import { createHttpMetrics } from './http/metrics.ts';
 import { rateLimit } from './http/rate-limit.ts';
+import { renderError } from './http/render-error.ts';
 import type { ServerLimiters } from './http/shared-limits.ts';
 import { requireUtf8Bodies } from './http/utf8-body.ts';
 import type { ServerKeys } from './keys/server-keys.ts';
@@ -92,7 +93,7 @@ export function createApp(deps: AppDeps) {
   app.use(metrics.middleware);
   app.onError((error, c) => renderError(error, c, log));
   app.notFound(() => {
-    throw new ApiError(404, 'E_NOT_FOUND', 'no such route');
+    throw new NotFoundError('no such route');
   });
 
   app.get('/healthz', (c) => c.json({ ok: true }));
@@ -103,7 +104,7 @@ export function createApp(deps: AppDeps) {
       return c.json({ ok: true });
     } catch (error) {
       log.warn({ err: error }, 'not ready');
-      return c.json({ error: { code: 'E_NOT_READY', message: 'the database does not answer' } }, 503);
+      throw new NotReadyError('the database does not answer');
     }
   });
   const clientAddress = clientAddressResolver(deps.trustProxy ?? 0);

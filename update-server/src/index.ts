@@ -1,7 +1,6 @@
 export { AdminApiError, AdminClient } from './admin-client.ts';
 export { createApp, DEFAULT_RATE_LIMITS, type RateLimits } from './app.ts';
 export { type BootstrapTokens, createToken, hashToken } from './auth/tokens.ts';
-export { ApiError } from './http/api-error.ts';
 export { loadServerKeys, type ServerKeys } from './keys/server-keys.ts';
 export { createLogger, REDACTED_PATHS } from './log.ts';
 export { RegistryService } from './registry/service.ts';

@@ -1,12 +1,12 @@
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { CliError, EXIT } from './output.ts';
+import { CliError } from './output.ts';
 
 export async function readBytes(path: string): Promise<Uint8Array> {
   try {
     return new Uint8Array(await readFile(path));
   } catch (error) {
-    throw new CliError(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? error}`, EXIT.usage);
+    throw new CliError(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? error}`);
   }
 }
 
@@ -15,7 +15,7 @@ export async function readJsonFile(path: string): Promise<unknown> {
   try {
     return JSON.parse(text);
   } catch {
-    throw new CliError(`${path} is not JSON`, EXIT.usage);
+    throw new CliError(`${path} is not JSON`);
   }
 }
 
@@ -33,7 +33,7 @@ export async function writeJsonFile(
     });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST')
-      throw new CliError(`${path} exists; refusing to overwrite a key`, EXIT.usage);
+      throw new CliError(`${path} exists; refusing to overwrite a key`);
     throw error;
   }
   if (opts.secret) await chmod(path, 0o600);

@@ -11,7 +11,7 @@ import {
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { readJsonFile, writeJsonFile } from './files.ts';
-import { CliError, EXIT, type OutputOptions, print } from './output.ts';
+import { CliError, type OutputOptions, print } from './output.ts';
 
 const SigningKeyPairSchema = z.strictObject({
   keyId: z.string(),
@@ -23,7 +23,7 @@ const DAY = 86_400_000;
 export async function readSigningKey(path: string): Promise<SigningKeyPair> {
   const value = await readJsonFile(path);
   const result = SigningKeyPairSchema.safeParse(value);
-  if (!result.success) throw new CliError(`${path} is not an Edgeship private key`, EXIT.usage);
+  if (!result.success) throw new CliError(`${path} is not an Edgeship private key`);
   return result.data;
 }
 
@@ -134,12 +134,12 @@ function newKeySet(
 /** The server signs manifests for 7 days by default; the protocol caps a key set at 366. */
 function manifestLifetimeDays(text: string): number {
   const days = positiveInt(text, '--max-manifest-days');
-  if (days > 366) throw new CliError('--max-manifest-days must be at most 366', EXIT.usage);
+  if (days > 366) throw new CliError('--max-manifest-days must be at most 366');
   return days;
 }
 
 export function positiveInt(text: string, flag: string): number {
   const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 1) throw new CliError(`${flag} must be a positive integer`, EXIT.usage);
+  if (!Number.isSafeInteger(n) || n < 1) throw new CliError(`${flag} must be a positive integer`);
   return n;
 }

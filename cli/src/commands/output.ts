@@ -1,27 +1,14 @@
-import { EdgeshipError } from '@edgeship/protocol';
+import { CodedError, codeOf, type ErrorCode, exitCodeOf } from '@edgeship/protocol';
+import { GateError } from '../validate/gate-error.ts';
 
-/** Exit codes scripts can rely on (documented in cli/README.md). */
-export const EXIT = {
-  ok: 0,
-  failed: 1, // the operation was refused: verification, gate, conflict
-  usage: 2, // bad arguments or unreadable input files
-  unreachable: 3, // the server could not be reached
-  auth: 4, // missing, wrong or expired token, or the wrong role
-} as const;
+/** Bad arguments or unreadable input files: E_CLI, exit 2 (cli/README.md's table). */
+export class CliError extends CodedError {
+  static override readonly code: ErrorCode = 'E_CLI';
+}
 
-/** An error the CLI reports as one line and a chosen exit code. */
-export class CliError extends Error {
-  /** Printed beside `error` in the --json document (a failed gate's validation report). */
-  details: Record<string, unknown> = {};
-
-  constructor(
-    message: string,
-    readonly exitCode: number,
-    readonly code = 'E_CLI',
-  ) {
-    super(message);
-    this.name = 'CliError';
-  }
+/** No --token and no EDGESHIP_TOKEN: E_AUTH, a usage error (exit 2), not a refused token. */
+export class NoTokenError extends CodedError {
+  static override readonly code: ErrorCode = 'E_AUTH';
 }
 
 export interface OutputOptions {
@@ -48,29 +35,19 @@ export function printError(json: boolean, failure: { code: string; message: stri
   const line = failure.message.split('\n')[0];
   process.stderr.write(`edgeship: ${failure.code}: ${line}\n`);
   if (!json) return;
-  const details = error instanceof CliError ? error.details : {};
-  const document = { ok: false, ...details, error: { code: failure.code, message: failure.message } };
+  // A failed gate's report goes beside `error` in the document.
+  const report = error instanceof GateError ? error.report : null;
+  const document = {
+    ok: false,
+    ...(report ? { validation: report } : {}),
+    error: { code: failure.code, message: failure.message },
+  };
   process.stdout.write(`${JSON.stringify(document, null, 2)}\n`);
 }
 
-/** Maps any error to one line on stderr and an exit code. */
-export function exitCodeFor(error: unknown): { code: string; message: string; exitCode: number } {
-  if (error instanceof CliError)
-    return { code: error.code, message: error.message, exitCode: error.exitCode };
-  const status = (error as { status?: unknown }).status;
-  const code = (error as { code?: unknown }).code;
-  if (typeof status === 'number' && (status === 401 || status === 403)) {
-    return { code: String(code ?? 'E_AUTH'), message: (error as Error).message, exitCode: EXIT.auth };
-  }
-  if (code === 'E_NETWORK' || (error instanceof TypeError && /fetch failed/i.test(error.message))) {
-    return { code: 'E_NETWORK', message: (error as Error).message, exitCode: EXIT.unreachable };
-  }
-  if (error instanceof EdgeshipError)
-    return { code: error.code, message: error.message, exitCode: EXIT.failed };
-  if (typeof code === 'string') return { code, message: (error as Error).message, exitCode: EXIT.failed };
-  return {
-    code: 'E_INTERNAL',
-    message: error instanceof Error ? error.message : String(error),
-    exitCode: EXIT.failed,
-  };
+/** Any failure as its code, message and exit code: the code's row of protocol's ERROR_TABLE. */
+export function exitCodeFor(error: unknown): { code: ErrorCode; message: string; exitCode: number } {
+  const code = codeOf(error);
+  const message = error instanceof Error ? error.message : String(error);
+  return { code, message, exitCode: exitCodeOf(code) };
 }

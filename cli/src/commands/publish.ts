@@ -1,8 +1,9 @@
+import type { UploadProgress } from '@edgeship/update-server/admin-client';
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { GateError, type PublishOptions, publishModel, type Quantize } from '../publish/publish.ts';
-import type { UploadProgress } from '../server/admin.ts';
-import { CliError, EXIT, type OutputOptions, print } from './output.ts';
+import { type PublishOptions, publishModel, type Quantize } from '../publish/publish.ts';
+import { GateError } from '../validate/gate-error.ts';
+import { CliError, type OutputOptions, print } from './output.ts';
 import { parseNumber, withServer } from './server-flags.ts';
 
 interface PublishFlags extends OutputOptions {
@@ -80,10 +81,10 @@ export function registerPublish(program: Command): void {
     .option('--json', 'print JSON (no progress output)')
     .action(async (model: string, flags: PublishFlags) => {
       if (flags.mode !== 'canary' && flags.mode !== 'shadow') {
-        throw new CliError(`--mode ${flags.mode}: use canary or shadow`, EXIT.usage);
+        throw new CliError(`--mode ${flags.mode}: use canary or shadow`);
       }
       if (flags.format !== undefined && flags.format !== 'onnx' && flags.format !== 'tfjs') {
-        throw new CliError(`--format ${flags.format}: use onnx or tfjs`, EXIT.usage);
+        throw new CliError(`--format ${flags.format}: use onnx or tfjs`);
       }
       const progress = progressBar(flags);
       const options: PublishOptions = {
@@ -145,10 +146,11 @@ export function registerPublish(program: Command): void {
       } catch (error) {
         progress.stop();
         // The gate report goes to stdout (a table here; with --json, runCli prints it in the error
-        // document, error.details); the one-line reason to stderr.
-        if (error instanceof GateError && !flags.json) {
-          print(flags, { ok: false, validation: error.report }, () =>
-            error.report.gates.map((g) => `  gate ${g.passed ? 'ok  ' : 'FAIL'} ${g.name}: ${g.message}`),
+        // document); the one-line reason to stderr.
+        const report = error instanceof GateError ? error.report : null;
+        if (report && !flags.json) {
+          print(flags, { ok: false, validation: report }, () =>
+            report.gates.map((g) => `  gate ${g.passed ? 'ok  ' : 'FAIL'} ${g.name}: ${g.message}`),
           );
         }
         throw error;

@@ -1,6 +1,7 @@
+import { NotFoundError } from '@edgeship/protocol';
 import type { Command } from 'commander';
 import { adminClient, type ServerOptions } from '../server/admin.ts';
-import { CliError, EXIT, type OutputOptions, print } from './output.ts';
+import { CliError, type OutputOptions, print } from './output.ts';
 import { parseNumber, withServer } from './server-flags.ts';
 
 interface ChannelFlags extends ServerOptions, OutputOptions {
@@ -35,7 +36,7 @@ export function registerRollout(program: Command): void {
         flags: ChannelFlags & { mode: string; control?: string },
       ) => {
         if (flags.mode !== 'canary' && flags.mode !== 'shadow')
-          throw new CliError(`--mode ${flags.mode}: use canary or shadow`, EXIT.usage);
+          throw new CliError(`--mode ${flags.mode}: use canary or shadow`);
         const r = await adminClient(flags).createRollout({
           app: flags.app,
           channel: flags.channel,
@@ -102,11 +103,7 @@ async function activeRollout(client: ReturnType<typeof adminClient>, flags: Chan
   });
   const active = rollouts.find((r) => r.state === 'active');
   if (!active) {
-    throw new CliError(
-      `no running rollout of ${model} on ${flags.app}/${flags.channel}`,
-      EXIT.failed,
-      'E_NOT_FOUND',
-    );
+    throw new NotFoundError(`no running rollout of ${model} on ${flags.app}/${flags.channel}`);
   }
   return active;
 }

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { CliError, EXIT } from './output.ts';
+import { CliError } from './output.ts';
 
 /** --server and --token, shared by every command that talks to the update server. */
 export function withServer(command: Command): Command {
@@ -17,7 +17,7 @@ export function parseNumber(
   if (text === undefined) return undefined;
   const n = Number(text);
   if (text.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
-    throw new CliError(`${flag} must be a number from ${min} to ${max}, got "${text}"`, EXIT.usage);
+    throw new CliError(`${flag} must be a number from ${min} to ${max}, got "${text}"`);
   }
   return n;
 }

@@ -1,5 +1,6 @@
+import type { FleetSummary } from '@edgeship/update-server/admin-client';
 import type { Command } from 'commander';
-import { adminClient, type FleetSummary, type ServerOptions } from '../server/admin.ts';
+import { adminClient, type ServerOptions } from '../server/admin.ts';
 import { type OutputOptions, print } from './output.ts';
 import { withServer } from './server-flags.ts';
 

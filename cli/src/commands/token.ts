@@ -1,6 +1,8 @@
+import { NotFoundError } from '@edgeship/protocol';
+import type { TokenSummary } from '@edgeship/update-server/admin-client';
 import type { Command } from 'commander';
-import { adminClient, type ServerOptions, type TokenSummary } from '../server/admin.ts';
-import { CliError, EXIT, type OutputOptions, print } from './output.ts';
+import { adminClient, type ServerOptions } from '../server/admin.ts';
+import { CliError, type OutputOptions, print } from './output.ts';
 import { parseNumber, withServer } from './server-flags.ts';
 
 const ROLES = ['admin', 'publisher', 'operator', 'viewer'];
@@ -24,14 +26,11 @@ export function registerToken(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (name: string, flags: Flags & { role: string; expiresIn: string; expiry: boolean }) => {
       if (!ROLES.includes(flags.role)) {
-        throw new CliError(`--role ${flags.role}: use one of ${ROLES.join(', ')}`, EXIT.usage);
+        throw new CliError(`--role ${flags.role}: use one of ${ROLES.join(', ')}`);
       }
       const expiresInDays = flags.expiry ? parseNumber(flags.expiresIn, '--expires-in', 1, 3650)! : null;
       if (expiresInDays !== null && !Number.isInteger(expiresInDays)) {
-        throw new CliError(
-          `--expires-in must be a whole number of days, got "${flags.expiresIn}"`,
-          EXIT.usage,
-        );
+        throw new CliError(`--expires-in must be a whole number of days, got "${flags.expiresIn}"`);
       }
       const created = await adminClient(flags).createToken({ name, role: flags.role, expiresInDays });
       print(flags, created, () => [
@@ -78,12 +77,7 @@ function resolveToken(tokens: TokenSummary[], idOrName: string): TokenSummary {
   if (byName.length > 1) {
     throw new CliError(
       `${byName.length} active tokens are named ${idOrName}: revoke by id (${byName.map((t) => t.id).join(', ')})`,
-      EXIT.usage,
     );
   }
-  throw new CliError(
-    `no token with id ${idOrName}, nor an active one of that name`,
-    EXIT.failed,
-    'E_NOT_FOUND',
-  );
+  throw new NotFoundError(`no token with id ${idOrName}, nor an active one of that name`);
 }

@@ -1,6 +1,8 @@
 import { join } from 'node:path';
 import {
   chunkBoundaries,
+  HashMismatchError,
+  LengthMismatchError,
   ManifestEnvelopeSchema,
   parseValue,
   type Release,
@@ -16,7 +18,7 @@ import {
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { readBytes, readJsonFile } from './files.ts';
-import { CliError, EXIT, type OutputOptions, print } from './output.ts';
+import { CliError, type OutputOptions, print } from './output.ts';
 
 const TrustedRootSchema = z.strictObject({
   keys: z.array(z.strictObject({ keyId: z.string(), publicKey: z.string() })).min(1),
@@ -73,7 +75,7 @@ export function registerVerify(program: Command): void {
           `ok: key set v${keySet.version}, expires ${keySet.expiresAt}`,
         ]);
       } else if (signedType === 'edgeship/release') {
-        if (!opts.keyset) throw new CliError('verifying a release needs --keyset', EXIT.usage);
+        if (!opts.keyset) throw new CliError('verifying a release needs --keyset');
         const keySet = await verifyKeySet(
           parseValue(SignedKeySetSchema, await readJsonFile(opts.keyset), opts.keyset),
           { root, now },
@@ -88,7 +90,7 @@ export function registerVerify(program: Command): void {
           ],
         );
       } else {
-        throw new CliError(`${file} is not a manifest, key set or release`, EXIT.usage);
+        throw new CliError(`${file} is not a manifest, key set or release`);
       }
     });
 }
@@ -98,20 +100,12 @@ async function checkFiles(release: Release, dir: string): Promise<void> {
   for (const entry of release.files) {
     const bytes = await readBytes(join(dir, entry.path));
     if (bytes.length !== entry.size)
-      throw new CliError(
-        `${entry.path}: ${bytes.length} bytes, signed ${entry.size}`,
-        EXIT.failed,
-        'E_LENGTH',
-      );
+      throw new LengthMismatchError(`${entry.path}: ${bytes.length} bytes, signed ${entry.size}`);
     if ((await sha256Hex(bytes)) !== entry.sha256)
-      throw new CliError(`${entry.path}: SHA-256 differs from the signed one`, EXIT.failed, 'E_HASH');
+      throw new HashMismatchError(`${entry.path}: SHA-256 differs from the signed one`);
     const cuts = chunkBoundaries(bytes);
     if (cuts.length !== entry.chunks.length || cuts.some(([, len], i) => len !== entry.chunks[i]!.size)) {
-      throw new CliError(
-        `${entry.path}: chunk boundaries differ from the signed ones`,
-        EXIT.failed,
-        'E_HASH',
-      );
+      throw new HashMismatchError(`${entry.path}: chunk boundaries differ from the signed ones`);
     }
   }
 }

@@ -4,7 +4,7 @@ import { type DType, sha256Hex, type TensorSpec } from '@edgeship/protocol';
 import type * as ort from 'onnxruntime-node';
 import { z } from 'zod';
 import { readBytes } from '../commands/files.ts';
-import { CliError, EXIT } from '../commands/output.ts';
+import { CliError } from '../commands/output.ts';
 import type { Feeds, TensorLike } from '../validate/run-sequence.ts';
 import type { Contract } from './contract.ts';
 import { readWav } from './wav.ts';
@@ -45,9 +45,9 @@ export async function readCalibration(dir: string, contract: Contract): Promise<
   try {
     names = (await readdir(dir)).filter((n) => ['.wav', '.json'].includes(extname(n).toLowerCase())).sort();
   } catch (error) {
-    throw new CliError(`cannot read ${dir}: ${(error as NodeJS.ErrnoException).code ?? error}`, EXIT.usage);
+    throw new CliError(`cannot read ${dir}: ${(error as NodeJS.ErrnoException).code ?? error}`);
   }
-  if (names.length === 0) throw new CliError(`${dir} holds no .wav or .json calibration files`, EXIT.usage);
+  if (names.length === 0) throw new CliError(`${dir} holds no .wav or .json calibration files`);
   const sequences: Feeds[][] = [];
   const hashes: string[] = [];
   const labels: Array<number[] | null> = [];
@@ -57,7 +57,7 @@ export async function readCalibration(dir: string, contract: Contract): Promise<
     const { frames, labels: fileLabels } = name.toLowerCase().endsWith('.wav')
       ? { frames: audioFrames(name, bytes, contract), labels: null }
       : jsonFrames(name, bytes, contract);
-    if (frames.length === 0) throw new CliError(`${name} is shorter than one input frame`, EXIT.usage);
+    if (frames.length === 0) throw new CliError(`${name} is shorter than one input frame`);
     sequences.push(frames);
     labels.push(fileLabels);
   }
@@ -65,7 +65,6 @@ export async function readCalibration(dir: string, contract: Contract): Promise<
   if (labelled > 0 && labelled < labels.length) {
     throw new CliError(
       `${labelled} of ${labels.length} calibration files carry labels: label all of them or none`,
-      EXIT.usage,
     );
   }
   return {
@@ -79,22 +78,19 @@ export async function readCalibration(dir: string, contract: Contract): Promise<
 
 function audioFrames(name: string, bytes: Uint8Array, contract: Contract): Feeds[] {
   const audio = contract.audio;
-  if (!audio) throw new CliError(`${name}: .wav calibration needs "audio" in the contract`, EXIT.usage);
+  if (!audio) throw new CliError(`${name}: .wav calibration needs "audio" in the contract`);
   const spec = contract.inputs.find((i) => i.name === audio.input);
   if (spec?.dtype !== 'float32') {
-    throw new CliError(`contract audio.input "${audio.input}" must name a float32 input`, EXIT.usage);
+    throw new CliError(`contract audio.input "${audio.input}" must name a float32 input`);
   }
   let wav: ReturnType<typeof readWav>;
   try {
     wav = readWav(bytes);
   } catch (error) {
-    throw new CliError(`${name}: ${(error as Error).message}`, EXIT.usage);
+    throw new CliError(`${name}: ${(error as Error).message}`);
   }
   if (wav.sampleRate !== audio.sampleRate) {
-    throw new CliError(
-      `${name}: ${wav.sampleRate} Hz, the contract needs ${audio.sampleRate} Hz`,
-      EXIT.usage,
-    );
+    throw new CliError(`${name}: ${wav.sampleRate} Hz, the contract needs ${audio.sampleRate} Hz`);
   }
   const dims = fixedDims(spec);
   const size = dims.reduce((n, d) => n * d, 1);
@@ -117,28 +113,27 @@ function jsonFrames(
   try {
     value = JSON.parse(new TextDecoder().decode(bytes));
   } catch {
-    throw new CliError(`${name} is not JSON`, EXIT.usage);
+    throw new CliError(`${name} is not JSON`);
   }
   const parsed = JsonCalibrationSchema.safeParse(value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new CliError(`${name}: ${issue.path.join('.') || '(root)'}: ${issue.message}`, EXIT.usage);
+    throw new CliError(`${name}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   }
   const frames = parsed.data.frames.map((frame, f) => {
     const feeds: Feeds = constantInputs(contract);
     for (const [input, t] of Object.entries(frame)) {
       const spec = contract.inputs.find((i) => i.name === input);
-      if (!spec) throw new CliError(`${name}: frame ${f} names unknown input "${input}"`, EXIT.usage);
+      if (!spec) throw new CliError(`${name}: frame ${f} names unknown input "${input}"`);
       if (t.data.length !== t.dims.reduce((n, d) => n * d, 1)) {
         throw new CliError(
           `${name}: frame ${f} input "${input}" has ${t.data.length} values for [${t.dims}]`,
-          EXIT.usage,
         );
       }
       feeds[input] = tensorOf(spec.dtype, t.data, t.dims);
     }
     for (const spec of contract.inputs) {
-      if (!feeds[spec.name]) throw new CliError(`${name}: frame ${f} lacks input "${spec.name}"`, EXIT.usage);
+      if (!feeds[spec.name]) throw new CliError(`${name}: frame ${f} lacks input "${spec.name}"`);
     }
     return feeds;
   });
@@ -185,6 +180,6 @@ function tensorOf(dtype: DType, values: number[], dims: number[]): TensorLike {
     case 'bool':
       return { type, data: Uint8Array.from(values, (v) => (v ? 1 : 0)), dims };
     case 'float16':
-      throw new CliError('float16 model inputs are not supported for calibration', EXIT.usage);
+      throw new CliError('float16 model inputs are not supported for calibration');
   }
 }

@@ -1,6 +1,6 @@
 import { dirname, isAbsolute, join, normalize } from 'node:path';
 import { readBytes } from '../commands/files.ts';
-import { CliError, EXIT } from '../commands/output.ts';
+import { CliError } from '../commands/output.ts';
 import { allGraphs, decodeModel, onnx } from '../quantize/onnx-model.ts';
 
 /**
@@ -19,10 +19,7 @@ export async function readExternalData(
       if (tensor.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL) continue;
       const location = tensor.externalData?.find((e) => e.key === 'location')?.value;
       if (!location) {
-        throw new CliError(
-          `${modelPath}: tensor ${tensor.name} is external but names no location`,
-          EXIT.usage,
-        );
+        throw new CliError(`${modelPath}: tensor ${tensor.name} is external but names no location`);
       }
       locations.add(location);
     }
@@ -32,10 +29,7 @@ export async function readExternalData(
     // The runtime looks files up by this name; one outside the model's folder is not part of it.
     const clean = normalize(location);
     if (isAbsolute(clean) || clean.startsWith('..') || clean === 'model.onnx') {
-      throw new CliError(
-        `${modelPath}: external data location "${location}" is not a file beside the model`,
-        EXIT.usage,
-      );
+      throw new CliError(`${modelPath}: external data location "${location}" is not a file beside the model`);
     }
     files.set(location, await readBytes(join(dirname(modelPath), clean)));
   }

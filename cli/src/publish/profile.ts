@@ -1,14 +1,21 @@
 import {
+  CodedError,
   countFeature,
+  type ErrorCode,
   type MonitoredFeature,
   type MonitoringSpec,
   normalizeCounts,
   reduceFeature,
 } from '@edgeship/protocol';
 import type * as ort from 'onnxruntime-node';
-import { CliError, EXIT } from '../commands/output.ts';
+import { CliError } from '../commands/output.ts';
 import { type Carry, type Feeds, loadSession, numbersOf, runSequence } from '../validate/run-sequence.ts';
 import type { Contract, ContractFeature } from './contract.ts';
+
+/** A monitored feature the calibration data gives no finite value for: nothing to profile. */
+export class ProfileError extends CodedError {
+  static override readonly code: ErrorCode = 'E_PROFILE';
+}
 
 export const DEFAULT_BINS = 10;
 
@@ -43,7 +50,6 @@ export async function profileMonitoring(
             if (!tensor) {
               throw new CliError(
                 `monitored feature ${feature.name}: the model has no ${feature.source.from} "${feature.source.tensor}"`,
-                EXIT.usage,
               );
             }
             values[i]!.push(reduceFeature(feature.source.reduce, numbersOf(tensor as ort.Tensor)));
@@ -75,11 +81,7 @@ export async function profileMonitoring(
 function referenceOf(feature: ContractFeature, values: number[]): MonitoredFeature {
   const finite = values.filter(Number.isFinite).sort((a, b) => a - b);
   if (finite.length === 0) {
-    throw new CliError(
-      `monitored feature ${feature.name}: no finite value on the calibration data`,
-      EXIT.failed,
-      'E_PROFILE',
-    );
+    throw new ProfileError(`monitored feature ${feature.name}: no finite value on the calibration data`);
   }
   const binEdges = feature.binEdges ?? quantileEdges(finite, feature.bins ?? DEFAULT_BINS);
   const counts = new Array<number>(binEdges.length + 1).fill(0);

@@ -9,8 +9,9 @@ import { sileroPath } from '../../../test/support/models.ts';
 import { startTestServer, type TestServer } from '../../../test/support/server.ts';
 import { edgeship } from '../../test-data/run-cli.ts';
 import { readTestWav, SILERO_CARRY, sileroFrames } from '../../test-data/silero.ts';
+import { GateError } from '../validate/gate-error.ts';
 import { runSequence } from '../validate/run-sequence.ts';
-import { GateError, publishModel } from './publish.ts';
+import { publishModel } from './publish.ts';
 
 const TEST_DATA = fileURLToPath(new URL('../../test-data/', import.meta.url));
 const CONTRACT = join(TEST_DATA, 'contracts/silero.json');

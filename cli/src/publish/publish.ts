@@ -3,25 +3,26 @@ import { basename, dirname, extname } from 'node:path';
 import {
   describeFile,
   type FileEntry,
+  ForbiddenError,
+  MalformedError,
   Name,
+  NetworkError,
   type Release,
   releaseId,
   SemVer,
   type SignedRelease,
   type SigningKeyPair,
   signRelease,
+  UnknownKeyError,
 } from '@edgeship/protocol';
+import type { UploadProgress } from '@edgeship/update-server/admin-client';
 import { readBytes, readJsonFile } from '../commands/files.ts';
 import { readSigningKey } from '../commands/keygen.ts';
-import { CliError, EXIT } from '../commands/output.ts';
+import { CliError } from '../commands/output.ts';
 import { type QuantizeReport, quantizeOnnx } from '../quantize/quantize-onnx.ts';
-import { adminClient, type UploadProgress } from '../server/admin.ts';
-import {
-  summarizeValidation,
-  type ValidationBudget,
-  type ValidationInputs,
-  type ValidationReport,
-} from '../validate/gates.ts';
+import { adminClient } from '../server/admin.ts';
+import { GateError } from '../validate/gate-error.ts';
+import type { ValidationBudget, ValidationInputs, ValidationReport } from '../validate/gates.ts';
 import { validateOnnx } from '../validate/validate-onnx.ts';
 import { validateTfjs } from '../validate/validate-tfjs.ts';
 import { type Calibration, readCalibration } from './calibration.ts';
@@ -94,15 +95,6 @@ export interface PublishResult {
   rollout: { id: string; shareBps: number; mode: string } | null;
 }
 
-/** A gate refused the model; the report says which and why. */
-export class GateError extends CliError {
-  constructor(readonly report: ValidationReport) {
-    super(summarizeValidation(report), EXIT.failed, 'E_GATE');
-    this.name = 'GateError';
-    this.details = { validation: report };
-  }
-}
-
 export const DEFAULT_MAX_MAD = 0.01;
 export const DEFAULT_MAX_ACCURACY_DROP = 0.01;
 
@@ -114,7 +106,7 @@ export async function publishModel(opts: PublishOptions): Promise<PublishResult>
   const step = (s: PublishStep, detail: string) => opts.onStep?.(s, detail);
   const quantize = opts.quantize ?? 'none';
   if (!['int8', 'uint8', 'uint16', 'float16', 'none'].includes(quantize)) {
-    throw new CliError(`--quantize ${quantize}: use int8, uint8, uint16, float16 or none`, EXIT.usage);
+    throw new CliError(`--quantize ${quantize}: use int8, uint8, uint16, float16 or none`);
   }
   const name = checked(Name, opts.name, '--name');
   const version = checked(SemVer, opts.version, '--version');
@@ -122,7 +114,7 @@ export async function publishModel(opts: PublishOptions): Promise<PublishResult>
   const format = opts.format ?? (extname(opts.model).toLowerCase() === '.json' ? 'tfjs' : 'onnx');
   const rolloutBps = opts.rollout === undefined ? null : shareBps(opts.rollout);
   if (rolloutBps !== null && (!opts.app || !opts.channel)) {
-    throw new CliError('--rollout needs --app and --channel', EXIT.usage);
+    throw new CliError('--rollout needs --app and --channel');
   }
   const contract = await readContract(opts.contract);
   const key =
@@ -136,15 +128,11 @@ export async function publishModel(opts: PublishOptions): Promise<PublishResult>
     throw new CliError(
       `${opts.model} keeps its weights in external data (${[...externalData.keys()].join(', ')}): ` +
         'publish it without --quantize and --calibration',
-      EXIT.usage,
     );
   }
   const calibration = opts.calibration ? await readCalibration(opts.calibration, contract) : null;
   if (quantize !== 'none' && !calibration) {
-    throw new CliError(
-      '--quantize needs --calibration: a quantized model is only published once validated',
-      EXIT.usage,
-    );
+    throw new CliError('--quantize needs --calibration: a quantized model is only published once validated');
   }
   const publisher = opts.dryRun ? null : adminClient(opts);
   if (publisher) await checkServer(publisher, opts, key);
@@ -156,7 +144,7 @@ export async function publishModel(opts: PublishOptions): Promise<PublishResult>
   if (format === 'onnx') {
     let bytes = float!;
     if (quantize === 'uint8' || quantize === 'uint16') {
-      throw new CliError(`--quantize ${quantize} is for tfjs models; ONNX takes int8 or float16`, EXIT.usage);
+      throw new CliError(`--quantize ${quantize} is for tfjs models; ONNX takes int8 or float16`);
     }
     if (quantize !== 'none') {
       step('quantize', `${quantize} weights`);
@@ -202,11 +190,7 @@ export async function publishModel(opts: PublishOptions): Promise<PublishResult>
         : await validateTfjs({ ...inputs, reference: source!.files, candidate: files });
     if (!validation.passed) throw new GateError(validation);
   } else if (budget.maxSizeBytes !== undefined && totalBytes > budget.maxSizeBytes) {
-    throw new CliError(
-      `size gate: ${totalBytes} bytes > ${budget.maxSizeBytes} bytes`,
-      EXIT.failed,
-      'E_GATE',
-    );
+    throw new GateError(`size gate: ${totalBytes} bytes > ${budget.maxSizeBytes} bytes`);
   }
 
   // 3. Profile the monitored features on the float model.
@@ -214,10 +198,7 @@ export async function publishModel(opts: PublishOptions): Promise<PublishResult>
   let profile: FeatureProfile[] = [];
   if (contract.monitoring.features.length > 0) {
     if (!calibration || !float) {
-      throw new CliError(
-        'monitored features need --calibration data and an ONNX model to profile',
-        EXIT.usage,
-      );
+      throw new CliError('monitored features need --calibration data and an ONNX model to profile');
     }
     step('profile', contract.monitoring.features.map((f) => f.name).join(', '));
     ({ monitoring, features: profile } = await profileMonitoring(float, calibration.sequences, contract));
@@ -311,29 +292,19 @@ async function checkServer(
 ): Promise<void> {
   const who = await client.whoami();
   if (who.role !== 'publisher') {
-    throw new CliError(
-      `the token is a ${who.role}'s; publishing needs a publisher token`,
-      EXIT.auth,
-      'E_FORBIDDEN',
-    );
+    throw new ForbiddenError(`the token is a ${who.role}'s; publishing needs a publisher token`);
   }
   const server = (opts.server ?? process.env.EDGESHIP_SERVER)!.replace(/\/$/, '');
   let keySet: { signed?: { publisherKeys?: Array<{ keyId: string }> } };
   try {
     keySet = (await (await fetch(`${server}/v1/keyset`)).json()) as typeof keySet;
   } catch (error) {
-    throw new CliError(
-      `cannot read the server's key set: ${(error as Error).message}`,
-      EXIT.unreachable,
-      'E_NETWORK',
-    );
+    throw new NetworkError(`cannot read the server's key set: ${(error as Error).message}`);
   }
   const trusted = keySet.signed?.publisherKeys?.map((k) => k.keyId) ?? [];
   if (!trusted.includes(key.keyId)) {
-    throw new CliError(
+    throw new UnknownKeyError(
       `publisher key ${key.keyId.slice(0, 12)}… is not in the server's key set; devices would refuse the release`,
-      EXIT.failed,
-      'E_UNKNOWN_KEY',
     );
   }
 }
@@ -403,11 +374,7 @@ async function readContract(contract: string | unknown): Promise<Contract> {
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const what = typeof contract === 'string' ? contract : 'contract';
-    throw new CliError(
-      `${what}: ${issue.path.join('.') || '(root)'}: ${issue.message}`,
-      EXIT.usage,
-      'E_MALFORMED',
-    );
+    throw new MalformedError(`${what}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   }
   return parsed.data;
 }
@@ -416,7 +383,7 @@ async function readText(path: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch (error) {
-    throw new CliError(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? error}`, EXIT.usage);
+    throw new CliError(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? error}`);
   }
 }
 
@@ -426,13 +393,13 @@ function checked<T>(
   flag: string,
 ): T {
   const result = schema.safeParse(value);
-  if (!result.success) throw new CliError(`${flag} ${String(value)} is not valid`, EXIT.usage);
+  if (!result.success) throw new CliError(`${flag} ${String(value)} is not valid`);
   return result.data as T;
 }
 
 function shareBps(percent: number): number {
   if (!(Number.isFinite(percent) && percent >= 0 && percent <= 100)) {
-    throw new CliError(`--rollout ${percent}: a percentage from 0 to 100`, EXIT.usage);
+    throw new CliError(`--rollout ${percent}: a percentage from 0 to 100`);
   }
   return Math.round(percent * 100);
 }

@@ -1,7 +1,7 @@
 import { dirname, join } from 'node:path';
 import { concatBytes, fromFloat16Array, toFloat16Array, toFloat16Bytes } from '@edgeship/protocol';
 import { readBytes, readJsonFile } from '../commands/files.ts';
-import { CliError, EXIT } from '../commands/output.ts';
+import { CliError } from '../commands/output.ts';
 
 /** A TensorFlow.js model as the converter writes it: model.json and its weight shards. */
 export interface TfjsModel {
@@ -39,14 +39,14 @@ const PLAIN_FILE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 export async function readTfjsModel(path: string): Promise<TfjsModel> {
   const modelJson = (await readJsonFile(path)) as TfjsModelJson;
   if (!Array.isArray(modelJson?.weightsManifest)) {
-    throw new CliError(`${path} is not a TensorFlow.js model.json (no weightsManifest)`, EXIT.usage);
+    throw new CliError(`${path} is not a TensorFlow.js model.json (no weightsManifest)`);
   }
   const files = new Map<string, Uint8Array>([['model.json', await readBytes(path)]]);
   for (const group of modelJson.weightsManifest) {
     for (const shard of group.paths) {
       // Releases hold plain file names side by side; a shard elsewhere would not survive that.
       if (!PLAIN_FILE.test(shard))
-        throw new CliError(`${path}: shard path ${shard} is not a plain file name`, EXIT.usage);
+        throw new CliError(`${path}: shard path ${shard} is not a plain file name`);
       files.set(shard, await readBytes(join(dirname(path), shard)));
     }
   }
@@ -64,8 +64,7 @@ export function quantizeTfjs(
   model: TfjsModel,
   mode: 'uint8' | 'uint16' | 'float16' | 'none' | 'int8',
 ): { files: Map<string, Uint8Array>; report: TfjsQuantizeReport } {
-  if (mode === 'int8')
-    throw new CliError('tfjs weights quantize to uint8, uint16 or float16, not int8', EXIT.usage);
+  if (mode === 'int8') throw new CliError('tfjs weights quantize to uint8, uint16 or float16, not int8');
   const bytesBefore = [...model.files.values()].reduce((n, b) => n + b.length, 0);
   if (mode === 'none') {
     return {
@@ -87,7 +86,7 @@ export function quantizeTfjs(
       const count = w.shape.reduce((n, d) => n * d, 1);
       const size = count * (BYTES_PER[w.quantization?.dtype ?? w.dtype] ?? Number.NaN);
       if (!Number.isFinite(size) || offset + size > data.length) {
-        throw new CliError(`weight ${w.name}: dtype ${w.dtype} or size does not fit its shards`, EXIT.usage);
+        throw new CliError(`weight ${w.name}: dtype ${w.dtype} or size does not fit its shards`);
       }
       const raw = data.subarray(offset, offset + size);
       offset += size;

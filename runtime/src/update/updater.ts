@@ -165,7 +165,6 @@ export class Updater {
         const id = await this.ensureDownloaded(entry.name, shadow, result, signal);
         if (id) this.emit({ type: 'shadow-ready', model: entry.name, release: id });
       }
-      await this.store.setMeta(`shadow:${entry.name}`, shadow && releaseId(shadow.signed));
     }
   }
 

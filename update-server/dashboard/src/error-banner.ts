@@ -1,9 +1,9 @@
-import { AdminApiError } from '../../src/admin-client.ts';
+import { EdgeshipError } from '@edgeship/protocol/errors';
 
 /** Shows an admin API failure as its typed code and message; anything else as E_UNEXPECTED. */
 export function showError(error: unknown, context?: string): void {
   const banner = document.getElementById('error') as HTMLElement;
-  const code = error instanceof AdminApiError ? error.code : 'E_UNEXPECTED';
+  const code = error instanceof EdgeshipError ? error.code : 'E_UNEXPECTED';
   const message = error instanceof Error ? error.message : String(error);
   banner.dataset.code = code;
   const codeEl = document.createElement('strong');

@@ -1,6 +1,7 @@
+import { ForbiddenError, UnauthenticatedError } from '@edgeship/protocol';
 import type { Context, MiddlewareHandler } from 'hono';
 import { type RateLimiterAbstract, RateLimiterMemory } from 'rate-limiter-flexible';
-import { ApiError } from '../http/api-error.ts';
+import { rateLimited, withHeaders } from '../http/api-errors.ts';
 import type { Registry, Role, TokenRecord } from '../storage/types.ts';
 import { allows, hashToken, tokenState } from './tokens.ts';
 
@@ -44,7 +45,7 @@ export function createAuth(opts: AuthOptions): RequireRole {
     const state = await failures.get(address);
     if (state && state.consumedPoints >= allowed) throw tooManyFailures(state.msBeforeNext);
   };
-  const unauthenticated = async (address: string, error: ApiError): Promise<never> => {
+  const unauthenticated = async (address: string, error: UnauthenticatedError): Promise<never> => {
     await failures.penalty(address, 1);
     throw error;
   };
@@ -57,7 +58,7 @@ export function createAuth(opts: AuthOptions): RequireRole {
     if (!match) {
       return unauthenticated(
         address,
-        new ApiError(401, 'E_UNAUTHENTICATED', 'a bearer token is required', {
+        withHeaders(new UnauthenticatedError('a bearer token is required'), {
           'WWW-Authenticate': 'Bearer realm="edgeship"',
         }),
       );
@@ -66,25 +67,20 @@ export function createAuth(opts: AuthOptions): RequireRole {
     if (!token || tokenState(token, now()) !== 'active') {
       return unauthenticated(
         address,
-        new ApiError(401, 'E_UNAUTHENTICATED', 'the token is unknown, expired or revoked', {
+        withHeaders(new UnauthenticatedError('the token is unknown, expired or revoked'), {
           'WWW-Authenticate': 'Bearer realm="edgeship", error="invalid_token"',
         }),
       );
     }
     if (!allows(token.role, role)) {
-      throw new ApiError(403, 'E_FORBIDDEN', `this needs the ${role} role; the token has ${token.role}`);
+      throw new ForbiddenError(`this needs the ${role} role; the token has ${token.role}`);
     }
     c.set('token', token);
     await next();
   };
 }
 
-function tooManyFailures(msBeforeNext: number): ApiError {
+function tooManyFailures(msBeforeNext: number) {
   const retryAfter = Math.max(1, Math.ceil(msBeforeNext / 1000));
-  return new ApiError(
-    429,
-    'E_RATE_LIMITED',
-    `too many failed authentications from this address; retry in ${retryAfter} s`,
-    { 'Retry-After': String(retryAfter) },
-  );
+  return rateLimited('too many failed authentications from this address', retryAfter);
 }

@@ -1,4 +1,4 @@
-import { ApiError, invalidState, notFound } from '../http/api-error.ts';
+import { invalidState, notFound, ValidationError } from '../http/api-errors.ts';
 import type { Actor } from '../registry/service.ts';
 import type { RegistryStore, Role, TokenRecord } from '../storage/types.ts';
 import { insertNewToken, type TokenState, tokenState } from './tokens.ts';
@@ -43,7 +43,7 @@ export class TokenAdmin {
 
   async issue(actor: Actor, input: IssueTokenInput): Promise<TokenSummary & { token: string }> {
     if (isReservedTokenName(input.name)) {
-      throw new ApiError(400, 'E_VALIDATION', `name: "${input.name}" is reserved`);
+      throw new ValidationError(`name: "${input.name}" is reserved`);
     }
     const now = this.now();
     const expiresAt =

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
-import { ConflictError } from '../storage/errors.ts';
+import { ConflictError } from '@edgeship/protocol';
 import type { Registry, RegistryStore, Role, TokenRecord } from '../storage/types.ts';
 
 export const ROLES: readonly Role[] = ['admin', 'publisher', 'operator', 'viewer'];

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { Counter, type Registry as PromRegistry } from 'prom-client';
 import type { LeaderTask } from '../cluster/leader.ts';
-import { ApiError } from '../http/api-error.ts';
+import { InvalidStateError } from '../http/api-errors.ts';
 import type { RegistryService } from '../registry/service.ts';
 import type { Database } from '../storage/schema.ts';
 import type { RegistryStore, RolloutRecord } from '../storage/types.ts';
@@ -241,7 +241,7 @@ export class CanaryMonitor implements LeaderTask {
       halted = await this.deps.service.halt(CANARY_ACTOR, rollout.id, reason, evidence);
     } catch (error) {
       // Halted, promoted or replaced meanwhile (by an operator or another process): nothing to do.
-      if (error instanceof ApiError && error.status === 409) return;
+      if (error instanceof InvalidStateError) return;
       throw error;
     }
     this.deps.log.warn(

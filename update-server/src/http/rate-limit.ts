@@ -1,6 +1,6 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { type RateLimiterAbstract, RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
-import { ApiError } from './api-error.ts';
+import { rateLimited } from './api-errors.ts';
 
 export interface RateLimitOptions {
   /** Requests allowed per window and key. */
@@ -25,9 +25,7 @@ export function rateLimit(opts: RateLimitOptions): MiddlewareHandler {
     } catch (error) {
       if (!(error instanceof RateLimiterRes)) throw error;
       const retryAfter = Math.max(1, Math.ceil(error.msBeforeNext / 1000));
-      throw new ApiError(429, 'E_RATE_LIMITED', `too many requests; retry in ${retryAfter} s`, {
-        'Retry-After': String(retryAfter),
-      });
+      throw rateLimited('too many requests', retryAfter);
     }
     await next();
   };

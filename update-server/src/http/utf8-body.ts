@@ -1,11 +1,10 @@
 import type { MiddlewareHandler } from 'hono';
-import { ApiError } from './api-error.ts';
+import { BadJsonError } from './api-errors.ts';
 
-/** Thrown by the body stream of a text request whose bytes are not UTF-8. */
-export class InvalidUtf8Error extends Error {
+/** Thrown by the body stream of a text request whose bytes are not UTF-8: 400 E_BAD_JSON. */
+export class InvalidUtf8Error extends BadJsonError {
   constructor() {
     super('the body is not valid UTF-8');
-    this.name = 'InvalidUtf8Error';
   }
 }
 
@@ -53,5 +52,3 @@ function utf8Check(onInvalid: () => void): TransformStream<Uint8Array, Uint8Arra
     },
   });
 }
-
-export const invalidUtf8 = () => new ApiError(400, 'E_BAD_JSON', 'the body is not valid UTF-8');

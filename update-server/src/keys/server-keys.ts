@@ -1,6 +1,8 @@
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  CodedError,
+  type ErrorCode,
   generateSigningKey,
   type KeySet,
   publicEntry,
@@ -38,7 +40,10 @@ const TrustedRootSchema = z.strictObject({
 
 const YEAR = 365 * 86_400_000;
 
-export class KeysMissingError extends Error {}
+/** Production start-up with an empty key directory (dev mode creates the keys instead). */
+export class KeysMissingError extends CodedError {
+  static override readonly code: ErrorCode = 'E_NO_KEYS';
+}
 
 /**
  * Loads the keys from `dir`. When there are none and `createIfMissing` is set (the embedded

@@ -1,13 +1,15 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import {
+  ConflictError,
   EdgeshipError,
   type KeySet,
+  PublisherSignatureError,
   releaseId,
   type SignedRelease,
   toHex,
   verifyRelease,
 } from '@edgeship/protocol';
-import { ApiError, invalidState, notFound } from '../http/api-error.ts';
+import { invalidState, MissingChunksError, notFound } from '../http/api-errors.ts';
 import type {
   BlobStore,
   Lineage,
@@ -84,7 +86,7 @@ export class RegistryService {
     try {
       release = await verifyRelease(input.release, this.keySet);
     } catch (error) {
-      if (error instanceof EdgeshipError) throw new ApiError(422, 'E_PUBLISHER_SIGNATURE', error.message);
+      if (error instanceof EdgeshipError) throw new PublisherSignatureError(error.message);
       throw error;
     }
     const missing: string[] = [];
@@ -95,9 +97,7 @@ export class RegistryService {
       }
     }
     if (missing.length > 0) {
-      throw new ApiError(
-        409,
-        'E_MISSING_CHUNKS',
+      throw new MissingChunksError(
         `upload these chunks first: ${[...new Set(missing)].slice(0, 8).join(', ')}${missing.length > 8 ? ', …' : ''}`,
       );
     }
@@ -116,7 +116,7 @@ export class RegistryService {
     };
     await this.store.transaction(async (tx) => {
       if (await tx.getRelease(record.model, record.version)) {
-        throw new ApiError(409, 'E_CONFLICT', `${releaseId(release)} exists; releases are immutable`);
+        throw new ConflictError(`${releaseId(release)} exists; releases are immutable`);
       }
       await tx.insertRelease(record);
       await tx.appendAudit({

@@ -1,9 +1,9 @@
 import { createRoute, OpenAPIHono, type RouteConfig, type z } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import type { AuthVariables, RequireRole } from '../auth/middleware.ts';
-import { ApiError } from '../http/api-error.ts';
+import { ValidationError } from '../http/api-errors.ts';
 import { limitBody } from '../http/body-limit.ts';
-import { describeIssues } from '../http/errors.ts';
+import { describeIssues } from '../http/render-error.ts';
 import type { Role } from '../storage/types.ts';
 import { ErrorSchema, MAX_JSON_BODY } from './api-schemas.ts';
 
@@ -52,7 +52,7 @@ export interface AdminRouteConfig extends Omit<RouteConfig, 'security' | 'middle
 export function adminRoutes(requireRole: RequireRole) {
   const app = new OpenAPIHono<AdminEnv>({
     defaultHook: (result) => {
-      if (!result.success) throw new ApiError(400, 'E_VALIDATION', describeIssues(result.error.issues));
+      if (!result.success) throw new ValidationError(describeIssues(result.error.issues));
     },
   });
   const route = <const R extends AdminRouteConfig>({ role, maxBody, ...config }: R) => {

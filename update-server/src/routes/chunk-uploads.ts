@@ -1,6 +1,7 @@
+import { HashMismatchError } from '@edgeship/protocol';
 import { z } from '@hono/zod-openapi';
 import type { RequireRole } from '../auth/middleware.ts';
-import { ApiError } from '../http/api-error.ts';
+import { UnsupportedMediaTypeError, ValidationError } from '../http/api-errors.ts';
 import type { BlobStore } from '../storage/types.ts';
 import { adminRoutes, json, jsonBody } from './admin-route.ts';
 import { BinarySchema, ErrorSchema, MAX_CHUNK_BODY, MissingChunksBodySchema } from './api-schemas.ts';
@@ -45,15 +46,15 @@ export function createChunkUploadRoutes(deps: { blobs: BlobStore; requireRole: R
     async (c) => {
       const { sha256 } = c.req.valid('param');
       if (!c.req.header('content-type')?.startsWith('application/octet-stream')) {
-        throw new ApiError(415, 'E_UNSUPPORTED_MEDIA_TYPE', 'send the chunk as application/octet-stream');
+        throw new UnsupportedMediaTypeError('send the chunk as application/octet-stream');
       }
       const bytes = new Uint8Array(await c.req.arrayBuffer());
-      if (bytes.length === 0) throw new ApiError(400, 'E_VALIDATION', 'empty chunk');
+      if (bytes.length === 0) throw new ValidationError('empty chunk');
       try {
         await blobs.put(sha256, bytes);
       } catch (error) {
-        if ((error as { code?: string }).code === 'E_HASH') {
-          throw new ApiError(422, 'E_HASH', `the body does not hash to ${sha256}`);
+        if (error instanceof HashMismatchError) {
+          throw new HashMismatchError(`the body does not hash to ${sha256}`);
         }
         throw error;
       }

@@ -1,7 +1,7 @@
 import { z } from '@hono/zod-openapi';
 import type { RequireRole } from '../auth/middleware.ts';
 import type { CanaryMonitor } from '../canary/monitor.ts';
-import { ApiError } from '../http/api-error.ts';
+import { ValidationError } from '../http/api-errors.ts';
 import type { RegistryStore } from '../storage/types.ts';
 import { fleetReport } from '../telemetry/fleet.ts';
 import type { TelemetryService } from '../telemetry/service.ts';
@@ -72,9 +72,9 @@ export function createFleetRoutes(deps: FleetDeps) {
       const windowSec = deps.telemetry.windowSec;
       const untilMs = query.until ? parse(query.until) : now().getTime();
       const sinceMs = query.since ? parse(query.since) : untilMs - DEFAULT_RANGE_SEC * 1000;
-      if (sinceMs >= untilMs) throw new ApiError(400, 'E_VALIDATION', 'since must be before until');
+      if (sinceMs >= untilMs) throw new ValidationError('since must be before until');
       if (untilMs - sinceMs > MAX_RANGE_SEC * 1000) {
-        throw new ApiError(400, 'E_VALIDATION', `at most ${MAX_RANGE_SEC / 86_400} days at a time`);
+        throw new ValidationError(`at most ${MAX_RANGE_SEC / 86_400} days at a time`);
       }
       const since = Math.floor(sinceMs / 1000 / windowSec) * windowSec;
       const until = Math.ceil(untilMs / 1000 / windowSec) * windowSec;

@@ -1,6 +1,6 @@
 import { Name, Sha256Hex } from '@edgeship/protocol';
 import { Hono } from 'hono';
-import { ApiError, notFound } from '../http/api-error.ts';
+import { notFound, RangeNotSatisfiableError, ValidationError, withHeaders } from '../http/api-errors.ts';
 import { sendStream } from '../http/send-stream.ts';
 import type { ServerKeys } from '../keys/server-keys.ts';
 import { ManifestCache, pickEncoding } from '../registry/manifest-cache.ts';
@@ -96,7 +96,7 @@ function parseParam<T>(
   what: string,
 ) {
   const result = schema.safeParse(value);
-  if (!result.success) throw new ApiError(400, 'E_VALIDATION', `${what}: not a valid value`);
+  if (!result.success) throw new ValidationError(`${what}: not a valid value`);
   return result.data as T;
 }
 
@@ -112,7 +112,7 @@ export function etagMatches(header: string | undefined, etag: string): boolean {
 export function parseRange(header: string, size: number): [number, number] {
   const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
   const unsatisfiable = () =>
-    new ApiError(416 as 400, 'E_RANGE', `range ${header} cannot be served`, {
+    withHeaders(new RangeNotSatisfiableError(`range ${header} cannot be served`), {
       'Content-Range': `bytes */${size}`,
     });
   if (!match || (match[1] === '' && match[2] === '')) throw unsatisfiable();

@@ -1,6 +1,6 @@
 import { z } from '@hono/zod-openapi';
 import type { RequireRole } from '../auth/middleware.ts';
-import { notFound } from '../http/api-error.ts';
+import { notFound } from '../http/api-errors.ts';
 import type { RegistryService } from '../registry/service.ts';
 import type { RegistryStore } from '../storage/types.ts';
 import { actor, adminRoutes, json, jsonBody } from './admin-route.ts';

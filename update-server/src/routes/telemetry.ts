@@ -1,15 +1,23 @@
 import {
   MAX_TELEMETRY_BATCH_BYTES,
+  SignatureError,
   TELEMETRY_SIGNATURE_HEADER,
   TelemetryBatchSchema,
 } from '@edgeship/protocol';
 import type { Context } from 'hono';
 import { Hono } from 'hono';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
-import { ApiError } from '../http/api-error.ts';
-import { describeIssues } from '../http/errors.ts';
+import {
+  BadJsonError,
+  tooLarge as bodyTooLarge,
+  rateLimited,
+  UnprocessableError,
+  UnsupportedMediaTypeError,
+  ValidationError,
+} from '../http/api-errors.ts';
 import { rateLimit } from '../http/rate-limit.ts';
 import { readBody } from '../http/read-body.ts';
+import { describeIssues } from '../http/render-error.ts';
 import { batchInferences } from '../telemetry/aggregate.ts';
 import { networkPrefix } from '../telemetry/network-prefix.ts';
 import { checkBatchTime } from '../telemetry/retention.ts';
@@ -42,39 +50,33 @@ export function createTelemetryRoutes(deps: TelemetryRouteDeps) {
     rateLimit({ points: telemetry.options.perAddressPerMinute, windowSec: 60, key: deps.clientAddress }),
     async (c) => {
       if (!c.req.header('content-type')?.startsWith('application/json')) {
-        throw new ApiError(415, 'E_UNSUPPORTED_MEDIA_TYPE', 'send the batch as application/json');
+        throw new UnsupportedMediaTypeError('send the batch as application/json');
       }
       const bytes = await readBody(c, MAX_TELEMETRY_BATCH_BYTES, tooLarge);
       let body: unknown;
       try {
         body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
       } catch {
-        throw new ApiError(400, 'E_BAD_JSON', 'the body is not valid JSON');
+        throw new BadJsonError('the body is not valid JSON');
       }
       const parsed = TelemetryBatchSchema.safeParse(body);
-      if (!parsed.success) throw new ApiError(400, 'E_VALIDATION', describeIssues(parsed.error.issues));
+      if (!parsed.success) throw new ValidationError(describeIssues(parsed.error.issues));
       const batch = parsed.data;
       // The one public-key operation per batch: only the install's key can speak for it.
       if (!verifyBatchSignature(batch.deviceId, bytes, c.req.header(TELEMETRY_SIGNATURE_HEADER))) {
-        throw new ApiError(
-          401,
-          'E_SIGNATURE',
+        throw new SignatureError(
           `a batch is signed by its install's key (${TELEMETRY_SIGNATURE_HEADER} header)`,
         );
       }
       const key = c.req.header('idempotency-key');
       if (key !== undefined && key !== batch.batchId) {
-        throw new ApiError(400, 'E_VALIDATION', 'the Idempotency-Key header differs from batchId');
+        throw new ValidationError('the Idempotency-Key header differs from batchId');
       }
       checkBatchTime(batch, telemetry.now().getTime(), telemetry.retention);
       await consume(perDevice, batch.deviceId);
       await checkBatchSemantics(batch, telemetry.catalog);
       if (batchInferences(batch) > telemetry.options.deviceCap.inferencesPerWindow) {
-        throw new ApiError(
-          422,
-          'E_VALIDATION',
-          'the batch alone exceeds what one device may report per window',
-        );
+        throw new UnprocessableError('the batch alone exceeds what one device may report per window');
       }
       const pending = telemetry.ingest(batch, networkPrefix(deps.clientAddress(c)));
       if (!pending) throw retryLater(1, 'the server is busy');
@@ -90,16 +92,9 @@ export function createTelemetryRoutes(deps: TelemetryRouteDeps) {
   return app;
 }
 
-const tooLarge = () =>
-  new ApiError(413, 'E_TOO_LARGE', `a batch is at most ${MAX_TELEMETRY_BATCH_BYTES} bytes`, {
-    connection: 'close',
-  });
+const tooLarge = () => bodyTooLarge(`a batch is at most ${MAX_TELEMETRY_BATCH_BYTES} bytes`);
 
-function retryLater(seconds: number, why: string) {
-  return new ApiError(429, 'E_RATE_LIMITED', `${why}; retry in ${seconds} s`, {
-    'Retry-After': String(seconds),
-  });
-}
+const retryLater = (seconds: number, why: string) => rateLimited(why, seconds);
 
 async function consume(limiter: RateLimiterMemory, key: string) {
   try {

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import {
+  ConflictError,
   EdgeshipError,
   generateSigningKey,
   type SignedRelease,
@@ -9,7 +10,6 @@ import {
 import pg from 'pg';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { makeRelease } from '../../../test/support/server.ts';
-import { ConflictError } from './errors.ts';
 import type {
   BlobStore,
   ChannelModelRecord,

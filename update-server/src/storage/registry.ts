@@ -1,5 +1,5 @@
+import { ConflictError, NotFoundError } from '@edgeship/protocol';
 import type { InsertResult, Kysely } from 'kysely';
-import { ConflictError, isUniqueViolation, NotFoundError } from './errors.ts';
 import * as rows from './rows.ts';
 import type { Database, DialectName } from './schema.ts';
 import type {
@@ -16,6 +16,7 @@ import type {
   Stage,
   TokenRecord,
 } from './types.ts';
+import { isUniqueViolation } from './unique-violation.ts';
 
 /**
  * The registry on Kysely, one code path for SQLite and PostgreSQL. `db` is either the store's

@@ -1,5 +1,5 @@
 import type { TelemetryBatch } from '@edgeship/protocol';
-import { ApiError } from '../http/api-error.ts';
+import { FromFutureError, TooOldError } from '../http/api-errors.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -99,17 +99,13 @@ export function retentionPolicy(settings: RetentionSettings = {}, windowSec = 60
 export function checkBatchTime(batch: TelemetryBatch, nowMs: number, policy: RetentionPolicy): void {
   const sealedAt = Date.parse(batch.windowEnd);
   if (sealedAt > nowMs + policy.maxBatchLeadMs) {
-    throw new ApiError(
-      422,
-      'E_FROM_FUTURE',
+    throw new FromFutureError(
       `windowEnd ${batch.windowEnd} is more than ${hours(policy.maxBatchLeadMs)} h ahead of the server's ` +
         `clock (${new Date(nowMs).toISOString()}): check the device's clock`,
     );
   }
   if (sealedAt < nowMs - policy.maxBatchAgeMs) {
-    throw new ApiError(
-      422,
-      'E_TOO_OLD',
+    throw new TooOldError(
       `windowEnd ${batch.windowEnd} is more than ${hours(policy.maxBatchAgeMs)} h before the server's ` +
         `clock (${new Date(nowMs).toISOString()}): too old to be told apart from a batch already counted`,
     );

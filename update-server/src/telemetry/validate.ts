@@ -1,5 +1,5 @@
 import type { MonitoringSpec, TelemetryBatch } from '@edgeship/protocol';
-import { ApiError } from '../http/api-error.ts';
+import { UnprocessableError } from '../http/api-errors.ts';
 import type { RegistryStore } from '../storage/types.ts';
 
 /**
@@ -23,7 +23,7 @@ export class ReleaseCatalog {
   }
 }
 
-const unprocessable = (message: string) => new ApiError(422, 'E_VALIDATION', message);
+const unprocessable = (message: string) => new UnprocessableError(message);
 
 /**
  * Checks what the schema cannot: the releases exist, feature counts use the release's bins, and

@@ -1,3 +1,4 @@
+import { EdgeshipError } from '@edgeship/protocol/errors';
 import { AdminApiError } from '../../../src/admin-client.ts';
 import { chart } from '../charts.ts';
 import { h, section, table } from '../dom.ts';
@@ -93,7 +94,7 @@ export function fleetView(
           { class: 'empty', 'data-testid': 'fleet-error' },
           missing
             ? 'This server has no fleet statistics endpoint.'
-            : `${error instanceof AdminApiError ? error.code : 'E_UNEXPECTED'}: ${(error as Error).message}`,
+            : `${error instanceof EdgeshipError ? error.code : 'E_UNEXPECTED'}: ${(error as Error).message}`,
         ),
       );
     }

@@ -1,4 +1,4 @@
-import { AdminApiError } from '../../../src/admin-client.ts';
+import { EdgeshipError } from '@edgeship/protocol/errors';
 import type { RolloutRecord } from '../../../src/storage/types.ts';
 import { askReason } from '../dialog.ts';
 import { h, section, table } from '../dom.ts';
@@ -30,7 +30,7 @@ export function rolloutsView(
         onclick: async () => {
           const bps = parsePercent(shareInput.value);
           if (bps === null) {
-            showError(new AdminApiError(400, 'E_VALIDATION', 'the share is a percentage from 0 to 100'));
+            showError(new EdgeshipError('E_VALIDATION', 'the share is a percentage from 0 to 100'));
             return;
           }
           await ctx.act('set share', () => ctx.api.setShare(r.id, bps));

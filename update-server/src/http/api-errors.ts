@@ -1,0 +1,76 @@
+import { CodedError, type EdgeshipError, NotFoundError } from '@edgeship/protocol';
+
+// The update server's own codes; their statuses are in protocol's ERROR_TABLE, beside the codes
+// the server shares with devices and the CLI (E_NOT_FOUND, E_CONFLICT, E_HASH, …).
+
+/** A body, parameter or query the schema refuses (400). */
+export class ValidationError extends CodedError {
+  static override readonly code = 'E_VALIDATION';
+}
+/**
+ * Well-formed, but refused on what it says (a telemetry batch naming an unknown release): 422,
+ * permanent, so the device drops it instead of retrying.
+ */
+export class UnprocessableError extends ValidationError {
+  static override readonly status = 422;
+}
+export class BadJsonError extends CodedError {
+  static override readonly code = 'E_BAD_JSON';
+}
+export class TooLargeError extends CodedError {
+  static override readonly code = 'E_TOO_LARGE';
+}
+export class UnsupportedMediaTypeError extends CodedError {
+  static override readonly code = 'E_UNSUPPORTED_MEDIA_TYPE';
+}
+export class RateLimitedError extends CodedError {
+  static override readonly code = 'E_RATE_LIMITED';
+}
+export class RangeNotSatisfiableError extends CodedError {
+  static override readonly code = 'E_RANGE';
+}
+/** A rollout or token step its current state does not allow (409). */
+export class InvalidStateError extends CodedError {
+  static override readonly code = 'E_INVALID_STATE';
+}
+export class MissingChunksError extends CodedError {
+  static override readonly code = 'E_MISSING_CHUNKS';
+}
+export class TooOldError extends CodedError {
+  static override readonly code = 'E_TOO_OLD';
+}
+export class FromFutureError extends CodedError {
+  static override readonly code = 'E_FROM_FUTURE';
+}
+export class NotReadyError extends CodedError {
+  static override readonly code = 'E_NOT_READY';
+}
+
+// Headers an error's answer carries (a challenge, Retry-After, Content-Range), kept beside the
+// error rather than on it: they are HTTP's business, and protocol's classes know nothing of HTTP.
+const RESPONSE_HEADERS = new WeakMap<EdgeshipError, Record<string, string>>();
+
+/** `error`, answered with `headers` too. */
+export function withHeaders<E extends EdgeshipError>(error: E, headers: Record<string, string>): E {
+  RESPONSE_HEADERS.set(error, headers);
+  return error;
+}
+
+export function responseHeadersOf(error: EdgeshipError): Record<string, string> {
+  return RESPONSE_HEADERS.get(error) ?? {};
+}
+
+/** Too many requests: 429 with Retry-After. */
+export function rateLimited(why: string, retryAfterSec: number): RateLimitedError {
+  return withHeaders(new RateLimitedError(`${why}; retry in ${retryAfterSec} s`), {
+    'Retry-After': String(retryAfterSec),
+  });
+}
+
+/** A body over its limit: the rest stays unread, so this connection cannot carry another request. */
+export function tooLarge(message: string): TooLargeError {
+  return withHeaders(new TooLargeError(message), { connection: 'close' });
+}
+
+export const notFound = (what: string) => new NotFoundError(`${what} not found`);
+export const invalidState = (message: string) => new InvalidStateError(message);
