@@ -50,7 +50,7 @@ export class ManifestResigner implements LeaderTask {
     await this.running;
   }
 
-  /** Re-signs the manifests past their share of life; resolves to how many got a new version. */
+  /** Re-signs the manifests past their share of life; resolves to how many channels moved to a new version. */
   runOnce(): Promise<number> {
     this.running ??= this.resignDue()
       .catch((error) => {
