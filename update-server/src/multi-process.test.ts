@@ -1,12 +1,10 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
+import { join } from 'node:path';
 import { type Manifest, type SigningKeyPair, seededBytes, verifyManifest } from '@edgeship/protocol';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SOURCE_CONDITION_ARG } from '../../test/support/node-args.ts';
 import { makeRelease } from '../../test/support/server.ts';
+import { type ServerProcess as SpawnedServer, spawnServer } from '../../test/support/server-process.ts';
 import { AdminClient } from './admin-client.ts';
 import type { BootstrapTokens } from './auth/tokens.ts';
 import { loadServerKeys, type ServerKeys } from './keys/server-keys.ts';
@@ -18,17 +16,12 @@ import { createTestSchema, type TestSchema } from './storage/registry.suite.ts';
  * separate data directories, one shared keys directory, every byte and decision in the database.
  */
 
-const BIN = resolve(import.meta.dirname, '../bin/edgeship-server.mjs');
-const START_TIMEOUT_MS = 20_000;
 const APP = 'fleet';
 const CHANNEL = 'stable';
 const MODEL = 'kws';
 
-interface ServerProcess {
-  url: string;
+interface ServerProcess extends SpawnedServer {
   dataDir: string;
-  child: ChildProcess;
-  stderr: string[];
 }
 
 interface Cluster {
@@ -41,7 +34,7 @@ interface Cluster {
 }
 
 const temps: string[] = [];
-const children: ChildProcess[] = [];
+const children: SpawnedServer[] = [];
 let setup: Promise<Cluster> | undefined;
 
 // Started by the first test (not beforeAll: a failed hook reports tests as skipped, and a missing
@@ -63,7 +56,7 @@ function cluster(): Promise<Cluster> {
 }
 
 afterAll(async () => {
-  await Promise.all(children.map(stopProcess));
+  await Promise.all(children.map((child) => child.stop()));
   await (await setup?.catch(() => undefined))?.schema.drop();
   await Promise.all(temps.map((dir) => rm(dir, { recursive: true, force: true })));
 });
@@ -225,64 +218,21 @@ async function readTokens(file: string): Promise<BootstrapTokens | null> {
   return JSON.parse(await readFile(file, 'utf8')) as BootstrapTokens;
 }
 
-/** Spawns the real CLI on port 0 and waits for its `{"event":"listening","url"}` line. */
+/** Spawns the real CLI on port 0 (test/support/server-process.ts) with its own data directory. */
 async function startProcess(databaseUrl: string, keysDir: string): Promise<ServerProcess> {
   const dataDir = await tempDir('edgeship-proc-');
-  const child = spawn(
-    process.execPath,
-    [
-      SOURCE_CONDITION_ARG,
-      BIN,
-      '--database-url',
-      databaseUrl,
-      '--data-dir',
-      dataDir,
-      '--keys-dir',
-      keysDir,
-      '--port',
-      '0',
-      '--log-level',
-      'warn',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DATABASE_URL: undefined } },
-  );
-  children.push(child);
-  const stderr: string[] = [];
-  child.stderr!.setEncoding('utf8').on('data', (text: string) => stderr.push(text));
-  const url = await new Promise<string>((resolveUrl, reject) => {
-    const timer = setTimeout(() => {
-      reject(
-        new Error(`edgeship-server did not report listening in ${START_TIMEOUT_MS} ms: ${stderr.join('')}`),
-      );
-    }, START_TIMEOUT_MS);
-    const fail = (why: string) => {
-      clearTimeout(timer);
-      reject(new Error(`edgeship-server ${why}: ${stderr.join('')}`));
-    };
-    child.once('error', (error) => fail(`could not start (${error.message})`));
-    child.once('exit', (code, signal) => fail(`exited (${code ?? signal}) before listening`));
-    // pino logs share stdout: take the first line that is the listening event.
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      let event: { event?: string; url?: string } | null = null;
-      try {
-        event = JSON.parse(line);
-      } catch {
-        return;
-      }
-      if (event?.event === 'listening' && typeof event.url === 'string') {
-        clearTimeout(timer);
-        resolveUrl(event.url);
-      }
-    });
-  });
-  return { url, dataDir, child, stderr };
-}
-
-async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((done) => child.once('exit', () => done()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
+  const server = await spawnServer([
+    '--database-url',
+    databaseUrl,
+    '--data-dir',
+    dataDir,
+    '--keys-dir',
+    keysDir,
+    '--port',
+    '0',
+    '--log-level',
+    'warn',
+  ]);
+  children.push(server);
+  return { ...server, dataDir };
 }

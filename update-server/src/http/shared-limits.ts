@@ -89,23 +89,28 @@ export async function openLimiterStore(opts: LimitStoreOptions): Promise<Limiter
   return {
     kind: 'postgres',
     async limiter(name, points, duration) {
-      const make = (tableCreated: boolean) =>
-        new Promise<RateLimiterPostgres>((resolve, reject) => {
-          const limiter: RateLimiterPostgres = new RateLimiterPostgres(
-            {
-              storeClient: pool,
-              storeType: 'pool',
-              tableName: PG_TABLE,
-              tableCreated,
-              clearExpiredByTimeout: true,
-              keyPrefix: `${prefix}:${name}`,
-              points,
-              duration,
-              insuranceLimiter: new RateLimiterMemory({ points, duration }),
-            },
-            (error) => (error ? reject(error) : resolve(limiter)),
-          );
+      const make = (tableCreated: boolean): Promise<RateLimiterPostgres> => {
+        let settle: (error?: Error) => void = () => {};
+        const ready = new Promise<void>((resolve, reject) => {
+          settle = (error) => (error ? reject(error) : resolve());
         });
+        // The callback says the table is there; with tableCreated it fires inside the constructor.
+        const limiter = new RateLimiterPostgres(
+          {
+            storeClient: pool,
+            storeType: 'pool',
+            tableName: PG_TABLE,
+            tableCreated,
+            clearExpiredByTimeout: true,
+            keyPrefix: `${prefix}:${name}`,
+            points,
+            duration,
+            insuranceLimiter: new RateLimiterMemory({ points, duration }),
+          },
+          (error) => settle(error),
+        );
+        return ready.then(() => limiter);
+      };
       if (!tableReady) {
         // Two processes starting at once may race on CREATE TABLE IF NOT EXISTS (a unique
         // violation in pg_type); the second try finds the table.

@@ -19,6 +19,9 @@ const DEFAULT_LIFETIME_SHARE = 0.4;
  * expired manifest (the freeze-attack check), so a channel nobody changes still needs a fresh
  * signature; the request path re-signs at half the lifetime as a fallback (registry/manifest-cache.ts),
  * this comes earlier so that, with a leader alive, no device request waits for a signature.
+ * A manifest signed under an older key set than the server's (the keys were rotated and the
+ * processes restarted) is re-signed at once, so the retired online key leaves service within an
+ * interval rather than at the next change.
  */
 export class ManifestResigner implements LeaderTask {
   readonly name = 'manifest-resigner';
@@ -50,7 +53,7 @@ export class ManifestResigner implements LeaderTask {
     await this.running;
   }
 
-  /** Re-signs the manifests past their share of life; resolves to how many got a new version. */
+  /** Re-signs the manifests past their share of life; resolves to how many channels moved to a new version. */
   runOnce(): Promise<number> {
     this.running ??= this.resignDue()
       .catch((error) => {
@@ -66,14 +69,28 @@ export class ManifestResigner implements LeaderTask {
   private async resignDue(): Promise<number> {
     const afterMs = this.service.manifestTtlMs * this.share;
     let resigned = 0;
+    const keySetVersion = this.service.keySet.version;
     for (const { app, channel } of await this.registry.listChannels()) {
       const latest = await this.registry.latestManifest(app, channel);
+      if (!latest) continue;
+      const rotated = signedKeySetVersion(latest.body) < keySetVersion;
       // Checked again under the channel lock inside refreshManifest; this only skips the lock.
-      if (!latest || Date.parse(latest.createdAt) + afterMs > this.now()) continue;
-      const fresh = await this.service.refreshManifest(app, channel, afterMs);
+      if (!rotated && Date.parse(latest.createdAt) + afterMs > this.now()) continue;
+      const fresh = await this.service.refreshManifest(app, channel, rotated ? 0 : afterMs);
       if (fresh && fresh.version !== latest.version) resigned += 1;
     }
     if (resigned > 0) this.log.info({ resigned }, 're-signed manifests before expiry');
     return resigned;
+  }
+}
+
+/** The version of the key set a stored manifest envelope carries (0 when unreadable: re-sign). */
+function signedKeySetVersion(body: string): number {
+  try {
+    const version = (JSON.parse(body) as { keySet?: { signed?: { version?: unknown } } }).keySet?.signed
+      ?.version;
+    return typeof version === 'number' ? version : 0;
+  } catch {
+    return 0;
   }
 }
