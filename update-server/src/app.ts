@@ -8,13 +8,16 @@ import { createAuth } from './auth/middleware.ts';
 import { TokenAdmin } from './auth/token-admin.ts';
 import type { CanaryMonitor } from './canary/monitor.ts';
 import { NotReadyError } from './http/api-errors.ts';
-import { clientAddressResolver } from './http/client-address.ts';
+import { addressFrom, clientAddressResolver } from './http/client-address.ts';
+import { DEVICE_HEADERS, EXPOSED_HEADERS } from './http/device-headers.ts';
+import { type ManifestFastPathDeps, manifestFastPath, type NodeFastPath } from './http/manifest-fast-path.ts';
 import { createHttpMetrics } from './http/metrics.ts';
 import { rateLimit } from './http/rate-limit.ts';
 import { renderError } from './http/render-error.ts';
 import type { ServerLimiters } from './http/shared-limits.ts';
 import { requireUtf8Bodies } from './http/utf8-body.ts';
 import type { ServerKeys } from './keys/server-keys.ts';
+import { ManifestCache } from './registry/manifest-cache.ts';
 import type { RegistryService } from './registry/service.ts';
 import { createAdminRoutes } from './routes/admin.ts';
 import { documentDeviceRoutes } from './routes/device-routes.ts';
@@ -65,7 +68,19 @@ export interface AppDeps {
   mount?: (app: Hono) => void;
 }
 
-export function createApp(deps: AppDeps) {
+export function createApp(deps: AppDeps): Hono {
+  return createServedApp(deps).app;
+}
+
+/**
+ * The app, and the node:http handler that answers fresh manifest checks before it
+ * (http/manifest-fast-path.ts), given the listener everything else goes to: hosts on node:http
+ * (server.ts) put it in front; `app.request()` and other hosts serve the same answers through Hono.
+ */
+export function createServedApp(deps: AppDeps): {
+  app: Hono;
+  manifestFastPath: (fallback: ManifestFastPathDeps['fallback']) => NodeFastPath;
+} {
   const { log } = deps;
   const limits = deps.rateLimits ?? DEFAULT_RATE_LIMITS;
   const metrics = createHttpMetrics();
@@ -129,6 +144,7 @@ export function createApp(deps: AppDeps) {
     key: clientAddress,
     limiter: deps.limiters?.public,
   });
+  const manifests = new ManifestCache(deps.registry, deps.service);
   app.use('/v1/apps/*', publicLimit);
   app.use('/v1/chunks/*', publicLimit);
   app.use(
@@ -141,7 +157,7 @@ export function createApp(deps: AppDeps) {
     }),
   );
 
-  app.route('/v1', createPublicRoutes(deps));
+  app.route('/v1', createPublicRoutes({ ...deps, manifests }));
   const admin = createAdminRoutes({ ...deps, requireRole });
   admin.route('/', createTokenRoutes({ tokens: new TokenAdmin(deps.registry), requireRole }));
   if (deps.telemetry) {
@@ -171,25 +187,29 @@ export function createApp(deps: AppDeps) {
   app.get('/v1/openapi.json', (c) => c.json(openApi));
 
   deps.mount?.(app);
-  return app;
+  const address = addressFrom(deps.trustProxy ?? 0);
+  return {
+    app,
+    manifestFastPath: (fallback) =>
+      manifestFastPath({ manifests, limit: publicLimit, address, metrics, log, fallback }),
+  };
 }
 
-const EXPOSED_HEADERS = ['ETag', 'Content-Range', 'Retry-After'];
-
 /**
- * Devices may run on any origin; CORP lets cross-origin-isolated pages (COEP) use our bytes.
- * Preflights go to Hono's cors(); on other requests the headers are set before the handler runs,
- * as prepared headers: changing `c.res` afterwards (what cors() does) makes @hono/node-server
- * build a full Response for every request, a fifth of a manifest check's cost.
+ * Preflights go to Hono's cors(); on other requests the headers (http/device-headers.ts) are set
+ * before the handler runs, as prepared headers: changing `c.res` afterwards (what cors() does)
+ * makes @hono/node-server build a full Response for every request, a fifth of a manifest check's
+ * cost.
  */
 function deviceCors(): MiddlewareHandler {
   const preflight = cors({ origin: '*', exposeHeaders: EXPOSED_HEADERS });
-  const exposed = EXPOSED_HEADERS.join(',');
+  const headers = Object.entries(DEVICE_HEADERS);
   return async (c, next) => {
-    c.header('Cross-Origin-Resource-Policy', 'cross-origin');
-    if (c.req.method === 'OPTIONS') return preflight(c, next);
-    c.header('Access-Control-Allow-Origin', '*');
-    c.header('Access-Control-Expose-Headers', exposed);
+    if (c.req.method === 'OPTIONS') {
+      c.header('Cross-Origin-Resource-Policy', DEVICE_HEADERS['Cross-Origin-Resource-Policy']);
+      return preflight(c, next);
+    }
+    for (const [name, value] of headers) c.header(name, value);
     await next();
   };
 }

@@ -1,11 +1,12 @@
 import { mkdir } from 'node:fs/promises';
+import { createServer, type RequestListener, type ServerOptions as ServerOptions_ } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { TrustedRoot } from '@edgeship/protocol';
 import { serve } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { DestinationStream, Level, Logger } from 'pino';
-import { createApp, DEFAULT_RATE_LIMITS, type RateLimits } from './app.ts';
+import { createServedApp, DEFAULT_RATE_LIMITS, type RateLimits } from './app.ts';
 import { type BootstrapTokens, bootstrapTokens, tokenState } from './auth/tokens.ts';
 import { CanaryMonitor, type CanaryOptions } from './canary/monitor.ts';
 import { DEFAULT_LEADER_INTERVAL_MS, LeaderElection, type LeaderTask } from './cluster/leader.ts';
@@ -178,7 +179,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   });
   await leader.start();
   const ctx: ServerContext = { registry, blobs, service, keys, log, telemetry, canary, leader };
-  const app = createApp({
+  const { app, manifestFastPath } = createServedApp({
     ...ctx,
     rateLimits: limits,
     limiters,
@@ -191,7 +192,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     mount: (a) => opts.mount?.(a, ctx),
   });
 
-  const server = serve({ fetch: app.fetch, port: opts.port ?? 0, hostname: opts.host ?? '127.0.0.1' });
+  const server = serve({
+    fetch: app.fetch,
+    port: opts.port ?? 0,
+    hostname: opts.host ?? '127.0.0.1',
+    // Fresh manifest checks are answered before Hono (http/manifest-fast-path.ts).
+    createServer: ((options: ServerOptions_, listener: RequestListener) => {
+      const fast = manifestFastPath(listener);
+      return createServer(options, (req, res) => fast(req, res) || listener(req, res));
+    }) as typeof createServer,
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);

@@ -15,10 +15,15 @@ export function clientAddressResolver(trustedHops = 0): (c: Context) => string {
   if (!Number.isInteger(trustedHops) || trustedHops < 0 || trustedHops > 16) {
     throw new Error(`trustProxy must be a whole number of hops from 0 to 16, got ${trustedHops}`);
   }
-  return (c) => {
-    const peer = socketAddress(c);
+  const resolve = addressFrom(trustedHops);
+  return (c) => resolve(c.req.header('x-forwarded-for'), socketAddress(c));
+}
+
+/** The same decision on raw values: X-Forwarded-For (if any) and the socket's peer address. */
+export function addressFrom(trustedHops: number): (forwardedFor: string | undefined, peer: string) => string {
+  return (forwardedFor, peer) => {
     if (trustedHops === 0) return peer;
-    const forwarded = (c.req.header('x-forwarded-for') ?? '')
+    const forwarded = (forwardedFor ?? '')
       .split(',')
       .map((s) => s.trim())
       .filter((s) => s !== '');

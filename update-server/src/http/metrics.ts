@@ -23,13 +23,8 @@ export function createHttpMetrics() {
   // Label children by key: prom-client hashes a label object on every call otherwise.
   const counters = new Map<string, { inc(): void }>();
   const timers = new Map<string, { observe(v: number): void }>();
-  const middleware: MiddlewareHandler = async (c, next) => {
-    const started = performance.now();
-    await next();
-    // The route pattern, not the path, keeps label cardinality bounded.
-    const route = c.req.routePath || 'unmatched';
-    const { method } = c.req;
-    const status = c.res.status;
+  /** Counts one request and its latency under its route pattern (the label Hono's routePath gives). */
+  const record = (method: string, route: string, status: number, seconds: number) => {
     const countKey = `${method} ${status} ${route}`;
     let counter = counters.get(countKey);
     if (!counter) {
@@ -43,7 +38,15 @@ export function createHttpMetrics() {
       timer = duration.labels({ method, route });
       timers.set(timeKey, timer);
     }
-    timer.observe((performance.now() - started) / 1000);
+    timer.observe(seconds);
   };
-  return { registry, middleware };
+  const middleware: MiddlewareHandler = async (c, next) => {
+    const started = performance.now();
+    await next();
+    // The route pattern, not the path, keeps label cardinality bounded.
+    record(c.req.method, c.req.routePath || 'unmatched', c.res.status, (performance.now() - started) / 1000);
+  };
+  return { registry, middleware, record };
 }
+
+export type HttpMetrics = ReturnType<typeof createHttpMetrics>;

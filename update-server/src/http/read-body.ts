@@ -12,8 +12,8 @@ export async function readBody(c: Context, maxBytes: number, tooLarge: () => Err
   const declared = c.req.header('content-length');
   if (declared !== undefined && Number(declared) > maxBytes) throw tooLarge();
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
-  // A Web ReadableStream is async-iterable on Node too.
-  const source = (incoming ?? c.req.raw.body) as AsyncIterable<Uint8Array> | null;
+  if (incoming) return readIncoming(incoming, maxBytes, tooLarge);
+  const source = c.req.raw.body as AsyncIterable<Uint8Array> | null; // async-iterable on Node too
   if (!source) return new Uint8Array(0);
   const parts: Uint8Array[] = [];
   let size = 0;
@@ -23,4 +23,49 @@ export async function readBody(c: Context, maxBytes: number, tooLarge: () => Err
     parts.push(part);
   }
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
+}
+
+/** With 'data' events: an async iterator over a stream costs more than a 1 KiB batch's parse. */
+function readIncoming(
+  incoming: IncomingMessage,
+  maxBytes: number,
+  tooLarge: () => Error,
+): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    const onData = (part: Buffer) => {
+      size += part.byteLength;
+      if (size > maxBytes) {
+        cleanup();
+        incoming.resume(); // the answer (413, Connection: close) goes out; the rest is discarded
+        reject(tooLarge());
+        return;
+      }
+      parts.push(part);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(parts.length === 1 ? parts[0]! : Buffer.concat(parts, size));
+    };
+    const onError = (error: Error) => {
+      cleanup();
+      reject(error);
+    };
+    const onAborted = () => onError(new Error('the client went away before sending its body'));
+    const cleanup = () => {
+      incoming.off('data', onData);
+      incoming.off('end', onEnd);
+      incoming.off('error', onError);
+      incoming.off('aborted', onAborted);
+    };
+    if (incoming.readableEnded) {
+      resolve(new Uint8Array(0));
+      return;
+    }
+    incoming.on('data', onData);
+    incoming.on('end', onEnd);
+    incoming.on('error', onError);
+    incoming.on('aborted', onAborted);
+  });
 }

@@ -15,20 +15,25 @@ export interface PublicDeps {
   now?: () => Date;
   /** How soon another process's manifest change is served (see registry/manifest-cache.ts). */
   manifestRecheckMs?: number;
+  /** The cache to serve from (shared with http/manifest-fast-path.ts); made here when absent. */
+  manifests?: ManifestCache;
 }
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
-// Short, so a halt reaches the fleet within a minute even through a caching proxy.
-const MANIFEST_CACHE = 'public, max-age=30, must-revalidate';
+/** A manifest's caching headers (also sent by http/manifest-fast-path.ts). */
+export const MANIFEST_HEADERS: Readonly<Record<string, string>> = {
+  // Short, so a halt reaches the fleet within a minute even through a caching proxy.
+  'Cache-Control': 'public, max-age=30, must-revalidate',
+  Vary: 'Accept-Encoding',
+};
 
 /** What devices call: signed manifests, the key set, and chunks by hash. No authentication. */
 export function createPublicRoutes(deps: PublicDeps) {
   const { registry, blobs, service } = deps;
   const now = deps.now ?? (() => new Date());
-  const manifests = new ManifestCache(registry, service, {
-    now: () => now().getTime(),
-    recheckMs: deps.manifestRecheckMs,
-  });
+  const manifests =
+    deps.manifests ??
+    new ManifestCache(registry, service, { now: () => now().getTime(), recheckMs: deps.manifestRecheckMs });
   const app = new Hono();
 
   app.get('/apps/:app/channels/:channel/manifest', async (c) => {
@@ -42,8 +47,7 @@ export function createPublicRoutes(deps: PublicDeps) {
       manifest = (await manifests.get(app_, channel)) ?? undefined;
       if (!manifest) throw notFound(`channel ${app_}/${channel}`);
     }
-    c.header('Cache-Control', MANIFEST_CACHE);
-    c.header('Vary', 'Accept-Encoding');
+    for (const [name, value] of Object.entries(MANIFEST_HEADERS)) c.header(name, value);
     const encoding = pickEncoding(c.req.header('accept-encoding'));
     c.header('ETag', manifest.etags[encoding]);
     const ifNoneMatch = c.req.header('if-none-match');
