@@ -6,10 +6,12 @@ import * as ort from 'onnxruntime-web';
 import { createRuntime, type Runtime } from '../../runtime/src/client.ts';
 import { downloadRelease } from '../../runtime/src/download/fetcher.ts';
 import { ModelStore } from '../../runtime/src/store/model-store.ts';
+import { bigBench } from './big-bench.ts';
 import { type BlockingReport, startBlockingProbe } from './main-thread-probe.ts';
 import type { OrtComlinkApi } from './ort-comlink-worker.ts';
 import { RawOrtWorker } from './raw-worker-client.ts';
 import { frame, STATE_SIZE } from './silero-frames.ts';
+import { storageBench } from './storage-bench.ts';
 import { loadRawTfjs, type TfjsModelFiles } from './tfjs-raw.ts';
 import { RawTfjsWorker } from './tfjs-worker-client.ts';
 
@@ -130,6 +132,9 @@ function runnerOf(kind: InferenceKind): Runner {
 }
 
 const bench = {
+  ...storageBench,
+  ...bigBench,
+
   async setup(config: PageSetup) {
     setupConfig = config;
     modelBytes = new Uint8Array(await (await fetch(config.modelUrl)).arrayBuffer());

@@ -156,7 +156,8 @@ export class RuntimeCore {
   }
 
   async run(name: string, inputs: NamedTensors): Promise<NamedTensors> {
-    const model = await this.ready(name);
+    // The hot path: a loaded model skips ready()'s extra await.
+    const model = (!this.disposed && this.loaded.get(name)) || (await this.ready(name));
     return this.infer(name, model, inputs, true);
   }
 
