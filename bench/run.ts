@@ -83,7 +83,10 @@ for (const name of selected) {
       pending: `the benchmark failed: ${(error as Error).message}`,
     };
   }
-  await writeFile(join(resultsDir, `${name}.json`), `${JSON.stringify({ ...result, command }, null, 2)}\n`);
+  await writeFile(
+    join(resultsDir, `${result.name}.json`),
+    `${JSON.stringify({ ...result, command }, null, 2)}\n`,
+  );
   log(`done in ${Math.round(result.durationMs / 1000)} s`);
   // After each benchmark, so an interrupted run still leaves a consistent report.
   await writeResultsMarkdown(resultsDir, join(here, 'RESULTS.md'), command, []);

@@ -194,6 +194,40 @@ const bench = {
     return { kind, perFrameMs, blockMeanMs, totalMs, blocking: stop(), lastSpeechProbability: last };
   },
 
+  /**
+   * The runtime and raw ORT in a worker in alternating 20-frame blocks (which goes first swaps
+   * every pair), so a load spike on the shared machine lands on both sides of a pair: the
+   * per-pair difference is the overhead under the same conditions.
+   */
+  async inferencePaired(pairs: number) {
+    const runtimeMs: number[] = [];
+    const rawMs: number[] = [];
+    let frameNo = 0;
+    const states = new Map<string, Float32Array>([
+      ['runtime', new Float32Array(STATE_SIZE)],
+      ['raw-worker', new Float32Array(STATE_SIZE)],
+    ]);
+    const block = async (kind: 'runtime' | 'raw-worker') => {
+      const run = runnerOf(kind);
+      const inputs = Array.from({ length: BLOCK }, (_, i) => frame(frameNo + i));
+      const t0 = performance.now();
+      for (const input of inputs) states.set(kind, (await run(input, states.get(kind)!)).stateN);
+      return (performance.now() - t0) / BLOCK;
+    };
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    for (let p = 0; p < pairs; p++) {
+      if (p % 2 === 0) {
+        runtimeMs.push(await block('runtime'));
+        rawMs.push(await block('raw-worker'));
+      } else {
+        rawMs.push(await block('raw-worker'));
+        runtimeMs.push(await block('runtime'));
+      }
+      frameNo += BLOCK;
+    }
+    return { runtimeMs, rawMs };
+  },
+
   /** The project's tfjs tone model on tfjs's CPU backend: runtime, raw worker, raw main thread. */
   async prepareTfjs(storagePrefix: string, warmup: number) {
     const files: TfjsModelFiles = {

@@ -323,7 +323,11 @@ export const realSized: Benchmark = async (ctx) => {
       raw.reload = { bytes, keptAfterReload, finalStored, firstHalfMs, secondHalfMs, resumed };
     }
     return {
-      name: 'real-sized',
+      // Runs at other sizes than the default keep their own results file beside the default's.
+      name:
+        ctx.sizes || ctx.reloadMb !== undefined
+          ? `real-sized-${sizes.join('-')}-reload${reloadMb}`
+          : 'real-sized',
       title: `Real-sized models: ${sizes.join(', ')} MB${reloadMb ? ` and a ${reloadMb} MB reload` : ''} (Chromium, WASM 1 thread, loopback)`,
       browser: session.version,
       settings: {
