@@ -1,4 +1,4 @@
-// npm run bench [-- --only <name>[,<name>]] [--quick] [--soak-seconds N]
+// npm run bench [-- --only <name>[,<name>]] [--quick] [--soak-seconds N] [--sizes 2,200,500] [--reload-mb 1024]
 // Runs each benchmark, writes bench/results/<name>.json and regenerates bench/RESULTS.md.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -22,6 +22,8 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   canary: async () => (await import('./src/canary.ts')).canary,
   'bundle-size': async () => (await import('./src/bundle-size.ts')).bundleSize,
   fuzz: async () => (await import('./src/fuzz.ts')).fuzz,
+  storage: async () => (await import('./src/storage.ts')).storage,
+  'real-sized': async () => (await import('./src/real-sized.ts')).realSized,
 };
 
 const { values } = parseArgs({
@@ -29,6 +31,10 @@ const { values } = parseArgs({
     only: { type: 'string' },
     quick: { type: 'boolean', default: false },
     'soak-seconds': { type: 'string' },
+    /** real-sized: model sizes in MB, e.g. 2,200,500 */
+    sizes: { type: 'string' },
+    /** real-sized: size of the reload-at-half-way model in MB (0: skip) */
+    'reload-mb': { type: 'string' },
   },
 });
 const selected = values.only ? values.only.split(',').map((s) => s.trim()) : ORDER;
@@ -49,6 +55,8 @@ for (const name of selected) {
     const run = await (await benchmarks[name]!())({
       quick: values.quick ?? false,
       soakSeconds: values['soak-seconds'] ? Number(values['soak-seconds']) : undefined,
+      sizes: values.sizes ? values.sizes.split(',').map(Number) : undefined,
+      reloadMb: values['reload-mb'] !== undefined ? Number(values['reload-mb']) : undefined,
       log,
     });
     const { browser, ...rest } = run;
@@ -75,7 +83,10 @@ for (const name of selected) {
       pending: `the benchmark failed: ${(error as Error).message}`,
     };
   }
-  await writeFile(join(resultsDir, `${name}.json`), `${JSON.stringify({ ...result, command }, null, 2)}\n`);
+  await writeFile(
+    join(resultsDir, `${result.name}.json`),
+    `${JSON.stringify({ ...result, command }, null, 2)}\n`,
+  );
   log(`done in ${Math.round(result.durationMs / 1000)} s`);
   // After each benchmark, so an interrupted run still leaves a consistent report.
   await writeResultsMarkdown(resultsDir, join(here, 'RESULTS.md'), command, []);

@@ -6,10 +6,12 @@ import * as ort from 'onnxruntime-web';
 import { createRuntime, type Runtime } from '../../runtime/src/client.ts';
 import { downloadRelease } from '../../runtime/src/download/fetcher.ts';
 import { ModelStore } from '../../runtime/src/store/model-store.ts';
+import { bigBench } from './big-bench.ts';
 import { type BlockingReport, startBlockingProbe } from './main-thread-probe.ts';
 import type { OrtComlinkApi } from './ort-comlink-worker.ts';
 import { RawOrtWorker } from './raw-worker-client.ts';
 import { frame, STATE_SIZE } from './silero-frames.ts';
+import { storageBench } from './storage-bench.ts';
 import { loadRawTfjs, type TfjsModelFiles } from './tfjs-raw.ts';
 import { RawTfjsWorker } from './tfjs-worker-client.ts';
 
@@ -130,6 +132,9 @@ function runnerOf(kind: InferenceKind): Runner {
 }
 
 const bench = {
+  ...storageBench,
+  ...bigBench,
+
   async setup(config: PageSetup) {
     setupConfig = config;
     modelBytes = new Uint8Array(await (await fetch(config.modelUrl)).arrayBuffer());
@@ -187,6 +192,40 @@ const bench = {
     }
     const totalMs = performance.now() - started;
     return { kind, perFrameMs, blockMeanMs, totalMs, blocking: stop(), lastSpeechProbability: last };
+  },
+
+  /**
+   * The runtime and raw ORT in a worker in alternating 20-frame blocks (which goes first swaps
+   * every pair), so a load spike on the shared machine lands on both sides of a pair: the
+   * per-pair difference is the overhead under the same conditions.
+   */
+  async inferencePaired(pairs: number) {
+    const runtimeMs: number[] = [];
+    const rawMs: number[] = [];
+    let frameNo = 0;
+    const states = new Map<string, Float32Array>([
+      ['runtime', new Float32Array(STATE_SIZE)],
+      ['raw-worker', new Float32Array(STATE_SIZE)],
+    ]);
+    const block = async (kind: 'runtime' | 'raw-worker') => {
+      const run = runnerOf(kind);
+      const inputs = Array.from({ length: BLOCK }, (_, i) => frame(frameNo + i));
+      const t0 = performance.now();
+      for (const input of inputs) states.set(kind, (await run(input, states.get(kind)!)).stateN);
+      return (performance.now() - t0) / BLOCK;
+    };
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    for (let p = 0; p < pairs; p++) {
+      if (p % 2 === 0) {
+        runtimeMs.push(await block('runtime'));
+        rawMs.push(await block('raw-worker'));
+      } else {
+        rawMs.push(await block('raw-worker'));
+        runtimeMs.push(await block('runtime'));
+      }
+      frameNo += BLOCK;
+    }
+    return { runtimeMs, rawMs };
   },
 
   /** The project's tfjs tone model on tfjs's CPU backend: runtime, raw worker, raw main thread. */

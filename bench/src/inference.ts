@@ -5,7 +5,7 @@ import type { InferenceKind, InferenceRun } from '../pages/main.ts';
 import { openBenchPage, startModelServer } from './browser/harness.ts';
 import type { Benchmark } from './result.ts';
 import { compared, plain } from './rows.ts';
-import { median, round } from './stats.ts';
+import { median, percentile, round } from './stats.ts';
 
 type OrtKind = 'runtime' | 'raw-worker' | 'raw-main' | 'comlink-worker';
 const KINDS: OrtKind[] = ['runtime', 'raw-worker', 'raw-main', 'comlink-worker'];
@@ -42,6 +42,16 @@ export const inference: Benchmark = async (ctx) => {
         runs[kind].push(run);
       }
     }
+    // Paired blocks: the runtime and raw ORT in a worker alternate every 20 frames.
+    const pairedRuns: Array<{ runtimeMs: number[]; rawMs: number[] }> = [];
+    for (let rep = 0; rep < reps; rep++) {
+      ctx.log(`inference rep ${rep + 1}/${reps}: paired blocks`);
+      pairedRuns.push(await session.call('inferencePaired', frames / 20));
+    }
+    const pairDiffs = pairedRuns.flatMap((r) => r.runtimeMs.map((v, i) => v - r.rawMs[i]!));
+    const pairedPerRep = pairedRuns.map((r) => median(r.runtimeMs.map((v, i) => v - r.rawMs[i]!)));
+    const pairedOverhead = median(pairDiffs);
+    const pairedRaw = median(pairedRuns.flatMap((r) => r.rawMs));
     // The project's tfjs model, on tfjs's CPU backend (same for all three).
     const TFJS: InferenceKind[] = ['tfjs-runtime', 'tfjs-raw-worker', 'tfjs-raw-main'];
     const tfjsPrepared = await session.call('prepareTfjs', `inference-tone-${Date.now()}`, warmup);
@@ -79,7 +89,10 @@ export const inference: Benchmark = async (ctx) => {
     const agree = Math.max(...Object.values(probabilities)) - Math.min(...Object.values(probabilities));
 
     const ratioWorker = rt / worker;
-    const overheadGoal = ratioWorker <= 1.05 || overheadMs <= 0.05;
+    // Judged on the paired estimate: separate runs minutes apart on a loaded machine differ by
+    // more than the overhead itself (1.05x and 1.19x on two runs of the same code).
+    // Issue 16 item 8: at most 0.05 ms per call (the older "or 5%" would pass a 1 ms model's 0.05 ms).
+    const overheadGoal = pairedOverhead <= 0.05;
     const rtMaxLag = blocking('runtime', 'maxLagMs');
     const rtBusyShare = busyShareOf('runtime');
     return {
@@ -112,6 +125,14 @@ export const inference: Benchmark = async (ctx) => {
           'ms',
           'raw ORT behind comlink in a worker',
           med('comlink-worker'),
+        ),
+        compared(
+          'runtime overhead over raw ORT in a worker, per frame, paired 20-frame blocks (median of pair differences)',
+          pairedOverhead,
+          'ms',
+          'raw ORT in a worker, per frame, same blocks',
+          pairedRaw,
+          `pairs: ${pairDiffs.length}; p10–p90 of pair differences ${round(percentile(pairDiffs, 10), 3)}–${round(percentile(pairDiffs, 90), 3)} ms; per-rep medians ${pairedPerRep.map((v) => round(v, 3)).join(', ')} ms`,
         ),
         plain(
           'runtime overhead over raw ORT in a worker, per frame, median of per-run differences',
@@ -171,9 +192,9 @@ export const inference: Benchmark = async (ctx) => {
       ],
       goals: [
         {
-          goal: 'median overhead ≤ 5% or ≤ 0.05 ms over raw ORT in a worker',
+          goal: 'median overhead ≤ 0.05 ms per call over raw ORT in a worker (paired blocks)',
           met: overheadGoal,
-          detail: `${round(ratioWorker, 3)}x, +${round(overheadMs, 3)} ms per frame`,
+          detail: `paired: +${round(pairedOverhead, 4)} ms per frame over ${round(pairedRaw, 3)} ms (p10–p90 ${round(percentile(pairDiffs, 10), 3)}–${round(percentile(pairDiffs, 90), 3)}); separate runs: ${round(ratioWorker, 3)}x, +${round(overheadMs, 3)} ms`,
         },
         {
           goal: 'tfjs model: median overhead ≤ 5% or ≤ 0.05 ms over raw tfjs in a worker',
@@ -197,6 +218,7 @@ export const inference: Benchmark = async (ctx) => {
       ],
       raw: {
         prepared,
+        paired: pairedRuns,
         perRunMedianBlockMs: Object.fromEntries(KINDS.map((k) => [k, perRep(k).map((v) => round(v, 4))])),
         blocking: Object.fromEntries(KINDS.map((k) => [k, runs[k].map((r) => r.blocking)])),
         mainThreadBusyMs: busyMs,

@@ -14,6 +14,8 @@ export const ORDER = [
   'canary',
   'bundle-size',
   'fuzz',
+  'storage',
+  'real-sized',
 ];
 
 const fmt = (x: number | undefined | null) => {

@@ -50,6 +50,10 @@ export interface BenchContext {
   quick: boolean;
   /** Soak duration override in seconds (--soak-seconds). */
   soakSeconds?: number;
+  /** real-sized: model sizes in MB (--sizes). */
+  sizes?: number[];
+  /** real-sized: the reload-at-half-way model's size in MB (--reload-mb; 0 skips it). */
+  reloadMb?: number;
   log(message: string): void;
 }
 

@@ -165,7 +165,9 @@ class OnnxEngine implements Engine {
     try {
       for (const name of this.outputNames) {
         const tensor = results[name]!;
-        outputs[name] = { data: ownedArray(await tensor.getData()), dims: [...tensor.dims] };
+        // A WASM output is on the CPU already: reading .data skips getData()'s promise per output.
+        const data = tensor.location === 'cpu' ? tensor.data : await tensor.getData();
+        outputs[name] = { data: ownedArray(data), dims: [...tensor.dims] };
       }
     } finally {
       for (const tensor of Object.values(results)) tensor.dispose();

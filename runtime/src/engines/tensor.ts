@@ -103,22 +103,53 @@ function checkShape(spec: TensorSpec, tensor: TensorData, bound: Map<string, { v
 }
 
 function checkValues(spec: TensorSpec, tensor: TensorData): void {
+  // The hot path (every inference): one tight loop over the array finds the first bad value;
+  // only then is the slow, decoding loop run to say what is wrong.
+  const bad = firstBadIndex(spec, tensor.data);
+  if (bad === -1) return;
   const { range } = spec;
-  const values = numbersOf(tensor.data, spec.dtype);
-  for (let i = 0; i < values.length; i++) {
-    const v = values.at(i);
-    // NaN and ±Infinity are refused even without a declared range: they only ever come from a
-    // caller bug, and would surface later as a non-finite output that looks like a broken model.
-    if (!Number.isFinite(v)) throw inputError(`input "${spec.name}" has ${v} at index ${i}`);
-    if (range && (v < range.min || v > range.max)) {
-      throw inputError(
-        `input "${spec.name}" value ${v} at index ${i} is outside [${range.min}, ${range.max}]`,
-      );
-    }
-    if (spec.dtype === 'bool' && v !== 0 && v !== 1) {
-      throw inputError(`input "${spec.name}" is bool: value ${v} at index ${i} is not 0 or 1`);
-    }
+  const v = numbersOf(tensor.data, spec.dtype).at(bad);
+  // NaN and ±Infinity are refused even without a declared range: they only ever come from a
+  // caller bug, and would surface later as a non-finite output that looks like a broken model.
+  if (!Number.isFinite(v)) throw inputError(`input "${spec.name}" has ${v} at index ${bad}`);
+  if (range && (v < range.min || v > range.max)) {
+    throw inputError(
+      `input "${spec.name}" value ${v} at index ${bad} is outside [${range.min}, ${range.max}]`,
+    );
   }
+  throw inputError(`input "${spec.name}" is bool: value ${v} at index ${bad} is not 0 or 1`);
+}
+
+/** The index of the first value that is non-finite, outside the range or a bool not 0/1; -1 if none. */
+function firstBadIndex(spec: TensorSpec, data: TensorArray): number {
+  const min = spec.range?.min ?? Number.NEGATIVE_INFINITY;
+  const max = spec.range?.max ?? Number.POSITIVE_INFINITY;
+  if (spec.dtype === 'float32') {
+    const f = data as Float32Array;
+    // NaN fails both comparisons; ±Infinity fails the finiteness test (x - x is NaN).
+    for (let i = 0; i < f.length; i++) {
+      const v = f[i]!;
+      if (!(v >= min && v <= max) || v - v !== 0) return i;
+    }
+    return -1;
+  }
+  if (spec.dtype === 'float16' || spec.dtype === 'int64') {
+    const values = numbersOf(data, spec.dtype);
+    for (let i = 0; i < values.length; i++) {
+      const v = values.at(i);
+      if (!(v >= min && v <= max) || !Number.isFinite(v)) return i;
+    }
+    return -1;
+  }
+  // Integer arrays are finite by construction.
+  const ints = data as Int32Array | Int8Array | Uint8Array;
+  const lo = spec.dtype === 'bool' ? Math.max(min, 0) : min;
+  const hi = spec.dtype === 'bool' ? Math.min(max, 1) : max;
+  for (let i = 0; i < ints.length; i++) {
+    const v = ints[i]!;
+    if (v < lo || v > hi) return i;
+  }
+  return -1;
 }
 
 /** A read-only numeric view over any tensor array (float16 bits decoded, int64 as Number). */

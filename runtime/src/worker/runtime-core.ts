@@ -96,7 +96,8 @@ export class RuntimeCore {
   }
 
   async run(name: string, inputs: NamedTensors): Promise<NamedTensors> {
-    const slot = await this.ready(name);
+    // The hot path: a loaded model skips ready()'s extra await.
+    const slot = (!this.disposed && this.parts.activation.slot(name)) || (await this.ready(name));
     return slot.run((model) => infer(this.parts.observers, name, model, inputs));
   }
 

@@ -1,0 +1,166 @@
+// Page side of the real-sized model benchmark (bench/src/real-sized.ts): the runtime's first
+// load, cold start and download of a generated model, and the raw ORT baselines beside them.
+import type { SignedRelease, TrustedRoot } from '@edgeship/protocol';
+import { createRuntime } from '../../runtime/src/client.ts';
+import { downloadRelease } from '../../runtime/src/download/fetcher.ts';
+import { ModelStore } from '../../runtime/src/store/model-store.ts';
+import type { BigRawFile, BigRawReply, BigRawRequest } from './big-raw-worker.ts';
+
+export interface BigSetup {
+  server: string;
+  trustedRoot: TrustedRoot;
+  model: string;
+  width: number;
+}
+
+const wasmPaths = () => new URL('/ort/', location.href).href;
+
+/** bigModelInput(width) (test/support/big-model-input.ts), rebuilt here to stay browser-only. */
+function input(width: number): Float32Array {
+  const out = new Float32Array(width);
+  let state = 7;
+  for (let i = 0; i < width; i++) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    out[i] = (state / 0x1_0000_0000) * 2 - 1;
+  }
+  return out;
+}
+
+function runtimeOptions(setup: BigSetup, storagePrefix: string) {
+  return {
+    server: setup.server,
+    app: 'demo-app',
+    channel: 'stable',
+    trustedRoot: setup.trustedRoot,
+    wasmPaths: wasmPaths(),
+    backend: 'wasm' as const,
+    telemetry: false,
+    checkOnLoad: false,
+    models: [setup.model],
+    storagePrefix,
+  };
+}
+
+function rawWorker(request: BigRawRequest, transfer: Transferable[]) {
+  return new Promise<Extract<BigRawReply, { type: 'done' }>>((resolve, reject) => {
+    const worker = new Worker(new URL('./big-raw-worker.ts', import.meta.url), { type: 'module' });
+    worker.onmessage = (event: MessageEvent<BigRawReply>) => {
+      worker.terminate();
+      if (event.data.type === 'error') reject(new Error(event.data.message));
+      else resolve(event.data);
+    };
+    worker.postMessage(request, transfer);
+  });
+}
+
+/** Bytes the runtime's store holds (chunks, each once), read from another connection. */
+async function storedBytes(dbName: string): Promise<number> {
+  const db = await new Promise<IDBDatabase>((resolve, reject) => {
+    const request = indexedDB.open(dbName);
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+  try {
+    if (!db.objectStoreNames.contains('chunks')) return 0;
+    const index = db.transaction('chunks').objectStore('chunks').index('bySize');
+    // A key cursor on the size index: sizes without reading any chunk's bytes.
+    return await new Promise<number>((resolve, reject) => {
+      let total = 0;
+      const request = index.openKeyCursor();
+      request.onsuccess = () => {
+        const cursor = request.result;
+        if (!cursor) return resolve(total);
+        total += cursor.key as number;
+        cursor.continue();
+      };
+      request.onerror = () => reject(request.error);
+    });
+  } finally {
+    db.close();
+  }
+}
+
+export const bigBench = {
+  /** createRuntime → load (download, verify, store, session) → first run, on an empty store. */
+  async bigRuntimeLoad(setup: BigSetup, storagePrefix: string) {
+    const t0 = performance.now();
+    const rt = await createRuntime(runtimeOptions(setup, storagePrefix));
+    const t1 = performance.now();
+    await rt.load(setup.model);
+    const t2 = performance.now();
+    const out = await rt.run(setup.model, { input: { data: input(setup.width), dims: [1, setup.width] } });
+    const t3 = performance.now();
+    await rt.dispose();
+    return {
+      totalMs: t3 - t0,
+      createMs: t1 - t0,
+      loadMs: t2 - t1,
+      firstRunMs: t3 - t2,
+      output: (out.output!.data as Float32Array)[0]!,
+    };
+  },
+
+  /** Raw ORT in a new worker: the files fetched as plain chunk requests, or handed over from memory. */
+  async bigRaw(setup: BigSetup, signed: SignedRelease, chunkBase: string, source: 'fetch' | 'memory') {
+    const files: BigRawFile[] = signed.signed.files.map((f) => ({
+      path: f.path,
+      size: f.size,
+      chunks: f.chunks.map((c) => ({ url: `${chunkBase}/v1/chunks/${c.sha256}`, size: c.size })),
+    }));
+    if (source === 'memory') {
+      // Untimed: the bytes are in memory before the clock starts (the floor).
+      const fetched = await rawWorkerFetch(files);
+      for (const [i, f] of files.entries()) {
+        f.bytes = fetched[i]!;
+        delete f.chunks;
+      }
+    }
+    const transfer = files.flatMap((f) => (f.bytes ? [f.bytes.buffer] : []));
+    const t0 = performance.now();
+    const reply = await rawWorker(
+      { wasmPaths: wasmPaths(), files, input: input(setup.width), width: setup.width },
+      transfer,
+    );
+    return { totalMs: performance.now() - t0, ...reply };
+  },
+
+  /** downloadRelease (fetch, chunk and file hashes, IndexedDB) into a fresh database, then deleted. */
+  async bigDownload(signed: SignedRelease, server: string, dbName: string) {
+    const store = await ModelStore.open(dbName);
+    const t0 = performance.now();
+    const result = await downloadRelease(store, signed, { server });
+    const ms = performance.now() - t0;
+    store.close();
+    await new Promise((resolve) => {
+      const request = indexedDB.deleteDatabase(dbName);
+      request.onsuccess = request.onerror = request.onblocked = resolve;
+    });
+    return { ms, bytesFetched: result.bytesFetched, chunksReadBack: result.chunksReadBack };
+  },
+
+  /** Starts a runtime load and does not wait for it: the page may be reloaded under it. */
+  bigStartLoad(setup: BigSetup, storagePrefix: string) {
+    const state = globalThis as unknown as { bigLoad?: Promise<unknown>; bigLoadError?: string };
+    state.bigLoad = bigBench.bigRuntimeLoad(setup, storagePrefix).catch((error: Error) => {
+      state.bigLoadError = error.message;
+    });
+    return true;
+  },
+
+  bigStoredBytes: (storagePrefix: string) => storedBytes(`${storagePrefix}-models`),
+};
+
+/** The plain fetch of each file, untimed, for the from-memory floor. */
+async function rawWorkerFetch(files: BigRawFile[]): Promise<Uint8Array[]> {
+  return Promise.all(
+    files.map(async (f) => {
+      const out = new Uint8Array(f.size);
+      let at = 0;
+      for (const c of f.chunks ?? []) {
+        out.set(new Uint8Array(await (await fetch(c.url, { cache: 'no-store' })).arrayBuffer()), at);
+        at += c.size;
+      }
+      return out;
+    }),
+  );
+}
