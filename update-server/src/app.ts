@@ -19,6 +19,7 @@ import { MAX_JSON_BODY } from './routes/api-schemas.ts';
 import { documentDeviceRoutes } from './routes/device-docs.ts';
 import { createFleetRoutes } from './routes/fleet.ts';
 import { createPublicRoutes } from './routes/public.ts';
+import { createReleaseDocumentRoutes } from './routes/release-documents.ts';
 import { createTelemetryRoutes } from './routes/telemetry.ts';
 import { createTokenRoutes } from './routes/tokens.ts';
 import type { BlobStore, RegistryStore } from './storage/types.ts';
@@ -119,12 +120,14 @@ export function createApp(deps: AppDeps) {
   const publicLimit = rateLimit({ points: limits.publicPerMinute, windowSec: 60, key: clientAddress });
   app.use('/v1/apps/*', publicLimit);
   app.use('/v1/chunks/*', publicLimit);
+  app.use('/v1/releases/*', publicLimit);
   app.use(
     '/v1/admin/*',
     rateLimit({ points: limits.adminPerMinute, windowSec: 60, key: tokenKey(clientAddress) }),
   );
 
   app.route('/v1', createPublicRoutes(deps));
+  app.route('/v1', createReleaseDocumentRoutes(deps));
   const admin = createAdminRoutes({ ...deps, requireRole });
   admin.route(
     '/',

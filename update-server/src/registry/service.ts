@@ -2,8 +2,10 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import {
   EdgeshipError,
   type KeySet,
+  releaseDocumentBytes,
   releaseId,
   type SignedRelease,
+  sha256Hex,
   toHex,
   verifyRelease,
 } from '@edgeship/protocol';
@@ -18,7 +20,7 @@ import type {
   RolloutMode,
   RolloutRecord,
 } from '../storage/types.ts';
-import { type ManifestSigner, publishManifest } from './manifest-builder.ts';
+import { hasCurrentSchema, type ManifestSigner, publishManifest } from './manifest-builder.ts';
 
 export interface Actor {
   /** Token name, or "canary-analysis" for automatic decisions. */
@@ -101,6 +103,9 @@ export class RegistryService {
         `upload these chunks first: ${[...new Set(missing)].slice(0, 8).join(', ')}${missing.length > 8 ? ', …' : ''}`,
       );
     }
+    // Served by hash to the devices that download it (routes/release-documents.ts).
+    const document = releaseDocumentBytes(input.release);
+    await this.blobs.put(await sha256Hex(document), document);
     const record: ReleaseRecord = {
       model: release.model,
       version: release.version,
@@ -285,7 +290,8 @@ export class RegistryService {
   }
 
   /**
-   * Re-signs a channel's manifest once half its lifetime has passed (a new version, same content).
+   * Re-signs a channel's manifest once half its lifetime has passed (a new version, same content),
+   * or at once when it was stored in an older schema (after an upgrade).
    * Re-checked under the channel lock, so concurrent callers produce one new version, not many.
    */
   async refreshManifest(app: string, channel: string): Promise<ManifestRecord | null> {
@@ -295,9 +301,10 @@ export class RegistryService {
       const latest = await tx.latestManifest(app, channel);
       if (!latest) return null;
       const now = this.now();
-      if (Date.parse(latest.createdAt) + this.signer.ttlMs / 2 > now.getTime()) return latest;
+      const halfLived = Date.parse(latest.createdAt) + this.signer.ttlMs / 2 <= now.getTime();
+      if (!halfLived && hasCurrentSchema(latest)) return latest;
       fresh = true;
-      return publishManifest(tx, app, channel, this.signer, now);
+      return publishManifest(tx, this.blobs, app, channel, this.signer, now);
     });
     if (fresh) this.published(app, channel);
     return record;
@@ -320,7 +327,7 @@ export class RegistryService {
       await tx.lockChannel(ref.app, ref.channel);
       const now = this.now();
       const { result, action, details } = await apply(tx, now.toISOString());
-      const manifest = await publishManifest(tx, ref.app, ref.channel, this.signer, now);
+      const manifest = await publishManifest(tx, this.blobs, ref.app, ref.channel, this.signer, now);
       await tx.appendAudit({
         actor: actor.name,
         action,

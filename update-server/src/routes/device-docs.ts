@@ -54,6 +54,24 @@ export function documentDeviceRoutes(
     summary: "The pinned root's public keys and threshold (what an app embeds)",
     responses: { 200: anyJson('TrustedRoot') },
   });
+  app.openAPIRegistry.registerPath({
+    method: 'get',
+    path: '/releases/by-hash/{sha256}',
+    servers: v1,
+    summary:
+      'A signed release document by the SHA-256 its manifest names it by (immutable; devices fetch it when they download that release)',
+    request: {
+      params: z.object({ sha256: Sha256Hex }),
+      headers: z.object({ 'if-none-match': z.string().optional() }),
+    },
+    responses: {
+      200: anyJson('SignedRelease (@edgeship/protocol), canonical JSON: the bytes the hash covers'),
+      304: { description: 'Not modified' },
+      400: error('Malformed hash'),
+      404: error('No such release document'),
+      ...rateLimited,
+    },
+  });
   for (const method of ['get', 'head'] as const) {
     app.openAPIRegistry.registerPath({
       method,
