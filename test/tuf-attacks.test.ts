@@ -12,8 +12,11 @@ import {
   EdgeshipError,
   generateSigningKey,
   type KeySet,
+  MANIFEST_SCHEMA_VERSION,
   type ManifestEnvelope,
   publicEntry,
+  releaseDocumentBytes,
+  releaseRef,
   type SignedRelease,
   SignedReleaseSchema,
   type SigningKeyPair,
@@ -116,12 +119,13 @@ describe('TUF attack classes, against the real server, mirror and runtime', () =
     const forged = await signManifest(
       {
         type: 'edgeship/manifest',
+        schemaVersion: MANIFEST_SCHEMA_VERSION,
         app: APP,
         channel: 'arbitrary',
         version: 1_000,
         issuedAt: new Date().toISOString(),
         expiresAt: new Date(Date.now() + DAY).toISOString(),
-        models: [{ name: 'demo', production: '1.0.0', rollout: null, releases: [theirs] }],
+        models: [{ name: 'demo', production: '1.0.0', rollout: null, releases: [await releaseRef(theirs)] }],
       },
       [foreign.online],
       foreign.keySet,
@@ -281,18 +285,57 @@ describe('TUF attack classes, against the real server, mirror and runtime', () =
     await d.updater.check();
     // One signature covers every release a manifest offers: splicing in another is a forgery.
     const spliced = JSON.parse(text) as ManifestEnvelope;
-    spliced.signed.models[0]!.releases = [v11];
+    spliced.signed.models[0]!.releases = [await releaseRef(v11)];
     spliced.signed.models[0]!.production = '1.1.0';
     spliced.signed.version += 1;
     mirror.manifest = serveManifest(canonicalJson(spliced));
     expect(await failure(d.updater.check())).toBe('E_SIGNATURE');
     // The online key signing a second, different document under the accepted version: a fork.
+    const v11Ref = await releaseRef(v11);
     const fork = await signedByStolenOnlineKey(text, (e) => {
-      e.signed.models[0]!.releases = [v11];
+      e.signed.models[0]!.releases = [v11Ref];
       e.signed.models[0]!.production = '1.1.0';
     });
     mirror.manifest = serveManifest(fork);
     expect(await failure(d.updater.check())).toBe('E_VERSION_CONFLICT');
+    mirror.honest();
+  });
+
+  it('mix-and-match: a swapped release document is refused before any chunk is fetched', async () => {
+    // The manifest names each release by its document's hash; the mirror answers that request
+    // with another genuine, publisher-signed document (v1.1.0's for v1.0.0's).
+    await t.operator.promoteRelease(APP, 'swap', 'demo', '1.0.0');
+    const d = await device('swap');
+    const other = releaseDocumentBytes(v11);
+    mirror.releaseDocument = (_req, res) => void res.writeHead(200).end(other);
+    mirror.log = [];
+    let result = await d.updater.check();
+    expect(result.failures).toEqual([expect.objectContaining({ release: 'demo@1.0.0', code: 'E_HASH' })]);
+    expect(chunkPaths()).toEqual([]);
+    expect((await d.store.pointers('demo')).pending).toBeNull();
+    // An endless document is cut at the length the manifest gives.
+    mirror.releaseDocument = (_req, res) => endless(res);
+    result = await d.updater.check();
+    expect(result.failures).toEqual([expect.objectContaining({ release: 'demo@1.0.0', code: 'E_LENGTH' })]);
+    // The honest document installs: the refusals left nothing behind that blocks it.
+    mirror.honest();
+    expect((await d.updater.check()).downloaded).toEqual(['demo@1.0.0']);
+
+    // A stolen online key can name v1.1.0's genuine document as 1.0.0: hash and signature hold,
+    // but the document is not the release the manifest names.
+    const v11Ref = await releaseRef(v11);
+    mirror.manifest = serveManifest(
+      await signedByStolenOnlineKey(await served('swap'), (e) => {
+        e.signed.version += 1;
+        e.signed.models[0]!.releases = [{ ...v11Ref, version: '1.0.0' }];
+      }),
+    );
+    const fresh = await device('swap');
+    mirror.log = [];
+    expect((await fresh.updater.check()).failures).toEqual([
+      expect.objectContaining({ release: 'demo@1.0.0', code: 'E_WRONG_TARGET' }),
+    ]);
+    expect(chunkPaths()).toEqual([]);
     mirror.honest();
   });
 
@@ -338,6 +381,14 @@ describe('TUF attack classes, against the real server, mirror and runtime', () =
     const bytes = seededBytes(3000, 7);
     const release = await testRelease({ 'model.onnx': bytes });
     let version = 0;
+    // This test's own trust chain: the mirror serves the release documents its manifests name.
+    const documents = new Map<string, Uint8Array>();
+    const signedRef = async (pubs: SigningKeyPair[]) => {
+      const signed = await signRelease(release, pubs);
+      const ref = await releaseRef(signed);
+      documents.set(ref.sha256, releaseDocumentBytes(signed));
+      return ref;
+    };
     const manifest = async (opts: {
       roots: SigningKeyPair[];
       online: SigningKeyPair[];
@@ -347,6 +398,7 @@ describe('TUF attack classes, against the real server, mirror and runtime', () =
         await signManifest(
           {
             type: 'edgeship/manifest',
+            schemaVersion: MANIFEST_SCHEMA_VERSION,
             app: APP,
             channel: 'keys',
             version: ++version,
@@ -357,7 +409,7 @@ describe('TUF attack classes, against the real server, mirror and runtime', () =
                 name: 'demo',
                 production: '1.0.0',
                 rollout: null,
-                releases: [await signRelease(release, opts.pubs)],
+                releases: [await signedRef(opts.pubs)],
               },
             ],
           },
@@ -368,6 +420,8 @@ describe('TUF attack classes, against the real server, mirror and runtime', () =
     const all = { roots: [rootA, rootB], online: [onlineA, onlineB], pubs: [pubA, pubB] };
     const d = await device('keys', { root });
     mirror.chunk = (_req, res) => void res.writeHead(200).end(bytes);
+    mirror.releaseDocument = (req, res) =>
+      void res.writeHead(200).end(documents.get(req.url!.slice('/v1/releases/by-hash/'.length)));
 
     mirror.manifest = serveManifest(await manifest({ ...all, roots: [rootA] }));
     expect(await failure(d.updater.check())).toBe('E_SIGNATURE');
@@ -376,11 +430,18 @@ describe('TUF attack classes, against the real server, mirror and runtime', () =
     // One stolen key signing twice is still one key.
     mirror.manifest = serveManifest(await manifest({ ...all, online: [onlineA, onlineA] }));
     expect(await failure(d.updater.check())).toBe('E_SIGNATURE');
-    // Both online keys stolen (the server's), one publisher key: still no release of theirs.
+    // Both online keys stolen (the server's), one publisher key: still no release of theirs. The
+    // manifest is genuine; the release document it names fails before any chunk is fetched.
+    mirror.log = [];
     mirror.manifest = serveManifest(await manifest({ ...all, pubs: [pubA] }));
-    expect(await failure(d.updater.check())).toBe('E_PUBLISHER_SIGNATURE');
+    expect((await d.updater.check()).failures).toEqual([
+      expect.objectContaining({ release: 'demo@1.0.0', code: 'E_PUBLISHER_SIGNATURE' }),
+    ]);
     mirror.manifest = serveManifest(await manifest({ ...all, pubs: [onlineA, onlineB] }));
-    expect(await failure(d.updater.check())).toBe('E_PUBLISHER_SIGNATURE');
+    expect((await d.updater.check()).failures).toEqual([
+      expect.objectContaining({ release: 'demo@1.0.0', code: 'E_PUBLISHER_SIGNATURE' }),
+    ]);
+    expect(chunkPaths()).toEqual([]);
     // An app that pins the roots at threshold 1: the key set's own root threshold (2) still holds.
     const lenient = await device('keys', { root: { ...root, threshold: 1 } });
     mirror.manifest = serveManifest(await manifest({ ...all, roots: [rootA] }));

@@ -708,7 +708,7 @@ export class Fleet {
           from = device.nextCheck;
           for (const sc of scenarios) {
             const choice = await chooseRelease(entries.get(sc.s.model)!, device.id);
-            const version = choice.active?.signed.version ?? CONTROL;
+            const version = choice.active?.version ?? CONTROL;
             device.active.set(sc.s.model, version);
             if (version === CANDIDATE && !sc.halt) device.ranCandidate.add(sc.s.model);
           }

@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createTestTrust, makeTestRelease, type TestTrust } from '../../test/support/trust.ts';
 import { chooseRelease, inRollout, rolloutBucket } from './bucketing.ts';
 import type { ModelEntry } from './manifest.ts';
+import { releaseRef } from './verify-release.ts';
 
 const SALT = '00112233445566778899aabbccddeeff';
 const hexSalt = fc
@@ -72,7 +73,10 @@ describe('chooseRelease', () => {
       name: 'demo',
       production: '1.0.0',
       rollout: { id: 'r1', release: '1.1.0', shareBps, salt: SALT, control: '1.0.0', mode },
-      releases: [await makeTestRelease(trust), await makeTestRelease(trust, { version: '1.1.0' })],
+      releases: [
+        await releaseRef(await makeTestRelease(trust)),
+        await releaseRef(await makeTestRelease(trust, { version: '1.1.0' })),
+      ],
     };
   }
 
@@ -81,8 +85,8 @@ describe('chooseRelease', () => {
     const versions = new Set<string>();
     for (let i = 0; i < 50; i++) {
       const choice = await chooseRelease(canary, `device-${i}`);
-      versions.add(choice.active!.signed.version);
-      expect(choice.active!.signed.version).toBe(choice.inRollout ? '1.1.0' : '1.0.0');
+      versions.add(choice.active!.version);
+      expect(choice.active!.version).toBe(choice.inRollout ? '1.1.0' : '1.0.0');
     }
     expect(versions).toEqual(new Set(['1.0.0', '1.1.0']));
   });
@@ -90,13 +94,13 @@ describe('chooseRelease', () => {
   it('never gives a shadow candidate to callers, only as a shadow', async () => {
     const shadow = await entry('shadow', 10_000);
     const choice = await chooseRelease(shadow, 'device-1');
-    expect(choice.active!.signed.version).toBe('1.0.0');
-    expect(choice.shadow!.signed.version).toBe('1.1.0');
+    expect(choice.active!.version).toBe('1.0.0');
+    expect(choice.shadow!.version).toBe('1.1.0');
   });
 
   it('sends everybody to production when a rollout is halted', async () => {
     const halted = await entry('canary', 0);
     for (let i = 0; i < 20; i++)
-      expect((await chooseRelease(halted, `device-${i}`)).active!.signed.version).toBe('1.0.0');
+      expect((await chooseRelease(halted, `device-${i}`)).active!.version).toBe('1.0.0');
   });
 });

@@ -1,6 +1,5 @@
 import { concatBytes, fromHex, sha256, utf8 } from './bytes.ts';
-import { MAX_SHARE_BPS, type ModelEntry } from './manifest.ts';
-import type { SignedRelease } from './release.ts';
+import { MAX_SHARE_BPS, type ModelEntry, type ReleaseRef } from './manifest.ts';
 
 /**
  * A device's bucket in 0..9999 for one rollout: SHA-256(salt ‖ device id), first 4 bytes as a
@@ -20,9 +19,9 @@ export function inRollout(bucket: number, shareBps: number): boolean {
 
 export interface ReleaseChoice {
   /** What the device runs and returns to callers. */
-  active: SignedRelease | null;
+  active: ReleaseRef | null;
   /** A shadow candidate run beside the active one on sampled inputs, never returned to callers. */
-  shadow: SignedRelease | null;
+  shadow: ReleaseRef | null;
   /** Whether the device is inside the model's rollout. */
   inRollout: boolean;
 }
@@ -30,7 +29,7 @@ export interface ReleaseChoice {
 /** Picks what a device runs for one model entry of a verified manifest. */
 export async function chooseRelease(entry: ModelEntry, deviceId: string): Promise<ReleaseChoice> {
   const find = (version: string | null | undefined) =>
-    entry.releases.find((r) => r.signed.version === version) ?? null;
+    entry.releases.find((r) => r.version === version) ?? null;
   const production = find(entry.production);
   const rollout = entry.rollout;
   if (!rollout || rollout.shareBps === 0) return { active: production, shadow: null, inRollout: false };

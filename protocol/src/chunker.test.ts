@@ -1,5 +1,7 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CHUNK_MAX, CHUNK_MIN, chunkBoundaries, describeFile } from './chunker.ts';
+import { concatBytes } from './bytes.ts';
+import { CHUNK_MAX, CHUNK_MIN, chunkBoundaries, describeFile, streamChunks } from './chunker.ts';
 import { seededBytes } from './seeded-random.ts';
 
 describe('content-defined chunking', () => {
@@ -52,5 +54,30 @@ describe('content-defined chunking', () => {
     const entry = await describeFile('model.onnx', small);
     expect(entry.size).toBe(1000);
     expect(entry.chunks).toEqual([{ sha256: entry.sha256, size: 1000 }]);
+  });
+
+  it('cuts a stream, read in pieces of any size, exactly where it cuts the whole', async () => {
+    const input = data.subarray(0, 3 * 1024 * 1024 + 12_345);
+    const expected = chunkBoundaries(input).map(([, length]) => ({ length }));
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 1000, max: 2 * CHUNK_MAX }), { minLength: 1, maxLength: 8 }),
+        async (sizes) => {
+          async function* pieces() {
+            for (let offset = 0, i = 0; offset < input.length; i++) {
+              const size = sizes[i % sizes.length]!;
+              yield input.slice(offset, offset + size);
+              offset += size;
+            }
+          }
+          const got: Uint8Array[] = [];
+          for await (const chunk of streamChunks(pieces())) got.push(chunk);
+          // Same lengths and the same bytes in order: the same chunks.
+          expect(got.map((c) => c.length)).toEqual(expected.map((c) => c.length));
+          expect(concatBytes(got)).toEqual(input);
+        },
+      ),
+      { numRuns: 20 },
+    );
   });
 });

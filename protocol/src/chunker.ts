@@ -1,4 +1,4 @@
-import { sha256Hex } from './bytes.ts';
+import { concatBytes, sha256Hex } from './bytes.ts';
 import type { ChunkRef, FileEntry } from './release.ts';
 import { mulberry32Words } from './seeded-random.ts';
 
@@ -48,6 +48,38 @@ export function chunkBoundaries(bytes: Uint8Array): Array<[offset: number, lengt
     offset += length;
   }
   return out;
+}
+
+/**
+ * The chunks of a byte stream, cut exactly where chunkBoundaries cuts the whole: a cut depends on
+ * at most CHUNK_MAX bytes from its start, so holding CHUNK_MAX bytes (plus one read) is enough. A
+ * model is chunked and hashed as it is read, never held whole in memory.
+ */
+export async function* streamChunks(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  // Pieces are joined only once CHUNK_MAX bytes wait, and every join cuts at least CHUNK_MIN
+  // bytes off, so small reads cost linear time, not a copy of the buffer each.
+  let parts: Uint8Array[] = [];
+  let buffered = 0;
+  for await (const piece of source) {
+    parts.push(piece);
+    buffered += piece.length;
+    if (buffered < CHUNK_MAX) continue;
+    const pending = concatBytes(parts);
+    let offset = 0;
+    while (pending.length - offset >= CHUNK_MAX) {
+      const length = nextCut(pending, offset);
+      yield pending.slice(offset, offset + length);
+      offset += length;
+    }
+    parts = [pending.subarray(offset)];
+    buffered = pending.length - offset;
+  }
+  const rest = concatBytes(parts);
+  for (let offset = 0; offset < rest.length; ) {
+    const length = nextCut(rest, offset);
+    yield rest.slice(offset, offset + length);
+    offset += length;
+  }
 }
 
 /** Describes one file as the release document carries it: whole-file hash plus its chunks. */

@@ -10,6 +10,8 @@ export * from './histogram.ts';
 export * from './install-key.ts';
 export * from './keyset.ts';
 export * from './manifest.ts';
+/** The wire protocol's version: the manifest's schemaVersion (2: releases named by hash). */
+export { MANIFEST_SCHEMA_VERSION as PROTOCOL_VERSION } from './manifest.ts';
 export * from './onnx-session.ts';
 export * from './parse.ts';
 export * from './release.ts';
@@ -20,4 +22,4 @@ export * from './sign.ts';
 export * from './signature.ts';
 export * from './telemetry.ts';
 export * from './verify-manifest.ts';
-export const PROTOCOL_VERSION = 1;
+export * from './verify-release.ts';

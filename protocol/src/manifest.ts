@@ -1,9 +1,21 @@
 import * as z from 'zod';
 import { SignedKeySetSchema } from './keyset.ts';
-import { SignedReleaseSchema } from './release.ts';
-import { IsoTime, Name, SemVer, SignatureSchema } from './schema-primitives.ts';
+import {
+  IsoTime,
+  MAX_RELEASE_DOCUMENT_BYTES,
+  Name,
+  SemVer,
+  Sha256Hex,
+  SignatureSchema,
+} from './schema-primitives.ts';
 
 export const MAX_SHARE_BPS = 10_000;
+
+/**
+ * The manifest's layout. 2: releases are named by the hash of their signed document (ReleaseRef)
+ * instead of carried inline, so the manifest's size no longer grows with model size.
+ */
+export const MANIFEST_SCHEMA_VERSION = 2;
 
 /**
  * A staged rollout of one release. Devices whose bucket is below `shareBps` take part;
@@ -20,17 +32,31 @@ export const RolloutSchema = z.strictObject({
 });
 export type Rollout = z.infer<typeof RolloutSchema>;
 
+/**
+ * An offered release, named by its signed release document: the SHA-256 and length of the
+ * document's bytes as served (`GET /v1/releases/by-hash/<sha256>`, canonical JSON of the signed
+ * release). The chunk lists live in that document, fetched only when the release is downloaded;
+ * the manifest's signature covers this hash, as TUF's snapshot covers targets metadata (5.6.2).
+ */
+export const ReleaseRefSchema = z.strictObject({
+  version: SemVer,
+  sha256: Sha256Hex,
+  size: z.int().min(1).max(MAX_RELEASE_DOCUMENT_BYTES),
+});
+export type ReleaseRef = z.infer<typeof ReleaseRefSchema>;
+
 export const ModelEntrySchema = z.strictObject({
   name: Name,
   /** What devices outside the rollout run; null until a release is promoted. */
   production: SemVer.nullable(),
   rollout: RolloutSchema.nullable(),
-  releases: z.array(SignedReleaseSchema).max(16),
+  releases: z.array(ReleaseRefSchema).max(16),
 });
 export type ModelEntry = z.infer<typeof ModelEntrySchema>;
 
 export const ManifestSchema = z.strictObject({
   type: z.literal('edgeship/manifest'),
+  schemaVersion: z.literal(MANIFEST_SCHEMA_VERSION),
   app: Name,
   channel: Name,
   /** Grows with every change, so a device can refuse anything older than it has seen. */

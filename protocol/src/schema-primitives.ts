@@ -2,6 +2,8 @@ import * as z from 'zod';
 
 // Hard bounds on every field: a document that parses is also small.
 export const MAX_MANIFEST_BYTES = 1024 * 1024;
+/** A release document: 64 files of up to 65,536 chunks would exceed it; 2 GB in 256 KiB chunks is ~0.8 MB. */
+export const MAX_RELEASE_DOCUMENT_BYTES = 8 * 1024 * 1024;
 export const MAX_NAME = 64;
 
 export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'a lowercase hex SHA-256');

@@ -12,6 +12,7 @@ import { EdgeshipError, type ErrorCode } from './errors.ts';
 import { signKeySet, signManifest } from './sign.ts';
 import { generateSigningKey, publicEntry, signEnvelope, signPayload, verifyThreshold } from './signature.ts';
 import { type ManifestCheck, verifyManifest } from './verify-manifest.ts';
+import { releaseDocumentBytes, releaseRef, verifyReleaseDocument } from './verify-release.ts';
 
 let trust: TestTrust;
 let check: ManifestCheck;
@@ -35,7 +36,7 @@ describe('verifyManifest', () => {
   it('accepts a manifest signed by an online key of a root-signed key set', async () => {
     const envelope = await makeTestManifest(trust);
     const { manifest, keySet } = await verifyManifest(JSON.stringify(envelope, null, 2), check);
-    expect(manifest.models[0]?.releases[0]?.signed.version).toBe('1.0.0');
+    expect(manifest.models[0]?.releases[0]?.version).toBe('1.0.0');
     expect(keySet.version).toBe(1);
   });
 
@@ -90,18 +91,29 @@ describe('verifyManifest', () => {
   });
 
   it('rejects a release that no publisher key signed, even in a validly signed manifest', async () => {
-    // A compromised online key signs a manifest offering a release it signed itself.
+    // A compromised online key signs a manifest offering a release it signed itself: the manifest
+    // names the document by hash, and the document's publisher signature fails when it is fetched.
     const forged = await makeTestRelease({ ...trust, publisher: trust.online });
+    const ref = await releaseRef(forged);
     const envelope = await makeTestManifest(trust, {
-      models: [{ name: 'demo', production: '1.0.0', rollout: null, releases: [forged] }],
+      models: [{ name: 'demo', production: '1.0.0', rollout: null, releases: [ref] }],
     });
-    expect(await rejection(verifyManifest(JSON.stringify(envelope), check))).toBe('E_PUBLISHER_SIGNATURE');
+    const { keySet } = await verifyManifest(JSON.stringify(envelope), check);
+    const document = releaseDocumentBytes(forged);
+    expect(await rejection(verifyReleaseDocument(document, { model: 'demo', ref }, keySet))).toBe(
+      'E_PUBLISHER_SIGNATURE',
+    );
   });
 
   it('rejects a manifest that points at a release it does not list', async () => {
     const envelope = await makeTestManifest(trust, {
       models: [
-        { name: 'demo', production: '2.0.0', rollout: null, releases: [await makeTestRelease(trust)] },
+        {
+          name: 'demo',
+          production: '2.0.0',
+          rollout: null,
+          releases: [await releaseRef(await makeTestRelease(trust))],
+        },
       ],
     });
     expect(await rejection(verifyManifest(JSON.stringify(envelope), check))).toBe('E_MALFORMED');

@@ -1,11 +1,9 @@
 import { sha256Hex, utf8 } from './bytes.ts';
 import { canonicalBytes } from './canonical-json.ts';
 import {
-  EdgeshipError,
   ExpiredError,
   LifetimeError,
   MalformedError,
-  PublisherSignatureError,
   RollbackError,
   VersionConflictError,
   WrongTargetError,
@@ -13,7 +11,6 @@ import {
 import { type KeySet, maxManifestLifetimeMs, type TrustedRoot, verifyKeySet } from './keyset.ts';
 import { type Manifest, ManifestEnvelopeSchema, type ModelEntry } from './manifest.ts';
 import { parseJson } from './parse.ts';
-import { type Release, releaseId, type SignedRelease } from './release.ts';
 import { MAX_MANIFEST_BYTES } from './schema-primitives.ts';
 import { verifyThreshold } from './signature.ts';
 
@@ -63,8 +60,9 @@ export interface VerifiedManifest {
  * (spec 1.0.34, section 5; the manifest plays timestamp, snapshot and targets at once, the key
  * set plays root): trust the key set through the pinned root, recover from a fast-forward if its
  * online keys changed, then the manifest's signature, then what it says (target, version,
- * expiry, lifetime), then each release's publisher signature. Persisting is the caller's job,
- * after every check passed.
+ * expiry, lifetime). Releases are named by hash; their publisher signatures are checked when
+ * their documents are fetched (verify-release.ts). Persisting is the caller's job, after every
+ * check passed.
  */
 export async function verifyManifest(
   bytes: Uint8Array | string,
@@ -126,8 +124,9 @@ export async function verifyManifest(
   // Indefinite freeze, bounded: TUF leaves expiry to the signer; here the root caps it, so a
   // stolen online key cannot sign "expires 9999" (nor dodge the cap with a future issuedAt).
   checkLifetime(manifest, maxManifestLifetimeMs(keySet), check);
-  // TUF 5.6.3 / 5.7.3 (arbitrary installation of targets): every release signed by publishers.
-  for (const entry of manifest.models) await verifyModelEntry(entry, keySet);
+  // Each release is named by its document's hash; the document's publisher signature is checked
+  // when it is fetched, before its chunks are (verifyReleaseDocument, TUF 5.6).
+  for (const entry of manifest.models) checkModelEntry(entry);
   return { manifest, keySet, trusted: { version: manifest.version, digest, signers } };
 }
 
@@ -156,17 +155,14 @@ function checkLifetime(manifest: Manifest, maxMs: number, check: ManifestCheck):
   }
 }
 
-async function verifyModelEntry(entry: ModelEntry, keySet: KeySet): Promise<void> {
+/** Each release listed once, and every version the entry points at listed. */
+function checkModelEntry(entry: ModelEntry): void {
   const versions = new Set<string>();
-  for (const signed of entry.releases) {
-    await verifyRelease(signed, keySet);
-    if (signed.signed.model !== entry.name) {
-      throw new MalformedError(`release ${releaseId(signed.signed)} is listed under ${entry.name}`);
+  for (const ref of entry.releases) {
+    if (versions.has(ref.version)) {
+      throw new MalformedError(`release ${entry.name}@${ref.version} is listed twice`);
     }
-    if (versions.has(signed.signed.version)) {
-      throw new MalformedError(`release ${releaseId(signed.signed)} is listed twice`);
-    }
-    versions.add(signed.signed.version);
+    versions.add(ref.version);
   }
   const referenced = [entry.production, entry.rollout?.release, entry.rollout?.control];
   for (const version of referenced) {
@@ -174,23 +170,4 @@ async function verifyModelEntry(entry: ModelEntry, keySet: KeySet): Promise<void
       throw new MalformedError(`model ${entry.name} refers to ${version}, which it does not list`);
     }
   }
-}
-
-/**
- * Compromised server key: the online key can offer releases but not forge them, because each
- * release carries the signature of a publisher key that the root vouched for.
- */
-export async function verifyRelease(signed: SignedRelease, keySet: KeySet): Promise<Release> {
-  try {
-    await verifyThreshold(
-      signed,
-      keySet.publisherKeys,
-      keySet.threshold.release,
-      `release ${releaseId(signed.signed)}`,
-    );
-  } catch (error) {
-    if (error instanceof EdgeshipError) throw new PublisherSignatureError(error.message, { cause: error });
-    throw error;
-  }
-  return signed.signed;
 }

@@ -18,13 +18,16 @@ export interface MirrorLogEntry {
 
 /**
  * A mirror on loopback between the device and a real update server, controlled by the attacker:
- * it passes everything through unless a handler for manifests or chunks says otherwise. The
+ * it passes everything through unless a handler for manifests, release documents or chunks says
+ * otherwise. The
  * TUF threat model's adversary: "can respond to client requests, whether by acting as a
  * man-in-the-middle or through compromising repository mirrors".
  */
 export class AttackerMirror {
   manifest: MirrorHandler | null = null;
   chunk: MirrorHandler | null = null;
+  /** Signed release documents, `GET /v1/releases/by-hash/:sha256`. */
+  releaseDocument: MirrorHandler | null = null;
   log: MirrorLogEntry[] = [];
   private server: Server | null = null;
   url = '';
@@ -49,6 +52,7 @@ export class AttackerMirror {
   honest(): void {
     this.manifest = null;
     this.chunk = null;
+    this.releaseDocument = null;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -81,7 +85,9 @@ export class AttackerMirror {
       ? this.manifest
       : path.startsWith('/v1/chunks/')
         ? this.chunk
-        : null;
+        : path.startsWith('/v1/releases/by-hash/')
+          ? this.releaseDocument
+          : null;
     try {
       if (handler) return await handler(req, res, upstream);
       const answer = await upstream();

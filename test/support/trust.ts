@@ -2,10 +2,12 @@ import {
   describeFile,
   generateSigningKey,
   type KeySet,
+  MANIFEST_SCHEMA_VERSION,
   type Manifest,
   type ManifestEnvelope,
   publicEntry,
   type Release,
+  releaseRef,
   type SignedKeySet,
   type SignedRelease,
   type SigningKeyPair,
@@ -87,12 +89,13 @@ export async function makeTestManifest(
   const release = await makeTestRelease(trust);
   const manifest: Manifest = {
     type: 'edgeship/manifest',
+    schemaVersion: MANIFEST_SCHEMA_VERSION,
     app: 'demo-app',
     channel: 'stable',
     version: 1,
     issuedAt: new Date().toISOString(),
     expiresAt: new Date(Date.now() + 24 * HOUR).toISOString(),
-    models: [{ name: 'demo', production: '1.0.0', rollout: null, releases: [release] }],
+    models: [{ name: 'demo', production: '1.0.0', rollout: null, releases: [await releaseRef(release)] }],
     ...fields,
   };
   return signManifest(manifest, signers, trust.keySet);

@@ -82,7 +82,7 @@ describe('operator dashboard in Chromium', () => {
       shareBps: 2500,
     });
     const device = await deviceInside(rollout.salt, 2500);
-    expect((await chooseRelease(await manifestModel(), device)).active?.signed.version).toBe('1.1.0');
+    expect((await chooseRelease(await manifestModel(), device)).active?.version).toBe('1.1.0');
 
     await openDashboard(operatorToken);
     // The token is taken from the URL once and removed from it (and from history).
@@ -139,7 +139,7 @@ describe('operator dashboard in Chromium', () => {
     expect(entries.find((e) => e.action === 'rollout.halt')).toMatchObject({ actor: 'bootstrap-operator' });
     const model = await manifestModel();
     expect(model.rollout).toBeNull();
-    expect((await chooseRelease(model, device)).active?.signed.version).toBe('1.0.0');
+    expect((await chooseRelease(model, device)).active?.version).toBe('1.0.0');
   });
 
   it('shows the typed error when an action fails (the rollout was halted behind the page)', async () => {

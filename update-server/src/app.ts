@@ -23,6 +23,7 @@ import { createAdminRoutes } from './routes/admin.ts';
 import { documentDeviceRoutes } from './routes/device-routes.ts';
 import { createFleetRoutes } from './routes/fleet.ts';
 import { createPublicRoutes } from './routes/public.ts';
+import { createReleaseDocumentRoutes } from './routes/release-documents.ts';
 import { createTelemetryRoutes } from './routes/telemetry.ts';
 import { createTokenRoutes } from './routes/tokens.ts';
 import type { BlobStore, RegistryStore } from './storage/types.ts';
@@ -147,6 +148,7 @@ export function createServedApp(deps: AppDeps): {
   const manifests = new ManifestCache(deps.registry, deps.service);
   app.use('/v1/apps/*', publicLimit);
   app.use('/v1/chunks/*', publicLimit);
+  app.use('/v1/releases/*', publicLimit);
   app.use(
     '/v1/admin/*',
     rateLimit({
@@ -158,6 +160,7 @@ export function createServedApp(deps: AppDeps): {
   );
 
   app.route('/v1', createPublicRoutes({ ...deps, manifests }));
+  app.route('/v1', createReleaseDocumentRoutes(deps));
   const admin = createAdminRoutes({ ...deps, requireRole });
   admin.route('/', createTokenRoutes({ tokens: new TokenAdmin(deps.registry), requireRole }));
   if (deps.telemetry) {

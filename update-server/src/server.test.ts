@@ -111,7 +111,7 @@ describe('publishing and rolling out', () => {
     const v2 = await fetchManifest();
     expect(v2.manifest.version).toBe(v1.manifest.version + 1);
     expect(v2.manifest.models[0]!.rollout).toMatchObject({ id: rollout.id, release: '1.1.0', shareBps: 100 });
-    expect(v2.manifest.models[0]!.releases.map((r) => r.signed.version).sort()).toEqual(['1.0.0', '1.1.0']);
+    expect(v2.manifest.models[0]!.releases.map((r) => r.version).sort()).toEqual(['1.0.0', '1.1.0']);
 
     await t.operator.setShare(rollout.id, 5000);
     expect((await fetchManifest()).manifest.models[0]!.rollout!.shareBps).toBe(5000);

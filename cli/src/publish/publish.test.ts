@@ -2,7 +2,13 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { concatBytes, ManifestEnvelopeSchema, sha256Hex, verifyManifest } from '@edgeship/protocol';
+import {
+  concatBytes,
+  ManifestEnvelopeSchema,
+  sha256Hex,
+  verifyManifest,
+  verifyReleaseDocument,
+} from '@edgeship/protocol';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sileroPath } from '../../../test/support/models.ts';
@@ -85,7 +91,7 @@ describe('edgeship publish to a real update server', () => {
     // A device: fetch the manifest, verify it against the pinned root, take the release.
     const text = await (await fetch(`${t.server.url}/v1/apps/demo/channels/stable/manifest`)).text();
     ManifestEnvelopeSchema.parse(JSON.parse(text));
-    const { manifest } = await verifyManifest(text, {
+    const { manifest, keySet } = await verifyManifest(text, {
       root: t.server.trustedRoot,
       app: 'demo',
       channel: 'stable',
@@ -93,7 +99,11 @@ describe('edgeship publish to a real update server', () => {
     });
     const entry = manifest.models.find((m) => m.name === 'vad')!;
     expect(entry.rollout).toMatchObject({ release: '1.0.0', shareBps: 10_000 });
-    const release = entry.releases.find((r) => r.signed.version === '1.0.0')!.signed;
+    // The manifest names the release by its document's hash; the device fetches and checks it.
+    const ref = entry.releases.find((r) => r.version === '1.0.0')!;
+    const document = await fetch(`${t.server.url}/v1/releases/by-hash/${ref.sha256}`);
+    const documentBytes = new Uint8Array(await document.arrayBuffer());
+    const release = (await verifyReleaseDocument(documentBytes, { model: 'vad', ref }, keySet)).signed;
     expect(release.quantization).toEqual({ method: 'int8', perChannel: true });
     // The profiled reference: one share per bin, summing to one.
     for (const feature of release.monitoring.features) {

@@ -3,11 +3,12 @@ import {
   codeOf,
   EdgeshipError,
   HttpStatusError,
+  type KeySet,
   MAX_MANIFEST_BYTES,
   type Manifest,
   NetworkError,
+  type ReleaseRef,
   releaseId,
-  type SignedRelease,
   StalledDownloadError,
   UnsupportedRuntimeError,
 } from '@edgeship/protocol';
@@ -15,6 +16,7 @@ import semverGte from 'semver/functions/gte';
 import { type DownloadResult, downloadRelease } from '../download/fetcher.ts';
 import type { ModelStore } from '../store/model-store.ts';
 import { readCappedText } from './read-capped.ts';
+import { fetchReleaseDocument } from './release-document.ts';
 import type { TrustStore } from './trust-store.ts';
 
 export interface UpdaterConfig {
@@ -116,14 +118,14 @@ export class Updater {
     if (!bytes) return result;
     signal.throwIfAborted();
     // Verified every time, cached bytes included: a manifest that has expired since is refused.
-    const { manifest } = await this.trust.acceptManifest(bytes, now);
+    const { manifest, keySet } = await this.trust.acceptManifest(bytes, now);
     if (fetched !== null) {
       // Remembered only once verified, so a refused manifest is fetched in full next time.
       await this.store.setMeta('manifest', fetched.text);
       if (fetched.etag) await this.store.setMeta('manifest-etag', fetched.etag);
     }
     result.manifestVersion = manifest.version;
-    await this.applyManifest(manifest, result, signal);
+    await this.applyManifest(manifest, keySet, result, signal);
     return result;
   }
 
@@ -142,27 +144,29 @@ export class Updater {
     return Boolean(pointers.active || pointers.pending || pointers.lastKnownGood);
   }
 
-  private async applyManifest(manifest: Manifest, result: CheckResult, signal: AbortSignal): Promise<void> {
+  private async applyManifest(
+    manifest: Manifest,
+    keySet: KeySet,
+    result: CheckResult,
+    signal: AbortSignal,
+  ): Promise<void> {
     const failed = new Set((await this.store.getMeta('failed-releases')) ?? []);
     for (const entry of manifest.models) {
       if (!(await this.uses(entry.name))) continue;
       // An abandoned check stops here rather than staging behind the next check's back.
       signal.throwIfAborted();
       const choice = await chooseRelease(entry, this.config.deviceId);
-      const active = choice.active;
-      const shadow = choice.shadow;
-      result.targets[entry.name] = {
-        active: active && releaseId(active.signed),
-        shadow: shadow && releaseId(shadow.signed),
-        inRollout: choice.inRollout,
-      };
-      if (active && !failed.has(releaseId(active.signed))) {
-        const id = await this.ensureDownloaded(entry.name, active, result, signal);
+      const idOf = (ref: ReleaseRef | null) => ref && releaseId({ model: entry.name, version: ref.version });
+      const active = idOf(choice.active);
+      const shadow = idOf(choice.shadow);
+      result.targets[entry.name] = { active, shadow, inRollout: choice.inRollout };
+      if (choice.active && active && !failed.has(active)) {
+        const id = await this.ensureDownloaded(entry.name, choice.active, keySet, result, signal);
         signal.throwIfAborted();
         if (id) await this.stage(entry.name, id);
       }
-      if (shadow && !failed.has(releaseId(shadow.signed))) {
-        const id = await this.ensureDownloaded(entry.name, shadow, result, signal);
+      if (choice.shadow && shadow && !failed.has(shadow)) {
+        const id = await this.ensureDownloaded(entry.name, choice.shadow, keySet, result, signal);
         if (id) this.emit({ type: 'shadow-ready', model: entry.name, release: id });
       }
     }
@@ -178,15 +182,31 @@ export class Updater {
     if (pointers.pending !== id) await this.store.setPending(model, id);
   }
 
+  /**
+   * Downloads a release unless it is installed: its signed document first (by the hash the
+   * manifest gives, fetched only now), then the chunks that document lists.
+   */
   private async ensureDownloaded(
     model: string,
-    signed: SignedRelease,
+    ref: ReleaseRef,
+    keySet: KeySet,
     result: CheckResult,
     signal: AbortSignal,
   ) {
-    const id = releaseId(signed.signed);
+    const id = releaseId({ model, version: ref.version });
     if ((await this.store.getRelease(id))?.complete) return id;
     try {
+      const signed = await fetchReleaseDocument(
+        {
+          server: this.config.server,
+          fetch: this.fetchImpl,
+          timeoutMs: this.config.timeoutMs ?? DEFAULT_MANIFEST_TIMEOUT_MS,
+          signal,
+        },
+        model,
+        ref,
+        keySet,
+      );
       if (!semverGte(this.config.runtimeVersion, signed.signed.minRuntimeVersion)) {
         throw new UnsupportedRuntimeError(
           `${id} needs runtime ${signed.signed.minRuntimeVersion}; this is ${this.config.runtimeVersion}`,

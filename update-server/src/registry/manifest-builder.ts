@@ -1,15 +1,18 @@
 import {
   canonicalJson,
+  MANIFEST_SCHEMA_VERSION,
   type Manifest,
   type ModelEntry,
+  type ReleaseRef,
+  releaseDocumentBytes,
+  releaseRef,
   type SignedKeySet,
-  type SignedRelease,
   type SigningKeyPair,
   sha256Hex,
   signManifest,
   utf8,
 } from '@edgeship/protocol';
-import type { ManifestRecord, Registry } from '../storage/types.ts';
+import type { BlobStore, ManifestRecord, Registry } from '../storage/types.ts';
 
 export interface ManifestSigner {
   online: SigningKeyPair;
@@ -25,6 +28,7 @@ export interface ManifestSigner {
  */
 export async function publishManifest(
   tx: Registry,
+  blobs: BlobStore,
   app: string,
   channel: string,
   signer: ManifestSigner,
@@ -34,12 +38,13 @@ export async function publishManifest(
   const previous = await tx.latestManifest(app, channel);
   const manifest: Manifest = {
     type: 'edgeship/manifest',
+    schemaVersion: MANIFEST_SCHEMA_VERSION,
     app,
     channel,
     version: (previous?.version ?? 0) + 1,
     issuedAt: now.toISOString(),
     expiresAt: new Date(now.getTime() + signer.ttlMs).toISOString(),
-    models: await modelEntries(tx, app, channel),
+    models: await modelEntries(tx, blobs, app, channel),
   };
   const envelope = await signManifest(manifest, [signer.online], signer.keySet);
   // Canonical bytes: the served document is a pure function of what was signed.
@@ -56,7 +61,12 @@ export async function publishManifest(
   return record;
 }
 
-async function modelEntries(tx: Registry, app: string, channel: string): Promise<ModelEntry[]> {
+async function modelEntries(
+  tx: Registry,
+  blobs: BlobStore,
+  app: string,
+  channel: string,
+): Promise<ModelEntry[]> {
   const entries: ModelEntry[] = [];
   const activeRollouts = await tx.listRollouts({ app, channel, states: ['active'] });
   for (const state of await tx.listChannelModels(app, channel)) {
@@ -68,12 +78,12 @@ async function modelEntries(tx: Registry, app: string, channel: string): Promise
       if (rollout.control) versions.add(rollout.control);
     }
     if (versions.size === 0) continue;
-    const releases: SignedRelease[] = [];
+    const releases: ReleaseRef[] = [];
     for (const version of versions) {
       const record = await tx.getRelease(state.model, version);
       if (!record)
         throw new Error(`channel ${app}/${channel} refers to missing release ${state.model}@${version}`);
-      releases.push(record.signed);
+      releases.push(await storeReleaseDocument(blobs, record.signed));
     }
     entries.push({
       name: state.model,
@@ -90,4 +100,25 @@ async function modelEntries(tx: Registry, app: string, channel: string): Promise
     });
   }
   return entries.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/**
+ * The release's document in the blob store under its hash, where `GET /v1/releases/by-hash/:sha256`
+ * serves it (already there for releases published since schema 2; put here for older ones). The
+ * store is content-addressed and idempotent, so a rolled-back transaction leaves only a harmless
+ * immutable blob.
+ */
+async function storeReleaseDocument(
+  blobs: BlobStore,
+  signed: Parameters<typeof releaseRef>[0],
+): Promise<ReleaseRef> {
+  const ref = await releaseRef(signed);
+  if ((await blobs.size(ref.sha256)) !== ref.size) await blobs.put(ref.sha256, releaseDocumentBytes(signed));
+  return ref;
+}
+
+/** Whether a stored manifest has today's layout; an older one is re-signed before it is served. */
+export function hasCurrentSchema(record: ManifestRecord): boolean {
+  const parsed = JSON.parse(record.body) as { signed?: { schemaVersion?: unknown } };
+  return parsed.signed?.schemaVersion === MANIFEST_SCHEMA_VERSION;
 }

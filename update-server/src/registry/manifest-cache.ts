@@ -1,5 +1,6 @@
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import type { ManifestRecord, RegistryStore } from '../storage/types.ts';
+import { hasCurrentSchema } from './manifest-builder.ts';
 import type { RegistryService } from './service.ts';
 
 /** A served manifest with everything a request needs, computed once per version. */
@@ -118,9 +119,9 @@ export class ManifestCache {
     return manifest.createdMs + this.service.manifestTtlMs / 2 <= at;
   }
 
-  /** Re-signed as a new version once half its lifetime has passed (see refreshManifest). */
+  /** Re-signed as a new version once half its lifetime has passed, or in an older schema (see refreshManifest). */
   private needsResignRecord(record: ManifestRecord, at: number): boolean {
-    return Date.parse(record.createdAt) + this.service.manifestTtlMs / 2 <= at;
+    return Date.parse(record.createdAt) + this.service.manifestTtlMs / 2 <= at || !hasCurrentSchema(record);
   }
 }
 

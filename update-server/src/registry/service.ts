@@ -4,8 +4,10 @@ import {
   EdgeshipError,
   type KeySet,
   PublisherSignatureError,
+  releaseDocumentBytes,
   releaseId,
   type SignedRelease,
+  sha256Hex,
   toHex,
   verifyRelease,
 } from '@edgeship/protocol';
@@ -20,7 +22,7 @@ import type {
   RolloutMode,
   RolloutRecord,
 } from '../storage/types.ts';
-import { type ManifestSigner, publishManifest } from './manifest-builder.ts';
+import { hasCurrentSchema, type ManifestSigner, publishManifest } from './manifest-builder.ts';
 
 export interface Actor {
   /** Token name, or "canary-analysis" for automatic decisions. */
@@ -101,6 +103,9 @@ export class RegistryService {
         `upload these chunks first: ${[...new Set(missing)].slice(0, 8).join(', ')}${missing.length > 8 ? ', …' : ''}`,
       );
     }
+    // Served by hash to the devices that download it (routes/release-documents.ts).
+    const document = releaseDocumentBytes(input.release);
+    await this.blobs.put(await sha256Hex(document), document);
     const record: ReleaseRecord = {
       model: release.model,
       version: release.version,
@@ -286,7 +291,8 @@ export class RegistryService {
 
   /**
    * Re-signs a channel's manifest once half its lifetime has passed (a new version, same content),
-   * or `afterMs` (the leader's re-signer comes earlier, so requests rarely have to).
+   * or `afterMs` (the leader's re-signer comes earlier, so requests rarely have to), or at once
+   * when it was stored in an older schema (after an upgrade).
    * Re-checked under the channel lock, so concurrent callers produce one new version, not many.
    */
   async refreshManifest(
@@ -300,9 +306,10 @@ export class RegistryService {
       const latest = await tx.latestManifest(app, channel);
       if (!latest) return null;
       const now = this.now();
-      if (Date.parse(latest.createdAt) + afterMs > now.getTime()) return latest;
+      const due = Date.parse(latest.createdAt) + afterMs <= now.getTime();
+      if (!due && hasCurrentSchema(latest)) return latest;
       fresh = true;
-      return publishManifest(tx, app, channel, this.signer, now);
+      return publishManifest(tx, this.blobs, app, channel, this.signer, now);
     });
     if (fresh) this.published(app, channel);
     return record;
@@ -325,7 +332,7 @@ export class RegistryService {
       await tx.lockChannel(ref.app, ref.channel);
       const now = this.now();
       const { result, action, details } = await apply(tx, now.toISOString());
-      const manifest = await publishManifest(tx, ref.app, ref.channel, this.signer, now);
+      const manifest = await publishManifest(tx, this.blobs, ref.app, ref.channel, this.signer, now);
       await tx.appendAudit({
         actor: actor.name,
         action,

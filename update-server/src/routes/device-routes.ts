@@ -6,6 +6,7 @@ import {
   Name,
   Sha256Hex,
   SignedKeySet,
+  SignedRelease,
   TelemetryBatch,
   TrustedRoot,
 } from './wire-schemas.ts';
@@ -73,6 +74,27 @@ export const rootRoute = createRoute({
   security: anyone,
   summary: "The pinned root's public keys and threshold (what an app embeds)",
   responses: { 200: json(TrustedRoot, 'The trusted root') },
+});
+
+export const releaseDocumentRoute = createRoute({
+  operationId: 'getReleaseDocument',
+  method: 'get',
+  path: '/releases/by-hash/{sha256}',
+  servers: v1,
+  security: anyone,
+  summary:
+    'A signed release document by the SHA-256 its manifest names it by (immutable; devices fetch it when they download that release)',
+  request: {
+    params: z.object({ sha256: Sha256Hex }),
+    headers: z.object({ 'if-none-match': z.string().optional() }),
+  },
+  responses: {
+    200: json(SignedRelease, 'The signed release, canonical JSON: the bytes the hash covers'),
+    304: { description: 'Not modified' },
+    400: error('Malformed hash'),
+    404: error('No such release document'),
+    ...rateLimited,
+  },
 });
 
 const chunkRoute = (method: 'get' | 'head', operationId: string) =>
@@ -167,7 +189,14 @@ export function documentDeviceRoutes(
   app: Pick<OpenAPIHono, 'openAPIRegistry'>,
   has: { telemetry: boolean },
 ): void {
-  const routes = [manifestRoute, keySetRoute, rootRoute, ...chunkRoutes, ...operationRoutes];
-  if (has.telemetry) routes.splice(5, 0, telemetryRoute);
+  const routes = [
+    manifestRoute,
+    keySetRoute,
+    rootRoute,
+    releaseDocumentRoute,
+    ...chunkRoutes,
+    ...(has.telemetry ? [telemetryRoute] : []),
+    ...operationRoutes,
+  ];
   for (const route of routes) app.openAPIRegistry.registerPath(route);
 }
