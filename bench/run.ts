@@ -22,6 +22,7 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   canary: async () => (await import('./src/canary.ts')).canary,
   'bundle-size': async () => (await import('./src/bundle-size.ts')).bundleSize,
   fuzz: async () => (await import('./src/fuzz.ts')).fuzz,
+  publish: async () => (await import('./src/publish.ts')).publish,
 };
 
 const { values } = parseArgs({

@@ -14,6 +14,7 @@ export const ORDER = [
   'canary',
   'bundle-size',
   'fuzz',
+  'publish',
 ];
 
 const fmt = (x: number | undefined | null) => {

@@ -6,6 +6,7 @@ import { CliError, EXIT } from '../commands/output.ts';
 export {
   AdminApiError,
   AdminClient,
+  type ChunkReader,
   type FleetSummary,
   type ReleaseSummary,
   type TokenSummary,

@@ -136,17 +136,19 @@ export function createAdminRoutes(deps: AdminDeps) {
       if (!c.req.header('content-type')?.startsWith('application/octet-stream')) {
         throw new ApiError(415, 'E_UNSUPPORTED_MEDIA_TYPE', 'send the chunk as application/octet-stream');
       }
-      const bytes = new Uint8Array(await c.req.arrayBuffer());
-      if (bytes.length === 0) throw new ApiError(400, 'E_VALIDATION', 'empty chunk');
+      // Streamed into the blob store as it arrives (a publish of 500 MB must not grow the server).
+      const body = c.req.raw.body as AsyncIterable<Uint8Array> | null; // Node's ReadableStream is async-iterable
+      if (!body) throw new ApiError(400, 'E_VALIDATION', 'empty chunk');
+      let size: number;
       try {
-        await blobs.put(sha256, bytes);
+        size = await blobs.putStream(sha256, body, MAX_CHUNK_BODY);
       } catch (error) {
-        if ((error as { code?: string }).code === 'E_HASH') {
-          throw new ApiError(422, 'E_HASH', `the body does not hash to ${sha256}`);
-        }
+        const code = (error as { code?: string }).code;
+        if (code === 'E_HASH') throw new ApiError(422, 'E_HASH', `the body does not hash to ${sha256}`);
+        if (code === 'E_LENGTH') throw new ApiError(400, 'E_VALIDATION', (error as Error).message);
         throw error;
       }
-      return c.json({ sha256, size: bytes.length }, 201);
+      return c.json({ sha256, size }, 201);
     },
   );
 
