@@ -24,6 +24,7 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   fuzz: async () => (await import('./src/fuzz.ts')).fuzz,
   storage: async () => (await import('./src/storage.ts')).storage,
   'real-sized': async () => (await import('./src/real-sized.ts')).realSized,
+  publish: async () => (await import('./src/publish.ts')).publish,
 };
 
 const { values } = parseArgs({

@@ -16,6 +16,7 @@ export const ORDER = [
   'fuzz',
   'storage',
   'real-sized',
+  'publish',
 ];
 
 const fmt = (x: number | undefined | null) => {

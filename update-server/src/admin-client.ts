@@ -1,4 +1,4 @@
-import type { SignedRelease } from '@edgeship/protocol';
+import type { SignedKeySet, SignedRelease } from '@edgeship/protocol';
 import { EdgeshipError, isErrorCode, NetworkError } from '@edgeship/protocol/errors';
 import type { TokenSummary } from './auth/token-admin.ts';
 import type { RolloutInput } from './registry/service.ts';
@@ -39,6 +39,9 @@ export interface ChannelState {
   models: ChannelModel[];
 }
 
+/** Reads `size` bytes at `offset` of the release file `path` (uploadRelease from disk). */
+export type ChunkReader = (path: string, offset: number, size: number) => Promise<Uint8Array>;
+
 export interface UploadProgress {
   chunksDone: number;
   chunksTotal: number;
@@ -63,6 +66,19 @@ export class AdminClient {
     return this.call<{ name: string; role: string; expiresAt: string | null }>('GET', '/whoami');
   }
 
+  /** The root-signed key set the server serves devices (`GET /v1/keyset`, public). */
+  async keySet(): Promise<SignedKeySet> {
+    let response: Response;
+    try {
+      response = await this.fetchImpl(`${this.server.replace(/\/$/, '')}/v1/keyset`, { cache: 'no-store' });
+    } catch (error) {
+      throw new AdminApiError(0, 'E_NETWORK', `cannot reach ${this.server}: ${(error as Error).message}`);
+    }
+    if (!response.ok)
+      throw new AdminApiError(response.status, 'E_HTTP', `GET /v1/keyset answered ${response.status}`);
+    return (await response.json()) as SignedKeySet;
+  }
+
   /** Admin: a new token; the answer's `token` is the only copy of it there will ever be. */
   createToken(input: { name: string; role: string; expiresInDays?: number | null }) {
     return this.call<TokenSummary & { token: string }>('POST', '/tokens', input);
@@ -76,34 +92,42 @@ export class AdminClient {
     return this.call<TokenSummary>('POST', `/tokens/${enc(id)}/revoke`);
   }
 
+  /**
+   * Uploads the release's chunks the server lacks. `files` holds each file's bytes, or reads a
+   * chunk's bytes on demand (a file on disk), so a large model is never held whole in memory.
+   */
   async uploadRelease(
     release: SignedRelease,
-    files: Map<string, Uint8Array>,
+    files: Map<string, Uint8Array> | ChunkReader,
     opts: { concurrency?: number; onProgress?: (p: UploadProgress) => void } = {},
   ): Promise<{ chunksUploaded: number; bytesUploaded: number }> {
-    const chunks = new Map<string, Uint8Array>();
+    const read: ChunkReader =
+      typeof files === 'function'
+        ? files
+        : async (path, offset, size) => files.get(path)!.subarray(offset, offset + size);
+    const chunks = new Map<string, { path: string; offset: number; size: number }>();
     for (const file of release.signed.files) {
-      const bytes = files.get(file.path);
-      if (!bytes) throw new Error(`no bytes for ${file.path}`);
+      if (typeof files !== 'function' && !files.has(file.path)) throw new Error(`no bytes for ${file.path}`);
       let offset = 0;
       for (const chunk of file.chunks) {
-        chunks.set(chunk.sha256, bytes.subarray(offset, offset + chunk.size));
+        if (!chunks.has(chunk.sha256))
+          chunks.set(chunk.sha256, { path: file.path, offset, size: chunk.size });
         offset += chunk.size;
       }
     }
     const { missing } = await this.call<{ missing: string[] }>('POST', '/chunks/missing', {
       hashes: [...chunks.keys()],
     });
-    const bytesTotal = missing.reduce((n, h) => n + chunks.get(h)!.length, 0);
+    const bytesTotal = missing.reduce((n, h) => n + chunks.get(h)!.size, 0);
     const progress: UploadProgress = { chunksDone: 0, chunksTotal: missing.length, bytesDone: 0, bytesTotal };
     opts.onProgress?.({ ...progress });
     const queue = [...missing];
     const worker = async () => {
       for (let hash = queue.shift(); hash; hash = queue.shift()) {
-        const bytes = chunks.get(hash)!;
-        await this.call('PUT', `/chunks/${hash}`, bytes);
+        const { path, offset, size } = chunks.get(hash)!;
+        await this.call('PUT', `/chunks/${hash}`, await read(path, offset, size));
         progress.chunksDone += 1;
-        progress.bytesDone += bytes.length;
+        progress.bytesDone += size;
         opts.onProgress?.({ ...progress });
       }
     };

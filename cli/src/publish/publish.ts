@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { basename, dirname, extname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import {
-  describeFile,
   type FileEntry,
   ForbiddenError,
   MalformedError,
@@ -16,24 +15,22 @@ import {
   UnknownKeyError,
 } from '@edgeship/protocol';
 import type { UploadProgress } from '@edgeship/update-server/admin-client';
-import { readBytes, readJsonFile } from '../commands/files.ts';
+import { readJsonFile } from '../commands/files.ts';
 import { readSigningKey } from '../commands/keygen.ts';
 import { CliError } from '../commands/output.ts';
-import { type QuantizeReport, quantizeOnnx } from '../quantize/quantize-onnx.ts';
+import type { QuantizeReport } from '../quantize/quantize-onnx.ts';
 import { adminClient } from '../server/admin.ts';
 import { GateError } from '../validate/gate-error.ts';
 import type { ValidationBudget, ValidationInputs, ValidationReport } from '../validate/gates.ts';
-import { validateOnnx } from '../validate/validate-onnx.ts';
-import { validateTfjs } from '../validate/validate-tfjs.ts';
 import { type Calibration, readCalibration } from './calibration.ts';
 import { type Contract, ContractSchema } from './contract.ts';
-import { readExternalData } from './external-data.ts';
+import { type Candidate, detectFormat, FORMATS, type Quantize } from './formats.ts';
 import { gitCommit } from './lineage.ts';
 import { type FeatureProfile, profileMonitoring } from './profile.ts';
-import { quantizeTfjs, readTfjsModel, type TfjsQuantizeReport } from './tfjs.ts';
+import { chunkReader, describeReleaseFile, totalBytes } from './release-files.ts';
+import type { TfjsQuantizeReport } from './tfjs.ts';
 
-/** int8 is ONNX only; uint8 and uint16 are TensorFlow.js weight quantization only. */
-export type Quantize = 'int8' | 'uint8' | 'uint16' | 'float16' | 'none';
+export type { Quantize } from './formats.ts';
 
 export interface PublishBudget {
   maxSizeBytes?: number;
@@ -99,19 +96,16 @@ export const DEFAULT_MAX_MAD = 0.01;
 export const DEFAULT_MAX_ACCURACY_DROP = 0.01;
 
 /**
- * quantize → validate (gates) → profile → sign → upload → register → rollout. Every input is
+ * read → quantize → validate (gates) → profile → sign → upload → register → rollout, the same
+ * sequence for every format (formats.ts says how each is read, quantized and run). Every input is
  * checked, and the server and the publisher key with it, before any slow step runs.
  */
 export async function publishModel(opts: PublishOptions): Promise<PublishResult> {
   const step = (s: PublishStep, detail: string) => opts.onStep?.(s, detail);
-  const quantize = opts.quantize ?? 'none';
-  if (!['int8', 'uint8', 'uint16', 'float16', 'none'].includes(quantize)) {
-    throw new CliError(`--quantize ${quantize}: use int8, uint8, uint16, float16 or none`);
-  }
+  const quantize = checkedQuantize(opts.quantize ?? 'none');
   const name = checked(Name, opts.name, '--name');
   const version = checked(SemVer, opts.version, '--version');
   const minRuntime = checked(SemVer, opts.minRuntime ?? '0.1.0', '--min-runtime');
-  const format = opts.format ?? (extname(opts.model).toLowerCase() === '.json' ? 'tfjs' : 'onnx');
   const rolloutBps = opts.rollout === undefined ? null : shareBps(opts.rollout);
   if (rolloutBps !== null && (!opts.app || !opts.channel)) {
     throw new CliError('--rollout needs --app and --channel');
@@ -120,103 +114,58 @@ export async function publishModel(opts: PublishOptions): Promise<PublishResult>
   const key =
     typeof opts.publisherKey === 'string' ? await readSigningKey(opts.publisherKey) : opts.publisherKey;
   const modelCard = opts.modelCard ? await readText(opts.modelCard) : undefined;
-  const source = format === 'onnx' ? null : await readTfjsModel(opts.model);
-  const float = format === 'onnx' ? await readBytes(opts.model) : null;
-  const externalData = float ? await readExternalData(opts.model, float) : new Map<string, Uint8Array>();
-  // Quantizing, validating and profiling read the model from memory as one protobuf.
-  if (externalData.size > 0 && (quantize !== 'none' || opts.calibration)) {
-    throw new CliError(
-      `${opts.model} keeps its weights in external data (${[...externalData.keys()].join(', ')}): ` +
-        'publish it without --quantize and --calibration',
-    );
-  }
+  const format = FORMATS[await detectFormat(opts.model, opts.format)];
+  const source = await format.read(opts.model);
+  format.check(opts.model, source, { quantize, calibrated: Boolean(opts.calibration) });
   const calibration = opts.calibration ? await readCalibration(opts.calibration, contract) : null;
   if (quantize !== 'none' && !calibration) {
     throw new CliError('--quantize needs --calibration: a quantized model is only published once validated');
   }
   const publisher = opts.dryRun ? null : adminClient(opts);
-  if (publisher) await checkServer(publisher, opts, key);
+  if (publisher) await checkServer(publisher, key);
 
   // 1. Quantize.
-  let quantization: QuantizeReport | null = null;
-  let tfjsReport: TfjsQuantizeReport | null = null;
-  let files: Map<string, Uint8Array>;
-  if (format === 'onnx') {
-    let bytes = float!;
-    if (quantize === 'uint8' || quantize === 'uint16') {
-      throw new CliError(`--quantize ${quantize} is for tfjs models; ONNX takes int8 or float16`);
-    }
-    if (quantize !== 'none') {
-      step('quantize', `${quantize} weights`);
-      ({ bytes, report: quantization } = await quantizeOnnx(float!, { mode: quantize }));
-    }
-    // model.onnx first, then its external-data files: the runtime hands those to ORT's externalData.
-    files = new Map([['model.onnx', bytes], ...externalData]);
-  } else {
-    if (quantize !== 'none') step('quantize', `${quantize} weights in the weights manifest`);
-    const tfjs = quantizeTfjs(source!, quantize);
-    files = tfjs.files;
-    tfjsReport = tfjs.report;
-  }
-  const releaseQuantization: Release['quantization'] = {
-    method: quantize as Release['quantization']['method'],
-    ...(quantization && quantize === 'int8' ? { perChannel: quantization.perChannel } : {}),
-  };
-  const totalBytes = [...files.values()].reduce((n, b) => n + b.length, 0);
+  const candidate = await format.quantize(source, quantize, (detail) => step('quantize', detail));
+  const sizeBytes = totalBytes(candidate.files);
 
-  // 2. Validate: the gates.
-  const budget: ValidationBudget = {
-    maxSizeBytes: opts.budget?.maxSizeBytes,
-    maxLatencyMs: opts.budget?.maxLatencyMs,
-    maxMeanAbsDiff: opts.budget?.maxMeanAbsDiff ?? (quantize === 'none' ? undefined : DEFAULT_MAX_MAD),
-    // Labels make the task metric the gate: accuracy, not only agreement with the float model.
-    maxAccuracyDrop: calibration?.labels
-      ? (opts.budget?.maxAccuracyDrop ?? DEFAULT_MAX_ACCURACY_DROP)
-      : undefined,
-  };
+  // 2. Validate: the gates, the same for every format; only the engine differs.
+  const budget = budgetOf(opts.budget, quantize, calibration);
   let validation: ValidationReport | null = null;
   if (calibration) {
     step('validate', `${calibration.frames} frames from ${calibration.files.length} files`);
     const inputs = validationInputs(contract, calibration, budget, opts.budget?.minAgreement);
-    // Both formats run through the same gates; only the engine differs.
-    validation =
-      format === 'onnx'
-        ? await validateOnnx({
-            ...inputs,
-            reference: float!,
-            candidate: [...files.values()][0]!,
-            candidateQuantization: releaseQuantization,
-          })
-        : await validateTfjs({ ...inputs, reference: source!.files, candidate: files });
+    validation = await format.run(inputs, source, candidate);
     if (!validation.passed) throw new GateError(validation);
-  } else if (budget.maxSizeBytes !== undefined && totalBytes > budget.maxSizeBytes) {
-    throw new GateError(`size gate: ${totalBytes} bytes > ${budget.maxSizeBytes} bytes`);
+  } else if (budget.maxSizeBytes !== undefined && sizeBytes > budget.maxSizeBytes) {
+    throw new GateError(`size gate: ${sizeBytes} bytes > ${budget.maxSizeBytes} bytes`);
   }
 
   // 3. Profile the monitored features on the float model.
   let monitoring: Release['monitoring'] = { features: [] };
   let profile: FeatureProfile[] = [];
-  if (contract.monitoring.features.length > 0) {
-    if (!calibration || !float) {
-      throw new CliError('monitored features need --calibration data and an ONNX model to profile');
-    }
+  const profiling = profilingInputs(contract, source.onnx, calibration);
+  if (profiling) {
     step('profile', contract.monitoring.features.map((f) => f.name).join(', '));
-    ({ monitoring, features: profile } = await profileMonitoring(float, calibration.sequences, contract));
+    ({ monitoring, features: profile } = await profileMonitoring(
+      profiling.model,
+      profiling.sequences,
+      contract,
+    ));
   } else if (contract.monitoring.decision) {
     monitoring = { features: [], decision: contract.monitoring.decision };
   }
 
-  // 4. Sign.
+  // 4. Sign: each file chunked and hashed as it is read.
   step('sign', `with publisher key ${key.keyId.slice(0, 12)}…`);
   const entries: FileEntry[] = [];
-  for (const [path, bytes] of files) entries.push(await describeFile(path, bytes));
+  for (const file of candidate.files) entries.push(await describeReleaseFile(file));
   const release: Release = {
     type: 'edgeship/release',
     model: name,
     version,
-    format,
+    format: format.release,
     files: entries,
-    quantization: releaseQuantization,
+    quantization: candidate.quantization,
     inputs: contract.inputs,
     outputs: contract.outputs,
     preprocessing: contract.preprocessing,
@@ -226,82 +175,138 @@ export async function publishModel(opts: PublishOptions): Promise<PublishResult>
     createdAt: new Date().toISOString(),
   };
   const signed = await signRelease(release, [key]);
-  const sourceBytes = float?.length ?? tfjsReport!.bytesBefore;
-  const metrics = metricsOf(totalBytes, sourceBytes, validation, calibration);
-  if (tfjsReport && tfjsReport.mode !== 'none') metrics.weightMeanAbsDiff = tfjsReport.weightMeanAbsDiff;
-  const lineage = {
-    sourceCommit: await gitCommit(dirname(opts.model)),
-    datasetHash: calibration?.datasetHash,
-    parameters: {
-      quantize,
-      ...(quantization
-        ? { perChannel: quantization.perChannel, tensorsQuantized: quantization.tensorsQuantized }
-        : {}),
-      budget: Object.fromEntries(Object.entries(budget).filter(([, v]) => v !== undefined)),
-      calibrationFiles: calibration?.files.length ?? 0,
-      sourceFile: basename(opts.model),
-    },
-  };
+  const metrics = metricsOf(sizeBytes, totalBytes(source.files), validation, calibration);
+  if (candidate.tfjsReport && candidate.tfjsReport.mode !== 'none')
+    metrics.weightMeanAbsDiff = candidate.tfjsReport.weightMeanAbsDiff;
   const result: PublishResult = {
     release: releaseId(release),
     signed,
-    quantization,
-    tfjsQuantization: tfjsReport,
+    quantization: candidate.onnxReport,
+    tfjsQuantization: candidate.tfjsReport,
     validation,
     profile,
     metrics,
-    lineage,
+    lineage: await lineageOf(opts.model, quantize, candidate, budget, calibration),
     upload: null,
     rollout: null,
   };
   if (!publisher) return result;
 
-  // 5. Upload the chunks the server lacks; a re-run after an interruption sends only the rest.
-  step('upload', `${entries.reduce((n, f) => n + f.chunks.length, 0)} chunks, ${totalBytes} bytes`);
-  result.upload = await publisher.uploadRelease(signed, files, { onProgress: opts.onProgress });
+  // 5. Upload the chunks the server lacks, read one at a time; a re-run after an interruption
+  // sends only the rest.
+  step('upload', `${entries.reduce((n, f) => n + f.chunks.length, 0)} chunks, ${sizeBytes} bytes`);
+  result.upload = await publisher.uploadRelease(signed, chunkReader(candidate.files), {
+    onProgress: opts.onProgress,
+  });
 
   // 6. Register with metrics, lineage and model card.
   step('register', result.release);
-  await publisher.registerRelease({ release: signed, metrics, lineage: dropUndefined(lineage), modelCard });
+  await publisher.registerRelease({
+    release: signed,
+    metrics,
+    lineage: dropUndefined(result.lineage),
+    modelCard,
+  });
 
   // 7. Optionally start a rollout.
   if (rolloutBps !== null) {
     step('rollout', `${rolloutBps / 100}% of ${opts.app}/${opts.channel}`);
-    const operator = adminClient(
-      { server: opts.server, token: opts.operatorToken ?? process.env.EDGESHIP_OPERATOR_TOKEN ?? opts.token },
-      'EDGESHIP_TOKEN',
-    );
-    const rollout = await operator.createRollout({
-      app: opts.app!,
-      channel: opts.channel!,
-      model: name,
-      release: version,
-      shareBps: rolloutBps,
-      mode: opts.mode ?? 'canary',
-    });
-    result.rollout = { id: rollout.id, shareBps: rollout.shareBps, mode: rollout.mode };
+    result.rollout = await startRollout(opts, name, version, rolloutBps);
   }
   return result;
 }
 
-/** Fails fast, before quantizing: the server answers, the token is good, the key is trusted. */
-async function checkServer(
-  client: ReturnType<typeof adminClient>,
+/** What monitored features are profiled on: the float ONNX model and the calibration frames. */
+function profilingInputs(
+  contract: Contract,
+  model: Uint8Array | null,
+  calibration: Calibration | null,
+): { model: Uint8Array; sequences: Calibration['sequences'] } | null {
+  if (contract.monitoring.features.length === 0) return null;
+  if (!calibration || !model) {
+    throw new CliError('monitored features need --calibration data and an ONNX model to profile');
+  }
+  return { model, sequences: calibration.sequences };
+}
+
+const QUANTIZE_MODES: readonly Quantize[] = ['int8', 'uint8', 'uint16', 'float16', 'none'];
+
+function checkedQuantize(mode: string): Quantize {
+  if (!QUANTIZE_MODES.includes(mode as Quantize)) {
+    throw new CliError(`--quantize ${mode}: use int8, uint8, uint16, float16 or none`);
+  }
+  return mode as Quantize;
+}
+
+function budgetOf(
+  budget: PublishBudget | undefined,
+  quantize: Quantize,
+  calibration: Calibration | null,
+): ValidationBudget {
+  return {
+    maxSizeBytes: budget?.maxSizeBytes,
+    maxLatencyMs: budget?.maxLatencyMs,
+    maxMeanAbsDiff: budget?.maxMeanAbsDiff ?? (quantize === 'none' ? undefined : DEFAULT_MAX_MAD),
+    // Labels make the task metric the gate: accuracy, not only agreement with the float model.
+    maxAccuracyDrop: calibration?.labels ? (budget?.maxAccuracyDrop ?? DEFAULT_MAX_ACCURACY_DROP) : undefined,
+  };
+}
+
+async function lineageOf(
+  model: string,
+  quantize: Quantize,
+  candidate: Candidate,
+  budget: ValidationBudget,
+  calibration: Calibration | null,
+): Promise<PublishResult['lineage']> {
+  const report = candidate.onnxReport;
+  return {
+    sourceCommit: await gitCommit(dirname(model)),
+    datasetHash: calibration?.datasetHash,
+    parameters: {
+      quantize,
+      ...(report ? { perChannel: report.perChannel, tensorsQuantized: report.tensorsQuantized } : {}),
+      budget: Object.fromEntries(Object.entries(budget).filter(([, v]) => v !== undefined)),
+      calibrationFiles: calibration?.files.length ?? 0,
+      sourceFile: basename(model),
+    },
+  };
+}
+
+async function startRollout(
   opts: PublishOptions,
-  key: SigningKeyPair,
-): Promise<void> {
+  model: string,
+  version: string,
+  shareBps: number,
+): Promise<PublishResult['rollout']> {
+  const operator = adminClient(
+    { server: opts.server, token: opts.operatorToken ?? process.env.EDGESHIP_OPERATOR_TOKEN ?? opts.token },
+    'EDGESHIP_TOKEN',
+  );
+  const rollout = await operator.createRollout({
+    // publishModel checked both are set before anything ran.
+    app: opts.app as string,
+    channel: opts.channel as string,
+    model,
+    release: version,
+    shareBps,
+    mode: opts.mode ?? 'canary',
+  });
+  return { id: rollout.id, shareBps: rollout.shareBps, mode: rollout.mode };
+}
+
+/** Fails fast, before quantizing: the server answers, the token is good, the key is trusted. */
+async function checkServer(client: ReturnType<typeof adminClient>, key: SigningKeyPair): Promise<void> {
   const who = await client.whoami();
   if (who.role !== 'publisher') {
     throw new ForbiddenError(`the token is a ${who.role}'s; publishing needs a publisher token`);
   }
-  const server = (opts.server ?? process.env.EDGESHIP_SERVER)!.replace(/\/$/, '');
-  let keySet: { signed?: { publisherKeys?: Array<{ keyId: string }> } };
+  let trusted: string[];
   try {
-    keySet = (await (await fetch(`${server}/v1/keyset`)).json()) as typeof keySet;
+    trusted = (await client.keySet()).signed.publisherKeys.map((k) => k.keyId);
   } catch (error) {
     throw new NetworkError(`cannot read the server's key set: ${(error as Error).message}`);
   }
-  const trusted = keySet.signed?.publisherKeys?.map((k) => k.keyId) ?? [];
   if (!trusted.includes(key.keyId)) {
     throw new UnknownKeyError(
       `publisher key ${key.keyId.slice(0, 12)}… is not in the server's key set; devices would refuse the release`,

@@ -1,4 +1,4 @@
-import { HashMismatchError } from '@edgeship/protocol';
+import { HashMismatchError, LengthMismatchError } from '@edgeship/protocol';
 import { z } from '@hono/zod-openapi';
 import type { RequireRole } from '../auth/middleware.ts';
 import { UnsupportedMediaTypeError, ValidationError } from '../http/api-errors.ts';
@@ -48,17 +48,19 @@ export function createChunkUploadRoutes(deps: { blobs: BlobStore; requireRole: R
       if (!c.req.header('content-type')?.startsWith('application/octet-stream')) {
         throw new UnsupportedMediaTypeError('send the chunk as application/octet-stream');
       }
-      const bytes = new Uint8Array(await c.req.arrayBuffer());
-      if (bytes.length === 0) throw new ValidationError('empty chunk');
+      // Streamed into the blob store as it arrives (a publish of 500 MB must not grow the server).
+      const body = c.req.raw.body as AsyncIterable<Uint8Array> | null; // Node's ReadableStream is async-iterable
+      if (!body) throw new ValidationError('empty chunk');
+      let size: number;
       try {
-        await blobs.put(sha256, bytes);
+        size = await blobs.putStream(sha256, body, MAX_CHUNK_BODY);
       } catch (error) {
-        if (error instanceof HashMismatchError) {
+        if (error instanceof HashMismatchError)
           throw new HashMismatchError(`the body does not hash to ${sha256}`);
-        }
+        if (error instanceof LengthMismatchError) throw new ValidationError(error.message);
         throw error;
       }
-      return c.json({ sha256, size: bytes.length }, 201);
+      return c.json({ sha256, size }, 201);
     },
   );
   return app;

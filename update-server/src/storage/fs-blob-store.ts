@@ -1,8 +1,9 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { HashMismatchError, LengthMismatchError } from '@edgeship/protocol';
 import { assertChunkHash, assertChunkName } from './chunk-hash.ts';
 import type { BlobStore } from './types.ts';
 
@@ -36,6 +37,47 @@ export class FsBlobStore implements BlobStore {
       throw error;
     }
     await syncDirectory(folder);
+  }
+
+  async putStream(sha256: string, body: AsyncIterable<Uint8Array>, maxBytes: number): Promise<number> {
+    assertChunkName(sha256);
+    const target = this.pathOf(sha256);
+    const existing = await sizeOf(target);
+    if (existing !== null) {
+      for await (const _ of body); // read, so the connection can carry the next request
+      return existing;
+    }
+    const folder = join(target, '..');
+    await mkdir(folder, { recursive: true });
+    const temp = join(folder, `.${sha256}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+    let size = 0;
+    try {
+      const file = await open(temp, 'wx');
+      try {
+        const hash = createHash('sha256');
+        // Written as it arrives: the server holds one network read at a time, never the chunk.
+        for await (const piece of body) {
+          size += piece.length;
+          if (size > maxBytes) throw new LengthMismatchError(`the chunk exceeds ${maxBytes} bytes`);
+          hash.update(piece);
+          await file.write(piece);
+        }
+        if (size === 0) throw new LengthMismatchError('empty chunk');
+        const actual = hash.digest('hex');
+        if (actual !== sha256) {
+          throw new HashMismatchError(`chunk bytes hash to ${actual}, not ${sha256}`);
+        }
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      await rename(temp, target);
+    } catch (error) {
+      await unlink(temp).catch(() => {});
+      throw error;
+    }
+    await syncDirectory(folder);
+    return size;
   }
 
   async get(sha256: string): Promise<Uint8Array | null> {

@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { concatBytes, LengthMismatchError } from '@edgeship/protocol';
 import { type Kysely, sql } from 'kysely';
 import { assertChunkHash, assertChunkName } from './chunk-hash.ts';
 import type { Database } from './schema.ts';
@@ -30,6 +31,21 @@ export class PgBlobStore implements BlobStore {
       })
       .onConflict((oc) => oc.column('sha256').doNothing())
       .execute();
+  }
+
+  /** A bytea row is written whole, so the chunk is gathered first: at most `maxBytes`. */
+  async putStream(sha256: string, body: AsyncIterable<Uint8Array>, maxBytes: number): Promise<number> {
+    assertChunkName(sha256);
+    const parts: Uint8Array[] = [];
+    let size = 0;
+    for await (const piece of body) {
+      size += piece.length;
+      if (size > maxBytes) throw new LengthMismatchError(`the chunk exceeds ${maxBytes} bytes`);
+      parts.push(piece);
+    }
+    if (size === 0) throw new LengthMismatchError('empty chunk');
+    await this.put(sha256, concatBytes(parts));
+    return size;
   }
 
   async get(sha256: string): Promise<Uint8Array | null> {

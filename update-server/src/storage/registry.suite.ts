@@ -501,6 +501,26 @@ export function registrySuite(name: string, open: () => Promise<OpenedStore>): v
         expect(await blobs.size(hb)).toBe(2000);
       });
 
+      it('stores a chunk streamed in pieces, and refuses one that is too long, empty or hashes wrong', async () => {
+        const bytes = seededBytes(300_000, 7);
+        async function* pieces(of: Uint8Array, size = 65_536) {
+          for (let offset = 0; offset < of.length; offset += size) yield of.slice(offset, offset + size);
+        }
+        expect(await blobs.putStream(sha256(bytes), pieces(bytes), 1 << 20)).toBe(300_000);
+        expect(sha256((await blobs.get(sha256(bytes)))!)).toBe(sha256(bytes));
+        // Storing it again reads the body and keeps the stored chunk.
+        expect(await blobs.putStream(sha256(bytes), pieces(bytes), 1 << 20)).toBe(300_000);
+
+        const other = seededBytes(300_000, 8);
+        const codeOf = (p: Promise<unknown>) => p.catch((e: unknown) => (e as EdgeshipError).code);
+        expect(await codeOf(blobs.putStream(sha256(other), pieces(other), 200_000))).toBe('E_LENGTH');
+        expect(await codeOf(blobs.putStream(sha256(other), pieces(new Uint8Array(0)), 1 << 20))).toBe(
+          'E_LENGTH',
+        );
+        expect(await codeOf(blobs.putStream(sha256(other), pieces(bytes), 1 << 20))).toBe('E_HASH');
+        expect(await blobs.size(sha256(other))).toBeNull();
+      });
+
       it('stores a slice of a larger buffer as exactly its own bytes', async () => {
         const whole = seededBytes(4096, 3);
         const slice = whole.subarray(1000, 1500);

@@ -167,6 +167,12 @@ export interface RegistryStore extends Registry {
 export interface BlobStore {
   /** Stores bytes under their SHA-256, which it checks; storing an existing chunk is a no-op. */
   put(sha256: string, bytes: Uint8Array): Promise<void>;
+  /**
+   * Stores a chunk as it arrives (the upload route): hashed incrementally and checked against
+   * `sha256` before it becomes visible. E_LENGTH past `maxBytes` or when empty, E_HASH on a
+   * mismatch; returns the size. Storing an existing chunk reads the body and keeps the stored one.
+   */
+  putStream(sha256: string, body: AsyncIterable<Uint8Array>, maxBytes: number): Promise<number>;
   get(sha256: string): Promise<Uint8Array | null>;
   /**
    * Bytes `start`..`end` (inclusive) as a stream, never the whole chunk in memory (what the chunk
