@@ -23,7 +23,7 @@ interface CodeRow {
  * and it survives the worker boundary.
  */
 export const ERROR_TABLE = {
-  E_MALFORMED: { status: 400, exit: EXIT.usage }, // bytes that do not parse or match the schema
+  E_MALFORMED: { status: 400, exit: EXIT.failed }, // bytes that do not parse or match the schema
   E_SIGNATURE: { status: 401, exit: EXIT.failed }, // bad signature, or too few valid ones (arbitrary installation)
   E_UNKNOWN_KEY: { status: 422, exit: EXIT.failed }, // signed by a key the trusted key set does not name
   E_PUBLISHER_SIGNATURE: { status: 422, exit: EXIT.failed }, // no trusted publisher signed the release (compromised server key)
@@ -32,7 +32,7 @@ export const ERROR_TABLE = {
   E_WRONG_TARGET: { status: 422, exit: EXIT.failed }, // manifest for another app or channel (wrong software)
   E_HASH: { status: 422, exit: EXIT.failed }, // bytes whose SHA-256 differs from the signed one
   E_LENGTH: { status: 422, exit: EXIT.failed }, // a download longer or shorter than declared (endless data)
-  E_STALLED: { status: 504, exit: EXIT.unreachable }, // a download with no progress before its deadline (slow retrieval)
+  E_STALLED: { status: 504, exit: EXIT.failed }, // a download with no progress before its deadline (slow retrieval)
   E_NETWORK: { status: 502, exit: EXIT.unreachable }, // the server could not be reached
   E_HTTP: { status: 502, exit: EXIT.failed }, // the server answered with an unexpected status
   E_QUOTA: { status: 507, exit: EXIT.failed }, // storage quota exceeded; the active model keeps working
@@ -60,7 +60,7 @@ export const ERROR_TABLE = {
   E_INVALID_STATE: { status: 409, exit: EXIT.failed }, // a rollout step its current state does not allow
   E_TOO_OLD: { status: 422, exit: EXIT.failed }, // a telemetry batch sealed too long ago to be de-duplicated
   E_FROM_FUTURE: { status: 422, exit: EXIT.failed }, // a telemetry batch sealed beyond the clock-skew bound
-  E_NOT_READY: { status: 503, exit: EXIT.unreachable }, // /readyz: the database does not answer
+  E_NOT_READY: { status: 503, exit: EXIT.failed }, // /readyz: the database does not answer
   E_NO_KEYS: { status: 500, exit: EXIT.failed }, // a production server started with no keys in its key directory
   // The CLI's codes.
   E_CLI: { status: 400, exit: EXIT.usage }, // bad arguments or unreadable input files

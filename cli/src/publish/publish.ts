@@ -4,7 +4,6 @@ import {
   describeFile,
   type FileEntry,
   ForbiddenError,
-  MalformedError,
   Name,
   NetworkError,
   type Release,
@@ -374,7 +373,7 @@ async function readContract(contract: string | unknown): Promise<Contract> {
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const what = typeof contract === 'string' ? contract : 'contract';
-    throw new MalformedError(`${what}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new CliError(`${what}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   }
   return parsed.data;
 }
