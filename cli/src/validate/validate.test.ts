@@ -3,8 +3,9 @@ import { readSileroV5, SILERO_CARRY, sileroTestClips } from '../../test-data/sil
 import { allGraphs, DataType, decodeModel, encodeModel, type Tensor } from '../quantize/onnx-model.ts';
 import { quantizeOnnx } from '../quantize/quantize-onnx.ts';
 import { compareOutputs } from './compare.ts';
+import { summarizeValidation } from './gates.ts';
 import { loadSession, numbersOf, runSequence } from './run-sequence.ts';
-import { summarizeValidation, validateOnnx } from './validate-onnx.ts';
+import { validateOnnx } from './validate-onnx.ts';
 
 const reference = readSileroV5();
 const inputs = sileroTestClips().map((c) => c.frames);

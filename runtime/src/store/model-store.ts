@@ -18,8 +18,6 @@ import { type DBSchema, type IDBPDatabase, type IDBPTransaction, openDB, type St
 import type { ReleaseFailures } from './release-failure.ts';
 import { storageError } from './storage-pressure.ts';
 
-export { requestPersistence } from './storage-pressure.ts';
-
 export interface InstalledRelease {
   /** model@version, protocol releaseId(). */
   id: string;
