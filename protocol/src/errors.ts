@@ -94,8 +94,8 @@ export class EdgeshipError extends Error {
 }
 
 /**
- * A class whose code the class fixes (its static `code`), so class and code cannot disagree:
- * `class HashMismatchError extends DownloadError { static override readonly code: ErrorCode = 'E_HASH' }`.
+ * A class whose code the class fixes (its static `code`, set through `coded`), so class and code
+ * cannot disagree: `class HashMismatchError extends coded('E_HASH', DownloadError) {}`.
  */
 export abstract class CodedError extends EdgeshipError {
   declare static readonly code: ErrorCode;
@@ -107,54 +107,35 @@ export abstract class CodedError extends EdgeshipError {
   }
 }
 
+/** The base for a class whose code is `code`: a subclass of `Base` (CodedError by default). */
+export function coded(code: ErrorCode, Base: typeof CodedError = CodedError): typeof CodedError {
+  abstract class Coded extends Base {
+    static override readonly code = code;
+  }
+  return Coded;
+}
+
 /** Verification failures: the bytes must not be trusted. */
 export abstract class VerificationError extends CodedError {}
-export class SignatureError extends VerificationError {
-  static override readonly code: ErrorCode = 'E_SIGNATURE';
-}
-export class UnknownKeyError extends SignatureError {
-  static override readonly code: ErrorCode = 'E_UNKNOWN_KEY';
-}
-export class PublisherSignatureError extends SignatureError {
-  static override readonly code: ErrorCode = 'E_PUBLISHER_SIGNATURE';
-}
-export class ExpiredError extends VerificationError {
-  static override readonly code: ErrorCode = 'E_EXPIRED';
-}
-export class LifetimeError extends ExpiredError {
-  static override readonly code: ErrorCode = 'E_LIFETIME';
-}
-export class RollbackError extends VerificationError {
-  static override readonly code: ErrorCode = 'E_ROLLBACK';
-}
-export class VersionConflictError extends RollbackError {
-  static override readonly code: ErrorCode = 'E_VERSION_CONFLICT';
-}
-export class WrongTargetError extends VerificationError {
-  static override readonly code: ErrorCode = 'E_WRONG_TARGET';
-}
-export class MalformedError extends VerificationError {
-  static override readonly code: ErrorCode = 'E_MALFORMED';
-}
+export class SignatureError extends coded('E_SIGNATURE', VerificationError) {}
+export class UnknownKeyError extends coded('E_UNKNOWN_KEY', SignatureError) {}
+export class PublisherSignatureError extends coded('E_PUBLISHER_SIGNATURE', SignatureError) {}
+export class ExpiredError extends coded('E_EXPIRED', VerificationError) {}
+export class LifetimeError extends coded('E_LIFETIME', ExpiredError) {}
+export class RollbackError extends coded('E_ROLLBACK', VerificationError) {}
+export class VersionConflictError extends coded('E_VERSION_CONFLICT', RollbackError) {}
+export class WrongTargetError extends coded('E_WRONG_TARGET', VerificationError) {}
+export class MalformedError extends coded('E_MALFORMED', VerificationError) {}
 
 /** Download failures: the bytes did not arrive as declared. */
 export abstract class DownloadError extends CodedError {}
-export class HashMismatchError extends DownloadError {
-  static override readonly code: ErrorCode = 'E_HASH';
-}
-export class LengthMismatchError extends DownloadError {
-  static override readonly code: ErrorCode = 'E_LENGTH';
-}
-export class StalledDownloadError extends DownloadError {
-  static override readonly code: ErrorCode = 'E_STALLED';
-}
+export class HashMismatchError extends coded('E_HASH', DownloadError) {}
+export class LengthMismatchError extends coded('E_LENGTH', DownloadError) {}
+export class StalledDownloadError extends coded('E_STALLED', DownloadError) {}
 
-export class NetworkError extends CodedError {
-  static override readonly code: ErrorCode = 'E_NETWORK';
-}
+export class NetworkError extends coded('E_NETWORK') {}
 /** A server answered with a status the caller did not expect; `status` is that status. */
-export class HttpStatusError extends CodedError {
-  static override readonly code: ErrorCode = 'E_HTTP';
+export class HttpStatusError extends coded('E_HTTP') {
   constructor(
     message: string,
     readonly status: number,
@@ -162,34 +143,16 @@ export class HttpStatusError extends CodedError {
     super(message);
   }
 }
-export class InputError extends CodedError {
-  static override readonly code: ErrorCode = 'E_INPUT';
-}
-export class QuotaError extends CodedError {
-  static override readonly code: ErrorCode = 'E_QUOTA';
-}
-export class UnsupportedRuntimeError extends CodedError {
-  static override readonly code: ErrorCode = 'E_UNSUPPORTED_RUNTIME';
-}
-export class NotFoundError extends CodedError {
-  static override readonly code: ErrorCode = 'E_NOT_FOUND';
-}
-export class DisposedError extends CodedError {
-  static override readonly code: ErrorCode = 'E_DISPOSED';
-}
-export class TimeoutError extends CodedError {
-  static override readonly code: ErrorCode = 'E_TIMEOUT';
-}
+export class InputError extends coded('E_INPUT') {}
+export class QuotaError extends coded('E_QUOTA') {}
+export class UnsupportedRuntimeError extends coded('E_UNSUPPORTED_RUNTIME') {}
+export class NotFoundError extends coded('E_NOT_FOUND') {}
+export class DisposedError extends coded('E_DISPOSED') {}
+export class TimeoutError extends coded('E_TIMEOUT') {}
 /** A record whose key already exists (releases, manifests, rollouts and tokens are insert-only). */
-export class ConflictError extends CodedError {
-  static override readonly code: ErrorCode = 'E_CONFLICT';
-}
-export class UnauthenticatedError extends CodedError {
-  static override readonly code: ErrorCode = 'E_UNAUTHENTICATED';
-}
-export class ForbiddenError extends CodedError {
-  static override readonly code: ErrorCode = 'E_FORBIDDEN';
-}
+export class ConflictError extends coded('E_CONFLICT') {}
+export class UnauthenticatedError extends coded('E_UNAUTHENTICATED') {}
+export class ForbiddenError extends coded('E_FORBIDDEN') {}
 
 /**
  * The code of anything thrown. One rule wherever an error surfaces: an EdgeshipError keeps its
