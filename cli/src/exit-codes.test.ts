@@ -26,7 +26,6 @@ beforeAll(async () => {
   const keySet = JSON.parse(await readFile(join(dir, 'keys/keyset.json'), 'utf8'));
   keySet.signed.version += 1;
   await writeFile(join(dir, 'edited-keyset.json'), JSON.stringify(keySet));
-  await writeFile(join(dir, 'bad-contract.json'), JSON.stringify({ inputs: 'none' }));
 }, 60_000);
 
 afterAll(async () => {
@@ -59,10 +58,6 @@ const SCENARIOS: Record<string, () => string[]> = {
   E_SIGNATURE: () => ['verify', 'edited-keyset.json', '--root', 'keys/root.pub.json'],
   E_NOT_FOUND: setShare(() => t.server.tokens!.operator),
   E_CLI: () => ['status', '--server', 'not a url', '--token', 'x'],
-  E_MALFORMED: () => [
-    ...['publish', sileroPath(), '--name', 'vad', '--version', '1.0.0', '--contract', 'bad-contract.json'],
-    ...['--publisher-key', 'keys/publisher.key.json', '--dry-run'],
-  ],
   E_USAGE: () => ['rollout', 'halt', 'vad', ...channel],
   E_AUTH: () => ['status', ...server()],
   E_NETWORK: () => ['status', '--server', 'http://127.0.0.1:9', '--token', 'x'],

@@ -5,4 +5,5 @@ export { type PublishOptions, type PublishResult, publishModel } from './publish
 export { quantizeTfjs, readTfjsModel } from './publish/tfjs.ts';
 export { quantizeOnnx } from './quantize/quantize-onnx.ts';
 export { GateError } from './validate/gate-error.ts';
-export { summarizeValidation, validateOnnx } from './validate/validate-onnx.ts';
+export { summarizeValidation } from './validate/gates.ts';
+export { validateOnnx } from './validate/validate-onnx.ts';

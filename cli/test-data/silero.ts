@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
-import { readWav } from './wav.ts';
+import { readWav } from '../src/publish/wav.ts';
 
 /** Silero VAD v5 as @ricky0123/vad-web ships it (a dev dependency of the runtime workspace). */
 export function readSileroV5(): Uint8Array {

@@ -23,7 +23,7 @@ interface CodeRow {
  * and it survives the worker boundary.
  */
 export const ERROR_TABLE = {
-  E_MALFORMED: { status: 400, exit: EXIT.usage }, // bytes that do not parse or match the schema
+  E_MALFORMED: { status: 400, exit: EXIT.failed }, // bytes that do not parse or match the schema
   E_SIGNATURE: { status: 401, exit: EXIT.failed }, // bad signature, or too few valid ones (arbitrary installation)
   E_UNKNOWN_KEY: { status: 422, exit: EXIT.failed }, // signed by a key the trusted key set does not name
   E_PUBLISHER_SIGNATURE: { status: 422, exit: EXIT.failed }, // no trusted publisher signed the release (compromised server key)
@@ -32,7 +32,7 @@ export const ERROR_TABLE = {
   E_WRONG_TARGET: { status: 422, exit: EXIT.failed }, // manifest for another app or channel (wrong software)
   E_HASH: { status: 422, exit: EXIT.failed }, // bytes whose SHA-256 differs from the signed one
   E_LENGTH: { status: 422, exit: EXIT.failed }, // a download longer or shorter than declared (endless data)
-  E_STALLED: { status: 504, exit: EXIT.unreachable }, // a download with no progress before its deadline (slow retrieval)
+  E_STALLED: { status: 504, exit: EXIT.failed }, // a download with no progress before its deadline (slow retrieval)
   E_NETWORK: { status: 502, exit: EXIT.unreachable }, // the server could not be reached
   E_HTTP: { status: 502, exit: EXIT.failed }, // the server answered with an unexpected status
   E_QUOTA: { status: 507, exit: EXIT.failed }, // storage quota exceeded; the active model keeps working
@@ -60,7 +60,7 @@ export const ERROR_TABLE = {
   E_INVALID_STATE: { status: 409, exit: EXIT.failed }, // a rollout step its current state does not allow
   E_TOO_OLD: { status: 422, exit: EXIT.failed }, // a telemetry batch sealed too long ago to be de-duplicated
   E_FROM_FUTURE: { status: 422, exit: EXIT.failed }, // a telemetry batch sealed beyond the clock-skew bound
-  E_NOT_READY: { status: 503, exit: EXIT.unreachable }, // /readyz: the database does not answer
+  E_NOT_READY: { status: 503, exit: EXIT.failed }, // /readyz: the database does not answer
   E_NO_KEYS: { status: 500, exit: EXIT.failed }, // a production server started with no keys in its key directory
   // The CLI's codes.
   E_CLI: { status: 400, exit: EXIT.usage }, // bad arguments or unreadable input files
@@ -94,8 +94,8 @@ export class EdgeshipError extends Error {
 }
 
 /**
- * A class whose code the class fixes (its static `code`), so class and code cannot disagree:
- * `class HashMismatchError extends DownloadError { static override readonly code: ErrorCode = 'E_HASH' }`.
+ * A class whose code the class fixes (its static `code`, set through `coded`), so class and code
+ * cannot disagree: `class HashMismatchError extends coded('E_HASH', DownloadError) {}`.
  */
 export abstract class CodedError extends EdgeshipError {
   declare static readonly code: ErrorCode;
@@ -107,54 +107,35 @@ export abstract class CodedError extends EdgeshipError {
   }
 }
 
+/** The base for a class whose code is `code`: a subclass of `Base` (CodedError by default). */
+export function coded(code: ErrorCode, Base: typeof CodedError = CodedError): typeof CodedError {
+  abstract class Coded extends Base {
+    static override readonly code = code;
+  }
+  return Coded;
+}
+
 /** Verification failures: the bytes must not be trusted. */
 export abstract class VerificationError extends CodedError {}
-export class SignatureError extends VerificationError {
-  static override readonly code: ErrorCode = 'E_SIGNATURE';
-}
-export class UnknownKeyError extends SignatureError {
-  static override readonly code: ErrorCode = 'E_UNKNOWN_KEY';
-}
-export class PublisherSignatureError extends SignatureError {
-  static override readonly code: ErrorCode = 'E_PUBLISHER_SIGNATURE';
-}
-export class ExpiredError extends VerificationError {
-  static override readonly code: ErrorCode = 'E_EXPIRED';
-}
-export class LifetimeError extends ExpiredError {
-  static override readonly code: ErrorCode = 'E_LIFETIME';
-}
-export class RollbackError extends VerificationError {
-  static override readonly code: ErrorCode = 'E_ROLLBACK';
-}
-export class VersionConflictError extends RollbackError {
-  static override readonly code: ErrorCode = 'E_VERSION_CONFLICT';
-}
-export class WrongTargetError extends VerificationError {
-  static override readonly code: ErrorCode = 'E_WRONG_TARGET';
-}
-export class MalformedError extends VerificationError {
-  static override readonly code: ErrorCode = 'E_MALFORMED';
-}
+export class SignatureError extends coded('E_SIGNATURE', VerificationError) {}
+export class UnknownKeyError extends coded('E_UNKNOWN_KEY', SignatureError) {}
+export class PublisherSignatureError extends coded('E_PUBLISHER_SIGNATURE', SignatureError) {}
+export class ExpiredError extends coded('E_EXPIRED', VerificationError) {}
+export class LifetimeError extends coded('E_LIFETIME', ExpiredError) {}
+export class RollbackError extends coded('E_ROLLBACK', VerificationError) {}
+export class VersionConflictError extends coded('E_VERSION_CONFLICT', RollbackError) {}
+export class WrongTargetError extends coded('E_WRONG_TARGET', VerificationError) {}
+export class MalformedError extends coded('E_MALFORMED', VerificationError) {}
 
 /** Download failures: the bytes did not arrive as declared. */
 export abstract class DownloadError extends CodedError {}
-export class HashMismatchError extends DownloadError {
-  static override readonly code: ErrorCode = 'E_HASH';
-}
-export class LengthMismatchError extends DownloadError {
-  static override readonly code: ErrorCode = 'E_LENGTH';
-}
-export class StalledDownloadError extends DownloadError {
-  static override readonly code: ErrorCode = 'E_STALLED';
-}
+export class HashMismatchError extends coded('E_HASH', DownloadError) {}
+export class LengthMismatchError extends coded('E_LENGTH', DownloadError) {}
+export class StalledDownloadError extends coded('E_STALLED', DownloadError) {}
 
-export class NetworkError extends CodedError {
-  static override readonly code: ErrorCode = 'E_NETWORK';
-}
+export class NetworkError extends coded('E_NETWORK') {}
 /** A server answered with a status the caller did not expect; `status` is that status. */
-export class HttpStatusError extends CodedError {
-  static override readonly code: ErrorCode = 'E_HTTP';
+export class HttpStatusError extends coded('E_HTTP') {
   constructor(
     message: string,
     readonly status: number,
@@ -162,34 +143,16 @@ export class HttpStatusError extends CodedError {
     super(message);
   }
 }
-export class InputError extends CodedError {
-  static override readonly code: ErrorCode = 'E_INPUT';
-}
-export class QuotaError extends CodedError {
-  static override readonly code: ErrorCode = 'E_QUOTA';
-}
-export class UnsupportedRuntimeError extends CodedError {
-  static override readonly code: ErrorCode = 'E_UNSUPPORTED_RUNTIME';
-}
-export class NotFoundError extends CodedError {
-  static override readonly code: ErrorCode = 'E_NOT_FOUND';
-}
-export class DisposedError extends CodedError {
-  static override readonly code: ErrorCode = 'E_DISPOSED';
-}
-export class TimeoutError extends CodedError {
-  static override readonly code: ErrorCode = 'E_TIMEOUT';
-}
+export class InputError extends coded('E_INPUT') {}
+export class QuotaError extends coded('E_QUOTA') {}
+export class UnsupportedRuntimeError extends coded('E_UNSUPPORTED_RUNTIME') {}
+export class NotFoundError extends coded('E_NOT_FOUND') {}
+export class DisposedError extends coded('E_DISPOSED') {}
+export class TimeoutError extends coded('E_TIMEOUT') {}
 /** A record whose key already exists (releases, manifests, rollouts and tokens are insert-only). */
-export class ConflictError extends CodedError {
-  static override readonly code: ErrorCode = 'E_CONFLICT';
-}
-export class UnauthenticatedError extends CodedError {
-  static override readonly code: ErrorCode = 'E_UNAUTHENTICATED';
-}
-export class ForbiddenError extends CodedError {
-  static override readonly code: ErrorCode = 'E_FORBIDDEN';
-}
+export class ConflictError extends coded('E_CONFLICT') {}
+export class UnauthenticatedError extends coded('E_UNAUTHENTICATED') {}
+export class ForbiddenError extends coded('E_FORBIDDEN') {}
 
 /**
  * The code of anything thrown. One rule wherever an error surfaces: an EdgeshipError keeps its

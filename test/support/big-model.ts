@@ -5,8 +5,6 @@ import { DataType, encodeModel, onnx, type Tensor } from '../../cli/src/quantize
 
 import { BIG_MODEL_OUTPUTS, EXTERNAL_DATA_PATH, weights } from './big-model-input.ts';
 
-export { BIG_MODEL_OUTPUTS, bigModelInput, EXTERNAL_DATA_PATH } from './big-model-input.ts';
-
 type ValueInfo = import('onnx-proto').onnx.IValueInfoProto;
 
 export interface BigModelSpec {

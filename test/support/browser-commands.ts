@@ -13,7 +13,8 @@ import {
 import * as ortNode from 'onnxruntime-node';
 import type { BrowserCommand, BrowserCommandContext } from 'vitest/node';
 import { quantizeOnnx } from '../../cli/src/quantize/quantize-onnx.ts';
-import { type BigModelSpec, bigModelContract, bigModelInput, bigOnnxModel } from './big-model.ts';
+import { type BigModelSpec, bigModelContract, bigOnnxModel } from './big-model.ts';
+import { bigModelInput } from './big-model-input.ts';
 import { ChaosProxy, type ChaosRules, type ProxyLogEntry } from './chaos-proxy.ts';
 import { SILERO_CONTRACT, sileroBytes, withDocString } from './models.ts';
 import { makeRelease, startTestServer, type TestServer } from './server.ts';

@@ -1,15 +1,11 @@
-import { CodedError, codeOf, type ErrorCode, exitCodeOf } from '@edgeship/protocol';
+import { coded, codeOf, type ErrorCode, exitCodeOf } from '@edgeship/protocol';
 import { GateError } from '../validate/gate-error.ts';
 
 /** Bad arguments or unreadable input files: E_CLI, exit 2 (cli/README.md's table). */
-export class CliError extends CodedError {
-  static override readonly code: ErrorCode = 'E_CLI';
-}
+export class CliError extends coded('E_CLI') {}
 
 /** No --token and no EDGESHIP_TOKEN: E_AUTH, a usage error (exit 2), not a refused token. */
-export class NoTokenError extends CodedError {
-  static override readonly code: ErrorCode = 'E_AUTH';
-}
+export class NoTokenError extends coded('E_AUTH') {}
 
 export interface OutputOptions {
   json?: boolean;

@@ -79,7 +79,7 @@ describe('edgeship rollout and status against a real server', () => {
     expect(human.stdout).toMatch(/kws@1\.1\.0 onnx/);
     expect(human.stdout).toMatch(/demo\/beta manifest v\d+: kws production 1\.0\.0/);
     expect(human.stdout).toMatch(/fleet health \(last hour\):\n {2}demo\/beta: no telemetry yet/);
-  });
+  }, 180_000); // a dozen CLI processes, one after another: 30 s is not enough on a loaded machine
 });
 
 describe('bad input exits non-zero with a one-line reason', () => {

@@ -3,12 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  bigModelContract,
-  bigModelInput,
-  bigOnnxModel,
-  EXTERNAL_DATA_PATH,
-} from '../../../test/support/big-model.ts';
+import { bigModelContract, bigOnnxModel } from '../../../test/support/big-model.ts';
+import { bigModelInput, EXTERNAL_DATA_PATH } from '../../../test/support/big-model-input.ts';
 import { startTestServer, type TestServer } from '../../../test/support/server.ts';
 import { publishModel } from './publish.ts';
 

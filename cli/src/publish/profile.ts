@@ -1,7 +1,6 @@
 import {
-  CodedError,
+  coded,
   countFeature,
-  type ErrorCode,
   type MonitoredFeature,
   type MonitoringSpec,
   normalizeCounts,
@@ -13,9 +12,7 @@ import { type Carry, type Feeds, loadSession, numbersOf, runSequence } from '../
 import type { Contract, ContractFeature } from './contract.ts';
 
 /** A monitored feature the calibration data gives no finite value for: nothing to profile. */
-export class ProfileError extends CodedError {
-  static override readonly code: ErrorCode = 'E_PROFILE';
-}
+export class ProfileError extends coded('E_PROFILE') {}
 
 export const DEFAULT_BINS = 10;
 

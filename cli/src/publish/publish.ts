@@ -3,7 +3,6 @@ import { basename, dirname } from 'node:path';
 import {
   type FileEntry,
   ForbiddenError,
-  MalformedError,
   Name,
   NetworkError,
   type Release,
@@ -379,7 +378,7 @@ async function readContract(contract: string | unknown): Promise<Contract> {
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const what = typeof contract === 'string' ? contract : 'contract';
-    throw new MalformedError(`${what}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new CliError(`${what}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   }
   return parsed.data;
 }

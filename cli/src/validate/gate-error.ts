@@ -1,9 +1,8 @@
-import { CodedError, type ErrorCode } from '@edgeship/protocol';
+import { coded } from '@edgeship/protocol';
 import { summarizeValidation, type ValidationReport } from './gates.ts';
 
 /** A gate refused the model: the validation report says which and why (the size gate has none). */
-export class GateError extends CodedError {
-  static override readonly code: ErrorCode = 'E_GATE';
+export class GateError extends coded('E_GATE') {
   readonly report: ValidationReport | null;
 
   constructor(refused: ValidationReport | string) {

@@ -2,14 +2,6 @@ import type { Release } from '@edgeship/protocol';
 import { type ModelRunner, runGates, type ValidationInputs, type ValidationReport } from './gates.ts';
 import { loadSession, runSequence } from './run-sequence.ts';
 
-// The gates live in gates.ts, shared with validate-tfjs.ts; these names stay importable from here.
-export {
-  type Gate,
-  summarizeValidation,
-  type ValidationBudget,
-  type ValidationReport,
-} from './gates.ts';
-
 export interface ValidateOnnxOptions extends ValidationInputs {
   reference: Uint8Array;
   candidate: Uint8Array;

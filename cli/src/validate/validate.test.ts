@@ -3,8 +3,9 @@ import { readSileroV5, SILERO_CARRY, sileroTestClips } from '../../test-data/sil
 import { allGraphs, DataType, decodeModel, encodeModel, type Tensor } from '../quantize/onnx-model.ts';
 import { quantizeOnnx } from '../quantize/quantize-onnx.ts';
 import { compareOutputs } from './compare.ts';
+import { summarizeValidation } from './gates.ts';
 import { loadSession, numbersOf, runSequence } from './run-sequence.ts';
-import { summarizeValidation, validateOnnx } from './validate-onnx.ts';
+import { validateOnnx } from './validate-onnx.ts';
 
 const reference = readSileroV5();
 const inputs = sileroTestClips().map((c) => c.frames);
@@ -41,12 +42,12 @@ function damageScales(model: Uint8Array, factor: number): Uint8Array {
 }
 
 describe('validateOnnx on Silero VAD v5', () => {
+  /** The Silero reference and its clips, against `candidate` (int8 unless named). */
+  const validateSilero = (opts: Partial<Parameters<typeof validateOnnx>[0]>) =>
+    validateOnnx({ reference, candidate: int8, inputs, carry: SILERO_CARRY, budget: {}, ...opts });
+
   it('passes int8 within the budget and reports sizes, drift and timings', async () => {
-    const report = await validateOnnx({
-      reference,
-      candidate: int8,
-      inputs,
-      carry: SILERO_CARRY,
+    const report = await validateSilero({
       outputs: ['output'],
       budget: {
         maxMeanAbsDiff: 0.01,
@@ -67,11 +68,7 @@ describe('validateOnnx on Silero VAD v5', () => {
   });
 
   it('refuses int8 against a budget it does not meet, naming the gate', async () => {
-    const report = await validateOnnx({
-      reference,
-      candidate: int8,
-      inputs,
-      carry: SILERO_CARRY,
+    const report = await validateSilero({
       outputs: ['output'],
       budget: { maxMeanAbsDiff: 1e-5 },
     });
@@ -85,11 +82,8 @@ describe('validateOnnx on Silero VAD v5', () => {
 
   it('refuses a damaged quantization whose outputs drift beyond the usual budget', async () => {
     const damaged = damageScales(int8, 1.6);
-    const report = await validateOnnx({
-      reference,
+    const report = await validateSilero({
       candidate: damaged,
-      inputs,
-      carry: SILERO_CARRY,
       outputs: ['output'],
       budget: { maxMeanAbsDiff: 0.01 },
     });
@@ -111,11 +105,7 @@ describe('validateOnnx on Silero VAD v5', () => {
     const labels = { output: 'output', expected, threshold: 0.5 };
     const budget = { maxAccuracyDrop: 0.01 };
 
-    const good = await validateOnnx({
-      reference,
-      candidate: int8,
-      inputs,
-      carry: SILERO_CARRY,
+    const good = await validateSilero({
       labels,
       budget,
     });
@@ -123,11 +113,8 @@ describe('validateOnnx on Silero VAD v5', () => {
     expect(good.comparison!.accuracy!.candidate).toBeGreaterThanOrEqual(0.99);
     expect(good.gates.find((g) => g.name === 'maxAccuracyDrop')!.passed).toBe(true);
 
-    const bad = await validateOnnx({
-      reference,
+    const bad = await validateSilero({
       candidate: damageScales(int8, 1.6),
-      inputs,
-      carry: SILERO_CARRY,
       labels,
       budget,
     });
@@ -137,11 +124,8 @@ describe('validateOnnx on Silero VAD v5', () => {
   });
 
   it('reports a candidate that does not load as a failed gate, not a crash', async () => {
-    const report = await validateOnnx({
-      reference,
+    const report = await validateSilero({
       candidate: new TextEncoder().encode('not a model'),
-      inputs,
-      carry: SILERO_CARRY,
       budget: { maxMeanAbsDiff: 0.01 },
     });
     expect(report.passed).toBe(false);
@@ -150,11 +134,8 @@ describe('validateOnnx on Silero VAD v5', () => {
   });
 
   it('refuses a size budget the candidate exceeds and a bad budget argument', async () => {
-    const report = await validateOnnx({
-      reference,
-      candidate: int8,
+    const report = await validateSilero({
       inputs: [inputs[0]!.slice(0, 4)],
-      carry: SILERO_CARRY,
       budget: { maxSizeBytes: 1000 },
     });
     expect(report.gates.find((g) => g.name === 'maxSizeBytes')).toMatchObject({ passed: false, limit: 1000 });

@@ -1,5 +1,5 @@
 // The zod-free subpath: these classes are revived on the page (worker/error-transfer.ts).
-import { CodedError, type ErrorCode } from '@edgeship/protocol/errors';
+import { coded } from '@edgeship/protocol/errors';
 import type { NamedTensors } from './tensor.ts';
 
 export type ModelFormat = 'onnx' | 'tfjs';
@@ -62,8 +62,7 @@ export interface FallbackReason {
 }
 
 /** A backend cannot run this model; `fallback` says why, for the FallbackReason. */
-export class BackendUnavailableError extends CodedError {
-  static override readonly code: ErrorCode = 'E_NO_BACKEND';
+export class BackendUnavailableError extends coded('E_NO_BACKEND') {
   constructor(
     readonly fallback: FallbackCode,
     message: string,
@@ -74,8 +73,7 @@ export class BackendUnavailableError extends CodedError {
 }
 
 /** Every candidate failed; `reasons` lists each one's (they reach the page with the error). */
-export class NoBackendError extends CodedError {
-  static override readonly code: ErrorCode = 'E_NO_BACKEND';
+export class NoBackendError extends coded('E_NO_BACKEND') {
   constructor(
     format: ModelFormat,
     readonly reasons: FallbackReason[],

@@ -19,8 +19,6 @@ import type { MetaKey, MetaSchema } from './meta-schema.ts';
 import type { ReleaseFailures } from './release-failure.ts';
 import { storageError } from './storage-pressure.ts';
 
-export { requestPersistence } from './storage-pressure.ts';
-
 export interface InstalledRelease {
   /** model@version, protocol releaseId(). */
   id: string;

@@ -1,12 +1,10 @@
-import { CodedError, type EdgeshipError, NotFoundError } from '@edgeship/protocol';
+import { coded, type EdgeshipError, NotFoundError } from '@edgeship/protocol';
 
 // The update server's own codes; their statuses are in protocol's ERROR_TABLE, beside the codes
 // the server shares with devices and the CLI (E_NOT_FOUND, E_CONFLICT, E_HASH, …).
 
 /** A body, parameter or query the schema refuses (400). */
-export class ValidationError extends CodedError {
-  static override readonly code = 'E_VALIDATION';
-}
+export class ValidationError extends coded('E_VALIDATION') {}
 /**
  * Well-formed, but refused on what it says (a telemetry batch naming an unknown release): 422,
  * permanent, so the device drops it instead of retrying.
@@ -14,37 +12,17 @@ export class ValidationError extends CodedError {
 export class UnprocessableError extends ValidationError {
   static override readonly status = 422;
 }
-export class BadJsonError extends CodedError {
-  static override readonly code = 'E_BAD_JSON';
-}
-export class TooLargeError extends CodedError {
-  static override readonly code = 'E_TOO_LARGE';
-}
-export class UnsupportedMediaTypeError extends CodedError {
-  static override readonly code = 'E_UNSUPPORTED_MEDIA_TYPE';
-}
-export class RateLimitedError extends CodedError {
-  static override readonly code = 'E_RATE_LIMITED';
-}
-export class RangeNotSatisfiableError extends CodedError {
-  static override readonly code = 'E_RANGE';
-}
+export class BadJsonError extends coded('E_BAD_JSON') {}
+export class TooLargeError extends coded('E_TOO_LARGE') {}
+export class UnsupportedMediaTypeError extends coded('E_UNSUPPORTED_MEDIA_TYPE') {}
+export class RateLimitedError extends coded('E_RATE_LIMITED') {}
+export class RangeNotSatisfiableError extends coded('E_RANGE') {}
 /** A rollout or token step its current state does not allow (409). */
-export class InvalidStateError extends CodedError {
-  static override readonly code = 'E_INVALID_STATE';
-}
-export class MissingChunksError extends CodedError {
-  static override readonly code = 'E_MISSING_CHUNKS';
-}
-export class TooOldError extends CodedError {
-  static override readonly code = 'E_TOO_OLD';
-}
-export class FromFutureError extends CodedError {
-  static override readonly code = 'E_FROM_FUTURE';
-}
-export class NotReadyError extends CodedError {
-  static override readonly code = 'E_NOT_READY';
-}
+export class InvalidStateError extends coded('E_INVALID_STATE') {}
+export class MissingChunksError extends coded('E_MISSING_CHUNKS') {}
+export class TooOldError extends coded('E_TOO_OLD') {}
+export class FromFutureError extends coded('E_FROM_FUTURE') {}
+export class NotReadyError extends coded('E_NOT_READY') {}
 
 // Headers an error's answer carries (a challenge, Retry-After, Content-Range), kept beside the
 // error rather than on it: they are HTTP's business, and protocol's classes know nothing of HTTP.

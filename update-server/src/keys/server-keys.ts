@@ -1,8 +1,7 @@
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  CodedError,
-  type ErrorCode,
+  coded,
   generateSigningKey,
   type KeySet,
   publicEntry,
@@ -41,9 +40,7 @@ const TrustedRootSchema = z.strictObject({
 const YEAR = 365 * 86_400_000;
 
 /** Production start-up with an empty key directory (dev mode creates the keys instead). */
-export class KeysMissingError extends CodedError {
-  static override readonly code: ErrorCode = 'E_NO_KEYS';
-}
+export class KeysMissingError extends coded('E_NO_KEYS') {}
 
 /**
  * Loads the keys from `dir`. When there are none and `createIfMissing` is set (the embedded

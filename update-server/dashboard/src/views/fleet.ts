@@ -10,7 +10,7 @@ import {
   normalizeFleet,
   seriesBy,
   shadowSeries,
-} from '../fleet.ts';
+} from '../fleet-data.ts';
 import { num } from '../format.ts';
 import type { ViewContext } from './context.ts';
 

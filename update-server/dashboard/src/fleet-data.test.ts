@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { fleetReport } from '../../src/telemetry/fleet.ts';
-import { EMPTY_FLEET, featuresOf, normalizeFleet, seriesBy, shadowSeries } from './fleet.ts';
+import { EMPTY_FLEET, featuresOf, normalizeFleet, seriesBy, shadowSeries } from './fleet-data.ts';
 
 type FleetBody = Awaited<ReturnType<typeof fleetReport>>;
 type Version = FleetBody['versions'][number];
