@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { ExpiredError, MalformedError, RollbackError, SignatureError } from './errors.ts';
 import { IsoTime, PublicKeyEntrySchema, signedSchema } from './schema-primitives.ts';
 import { checkKeyId, distinctKeys, type PublicKeyEntry, type Signed, verifyThreshold } from './signature.ts';
@@ -14,25 +14,21 @@ export const DEFAULT_MAX_MANIFEST_LIFETIME_SECONDS = 30 * DAY_SECONDS;
  */
 export const KeySetSchema = z.strictObject({
   type: z.literal('edgeship/keyset'),
-  version: z.int().min(1).max(Number.MAX_SAFE_INTEGER),
+  version: z.int().check(z.minimum(1), z.maximum(Number.MAX_SAFE_INTEGER)),
   issuedAt: IsoTime,
   expiresAt: IsoTime,
   threshold: z.strictObject({
-    root: z.int().min(1).max(8),
-    manifest: z.int().min(1).max(8),
-    release: z.int().min(1).max(8),
+    root: z.int().check(z.minimum(1), z.maximum(8)),
+    manifest: z.int().check(z.minimum(1), z.maximum(8)),
+    release: z.int().check(z.minimum(1), z.maximum(8)),
   }),
-  onlineKeys: z.array(PublicKeyEntrySchema).min(1).max(16),
-  publisherKeys: z.array(PublicKeyEntrySchema).min(1).max(64),
+  onlineKeys: z.array(PublicKeyEntrySchema).check(z.minLength(1), z.maxLength(16)),
+  publisherKeys: z.array(PublicKeyEntrySchema).check(z.minLength(1), z.maxLength(64)),
   /**
    * The longest a manifest may be valid (expiresAt − issuedAt): a stolen online key cannot sign
    * one that never expires. Absent in key sets signed before it existed: the default applies.
    */
-  maxManifestLifetimeSeconds: z
-    .int()
-    .min(60)
-    .max(366 * DAY_SECONDS)
-    .optional(),
+  maxManifestLifetimeSeconds: z.optional(z.int().check(z.minimum(60), z.maximum(366 * DAY_SECONDS))),
 });
 export type KeySet = z.infer<typeof KeySetSchema>;
 export const SignedKeySetSchema = signedSchema(KeySetSchema);
@@ -46,8 +42,8 @@ export interface TrustedRoot {
 
 /** What `GET /v1/root` serves and an app embeds: the root's public keys and its threshold. */
 export const TrustedRootSchema = z.strictObject({
-  keys: z.array(PublicKeyEntrySchema).min(1).max(16),
-  threshold: z.int().min(1).max(8),
+  keys: z.array(PublicKeyEntrySchema).check(z.minLength(1), z.maxLength(16)),
+  threshold: z.int().check(z.minimum(1), z.maximum(8)),
 });
 
 export interface KeySetCheck {

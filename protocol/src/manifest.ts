@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { SignedKeySetSchema } from './keyset.ts';
 import {
   IsoTime,
@@ -23,11 +23,11 @@ export const MANIFEST_SCHEMA_VERSION = 2;
  * `shadow` mode taking part means running the candidate beside the control, never instead.
  */
 export const RolloutSchema = z.strictObject({
-  id: z.string().min(1).max(64),
+  id: z.string().check(z.minLength(1), z.maxLength(64)),
   release: SemVer,
-  shareBps: z.int().min(0).max(MAX_SHARE_BPS),
-  salt: z.string().regex(/^[0-9a-f]{32}$/, '16 random bytes, hex'),
-  control: SemVer.nullable(),
+  shareBps: z.int().check(z.minimum(0), z.maximum(MAX_SHARE_BPS)),
+  salt: z.string().check(z.regex(/^[0-9a-f]{32}$/, '16 random bytes, hex')),
+  control: z.nullable(SemVer),
   mode: z.enum(['canary', 'shadow']),
 });
 export type Rollout = z.infer<typeof RolloutSchema>;
@@ -41,16 +41,16 @@ export type Rollout = z.infer<typeof RolloutSchema>;
 export const ReleaseRefSchema = z.strictObject({
   version: SemVer,
   sha256: Sha256Hex,
-  size: z.int().min(1).max(MAX_RELEASE_DOCUMENT_BYTES),
+  size: z.int().check(z.minimum(1), z.maximum(MAX_RELEASE_DOCUMENT_BYTES)),
 });
 export type ReleaseRef = z.infer<typeof ReleaseRefSchema>;
 
 export const ModelEntrySchema = z.strictObject({
   name: Name,
   /** What devices outside the rollout run; null until a release is promoted. */
-  production: SemVer.nullable(),
-  rollout: RolloutSchema.nullable(),
-  releases: z.array(ReleaseRefSchema).max(16),
+  production: z.nullable(SemVer),
+  rollout: z.nullable(RolloutSchema),
+  releases: z.array(ReleaseRefSchema).check(z.maxLength(16)),
 });
 export type ModelEntry = z.infer<typeof ModelEntrySchema>;
 
@@ -60,19 +60,19 @@ export const ManifestSchema = z.strictObject({
   app: Name,
   channel: Name,
   /** Grows with every change, so a device can refuse anything older than it has seen. */
-  version: z.int().min(1).max(Number.MAX_SAFE_INTEGER),
+  version: z.int().check(z.minimum(1), z.maximum(Number.MAX_SAFE_INTEGER)),
   /** At most MAX_CLOCK_SKEW_MS ahead of the device's clock (verify-manifest.ts). */
   issuedAt: IsoTime,
   /** After issuedAt, by at most the key set's maxManifestLifetimeSeconds (indefinite freeze). */
   expiresAt: IsoTime,
-  models: z.array(ModelEntrySchema).max(64),
+  models: z.array(ModelEntrySchema).check(z.maxLength(64)),
 });
 export type Manifest = z.infer<typeof ManifestSchema>;
 
 /** The wire document: the manifest, its online-key signatures, and the key set vouching for them. */
 export const ManifestEnvelopeSchema = z.strictObject({
   signed: ManifestSchema,
-  signatures: z.array(SignatureSchema).min(1).max(16),
+  signatures: z.array(SignatureSchema).check(z.minLength(1), z.maxLength(16)),
   keySet: SignedKeySetSchema,
 });
 export type ManifestEnvelope = z.infer<typeof ManifestEnvelopeSchema>;

@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from 'zod/mini';
 
 /**
  * Coarse, non-identifying device segments a telemetry record may carry, so that the server can
@@ -19,10 +19,10 @@ export type OsFamily = (typeof OS_FAMILIES)[number];
 export type DeviceClass = (typeof DEVICE_CLASSES)[number];
 
 export const DeviceSegmentSchema = z.strictObject({
-  browser: z.enum(BROWSER_FAMILIES).optional(),
-  browserMajor: z.int().min(0).max(999).optional(),
-  os: z.enum(OS_FAMILIES).optional(),
-  deviceClass: z.enum(DEVICE_CLASSES).optional(),
+  browser: z.optional(z.enum(BROWSER_FAMILIES)),
+  browserMajor: z.optional(z.int().check(z.minimum(0), z.maximum(999))),
+  os: z.optional(z.enum(OS_FAMILIES)),
+  deviceClass: z.optional(z.enum(DEVICE_CLASSES)),
 });
 export type DeviceSegment = z.infer<typeof DeviceSegmentSchema>;
 

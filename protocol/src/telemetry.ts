@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { ERROR_CODES } from './errors.ts';
 import { HISTOGRAM_BUCKETS } from './histogram.ts';
 import { DEVICE_ID_PATTERN } from './install-key.ts';
@@ -10,17 +10,20 @@ export const MAX_TELEMETRY_BATCH_BYTES = 256 * 1024;
 export const MAX_RECORDS_PER_BATCH = 64;
 const MAX_COUNT = 1_000_000_000;
 
-const Count = z.int().min(0).max(MAX_COUNT);
+const Count = z.int().check(z.minimum(0), z.maximum(MAX_COUNT));
 
-export const HistogramSchema = z
-  .record(z.string().regex(/^\d{1,3}$/), Count)
-  .refine((h) => Object.keys(h).every((k) => Number(k) < HISTOGRAM_BUCKETS), 'bucket index out of range')
-  .refine((h) => Object.keys(h).length <= HISTOGRAM_BUCKETS, 'too many buckets');
+export const HistogramSchema = z.record(z.string().check(z.regex(/^\d{1,3}$/)), Count).check(
+  z.refine((h) => Object.keys(h).every((k) => Number(k) < HISTOGRAM_BUCKETS), 'bucket index out of range'),
+  z.refine((h) => Object.keys(h).length <= HISTOGRAM_BUCKETS, 'too many buckets'),
+);
 
 export const BACKENDS = ['webgpu', 'wasm', 'webgl', 'cpu'] as const;
 export type Backend = (typeof BACKENDS)[number];
 
-export const FeatureCountsSchema = z.strictObject({ name: Name, counts: z.array(Count).min(2).max(64) });
+export const FeatureCountsSchema = z.strictObject({
+  name: Name,
+  counts: z.array(Count).check(z.minLength(2), z.maxLength(64)),
+});
 
 /** How a shadow candidate agreed with the active release on the same inputs. */
 export const ShadowReportSchema = z.strictObject({
@@ -41,17 +44,19 @@ export const TelemetryRecordSchema = z
     inferences: Count,
     errors: z.partialRecord(z.enum(ERROR_CODES), Count),
     latencyMs: HistogramSchema,
-    loadMs: z.number().min(0).max(3_600_000).optional(),
+    loadMs: z.optional(z.number().check(z.minimum(0), z.maximum(3_600_000))),
     downloadBytes: Count,
-    downloadMs: z.number().min(0).max(86_400_000),
-    features: z.array(FeatureCountsSchema).max(16),
-    shadow: ShadowReportSchema.optional(),
+    downloadMs: z.number().check(z.minimum(0), z.maximum(86_400_000)),
+    features: z.array(FeatureCountsSchema).check(z.maxLength(16)),
+    shadow: z.optional(ShadowReportSchema),
     /** Which kind of device (segments.ts): optional, coarse, never identifying. */
-    segment: DeviceSegmentSchema.optional(),
+    segment: z.optional(DeviceSegmentSchema),
   })
-  .refine(
-    (r) => (r.role === 'shadow') === (r.shadow !== undefined),
-    'a shadow record carries a shadow report',
+  .check(
+    z.refine(
+      (r) => (r.role === 'shadow') === (r.shadow !== undefined),
+      'a shadow record carries a shadow report',
+    ),
   );
 export type TelemetryRecord = z.infer<typeof TelemetryRecordSchema>;
 
@@ -63,7 +68,7 @@ export const TelemetryBatchSchema = z.strictObject({
    * The install's Ed25519 public key (see install-key.ts): random per install, never a
    * fingerprint. The batch's bytes are signed with its private key (TELEMETRY_SIGNATURE_HEADER).
    */
-  deviceId: z.string().regex(DEVICE_ID_PATTERN, 'a device id is a base64url Ed25519 public key'),
+  deviceId: z.string().check(z.regex(DEVICE_ID_PATTERN, 'a device id is a base64url Ed25519 public key')),
   app: Name,
   channel: Name,
   runtimeVersion: SemVer,
@@ -71,6 +76,6 @@ export const TelemetryBatchSchema = z.strictObject({
   windowEnd: IsoTime,
   /** Batches dropped on the device (queue full or too old) before this one was sent. */
   dropped: Count,
-  records: z.array(TelemetryRecordSchema).min(1).max(MAX_RECORDS_PER_BATCH),
+  records: z.array(TelemetryRecordSchema).check(z.minLength(1), z.maxLength(MAX_RECORDS_PER_BATCH)),
 });
 export type TelemetryBatch = z.infer<typeof TelemetryBatchSchema>;

@@ -227,9 +227,8 @@ const forgeManifest: BrowserCommand<
 const fleetReport: BrowserCommand<
   [name: string, query: { app?: string; channel?: string; model?: string }]
 > = async (ctx, name, query) => {
-  const params = new URLSearchParams({ app: query.app ?? 'demo-app', channel: query.channel ?? 'stable' });
-  if (query.model) params.set('model', query.model);
-  return fleet(ctx, name).server.viewer.call('GET', `/fleet?${params}`);
+  const { app = 'demo-app', channel = 'stable', model } = query;
+  return fleet(ctx, name).server.viewer.fleet({ app, channel, ...(model ? { model } : {}) });
 };
 
 /**

@@ -126,10 +126,7 @@ describe('operator dashboard in Chromium', () => {
       .catch((error: Error) => console.warn(`dashboard.png not taken: ${error.message}`));
 
     // The admin API and the signed manifest agree: halted, share 0, and the device is back on 1.0.0.
-    const after = await t.viewer.call<{ state: string; shareBps: number; reason: string }>(
-      'GET',
-      `/rollouts/${rollout.id}`,
-    );
+    const after = await t.viewer.getRollout(rollout.id);
     expect(after).toMatchObject({
       state: 'halted',
       shareBps: 0,
@@ -161,7 +158,7 @@ describe('operator dashboard in Chromium', () => {
     await expect(page.textContent('[data-testid="error-message"]')).resolves.toContain('not active');
     // The view reloaded after the failure and shows the rollout as the server has it.
     await page.waitForSelector(`${row(rollout.id)}[data-state="halted"]`);
-    expect((await t.viewer.call<{ shareBps: number }>('GET', `/rollouts/${rollout.id}`)).shareBps).toBe(0);
+    expect((await t.viewer.getRollout(rollout.id)).shareBps).toBe(0);
   });
 
   it('a viewer token sees the rollouts, with the operator buttons disabled', async () => {

@@ -1,17 +1,25 @@
 import type { SignedKeySet, SignedRelease } from '@edgeship/protocol';
 import { EdgeshipError, isErrorCode, NetworkError } from '@edgeship/protocol/errors';
-import type { TokenSummary } from './auth/token-admin.ts';
+import createClient, { type Client } from 'openapi-fetch';
+import type { components, paths } from './admin-api.gen.ts';
 import type { RolloutInput } from './registry/service.ts';
-import type {
-  AuditEntry,
-  ChannelModelRecord,
-  Lineage,
-  ReleaseRecord,
-  RolloutRecord,
-} from './storage/types.ts';
 import type { fleetReport } from './telemetry/fleet.ts';
 
-export type { TokenSummary } from './auth/token-admin.ts';
+type Schemas = components['schemas'];
+export type ReleaseSummary = Schemas['ReleaseSummary'];
+/** One release in full: the summary, the signed document as uploaded, its model card. */
+export type Release = Schemas['Release'];
+export type Rollout = Schemas['Rollout'];
+export type TokenSummary = Schemas['TokenSummary'];
+export type CreatedToken = Schemas['CreatedToken'];
+export type AuditEntry = Schemas['AuditEntry'];
+export type ChannelState = Schemas['ChannelState'];
+/** A model on a channel as GET /apps/{app}/channels/{channel} reports it. */
+export type ChannelModel = ChannelState['models'][number];
+type Lineage = Schemas['PublishRelease']['lineage'];
+
+/** GET /v1/admin/fleet's body (type-only: the client loads no server code; the document says "an object"). */
+export type FleetSummary = Awaited<ReturnType<typeof fleetReport>>;
 
 /**
  * An admin API error as the server sent it: its code, and the status it came with. A code this
@@ -27,18 +35,6 @@ export class AdminApiError extends EdgeshipError {
   }
 }
 
-export type ReleaseSummary = Omit<ReleaseRecord, 'signed' | 'modelCard'>;
-
-/** A model on a channel as GET /apps/{app}/channels/{channel} reports it. */
-export type ChannelModel = ChannelModelRecord & { rollout: RolloutRecord | null };
-
-export interface ChannelState {
-  app: string;
-  channel: string;
-  manifestVersion: number | null;
-  models: ChannelModel[];
-}
-
 /** Reads `size` bytes at `offset` of the release file `path` (uploadRelease from disk). */
 export type ChunkReader = (path: string, offset: number, size: number) => Promise<Uint8Array>;
 
@@ -49,21 +45,42 @@ export interface UploadProgress {
   bytesTotal: number;
 }
 
+/** What openapi-fetch answers: the parsed body of a success or of a failure, and the response. */
+type Answer<T> = { data?: T; error?: unknown; response: Response };
+
 /**
  * A typed client for the admin API, shared by the CLI, the dashboard, the fleet simulator and
- * tests; browser-safe (its server imports are type-only). Chunk upload is resumable by
- * construction: it asks which chunks the server lacks and sends only those.
+ * tests; browser-safe (its server imports are type-only). A thin layer over a client generated
+ * from the OpenAPI document (openapi-fetch over admin-api.gen.ts), so a route and its call cannot
+ * drift apart: what it adds is the errors, chunked upload and the method names callers use.
+ * Chunk upload is resumable by construction: it asks which chunks the server lacks, sends only those.
  */
 export class AdminClient {
+  private readonly api: Client<paths>;
+
   constructor(
     readonly server: string,
-    private readonly token: string,
+    token: string,
     // A wrapper, not `fetch` itself: browsers refuse fetch called as another object's method.
     private readonly fetchImpl: typeof fetch = (input, init) => fetch(input, init),
-  ) {}
+  ) {
+    this.api = createClient<paths>({
+      baseUrl: `${server.replace(/\/$/, '')}/v1/admin`,
+      headers: { authorization: `Bearer ${token}` },
+      // Admin reads are live state: never answered from the HTTP cache.
+      cache: 'no-store',
+      fetch: async (request) => {
+        try {
+          return await fetchImpl(request);
+        } catch (error) {
+          throw new NetworkError(`cannot reach ${server}: ${(error as Error).message}`, { cause: error });
+        }
+      },
+    });
+  }
 
   whoami() {
-    return this.call<{ name: string; role: string; expiresAt: string | null }>('GET', '/whoami');
+    return this.send('GET /whoami', this.api.GET('/whoami'));
   }
 
   /** The root-signed key set the server serves devices (`GET /v1/keyset`, public). */
@@ -72,7 +89,7 @@ export class AdminClient {
     try {
       response = await this.fetchImpl(`${this.server.replace(/\/$/, '')}/v1/keyset`, { cache: 'no-store' });
     } catch (error) {
-      throw new AdminApiError(0, 'E_NETWORK', `cannot reach ${this.server}: ${(error as Error).message}`);
+      throw new NetworkError(`cannot reach ${this.server}: ${(error as Error).message}`, { cause: error });
     }
     if (!response.ok)
       throw new AdminApiError(response.status, 'E_HTTP', `GET /v1/keyset answered ${response.status}`);
@@ -81,15 +98,19 @@ export class AdminClient {
 
   /** Admin: a new token; the answer's `token` is the only copy of it there will ever be. */
   createToken(input: { name: string; role: string; expiresInDays?: number | null }) {
-    return this.call<TokenSummary & { token: string }>('POST', '/tokens', input);
+    // Any string: the server checks the role and answers E_VALIDATION (the CLI passes flags through).
+    return this.send('POST /tokens', this.api.POST('/tokens', { body: input as Schemas['CreateToken'] }));
   }
 
   listTokens() {
-    return this.call<{ tokens: TokenSummary[] }>('GET', '/tokens');
+    return this.send('GET /tokens', this.api.GET('/tokens'));
   }
 
   revokeToken(id: string) {
-    return this.call<TokenSummary>('POST', `/tokens/${enc(id)}/revoke`);
+    return this.send(
+      'POST /tokens/{id}/revoke',
+      this.api.POST('/tokens/{id}/revoke', { params: { path: { id } } }),
+    );
   }
 
   /**
@@ -115,9 +136,10 @@ export class AdminClient {
         offset += chunk.size;
       }
     }
-    const { missing } = await this.call<{ missing: string[] }>('POST', '/chunks/missing', {
-      hashes: [...chunks.keys()],
-    });
+    const { missing } = await this.send(
+      'POST /chunks/missing',
+      this.api.POST('/chunks/missing', { body: { hashes: [...chunks.keys()] } }),
+    );
     const bytesTotal = missing.reduce((n, h) => n + chunks.get(h)!.size, 0);
     const progress: UploadProgress = { chunksDone: 0, chunksTotal: missing.length, bytesDone: 0, bytesTotal };
     opts.onProgress?.({ ...progress });
@@ -125,7 +147,17 @@ export class AdminClient {
     const worker = async () => {
       for (let hash = queue.shift(); hash; hash = queue.shift()) {
         const { path, offset, size } = chunks.get(hash)!;
-        await this.call('PUT', `/chunks/${hash}`, await read(path, offset, size));
+        const bytes = await read(path, offset, size);
+        await this.send(
+          'PUT /chunks/{sha256}',
+          this.api.PUT('/chunks/{sha256}', {
+            params: { path: { sha256: hash } },
+            // The document types binary bodies as strings; the bytes go out as they are.
+            body: bytes as unknown as string,
+            bodySerializer: (body) => body as unknown as BodyInit,
+            headers: { 'content-type': 'application/octet-stream' },
+          }),
+        );
         progress.chunksDone += 1;
         progress.bytesDone += size;
         opts.onProgress?.({ ...progress });
@@ -141,124 +173,110 @@ export class AdminClient {
     lineage?: Lineage;
     modelCard?: string;
   }) {
-    return this.call<ReleaseSummary>('POST', '/releases', input);
+    return this.send('POST /releases', this.api.POST('/releases', { body: input }));
   }
 
   listReleases(model?: string) {
-    return this.call<{ releases: ReleaseSummary[] }>('GET', `/releases${query({ model })}`);
+    return this.send('GET /releases', this.api.GET('/releases', { params: { query: { model } } }));
   }
 
   getRelease(model: string, version: string) {
-    return this.call<ReleaseRecord>('GET', `/releases/${enc(model)}/${enc(version)}`);
+    return this.send(
+      'GET /releases/{model}/{version}',
+      this.api.GET('/releases/{model}/{version}', { params: { path: { model, version } } }),
+    );
   }
 
   createRollout(input: RolloutInput) {
-    return this.call<RolloutRecord>('POST', '/rollouts', input);
+    return this.send('POST /rollouts', this.api.POST('/rollouts', { body: input }));
   }
 
   listRollouts(filter: { app?: string; channel?: string; model?: string; state?: string } = {}) {
-    return this.call<{ rollouts: RolloutRecord[] }>('GET', `/rollouts${query(filter)}`);
+    const query = filter as { state?: Rollout['state'] }; // the server checks the state
+    return this.send('GET /rollouts', this.api.GET('/rollouts', { params: { query } }));
+  }
+
+  getRollout(id: string) {
+    return this.send('GET /rollouts/{id}', this.api.GET('/rollouts/{id}', { params: { path: { id } } }));
   }
 
   setShare(rolloutId: string, shareBps: number) {
-    return this.call<RolloutRecord>('POST', `/rollouts/${enc(rolloutId)}/share`, { shareBps });
+    return this.send(
+      'POST /rollouts/{id}/share',
+      this.api.POST('/rollouts/{id}/share', { params: { path: { id: rolloutId } }, body: { shareBps } }),
+    );
   }
 
   promote(rolloutId: string) {
-    return this.call<RolloutRecord>('POST', `/rollouts/${enc(rolloutId)}/promote`);
+    return this.send(
+      'POST /rollouts/{id}/promote',
+      this.api.POST('/rollouts/{id}/promote', { params: { path: { id: rolloutId } } }),
+    );
   }
 
   halt(rolloutId: string, reason: string) {
-    return this.call<RolloutRecord>('POST', `/rollouts/${enc(rolloutId)}/halt`, { reason });
+    return this.send(
+      'POST /rollouts/{id}/halt',
+      this.api.POST('/rollouts/{id}/halt', { params: { path: { id: rolloutId } }, body: { reason } }),
+    );
   }
 
   promoteRelease(app: string, channel: string, model: string, release: string) {
-    return this.call<{ production: string }>('POST', `${modelPath(app, channel, model)}/promote`, {
-      release,
-    });
+    const path = '/apps/{app}/channels/{channel}/models/{model}/promote';
+    return this.send(
+      `POST ${path}`,
+      this.api.POST(path, { params: { path: { app, channel, model } }, body: { release } }),
+    );
   }
 
   rollback(app: string, channel: string, model: string, reason: string) {
-    return this.call<{ production: string }>('POST', `${modelPath(app, channel, model)}/rollback`, {
-      reason,
-    });
+    const path = '/apps/{app}/channels/{channel}/models/{model}/rollback';
+    return this.send(
+      `POST ${path}`,
+      this.api.POST(path, { params: { path: { app, channel, model } }, body: { reason } }),
+    );
   }
 
   channel(app: string, channel: string) {
-    return this.call<ChannelState>('GET', `/apps/${enc(app)}/channels/${enc(channel)}`);
+    return this.send(
+      'GET /apps/{app}/channels/{channel}',
+      this.api.GET('/apps/{app}/channels/{channel}', { params: { path: { app, channel } } }),
+    );
   }
 
   /** The fleet's state from telemetry (viewer): versions in use, latency, errors, drift, shadows. */
-  fleet(filter: {
+  async fleet(filter: {
     app: string;
     channel: string;
     model?: string;
     since?: string;
     until?: string;
     step?: number;
-  }) {
-    return this.call<FleetSummary>('GET', `/fleet${query(filter)}`);
+  }): Promise<FleetSummary> {
+    const report = await this.send('GET /fleet', this.api.GET('/fleet', { params: { query: filter } }));
+    return report as unknown as FleetSummary;
   }
 
   channels() {
-    return this.call<{ channels: Array<{ app: string; channel: string }> }>('GET', '/channels');
+    return this.send('GET /channels', this.api.GET('/channels'));
   }
 
   audit(filter: { app?: string; channel?: string; model?: string; limit?: number; before?: number } = {}) {
-    return this.call<{ entries: AuditEntry[] }>('GET', `/audit${query(filter)}`);
+    return this.send('GET /audit', this.api.GET('/audit', { params: { query: filter } }));
   }
 
-  /** Any admin path (e.g. fleet statistics); the same error handling. */
-  async call<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
-    let payload: BodyInit | undefined;
-    if (body instanceof Uint8Array) {
-      headers['content-type'] = 'application/octet-stream';
-      payload = body as Uint8Array<ArrayBuffer>;
-    } else if (body !== undefined) {
-      headers['content-type'] = 'application/json';
-      payload = JSON.stringify(body);
-    }
-    let response: Response;
-    try {
-      response = await this.fetchImpl(`${this.server.replace(/\/$/, '')}/v1/admin${path}`, {
-        method,
-        headers,
-        body: payload,
-        // Admin reads are live state: never answered from the HTTP cache.
-        cache: 'no-store',
-      });
-    } catch (error) {
-      throw new NetworkError(`cannot reach ${this.server}: ${(error as Error).message}`, { cause: error });
-    }
-    const text = await response.text();
-    let json: unknown = null;
-    try {
-      json = text ? JSON.parse(text) : null;
-    } catch {
-      // fall through: a non-JSON answer (a proxy's error page) is reported by status
-    }
+  /** The success body, or the server's `{ error: { code, message } }` as an AdminApiError. */
+  private async send<T>(what: string, call: Promise<Answer<T>>): Promise<T> {
+    const { data, error, response } = await call;
     if (!response.ok) {
-      const error = (json as { error?: { code?: string; message?: string } } | null)?.error;
+      // A non-JSON answer (a proxy's error page) is reported by its status.
+      const body = (error as { error?: { code?: string; message?: string } } | undefined)?.error;
       throw new AdminApiError(
         response.status,
-        error?.code ?? 'E_HTTP',
-        error?.message ?? `${method} ${path} answered ${response.status}`,
+        body?.code ?? 'E_HTTP',
+        body?.message ?? `${what} answered ${response.status}`,
       );
     }
-    return json as T;
+    return data as T;
   }
 }
-
-const enc = encodeURIComponent;
-const modelPath = (app: string, channel: string, model: string) =>
-  `/apps/${enc(app)}/channels/${enc(channel)}/models/${enc(model)}`;
-
-/** A query string of the defined parameters ('' when there are none). */
-function query(params: Record<string, string | number | undefined>): string {
-  const entries = Object.entries(params).filter((e): e is [string, string | number] => e[1] !== undefined);
-  return entries.length === 0 ? '' : `?${new URLSearchParams(entries.map(([k, v]) => [k, String(v)]))}`;
-}
-
-/** GET /v1/admin/fleet's body (type-only: the client loads no server code). */
-export type FleetSummary = Awaited<ReturnType<typeof fleetReport>>;

@@ -1,11 +1,12 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../../test/support/server.ts';
+import { GENERATED_TYPES, generateAdminApiTypes } from '../scripts/generate-admin-api.ts';
 
 interface Operation {
   operationId?: string;
@@ -87,4 +88,8 @@ describe('the OpenAPI document', () => {
       await rm(dir, { recursive: true, force: true });
     }
   }, 60_000);
+
+  it('is what the committed client types were generated from (npm run generate:api -w update-server)', async () => {
+    expect(await generateAdminApiTypes(doc)).toBe(await readFile(GENERATED_TYPES, 'utf8'));
+  });
 });
