@@ -32,6 +32,42 @@ export const ShadowReportSchema = z.strictObject({
   absDiff: HistogramSchema,
 });
 
+/**
+ * Why a backend candidate was passed over when a release opened (runtime engines/select.ts);
+ * the runtime's FallbackCode is this list.
+ */
+export const BACKEND_FALLBACK_CODES = [
+  'no-webgpu',
+  'not-isolated',
+  'single-core',
+  'not-bundled',
+  'not-available',
+  'unsupported-op',
+  'session-failed',
+  'threads-fixed',
+  'non-finite',
+  'remembered-failed',
+  'wasm-missing',
+] as const;
+
+/**
+ * The update pipeline on the device for one release: downloads (their bytes and time are the
+ * record's downloadBytes and downloadMs), update failures by code, backend fallbacks when it
+ * opened, times the guard after activation left it, and whether the origin's storage is
+ * persisted. Every field is a count or an enum: bounded, and nothing identifying.
+ */
+export const UpdateReportSchema = z.strictObject({
+  downloads: Count.optional(),
+  /** Downloads that reused chunks already stored (an interrupted download resumed, or shared chunks). */
+  resumed: Count.optional(),
+  failures: z.partialRecord(z.enum(ERROR_CODES), Count).optional(),
+  fallbacks: z.partialRecord(z.enum(BACKEND_FALLBACK_CODES), Count).optional(),
+  guardFallbacks: Count.optional(),
+  /** navigator.storage.persisted() when the record was sealed. */
+  storagePersisted: z.boolean().optional(),
+});
+export type UpdateReport = z.infer<typeof UpdateReportSchema>;
+
 export const TelemetryRecordSchema = z
   .strictObject({
     model: Name,
@@ -48,6 +84,8 @@ export const TelemetryRecordSchema = z
     shadow: ShadowReportSchema.optional(),
     /** Which kind of device (segments.ts): optional, coarse, never identifying. */
     segment: DeviceSegmentSchema.optional(),
+    /** The update pipeline for this release on the device (optional: older runtimes omit it). */
+    update: UpdateReportSchema.optional(),
   })
   .refine(
     (r) => (r.role === 'shadow') === (r.shadow !== undefined),

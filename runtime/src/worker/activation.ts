@@ -43,9 +43,16 @@ export class Activation {
   async open(id: string, opts: { healthCheck: boolean }): Promise<LoadedModel> {
     const started = performance.now();
     const { release, engine, backend } = await openRelease(this.store, id, this.config, opts);
-    this.collector?.recordLoad(
-      { model: release.model, version: release.version, backend: backend.chosen.backend, role: 'active' },
-      performance.now() - started,
+    const key = {
+      model: release.model,
+      version: release.version,
+      backend: backend.chosen.backend,
+      role: 'active' as const,
+    };
+    this.collector?.recordLoad(key, performance.now() - started);
+    this.collector?.recordFallbacks(
+      key,
+      backend.fallbacks.map((f) => f.code),
     );
     return { id, release, engine, backend };
   }
@@ -112,6 +119,15 @@ export class Activation {
       { backend: this.loaded(name)?.backend.chosen.backend },
     );
     await this.failures.record(name, release, error);
+    const left = this.loaded(name);
+    if (left) {
+      this.collector?.recordGuardFallback({
+        model: left.release.model,
+        version: left.release.version,
+        backend: left.backend.chosen.backend,
+        role: 'active',
+      });
+    }
     const next = await this.open(replaced, { healthCheck: true });
     const pointers = await this.store.pointers(name);
     await this.store.activate(name, replaced);

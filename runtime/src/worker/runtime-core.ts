@@ -11,6 +11,7 @@ import { type FailureBook, failureBookFor } from './failure-book.ts';
 import { FailureRecords } from './failure-records.ts';
 import { type InferenceObservers, infer } from './inference.ts';
 import type { ModelSlot } from './model-slot.ts';
+import { pipelineTelemetry } from './pipeline-telemetry.ts';
 import { runSequence, type SequenceRequest, type SequenceResult } from './sequence.ts';
 import { ShadowLifecycle } from './shadow-lifecycle.ts';
 import { LatencyBook, StatusReport } from './status-report.ts';
@@ -52,10 +53,11 @@ export class RuntimeCore {
     const installKey = await loadInstallKey(store);
     const deviceId = installKey.deviceId;
     const trust = new TrustStore(store, config.trustedRoot, { app: config.app, channel: config.channel });
-    const updater = updaterFor(config, store, trust, deviceId, emit);
     const telemetry =
       config.telemetry === false ? null : await openWorkerTelemetry(config, prefix, installKey);
     const collector = telemetry?.collector;
+    const pipeline = collector && pipelineTelemetry(collector, store, config, () => activation);
+    const updater = updaterFor(config, store, trust, deviceId, emit, pipeline);
     const book = failureBookFor(config, store, () => trust.newestManifestVersion());
     // A new runtime version or new options make environment failures due at once.
     await book.syncRefused();

@@ -2,7 +2,7 @@ import { EdgeshipError } from '@edgeship/protocol';
 import semverLt from 'semver/functions/lt';
 import type { ModelStore } from '../store/model-store.ts';
 import type { TrustStore } from '../update/trust-store.ts';
-import { type CheckResult, Updater } from '../update/updater.ts';
+import { type CheckResult, type UpdateEvent, Updater } from '../update/updater.ts';
 import { RUNTIME_VERSION } from '../version.ts';
 import type { Activation } from './activation.ts';
 import type { LastCheck, RuntimeConfig, RuntimeEvent } from './config.ts';
@@ -105,6 +105,7 @@ export function updaterFor(
   trust: TrustStore,
   deviceId: string,
   emit: (event: RuntimeEvent) => void,
+  pipeline?: (event: UpdateEvent) => void,
 ): Updater {
   return new Updater(
     store,
@@ -121,6 +122,9 @@ export function updaterFor(
       minBytesPerSecond: config.retrieval?.minBytesPerSecond,
       models: config.models,
     },
-    (event) => emit(event),
+    (event) => {
+      pipeline?.(event);
+      emit(event);
+    },
   );
 }

@@ -14,6 +14,7 @@ export const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
   '0003_telemetry_retention': telemetryRetentionIndexes,
   '0004_canary_evidence': canaryEvidenceTables,
   '0005_canary_segments': canarySegments,
+  '0006_telemetry_pipeline': telemetryPipeline,
 };
 
 export interface MigrateOptions {
@@ -333,6 +334,18 @@ function canarySegments(): Migration {
   return {
     async up(db: Kysely<unknown>) {
       await db.schema.alterTable('canary_evidence').addColumn('segment', 'text').execute();
+    },
+  };
+}
+
+/** The update pipeline's sums per aggregate (downloads, update failures, fallbacks: JSON). */
+function telemetryPipeline(): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .alterTable('telemetry_aggregates')
+        .addColumn('pipeline', 'text', (c) => c.notNull().defaultTo('{}'))
+        .execute();
     },
   };
 }
