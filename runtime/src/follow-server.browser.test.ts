@@ -187,4 +187,26 @@ describe('an open tab follows the server', () => {
       loaded: 'vad@1.0.0',
     });
   });
+
+  it('reports its download to the server: bytes, time, and how many there were', {
+    timeout: 180_000,
+  }, async () => {
+    const server = await startServer();
+    const published = await commands.publishModel(server.name, {
+      version: '1.0.0',
+      source: 'silero',
+      promote: true,
+    });
+    const runtime = await runtimeFor(server, { telemetry: true, checkIntervalMs: 0 });
+    await runtime.load('vad');
+    await runtime.run('vad', sileroInputs());
+    expect(await runtime.sendTelemetry()).toMatchObject({ sent: 1 });
+    const report = (await commands.fleetReport(server.name, { model: 'vad' })) as {
+      versions: Array<{ version: string; update: Record<string, unknown> }>;
+    };
+    const update = report.versions.find((v) => v.version === '1.0.0')!.update;
+    expect(update).toMatchObject({ downloads: 1, downloadBytes: published.size, resumedShare: 0 });
+    expect(update.meanDownloadMs).toBeGreaterThan(0);
+    expect(update.persistedShare === null || typeof update.persistedShare === 'number').toBe(true);
+  });
 });
