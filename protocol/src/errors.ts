@@ -260,3 +260,22 @@ export function deserializeError(data: ErrorData, classes: readonly ErrorClass[]
   Object.assign(error, { code: data.code }, data.details);
   return error;
 }
+
+/**
+ * Why a backend candidate was passed over when a release opened (runtime engines/select.ts): a
+ * NoBackendError's reasons carry them, so they live here, on the zod-free subpath;
+ * the runtime's FallbackCode is this list.
+ */
+export const BACKEND_FALLBACK_CODES = [
+  'no-webgpu',
+  'not-isolated',
+  'single-core',
+  'not-bundled',
+  'not-available',
+  'unsupported-op',
+  'session-failed',
+  'threads-fixed',
+  'non-finite',
+  'remembered-failed',
+  'wasm-missing',
+] as const;

@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { ERROR_CODES } from './errors.ts';
+import { BACKEND_FALLBACK_CODES, ERROR_CODES } from './errors.ts';
 import { HISTOGRAM_BUCKETS } from './histogram.ts';
 import { DEVICE_ID_PATTERN } from './install-key.ts';
 import { IsoTime, Name, SemVer } from './schema-primitives.ts';
@@ -35,6 +35,24 @@ export const ShadowReportSchema = z.strictObject({
   absDiff: HistogramSchema,
 });
 
+/**
+ * The update pipeline on the device for one release: downloads (their bytes and time are the
+ * record's downloadBytes and downloadMs), update failures by code, backend fallbacks when it
+ * opened, times the guard after activation left it, and whether the origin's storage is
+ * persisted. Every field is a count or an enum: bounded, and nothing identifying.
+ */
+export const UpdateReportSchema = z.strictObject({
+  downloads: z.optional(Count),
+  /** Downloads that reused chunks already stored (an interrupted download resumed, or shared chunks). */
+  resumed: z.optional(Count),
+  failures: z.optional(z.partialRecord(z.enum(ERROR_CODES), Count)),
+  fallbacks: z.optional(z.partialRecord(z.enum(BACKEND_FALLBACK_CODES), Count)),
+  guardFallbacks: z.optional(Count),
+  /** navigator.storage.persisted() when the record was sealed. */
+  storagePersisted: z.optional(z.boolean()),
+});
+export type UpdateReport = z.infer<typeof UpdateReportSchema>;
+
 export const TelemetryRecordSchema = z
   .strictObject({
     model: Name,
@@ -51,6 +69,8 @@ export const TelemetryRecordSchema = z
     shadow: z.optional(ShadowReportSchema),
     /** Which kind of device (segments.ts): optional, coarse, never identifying. */
     segment: z.optional(DeviceSegmentSchema),
+    /** The update pipeline for this release on the device (optional: older runtimes omit it). */
+    update: z.optional(UpdateReportSchema),
   })
   .check(
     z.refine(

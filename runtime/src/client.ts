@@ -1,5 +1,6 @@
 import { DisposedError, TimeoutError } from '@edgeship/protocol/errors';
 import { proxy, type Remote, releaseProxy, transfer, wrap } from 'comlink';
+import { CheckSchedule, DEFAULT_CHECK_INTERVAL_MS } from './check-schedule.ts';
 import type {
   CarryMap,
   InputsOf,
@@ -148,6 +149,11 @@ export async function createRuntime<S extends ModelSchema | unknown = unknown>(
     },
   });
 
+  // Checks live in the page, which alone sees visibility; each call crosses to the worker.
+  const intervalMs = config.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS;
+  const schedule =
+    intervalMs > 0 ? new CheckSchedule({ intervalMs, check: () => remote.checkForUpdates() }) : null;
+
   const runtime: Runtime = {
     deviceId,
     get storagePersisted() {
@@ -188,6 +194,7 @@ export async function createRuntime<S extends ModelSchema | unknown = unknown>(
     async dispose() {
       if (disposed) return;
       disposed = true;
+      schedule?.stop();
       await remote.dispose().catch(() => {});
       inference.close();
       remote[releaseProxy]();

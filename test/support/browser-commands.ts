@@ -18,6 +18,7 @@ import { bigModelInput } from './big-model-input.ts';
 import { ChaosProxy, type ChaosRules, type ProxyLogEntry } from './chaos-proxy.ts';
 import { SILERO_CONTRACT, sileroBytes, withDocString } from './models.ts';
 import { makeRelease, startTestServer, type TestServer } from './server.ts';
+import { TINY_CONTRACT, type TinyModel, tinyOnnxModel } from './tiny-models.ts';
 import { testRelease } from './trust.ts';
 
 /**
@@ -42,7 +43,13 @@ export interface StartedServer {
   trustedRoot: { keys: Array<{ keyId: string; publicKey: string }>; threshold: number };
 }
 
-export type ModelSource = 'silero' | 'silero-int8' | { sileroDocString: string } | 'garbage';
+export type ModelSource =
+  | 'silero'
+  | 'silero-int8'
+  | { sileroDocString: string }
+  | 'garbage'
+  /** A four-number model (tiny-models.ts) with its own contract: a copy, or 1 / x. */
+  | { tiny: TinyModel };
 
 export interface PublishOptions {
   model?: string;
@@ -62,6 +69,7 @@ function fleet(ctx: BrowserCommandContext, name: string): Fleet {
 }
 
 async function modelBytes(source: ModelSource): Promise<Uint8Array> {
+  if (typeof source === 'object' && 'tiny' in source) return tinyOnnxModel(source.tiny);
   if (source === 'silero') return sileroBytes();
   if (source === 'garbage') return seededBytes(300_000, 99);
   if (source === 'silero-int8') return (await quantizeOnnx(await sileroBytes(), { mode: 'int8' })).bytes;
@@ -108,7 +116,7 @@ const publishModel: BrowserCommand<[name: string, opts: PublishOptions]> = async
   const fields: Partial<Release> = {
     model: opts.model ?? 'vad',
     version: opts.version,
-    ...SILERO_CONTRACT,
+    ...(typeof opts.source === 'object' && 'tiny' in opts.source ? TINY_CONTRACT : SILERO_CONTRACT),
     quantization: { method: 'none' },
   };
   const signed = await makeRelease(server.publisherKey, bytes, fields);

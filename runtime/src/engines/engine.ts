@@ -1,5 +1,5 @@
 // The zod-free subpath: these classes are revived on the page (worker/error-transfer.ts).
-import { coded } from '@edgeship/protocol/errors';
+import { BACKEND_FALLBACK_CODES, coded } from '@edgeship/protocol/errors';
 import type { NamedTensors } from './tensor.ts';
 
 export type ModelFormat = 'onnx' | 'tfjs';
@@ -39,19 +39,7 @@ export interface Engine {
  * - remembered-failed: the config measured fastest earlier no longer loads
  * - wasm-missing: the runtime's WASM files are not where `wasmPaths` says (the reason names the URL)
  */
-export const FALLBACK_CODES = [
-  'no-webgpu',
-  'not-isolated',
-  'single-core',
-  'not-bundled',
-  'not-available',
-  'unsupported-op',
-  'session-failed',
-  'threads-fixed',
-  'non-finite',
-  'remembered-failed',
-  'wasm-missing',
-] as const;
+export const FALLBACK_CODES = BACKEND_FALLBACK_CODES;
 export type FallbackCode = (typeof FALLBACK_CODES)[number];
 
 /** Why a config was not used: the code, and the text behind it (e.g. ORT's own error message). */

@@ -3,8 +3,11 @@ import type { ErrorCode } from '@edgeship/protocol';
 /** Where the cause lies: the device (retried with backoff) or the release itself (refused). */
 export type FailureCause = 'environment' | 'model';
 
-/** The step of an activation that failed: reading the stored files, starting an engine, the health check. */
-export type FailurePhase = 'read' | 'engine' | 'health-check';
+/**
+ * The step of an activation that failed: reading the stored files, starting an engine, the
+ * health check, or the guard over its first inferences once active (worker/activation-guard.ts).
+ */
+export type FailurePhase = 'read' | 'engine' | 'health-check' | 'guard';
 
 /**
  * One release that failed to activate on this device, as the store keeps it (one record per

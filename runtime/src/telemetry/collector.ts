@@ -8,7 +8,9 @@ import {
   recordValue,
   reduceFeature,
   type TelemetryRecord,
+  type UpdateReport,
 } from '@edgeship/protocol';
+import type { FallbackCode } from '../engines/engine.ts';
 
 export type Tensors = Record<string, NumericArray>;
 
@@ -28,6 +30,7 @@ interface Accumulator extends Key {
   downloadMs: number;
   features: Map<string, number[]>;
   shadow?: { against: string; compared: number; agreements: number; absDiff: Histogram };
+  update?: UpdateReport;
 }
 
 /**
@@ -63,10 +66,35 @@ export class TelemetryCollector {
     this.accumulator(key).loadMs = loadMs;
   }
 
-  recordDownload(key: Key, bytes: number, ms: number): void {
+  /** A finished download of the release: bytes fetched, time, and whether stored chunks were reused. */
+  recordDownload(key: Key, bytes: number, ms: number, resumed = false): void {
     const acc = this.accumulator(key);
     acc.downloadBytes += bytes;
     acc.downloadMs += ms;
+    const update = this.update(acc);
+    update.downloads = (update.downloads ?? 0) + 1;
+    if (resumed) update.resumed = (update.resumed ?? 0) + 1;
+  }
+
+  /** A release that could not be downloaded or staged (E_QUOTA, E_HASH, E_UNSUPPORTED_RUNTIME, …). */
+  recordUpdateFailure(key: Key, code: ErrorCode): void {
+    const update = this.update(this.accumulator(key));
+    update.failures = { ...update.failures, [code]: (update.failures?.[code] ?? 0) + 1 };
+  }
+
+  /** The backend candidates passed over when the release opened, by reason. */
+  recordFallbacks(key: Key, codes: readonly FallbackCode[]): void {
+    if (codes.length === 0) return;
+    const update = this.update(this.accumulator(key));
+    const fallbacks = { ...update.fallbacks };
+    for (const code of codes) fallbacks[code] = (fallbacks[code] ?? 0) + 1;
+    update.fallbacks = fallbacks;
+  }
+
+  /** The guard after activation left this release for the last known good. */
+  recordGuardFallback(key: Key): void {
+    const update = this.update(this.accumulator(key));
+    update.guardFallbacks = (update.guardFallbacks ?? 0) + 1;
   }
 
   /** One comparison of a shadow candidate against the active release on the same input. */
@@ -79,16 +107,23 @@ export class TelemetryCollector {
     recordValue(acc.shadow.absDiff, maxAbsDiff * 1000);
   }
 
+  private update(acc: Accumulator): UpdateReport {
+    acc.update ??= {};
+    return acc.update;
+  }
+
   get isEmpty(): boolean {
     return this.accumulators.size === 0;
   }
 
   /** Hands over everything recorded since the last drain, and starts afresh. */
-  drain(): TelemetryRecord[] {
+  drain(storagePersisted?: boolean): TelemetryRecord[] {
     const records = [...this.accumulators.values()].map((acc): TelemetryRecord => {
-      const { features, shadow, loadMs, ...rest } = acc;
+      const { features, shadow, loadMs, update, ...rest } = acc;
+      const pipeline = update || storagePersisted !== undefined ? { ...update, storagePersisted } : undefined;
       return {
         ...rest,
+        ...(pipeline ? { update: pipeline } : {}),
         features: [...features].map(([name, counts]) => ({ name, counts })),
         ...(loadMs === undefined ? {} : { loadMs }),
         ...(shadow ? { shadow } : {}),

@@ -25,7 +25,7 @@ export class TelemetryReporter {
 
   async seal(): Promise<TelemetryBatch[]> {
     if (this.collector.isEmpty) return [];
-    const records = this.collector.drain();
+    const records = this.collector.drain(await storagePersisted());
     const windowEnd = this.now();
     let dropped = await this.outbox.takeDroppedCount();
     const batches: TelemetryBatch[] = [];
@@ -45,5 +45,14 @@ export class TelemetryReporter {
     }
     this.windowStart = windowEnd;
     return batches;
+  }
+}
+
+/** Whether the origin's storage is persisted (readable in workers; only the page can ask for it). */
+async function storagePersisted(): Promise<boolean | undefined> {
+  try {
+    return (await globalThis.navigator?.storage?.persisted?.()) ?? undefined;
+  } catch {
+    return undefined;
   }
 }

@@ -46,7 +46,15 @@ export interface UpdaterConfig {
 export type UpdateEvent =
   | { type: 'update-available'; model: string; release: string }
   | { type: 'update-downloaded'; model: string; release: string; download: DownloadResult }
-  | { type: 'update-failed'; model: string; release: string; code: string; message: string }
+  | {
+      type: 'update-failed';
+      model: string;
+      release: string;
+      /** The release's version (telemetry counts the failure under it). */
+      version: string;
+      code: string;
+      message: string;
+    }
   | { type: 'shadow-ready'; model: string; release: string };
 
 export interface CheckResult {
@@ -231,7 +239,7 @@ export class Updater {
       const code = codeOf(error);
       const message = (error as Error).message;
       result.failures.push({ release: id, code, message });
-      this.emit({ type: 'update-failed', model, release: id, code, message });
+      this.emit({ type: 'update-failed', model, release: id, version: ref.version, code, message });
       return null;
     }
   }

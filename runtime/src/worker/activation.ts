@@ -1,6 +1,8 @@
 import { codeOf, EdgeshipError } from '@edgeship/protocol';
 import type { ModelStore } from '../store/model-store.ts';
 import type { TelemetryCollector } from '../telemetry/collector.ts';
+import { ActivationError } from './activation-error.ts';
+import type { ActivationGuard, Regression } from './activation-guard.ts';
 import type { RuntimeConfig, RuntimeEvent } from './config.ts';
 import type { FailureBook } from './failure-book.ts';
 import type { FailureRecords } from './failure-records.ts';
@@ -22,6 +24,7 @@ export class Activation {
     private readonly failures: FailureRecords,
     private readonly collector: TelemetryCollector | undefined,
     private readonly emit: (event: RuntimeEvent) => void,
+    private readonly guard: ActivationGuard | null,
   ) {}
 
   slot(name: string): ModelSlot | undefined {
@@ -40,9 +43,16 @@ export class Activation {
   async open(id: string, opts: { healthCheck: boolean }): Promise<LoadedModel> {
     const started = performance.now();
     const { release, engine, backend } = await openRelease(this.store, id, this.config, opts);
-    this.collector?.recordLoad(
-      { model: release.model, version: release.version, backend: backend.chosen.backend, role: 'active' },
-      performance.now() - started,
+    const key = {
+      model: release.model,
+      version: release.version,
+      backend: backend.chosen.backend,
+      role: 'active' as const,
+    };
+    this.collector?.recordLoad(key, performance.now() - started);
+    this.collector?.recordFallbacks(
+      key,
+      backend.fallbacks.map((f) => f.code),
     );
     return { id, release, engine, backend };
   }
@@ -80,6 +90,9 @@ export class Activation {
       if (pointers.active !== fallback) await this.store.activate(name, fallback);
     }
     if (pointers.active !== next.id) await this.store.activate(name, next.id);
+    // What it replaces is where the guard sends the device back to (activation-guard.ts).
+    const replaced = previous?.id ?? pointers.lastKnownGood;
+    if (replaced !== next.id) this.guard?.watch(name, next.id, replaced);
     await this.store.markGood(name, next.id);
     await this.book.forget(next.id);
     const slot = this.slots.get(name);
@@ -89,6 +102,44 @@ export class Activation {
       this.emit({ type: 'update-activated', model: name, release: next.id, previous: pointers.active });
     }
     await this.store.collectGarbage({ perModel: 2 }).catch(() => {});
+  }
+
+  /**
+   * The guard found `release` worse than the one it replaced: it is recorded as failed (refused
+   * until a newer manifest offers it, or reset), and the replaced release runs again, swapped in
+   * between two calls. If that one cannot open, the new release keeps running.
+   */
+  async leave(regression: Regression): Promise<void> {
+    const { model: name, release, replaced, reason } = regression;
+    if (this.loaded(name)?.id !== release) return;
+    const error = new ActivationError('guard', `${release} regressed after activation: ${reason}`, {
+      backend: this.loaded(name)?.backend.chosen.backend,
+    });
+    await this.failures.record(name, release, error);
+    const left = this.loaded(name);
+    if (left) {
+      this.collector?.recordGuardFallback({
+        model: left.release.model,
+        version: left.release.version,
+        backend: left.backend.chosen.backend,
+        role: 'active',
+      });
+    }
+    const next = await this.open(replaced, { healthCheck: true });
+    const pointers = await this.store.pointers(name);
+    await this.store.activate(name, replaced);
+    await this.store.markGood(name, replaced);
+    if (pointers.pending === release) await this.store.setPending(name, null);
+    await this.book.forget(replaced);
+    await this.slots.get(name)?.replace(next);
+    this.emit({
+      type: 'rolled-back',
+      model: name,
+      from: release,
+      to: replaced,
+      code: error.code,
+      reason: error.message,
+    });
   }
 
   async dispose(): Promise<void> {

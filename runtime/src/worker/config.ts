@@ -19,15 +19,33 @@ export interface RuntimeConfig {
   tfjsWasmPaths?: string;
   /** Force a backend instead of measuring; "auto" (default) times the candidates once per release. */
   backend?: Backend | 'auto';
-  /** "next-load" (default): a downloaded release runs from the next load on. */
+  /** "next-load" (default): a downloaded release runs from the next load on; "immediate": at once. */
   activation?: 'next-load' | 'immediate';
+  /**
+   * When the release running here is withdrawn (its canary halted, or production rolled back:
+   * the device's bucket now gets an older release): "immediate" (default) switches at once,
+   * between two calls, never under one; "next-load" waits for the next load like any update.
+   */
+  withdrawnActivation?: 'immediate' | 'next-load';
+  /**
+   * After an activation that replaced a release, the new one's first `inferences` calls (default
+   * 50) are watched: when its share of failed calls or non-finite outputs exceeds the replaced
+   * release's (as seen in this worker; 0 if unseen) by more than `maxIncrease` (default 0.05),
+   * the device goes back to the replaced release and refuses the new one (a `rolled-back` event,
+   * E_HEALTH_CHECK in telemetry). False: no guard.
+   */
+  activationGuard?: { inferences?: number; maxIncrease?: number } | false;
   /** Send drift and latency telemetry (default true). No raw input ever leaves the device. */
   telemetry?: boolean;
   /** Share of inferences also run on a shadow candidate, when the device is in a shadow rollout. */
   shadowSampleRate?: number;
   /** Check for updates in the background when a cached release is loaded (default true). */
   checkOnLoad?: boolean;
-  /** Background update checks every this many ms (0: only on load and on demand). */
+  /**
+   * The page checks for updates every this many ms (default 5 min; 0: only on load and on
+   * demand), each wait jittered by ±20%, doubled per failed check in a row, paused while the page
+   * is hidden and resumed on `visibilitychange` and `online` (see check-schedule.ts).
+   */
   checkIntervalMs?: number;
   /** Telemetry is sealed and sent every this many ms. */
   telemetryIntervalMs?: number;
@@ -86,8 +104,8 @@ export interface RefusedRelease {
   message: string;
   /** "environment": retried with backoff; "model": refused until a newer manifest offers it or reset(model). */
   cause: 'environment' | 'model';
-  /** The step that failed: reading the stored files, starting an engine, or the health check. */
-  phase: 'read' | 'engine' | 'health-check';
+  /** The step that failed: reading the stored files, starting an engine, the health check, or the guard after activation. */
+  phase: 'read' | 'engine' | 'health-check' | 'guard';
   failedAt: string;
   /** Failures in a row under this runtime version and options. */
   attempts: number;
@@ -121,6 +139,8 @@ export type RuntimeEvent =
   | { type: 'update-failed'; model: string; release: string; code: string; message: string }
   | { type: 'update-activated'; model: string; release: string; previous: string | null }
   | { type: 'rolled-back'; model: string; from: string; to: string | null; code: string; reason: string }
+  /** The release running here was halted or rolled back on the server; `to` is what the bucket gets now. */
+  | { type: 'release-withdrawn'; model: string; release: string; to: string }
   | { type: 'check-failed'; code: string; message: string }
   | { type: 'shadow-ready'; model: string; release: string }
   /** The browser answered navigator.storage.persist() (fired on the page, not by the worker). */

@@ -1,7 +1,8 @@
 import { codeOf } from '@edgeship/protocol';
 import { runWithContract } from '../engines/pipeline.ts';
-import type { NamedTensors } from '../engines/tensor.ts';
+import { hasNonFinite, type NamedTensors } from '../engines/tensor.ts';
 import type { TelemetryCollector } from '../telemetry/collector.ts';
+import type { ActivationGuard } from './activation-guard.ts';
 import type { LoadedModel } from './model-slot.ts';
 import type { ShadowLifecycle } from './shadow-lifecycle.ts';
 import type { LatencyBook } from './status-report.ts';
@@ -12,6 +13,7 @@ export interface InferenceObservers {
   latency: LatencyBook;
   collector: TelemetryCollector | undefined;
   shadows: ShadowLifecycle;
+  guard: ActivationGuard | null;
 }
 
 /**
@@ -38,9 +40,13 @@ export async function infer(
     observers.latency.record(name, ms);
     observers.collector?.recordInference(key, release, ms, plainTensors(inputs), plainTensors(outputs));
     observers.shadows.maybeRun(name, model, inputs, outputs);
+    observers.guard?.observe(name, model.id, hasNonFinite(outputs) ? 'non-finite' : 'ok');
     return outputs;
   } catch (error) {
-    observers.collector?.recordError(key, codeOf(error));
+    const code = codeOf(error);
+    observers.collector?.recordError(key, code);
+    // Inputs the contract refused are the caller's doing, not the release's.
+    if (code !== 'E_INPUT') observers.guard?.observe(name, model.id, 'failed');
     throw error;
   }
 }

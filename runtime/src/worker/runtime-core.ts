@@ -5,11 +5,13 @@ import { loadInstallKey } from '../telemetry/install-key.ts';
 import { TrustStore } from '../update/trust-store.ts';
 import type { CheckResult, Updater } from '../update/updater.ts';
 import { Activation } from './activation.ts';
+import { ActivationGuard, DEFAULT_GUARD } from './activation-guard.ts';
 import type { ModelStatus, RuntimeConfig, RuntimeEvent, WorkerStatus } from './config.ts';
 import { type FailureBook, failureBookFor } from './failure-book.ts';
 import { FailureRecords } from './failure-records.ts';
 import { type InferenceObservers, infer } from './inference.ts';
 import type { ModelSlot } from './model-slot.ts';
+import { pipelineTelemetry } from './pipeline-telemetry.ts';
 import { runSequence, type SequenceRequest, type SequenceResult } from './sequence.ts';
 import { ShadowLifecycle } from './shadow-lifecycle.ts';
 import { LatencyBook, StatusReport } from './status-report.ts';
@@ -51,20 +53,27 @@ export class RuntimeCore {
     const installKey = await loadInstallKey(store);
     const deviceId = installKey.deviceId;
     const trust = new TrustStore(store, config.trustedRoot, { app: config.app, channel: config.channel });
-    const updater = updaterFor(config, store, trust, deviceId, emit);
     const telemetry =
       config.telemetry === false ? null : await openWorkerTelemetry(config, prefix, installKey);
     const collector = telemetry?.collector;
+    const pipeline = collector && pipelineTelemetry(collector, store, config, () => activation);
+    const updater = updaterFor(config, store, trust, deviceId, emit, pipeline);
     const book = failureBookFor(config, store, () => trust.newestManifestVersion());
     // A new runtime version or new options make environment failures due at once.
     await book.syncRefused();
     const failures = new FailureRecords(book, store, config, collector);
-    const activation = new Activation(store, config, book, failures, collector, emit);
+    const guard =
+      config.activationGuard === false
+        ? null
+        : new ActivationGuard({ ...DEFAULT_GUARD, ...config.activationGuard }, (regression) => {
+            void activation.leave(regression).catch(() => {});
+          });
+    const activation = new Activation(store, config, book, failures, collector, emit, guard);
     const shadows = new ShadowLifecycle(activation, failures, collector, config.shadowSampleRate ?? 0.1);
     const report = new StatusReport(deviceId, store, activation, shadows, book, new LatencyBook());
     const send = () => sendWorkerTelemetry(telemetry);
     const checks = new UpdateChecks(config, store, updater, book, activation, shadows, send, emit);
-    const observers = { latency: report.latency, collector, shadows };
+    const observers = { latency: report.latency, collector, shadows, guard };
     const parts = { store, book, activation, shadows, report, checks, telemetry, observers };
     const core = new RuntimeCore(config, parts, updater, deviceId);
     core.startTimers();
@@ -156,9 +165,7 @@ export class RuntimeCore {
   }
 
   private startTimers(): void {
-    const checkEvery = this.config.checkIntervalMs ?? 0;
-    if (checkEvery > 0)
-      this.timers.push(setInterval(() => void this.checkForUpdates().catch(() => {}), checkEvery));
+    // Update checks are scheduled by the page (check-schedule.ts), which sees its visibility.
     const sendEvery = this.config.telemetryIntervalMs ?? 60_000;
     if (this.parts.telemetry && sendEvery > 0)
       this.timers.push(setInterval(() => void this.sendTelemetry().catch(() => {}), sendEvery));

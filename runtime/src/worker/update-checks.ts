@@ -1,7 +1,8 @@
 import { codeOf } from '@edgeship/protocol';
+import semverLt from 'semver/functions/lt';
 import type { ModelStore } from '../store/model-store.ts';
 import type { TrustStore } from '../update/trust-store.ts';
-import { type CheckResult, Updater } from '../update/updater.ts';
+import { type CheckResult, type UpdateEvent, Updater } from '../update/updater.ts';
 import { RUNTIME_VERSION } from '../version.ts';
 import type { Activation } from './activation.ts';
 import type { LastCheck, RuntimeConfig, RuntimeEvent } from './config.ts';
@@ -72,13 +73,28 @@ export class UpdateChecks {
       throw error;
     }
     for (const [name, target] of Object.entries(result.targets)) {
-      const pointers = await this.store.pointers(name);
-      if (this.activation.loaded(name) && pointers.pending && this.config.activation === 'immediate') {
-        await this.activation.switchTo(name, pointers.pending);
-      }
+      const { pending } = await this.store.pointers(name);
+      if (pending && (await this.activatesNow(name, pending))) await this.activation.switchTo(name, pending);
       await this.shadows.prepare(name, target.shadow);
     }
     return result;
+  }
+
+  /**
+   * Whether the staged release replaces the running one at once: always with immediate
+   * activation, and by default when the running release was withdrawn. The manifest does not say
+   * "halted"; it gives the bucket an older release than the one running, which is what a halted
+   * canary and a production rollback look like from here (a new release is never older).
+   */
+  private async activatesNow(name: string, pending: string): Promise<boolean> {
+    const running = this.activation.loaded(name);
+    if (!running) return false;
+    if (this.config.activation === 'immediate') return true;
+    if ((this.config.withdrawnActivation ?? 'immediate') !== 'immediate') return false;
+    const staged = await this.store.getRelease(pending);
+    if (!staged || !semverLt(staged.version, running.release.version)) return false;
+    this.emit({ type: 'release-withdrawn', model: name, release: running.id, to: pending });
+    return true;
   }
 }
 
@@ -89,6 +105,7 @@ export function updaterFor(
   trust: TrustStore,
   deviceId: string,
   emit: (event: RuntimeEvent) => void,
+  pipeline?: (event: UpdateEvent) => void,
 ): Updater {
   return new Updater(
     store,
@@ -105,6 +122,9 @@ export function updaterFor(
       minBytesPerSecond: config.retrieval?.minBytesPerSecond,
       models: config.models,
     },
-    (event) => emit(event),
+    (event) => {
+      pipeline?.(event);
+      emit(event);
+    },
   );
 }

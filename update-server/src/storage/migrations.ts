@@ -15,6 +15,7 @@ export const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
   '0004_canary_evidence': canaryEvidenceTables,
   '0005_canary_segments': canarySegments,
   '0006_canary_verdicts': canaryVerdicts,
+  '0007_telemetry_pipeline': telemetryPipeline,
 };
 
 export interface MigrateOptions {
@@ -354,6 +355,18 @@ function canaryVerdicts(dialect: DialectName): Migration {
         .addColumn('verdict', 'text', (c) => c.notNull())
         .addColumn('judged_at', 'text', (c) => c.notNull())
         .addPrimaryKeyConstraint('canary_verdicts_pk', ['rollout_id', 'kind'])
+        .execute();
+    },
+  };
+}
+
+/** The update pipeline's sums per aggregate (downloads, update failures, fallbacks: JSON). */
+function telemetryPipeline(): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .alterTable('telemetry_aggregates')
+        .addColumn('pipeline', 'text', (c) => c.notNull().defaultTo('{}'))
         .execute();
     },
   };

@@ -1,4 +1,4 @@
-import type { ColumnType } from 'kysely';
+import type { ColumnType, Generated } from 'kysely';
 
 /**
  * The registry's tables as Kysely sees them. Columns are snake_case; timestamps are ISO-8601 text
@@ -158,6 +158,8 @@ export interface TelemetryAggregatesTable {
   features: string;
   /** JSON: Record<active version compared against, { compared, agreements, absDiff }>. */
   shadow: string;
+  /** JSON: PipelineStats (telemetry/aggregate.ts); '{}' on rows from before migration 0006. */
+  pipeline: Generated<string>;
 }
 
 /** Every install (device public key) the telemetry ingest has seen, first time and network. */

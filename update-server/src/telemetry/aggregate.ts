@@ -24,6 +24,32 @@ export interface ShadowStats {
   absDiff: Histogram;
 }
 
+/** The update pipeline on devices (UpdateReportSchema), summed. */
+export interface PipelineStats {
+  downloads: number;
+  resumed: number;
+  /** Update failures by code. */
+  failures: Record<string, number>;
+  /** Backend candidates passed over, by reason. */
+  fallbacks: Record<string, number>;
+  guardFallbacks: number;
+  /** Records that said whether storage is persisted, and how many said yes. */
+  persistedReports: number;
+  persisted: number;
+}
+
+export function emptyPipeline(): PipelineStats {
+  return {
+    downloads: 0,
+    resumed: 0,
+    failures: {},
+    fallbacks: {},
+    guardFallbacks: 0,
+    persistedReports: 0,
+    persisted: 0,
+  };
+}
+
 /** Sums that merge by addition: the whole fleet's numbers are the sum of every batch's. */
 export interface AggregateValues {
   batches: number;
@@ -38,6 +64,7 @@ export interface AggregateValues {
   features: Record<string, number[]>;
   /** Per active version the shadow candidate was compared against. */
   shadow: Record<string, ShadowStats>;
+  pipeline: PipelineStats;
 }
 
 export function emptyValues(): AggregateValues {
@@ -53,6 +80,7 @@ export function emptyValues(): AggregateValues {
     downloadMsSum: 0,
     features: {},
     shadow: {},
+    pipeline: emptyPipeline(),
   };
 }
 
@@ -83,6 +111,15 @@ export function mergeValues(a: AggregateValues, b: AggregateValues): AggregateVa
   a.downloadMsSum += b.downloadMsSum;
   for (const [name, counts] of Object.entries(b.features))
     a.features[name] = addCounts(a.features[name] ?? [], counts);
+  const p = a.pipeline;
+  const q = b.pipeline;
+  p.downloads += q.downloads;
+  p.resumed += q.resumed;
+  addRecord(p.failures, q.failures);
+  addRecord(p.fallbacks, q.fallbacks);
+  p.guardFallbacks += q.guardFallbacks;
+  p.persistedReports += q.persistedReports;
+  p.persisted += q.persisted;
   for (const [against, s] of Object.entries(b.shadow)) {
     const prev = a.shadow[against] ?? { compared: 0, agreements: 0, absDiff: {} };
     a.shadow[against] = {
@@ -109,6 +146,19 @@ export function recordValues(record: TelemetryRecord): AggregateValues {
   values.downloadMsSum = record.downloadMs;
   for (const f of record.features)
     values.features[f.name] = addCounts(values.features[f.name] ?? [], f.counts);
+  if (record.update) {
+    const u = record.update;
+    const p = values.pipeline;
+    p.downloads = u.downloads ?? 0;
+    p.resumed = u.resumed ?? 0;
+    addRecord(p.failures, u.failures ?? {});
+    addRecord(p.fallbacks, u.fallbacks ?? {});
+    p.guardFallbacks = u.guardFallbacks ?? 0;
+    if (u.storagePersisted !== undefined) {
+      p.persistedReports = 1;
+      p.persisted = u.storagePersisted ? 1 : 0;
+    }
+  }
   if (record.shadow) {
     values.shadow[record.shadow.against] = {
       compared: record.shadow.compared,

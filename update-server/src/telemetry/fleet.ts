@@ -37,6 +37,41 @@ export interface ReleaseStats {
   meanLoadMs: number | null;
   backends: Record<string, { inferences: number; errors: number; latencyMs: Percentiles }>;
   drift: Record<string, FeatureDrift>;
+  update?: UpdatePipelineStats;
+}
+
+/** The update pipeline for one release, from devices' UpdateReports. */
+export interface UpdatePipelineStats {
+  downloads: number;
+  downloadBytes: number;
+  meanDownloadMs: number | null;
+  /** Share of downloads that reused stored chunks (resumed, or shared with another release). */
+  resumedShare: number | null;
+  /** Update failures (download, verification, staging) by code, and per attempt. */
+  failures: Record<string, number>;
+  failureRate: number | null;
+  /** Backend candidates passed over when it opened, by reason. */
+  fallbacks: Record<string, number>;
+  /** Times the guard after activation left it for the last known good. */
+  guardFallbacks: number;
+  /** Share of its records from devices whose storage is persisted. */
+  persistedShare: number | null;
+}
+
+function pipelineStats(v: AggregateValues): UpdatePipelineStats {
+  const p = v.pipeline;
+  const failed = Object.values(p.failures).reduce((a, b) => a + b, 0);
+  return {
+    downloads: p.downloads,
+    downloadBytes: v.downloadBytes,
+    meanDownloadMs: p.downloads > 0 ? v.downloadMsSum / p.downloads : null,
+    resumedShare: p.downloads > 0 ? p.resumed / p.downloads : null,
+    failures: p.failures,
+    failureRate: p.downloads + failed > 0 ? failed / (p.downloads + failed) : null,
+    fallbacks: p.fallbacks,
+    guardFallbacks: p.guardFallbacks,
+    persistedShare: p.persistedReports > 0 ? p.persisted / p.persistedReports : null,
+  };
 }
 
 export interface ShadowStats {
@@ -135,6 +170,7 @@ export async function fleetReport(
       meanLoadMs: sum.loadCount > 0 ? sum.loadMsSum / sum.loadCount : null,
       backends,
       drift: spec ? driftPerFeature(sum.features, spec) : {},
+      update: pipelineStats(sum),
     } satisfies ReleaseStats;
   };
 

@@ -8,6 +8,7 @@ import {
   seededBytes,
   signTelemetryBody,
   TELEMETRY_SIGNATURE_HEADER,
+  type TelemetryRecord,
 } from '@edgeship/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publish, startTestServer, type TestServer } from '../../../test/support/server.ts';
@@ -317,6 +318,46 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       const shadow = (await fleet()).shadow.find((s) => s.candidate === '1.1.0')!;
       expect(shadow).toMatchObject({ against: '1.0.0', compared: 100, agreement: 0.93 });
       expect(shadow.absDiff.p50).toBeCloseTo(0.02, 2);
+    });
+
+    it('sums the update pipeline per release: downloads, update failures by code, fallbacks, guard fallbacks, persisted storage', async () => {
+      const record = (update: TelemetryRecord['update'], download = { bytes: 0, ms: 0 }) => ({
+        ...makeRecord({ model: MODEL, version: '1.2.0', latenciesMs: [3] }),
+        downloadBytes: download.bytes,
+        downloadMs: download.ms,
+        update,
+      });
+      const batches = [
+        makeBatch(device('pipe'), [
+          record({ downloads: 1, resumed: 1, storagePersisted: true }, { bytes: 4000, ms: 200 }),
+        ]),
+        makeBatch(device('pipe'), [
+          record(
+            { downloads: 1, storagePersisted: false, fallbacks: { 'no-webgpu': 1 } },
+            { bytes: 5000, ms: 400 },
+          ),
+        ]),
+        makeBatch(device('pipe'), [
+          record({ failures: { E_QUOTA: 1, E_HASH: 1 }, guardFallbacks: 1, storagePersisted: true }),
+        ]),
+      ];
+      for (const batch of batches) expect((await postBatch(t.server.url, batch)).status).toBe(202);
+      const stats = (await version('1.2.0')) as unknown as { update: Record<string, unknown> };
+      expect(stats.update).toEqual({
+        downloads: 2,
+        downloadBytes: 9000,
+        meanDownloadMs: 300,
+        resumedShare: 0.5,
+        failures: { E_QUOTA: 1, E_HASH: 1 },
+        failureRate: 0.5,
+        fallbacks: { 'no-webgpu': 1 },
+        guardFallbacks: 1,
+        persistedShare: 2 / 3,
+      });
+      // A record from an older runtime, without the report, still aggregates (all zero, nulls).
+      expect((await version('1.0.0')) as unknown).toMatchObject({
+        update: { downloads: 0, failureRate: null },
+      });
     });
 
     it('exposes per-release metrics for Prometheus', async () => {

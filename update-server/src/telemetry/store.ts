@@ -7,6 +7,7 @@ import {
   type AggregateValues,
   batchDeltas,
   batchInferences,
+  emptyPipeline,
   keyString,
   mergeValues,
 } from './aggregate.ts';
@@ -397,6 +398,7 @@ function fromRow(row: RowOut): [AggregateKey, AggregateValues] {
       downloadMsSum: Number(row.download_ms_sum),
       features: JSON.parse(row.features),
       shadow: JSON.parse(row.shadow),
+      pipeline: { ...emptyPipeline(), ...JSON.parse(row.pipeline ?? '{}') },
     },
   ];
 }
@@ -420,6 +422,7 @@ interface RowOut {
   download_ms_sum: number;
   features: string;
   shadow: string;
+  pipeline?: string;
 }
 
 function toRow(key: AggregateKey, v: AggregateValues) {
@@ -442,6 +445,7 @@ function toRow(key: AggregateKey, v: AggregateValues) {
     download_ms_sum: v.downloadMsSum,
     features: JSON.stringify(v.features),
     shadow: JSON.stringify(v.shadow),
+    pipeline: JSON.stringify(v.pipeline),
   } satisfies Insertable<Database['telemetry_aggregates']>;
 }
 
