@@ -73,6 +73,8 @@ export const storage: Benchmark = async (ctx) => {
           ctx.log(`  ${kind}: ${(error as Error).message}; restarting the worker`);
           await session.call('storageClose');
           await session.call('storageGenerate', megabytes);
+          // New random data: its hash differs from the old data's.
+          digests.clear();
         }
       }
     }
