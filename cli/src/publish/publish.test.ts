@@ -94,6 +94,8 @@ describe('edgeship publish to a real update server', () => {
     expect(entry.rollout).toMatchObject({ release: '1.0.0', shareBps: 10_000 });
     const release = entry.releases.find((r) => r.signed.version === '1.0.0')!.signed;
     expect(release.quantization).toEqual({ method: 'int8', perChannel: true });
+    // The contract file's recurrent pair is signed, so devices carry Silero's state by themselves.
+    expect(release.recurrent).toEqual([{ output: 'stateN', input: 'state' }]);
     // The profiled reference: one share per bin, summing to one.
     for (const feature of release.monitoring.features) {
       expect(feature.reference).toHaveLength(feature.binEdges.length + 1);

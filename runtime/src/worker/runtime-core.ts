@@ -167,7 +167,7 @@ export class RuntimeCore {
   async runSequence(name: string, request: SequenceRequest): Promise<SequenceResult> {
     const model = await this.ready(name);
     return this.serialised(model, () =>
-      runSequence(request, (inputs) => this.infer(name, model, inputs, false)),
+      runSequence(request, (inputs) => this.infer(name, model, inputs, false), model.release.recurrent),
     );
   }
 
