@@ -1,6 +1,7 @@
 import {
   chooseRelease,
   EdgeshipError,
+  type ErrorCode,
   MAX_MANIFEST_BYTES,
   type Manifest,
   releaseId,
@@ -50,7 +51,7 @@ export interface CheckResult {
   /** Per model: what this device should run now and what it shadows. */
   targets: Record<string, { active: string | null; shadow: string | null; inRollout: boolean }>;
   downloaded: string[];
-  failures: Array<{ release: string; code: string; message: string }>;
+  failures: Array<{ release: string; code: ErrorCode; message: string }>;
 }
 
 const ETAG_KEY = 'manifest-etag';

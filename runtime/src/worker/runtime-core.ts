@@ -138,13 +138,21 @@ export class RuntimeCore {
     this.updater.want(name);
     let pointers = await this.store.pointers(name);
     if (!pointers.active && !pointers.pending) {
-      await this.checkForUpdates().catch(async (error: unknown) => {
+      const checked = await this.checkForUpdates().catch(async (error: unknown) => {
         // Offline: a stored release whose environment failure is due is tried without the server.
         const due = await this.failures.dueStoredRetry(name);
         if (!due) throw error;
         await this.store.setPending(name, due);
       });
       pointers = await this.store.pointers(name);
+      // A download the network cut off says so (its verified chunks are kept for the next check).
+      const cut = checked?.failures.find((f) => f.release.startsWith(`${name}@`));
+      if (cut && !pointers.active && !pointers.pending) {
+        throw new EdgeshipError(
+          cut.code,
+          `${cut.release} could not be downloaded (${cut.message}); the next check resumes it`,
+        );
+      }
     } else if (this.config.checkOnLoad !== false) {
       // Offline first: the cached release runs now; what the check finds runs from the next load.
       void this.checkForUpdates().catch(() => {});
