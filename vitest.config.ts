@@ -108,8 +108,9 @@ export default defineConfig({
           // Not yet in Firefox: there the autotune probe worker dies ("script error") on the
           // ~100 MB external-data model, and the other two tests time out. Chromium runs them.
           exclude: ['runtime/src/real-sized.browser.test.ts'],
-          // One retry: in one of three full runs here a Firefox runtime test hung until its
-          // timeout and passed in the others (an open flake, reported as a retry in the output).
+          // One retry, which starts a fresh runtime worker: now and then onnxruntime-web's WASM
+          // start never returns in Firefox's worker (traced, open: ARCHITECTURE.md); reported as a
+          // retry in the output.
           retry: 1,
         },
       ),

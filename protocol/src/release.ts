@@ -109,26 +109,75 @@ export const QuantizationSchema = z.strictObject({
   perChannel: z.optional(z.boolean()),
 });
 
-/** What a publisher signs: the model's bytes and contract. Rollout decisions are not in here. */
-export const ReleaseSchema = z.strictObject({
-  type: z.literal('edgeship/release'),
-  model: Name,
-  version: SemVer,
-  format: z.enum(['onnx', 'tfjs']),
-  /** onnx: the .onnx graph first, then any external-data files it names; tfjs: model.json first, then its weight shards. */
-  files: z.array(FileEntrySchema).check(z.minLength(1), z.maxLength(64)),
-  quantization: QuantizationSchema,
-  inputs: z.array(TensorSpecSchema).check(z.minLength(1), z.maxLength(32)),
-  outputs: z.array(TensorSpecSchema).check(z.minLength(1), z.maxLength(32)),
-  preprocessing: z.array(PreprocessStepSchema).check(z.maxLength(16)),
-  postprocessing: z.array(PostprocessStepSchema).check(z.maxLength(16)),
-  monitoring: MonitoringSpecSchema,
-  minRuntimeVersion: SemVer,
-  createdAt: IsoTime,
+/**
+ * Recurrent state: an output fed back as an input at the next step (Silero VAD: stateN → state).
+ * Signed with the contract, so a sequence call carries the pairs the publisher declared.
+ */
+export const RecurrentPairSchema = z.strictObject({
+  output: z.string().check(z.minLength(1), z.maxLength(128)),
+  input: z.string().check(z.minLength(1), z.maxLength(128)),
 });
+export type RecurrentPair = z.infer<typeof RecurrentPairSchema>;
+
+/** What a publisher signs: the model's bytes and contract. Rollout decisions are not in here. */
+export const ReleaseSchema = z
+  .strictObject({
+    type: z.literal('edgeship/release'),
+    model: Name,
+    version: SemVer,
+    format: z.enum(['onnx', 'tfjs']),
+    /** onnx: the .onnx graph first, then any external-data files it names; tfjs: model.json first, then its weight shards. */
+    files: z.array(FileEntrySchema).check(z.minLength(1), z.maxLength(64)),
+    quantization: QuantizationSchema,
+    inputs: z.array(TensorSpecSchema).check(z.minLength(1), z.maxLength(32)),
+    outputs: z.array(TensorSpecSchema).check(z.minLength(1), z.maxLength(32)),
+    preprocessing: z.array(PreprocessStepSchema).check(z.maxLength(16)),
+    postprocessing: z.array(PostprocessStepSchema).check(z.maxLength(16)),
+    monitoring: MonitoringSpecSchema,
+    /**
+     * Optional: older releases name no pairs. Runtime packages up to 0.2.0 parse releases strictly
+     * and refuse a manifest that holds a release with it (see CHANGELOG).
+     */
+    recurrent: z.optional(z.array(RecurrentPairSchema).check(z.maxLength(32))),
+    minRuntimeVersion: SemVer,
+    createdAt: IsoTime,
+  })
+  .check(
+    z.superRefine((release, ctx) => {
+      for (const issue of recurrentIssues(release)) ctx.addIssue({ code: 'custom', ...issue });
+    }),
+  );
 export type Release = z.infer<typeof ReleaseSchema>;
 export const SignedReleaseSchema = signedSchema(ReleaseSchema);
 export type SignedRelease = Signed<Release>;
+
+/**
+ * What is wrong with a contract's recurrent pairs: each names one of its outputs and one of its
+ * inputs, and no output or input is in two pairs (a step feeds each input one value).
+ */
+export function recurrentIssues(contract: {
+  inputs: ReadonlyArray<{ name: string }>;
+  outputs: ReadonlyArray<{ name: string }>;
+  recurrent?: ReadonlyArray<RecurrentPair>;
+}): Array<{ path: (string | number)[]; message: string }> {
+  const inputs = new Set(contract.inputs.map((t) => t.name));
+  const outputs = new Set(contract.outputs.map((t) => t.name));
+  const seen = { output: new Set<string>(), input: new Set<string>() };
+  const issues: Array<{ path: (string | number)[]; message: string }> = [];
+  (contract.recurrent ?? []).forEach((pair, i) => {
+    const at = ['recurrent', i];
+    if (!outputs.has(pair.output))
+      issues.push({ path: [...at, 'output'], message: `"${pair.output}" is not one of the outputs` });
+    if (!inputs.has(pair.input))
+      issues.push({ path: [...at, 'input'], message: `"${pair.input}" is not one of the inputs` });
+    for (const side of ['output', 'input'] as const) {
+      if (seen[side].has(pair[side]))
+        issues.push({ path: [...at, side], message: `"${pair[side]}" is in two recurrent pairs` });
+      seen[side].add(pair[side]);
+    }
+  });
+  return issues;
+}
 
 /** A release's identity, also used as its key in stores and telemetry. */
 export function releaseId(release: Pick<Release, 'model' | 'version'>): string {

@@ -2,12 +2,14 @@ import { DisposedError, TimeoutError } from '@edgeship/protocol/errors';
 import { proxy, type Remote, releaseProxy, transfer, wrap } from 'comlink';
 import { CheckSchedule, DEFAULT_CHECK_INTERVAL_MS } from './check-schedule.ts';
 import type {
+  Carried,
   CarryMap,
   InputsOf,
   ModelHandle,
   ModelName,
   ModelSchema,
   OutputsOf,
+  RecurrentOf,
   SequenceCall,
   SequenceOutcome,
   Tensors,
@@ -55,11 +57,20 @@ export interface Runtime<S extends ModelSchema | unknown = unknown> {
   /** Asks navigator.storage.persist() now (one request at a time) and resolves with the answer. */
   persistStorage(): Promise<boolean | null>;
   /** Loads a model (cached release at once; the first time it downloads) and returns its handle. */
-  load<M extends ModelName<S>>(model: M): Promise<ModelHandle<InputsOf<S, M>, OutputsOf<S, M>>>;
+  load<M extends ModelName<S>>(
+    model: M,
+  ): Promise<ModelHandle<InputsOf<S, M>, OutputsOf<S, M>, RecurrentOf<S, M>>>;
   /** Inputs are transferred to the worker (the caller's arrays are detached); outputs come back transferred. */
   run<M extends ModelName<S>>(model: M, inputs: Tensors<InputsOf<S, M>>): Promise<Tensors<OutputsOf<S, M>>>;
   /** ModelHandle.runSequence, by model name. */
-  runSequence<M extends ModelName<S>, const C extends CarryMap<InputsOf<S, M>, OutputsOf<S, M>>>(
+  runSequence<
+    M extends ModelName<S>,
+    const C extends CarryMap<InputsOf<S, M>, OutputsOf<S, M>> | undefined = Carried<
+      InputsOf<S, M>,
+      OutputsOf<S, M>,
+      RecurrentOf<S, M>
+    >,
+  >(
     model: M,
     call: SequenceCall<InputsOf<S, M>, OutputsOf<S, M>, C>,
   ): Promise<SequenceOutcome<InputsOf<S, M>, OutputsOf<S, M>, C>>;

@@ -1,59 +1,36 @@
-// Failures that heal, in a real Chromium against a real update server: a release that could not
-// start because onnxruntime-web's files were not where the app said is retried with backoff and
-// runs once the app serves them; a release whose stored bytes no longer match their signed hash
-// stays refused until runtime.reset(model), and is then repaired by fetching only the bad chunk.
+// Failures that heal, in real Chromium and Firefox ESR against a real update server: a release
+// that could not start because onnxruntime-web's files were not where the app said is retried
+// with backoff and runs once the app serves them; a release whose stored bytes no longer match
+// their signed hash stays refused until runtime.reset(model), and is then repaired by fetching
+// only the bad chunk; a download the network cut off, with the server then unreachable, resumes
+// at the runtime's next check once the server is back.
 import { openDB } from 'idb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { commands } from 'vitest/browser';
-import { createRuntime, type Runtime } from './client.ts';
+import {
+  serverWithVad,
+  sileroToneInputs,
+  startRuntime,
+  startServer,
+  stopAll,
+  type TestServer,
+  uniqueName,
+} from '../test-fixtures/runtime-harness.ts';
+import type { CreateRuntimeOptions, Runtime } from './client.ts';
 import type { InstalledRelease } from './store/model-store.ts';
+import type { RuntimeEvent } from './worker/config.ts';
 
-const WASM_PATHS = new URL('/node_modules/onnxruntime-web/dist/', location.origin).href;
 /** A folder the test server does not have: every ORT file under it answers 404. */
 const MISSING_WASM_PATHS = new URL('/no-such-ort-folder/', location.origin).href;
 
-const open: Runtime[] = [];
-const servers: string[] = [];
-let serial = 0;
+afterEach(stopAll);
 
-afterEach(async () => {
-  for (const runtime of open.splice(0)) await runtime.dispose();
-  for (const name of servers.splice(0)) await commands.stopEdgeshipServer(name);
-});
-
-async function serverWithVad() {
-  const name = `heal-${Date.now()}-${serial++}`;
-  servers.push(name);
-  const server = await commands.startEdgeshipServer(name);
-  await commands.publishModel(name, { version: '1.0.0', source: 'silero', promote: true });
-  return server;
-}
-
-async function runtimeFor(server: { url: string; trustedRoot: unknown }, storagePrefix: string, extra = {}) {
-  const runtime = await createRuntime({
-    server: server.url,
-    app: 'demo-app',
-    channel: 'stable',
-    trustedRoot: server.trustedRoot as never,
-    wasmPaths: WASM_PATHS,
-    backend: 'wasm',
-    telemetry: false,
-    checkOnLoad: false,
-    models: ['vad'], // checked for before the first load
-    storagePrefix,
-    ...extra,
-  });
-  open.push(runtime);
-  return runtime;
+function runtimeFor(server: TestServer, storagePrefix: string, extra: Partial<CreateRuntimeOptions> = {}) {
+  return startRuntime(server, { models: ['vad'], storagePrefix, ...extra }); // vad checked for before the first load
 }
 
 async function speechProbability(runtime: Runtime): Promise<number> {
-  const frame = new Float32Array(512).map((_, i) => 0.3 * Math.sin((2 * Math.PI * 440 * i) / 16_000));
-  const outputs = await runtime.run('vad', {
-    input: { data: frame, dims: [1, 512] },
-    state: { data: new Float32Array(256), dims: [2, 1, 128] },
-    sr: { data: new BigInt64Array([16_000n]), dims: [] },
-  });
+  const outputs = await runtime.run('vad', sileroToneInputs());
   return outputs.output!.data[0] as number;
 }
 
@@ -63,8 +40,8 @@ async function refusedOf(runtime: Runtime) {
 
 describe('failed activations', () => {
   it('retries a release whose engine could not start with backoff, and at once with the right wasmPaths', async () => {
-    const server = await serverWithVad();
-    const storage = `heal${Date.now()}-${serial++}`;
+    const server = await serverWithVad('heal');
+    const storage = uniqueName('heal');
     const broken = await runtimeFor(server, storage, {
       wasmPaths: MISSING_WASM_PATHS,
       activationRetry: { initialMs: 2_000, maxMs: 60_000 },
@@ -109,8 +86,8 @@ describe('failed activations', () => {
   });
 
   it('keeps a release whose stored bytes fail their hash refused until reset, then fetches only the bad chunk', async () => {
-    const server = await serverWithVad();
-    const storage = `heal${Date.now()}-${serial++}`;
+    const server = await serverWithVad('heal');
+    const storage = uniqueName('heal');
     const downloader = await runtimeFor(server, storage);
     expect((await downloader.checkForUpdates()).downloaded).toEqual(['vad@1.0.0']);
     await downloader.dispose();
@@ -159,4 +136,62 @@ describe('failed activations', () => {
     expect(fetched).toEqual([victim]);
     expect(await speechProbability(runtime)).toBeGreaterThanOrEqual(0);
   });
+
+  it('resumes a download the network cut off at the next check once the unreachable server is back, in the same profile', async () => {
+    const server = await startServer('heal');
+    const published = await commands.publishModel(server.name, {
+      version: '1.0.0',
+      source: 'silero',
+      promote: true,
+    });
+    const all = new Set(published.chunks.map((c) => c.sha256));
+    const storage = uniqueName('heal');
+    const chunksServed = async () =>
+      (await commands.proxyLog(server.name, { reset: true }))
+        .filter((e) => e.path.startsWith('/v1/chunks/') && e.status === 200)
+        .map((e) => e.path.split('/').pop()!);
+
+    // First visit: two chunk responses go through (the lanes in flight with them too), then every
+    // connection drops mid-body.
+    await commands.setChaos(server.name, { cutChunksAfter: 2 });
+    const first = await runtimeFor(server, storage);
+    await expect(first.load('vad')).rejects.toMatchObject({
+      code: 'E_NETWORK',
+      message: expect.stringMatching(/vad@1\.0\.0 could not be downloaded .*the next check resumes it/),
+    });
+    const stored = await chunksServed();
+    expect(stored.length).toBeGreaterThanOrEqual(2);
+    expect(stored.length).toBeLessThan(all.size);
+    // The network's fault, not the release's: nothing is refused, so nothing waits for a backoff.
+    expect(await refusedOf(first)).toEqual([]);
+    await first.dispose();
+
+    // The server goes away: a reload in the same profile cannot reach it and says so.
+    await commands.stopEdgeshipServer(server.name, { keepData: true });
+    await commands.setChaos(server.name, { cutChunksAfter: null, offline: true });
+    const reloaded = await runtimeFor(server, storage, { checkIntervalMs: 2_000 });
+    const events: RuntimeEvent[] = [];
+    reloaded.on('*', (event) => events.push(event));
+    await expect(reloaded.load('vad')).rejects.toMatchObject({ code: 'E_NETWORK' });
+    expect((await reloaded.status()).lastCheck).toMatchObject({ ok: false, error: { code: 'E_NETWORK' } });
+    expect(await chunksServed()).toEqual([]);
+
+    // Back: the runtime's own next check (checkIntervalMs) resumes the download; the app does nothing.
+    await commands.restartEdgeshipServer(server.name);
+    await commands.setChaos(server.name, { offline: false });
+    await expect
+      .poll(() => events.find((e) => e.type === 'update-downloaded'), { timeout: 60_000 })
+      .toMatchObject({ release: 'vad@1.0.0', download: { chunksReused: stored.length } });
+    const resumed = await chunksServed();
+    expect(resumed.filter((sha) => stored.includes(sha))).toEqual([]); // verified chunks were kept
+    expect(new Set([...stored, ...resumed])).toEqual(all);
+    expect(await reloaded.load('vad').then((m) => m.status())).toMatchObject({
+      active: 'vad@1.0.0',
+      loaded: 'vad@1.0.0',
+      refused: [],
+    });
+    const p = await speechProbability(reloaded);
+    expect(p).toBeGreaterThanOrEqual(0);
+    expect(p).toBeLessThanOrEqual(1);
+  }, 150_000); // two runtimes and a first model load on a busy 2-core machine
 });

@@ -1,49 +1,27 @@
-// The handle API in a real Chromium on the real Silero VAD: typed end to end by a schema (tsc
-// checks this file), and a sequence call that carries the recurrent state inside the worker and
-// gives the same probabilities as frame-by-frame calls.
+// The handle API in real Chromium and Firefox ESR on the real Silero VAD: typed end to end by a
+// schema (tsc checks this file), and a sequence call that carries the recurrent state the release
+// signs (stateN → state) inside the worker and gives the same probabilities as frame-by-frame calls.
 import { afterEach, describe, expect, it } from 'vitest';
-import { commands } from 'vitest/browser';
-import { createRuntime, type Runtime } from './client.ts';
+import { serverWithVad, startRuntime, stopAll, uniqueName } from '../test-fixtures/runtime-harness.ts';
 import type { ModelSchema } from './schema.ts';
 
-const WASM_PATHS = new URL('/node_modules/onnxruntime-web/dist/', location.origin).href;
 const FRAME = 512;
 const FRAMES = 48;
 
-/** What the app knows about its models: names, and the array each tensor travels in. */
+/** What the app knows about its models: names, the array each tensor travels in, the signed state pair. */
 interface TestModels extends ModelSchema {
   vad: {
     inputs: { input: Float32Array; state: Float32Array; sr: BigInt64Array };
     outputs: { output: Float32Array; stateN: Float32Array };
+    recurrent: { stateN: 'state' };
   };
 }
 
-const open: Runtime[] = [];
-const servers: string[] = [];
-
-afterEach(async () => {
-  for (const runtime of open.splice(0)) await runtime.dispose();
-  for (const name of servers.splice(0)) await commands.stopEdgeshipServer(name);
-});
+afterEach(stopAll);
 
 async function vadRuntime() {
-  const name = `handle-${Date.now()}`;
-  servers.push(name);
-  const server = await commands.startEdgeshipServer(name);
-  await commands.publishModel(name, { version: '1.0.0', source: 'silero', promote: true });
-  const runtime = await createRuntime<TestModels>({
-    server: server.url,
-    app: 'demo-app',
-    channel: 'stable',
-    trustedRoot: server.trustedRoot as never,
-    wasmPaths: WASM_PATHS,
-    backend: 'wasm',
-    telemetry: false,
-    checkOnLoad: false,
-    storagePrefix: `handle${Date.now()}`,
-  });
-  open.push(runtime as Runtime);
-  return runtime;
+  const server = await serverWithVad('handle');
+  return startRuntime<TestModels>(server, { storagePrefix: uniqueName('handle') });
 }
 
 /** Speech-like then silent: a chirp with a few noisy frames, so the probabilities move. */
@@ -84,12 +62,11 @@ describe('model handles', () => {
     const frameByFrameMs = performance.now() - frameByFrameStart;
     expect(Math.max(...byFrame) - Math.min(...byFrame)).toBeGreaterThan(0.1);
 
-    // One sequence call: every frame, the state carried in the worker.
+    // One sequence call: every frame, the state carried in the worker by the release's signed pair.
     const sequenceStart = performance.now();
     const whole = await vad.runSequence({
       steps: { input: { data: samples.slice(), dims: [FRAMES, 1, FRAME] } },
       inputs: { state: { data: new Float32Array(2 * 128), dims: [2, 1, 128] }, sr: sr() },
-      carry: { stateN: 'state' },
     });
     const sequenceMs = performance.now() - sequenceStart;
     // Reported, not asserted: timings belong to bench/, and this machine is shared.
@@ -106,12 +83,10 @@ describe('model handles', () => {
     const first = await runtime.runSequence('vad', {
       steps: { input: { data: samples.slice(0, half), dims: [FRAMES / 2, 1, FRAME] } },
       inputs: { state: { data: new Float32Array(2 * 128), dims: [2, 1, 128] }, sr: sr() },
-      carry: { stateN: 'state' },
     });
     const second = await runtime.runSequence('vad', {
       steps: { input: { data: samples.slice(half), dims: [FRAMES / 2, 1, FRAME] } },
       inputs: { ...first.state, sr: sr() },
-      carry: { stateN: 'state' },
     });
     expect([...first.outputs.output.data, ...second.outputs.output.data]).toEqual(
       byFrame.map((p) => expect.closeTo(p, 6)),
@@ -146,9 +121,24 @@ describe('model handles', () => {
     const sequence = await vad.runSequence({
       steps: { input: { data: new Float32Array(2 * FRAME), dims: [2, 1, FRAME] } },
       inputs: { state: { data: new Float32Array(256), dims: [2, 1, 128] }, sr: sr() },
-      carry: { stateN: 'state' },
     });
     // @ts-expect-error: a carried output comes back as state, not as an output
     expect(sequence.outputs.stateN).toBeUndefined();
+    expect(sequence.state.state.dims).toEqual([2, 1, 128]);
+    // A caller's carry replaces the signed pairs: with none, stateN is an ordinary stacked output.
+    const uncarried = await vad.runSequence({
+      steps: { input: { data: new Float32Array(2 * FRAME), dims: [2, 1, FRAME] } },
+      inputs: { state: { data: new Float32Array(256), dims: [2, 1, 128] }, sr: sr() },
+      carry: {},
+    });
+    expect(uncarried.outputs.stateN.dims).toEqual([2, 2, 1, 128]);
+    expect(uncarried.state).toEqual({});
+    // A signed pair's input needs its first value in inputs (E_INPUT).
+    await expect(
+      vad.runSequence({
+        steps: { input: { data: new Float32Array(FRAME), dims: [1, 1, FRAME] } },
+        inputs: { sr: sr() },
+      }),
+    ).rejects.toMatchObject({ code: 'E_INPUT' });
   }, 180_000);
 });

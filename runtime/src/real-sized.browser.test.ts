@@ -1,4 +1,4 @@
-// Real-sized releases in Chromium (issue 16): a ~100 MB model generated at test time with its
+// Real-sized releases in Chromium and Firefox ESR (issue 16): a ~100 MB model generated at test time with its
 // weights in ONNX external data, storage corrupted after download, and an origin quota too small
 // for a release. Real update server, real IndexedDB, real onnxruntime-web, real Chromium quota.
 import { releaseId, type SignedRelease } from '@edgeship/protocol';
@@ -6,30 +6,28 @@ import { openDB } from 'idb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { commands } from 'vitest/browser';
 import { BIG_MODEL_OUTPUTS, bigModelInput, EXTERNAL_DATA_PATH } from '../../test/support/big-model-input.ts';
-import { createRuntime, type Runtime } from './client.ts';
+import {
+  startRuntime,
+  startServer,
+  stopAll,
+  uniqueName,
+  WASM_PATHS,
+} from '../test-fixtures/runtime-harness.ts';
 import { downloadRelease } from './download/fetcher.ts';
 import { ModelStore } from './store/model-store.ts';
 import type { RuntimeConfig, RuntimeEvent } from './worker/config.ts';
 import { openEngine, readReleaseBytes } from './worker/open-engine.ts';
 
-const WASM_PATHS = new URL('/node_modules/onnxruntime-web/dist/', location.origin).href;
-const servers: string[] = [];
 const cleanups: Array<() => Promise<void> | void> = [];
 let serial = 0;
 
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  for (const name of servers.splice(0)) await commands.stopEdgeshipServer(name);
+  await stopAll();
 });
 
-async function startServer() {
-  const name = `big-${Date.now()}-${serial++}`;
-  servers.push(name);
-  return commands.startEdgeshipServer(name);
-}
-
 async function openStore(): Promise<{ store: ModelStore; name: string }> {
-  const name = `big-store-${Date.now()}-${serial++}`;
+  const name = uniqueName('big-store');
   const store = await ModelStore.open(name);
   cleanups.push(async () => {
     store.close();
@@ -43,7 +41,7 @@ async function openStore(): Promise<{ store: ModelStore; name: string }> {
 
 describe('a ~100 MB release in ONNX external data', () => {
   it('downloads, verifies a few chunks at a time, runs and matches onnxruntime-node', async () => {
-    const server = await startServer();
+    const server = await startServer('big');
     const width = 5000; // 4·5000² bytes: a 100 MB first weight
     const signed: SignedRelease = await commands.publishBigModel(server.name, {
       model: 'big',
@@ -84,7 +82,7 @@ describe('a ~100 MB release in ONNX external data', () => {
 
 describe('an external-data release through the runtime', () => {
   it('is timed in probe workers with its external data, activated and run in the worker', async () => {
-    const server = await startServer();
+    const server = await startServer('big');
     const width = 300;
     await commands.publishBigModel(server.name, {
       model: 'ext',
@@ -93,18 +91,10 @@ describe('an external-data release through the runtime', () => {
       external: true,
       promote: true,
     });
-    const runtime: Runtime = await createRuntime({
-      server: server.url,
-      app: 'demo-app',
-      channel: 'stable',
-      trustedRoot: server.trustedRoot as never,
-      wasmPaths: WASM_PATHS,
+    const runtime = await startRuntime(server, {
       backend: 'auto', // autotune: each candidate loads the model in a nested probe worker
-      telemetry: false,
-      checkOnLoad: false,
-      storagePrefix: `ext-rt-${Date.now()}-${serial++}`,
+      storagePrefix: uniqueName('ext-rt'),
     });
-    cleanups.push(() => runtime.dispose());
     const status = await runtime.load('ext').then((handle) => handle.status());
     expect(status).toMatchObject({ active: 'ext@1.0.0', loaded: 'ext@1.0.0' });
     const trials = status.backend?.trials ?? [];
@@ -118,24 +108,10 @@ describe('an external-data release through the runtime', () => {
 
 describe('storage corrupted after download', () => {
   it('refuses the release at load with E_HASH and runs the last known good one', async () => {
-    const server = await startServer();
+    const server = await startServer('big');
     await commands.publishModel(server.name, { version: '1.0.0', source: 'silero', promote: true });
-    const storagePrefix = `big-rt-${Date.now()}-${serial++}`;
-    const runtimeOf = async () => {
-      const runtime: Runtime = await createRuntime({
-        server: server.url,
-        app: 'demo-app',
-        channel: 'stable',
-        trustedRoot: server.trustedRoot as never,
-        wasmPaths: WASM_PATHS,
-        backend: 'wasm',
-        telemetry: false,
-        checkOnLoad: false,
-        storagePrefix,
-      });
-      cleanups.push(() => runtime.dispose());
-      return runtime;
-    };
+    const storagePrefix = uniqueName('big-rt');
+    const runtimeOf = () => startRuntime(server, { storagePrefix });
     const first = await runtimeOf();
     await first.load('vad');
     const next = await commands.publishModel(server.name, {
@@ -190,7 +166,7 @@ describe('quota before download', () => {
   }
 
   it('fails with E_QUOTA before writing anything when the release cannot fit, active release untouched', async () => {
-    const server = await startServer();
+    const server = await startServer('big');
     const { store } = await openStore();
     const small = await bigOnePublished(server, '1.0.0', 300); // 360 kB
     const large = await bigOnePublished(server, '2.0.0', 1000); // 4 MB
@@ -219,7 +195,7 @@ describe('quota before download', () => {
   });
 
   it('collects releases no pointer needs when that makes room', async () => {
-    const server = await startServer();
+    const server = await startServer('big');
     const { store } = await openStore();
     const spare = await bigOnePublished(server, '1.0.0', 1000); // 4 MB, complete but unpinned
     const active = await bigOnePublished(server, '1.1.0', 300);

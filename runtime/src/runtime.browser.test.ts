@@ -4,57 +4,22 @@
 import { InputError } from '@edgeship/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { commands } from 'vitest/browser';
-import { createRuntime, type Runtime } from './client.ts';
-import type { NamedTensors } from './engines/tensor.ts';
+import {
+  sileroToneInputs as sileroInputs,
+  startRuntime,
+  startServer,
+  stopAll,
+  type TestServer,
+  uniqueName,
+} from '../test-fixtures/runtime-harness.ts';
+import type { CreateRuntimeOptions, Runtime } from './client.ts';
 import type { RuntimeEvent } from './worker/config.ts';
 
-const APP = 'demo-app';
-const CHANNEL = 'stable';
-const WASM_PATHS = new URL('/node_modules/onnxruntime-web/dist/', location.origin).href;
-
-const open: Runtime[] = [];
-const servers: string[] = [];
-
-afterEach(async () => {
-  for (const runtime of open.splice(0)) await runtime.dispose();
-  for (const name of servers.splice(0)) await commands.stopEdgeshipServer(name);
-});
-
-let serial = 0;
-async function startServer() {
-  const name = `rt-${Date.now()}-${serial++}`;
-  servers.push(name);
-  return commands.startEdgeshipServer(name);
-}
+afterEach(stopAll);
 
 /** A runtime with its own IndexedDB databases, pinned to the test server's root keys. */
-async function runtimeFor(server: { url: string; trustedRoot: unknown }, storagePrefix: string, extra = {}) {
-  const runtime = await createRuntime({
-    server: server.url,
-    app: APP,
-    channel: CHANNEL,
-    trustedRoot: server.trustedRoot as never,
-    wasmPaths: WASM_PATHS,
-    backend: 'wasm',
-    telemetry: false,
-    checkOnLoad: false,
-    models: ['vad'], // checked for before the first load
-    storagePrefix,
-    ...extra,
-  });
-  open.push(runtime);
-  return runtime;
-}
-
-/** One 32 ms frame of a 440 Hz tone plus Silero's recurrent state and sample rate. */
-function sileroInputs(): NamedTensors {
-  const frame = new Float32Array(512);
-  for (let i = 0; i < frame.length; i++) frame[i] = 0.3 * Math.sin((2 * Math.PI * 440 * i) / 16_000);
-  return {
-    input: { data: frame, dims: [1, 512] },
-    state: { data: new Float32Array(2 * 128), dims: [2, 1, 128] },
-    sr: { data: new BigInt64Array([16_000n]), dims: [] },
-  };
+function runtimeFor(server: TestServer, storagePrefix: string, extra: Partial<CreateRuntimeOptions> = {}) {
+  return startRuntime(server, { models: ['vad'], storagePrefix, ...extra }); // vad checked for before the first load
 }
 
 async function speechProbability(runtime: Runtime): Promise<number> {
@@ -66,7 +31,7 @@ async function speechProbability(runtime: Runtime): Promise<number> {
 }
 
 function prefix() {
-  return `t${Date.now()}-${serial++}`;
+  return uniqueName('t');
 }
 
 function recordEvents(runtime: Runtime): RuntimeEvent[] {

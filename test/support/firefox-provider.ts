@@ -18,6 +18,8 @@ export interface FirefoxProviderOptions {
   launchTimeoutMs?: number;
 }
 
+const traceToStdout = process.env.EDGESHIP_FIREFOX_STDOUT === '1';
+
 export function firefoxEsr(options: FirefoxProviderOptions): BrowserProviderOption {
   return defineBrowserProvider({
     name: 'puppeteer-firefox',
@@ -44,7 +46,13 @@ class FirefoxProvider implements BrowserProvider {
       protocol: 'webDriverBiDi',
       executablePath: this.options.executablePath,
       headless: this.project.config.browser.headless,
-      extraPrefsFirefox: this.options.prefs,
+      // EDGESHIP_FIREFOX_STDOUT=1: every console line of pages and workers on Firefox's stdout,
+      // shown in the test output (how a worker that hangs can be traced).
+      extraPrefsFirefox: {
+        ...this.options.prefs,
+        ...(traceToStdout ? { 'devtools.console.stdout.content': true } : {}),
+      },
+      dumpio: traceToStdout,
       timeout: this.options.launchTimeoutMs ?? 60_000,
     });
     return this.#browser;

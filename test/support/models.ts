@@ -21,7 +21,7 @@ export async function sileroBytes(variant: 'v5' | 'v6' = 'v5'): Promise<Uint8Arr
 /** Silero VAD's contract: 512-sample 16 kHz frames, a recurrent state, a speech probability. */
 export const SILERO_CONTRACT: Pick<
   Release,
-  'inputs' | 'outputs' | 'preprocessing' | 'postprocessing' | 'monitoring'
+  'inputs' | 'outputs' | 'preprocessing' | 'postprocessing' | 'monitoring' | 'recurrent'
 > = {
   inputs: [
     { name: 'input', dtype: 'float32', shape: [1, 512], range: { min: -1, max: 1 } },
@@ -51,6 +51,7 @@ export const SILERO_CONTRACT: Pick<
     ],
     decision: { tensor: 'output', threshold: 0.5 },
   },
+  recurrent: [{ output: 'stateN', input: 'state' }],
 };
 
 /**

@@ -105,6 +105,8 @@ describe('edgeship publish to a real update server', () => {
     const documentBytes = new Uint8Array(await document.arrayBuffer());
     const release = (await verifyReleaseDocument(documentBytes, { model: 'vad', ref }, keySet)).signed;
     expect(release.quantization).toEqual({ method: 'int8', perChannel: true });
+    // The contract file's recurrent pair is signed, so devices carry Silero's state by themselves.
+    expect(release.recurrent).toEqual([{ output: 'stateN', input: 'state' }]);
     // The profiled reference: one share per bin, summing to one.
     for (const feature of release.monitoring.features) {
       expect(feature.reference).toHaveLength(feature.binEdges.length + 1);

@@ -170,6 +170,7 @@ export async function publishModel(opts: PublishOptions): Promise<PublishResult>
     preprocessing: contract.preprocessing,
     postprocessing: contract.postprocessing,
     monitoring,
+    ...(contract.recurrent.length > 0 ? { recurrent: contract.recurrent } : {}),
     minRuntimeVersion: minRuntime,
     createdAt: new Date().toISOString(),
   };

@@ -2,6 +2,7 @@ import {
   chooseRelease,
   codeOf,
   EdgeshipError,
+  type ErrorCode,
   HttpStatusError,
   type KeySet,
   MAX_MANIFEST_BYTES,
@@ -64,7 +65,7 @@ export interface CheckResult {
   /** Per model: what this device should run now and what it shadows. */
   targets: Record<string, { active: string | null; shadow: string | null; inRollout: boolean }>;
   downloaded: string[];
-  failures: Array<{ release: string; code: string; message: string }>;
+  failures: Array<{ release: string; code: ErrorCode; message: string }>;
 }
 
 export const DEFAULT_MANIFEST_TIMEOUT_MS = 30_000;

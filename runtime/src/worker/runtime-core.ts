@@ -1,4 +1,4 @@
-import { DisposedError } from '@edgeship/protocol';
+import { DisposedError, EdgeshipError } from '@edgeship/protocol';
 import type { NamedTensors } from '../engines/tensor.ts';
 import { ModelStore } from '../store/model-store.ts';
 import { loadInstallKey } from '../telemetry/install-key.ts';
@@ -87,13 +87,21 @@ export class RuntimeCore {
     this.updater.want(name);
     let pointers = await store.pointers(name);
     if (!pointers.active && !pointers.pending) {
-      await this.checkForUpdates().catch(async (error: unknown) => {
+      const checked = await this.checkForUpdates().catch(async (error: unknown) => {
         // Offline: a stored release whose environment failure is due is tried without the server.
         const due = await book.dueStoredRetry(name);
         if (!due) throw error;
         await store.setPending(name, due);
       });
       pointers = await store.pointers(name);
+      // A download the network cut off says so (its verified chunks are kept for the next check).
+      const cut = checked?.failures.find((f) => f.release.startsWith(`${name}@`));
+      if (cut && !pointers.active && !pointers.pending) {
+        throw new EdgeshipError(
+          cut.code,
+          `${cut.release} could not be downloaded (${cut.message}); the next check resumes it`,
+        );
+      }
     } else if (this.config.checkOnLoad !== false) {
       // Offline first: the cached release runs now; what the check finds runs from the next load.
       void this.checkForUpdates().catch(() => {});
@@ -117,7 +125,11 @@ export class RuntimeCore {
   async runSequence(name: string, request: SequenceRequest): Promise<SequenceResult> {
     const slot = await this.ready(name);
     return slot.run((model) =>
-      runSequence(request, (inputs) => infer(this.parts.observers, name, model, inputs)),
+      runSequence(
+        request,
+        (inputs) => infer(this.parts.observers, name, model, inputs),
+        model.release.recurrent,
+      ),
     );
   }
 

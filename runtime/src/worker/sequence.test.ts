@@ -70,6 +70,25 @@ describe('runSequence', () => {
     );
   });
 
+  it("carries the release's signed pairs by default; a caller's carry replaces them", async () => {
+    const signed = [{ output: 'hN', input: 'h' }];
+    const call = () => ({
+      steps: { x: { data: steps(4), dims: [4, 2] } },
+      inputs: { h: { data: new Float32Array(2), dims: [2] } },
+    });
+    const bySigned = await runSequence(call(), accumulate, signed);
+    const byCaller = await runSequence({ ...call(), carry: { hN: 'h' } }, accumulate);
+    expect(bySigned).toEqual(byCaller);
+    expect(Object.keys(bySigned.state)).toEqual(['h']);
+
+    // An empty carry runs every step from the given state: hN is then an ordinary, stacked output.
+    const uncarried = await runSequence({ ...call(), carry: {} }, accumulate, signed);
+    expect(uncarried.state).toEqual({});
+    expect(uncarried.outputs.hN!.dims).toEqual([4, 2]);
+    expect(Array.from(uncarried.outputs.y!.data as Float32Array)).toEqual(Array.from(steps(4), (x) => 2 * x));
+    expect(uncarried.outputs.y).not.toEqual(bySigned.outputs.y);
+  });
+
   it('refuses malformed calls with E_INPUT', async () => {
     const h = { data: new Float32Array(2), dims: [2] };
     const cases: SequenceRequest[] = [

@@ -1,4 +1,4 @@
-import { InputError, MalformedError } from '@edgeship/protocol';
+import { EdgeshipError, InputError, MalformedError, type RecurrentPair } from '@edgeship/protocol';
 import { elementCount, type NamedTensors, type TensorArray, type TensorData } from '../engines/tensor.ts';
 
 /** Many steps of a stateful model in one worker round trip (see ModelHandle.runSequence). */
@@ -7,8 +7,11 @@ export interface SequenceRequest {
   steps: NamedTensors;
   /** Inputs that stay the same every step, and the first value of each carried input. */
   inputs: NamedTensors;
-  /** Output → input fed back into the next step (Silero VAD: { stateN: 'state' }). */
-  carry: Record<string, string>;
+  /**
+   * Output → input fed back into the next step (Silero VAD: { stateN: 'state' }). Default: the
+   * release's signed recurrent pairs; given, it replaces them (a release that names none).
+   */
+  carry?: Record<string, string>;
 }
 
 export interface SequenceResult {
@@ -22,12 +25,15 @@ export interface SequenceResult {
  * Runs `step` once per step, slicing the stepped inputs and feeding each carried output back as
  * its input, so the recurrent state never leaves the worker between steps. Each step is an
  * ordinary inference (the contract checks every one), so the answers equal frame-by-frame runs.
+ * `signed` are the release's recurrent pairs, carried unless the request names its own.
  */
 export async function runSequence(
   request: SequenceRequest,
   step: (inputs: NamedTensors) => Promise<NamedTensors>,
+  signed: readonly RecurrentPair[] = [],
 ): Promise<SequenceResult> {
-  const { steps, inputs, carry } = request;
+  const { steps, inputs } = request;
+  const carry = request.carry ?? Object.fromEntries(signed.map((p) => [p.output, p.input]));
   const count = stepCount(steps);
   for (const name of Object.keys(steps)) {
     if (name in inputs) throw new InputError(`"${name}" is given both per step and as a constant input`);
