@@ -2,7 +2,6 @@ import {
   type Histogram,
   MAX_SHARE_BPS,
   mergeHistograms,
-  rolloutBucket,
   type SegmentValues,
   segmentValues,
   type TelemetryRecord,
@@ -10,6 +9,7 @@ import {
 import type { Insertable, Kysely, Transaction } from 'kysely';
 import type { Database } from '../storage/schema.ts';
 import type { IngestItem } from '../telemetry/service.ts';
+import { rolloutBucketSync } from './bucket.ts';
 
 /**
  * What a canary analysis may count. A client can lie about everything it reports, so the server
@@ -113,7 +113,7 @@ export class CanaryEvidenceStore {
         if (record.role !== 'active') continue;
         const rollout = byModel.get(`${batch.app}\u0000${batch.channel}\u0000${record.model}`);
         if (!rollout || seen.ms >= rollout.createdMs) continue;
-        const arm = await armOf(rollout, batch.deviceId, record.version);
+        const arm = armOf(rollout, batch.deviceId, record.version);
         if (!arm) continue;
         const key = `${rollout.id}\u0000${arm}\u0000${batch.deviceId}`;
         const d = deltas.get(key) ?? {
@@ -303,9 +303,9 @@ export class CanaryEvidenceStore {
 }
 
 /** The arm a record counts for: the release this install's bucket gets, or none. */
-async function armOf(rollout: ActiveCanary, deviceId: string, version: string): Promise<Arm | null> {
+function armOf(rollout: ActiveCanary, deviceId: string, version: string): Arm | null {
   if (version !== rollout.release && version !== rollout.control) return null;
-  const bucket = await rolloutBucket(rollout.salt, deviceId);
+  const bucket = rolloutBucketSync(rollout.salt, deviceId);
   if (version === rollout.release && bucket < rollout.shareBps) return 'canary';
   if (version === rollout.control && bucket >= controlFrom(rollout.shareBps)) return 'control';
   return null;
