@@ -1,4 +1,4 @@
-import { EdgeshipError, InputError, MalformedError, type RecurrentPair } from '@edgeship/protocol';
+import { InputError, MalformedError, type RecurrentPair } from '@edgeship/protocol';
 import { elementCount, type NamedTensors, type TensorArray, type TensorData } from '../engines/tensor.ts';
 
 /** Many steps of a stateful model in one worker round trip (see ModelHandle.runSequence). */
