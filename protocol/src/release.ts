@@ -111,6 +111,49 @@ export const QuantizationSchema = z.strictObject({
   perChannel: z.boolean().optional(),
 });
 
+const CardText = z.string().min(1).max(4096);
+const MetricValue = z.strictObject({
+  metric: z.string().min(1).max(64),
+  value: FiniteNumber,
+  /** The data it was measured on (a name or a hash). */
+  dataset: z.string().min(1).max(256).optional(),
+});
+
+/**
+ * A structured model card: what the model is for, where it fails, what it learned from and how it
+ * scored, overall and per segment (e.g. per device class or language). Signed with the release,
+ * so what operators read is what the publisher said.
+ */
+export const ModelCardSchema = z.strictObject({
+  intendedUse: CardText.optional(),
+  limitations: CardText.optional(),
+  trainingData: CardText.optional(),
+  evaluation: z.array(MetricValue).max(64).optional(),
+  segments: z
+    .array(
+      z.strictObject({ segment: z.string().min(1).max(128), results: z.array(MetricValue).min(1).max(32) }),
+    )
+    .max(64)
+    .optional(),
+});
+export type ModelCard = z.infer<typeof ModelCardSchema>;
+
+/**
+ * Where the model came from, as the publisher says: nothing here is checked by anyone (training
+ * code and data are not uploaded), so every reader must show it as self-reported. `parent` is a
+ * version of the same model this one was derived from (fine-tuned, re-quantized).
+ */
+export const ReleaseLineageSchema = z.strictObject({
+  trainingCode: z.string().min(1).max(512).optional(),
+  data: z.string().min(1).max(512).optional(),
+  hyperparameters: z
+    .record(z.string().max(64), z.union([FiniteNumber, z.string().max(256), z.boolean()]))
+    .refine((r) => Object.keys(r).length <= 64, 'at most 64 hyperparameters')
+    .optional(),
+  parent: SemVer.optional(),
+});
+export type ReleaseLineage = z.infer<typeof ReleaseLineageSchema>;
+
 /** What a publisher signs: the model's bytes and contract. Rollout decisions are not in here. */
 export const ReleaseSchema = z.strictObject({
   type: z.literal('edgeship/release'),
@@ -127,6 +170,9 @@ export const ReleaseSchema = z.strictObject({
   monitoring: MonitoringSpecSchema,
   minRuntimeVersion: SemVer,
   createdAt: IsoTime,
+  /** Optional (added later): absent from older releases, whose signatures stay valid. */
+  modelCard: ModelCardSchema.optional(),
+  lineage: ReleaseLineageSchema.optional(),
 });
 export type Release = z.infer<typeof ReleaseSchema>;
 export const SignedReleaseSchema = signedSchema(ReleaseSchema);

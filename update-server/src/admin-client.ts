@@ -3,8 +3,11 @@ import { EdgeshipError, isErrorCode, NetworkError } from '@edgeship/protocol/err
 import type { TokenSummary } from './auth/token-admin.ts';
 import type { RolloutInput } from './registry/service.ts';
 import type {
+  ApprovalRecord,
   AuditEntry,
   ChannelModelRecord,
+  ChannelPolicy,
+  ChannelPolicyRecord,
   Lineage,
   ReleaseRecord,
   RolloutRecord,
@@ -238,3 +241,39 @@ function query(params: Record<string, string | number | undefined>): string {
 
 /** GET /v1/admin/fleet's body (type-only: the client loads no server code). */
 export type FleetSummary = Awaited<ReturnType<typeof fleetReport>>;
+
+// --- Registry governance (issue 18 item 6): approvals and channel policies. Kept apart from the
+// class, which is being regenerated over openapi-fetch; these only use its `call`.
+
+/** Approve releases for a channel's production and read or set the channel's policy. */
+export function governance(client: AdminClient) {
+  const channelPath = (app: string, channel: string) => `/apps/${enc(app)}/channels/${enc(channel)}`;
+  return {
+    /** Operator: approve `model@version` for app/channel (E_POLICY when the policy refuses this approver). */
+    approve(app: string, channel: string, model: string, version: string) {
+      return client.call<ApprovalRecord>(
+        'POST',
+        `${modelPath(app, channel, model)}/releases/${enc(version)}/approve`,
+      );
+    },
+    approvals(model: string, version: string) {
+      return client.call<{ approvals: ApprovalRecord[] }>(
+        'GET',
+        `/releases/${enc(model)}/${enc(version)}/approvals`,
+      );
+    },
+    policy(app: string, channel: string) {
+      return client.call<ChannelPolicyView>('GET', `${channelPath(app, channel)}/policy`);
+    },
+    /** Admin: set the channel's promotion policy. */
+    setPolicy(app: string, channel: string, policy: ChannelPolicy) {
+      return client.call<ChannelPolicyView>('PUT', `${channelPath(app, channel)}/policy`, policy);
+    },
+  };
+}
+
+/** GET .../policy: the stored policy, or the default (nothing required) with null author. */
+export type ChannelPolicyView = Omit<ChannelPolicyRecord, 'updatedBy' | 'updatedAt'> & {
+  updatedBy: string | null;
+  updatedAt: string | null;
+};
