@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine with only Node 20 and npm lacks: Debian's Chromium and Firefox ESR
-# (browser tests and the demo) and the npm dependencies.
+# (browser tests and the demo), prometheus (its promtool checks the alerting rules) and the npm
+# dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 [ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] || need_apt+=(chromium)
 [ -x "${FIREFOX_PATH:-/usr/bin/firefox-esr}" ] || need_apt+=(firefox-esr)
+# promtool checks the shipped Prometheus alerting rules (update-server/src/prometheus-rules.test.ts).
+command -v promtool >/dev/null || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "setup: missing ${need_apt[*]}; run as root or: sudo apt-get install -y ${need_apt[*]}" >&2

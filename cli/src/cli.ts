@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { registerKeygen } from './commands/keygen.ts';
 import { exitCodeFor, printError, wantsJson } from './commands/output.ts';
 import { registerPublish } from './commands/publish.ts';
+import { registerRelease } from './commands/release.ts';
 import { registerRollout } from './commands/rollout.ts';
 import { registerStatus } from './commands/status.ts';
 import { registerToken } from './commands/token.ts';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerVerify(program);
   registerPublish(program);
   registerRollout(program);
+  registerRelease(program);
   registerStatus(program);
   registerToken(program);
   return program;

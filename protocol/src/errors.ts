@@ -62,6 +62,7 @@ export const ERROR_TABLE = {
   E_FROM_FUTURE: { status: 422, exit: EXIT.failed }, // a telemetry batch sealed beyond the clock-skew bound
   E_NOT_READY: { status: 503, exit: EXIT.failed }, // /readyz: the database does not answer
   E_NO_KEYS: { status: 500, exit: EXIT.failed }, // a production server started with no keys in its key directory
+  E_POLICY: { status: 409, exit: EXIT.failed }, // a channel policy refuses the step (no approval, or the publisher approving their own release)
   // The CLI's codes.
   E_CLI: { status: 400, exit: EXIT.usage }, // bad arguments or unreadable input files
   E_USAGE: { status: 400, exit: EXIT.usage }, // commander's own usage errors

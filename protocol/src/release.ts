@@ -109,6 +109,57 @@ export const QuantizationSchema = z.strictObject({
   perChannel: z.optional(z.boolean()),
 });
 
+const CardText = z.string().check(z.minLength(1), z.maxLength(4096));
+const MetricValue = z.strictObject({
+  metric: z.string().check(z.minLength(1), z.maxLength(64)),
+  value: FiniteNumber,
+  /** The data it was measured on (a name or a hash). */
+  dataset: z.optional(z.string().check(z.minLength(1), z.maxLength(256))),
+});
+
+/**
+ * A structured model card: what the model is for, where it fails, what it learned from and how it
+ * scored, overall and per segment (e.g. per device class or language). Signed with the release,
+ * so what operators read is what the publisher said.
+ */
+export const ModelCardSchema = z.strictObject({
+  intendedUse: z.optional(CardText),
+  limitations: z.optional(CardText),
+  trainingData: z.optional(CardText),
+  evaluation: z.optional(z.array(MetricValue).check(z.maxLength(64))),
+  segments: z.optional(
+    z
+      .array(
+        z.strictObject({
+          segment: z.string().check(z.minLength(1), z.maxLength(128)),
+          results: z.array(MetricValue).check(z.minLength(1), z.maxLength(32)),
+        }),
+      )
+      .check(z.maxLength(64)),
+  ),
+});
+export type ModelCard = z.infer<typeof ModelCardSchema>;
+
+/**
+ * Where the model came from, as the publisher says: nothing here is checked by anyone (training
+ * code and data are not uploaded), so every reader must show it as self-reported. `parent` is a
+ * version of the same model this one was derived from (fine-tuned, re-quantized).
+ */
+export const ReleaseLineageSchema = z.strictObject({
+  trainingCode: z.optional(z.string().check(z.minLength(1), z.maxLength(512))),
+  data: z.optional(z.string().check(z.minLength(1), z.maxLength(512))),
+  hyperparameters: z.optional(
+    z
+      .record(
+        z.string().check(z.maxLength(64)),
+        z.union([FiniteNumber, z.string().check(z.maxLength(256)), z.boolean()]),
+      )
+      .check(z.refine((r) => Object.keys(r).length <= 64, 'at most 64 hyperparameters')),
+  ),
+  parent: z.optional(SemVer),
+});
+export type ReleaseLineage = z.infer<typeof ReleaseLineageSchema>;
+
 /**
  * Recurrent state: an output fed back as an input at the next step (Silero VAD: stateN → state).
  * Signed with the contract, so a sequence call carries the pairs the publisher declared.
@@ -141,6 +192,9 @@ export const ReleaseSchema = z
     recurrent: z.optional(z.array(RecurrentPairSchema).check(z.maxLength(32))),
     minRuntimeVersion: SemVer,
     createdAt: IsoTime,
+    /** Optional (added later): absent from older releases, whose signatures stay valid. */
+    modelCard: z.optional(ModelCardSchema),
+    lineage: z.optional(ReleaseLineageSchema),
   })
   .check(
     z.superRefine((release, ctx) => {

@@ -243,6 +243,58 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/apps/{app}/channels/{channel}/models/{model}/releases/{version}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Approve a release for the channel's production (who and when are recorded) */
+        post: operations["approveRelease"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/releases/{model}/{version}/approvals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every approval of a release, by app and channel */
+        get: operations["listApprovals"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/apps/{app}/channels/{channel}/policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The channel's promotion policy (none set: no approval required) */
+        get: operations["getChannelPolicy"];
+        /** Set the channel's promotion policy (audited) */
+        put: operations["setChannelPolicy"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/audit": {
         parameters: {
             query?: never;
@@ -355,6 +407,23 @@ export interface paths {
         };
         /** The pinned root's public keys and threshold (what an app embeds) */
         get: operations["getRoot"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/releases/by-hash/{sha256}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A signed release document by the SHA-256 its manifest names it by (immutable; devices fetch it when they download that release) */
+        get: operations["getReleaseDocument"];
         put?: never;
         post?: never;
         delete?: never;
@@ -560,9 +629,39 @@ export interface components {
                         threshold: number;
                     };
                 };
+                recurrent?: {
+                    output: string;
+                    input: string;
+                }[];
                 minRuntimeVersion: string;
                 /** Format: date-time */
                 createdAt: string;
+                modelCard?: {
+                    intendedUse?: string;
+                    limitations?: string;
+                    trainingData?: string;
+                    evaluation?: {
+                        metric: string;
+                        value: number;
+                        dataset?: string;
+                    }[];
+                    segments?: {
+                        segment: string;
+                        results: {
+                            metric: string;
+                            value: number;
+                            dataset?: string;
+                        }[];
+                    }[];
+                };
+                lineage?: {
+                    trainingCode?: string;
+                    data?: string;
+                    hyperparameters?: {
+                        [key: string]: number | string | boolean;
+                    };
+                    parent?: string;
+                };
             };
             signatures: {
                 keyId: string;
@@ -632,6 +731,25 @@ export interface components {
                 } | null;
             }[];
         };
+        Approval: {
+            app: string;
+            channel: string;
+            model: string;
+            version: string;
+            approver: string;
+            approvedAt: string;
+        };
+        ChannelPolicyRecord: {
+            app: string;
+            channel: string;
+            policy: components["schemas"]["ChannelPolicy"];
+            updatedBy: string | null;
+            updatedAt: string | null;
+        };
+        ChannelPolicy: {
+            requireApproval: boolean;
+            approverNotPublisher: boolean;
+        };
         AuditEntry: {
             id: number;
             at: string;
@@ -669,6 +787,8 @@ export interface components {
             signed: {
                 /** @enum {string} */
                 type: "edgeship/manifest";
+                /** @enum {number} */
+                schemaVersion: 2;
                 app: string;
                 channel: string;
                 version: number;
@@ -688,7 +808,11 @@ export interface components {
                         /** @enum {string} */
                         mode: "canary" | "shadow";
                     } | null;
-                    releases: components["schemas"]["SignedRelease"][];
+                    releases: {
+                        version: string;
+                        sha256: string;
+                        size: number;
+                    }[];
                 }[];
             };
             signatures: {
@@ -778,6 +902,28 @@ export interface components {
                     E_LIFETIME?: number;
                     E_VERSION_CONFLICT?: number;
                     E_TIMEOUT?: number;
+                    E_INTERNAL?: number;
+                    E_BAD_JSON?: number;
+                    E_VALIDATION?: number;
+                    E_TOO_LARGE?: number;
+                    E_UNAUTHENTICATED?: number;
+                    E_FORBIDDEN?: number;
+                    E_CONFLICT?: number;
+                    E_MISSING_CHUNKS?: number;
+                    E_RANGE?: number;
+                    E_RATE_LIMITED?: number;
+                    E_UNSUPPORTED_MEDIA_TYPE?: number;
+                    E_INVALID_STATE?: number;
+                    E_TOO_OLD?: number;
+                    E_FROM_FUTURE?: number;
+                    E_NOT_READY?: number;
+                    E_NO_KEYS?: number;
+                    E_POLICY?: number;
+                    E_CLI?: number;
+                    E_USAGE?: number;
+                    E_AUTH?: number;
+                    E_GATE?: number;
+                    E_PROFILE?: number;
                 };
                 latencyMs: {
                     [key: string]: number;
@@ -805,6 +951,71 @@ export interface components {
                     os?: "windows" | "macos" | "linux" | "chromeos" | "android" | "ios" | "other";
                     /** @enum {string} */
                     deviceClass?: "low" | "mid" | "high";
+                };
+                update?: {
+                    downloads?: number;
+                    resumed?: number;
+                    failures?: {
+                        E_MALFORMED?: number;
+                        E_SIGNATURE?: number;
+                        E_UNKNOWN_KEY?: number;
+                        E_PUBLISHER_SIGNATURE?: number;
+                        E_EXPIRED?: number;
+                        E_ROLLBACK?: number;
+                        E_WRONG_TARGET?: number;
+                        E_HASH?: number;
+                        E_LENGTH?: number;
+                        E_STALLED?: number;
+                        E_NETWORK?: number;
+                        E_HTTP?: number;
+                        E_QUOTA?: number;
+                        E_INPUT?: number;
+                        E_NO_BACKEND?: number;
+                        E_UNSUPPORTED_RUNTIME?: number;
+                        E_HEALTH_CHECK?: number;
+                        E_NOT_FOUND?: number;
+                        E_DISPOSED?: number;
+                        E_LIFETIME?: number;
+                        E_VERSION_CONFLICT?: number;
+                        E_TIMEOUT?: number;
+                        E_INTERNAL?: number;
+                        E_BAD_JSON?: number;
+                        E_VALIDATION?: number;
+                        E_TOO_LARGE?: number;
+                        E_UNAUTHENTICATED?: number;
+                        E_FORBIDDEN?: number;
+                        E_CONFLICT?: number;
+                        E_MISSING_CHUNKS?: number;
+                        E_RANGE?: number;
+                        E_RATE_LIMITED?: number;
+                        E_UNSUPPORTED_MEDIA_TYPE?: number;
+                        E_INVALID_STATE?: number;
+                        E_TOO_OLD?: number;
+                        E_FROM_FUTURE?: number;
+                        E_NOT_READY?: number;
+                        E_NO_KEYS?: number;
+                        E_POLICY?: number;
+                        E_CLI?: number;
+                        E_USAGE?: number;
+                        E_AUTH?: number;
+                        E_GATE?: number;
+                        E_PROFILE?: number;
+                    };
+                    fallbacks?: {
+                        "no-webgpu"?: number;
+                        "not-isolated"?: number;
+                        "single-core"?: number;
+                        "not-bundled"?: number;
+                        "not-available"?: number;
+                        "unsupported-op"?: number;
+                        "session-failed"?: number;
+                        "threads-fixed"?: number;
+                        "non-finite"?: number;
+                        "remembered-failed"?: number;
+                        "wasm-missing"?: number;
+                    };
+                    guardFallbacks?: number;
+                    storagePersisted?: boolean;
                 };
             }[];
         };
@@ -2421,6 +2632,358 @@ export interface operations {
             };
         };
     };
+    approveRelease: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                app: string;
+                channel: string;
+                model: string;
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Approved */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Approval"];
+                };
+            };
+            /** @description Bad input (E_BAD_JSON, E_VALIDATION) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token lacks the role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Approved already (E_CONFLICT), archived, or refused by policy (E_POLICY) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listApprovals: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model: string;
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Approvals */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        approvals: components["schemas"]["Approval"][];
+                    };
+                };
+            };
+            /** @description Bad input (E_BAD_JSON, E_VALIDATION) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token lacks the role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getChannelPolicy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                app: string;
+                channel: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Policy */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelPolicyRecord"];
+                };
+            };
+            /** @description Bad input (E_BAD_JSON, E_VALIDATION) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token lacks the role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    setChannelPolicy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                app: string;
+                channel: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChannelPolicy"];
+            };
+        };
+        responses: {
+            /** @description Policy set */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelPolicyRecord"];
+                };
+            };
+            /** @description Bad input (E_BAD_JSON, E_VALIDATION) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token lacks the role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     listAudit: {
         parameters: {
             query?: {
@@ -2956,6 +3519,64 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TrustedRoot"];
+                };
+            };
+        };
+    };
+    getReleaseDocument: {
+        parameters: {
+            query?: never;
+            header?: {
+                "if-none-match"?: string;
+            };
+            path: {
+                sha256: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The signed release, canonical JSON: the bytes the hash covers */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignedRelease"];
+                };
+            };
+            /** @description Not modified */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed hash */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such release document */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };

@@ -265,6 +265,39 @@ export class AdminClient {
     return this.send('GET /audit', this.api.GET('/audit', { params: { query: filter } }));
   }
 
+  approveRelease(app: string, channel: string, model: string, version: string) {
+    return this.send(
+      'POST .../releases/{version}/approve',
+      this.api.POST('/apps/{app}/channels/{channel}/models/{model}/releases/{version}/approve', {
+        params: { path: { app, channel, model, version } },
+      }),
+    );
+  }
+
+  approvals(model: string, version: string) {
+    return this.send(
+      'GET /releases/{model}/{version}/approvals',
+      this.api.GET('/releases/{model}/{version}/approvals', { params: { path: { model, version } } }),
+    );
+  }
+
+  channelPolicy(app: string, channel: string) {
+    return this.send(
+      'GET /apps/{app}/channels/{channel}/policy',
+      this.api.GET('/apps/{app}/channels/{channel}/policy', { params: { path: { app, channel } } }),
+    );
+  }
+
+  setChannelPolicy(app: string, channel: string, policy: Schemas['ChannelPolicy']) {
+    return this.send(
+      'PUT /apps/{app}/channels/{channel}/policy',
+      this.api.PUT('/apps/{app}/channels/{channel}/policy', {
+        params: { path: { app, channel } },
+        body: policy,
+      }),
+    );
+  }
+
   /** The success body, or the server's `{ error: { code, message } }` as an AdminApiError. */
   private async send<T>(what: string, call: Promise<Answer<T>>): Promise<T> {
     const { data, error, response } = await call;
@@ -279,4 +312,26 @@ export class AdminClient {
     }
     return data as T;
   }
+}
+
+export type Approval = Schemas['Approval'];
+export type ChannelPolicy = Schemas['ChannelPolicy'];
+/** GET .../policy: the stored policy, or the default (nothing required) with null author. */
+export type ChannelPolicyView = Schemas['ChannelPolicyRecord'];
+
+/**
+ * Registry governance (approvals and channel policies) over the same generated client: operator
+ * approvals of a release for a channel, and the admin's promotion policy per channel.
+ */
+export function governance(client: AdminClient) {
+  return {
+    /** Operator: approve `model@version` for app/channel (E_POLICY when the policy refuses this approver). */
+    approve: (app: string, channel: string, model: string, version: string) =>
+      client.approveRelease(app, channel, model, version),
+    approvals: (model: string, version: string) => client.approvals(model, version),
+    policy: (app: string, channel: string) => client.channelPolicy(app, channel),
+    /** Admin: set the channel's promotion policy. */
+    setPolicy: (app: string, channel: string, policy: ChannelPolicy) =>
+      client.setChannelPolicy(app, channel, policy),
+  };
 }

@@ -1,4 +1,4 @@
-export { AdminApiError, AdminClient } from './admin-client.ts';
+export { AdminApiError, AdminClient, governance } from './admin-client.ts';
 export { createApp, DEFAULT_RATE_LIMITS, type RateLimits } from './app.ts';
 export { type BootstrapTokens, createToken, hashToken } from './auth/tokens.ts';
 export { loadServerKeys, type ServerKeys } from './keys/server-keys.ts';

@@ -24,6 +24,20 @@ export class TooOldError extends coded('E_TOO_OLD') {}
 export class FromFutureError extends coded('E_FROM_FUTURE') {}
 export class NotReadyError extends coded('E_NOT_READY') {}
 
+/**
+ * A channel policy refuses the step (409): promotion without the approval it requires, or an
+ * approval by the release's own publisher where a second person is required. Always audited.
+ */
+export class PolicyRefusedError extends coded('E_POLICY') {
+  constructor(
+    message: string,
+    /** What was refused, for the audit entry: `{ attempted: 'release.approve', version, ... }`. */
+    readonly details: Record<string, unknown>,
+  ) {
+    super(message);
+  }
+}
+
 // Headers an error's answer carries (a challenge, Retry-After, Content-Range), kept beside the
 // error rather than on it: they are HTTP's business, and protocol's classes know nothing of HTTP.
 const RESPONSE_HEADERS = new WeakMap<EdgeshipError, Record<string, string>>();

@@ -11,9 +11,18 @@ import {
   toHex,
   verifyRelease,
 } from '@edgeship/protocol';
-import { invalidState, MissingChunksError, notFound } from '../http/api-errors.ts';
+import {
+  invalidState,
+  MissingChunksError,
+  notFound,
+  PolicyRefusedError,
+  UnprocessableError,
+} from '../http/api-errors.ts';
 import type {
+  ApprovalRecord,
   BlobStore,
+  ChannelPolicy,
+  ChannelPolicyRecord,
   Lineage,
   ManifestRecord,
   Registry,
@@ -28,6 +37,9 @@ export interface Actor {
   /** Token name, or "canary-analysis" for automatic decisions. */
   name: string;
 }
+
+/** A channel with no policy of its own: anyone with the role promotes, as before policies. */
+const NO_POLICY: ChannelPolicy = { requireApproval: false, approverNotPublisher: false };
 
 export interface PublishInput {
   release: SignedRelease;
@@ -119,9 +131,16 @@ export class RegistryService {
       createdBy: actor.name,
       createdAt: this.now().toISOString(),
     };
+    const parent = release.lineage?.parent;
     await this.store.transaction(async (tx) => {
       if (await tx.getRelease(record.model, record.version)) {
         throw new ConflictError(`${releaseId(release)} exists; releases are immutable`);
+      }
+      if (
+        parent !== undefined &&
+        (parent === release.version || !(await tx.getRelease(release.model, parent)))
+      ) {
+        throw new UnprocessableError(`parent release ${release.model}@${parent} is not registered`);
       }
       await tx.insertRelease(record);
       await tx.appendAudit({
@@ -210,7 +229,7 @@ export class RegistryService {
         const current = await this.requireActive(tx, rolloutId);
         if (current.mode === 'shadow')
           throw invalidState('a shadow rollout is evaluated, not promoted: start a canary');
-        const from = await this.setProduction(tx, current, current.release, now);
+        const from = await this.setProduction(tx, current, current.release, now, 'rollout.promote');
         await tx.updateRollout(rolloutId, { state: 'promoted', reason: null, updatedAt: now });
         return {
           result: { ...current, state: 'promoted', updatedAt: now },
@@ -228,7 +247,7 @@ export class RegistryService {
       ref,
       async (tx, now) => {
         await this.requireRelease(tx, ref.model, version);
-        const from = await this.setProduction(tx, ref, version, now);
+        const from = await this.setProduction(tx, ref, version, now, 'release.promote');
         for (const running of await this.activeRollouts(tx, ref)) {
           if (running.release === version)
             await tx.updateRollout(running.id, { state: 'promoted', updatedAt: now });
@@ -279,6 +298,9 @@ export class RegistryService {
           previousProduction: null,
           updatedAt: now,
         });
+        // The restored release serves again; the one rolled back from is archived, not left as production.
+        await tx.setStage(ref.model, state.previousProduction, 'production');
+        if (state.production) await this.archiveIfUnserved(tx, ref.model, state.production);
         return {
           result: { production: state.previousProduction },
           action: 'release.rollback',
@@ -287,6 +309,74 @@ export class RegistryService {
       },
       actor,
     );
+  }
+
+  /**
+   * Records `actor`'s approval of a release for a channel's production. Under a four-eyes policy
+   * the release's publisher may not approve it (refused and audited).
+   */
+  async approve(actor: Actor, ref: ChannelModelRef, version: string): Promise<ApprovalRecord> {
+    return this.guarded(
+      ref,
+      async (tx) => {
+        await tx.lockChannel(ref.app, ref.channel);
+        const release = await this.requireRelease(tx, ref.model, version);
+        if (release.stage === 'archived') throw invalidState(`${ref.model}@${version} is archived`);
+        const policy = await this.policyOf(tx, ref);
+        if (policy.approverNotPublisher && release.createdBy === actor.name) {
+          throw new PolicyRefusedError(
+            `${ref.app}/${ref.channel} requires an approver other than the publisher (${release.createdBy})`,
+            { attempted: 'release.approve', version, publisher: release.createdBy },
+          );
+        }
+        const approval: ApprovalRecord = {
+          ...ref,
+          version,
+          approver: actor.name,
+          approvedAt: this.now().toISOString(),
+        };
+        await tx.insertApproval(approval);
+        await tx.appendAudit({
+          actor: actor.name,
+          action: 'release.approve',
+          app: ref.app,
+          channel: ref.channel,
+          model: ref.model,
+          details: { version, publisher: release.createdBy },
+        });
+        return approval;
+      },
+      actor,
+    );
+  }
+
+  async setPolicy(
+    actor: Actor,
+    app: string,
+    channel: string,
+    policy: ChannelPolicy,
+  ): Promise<ChannelPolicyRecord> {
+    return this.store.transaction(async (tx) => {
+      await tx.lockChannel(app, channel);
+      const before = await tx.getChannelPolicy(app, channel);
+      const record: ChannelPolicyRecord = {
+        app,
+        channel,
+        policy,
+        updatedBy: actor.name,
+        updatedAt: this.now().toISOString(),
+      };
+      await tx.putChannelPolicy(record);
+      await tx.appendAudit({
+        actor: actor.name,
+        action: 'channel.policy',
+        app,
+        channel,
+        model: null,
+        details: { from: before?.policy ?? null, to: policy },
+      });
+      return record;
+    });
   }
 
   /**
@@ -327,30 +417,83 @@ export class RegistryService {
     ) => Promise<{ result: T; action: string; details: Record<string, unknown> }>,
     actor: Actor,
   ): Promise<T> {
-    const result = await this.store.transaction(async (tx) => {
-      // Lock first: concurrent changes to one channel (from any process) apply one after another.
-      await tx.lockChannel(ref.app, ref.channel);
-      const now = this.now();
-      const { result, action, details } = await apply(tx, now.toISOString());
-      const manifest = await publishManifest(tx, this.blobs, ref.app, ref.channel, this.signer, now);
-      await tx.appendAudit({
-        actor: actor.name,
-        action,
-        app: ref.app,
-        channel: ref.channel,
-        model: ref.model,
-        details: { ...details, manifestVersion: manifest.version },
-      });
-      return result;
-    });
+    const result = await this.guarded(
+      ref,
+      async (tx) => {
+        // Lock first: concurrent changes to one channel (from any process) apply one after another.
+        await tx.lockChannel(ref.app, ref.channel);
+        const now = this.now();
+        const { result, action, details } = await apply(tx, now.toISOString());
+        const manifest = await publishManifest(tx, this.blobs, ref.app, ref.channel, this.signer, now);
+        await tx.appendAudit({
+          actor: actor.name,
+          action,
+          app: ref.app,
+          channel: ref.channel,
+          model: ref.model,
+          details: { ...details, manifestVersion: manifest.version },
+        });
+        return result;
+      },
+      actor,
+    );
     this.published(ref.app, ref.channel);
     return result;
   }
 
-  private async setProduction(tx: Registry, ref: ChannelModelRef, version: string, now: string) {
+  /**
+   * Runs `fn` in a transaction; a policy refusal rolls it back, then is audited on its own (the
+   * refusal must outlive the rollback), then thrown.
+   */
+  private async guarded<T>(ref: ChannelModelRef, fn: (tx: Registry) => Promise<T>, actor: Actor): Promise<T> {
+    try {
+      return await this.store.transaction(fn);
+    } catch (error) {
+      if (!(error instanceof PolicyRefusedError)) throw error;
+      await this.store.appendAudit({
+        actor: actor.name,
+        action: 'policy.refused',
+        app: ref.app,
+        channel: ref.channel,
+        model: ref.model,
+        details: { ...error.details, reason: error.message },
+      });
+      throw error;
+    }
+  }
+
+  private async policyOf(tx: Registry, ref: { app: string; channel: string }): Promise<ChannelPolicy> {
+    return (await tx.getChannelPolicy(ref.app, ref.channel))?.policy ?? NO_POLICY;
+  }
+
+  /** Refuses a release the channel's policy does not let into production (yet). */
+  private async requireApproved(tx: Registry, ref: ChannelModelRef, version: string, attempted: string) {
+    const policy = await this.policyOf(tx, ref);
+    if (!policy.requireApproval) return;
+    const approval = await tx.getApproval(ref.app, ref.channel, ref.model, version);
+    if (!approval) {
+      throw new PolicyRefusedError(`${ref.model}@${version} is not approved for ${ref.app}/${ref.channel}`, {
+        attempted,
+        version,
+      });
+    }
+  }
+
+  /**
+   * Production becomes `version`; the release it replaces is archived unless another channel still
+   * serves it (the stage is the release's, channels share releases).
+   */
+  private async setProduction(
+    tx: Registry,
+    ref: ChannelModelRef,
+    version: string,
+    now: string,
+    attempted: string,
+  ) {
     const state = await tx.getChannelModel(ref.app, ref.channel, ref.model);
     const from = state?.production ?? null;
     if (from === version) throw invalidState(`${ref.model}@${version} is already in production`);
+    await this.requireApproved(tx, ref, version, attempted);
     await tx.upsertChannelModel({
       app: ref.app,
       channel: ref.channel,
@@ -360,7 +503,12 @@ export class RegistryService {
       updatedAt: now,
     });
     await tx.setStage(ref.model, version, 'production');
+    if (from) await this.archiveIfUnserved(tx, ref.model, from);
     return from;
+  }
+
+  private async archiveIfUnserved(tx: Registry, model: string, version: string): Promise<void> {
+    if ((await tx.countProduction(model, version)) === 0) await tx.setStage(model, version, 'archived');
   }
 
   private activeRollouts(tx: Registry, ref: ChannelModelRef) {

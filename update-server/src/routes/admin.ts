@@ -3,6 +3,7 @@ import type { RequireRole } from '../auth/middleware.ts';
 import type { RegistryService } from '../registry/service.ts';
 import type { BlobStore, RegistryStore } from '../storage/types.ts';
 import type { AdminEnv } from './admin-route.ts';
+import { createApprovalRoutes } from './approvals.ts';
 import { createAuditRoutes } from './audit.ts';
 import { createChannelRoutes } from './channels.ts';
 import { createChunkUploadRoutes } from './chunk-uploads.ts';
@@ -30,6 +31,7 @@ export function createAdminRoutes(deps: AdminDeps) {
   app.route('/', createReleaseRoutes(deps));
   app.route('/', createRolloutRoutes(deps));
   app.route('/', createChannelRoutes(deps));
+  app.route('/', createApprovalRoutes(deps));
   app.route('/', createAuditRoutes(deps));
   return app;
 }

@@ -212,3 +212,33 @@ export const CreatedTokenSchema = TokenSummarySchema.extend({
   /** The bearer token itself: shown in this answer only, stored as its SHA-256. */
   token: z.string(),
 }).openapi('CreatedToken');
+
+export const ApprovalSchema = z
+  .object({
+    app: z.string(),
+    channel: z.string(),
+    model: z.string(),
+    version: z.string(),
+    approver: z.string(),
+    approvedAt: z.string(),
+  })
+  .openapi('Approval');
+
+export const ChannelPolicyBodySchema = z
+  .strictObject({
+    requireApproval: z.boolean(),
+    approverNotPublisher: z.boolean(),
+  })
+  .openapi('ChannelPolicy');
+
+export const ChannelPolicyRecordSchema = z
+  .object({
+    app: z.string(),
+    channel: z.string(),
+    policy: ChannelPolicyBodySchema,
+    updatedBy: z.string().nullable(),
+    updatedAt: z.string().nullable(),
+  })
+  .openapi('ChannelPolicyRecord');
+
+export const ApproveParams = z.object({ app: Name, channel: Name, model: Name, version: SemVer });

@@ -3,9 +3,11 @@ import type { InsertResult, Kysely } from 'kysely';
 import * as rows from './rows.ts';
 import type { Database, DialectName } from './schema.ts';
 import type {
+  ApprovalRecord,
   AuditEntry,
   AuditQuery,
   ChannelModelRecord,
+  ChannelPolicyRecord,
   ManifestRecord,
   NewAuditEntry,
   Registry,
@@ -180,6 +182,101 @@ export class KyselyRegistry implements RegistryStore {
       .orderBy('id', 'desc')
       .execute();
     return found.map(rows.rolloutFromRow);
+  }
+
+  async insertApproval(record: ApprovalRecord): Promise<void> {
+    await insertOrConflict(
+      this.db
+        .insertInto('release_approvals')
+        .values({
+          app: record.app,
+          channel: record.channel,
+          model: record.model,
+          version: record.version,
+          approver: record.approver,
+          approved_at: record.approvedAt,
+        })
+        .onConflict((oc) => oc.doNothing()),
+      `${record.model}@${record.version} is approved for ${record.app}/${record.channel} already`,
+    );
+  }
+
+  async getApproval(
+    app: string,
+    channel: string,
+    model: string,
+    version: string,
+  ): Promise<ApprovalRecord | null> {
+    const row = await this.db
+      .selectFrom('release_approvals')
+      .selectAll()
+      .where('app', '=', app)
+      .where('channel', '=', channel)
+      .where('model', '=', model)
+      .where('version', '=', version)
+      .executeTakeFirst();
+    return row ? rows.approvalFromRow(row) : null;
+  }
+
+  async listApprovals(model: string, version: string): Promise<ApprovalRecord[]> {
+    const found = await this.db
+      .selectFrom('release_approvals')
+      .selectAll()
+      .where('model', '=', model)
+      .where('version', '=', version)
+      .orderBy('app')
+      .orderBy('channel')
+      .execute();
+    return found.map(rows.approvalFromRow);
+  }
+
+  async getChannelPolicy(app: string, channel: string): Promise<ChannelPolicyRecord | null> {
+    const row = await this.db
+      .selectFrom('channel_policies')
+      .selectAll()
+      .where('app', '=', app)
+      .where('channel', '=', channel)
+      .executeTakeFirst();
+    return row
+      ? {
+          app: row.app,
+          channel: row.channel,
+          policy: JSON.parse(row.policy),
+          updatedBy: row.updated_by,
+          updatedAt: row.updated_at,
+        }
+      : null;
+  }
+
+  async putChannelPolicy(record: ChannelPolicyRecord): Promise<void> {
+    const row = {
+      app: record.app,
+      channel: record.channel,
+      policy: JSON.stringify(record.policy),
+      updated_by: record.updatedBy,
+      updated_at: record.updatedAt,
+    };
+    await this.db
+      .insertInto('channel_policies')
+      .values(row)
+      .onConflict((oc) =>
+        oc.columns(['app', 'channel']).doUpdateSet({
+          policy: row.policy,
+          updated_by: row.updated_by,
+          updated_at: row.updated_at,
+        }),
+      )
+      .execute();
+  }
+
+  async countProduction(model: string, version: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('channel_models')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('model', '=', model)
+      .where('production', '=', version)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
   }
 
   async appendAudit(entry: NewAuditEntry): Promise<AuditEntry> {

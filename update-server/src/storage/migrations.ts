@@ -16,6 +16,7 @@ export const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
   '0005_canary_segments': canarySegments,
   '0006_canary_verdicts': canaryVerdicts,
   '0007_telemetry_pipeline': telemetryPipeline,
+  '0008_release_approvals': releaseApprovals,
 };
 
 export interface MigrateOptions {
@@ -367,6 +368,34 @@ function telemetryPipeline(): Migration {
       await db.schema
         .alterTable('telemetry_aggregates')
         .addColumn('pipeline', 'text', (c) => c.notNull().defaultTo('{}'))
+        .execute();
+    },
+  };
+}
+
+/** Who approved a release for a channel and when, and each channel's promotion policy. */
+function releaseApprovals(dialect: DialectName): Migration {
+  const text = dialect === 'postgres' ? sql`text collate "C"` : sql`text`;
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('release_approvals')
+        .addColumn('app', text, (c) => c.notNull())
+        .addColumn('channel', text, (c) => c.notNull())
+        .addColumn('model', text, (c) => c.notNull())
+        .addColumn('version', text, (c) => c.notNull())
+        .addColumn('approver', 'text', (c) => c.notNull())
+        .addColumn('approved_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('release_approvals_pk', ['app', 'channel', 'model', 'version'])
+        .execute();
+      await db.schema
+        .createTable('channel_policies')
+        .addColumn('app', text, (c) => c.notNull())
+        .addColumn('channel', text, (c) => c.notNull())
+        .addColumn('policy', 'text', (c) => c.notNull())
+        .addColumn('updated_by', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('channel_policies_pk', ['app', 'channel'])
         .execute();
     },
   };

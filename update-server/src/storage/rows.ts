@@ -3,11 +3,13 @@ import type {
   AuditTable,
   ChannelModelsTable,
   ManifestsTable,
+  ReleaseApprovalsTable,
   ReleasesTable,
   RolloutsTable,
   TokensTable,
 } from './schema.ts';
 import type {
+  ApprovalRecord,
   AuditEntry,
   ChannelModelRecord,
   ManifestRecord,
@@ -169,5 +171,16 @@ export function tokenFromRow(row: Selectable<TokensTable>): TokenRecord {
     createdAt: row.created_at,
     expiresAt: row.expires_at,
     revokedAt: row.revoked_at,
+  };
+}
+
+export function approvalFromRow(row: Selectable<ReleaseApprovalsTable>): ApprovalRecord {
+  return {
+    app: row.app,
+    channel: row.channel,
+    model: row.model,
+    version: row.version,
+    approver: row.approver,
+    approvedAt: row.approved_at,
   };
 }

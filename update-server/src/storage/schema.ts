@@ -200,6 +200,26 @@ export interface CanaryVerdictsTable {
   judged_at: string;
 }
 
+/** One approval of a release for one channel (0007). */
+export interface ReleaseApprovalsTable {
+  app: string;
+  channel: string;
+  model: string;
+  version: string;
+  approver: string;
+  approved_at: string;
+}
+
+/** A channel's promotion policy (0007). */
+export interface ChannelPoliciesTable {
+  app: string;
+  channel: string;
+  /** JSON: ChannelPolicy. */
+  policy: string;
+  updated_by: string;
+  updated_at: string;
+}
+
 export interface Database {
   releases: ReleasesTable;
   channel_models: ChannelModelsTable;
@@ -216,6 +236,8 @@ export interface Database {
   telemetry_installs: TelemetryInstallsTable;
   canary_evidence: CanaryEvidenceTable;
   canary_verdicts: CanaryVerdictsTable;
+  release_approvals: ReleaseApprovalsTable;
+  channel_policies: ChannelPoliciesTable;
 }
 
 export type DialectName = 'sqlite' | 'postgres';

@@ -78,6 +78,32 @@ export interface AuditEntry {
 
 export type NewAuditEntry = Omit<AuditEntry, 'id' | 'at'> & { at?: string };
 
+/** Who approved a release for a channel's production, and when. */
+export interface ApprovalRecord {
+  app: string;
+  channel: string;
+  model: string;
+  version: string;
+  approver: string;
+  approvedAt: string;
+}
+
+/** What a channel requires before a release may become its production (or be widened to). */
+export interface ChannelPolicy {
+  /** Promotion needs an approval of the release for this channel. */
+  requireApproval: boolean;
+  /** The approver must not be the token that published the release (four eyes). */
+  approverNotPublisher: boolean;
+}
+
+export interface ChannelPolicyRecord {
+  app: string;
+  channel: string;
+  policy: ChannelPolicy;
+  updatedBy: string;
+  updatedAt: string;
+}
+
 /** A signed manifest as served: built once per change, stored, then served byte for byte. */
 export interface ManifestRecord {
   app: string;
@@ -134,6 +160,14 @@ export interface Registry {
     patch: Partial<Pick<RolloutRecord, 'shareBps' | 'state' | 'reason' | 'updatedAt'>>,
   ): Promise<void>;
   listRollouts(query?: RolloutQuery): Promise<RolloutRecord[]>; // newest first
+
+  insertApproval(record: ApprovalRecord): Promise<void>; // ConflictError if approved already
+  getApproval(app: string, channel: string, model: string, version: string): Promise<ApprovalRecord | null>;
+  listApprovals(model: string, version: string): Promise<ApprovalRecord[]>; // by app, channel
+  getChannelPolicy(app: string, channel: string): Promise<ChannelPolicyRecord | null>;
+  putChannelPolicy(record: ChannelPolicyRecord): Promise<void>;
+  /** How many channels serve this release as production (a release leaves production in none). */
+  countProduction(model: string, version: string): Promise<number>;
 
   appendAudit(entry: NewAuditEntry): Promise<AuditEntry>;
   listAudit(query: AuditQuery): Promise<AuditEntry[]>; // newest first

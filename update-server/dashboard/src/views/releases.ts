@@ -59,9 +59,47 @@ export function releaseDetailView(detail: ReleaseRecord): HTMLElement {
       {},
       ...files.map((f) => h('li', {}, `${f.path} · ${bytes(f.size)} · sha256 ${f.sha256.slice(0, 16)}…`)),
     ),
-    h('h3', {}, 'Model card'),
+    h('h3', {}, 'Model card (signed)'),
+    structuredCard(detail),
+    h('h3', {}, 'Lineage (signed, self-reported by the publisher)'),
+    signedLineage(detail),
+    h('h3', {}, 'Model card notes'),
     detail.modelCard
       ? h('pre', { class: 'model-card', 'data-testid': 'model-card' }, detail.modelCard)
       : h('p', { class: 'empty' }, 'No model card.'),
   );
+}
+
+const kv = (pairs: Array<[string, string]>) =>
+  h(
+    'table',
+    { class: 'kv' },
+    h('tbody', {}, ...pairs.map(([k, v]) => h('tr', {}, h('th', {}, k), h('td', {}, v)))),
+  );
+
+const resultText = (r: { metric: string; value: number; dataset?: string }) =>
+  `${r.metric} ${r.value}${r.dataset ? ` (${r.dataset})` : ''}`;
+
+/** The card the publisher signed: intended use, limitations, data, results overall and per segment. */
+function structuredCard(detail: ReleaseRecord): HTMLElement {
+  const card = detail.signed?.signed?.modelCard;
+  if (!card) return h('p', { class: 'empty' }, 'No structured model card in the signed release.');
+  const pairs: Array<[string, string]> = [];
+  if (card.intendedUse) pairs.push(['intended use', card.intendedUse]);
+  if (card.limitations) pairs.push(['limitations', card.limitations]);
+  if (card.trainingData) pairs.push(['training data', card.trainingData]);
+  for (const r of card.evaluation ?? []) pairs.push(['evaluation', resultText(r)]);
+  for (const s of card.segments ?? [])
+    pairs.push([`segment ${s.segment}`, s.results.map(resultText).join(', ')]);
+  return h('div', { 'data-testid': 'structured-card' }, kv(pairs));
+}
+
+function signedLineage(detail: ReleaseRecord): HTMLElement {
+  const lineage = detail.signed?.signed?.lineage;
+  if (!lineage) return h('p', { class: 'empty' }, 'None in the signed release.');
+  const pairs: Array<[string, string]> = Object.entries(lineage).map(([k, v]) => [
+    k,
+    typeof v === 'string' ? v : JSON.stringify(v),
+  ]);
+  return h('div', { 'data-testid': 'signed-lineage' }, kv(pairs));
 }
