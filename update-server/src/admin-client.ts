@@ -156,6 +156,10 @@ export class AdminClient {
     return this.call<RolloutRecord>('POST', '/rollouts', input);
   }
 
+  getRollout(rolloutId: string) {
+    return this.call<RolloutRecord>('GET', `/rollouts/${enc(rolloutId)}`);
+  }
+
   listRollouts(filter: { app?: string; channel?: string; model?: string; state?: string } = {}) {
     return this.call<{ rollouts: RolloutRecord[] }>('GET', `/rollouts${query(filter)}`);
   }
