@@ -22,6 +22,12 @@ export interface ScenarioReport {
   timeToHalt: { realMs: number; simulatedMinutes: number } | null;
   /** Simulated minutes after the halt until no device ran the candidate any more. */
   allBackOnControlAfterMinutes: number | null;
+  /** Device-hours on the candidate as a share of the fleet's device-hours while the scenario ran. */
+  exposureShareOfDeviceHours: number;
+  /** From the first candidate telemetry acknowledged to the halt, in mean check intervals. */
+  detectionDelayCheckIntervals: number | null;
+  /** Simulated minutes, and mean check intervals, after the halt until 99% of the devices then on it had left. */
+  ninetyNineOffAfter: { minutes: number; checkIntervals: number } | null;
   /** This model's inferences and errors: acknowledged by the simulator's count, and as the server counted them. */
   events: { acknowledged: number; server: number; duplicatesCounted: number };
   p95LatencyMs: Record<string, number | null>;
@@ -67,6 +73,7 @@ export function scenarioReport(
   fleet: FleetSummary,
   webhookReceived: boolean,
   tickMinutes: number,
+  meanCheckMinutes: number,
 ): ScenarioReport {
   const serverEvents = fleet.versions.reduce((n, v) => n + v.inferences + v.errors, 0);
   return {
@@ -91,6 +98,17 @@ export function scenarioReport(
         : null,
     allBackOnControlAfterMinutes:
       sc.halt && sc.allBackAt !== null ? sc.allBackAt - sc.halt.tick * tickMinutes : null,
+    exposureShareOfDeviceHours:
+      sc.fleetDeviceMinutes > 0 ? sc.candidateDeviceMinutes / sc.fleetDeviceMinutes : 0,
+    detectionDelayCheckIntervals:
+      sc.halt && sc.firstBad ? ((sc.halt.tick - sc.firstBad.tick) * tickMinutes) / meanCheckMinutes : null,
+    ninetyNineOffAfter:
+      sc.ninetyNineOffAfterMinutes !== null
+        ? {
+            minutes: sc.ninetyNineOffAfterMinutes,
+            checkIntervals: sc.ninetyNineOffAfterMinutes / meanCheckMinutes,
+          }
+        : null,
     events: {
       acknowledged: sc.ackedEvents,
       server: serverEvents,

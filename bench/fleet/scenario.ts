@@ -42,6 +42,24 @@ export class Scenario implements ModelDraw {
   allBackAt: number | null = null;
   ackedEvents = 0;
   doneTick = 0;
+  /** Device-minutes spent on the candidate, and by the whole fleet, while the scenario ran. */
+  candidateDeviceMinutes = 0;
+  fleetDeviceMinutes = 0;
+  /** Devices on the candidate at the halt, and simulated minutes after it until 99% of them left. */
+  onCandidateAtHalt: number | null = null;
+  ninetyNineOffAfterMinutes: number | null = null;
+
+  /** Counts one tick's device-minutes and, after a halt, how many devices still run the candidate. */
+  account(devices: Device[], tickMinutes: number, simNow: number): void {
+    if (this.outcome !== null) return;
+    const onCandidate = devices.filter((d) => d.active.get(this.s.model) === CANDIDATE).length;
+    this.candidateDeviceMinutes += onCandidate * tickMinutes;
+    this.fleetDeviceMinutes += devices.length * tickMinutes;
+    if (!this.halt || this.ninetyNineOffAfterMinutes !== null) return;
+    this.onCandidateAtHalt ??= onCandidate;
+    if (onCandidate <= this.onCandidateAtHalt * 0.01)
+      this.ninetyNineOffAfterMinutes = simNow - this.halt.tick * tickMinutes;
+  }
 
   constructor(input: ScenarioOptions) {
     this.s = {

@@ -342,6 +342,7 @@ export class Fleet {
         if (sc.outcome !== null) continue;
         if (sc.noteHalt(await viewer.getRollout(sc.rolloutId), tick))
           opts.log(`${sc.s.name}: halted at tick ${tick} (${sc.shareBps} bps): ${sc.halt!.reason}`);
+        sc.account(devices, opts.tickMinutes, simNow);
         const next = sc.step(tick, simNow, devices);
         if (next === 'next-stage') {
           await operator.setShare(sc.rolloutId, sc.shareBps);
@@ -378,7 +379,14 @@ export class Fleet {
         since: String(sinceSec),
       });
       reports.push(
-        scenarioReport(sc, devices, fleet, this.webhooks.rollouts.has(sc.rolloutId), opts.tickMinutes),
+        scenarioReport(
+          sc,
+          devices,
+          fleet,
+          this.webhooks.rollouts.has(sc.rolloutId),
+          opts.tickMinutes,
+          (opts.checkMinutes[0] + opts.checkMinutes[1]) / 2,
+        ),
       );
     }
     return fleetReport({
