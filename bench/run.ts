@@ -1,4 +1,4 @@
-// npm run bench [-- --only <name>[,<name>]] [--quick] [--soak-seconds N] [--sizes 2,200,500] [--reload-mb 1024]
+// npm run bench [-- --only <name>[,<name>]] [--quick] [--soak-seconds N] [--sizes 2,200,500] [--reload-mb 1024] [--fleet-devices 10000]
 // Runs each benchmark, writes bench/results/<name>.json and regenerates bench/RESULTS.md.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -36,6 +36,8 @@ const { values } = parseArgs({
     sizes: { type: 'string' },
     /** real-sized: size of the reload-at-half-way model in MB (0: skip) */
     'reload-mb': { type: 'string' },
+    /** fleet: fleet sizes in devices, e.g. 10000 */
+    'fleet-devices': { type: 'string' },
   },
 });
 const selected = values.only ? values.only.split(',').map((s) => s.trim()) : ORDER;
@@ -58,6 +60,7 @@ for (const name of selected) {
       soakSeconds: values['soak-seconds'] ? Number(values['soak-seconds']) : undefined,
       sizes: values.sizes ? values.sizes.split(',').map(Number) : undefined,
       reloadMb: values['reload-mb'] !== undefined ? Number(values['reload-mb']) : undefined,
+      fleetDevices: values['fleet-devices'] ? values['fleet-devices'].split(',').map(Number) : undefined,
       log,
     });
     const { browser, ...rest } = run;

@@ -1,12 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  FIREFOX_ONLY,
-  Fleet,
-  type FleetReport,
-  HEALTHY,
-  REGRESSIONS,
-  type ScenarioOptions,
-} from './simulate.ts';
+import { FIREFOX_ONLY, HEALTHY, REGRESSIONS } from './device.ts';
+import type { FleetReport } from './report.ts';
+import type { ScenarioOptions } from './scenario.ts';
+import { Fleet } from './simulate.ts';
 
 /**
  * A 2,000-device fleet against a real server process, devices differing as real ones do (speed

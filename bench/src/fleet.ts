@@ -10,7 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SOURCE_NODE_ARGS } from '../../test/support/node-args.ts';
 import { cpuSeconds } from './proc.ts';
-import type { Benchmark, Row } from './result.ts';
+import type { Benchmark, Goal, Row } from './result.ts';
 import { compared, plain } from './rows.ts';
 import { round } from './stats.ts';
 
@@ -51,6 +51,10 @@ interface SimulatorReport {
     haltedAtShareBps: number | null;
     /** How 5% of the devices lied about this model (bench/fleet/simulate.ts --forged-share). */
     forged?: 'bad' | 'good' | null;
+    haltReason?: string | null;
+    exposureShareOfDeviceHours?: number;
+    detectionDelayCheckIntervals?: number | null;
+    ninetyNineOffAfter?: { minutes: number; checkIntervals: number } | null;
   }>;
 }
 
@@ -69,6 +73,7 @@ interface SizeResult {
   /** Forged-telemetry scenarios: forged bad on a healthy canary must be promoted, forged good on a regressed one halted. */
   forgedHeld?: boolean;
   forgedDevices?: number;
+  scenarios?: SimulatorReport['scenarios'];
   error?: string;
 }
 
@@ -135,7 +140,86 @@ async function runSimulator(devices: number, limitMs: number): Promise<SizeResul
     outcomes: report.scenarios.map((s) => `${s.scenario}: ${s.outcome}`),
     forgedDevices: report.forgedDevices,
     forgedHeld: forgedHeld(report),
+    scenarios: report.scenarios,
   };
+}
+
+const pct = (x: number) => `${round(x * 100, 2)}%`;
+
+/**
+ * What operators need from the 10,000-device run: each bad canary (starting at 1%) halted with
+ * its exposure in device-hours, the delay to the halt and the time until 99% of the devices then
+ * on it had left, in check intervals; and a one-browser regression halted while the healthy
+ * release was promoted.
+ */
+function operatorGoals(r: SizeResult | undefined): { rows: Row[]; goals: Goal[] } {
+  const rows: Row[] = [];
+  const scenarios = r?.scenarios ?? [];
+  const bad = scenarios.filter((s) => s.scenario.startsWith('bad canary') && !s.forged);
+  for (const s of bad) {
+    const note = `${s.outcome}${s.haltReason ? `: ${s.haltReason}` : ''}`;
+    rows.push(
+      plain(
+        `10k, ${s.scenario}: exposure`,
+        (s.exposureShareOfDeviceHours ?? Number.NaN) * 100,
+        '% of device-hours',
+        note,
+      ),
+    );
+    rows.push(
+      plain(
+        `10k, ${s.scenario}: delay to halt`,
+        s.detectionDelayCheckIntervals ?? Number.NaN,
+        'check intervals',
+        'from the first candidate telemetry acknowledged',
+      ),
+    );
+    rows.push(
+      plain(
+        `10k, ${s.scenario}: 99% off after the halt`,
+        s.ninetyNineOffAfter?.checkIntervals ?? Number.NaN,
+        'check intervals',
+        s.ninetyNineOffAfter ? `${s.ninetyNineOffAfter.minutes} simulated minutes` : 'not reached',
+      ),
+    );
+  }
+  const firefox = scenarios.find((s) => /Firefox only/.test(s.scenario));
+  const good = scenarios.find((s) => s.scenario.startsWith('good release') && !s.forged);
+  const missing = r?.scenarios ? '' : `10,000 devices: ${r?.error ?? 'not run'}`;
+  const goals: Goal[] = [
+    {
+      goal: "a bad canary at 1% halted with exposure at most 1.1% of the fleet's device-hours (10,000 devices)",
+      met:
+        bad.length > 0
+          ? bad.every((s) => s.outcome === 'halted' && (s.exposureShareOfDeviceHours ?? 1) <= 0.011)
+          : null,
+      detail:
+        missing ||
+        bad
+          .map((s) => `${s.scenario}: ${s.outcome}, ${pct(s.exposureShareOfDeviceHours ?? Number.NaN)}`)
+          .join('; '),
+    },
+    {
+      goal: '99% of active devices off a halted release within 2 check intervals (10,000 devices)',
+      met: bad.length > 0 ? bad.every((s) => (s.ninetyNineOffAfter?.checkIntervals ?? 99) <= 2) : null,
+      detail:
+        missing ||
+        bad
+          .map(
+            (s) =>
+              `${s.scenario}: ${s.ninetyNineOffAfter ? round(s.ninetyNineOffAfter.checkIntervals, 2) : 'not reached'}`,
+          )
+          .join('; '),
+    },
+    {
+      goal: 'a one-browser regression halted while the others continue (10,000 devices)',
+      met: firefox && good ? firefox.outcome === 'halted' && good.outcome === 'promoted' : null,
+      detail:
+        missing ||
+        `${firefox?.scenario}: ${firefox?.outcome} (${firefox?.haltReason}); ${good?.scenario}: ${good?.outcome}`,
+    },
+  ];
+  return { rows, goals };
 }
 
 /** Neither forgery steered: a healthy canary lied about as bad was promoted, a regressed one lied about as good was halted. */
@@ -146,10 +230,10 @@ function forgedHeld(report: SimulatorReport): boolean | undefined {
 }
 
 export const fleet: Benchmark = async (ctx) => {
-  const sizes = ctx.quick ? [1_000, 10_000] : [1_000, 10_000, 100_000];
+  const sizes = ctx.fleetDevices ?? (ctx.quick ? [1_000, 10_000] : [1_000, 10_000, 100_000]);
   // 100,000 devices took 17.8 min on one quiet 2-core machine (bench/fleet/results-100k.json) and
   // over 30 min on another whose server needed 1.8x the CPU per batch: the cap leaves room for both.
-  const limitMs = (ctx.quick ? 5 : 60) * 60_000;
+  const limitMs = (ctx.quick && !ctx.fleetDevices ? 5 : 60) * 60_000;
   if (!existsSync(simulator)) {
     return {
       name: 'fleet',
@@ -227,6 +311,8 @@ export const fleet: Benchmark = async (ctx) => {
       );
   }
   const ten = results.find((r) => r.devices === 10_000);
+  const operator = operatorGoals(ten);
+  rows.push(...operator.rows);
   return {
     name: 'fleet',
     title: TITLE,
@@ -237,6 +323,7 @@ export const fleet: Benchmark = async (ctx) => {
     },
     rows,
     goals: [
+      ...operator.goals,
       {
         goal: 'report wall time and server CPU of a 10,000-device rollout, and their growth with fleet size',
         met: ten?.wallMs != null,

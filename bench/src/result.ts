@@ -54,6 +54,8 @@ export interface BenchContext {
   sizes?: number[];
   /** real-sized: the reload-at-half-way model's size in MB (--reload-mb; 0 skips it). */
   reloadMb?: number;
+  /** fleet: fleet sizes to simulate (--fleet-devices 10000; default 1,000 / 10,000 / 100,000). */
+  fleetDevices?: number[];
   log(message: string): void;
 }
 

@@ -1,0 +1,126 @@
+import { mulberry32 } from '@edgeship/protocol';
+import type { Device, Forgery, ModelDraw, Profile } from './device.ts';
+
+/** One scenario: a model with its control and candidate, staged through a rollout. */
+
+export const APP = 'fleet-app';
+export const CHANNEL = 'stable';
+export const CONTROL = '1.0.0';
+export const CANDIDATE = '1.1.0';
+
+export interface ScenarioOptions {
+  name: string;
+  model: string;
+  seed: number;
+  candidate: Profile;
+  /** Rollout stages in basis points. */
+  stages?: number[];
+  ticksPerStage?: number;
+  /** Ticks to keep going after a halt (devices move back to the control). */
+  ticksAfterHalt?: number;
+  /** The forging devices (FleetOptions.forgedShare) lie about this model this way. */
+  forged?: Forgery | null;
+}
+
+export interface Halt {
+  atMs: number;
+  tick: number;
+  shareBps: number;
+  reason: string | null;
+}
+
+export class Scenario implements ModelDraw {
+  readonly s: Required<ScenarioOptions>;
+  readonly random: () => number;
+  readonly candidateVersion = CANDIDATE;
+  rolloutId = '';
+  stage = 0;
+  ticksInStage = 0;
+  outcome: 'halted' | 'promoted' | null = null;
+  halt: Halt | null = null;
+  firstBad: { atMs: number; tick: number } | null = null;
+  allBackAt: number | null = null;
+  ackedEvents = 0;
+  doneTick = 0;
+  /** Device-minutes spent on the candidate, and by the whole fleet, while the scenario ran. */
+  candidateDeviceMinutes = 0;
+  fleetDeviceMinutes = 0;
+  /** Devices on the candidate at the halt, and simulated minutes after it until 99% of them left. */
+  onCandidateAtHalt: number | null = null;
+  ninetyNineOffAfterMinutes: number | null = null;
+
+  /** Counts one tick's device-minutes and, after a halt, how many devices still run the candidate. */
+  account(devices: Device[], tickMinutes: number, simNow: number): void {
+    if (this.outcome !== null) return;
+    const onCandidate = devices.filter((d) => d.active.get(this.s.model) === CANDIDATE).length;
+    this.candidateDeviceMinutes += onCandidate * tickMinutes;
+    this.fleetDeviceMinutes += devices.length * tickMinutes;
+    if (!this.halt || this.ninetyNineOffAfterMinutes !== null) return;
+    this.onCandidateAtHalt ??= onCandidate;
+    if (onCandidate <= this.onCandidateAtHalt * 0.01)
+      this.ninetyNineOffAfterMinutes = simNow - this.halt.tick * tickMinutes;
+  }
+
+  constructor(input: ScenarioOptions) {
+    this.s = {
+      stages: [100, 1000, 5000, 10000],
+      ticksPerStage: 4,
+      ticksAfterHalt: 16,
+      forged: null,
+      ...input,
+    };
+    this.random = mulberry32(this.s.seed);
+  }
+
+  get model(): string {
+    return this.s.model;
+  }
+  get candidate(): Profile {
+    return this.s.candidate;
+  }
+  get forged(): Forgery | null {
+    return this.s.forged;
+  }
+  get shareBps(): number {
+    return this.s.stages[this.stage]!;
+  }
+
+  /** Records the halt the server reports, once. */
+  noteHalt(rollout: { state: string; reason: string | null; updatedAt: string }, tick: number): boolean {
+    if (this.halt || rollout.state !== 'halted') return false;
+    this.halt = {
+      atMs: Date.parse(rollout.updatedAt),
+      tick,
+      shareBps: this.shareBps,
+      reason: rollout.reason,
+    };
+    return true;
+  }
+
+  /**
+   * One tick's decision after the server's state is known: keep going, move to the next stage,
+   * ask for promotion (the last stage has run its ticks), or finish (halted and devices back).
+   */
+  step(tick: number, simNow: number, devices: Device[]): 'continue' | 'next-stage' | 'promote' {
+    if (this.halt) {
+      if (this.allBackAt === null && devices.every((d) => d.active.get(this.s.model) !== CANDIDATE))
+        this.allBackAt = simNow;
+      if (tick - this.halt.tick >= this.s.ticksAfterHalt || this.allBackAt !== null)
+        this.finish('halted', tick);
+      return 'continue';
+    }
+    this.ticksInStage += 1;
+    if (this.ticksInStage < this.s.ticksPerStage) return 'continue';
+    if (this.stage < this.s.stages.length - 1) {
+      this.stage += 1;
+      this.ticksInStage = 0;
+      return 'next-stage';
+    }
+    return 'promote';
+  }
+
+  finish(outcome: 'halted' | 'promoted', tick: number): void {
+    this.outcome = outcome;
+    this.doneTick = tick;
+  }
+}
