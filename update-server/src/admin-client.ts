@@ -191,10 +191,6 @@ export class AdminClient {
     return this.send('POST /rollouts', this.api.POST('/rollouts', { body: input }));
   }
 
-  getRollout(rolloutId: string) {
-    return this.call<RolloutRecord>('GET', `/rollouts/${enc(rolloutId)}`);
-  }
-
   listRollouts(filter: { app?: string; channel?: string; model?: string; state?: string } = {}) {
     const query = filter as { state?: Rollout['state'] }; // the server checks the state
     return this.send('GET /rollouts', this.api.GET('/rollouts', { params: { query } }));
