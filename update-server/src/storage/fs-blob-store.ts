@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { HashMismatchError, LengthMismatchError } from '@edgeship/protocol';
@@ -19,24 +19,7 @@ export class FsBlobStore implements BlobStore {
     assertChunkHash(sha256, bytes);
     const target = this.pathOf(sha256);
     if ((await sizeOf(target)) !== null) return;
-    const folder = join(target, '..');
-    await mkdir(folder, { recursive: true });
-    // Dot-prefixed and never a valid hash name, so a crash leaves litter that nothing reads.
-    const temp = join(folder, `.${sha256}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-    try {
-      const file = await open(temp, 'wx');
-      try {
-        await file.writeFile(bytes);
-        await file.sync();
-      } finally {
-        await file.close();
-      }
-      await rename(temp, target);
-    } catch (error) {
-      await unlink(temp).catch(() => {});
-      throw error;
-    }
-    await syncDirectory(folder);
+    await writeAtomically(target, sha256, (file) => file.writeFile(bytes));
   }
 
   async putStream(sha256: string, body: AsyncIterable<Uint8Array>, maxBytes: number): Promise<number> {
@@ -47,36 +30,20 @@ export class FsBlobStore implements BlobStore {
       for await (const _ of body); // read, so the connection can carry the next request
       return existing;
     }
-    const folder = join(target, '..');
-    await mkdir(folder, { recursive: true });
-    const temp = join(folder, `.${sha256}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
     let size = 0;
-    try {
-      const file = await open(temp, 'wx');
-      try {
-        const hash = createHash('sha256');
-        // Written as it arrives: the server holds one network read at a time, never the chunk.
-        for await (const piece of body) {
-          size += piece.length;
-          if (size > maxBytes) throw new LengthMismatchError(`the chunk exceeds ${maxBytes} bytes`);
-          hash.update(piece);
-          await file.write(piece);
-        }
-        if (size === 0) throw new LengthMismatchError('empty chunk');
-        const actual = hash.digest('hex');
-        if (actual !== sha256) {
-          throw new HashMismatchError(`chunk bytes hash to ${actual}, not ${sha256}`);
-        }
-        await file.sync();
-      } finally {
-        await file.close();
+    await writeAtomically(target, sha256, async (file) => {
+      const hash = createHash('sha256');
+      // Written as it arrives: the server holds one network read at a time, never the chunk.
+      for await (const piece of body) {
+        size += piece.length;
+        if (size > maxBytes) throw new LengthMismatchError(`the chunk exceeds ${maxBytes} bytes`);
+        hash.update(piece);
+        await file.write(piece);
       }
-      await rename(temp, target);
-    } catch (error) {
-      await unlink(temp).catch(() => {});
-      throw error;
-    }
-    await syncDirectory(folder);
+      if (size === 0) throw new LengthMismatchError('empty chunk');
+      const actual = hash.digest('hex');
+      if (actual !== sha256) throw new HashMismatchError(`chunk bytes hash to ${actual}, not ${sha256}`);
+    });
     return size;
   }
 
@@ -113,6 +80,35 @@ export class FsBlobStore implements BlobStore {
   private pathOf(sha256: string): string {
     return join(this.dir, sha256.slice(0, 2), sha256);
   }
+}
+
+/**
+ * Writes `target` through a temporary file in its directory, fsynced, then renamed (atomic within
+ * one file system): a reader sees the whole chunk or none. A failed `write` leaves nothing.
+ */
+async function writeAtomically(
+  target: string,
+  sha256: string,
+  write: (file: FileHandle) => Promise<void>,
+): Promise<void> {
+  const folder = join(target, '..');
+  await mkdir(folder, { recursive: true });
+  // Dot-prefixed and never a valid hash name, so a crash leaves litter that nothing reads.
+  const temp = join(folder, `.${sha256}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    const file = await open(temp, 'wx');
+    try {
+      await write(file);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(temp, target);
+  } catch (error) {
+    await unlink(temp).catch(() => {});
+    throw error;
+  }
+  await syncDirectory(folder);
 }
 
 async function sizeOf(path: string): Promise<number | null> {
