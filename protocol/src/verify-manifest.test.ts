@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { rejectionCode } from '../../test/support/rejection.ts';
 import {
   createTestTrust,
   HOUR,
@@ -8,7 +9,7 @@ import {
   type TestTrust,
 } from '../../test/support/trust.ts';
 import { canonicalJson } from './canonical-json.ts';
-import { EdgeshipError, type ErrorCode } from './errors.ts';
+import { EdgeshipError } from './errors.ts';
 import { signKeySet, signManifest } from './sign.ts';
 import { generateSigningKey, publicEntry, signEnvelope, signPayload, verifyThreshold } from './signature.ts';
 import { type ManifestCheck, verifyManifest } from './verify-manifest.ts';
@@ -21,16 +22,6 @@ beforeAll(async () => {
   trust = await createTestTrust();
   check = { root: trust.trustedRoot, app: 'demo-app', channel: 'stable', now: new Date() };
 });
-
-async function rejection(promise: Promise<unknown>): Promise<ErrorCode> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof EdgeshipError) return error.code;
-    throw error;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('verifyManifest', () => {
   it('accepts a manifest signed by an online key of a root-signed key set', async () => {
@@ -59,14 +50,16 @@ describe('verifyManifest', () => {
   it('rejects a manifest signed by a key the key set does not name', async () => {
     const stranger = await generateSigningKey();
     expect(
-      await rejection(verifyManifest(JSON.stringify(await makeTestManifest(trust, {}, [stranger])), check)),
+      await rejectionCode(
+        verifyManifest(JSON.stringify(await makeTestManifest(trust, {}, [stranger])), check),
+      ),
     ).toBe('E_UNKNOWN_KEY');
   });
 
   it('rejects a key set that no pinned root key signed', async () => {
     const otherTrust = await createTestTrust();
     const envelope = { ...(await makeTestManifest(trust)), keySet: otherTrust.keySet };
-    expect(await rejection(verifyManifest(JSON.stringify(envelope), check))).toBe('E_UNKNOWN_KEY');
+    expect(await rejectionCode(verifyManifest(JSON.stringify(envelope), check))).toBe('E_UNKNOWN_KEY');
   });
 
   it('rejects an expired manifest and an older manifest with distinct errors', async () => {
@@ -75,10 +68,10 @@ describe('verifyManifest', () => {
     const expired = await makeTestManifest(trust, {
       expiresAt: new Date(check.now.getTime() - 1000).toISOString(),
     });
-    expect(await rejection(verifyManifest(JSON.stringify(expired), check))).toBe('E_EXPIRED');
+    expect(await rejectionCode(verifyManifest(JSON.stringify(expired), check))).toBe('E_EXPIRED');
 
     const old = await makeTestManifest(trust, { version: 3 });
-    expect(await rejection(verifyManifest(JSON.stringify(old), { ...check, minVersion: 4 }))).toBe(
+    expect(await rejectionCode(verifyManifest(JSON.stringify(old), { ...check, minVersion: 4 }))).toBe(
       'E_ROLLBACK',
     );
     // The same version again is not a rollback: it is simply no news.
@@ -87,7 +80,7 @@ describe('verifyManifest', () => {
 
   it('rejects a manifest for another app or channel', async () => {
     const other = await makeTestManifest(trust, { channel: 'beta' });
-    expect(await rejection(verifyManifest(JSON.stringify(other), check))).toBe('E_WRONG_TARGET');
+    expect(await rejectionCode(verifyManifest(JSON.stringify(other), check))).toBe('E_WRONG_TARGET');
   });
 
   it('rejects a release that no publisher key signed, even in a validly signed manifest', async () => {
@@ -100,7 +93,7 @@ describe('verifyManifest', () => {
     });
     const { keySet } = await verifyManifest(JSON.stringify(envelope), check);
     const document = releaseDocumentBytes(forged);
-    expect(await rejection(verifyReleaseDocument(document, { model: 'demo', ref }, keySet))).toBe(
+    expect(await rejectionCode(verifyReleaseDocument(document, { model: 'demo', ref }, keySet))).toBe(
       'E_PUBLISHER_SIGNATURE',
     );
   });
@@ -116,7 +109,7 @@ describe('verifyManifest', () => {
         },
       ],
     });
-    expect(await rejection(verifyManifest(JSON.stringify(envelope), check))).toBe('E_MALFORMED');
+    expect(await rejectionCode(verifyManifest(JSON.stringify(envelope), check))).toBe('E_MALFORMED');
   });
 
   it('accepts an online key rotated in by a newer key set, and refuses the retired key and old key set', async () => {
@@ -131,10 +124,10 @@ describe('verifyManifest', () => {
     expect(keySet.version).toBe(2);
 
     const byRetiredKey = await signManifest(base.signed, [trust.online], rotated);
-    expect(await rejection(verifyManifest(JSON.stringify(byRetiredKey), check))).toBe('E_UNKNOWN_KEY');
+    expect(await rejectionCode(verifyManifest(JSON.stringify(byRetiredKey), check))).toBe('E_UNKNOWN_KEY');
 
     // Replaying the old key set would bring the retired key back.
-    expect(await rejection(verifyManifest(JSON.stringify(base), { ...check, minKeySetVersion: 2 }))).toBe(
+    expect(await rejectionCode(verifyManifest(JSON.stringify(base), { ...check, minKeySetVersion: 2 }))).toBe(
       'E_ROLLBACK',
     );
   });
@@ -149,20 +142,24 @@ describe('verifyManifest', () => {
       [trust.root],
     );
     const envelope = { ...(await makeTestManifest(trust)), keySet: stale };
-    expect(await rejection(verifyManifest(JSON.stringify(envelope), check))).toBe('E_EXPIRED');
+    expect(await rejectionCode(verifyManifest(JSON.stringify(envelope), check))).toBe('E_EXPIRED');
   });
 
   it('requires as many root signatures as the pinned threshold', async () => {
     const envelope = await makeTestManifest(trust);
     const secondRoot = await generateSigningKey();
     const root = { keys: [...trust.trustedRoot.keys, publicEntry(secondRoot)], threshold: 2 };
-    expect(await rejection(verifyManifest(JSON.stringify(envelope), { ...check, root }))).toBe('E_SIGNATURE');
+    expect(await rejectionCode(verifyManifest(JSON.stringify(envelope), { ...check, root }))).toBe(
+      'E_SIGNATURE',
+    );
   });
 
   it('rejects text that is not a manifest', async () => {
-    expect(await rejection(verifyManifest('not json', check))).toBe('E_MALFORMED');
-    expect(await rejection(verifyManifest('{"signed":{}}', check))).toBe('E_MALFORMED');
-    expect(await rejection(verifyManifest(`"${'x'.repeat(1024 * 1024 + 1)}"`, check))).toBe('E_MALFORMED');
+    expect(await rejectionCode(verifyManifest('not json', check))).toBe('E_MALFORMED');
+    expect(await rejectionCode(verifyManifest('{"signed":{}}', check))).toBe('E_MALFORMED');
+    expect(await rejectionCode(verifyManifest(`"${'x'.repeat(1024 * 1024 + 1)}"`, check))).toBe(
+      'E_MALFORMED',
+    );
   });
 
   it('forgets a fast-forwarded version once a new key set rotates its signer out (TUF 5.3.11)', async () => {
@@ -170,7 +167,9 @@ describe('verifyManifest', () => {
     const frozen = await makeTestManifest(trust, { version: Number.MAX_SAFE_INTEGER });
     const { trusted } = await verifyManifest(JSON.stringify(frozen), check);
     const next = await makeTestManifest(trust, { version: 43 });
-    expect(await rejection(verifyManifest(JSON.stringify(next), { ...check, trusted }))).toBe('E_ROLLBACK');
+    expect(await rejectionCode(verifyManifest(JSON.stringify(next), { ...check, trusted }))).toBe(
+      'E_ROLLBACK',
+    );
 
     // A key set that keeps the signer keeps the floor...
     const spare = await generateSigningKey();
@@ -179,7 +178,7 @@ describe('verifyManifest', () => {
       [trust.root],
     );
     const underWidened = await signManifest(next.signed, [trust.online], widened);
-    expect(await rejection(verifyManifest(JSON.stringify(underWidened), { ...check, trusted }))).toBe(
+    expect(await rejectionCode(verifyManifest(JSON.stringify(underWidened), { ...check, trusted }))).toBe(
       'E_ROLLBACK',
     );
     // ...one that replaces it resets it: the recovered server's version 43 is accepted.
@@ -198,7 +197,7 @@ describe('verifyManifest', () => {
     const { trusted } = await verifyManifest(JSON.stringify(first), check);
     await expect(verifyManifest(JSON.stringify(first), { ...check, trusted })).resolves.toBeTruthy();
     const other = await makeTestManifest(trust, { version: 7, models: [] });
-    expect(await rejection(verifyManifest(JSON.stringify(other), { ...check, trusted }))).toBe(
+    expect(await rejectionCode(verifyManifest(JSON.stringify(other), { ...check, trusted }))).toBe(
       'E_VERSION_CONFLICT',
     );
   });
@@ -206,20 +205,20 @@ describe('verifyManifest', () => {
   it("caps a manifest's lifetime at what its key set declares, and refuses one issued in the future", async () => {
     const now = check.now.getTime();
     const forever = await makeTestManifest(trust, { expiresAt: '9999-12-31T00:00:00.000Z' });
-    expect(await rejection(verifyManifest(JSON.stringify(forever), check))).toBe('E_LIFETIME');
+    expect(await rejectionCode(verifyManifest(JSON.stringify(forever), check))).toBe('E_LIFETIME');
     // Dodging the cap with a far issuedAt is refused too.
     const ahead = await makeTestManifest(trust, {
       issuedAt: '9999-12-30T00:00:00.000Z',
       expiresAt: '9999-12-31T00:00:00.000Z',
     });
-    expect(await rejection(verifyManifest(JSON.stringify(ahead), check))).toBe('E_LIFETIME');
+    expect(await rejectionCode(verifyManifest(JSON.stringify(ahead), check))).toBe('E_LIFETIME');
     // A key set declaring one hour: a day-long manifest is refused, a 30-minute one accepted.
     const strict = await signKeySet({ ...trust.keySet.signed, maxManifestLifetimeSeconds: 3600 }, [
       trust.root,
     ]);
     const day = await makeTestManifest(trust, {});
     const dayUnderStrict = await signManifest(day.signed, [trust.online], strict);
-    expect(await rejection(verifyManifest(JSON.stringify(dayUnderStrict), check))).toBe('E_LIFETIME');
+    expect(await rejectionCode(verifyManifest(JSON.stringify(dayUnderStrict), check))).toBe('E_LIFETIME');
     const short = await signManifest(
       {
         ...day.signed,
@@ -239,11 +238,13 @@ describe('verifyManifest', () => {
     const oneSignature = await signKeySet(demanding, [trust.root]);
     const envelope = await makeTestManifest(trust);
     const withOne = { ...envelope, keySet: oneSignature };
-    expect(await rejection(verifyManifest(JSON.stringify(withOne), { ...check, root }))).toBe('E_SIGNATURE');
+    expect(await rejectionCode(verifyManifest(JSON.stringify(withOne), { ...check, root }))).toBe(
+      'E_SIGNATURE',
+    );
     // The same root key signing twice is still one key.
     const twice = { ...oneSignature, signatures: [...oneSignature.signatures, ...oneSignature.signatures] };
     expect(
-      await rejection(verifyManifest(JSON.stringify({ ...envelope, keySet: twice }), { ...check, root })),
+      await rejectionCode(verifyManifest(JSON.stringify({ ...envelope, keySet: twice }), { ...check, root })),
     ).toBe('E_SIGNATURE');
     const both = await signKeySet(demanding, [trust.root, secondRoot]);
     await expect(
@@ -257,7 +258,7 @@ describe('verifyManifest', () => {
     const alias = { keyId: 'f'.repeat(64), publicKey: trust.online.publicKey };
     const aliasSig = await signPayload(doc, { ...trust.online, keyId: alias.keyId });
     const envelope = { signed: doc, signatures: [...signed.signatures, aliasSig] };
-    expect(await rejection(verifyThreshold(envelope, [publicEntry(trust.online), alias], 2, 'doc'))).toBe(
+    expect(await rejectionCode(verifyThreshold(envelope, [publicEntry(trust.online), alias], 2, 'doc'))).toBe(
       'E_SIGNATURE',
     );
     // Pinned that way, the app's root is refused outright: an id must be its key's hash.
@@ -266,7 +267,7 @@ describe('verifyManifest', () => {
       threshold: 2,
     };
     expect(
-      await rejection(verifyManifest(JSON.stringify(await makeTestManifest(trust)), { ...check, root })),
+      await rejectionCode(verifyManifest(JSON.stringify(await makeTestManifest(trust)), { ...check, root })),
     ).toBe('E_MALFORMED');
   });
 
@@ -276,7 +277,7 @@ describe('verifyManifest', () => {
       [trust.root],
     );
     const envelope = { ...(await makeTestManifest(trust)), keySet: impossible };
-    expect(await rejection(verifyManifest(JSON.stringify(envelope), check))).toBe('E_MALFORMED');
+    expect(await rejectionCode(verifyManifest(JSON.stringify(envelope), check))).toBe('E_MALFORMED');
   });
 
   it('bounds the size in bytes, not characters', async () => {

@@ -1,8 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { rejectionCode } from '../../test/support/rejection.ts';
 import { createTestTrust, makeTestRelease, type TestTrust } from '../../test/support/trust.ts';
 import { sha256Hex } from './bytes.ts';
 import { canonicalJson } from './canonical-json.ts';
-import { EdgeshipError, type ErrorCode } from './errors.ts';
 import { releaseDocumentBytes, releaseRef, verifyReleaseDocument } from './verify-release.ts';
 
 let trust: TestTrust;
@@ -10,16 +10,6 @@ let trust: TestTrust;
 beforeAll(async () => {
   trust = await createTestTrust();
 });
-
-async function rejection(promise: Promise<unknown>): Promise<ErrorCode> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof EdgeshipError) return error.code;
-    throw error;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('verifyReleaseDocument', () => {
   it('accepts the document whose hash and length the manifest gives', async () => {
@@ -41,17 +31,17 @@ describe('verifyReleaseDocument', () => {
     const expected = { model: 'demo', ref };
     const keySet = trust.keySet.signed;
     // Same length, other genuine release: the hash decides.
-    expect(await rejection(verifyReleaseDocument(releaseDocumentBytes(v11), expected, keySet))).toBe(
+    expect(await rejectionCode(verifyReleaseDocument(releaseDocumentBytes(v11), expected, keySet))).toBe(
       'E_HASH',
     );
     const padded = new Uint8Array([...releaseDocumentBytes(v1), 0x20]);
-    expect(await rejection(verifyReleaseDocument(padded, expected, keySet))).toBe('E_LENGTH');
+    expect(await rejectionCode(verifyReleaseDocument(padded, expected, keySet))).toBe('E_LENGTH');
     // Bytes shifted by one, same length: the hash refuses them before anything is parsed.
     const respaced = new TextEncoder().encode(
       canonicalJson(v1).replace('{"signatures"', ' {"signatures"').slice(0, -1),
     );
     expect(new TextDecoder().decode(respaced)).not.toBe(canonicalJson(v1));
-    expect(await rejection(verifyReleaseDocument(respaced, expected, keySet))).toBe('E_HASH');
+    expect(await rejectionCode(verifyReleaseDocument(respaced, expected, keySet))).toBe('E_HASH');
   });
 
   it('refuses a genuine document the manifest names under another model or version', async () => {
@@ -60,11 +50,11 @@ describe('verifyReleaseDocument', () => {
     const asOlder = { ...(await releaseRef(v11)), version: '1.0.0' };
     const bytes = releaseDocumentBytes(v11);
     const keySet = trust.keySet.signed;
-    expect(await rejection(verifyReleaseDocument(bytes, { model: 'demo', ref: asOlder }, keySet))).toBe(
+    expect(await rejectionCode(verifyReleaseDocument(bytes, { model: 'demo', ref: asOlder }, keySet))).toBe(
       'E_WRONG_TARGET',
     );
     const ref = await releaseRef(v11);
-    expect(await rejection(verifyReleaseDocument(bytes, { model: 'other', ref }, keySet))).toBe(
+    expect(await rejectionCode(verifyReleaseDocument(bytes, { model: 'other', ref }, keySet))).toBe(
       'E_WRONG_TARGET',
     );
   });
@@ -72,8 +62,8 @@ describe('verifyReleaseDocument', () => {
   it('refuses bytes with the right hash that are not a release document', async () => {
     const bytes = new TextEncoder().encode('{"not":"a release"}');
     const ref = { version: '1.0.0', sha256: await sha256Hex(bytes), size: bytes.length };
-    expect(await rejection(verifyReleaseDocument(bytes, { model: 'demo', ref }, trust.keySet.signed))).toBe(
-      'E_MALFORMED',
-    );
+    expect(
+      await rejectionCode(verifyReleaseDocument(bytes, { model: 'demo', ref }, trust.keySet.signed)),
+    ).toBe('E_MALFORMED');
   });
 });
