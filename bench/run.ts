@@ -1,4 +1,4 @@
-// npm run bench [-- --only <name>[,<name>]] [--quick] [--soak-seconds N] [--sizes 2,200,500] [--reload-mb 1024] [--fleet-devices 10000]
+// npm run bench [-- --only <name>[,<name>]] [--quick] [--soak-seconds N] [--sizes 2,200,500] [--reload-mb 1024] [--reps 3] [--fleet-devices 10000] [--parts manifest,chunk,telemetry]
 // Runs each benchmark, writes bench/results/<name>.json and regenerates bench/RESULTS.md.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -18,7 +18,7 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   'update-server': async () => (await import('./src/update-server.ts')).updateServer,
   quantization: async () => (await import('./src/quantization.ts')).quantization,
   soak: async () => (await import('./src/soak.ts')).soak,
-  fleet: async () => (await import('./src/fleet.ts')).fleet,
+  fleet: async () => (await import('./src/fleet-scale.ts')).fleet,
   canary: async () => (await import('./src/canary.ts')).canary,
   'bundle-size': async () => (await import('./src/bundle-size.ts')).bundleSize,
   fuzz: async () => (await import('./src/fuzz.ts')).fuzz,
@@ -36,8 +36,12 @@ const { values } = parseArgs({
     sizes: { type: 'string' },
     /** real-sized: size of the reload-at-half-way model in MB (0: skip) */
     'reload-mb': { type: 'string' },
+    /** real-sized: repetitions per size (default 5, --quick 3) */
+    reps: { type: 'string' },
     /** fleet: fleet sizes in devices, e.g. 10000 */
     'fleet-devices': { type: 'string' },
+    /** update-server: manifest,chunk,telemetry (default all) */
+    parts: { type: 'string' },
   },
 });
 const selected = values.only ? values.only.split(',').map((s) => s.trim()) : ORDER;
@@ -60,7 +64,9 @@ for (const name of selected) {
       soakSeconds: values['soak-seconds'] ? Number(values['soak-seconds']) : undefined,
       sizes: values.sizes ? values.sizes.split(',').map(Number) : undefined,
       reloadMb: values['reload-mb'] !== undefined ? Number(values['reload-mb']) : undefined,
+      reps: values.reps ? Number(values.reps) : undefined,
       fleetDevices: values['fleet-devices'] ? values['fleet-devices'].split(',').map(Number) : undefined,
+      parts: values.parts ? values.parts.split(',').map((s) => s.trim()) : undefined,
       log,
     });
     const { browser, ...rest } = run;

@@ -4,14 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-echo "== typecheck"; npx tsc -p tsconfig.json
+echo "== typecheck"; npm run typecheck --silent
 echo "== lint"; npx biome check .
 # The config imports the workspaces' TypeScript test servers: Node loads it natively, through tsx
 # and the edgeship-source condition (Vite's module runner would externalise the workspace packages
 # and resolve them to their dist/, which a checkout has not built).
 # The Node project (the demo's end-to-end test in Chromium and Firefox ESR included) and the
 # browser project in Chromium. The same browser suite in Firefox ESR (`npm run test:firefox`)
-# is left out for now: onnxruntime-web's WASM start in its worker stalls now and then (a test
+# is not in it: onnxruntime-web's WASM start in its worker stalls now and then (a test
 # hangs until its timeout; open, see ARCHITECTURE.md).
 projects=(--project node --project browser)
 [ $# -gt 0 ] && projects=()

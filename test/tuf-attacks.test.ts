@@ -9,7 +9,6 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   canonicalJson,
-  EdgeshipError,
   generateSigningKey,
   type KeySet,
   MANIFEST_SCHEMA_VERSION,
@@ -32,6 +31,7 @@ import { TrustStore } from '../runtime/src/update/trust-store.ts';
 import { Updater, type UpdaterConfig } from '../runtime/src/update/updater.ts';
 import { RUNTIME_VERSION } from '../runtime/src/version.ts';
 import { AttackerMirror, drip, endless, hang, serveManifest } from './support/attacker-mirror.ts';
+import { rejectionCode } from './support/rejection.ts';
 import { publish, startTestServer, type TestServer } from './support/server.ts';
 import { createTestTrust, HOUR, testRelease } from './support/trust.ts';
 
@@ -81,21 +81,20 @@ async function device(
   return { store, trust, updater, db };
 }
 
-async function failure(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof EdgeshipError) return error.code;
-    throw error;
-  }
-  throw new Error('expected the attack to be refused');
-}
-
 /** The manifest the real server serves for `channel` now. */
 async function served(channel: string): Promise<string> {
   const response = await fetch(`${t.server.url}/v1/apps/${APP}/channels/${channel}/manifest`);
   expect(response.status).toBe(200);
   return response.text();
+}
+
+/** A device on `channel`, whose production is demo 1.0.0, after one honest check; and that manifest. */
+async function checkedDevice(channel: string) {
+  await t.operator.promoteRelease(APP, channel, 'demo', '1.0.0');
+  const manifest = await served(channel);
+  const d = await device(channel);
+  await d.updater.check();
+  return { d, manifest };
 }
 
 /** What a thief of the server's online key can sign: anything, under the real key set. */
@@ -133,7 +132,7 @@ describe('TUF attack classes, against the real server, mirror and runtime', () =
     const d = await device('arbitrary');
     mirror.manifest = serveManifest(canonicalJson(forged));
     mirror.log = [];
-    expect(await failure(d.updater.check())).toBe('E_UNKNOWN_KEY');
+    expect(await rejectionCode(d.updater.check())).toBe('E_UNKNOWN_KEY');
     expect(chunkPaths()).toEqual([]);
 
     // The real manifest, but the mirror flips a byte of the model on the way.
@@ -153,33 +152,27 @@ describe('TUF attack classes, against the real server, mirror and runtime', () =
   });
 
   it('rollback: a replayed older manifest is refused, after a reload too', async () => {
-    await t.operator.promoteRelease(APP, 'rollback', 'demo', '1.0.0');
-    const older = await served('rollback');
-    const d = await device('rollback');
-    await d.updater.check();
+    const { d, manifest: older } = await checkedDevice('rollback');
     await t.operator.promoteRelease(APP, 'rollback', 'demo', '1.1.0');
     expect((await d.updater.check()).targets.demo?.active).toBe('demo@1.1.0');
 
     mirror.manifest = serveManifest(older);
-    expect(await failure(d.updater.check())).toBe('E_ROLLBACK');
+    expect(await rejectionCode(d.updater.check())).toBe('E_ROLLBACK');
     // A reload: a new trust store and updater over the same IndexedDB remember the version.
     const reloaded = await device('rollback', { db: d.db });
-    expect(await failure(reloaded.updater.check())).toBe('E_ROLLBACK');
+    expect(await rejectionCode(reloaded.updater.check())).toBe('E_ROLLBACK');
     mirror.honest();
   });
 
   it('indefinite freeze: a withheld update ends at expiry, and no key may sign for ever', async () => {
-    await t.operator.promoteRelease(APP, 'freeze', 'demo', '1.0.0');
-    const newest = await served('freeze');
-    const d = await device('freeze');
-    await d.updater.check();
+    const { d, manifest: newest } = await checkedDevice('freeze');
     // The mirror keeps answering "not modified" (or the same bytes): past the manifest's expiry
     // (the server signs for 7 days) the device refuses it and says so.
     const later = new Date(Date.now() + 8 * DAY);
     mirror.manifest = (_req, res) => void res.writeHead(304).end();
-    expect(await failure(d.updater.check(later))).toBe('E_EXPIRED');
+    expect(await rejectionCode(d.updater.check(later))).toBe('E_EXPIRED');
     mirror.manifest = serveManifest(newest);
-    expect(await failure(d.updater.check(later))).toBe('E_EXPIRED');
+    expect(await rejectionCode(d.updater.check(later))).toBe('E_EXPIRED');
 
     // A thief of the online key cannot sign a manifest that outlives the key set's cap.
     const forever = await signedByStolenOnlineKey(newest, (e) => {
@@ -187,7 +180,7 @@ describe('TUF attack classes, against the real server, mirror and runtime', () =
       e.signed.expiresAt = '9999-12-31T00:00:00.000Z';
     });
     mirror.manifest = serveManifest(forever);
-    expect(await failure(d.updater.check())).toBe('E_LIFETIME');
+    expect(await rejectionCode(d.updater.check())).toBe('E_LIFETIME');
     mirror.honest();
   });
 
@@ -196,7 +189,7 @@ describe('TUF attack classes, against the real server, mirror and runtime', () =
     const d = await device('endless');
     mirror.manifest = (_req, res) => endless(res);
     mirror.log = [];
-    expect(await failure(d.updater.check())).toBe('E_LENGTH');
+    expect(await rejectionCode(d.updater.check())).toBe('E_LENGTH');
     // Cut at the 1 MiB cap: what the mirror managed to write is bounded by socket buffers.
     expect(mirror.log[0]!.bytes).toBeLessThan(16 * 1024 * 1024);
 
@@ -232,7 +225,7 @@ describe('TUF attack classes, against the real server, mirror and runtime', () =
     mirror.chunk = null;
     mirror.manifest = async (_req, res, upstream) => drip(res, (await upstream()).body, 250);
     const slowManifest = await device('slow', { timeoutMs: 1000 });
-    expect(await failure(slowManifest.updater.check())).toBe('E_STALLED');
+    expect(await rejectionCode(slowManifest.updater.check())).toBe('E_STALLED');
     mirror.honest();
   }, 60_000);
 
@@ -252,7 +245,7 @@ describe('TUF attack classes, against the real server, mirror and runtime', () =
       dead && String(input).includes('/v1/chunks/') ? new Promise(() => {}) : fetch(input, init);
     const d = await device('halt', { fetch: deadFetch, checkDeadlineMs: 1500 });
     const started = performance.now();
-    expect(await failure(d.updater.check())).toBe('E_STALLED');
+    expect(await rejectionCode(d.updater.check())).toBe('E_STALLED');
     expect(performance.now() - started).toBeLessThan(5_000);
 
     // The canary is halted meanwhile; the runtime's single-flight check was released when the
@@ -279,17 +272,14 @@ describe('TUF attack classes, against the real server, mirror and runtime', () =
   });
 
   it('mix-and-match: documents spliced together, or forked under one version, are refused', async () => {
-    await t.operator.promoteRelease(APP, 'mix', 'demo', '1.0.0');
-    const text = await served('mix');
-    const d = await device('mix');
-    await d.updater.check();
+    const { d, manifest: text } = await checkedDevice('mix');
     // One signature covers every release a manifest offers: splicing in another is a forgery.
     const spliced = JSON.parse(text) as ManifestEnvelope;
     spliced.signed.models[0]!.releases = [await releaseRef(v11)];
     spliced.signed.models[0]!.production = '1.1.0';
     spliced.signed.version += 1;
     mirror.manifest = serveManifest(canonicalJson(spliced));
-    expect(await failure(d.updater.check())).toBe('E_SIGNATURE');
+    expect(await rejectionCode(d.updater.check())).toBe('E_SIGNATURE');
     // The online key signing a second, different document under the accepted version: a fork.
     const v11Ref = await releaseRef(v11);
     const fork = await signedByStolenOnlineKey(text, (e) => {
@@ -297,7 +287,7 @@ describe('TUF attack classes, against the real server, mirror and runtime', () =
       e.signed.models[0]!.production = '1.1.0';
     });
     mirror.manifest = serveManifest(fork);
-    expect(await failure(d.updater.check())).toBe('E_VERSION_CONFLICT');
+    expect(await rejectionCode(d.updater.check())).toBe('E_VERSION_CONFLICT');
     mirror.honest();
   });
 
@@ -346,9 +336,9 @@ describe('TUF attack classes, against the real server, mirror and runtime', () =
     const d = await device('mirrors');
     const tampered = (await served('mirrors')).replace('"production":"1.0.0"', '"production":null');
     mirror.manifest = serveManifest(tampered, '"evil-etag"');
-    expect(await failure(d.updater.check())).toBe('E_SIGNATURE');
+    expect(await rejectionCode(d.updater.check())).toBe('E_SIGNATURE');
     mirror.manifest = serveManifest('{"not":"a manifest"}', '"evil-etag"');
-    expect(await failure(d.updater.check())).toBe('E_MALFORMED');
+    expect(await rejectionCode(d.updater.check())).toBe('E_MALFORMED');
     mirror.manifest = null;
     mirror.chunk = (_req, res) => void res.writeHead(200).end(seededBytes(3000, 5));
     expect((await d.updater.check()).failures).toEqual([expect.objectContaining({ code: 'E_HASH' })]);
@@ -424,12 +414,12 @@ describe('TUF attack classes, against the real server, mirror and runtime', () =
       void res.writeHead(200).end(documents.get(req.url!.slice('/v1/releases/by-hash/'.length)));
 
     mirror.manifest = serveManifest(await manifest({ ...all, roots: [rootA] }));
-    expect(await failure(d.updater.check())).toBe('E_SIGNATURE');
+    expect(await rejectionCode(d.updater.check())).toBe('E_SIGNATURE');
     mirror.manifest = serveManifest(await manifest({ ...all, online: [onlineA] }));
-    expect(await failure(d.updater.check())).toBe('E_SIGNATURE');
+    expect(await rejectionCode(d.updater.check())).toBe('E_SIGNATURE');
     // One stolen key signing twice is still one key.
     mirror.manifest = serveManifest(await manifest({ ...all, online: [onlineA, onlineA] }));
-    expect(await failure(d.updater.check())).toBe('E_SIGNATURE');
+    expect(await rejectionCode(d.updater.check())).toBe('E_SIGNATURE');
     // Both online keys stolen (the server's), one publisher key: still no release of theirs. The
     // manifest is genuine; the release document it names fails before any chunk is fetched.
     mirror.log = [];
@@ -445,7 +435,7 @@ describe('TUF attack classes, against the real server, mirror and runtime', () =
     // An app that pins the roots at threshold 1: the key set's own root threshold (2) still holds.
     const lenient = await device('keys', { root: { ...root, threshold: 1 } });
     mirror.manifest = serveManifest(await manifest({ ...all, roots: [rootA] }));
-    expect(await failure(lenient.updater.check())).toBe('E_SIGNATURE');
+    expect(await rejectionCode(lenient.updater.check())).toBe('E_SIGNATURE');
     // One root key pinned under two ids does not make two keys.
     const aliased: TrustedRoot = {
       keys: [publicEntry(rootA), { keyId: rootB.keyId, publicKey: rootA.publicKey }],
@@ -456,7 +446,7 @@ describe('TUF attack classes, against the real server, mirror and runtime', () =
     twiceSigned.keySet.signatures.push({ keyId: rootB.keyId, sig: rootSig!.sig });
     mirror.manifest = serveManifest(canonicalJson(twiceSigned));
     const fooled = await device('keys', { root: aliased });
-    expect(await failure(fooled.updater.check())).toBe('E_MALFORMED');
+    expect(await rejectionCode(fooled.updater.check())).toBe('E_MALFORMED');
     // Every threshold met: accepted, so the refusals above are the thresholds' doing.
     mirror.manifest = serveManifest(await manifest(all));
     expect((await d.updater.check()).downloaded).toEqual(['demo@1.0.0']);
@@ -469,7 +459,7 @@ describe('TUF attack classes, against the real server, mirror and runtime', () =
     const d = await device('wrong');
     // A genuine manifest, signed by the real online key, for another channel.
     mirror.manifest = serveManifest(await served('wrong-beta'));
-    expect(await failure(d.updater.check())).toBe('E_WRONG_TARGET');
+    expect(await rejectionCode(d.updater.check())).toBe('E_WRONG_TARGET');
     // Genuine bytes of another release (same size) in place of this one's chunk.
     mirror.manifest = null;
     mirror.chunk = (_req, res) => void res.writeHead(200).end(v11Bytes);
@@ -522,7 +512,7 @@ describe('fast-forward, and recovery by rotating the online key (TUF 5.3.11)', (
       ffMirror.honest();
       // Every genuine manifest from now on looks like a rollback: the device is frozen.
       await ff.operator.promoteRelease(APP, 'stable', 'demo', '1.1.0');
-      expect(await failure(updater.check())).toBe('E_ROLLBACK');
+      expect(await rejectionCode(updater.check())).toBe('E_ROLLBACK');
 
       // Recovery: the root signs key set v2 with a new online key; the server restarts with it.
       const keysDir = join(dataDir, 'keys');
@@ -553,7 +543,7 @@ describe('fast-forward, and recovery by rotating the online key (TUF 5.3.11)', (
 
       // The forged manifest comes with key set v1, which the device will not go back to.
       ffMirror.manifest = serveManifest(forged);
-      expect(await failure(updater.check())).toBe('E_ROLLBACK');
+      expect(await rejectionCode(updater.check())).toBe('E_ROLLBACK');
     } finally {
       await ffMirror.stop();
       await restarted?.stop();

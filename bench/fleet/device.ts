@@ -4,12 +4,15 @@ import {
   type DeviceSegment,
   type Histogram,
   recordValue,
-  signTelemetryBody,
-  TELEMETRY_SIGNATURE_HEADER,
   type TelemetryBatch,
   type TelemetryRecord,
 } from '@edgeship/protocol';
-import { ENERGY_EDGES, postBytes } from '../../update-server/src/telemetry/testing.ts';
+import { testRecord } from '../../test/support/telemetry-batch.ts';
+import {
+  ENERGY_EDGES,
+  makeBatch,
+  postBatch as postSigned,
+} from '../../update-server/src/telemetry/testing.ts';
 
 /** A simulated device: what kind it is, what it runs, and what it reports. */
 
@@ -75,7 +78,7 @@ export function gaussian(random: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
 }
 
-interface Accumulator {
+export interface Accumulator {
   inferences: number;
   errors: number;
   latency: Histogram;
@@ -162,8 +165,11 @@ export interface ModelDraw {
   random: () => number;
 }
 
+/** What a draw reads and writes of a device (the in-process canaries, canaries.ts, have no key). */
+export type Drawing = Pick<Device, 'active' | 'forger' | 'segment' | 'flaky' | 'speed' | 'acc'>;
+
 /** Runs `n` inferences of every model on a device, into its accumulators. */
-export function drawInferences(device: Device, models: ModelDraw[], n: number): void {
+export function drawInferences(device: Drawing, models: ModelDraw[], n: number): void {
   if (n === 0) return;
   for (const m of models) {
     const version = device.active.get(m.model)!;
@@ -207,36 +213,23 @@ export function takeBatch(device: Device, app: string, channel: string): Telemet
   for (const [model, perModel] of device.acc) {
     for (const [version, acc] of perModel) {
       if (acc.inferences + acc.errors === 0) continue;
-      records.push({
-        model,
-        version,
-        backend: device.backend,
-        role: 'active',
-        segment: device.segment,
-        inferences: acc.inferences,
-        errors: acc.errors > 0 ? { E_HEALTH_CHECK: acc.errors } : {},
-        latencyMs: acc.latency,
-        downloadBytes: 0,
-        downloadMs: 0,
-        features: [{ name: 'energy', counts: acc.energy }],
-      });
+      records.push(
+        testRecord({
+          model,
+          version,
+          backend: device.backend,
+          segment: device.segment,
+          inferences: acc.inferences,
+          errors: acc.errors > 0 ? { E_HEALTH_CHECK: acc.errors } : {},
+          latencyMs: acc.latency,
+          features: [{ name: 'energy', counts: acc.energy }],
+        }),
+      );
     }
   }
   device.acc.clear();
   if (records.length === 0) return null;
-  const end = Date.now();
-  return {
-    schema: 1,
-    batchId: crypto.randomUUID(),
-    deviceId: device.id,
-    app,
-    channel,
-    runtimeVersion: '0.1.0',
-    windowStart: new Date(end - device.sendEvery * 60_000).toISOString(),
-    windowEnd: new Date(end).toISOString(),
-    dropped: 0,
-    records,
-  };
+  return makeBatch(device.id, records, { app, channel, windowMs: device.sendEvery * 60_000 });
 }
 
 /** Sends a signed batch from the device's network; status 0 when the connection failed. */
@@ -246,22 +239,8 @@ export async function postBatch(
   batch: TelemetryBatch,
 ): Promise<{ status: number; duplicate: boolean }> {
   try {
-    const body = new TextEncoder().encode(JSON.stringify(batch));
-    const answer = await postBytes(
-      `${server}/v1/telemetry`,
-      body,
-      {
-        'content-type': 'application/json',
-        'idempotency-key': batch.batchId,
-        [TELEMETRY_SIGNATURE_HEADER]: await signTelemetryBody(device.key, body),
-      },
-      device.from,
-    );
-    let parsed: { status?: string } = {};
-    try {
-      parsed = JSON.parse(answer.text) as { status?: string };
-    } catch {}
-    return { status: answer.status, duplicate: parsed.status === 'duplicate' };
+    const { status, body } = await postSigned(server, batch, { key: device.key, from: device.from });
+    return { status, duplicate: (body as { status?: string } | null)?.status === 'duplicate' };
   } catch {
     return { status: 0, duplicate: false };
   }

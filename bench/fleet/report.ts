@@ -13,6 +13,9 @@ export interface ScenarioReport {
   devices: number;
   seed: number;
   stages: number[];
+  /** Who widened the rollout (ScenarioOptions.staging) and every share it was at, fill steps included. */
+  staging: 'ticks' | 'schedule';
+  shares: number[];
   outcome: 'halted' | 'promoted';
   haltedAtShareBps: number | null;
   haltReason: string | null;
@@ -39,6 +42,7 @@ export interface BatchCounts {
   acknowledged: number;
   resent: number;
   answeredDuplicate: number;
+  resendRefused: number;
   retried: number;
   unexpectedDuplicate: number;
 }
@@ -59,6 +63,8 @@ export interface FleetReport {
     /** Acknowledged batches sent again (a lost response) and how many the server answered as duplicates. */
     resent: number;
     answeredDuplicate: number;
+    /** Resends still refused (429 or network) after a few tries: neither counted nor answered as duplicates. */
+    resendRefused: number;
     /** Refused with a retryable status (429, 5xx, network) and kept for the next tick. */
     retriedAfterRefusal: number;
     /** Events the server counted beyond what was acknowledged, over all models (must be 0). */
@@ -84,6 +90,8 @@ export function scenarioReport(
     devices: devices.length,
     seed: sc.s.seed,
     stages: sc.s.stages,
+    staging: sc.s.staging,
+    shares: sc.shares,
     outcome: sc.outcome!,
     haltedAtShareBps: sc.halt?.shareBps ?? null,
     haltReason: sc.halt?.reason ?? null,
@@ -143,6 +151,7 @@ export function fleetReport(input: {
       lost: counts.generated - counts.acknowledged,
       resent: counts.resent,
       answeredDuplicate: counts.answeredDuplicate,
+      resendRefused: counts.resendRefused,
       retriedAfterRefusal: counts.retried,
       duplicatesCounted:
         scenarios.reduce((n, r) => n + r.events.duplicatesCounted, 0) + counts.unexpectedDuplicate,

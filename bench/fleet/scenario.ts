@@ -20,6 +20,23 @@ export interface ScenarioOptions {
   ticksAfterHalt?: number;
   /** The forging devices (FleetOptions.forgedShare) lie about this model this way. */
   forged?: Forgery | null;
+  /**
+   * Who widens the rollout: `ticks`, the simulator (`setShare` every `ticksPerStage` ticks, whatever
+   * the verdict); `schedule`, the server's rollout schedule (canary/schedule.ts) on its verdicts,
+   * with `schedule` below: the product's staging, segment hold included.
+   */
+  staging?: 'ticks' | 'schedule';
+  schedule?: ScheduleSettings;
+  /** A scenario that has not ended after this many ticks fails the run (a schedule that never widens). */
+  maxTicks?: number;
+}
+
+/** The rollout schedule a `schedule`-staged scenario attaches (POST /v1/admin/rollouts/{id}/schedule). */
+export interface ScheduleSettings {
+  minStageMinutes: number;
+  minSamples: number;
+  segmentMinShare?: number;
+  segmentMaxWaitMinutes?: number;
 }
 
 export interface Halt {
@@ -67,8 +84,12 @@ export class Scenario implements ModelDraw {
       ticksPerStage: 4,
       ticksAfterHalt: 16,
       forged: null,
+      staging: 'ticks',
+      schedule: { minStageMinutes: 0, minSamples: 0 },
+      maxTicks: 400,
       ...input,
     };
+    this.share = this.s.stages[0]!;
     this.random = mulberry32(this.s.seed);
   }
 
@@ -81,8 +102,18 @@ export class Scenario implements ModelDraw {
   get forged(): Forgery | null {
     return this.s.forged;
   }
+  /** The rollout's share: the stage's, or (schedule staging) what the server last said. */
+  private share: number;
+  /** Every share the rollout was at, in order (a schedule's fill steps included). */
+  readonly shares: number[] = [];
   get shareBps(): number {
-    return this.s.stages[this.stage]!;
+    return this.s.staging === 'schedule' ? this.share : this.s.stages[this.stage]!;
+  }
+
+  /** The server's rollout after a tick: its share while it runs (schedule staging widens it there). */
+  observe(rollout: { state: string; shareBps: number }): void {
+    if (rollout.state === 'active') this.share = rollout.shareBps;
+    if (this.shares.at(-1) !== this.shareBps) this.shares.push(this.shareBps);
   }
 
   /** Records the halt the server reports, once. */
@@ -101,12 +132,24 @@ export class Scenario implements ModelDraw {
    * One tick's decision after the server's state is known: keep going, move to the next stage,
    * ask for promotion (the last stage has run its ticks), or finish (halted and devices back).
    */
-  step(tick: number, simNow: number, devices: Device[]): 'continue' | 'next-stage' | 'promote' {
+  step(
+    tick: number,
+    simNow: number,
+    devices: Device[],
+    rollout: { state: string },
+  ): 'continue' | 'next-stage' | 'promote' {
+    if (tick > this.s.maxTicks)
+      throw new Error(`${this.s.name}: not ended after ${this.s.maxTicks} ticks (rollout ${rollout.state})`);
     if (this.halt) {
       if (this.allBackAt === null && devices.every((d) => d.active.get(this.s.model) !== CANDIDATE))
         this.allBackAt = simNow;
       if (tick - this.halt.tick >= this.s.ticksAfterHalt || this.allBackAt !== null)
         this.finish('halted', tick);
+      return 'continue';
+    }
+    if (this.s.staging === 'schedule') {
+      // The server's schedule widens and promotes; the simulator only watches.
+      if (rollout.state === 'promoted') this.finish('promoted', tick);
       return 'continue';
     }
     this.ticksInStage += 1;

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { serveUntilSignalled } from '../../update-server/src/main.ts';
 import { startServer } from '../../update-server/src/server.ts';
 
 /**
@@ -27,10 +28,4 @@ const server = await startServer({
     throttleMs: Number(values['canary-throttle-ms']),
   },
 });
-process.stdout.write(`${JSON.stringify({ event: 'listening', url: server.url })}\n`);
-const stop = async () => {
-  await server.close();
-  process.exit(0);
-};
-process.once('SIGINT', stop);
-process.once('SIGTERM', stop);
+serveUntilSignalled(server);

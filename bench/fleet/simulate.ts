@@ -1,6 +1,4 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -24,6 +22,7 @@ import {
   type ServerProcess,
   spawnServer,
   uniformMonitoring,
+  webhookReceiver,
 } from '../../update-server/src/telemetry/testing.ts';
 import {
   type Device,
@@ -43,7 +42,15 @@ import {
   type ScenarioReport,
   scenarioReport,
 } from './report.ts';
-import { APP, CANDIDATE, CHANNEL, CONTROL, Scenario, type ScenarioOptions } from './scenario.ts';
+import {
+  APP,
+  CANDIDATE,
+  CHANNEL,
+  CONTROL,
+  Scenario,
+  type ScenarioOptions,
+  type ScheduleSettings,
+} from './scenario.ts';
 
 /**
  * A simulated fleet against a real update-server process. Each device has a random id, checks
@@ -91,27 +98,12 @@ interface Webhooks {
   close(): Promise<void>;
 }
 
-async function webhookReceiver(): Promise<Webhooks> {
+async function rolloutWebhooks(): Promise<Webhooks> {
   const rollouts = new Set<string>();
-  const server: Server = createServer((req, res) => {
-    let body = '';
-    req.setEncoding('utf8').on('data', (d: string) => {
-      body += d;
-    });
-    req.on('end', () => {
-      try {
-        const event = JSON.parse(body) as { rollout?: { id?: string } };
-        if (event.rollout?.id) rollouts.add(event.rollout.id);
-      } catch {}
-      res.writeHead(204).end();
-    });
+  const hooks = await webhookReceiver<{ rollout?: { id?: string } }>((event) => {
+    if (event.rollout?.id) rollouts.add(event.rollout.id);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhook`,
-    rollouts,
-    close: () => new Promise((r) => server.close(() => r())),
-  };
+  return { url: hooks.url, rollouts, close: hooks.close };
 }
 
 /** A fleet of simulated devices and the real server process they talk to. */
@@ -143,7 +135,7 @@ export class Fleet {
       ...options,
     };
     const dataDir = await mkdtemp(join(tmpdir(), 'edgeship-fleet-'));
-    const webhooks = await webhookReceiver();
+    const webhooks = await rolloutWebhooks();
     const server = await spawnServer(['--data-dir', dataDir, '--webhook-url', webhooks.url], {
       script: resolve(import.meta.dirname, 'server-process.ts'),
       // e.g. FLEET_SERVER_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the server.
@@ -271,6 +263,7 @@ export class Fleet {
       acknowledged: 0,
       resent: 0,
       answeredDuplicate: 0,
+      resendRefused: 0,
       retried: 0,
       unexpectedDuplicate: 0,
     };
@@ -309,6 +302,9 @@ export class Fleet {
         shareBps: sc.shareBps,
       });
       sc.rolloutId = rollout.id;
+      if (sc.s.staging === 'schedule')
+        await operator.scheduleRollout(rollout.id, { stagesBps: sc.s.stages, ...sc.s.schedule });
+      sc.observe(rollout);
     }
 
     while (scenarios.some((sc) => sc.outcome === null)) {
@@ -340,10 +336,15 @@ export class Fleet {
       const toPromote: Scenario[] = [];
       for (const sc of scenarios) {
         if (sc.outcome !== null) continue;
-        if (sc.noteHalt(await viewer.getRollout(sc.rolloutId), tick))
+        const rollout = await viewer.getRollout(sc.rolloutId);
+        const before = sc.shareBps;
+        if (sc.noteHalt(rollout, tick))
           opts.log(`${sc.s.name}: halted at tick ${tick} (${sc.shareBps} bps): ${sc.halt!.reason}`);
+        sc.observe(rollout);
+        if (sc.shareBps !== before)
+          opts.log(`${sc.s.name}: tick ${tick}, share ${sc.shareBps} bps (schedule)`);
         sc.account(devices, opts.tickMinutes, simNow);
-        const next = sc.step(tick, simNow, devices);
+        const next = sc.step(tick, simNow, devices, rollout);
         if (next === 'next-stage') {
           await operator.setShare(sc.rolloutId, sc.shareBps);
           opts.log(`${sc.s.name}: tick ${tick}, share ${sc.shareBps} bps`);
@@ -453,12 +454,30 @@ export class Fleet {
     };
     await Promise.all(Array.from({ length: this.opts.concurrency }, worker));
     for (const [device, batch] of resends) {
-      const answer = await postBatch(this.server.url, device, batch);
       counts.resent += 1;
-      if (answer.status === 202 && answer.duplicate) counts.answeredDuplicate += 1;
+      // A refused resend (429 while the server is busy, or a dropped connection) is sent again,
+      // as the runtime's outbox would; what matters is the answer once the server takes it.
+      for (let attempt = 1; ; attempt++) {
+        const answer = await postBatch(this.server.url, device, batch);
+        if (answer.status === 202) {
+          if (answer.duplicate) counts.answeredDuplicate += 1;
+          break;
+        }
+        if (!isRetryable(answer.status) || attempt === RESEND_ATTEMPTS) {
+          counts.resendRefused += 1;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, RESEND_BACKOFF_MS * attempt));
+      }
     }
   }
 }
+
+const RESEND_ATTEMPTS = 4;
+const RESEND_BACKOFF_MS = 250;
+/** The runtime's sender drops a batch on these and retries anything else (runtime/src/telemetry/sender.ts). */
+const PERMANENT_REFUSALS = new Set([400, 401, 404, 413, 415, 422]);
+const isRetryable = (status: number) => !PERMANENT_REFUSALS.has(status);
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -467,47 +486,75 @@ async function main(): Promise<void> {
       seed: { type: 'string', default: '1' },
       out: { type: 'string', default: resolve(import.meta.dirname, 'results.json') },
       'forged-share': { type: 'string', default: '0.05' },
+      // schedule: the server's rollout schedule widens each rollout on its verdicts (the product);
+      // ticks: the simulator widens every 4 ticks whatever the verdict (before issue 19's hold).
+      staging: { type: 'string', default: 'schedule' },
+      // The schedule's segment hold (canary/schedule.ts SegmentHold); unset: the server's default.
+      'segment-min-share': { type: 'string' },
+      'segment-max-wait-minutes': { type: 'string', default: '3' },
     },
   });
   const devices = Number(values.devices);
   const seed = Number(values.seed);
   const forgedShare = Number(values['forged-share']);
   const log = (line: string) => process.stderr.write(`${line}\n`);
+  const staging = values.staging === 'ticks' ? 'ticks' : 'schedule';
+  // Stage time on the server's clock is real time, compressed here: a stage is held by samples
+  // instead, about 4 ticks' worth at the 1% stage (3 inferences a minute per device, 5-minute
+  // ticks); the segment hold waits real minutes (a tick takes seconds).
+  const schedule: ScheduleSettings = {
+    minStageMinutes: 0,
+    minSamples: Math.round(devices * 0.01 * 3 * 5 * 4),
+    segmentMaxWaitMinutes: Number(values['segment-max-wait-minutes']),
+    ...(values['segment-min-share'] === undefined
+      ? {}
+      : { segmentMinShare: Number(values['segment-min-share']) }),
+  };
+  const staged = (o: ScenarioOptions): ScenarioOptions => ({ ...o, staging, schedule });
   const fleet = await Fleet.start({ devices, seed, log, forgedShare });
   let report: FleetReport;
   try {
-    report = await fleet.run([
-      {
-        name: 'good release staged 1% -> 10% -> 50% -> 100%',
-        model: 'good',
-        seed: seed + 1,
-        candidate: HEALTHY,
-      },
-      { name: 'bad canary: slower', model: 'slower', seed: seed + 2, candidate: REGRESSIONS.slower },
-      { name: 'bad canary: more errors', model: 'errors', seed: seed + 3, candidate: REGRESSIONS.errors },
-      { name: 'bad canary: drifted inputs', model: 'drift', seed: seed + 4, candidate: REGRESSIONS.drift },
-      {
-        name: 'bad canary: more errors on Firefox only',
-        model: 'firefox',
-        seed: seed + 7,
-        candidate: FIREFOX_ONLY,
-      },
-      // The forging devices (--forged-share of the fleet) lie about these two models only.
-      {
-        name: `good release, ${forgedShare * 100}% of devices forge bad telemetry`,
-        model: 'forged-bad',
-        seed: seed + 5,
-        candidate: HEALTHY,
-        forged: 'bad',
-      },
-      {
-        name: `bad canary: slower, ${forgedShare * 100}% of devices forge good telemetry`,
-        model: 'forged-good',
-        seed: seed + 6,
-        candidate: REGRESSIONS.slower,
-        forged: 'good',
-      },
-    ]);
+    report = await fleet.run(
+      (
+        [
+          {
+            name: 'good release staged 1% -> 10% -> 50% -> 100%',
+            model: 'good',
+            seed: seed + 1,
+            candidate: HEALTHY,
+          },
+          { name: 'bad canary: slower', model: 'slower', seed: seed + 2, candidate: REGRESSIONS.slower },
+          { name: 'bad canary: more errors', model: 'errors', seed: seed + 3, candidate: REGRESSIONS.errors },
+          {
+            name: 'bad canary: drifted inputs',
+            model: 'drift',
+            seed: seed + 4,
+            candidate: REGRESSIONS.drift,
+          },
+          {
+            name: 'bad canary: more errors on Firefox only',
+            model: 'firefox',
+            seed: seed + 7,
+            candidate: FIREFOX_ONLY,
+          },
+          // The forging devices (--forged-share of the fleet) lie about these two models only.
+          {
+            name: `good release, ${forgedShare * 100}% of devices forge bad telemetry`,
+            model: 'forged-bad',
+            seed: seed + 5,
+            candidate: HEALTHY,
+            forged: 'bad',
+          },
+          {
+            name: `bad canary: slower, ${forgedShare * 100}% of devices forge good telemetry`,
+            model: 'forged-good',
+            seed: seed + 6,
+            candidate: REGRESSIONS.slower,
+            forged: 'good',
+          },
+        ] as ScenarioOptions[]
+      ).map(staged),
+    );
   } finally {
     await fleet.stop();
   }

@@ -1,10 +1,10 @@
 // Page side of the real-sized model benchmark (bench/src/real-sized.ts): the runtime's first
 // load, cold start and download of a generated model, and the raw ORT baselines beside them.
 import type { SignedRelease, TrustedRoot } from '@edgeship/protocol';
-import { createRuntime } from '../../runtime/src/client.ts';
 import { downloadRelease } from '../../runtime/src/download/fetcher.ts';
 import { ModelStore } from '../../runtime/src/store/model-store.ts';
 import type { BigRawFile, BigRawReply, BigRawRequest } from './big-raw-worker.ts';
+import { timedRuntimeStart } from './runtime-start.ts';
 
 export interface BigSetup {
   server: string;
@@ -83,21 +83,14 @@ async function storedBytes(dbName: string): Promise<number> {
 export const bigBench = {
   /** createRuntime → load (download, verify, store, session) → first run, on an empty store. */
   async bigRuntimeLoad(setup: BigSetup, storagePrefix: string) {
-    const t0 = performance.now();
-    const rt = await createRuntime(runtimeOptions(setup, storagePrefix));
-    const t1 = performance.now();
-    await rt.load(setup.model);
-    const t2 = performance.now();
-    const out = await rt.run(setup.model, { input: { data: input(setup.width), dims: [1, setup.width] } });
-    const t3 = performance.now();
-    await rt.dispose();
-    return {
-      totalMs: t3 - t0,
-      createMs: t1 - t0,
-      loadMs: t2 - t1,
-      firstRunMs: t3 - t2,
-      output: (out.output!.data as Float32Array)[0]!,
-    };
+    const {
+      outputs,
+      status: _,
+      ...spans
+    } = await timedRuntimeStart(runtimeOptions(setup, storagePrefix), setup.model, {
+      input: { data: input(setup.width), dims: [1, setup.width] },
+    });
+    return { ...spans, output: (outputs.output!.data as Float32Array)[0]! };
   },
 
   /** Raw ORT in a new worker: the files fetched as plain chunk requests, or handed over from memory. */

@@ -10,6 +10,7 @@ import { bigBench } from './big-bench.ts';
 import { type BlockingReport, startBlockingProbe } from './main-thread-probe.ts';
 import type { OrtComlinkApi } from './ort-comlink-worker.ts';
 import { RawOrtWorker } from './raw-worker-client.ts';
+import { timedRuntimeStart } from './runtime-start.ts';
 import { frame, STATE_SIZE } from './silero-frames.ts';
 import { storageBench } from './storage-bench.ts';
 import { loadRawTfjs, type TfjsModelFiles } from './tfjs-raw.ts';
@@ -44,6 +45,12 @@ export interface InferenceRun {
 /** Frames per timed block: performance.now() ticks in 100 µs on a page that is not cross-origin
  * isolated, too coarse for one 0.5 ms frame, fine for twenty. */
 const BLOCK = 20;
+
+/** Silero's recurrent state per variant across inferenceBlock calls. */
+const blockStates: Record<'runtime' | 'raw-worker', Float32Array> = {
+  runtime: new Float32Array(STATE_SIZE),
+  'raw-worker': new Float32Array(STATE_SIZE),
+};
 
 let setupConfig: PageSetup;
 let modelBytes: Uint8Array;
@@ -195,37 +202,50 @@ const bench = {
   },
 
   /**
-   * The runtime and raw ORT in a worker in alternating 20-frame blocks (which goes first swaps
-   * every pair), so a load spike on the shared machine lands on both sides of a pair: the
-   * per-pair difference is the overhead under the same conditions.
+   * The runtime and raw ORT in a worker in alternating blocks of `block` frames (which goes first
+   * swaps every pair: ABBA), so a load spike on the shared machine lands on both sides of a pair:
+   * the per-pair difference is the overhead under the same conditions. Short blocks keep the two
+   * halves of a pair close in time; the frames carry on across blocks.
    */
-  async inferencePaired(pairs: number) {
+  async inferencePaired(pairs: number, block = BLOCK) {
     const runtimeMs: number[] = [];
     const rawMs: number[] = [];
-    let frameNo = 0;
-    const states = new Map<string, Float32Array>([
-      ['runtime', new Float32Array(STATE_SIZE)],
-      ['raw-worker', new Float32Array(STATE_SIZE)],
-    ]);
-    const block = async (kind: 'runtime' | 'raw-worker') => {
-      const run = runnerOf(kind);
-      const inputs = Array.from({ length: BLOCK }, (_, i) => frame(frameNo + i));
+    const states: Record<'runtime' | 'raw-worker', Float32Array> = {
+      runtime: new Float32Array(STATE_SIZE),
+      'raw-worker': new Float32Array(STATE_SIZE),
+    };
+    const runners = { runtime: runnerOf('runtime'), 'raw-worker': runnerOf('raw-worker') };
+    const frameNo = { runtime: 0, 'raw-worker': 0 };
+    const timed = async (kind: 'runtime' | 'raw-worker') => {
+      const run = runners[kind];
+      const inputs = Array.from({ length: block }, (_, i) => frame(frameNo[kind] + i));
+      frameNo[kind] += block;
       const t0 = performance.now();
-      for (const input of inputs) states.set(kind, (await run(input, states.get(kind)!)).stateN);
-      return (performance.now() - t0) / BLOCK;
+      for (const input of inputs) states[kind] = (await run(input, states[kind])).stateN;
+      return (performance.now() - t0) / block;
     };
     await new Promise((resolve) => setTimeout(resolve, 0));
     for (let p = 0; p < pairs; p++) {
       if (p % 2 === 0) {
-        runtimeMs.push(await block('runtime'));
-        rawMs.push(await block('raw-worker'));
+        runtimeMs.push(await timed('runtime'));
+        rawMs.push(await timed('raw-worker'));
       } else {
-        rawMs.push(await block('raw-worker'));
-        runtimeMs.push(await block('runtime'));
+        rawMs.push(await timed('raw-worker'));
+        runtimeMs.push(await timed('runtime'));
       }
-      frameNo += BLOCK;
     }
     return { runtimeMs, rawMs };
+  },
+
+  /** One block of `frames` frames of one variant (the CPU-time pairs: the runner reads /proc around it). */
+  async inferenceBlock(kind: 'runtime' | 'raw-worker', frames: number, first: number) {
+    const run = runnerOf(kind);
+    const inputs = Array.from({ length: frames }, (_, i) => frame(first + i));
+    let state = blockStates[kind];
+    const t0 = performance.now();
+    for (const input of inputs) state = (await run(input, state)).stateN;
+    blockStates[kind] = state;
+    return (performance.now() - t0) / frames;
   },
 
   /** The project's tfjs tone model on tfjs's CPU backend: runtime, raw worker, raw main thread. */
@@ -266,24 +286,17 @@ const bench = {
 
   /** A new runtime on a primed store: create → load (IndexedDB, verify, session) → first result. */
   async coldRuntime(storagePrefix: string) {
-    const t0 = performance.now();
-    const rt = await createRuntime(runtimeOptions(storagePrefix));
-    const t1 = performance.now();
-    const vad = await rt.load('vad');
-    const t2 = performance.now();
-    await rt.run('vad', {
+    const {
+      outputs: _,
+      status,
+      ...spans
+    } = await timedRuntimeStart(runtimeOptions(storagePrefix), 'vad', {
       input: { data: frame(0), dims: [1, 512] },
       state: { data: new Float32Array(STATE_SIZE), dims: [2, 1, 128] },
       sr: { data: BigInt64Array.of(16_000n), dims: [] },
     });
-    const t3 = performance.now();
-    const status = await vad.status(); // after the timed spans
-    await rt.dispose();
     return {
-      totalMs: t3 - t0,
-      createMs: t1 - t0,
-      loadMs: t2 - t1,
-      firstRunMs: t3 - t2,
+      ...spans,
       backend: status.backend?.chosen ?? null,
       remembered: status.backend?.remembered ?? null,
     };

@@ -3,16 +3,7 @@
 // HTTP on loopback, on SQLite and on PostgreSQL. Goal: no 5xx, every error the documented JSON,
 // no unhandled rejection, the server healthy after. Counts, not timings, are the result.
 import fc from 'fast-check';
-import {
-  describeRequest,
-  fuzzRequests,
-  operationsOf,
-  prepareWorld,
-  send,
-  violation,
-} from '../../test/support/fuzz.ts';
-import { startTestServer } from '../../test/support/server.ts';
-import { createTestSchema } from '../../update-server/src/storage/registry.suite.ts';
+import { describeRequest, fuzzRequests, fuzzTarget, send, violation } from '../../test/support/fuzz.ts';
 import type { Benchmark, Goal, Row } from './result.ts';
 import { plain } from './rows.ts';
 
@@ -37,16 +28,10 @@ export const fuzz: Benchmark = async (ctx) => {
   let healthy = true;
   try {
     for (const database of ['SQLite', 'PostgreSQL'] as const) {
-      const schema = database === 'PostgreSQL' ? await createTestSchema() : undefined;
-      const t = await startTestServer({
-        ...(schema ? { databaseUrl: schema.url } : {}),
-        // The handlers answer, not the limiters (they have their own tests).
-        rateLimits: { publicPerMinute: 1e9, adminPerMinute: 1e9, authFailuresPerMinute: 1e9 },
-      });
+      const target = await fuzzTarget(database);
+      const { t } = target;
       try {
-        const world = await prepareWorld(t);
-        const doc = await (await fetch(`${t.server.url}/v1/openapi.json`)).json();
-        const arbitrary = fuzzRequests(operationsOf(doc as never), world);
+        const arbitrary = fuzzRequests(target.operations, target.world);
         for (const [transport, count, seed] of [
           ['app.request', inProcess, SEED],
           ['http', overHttp, SEED + 1],
@@ -78,8 +63,7 @@ export const fuzz: Benchmark = async (ctx) => {
         );
         healthy &&= health.every((r) => r.status === 200) && whoami;
       } finally {
-        await t.stop();
-        await schema?.drop();
+        await target.stop();
       }
     }
   } finally {

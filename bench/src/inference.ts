@@ -3,16 +3,23 @@
 // frames, same backend (WASM, one thread). Plus how much each blocks the main thread.
 import type { InferenceKind, InferenceRun } from '../pages/main.ts';
 import { openBenchPage, startModelServer } from './browser/harness.ts';
+import { cpuPairs } from './inference-pairs.ts';
 import type { Benchmark } from './result.ts';
 import { compared, plain } from './rows.ts';
-import { median, percentile, round } from './stats.ts';
+import { bootstrap, median, percentile, round, trimmedMean } from './stats.ts';
 
 type OrtKind = 'runtime' | 'raw-worker' | 'raw-main' | 'comlink-worker';
+/** Frames per half of a wall-time pair: short, so both halves see the same load. */
+const PAIR_BLOCK = 4;
 const KINDS: OrtKind[] = ['runtime', 'raw-worker', 'raw-main', 'comlink-worker'];
 
 export const inference: Benchmark = async (ctx) => {
   const reps = ctx.quick ? 3 : 7;
   const frames = ctx.quick ? 100 : 400;
+  const pairedReps = ctx.quick ? 2 : 5;
+  const pairsPerRep = ctx.quick ? 200 : 1000;
+  const cpuPairCount = ctx.quick ? 4 : 12;
+  const cpuFrames = 200;
   const warmup = 50;
   const models = await startModelServer();
   const session = await openBenchPage(models);
@@ -42,16 +49,33 @@ export const inference: Benchmark = async (ctx) => {
         runs[kind].push(run);
       }
     }
-    // Paired blocks: the runtime and raw ORT in a worker alternate every 20 frames.
+    // Paired blocks (bench/README.md): the runtime and raw ORT in a worker alternate every
+    // PAIR_BLOCK frames, ABBA, many short pairs per rep; the overhead is the median of the pair
+    // differences, with a bootstrap interval. Then CPU time per frame of the renderer's threads,
+    // in pairs of longer blocks.
     const pairedRuns: Array<{ runtimeMs: number[]; rawMs: number[] }> = [];
-    for (let rep = 0; rep < reps; rep++) {
-      ctx.log(`inference rep ${rep + 1}/${reps}: paired blocks`);
-      pairedRuns.push(await session.call('inferencePaired', frames / 20));
+    for (let rep = 0; rep < pairedReps; rep++) {
+      ctx.log(`inference rep ${rep + 1}/${pairedReps}: ${pairsPerRep} paired ${PAIR_BLOCK}-frame blocks`);
+      pairedRuns.push(await session.call('inferencePaired', pairsPerRep, PAIR_BLOCK));
     }
     const pairDiffs = pairedRuns.flatMap((r) => r.runtimeMs.map((v, i) => v - r.rawMs[i]!));
     const pairedPerRep = pairedRuns.map((r) => median(r.runtimeMs.map((v, i) => v - r.rawMs[i]!)));
     const pairedOverhead = median(pairDiffs);
+    const pairedCi = bootstrap(pairDiffs);
+    const pairedIqMean = trimmedMean(pairDiffs);
+    const pairedIqCi = bootstrap(pairDiffs, { statistic: trimmedMean, resamples: 500 });
     const pairedRaw = median(pairedRuns.flatMap((r) => r.rawMs));
+    ctx.log(`inference: CPU time, ${cpuPairCount} pairs of ${cpuFrames}-frame blocks`);
+    const cpu = await cpuPairs(session, cpuPairCount, cpuFrames);
+    const cpuDiff = (key: 'mainMsPerFrame' | 'workerMsPerFrame' | 'cpuMsPerFrame') =>
+      cpu.runtime.map((b, i) => b[key] - cpu.raw[i]![key]);
+    const cpuRow = (key: 'mainMsPerFrame' | 'workerMsPerFrame' | 'cpuMsPerFrame') => {
+      const d = cpuDiff(key);
+      const ci = bootstrap(d);
+      return { median: median(d), ci, raw: median(cpu.raw.map((b) => b[key])) };
+    };
+    const cpuMain = cpuRow('mainMsPerFrame');
+    const cpuWorker = cpuRow('workerMsPerFrame');
     // The project's tfjs model, on tfjs's CPU backend (same for all three).
     const TFJS: InferenceKind[] = ['tfjs-runtime', 'tfjs-raw-worker', 'tfjs-raw-main'];
     const tfjsPrepared = await session.call('prepareTfjs', `inference-tone-${Date.now()}`, warmup);
@@ -92,7 +116,8 @@ export const inference: Benchmark = async (ctx) => {
     // Judged on the paired estimate: separate runs minutes apart on a loaded machine differ by
     // more than the overhead itself (1.05x and 1.19x on two runs of the same code).
     // Issue 16 item 8: at most 0.05 ms per call (the older "or 5%" would pass a 1 ms model's 0.05 ms).
-    const overheadGoal = pairedOverhead <= 0.05;
+    // Met only with margin: the whole 95% interval of the median at or under 0.05 ms.
+    const overheadGoal = pairedCi.high <= 0.05;
     const rtMaxLag = blocking('runtime', 'maxLagMs');
     const rtBusyShare = busyShareOf('runtime');
     return {
@@ -127,12 +152,34 @@ export const inference: Benchmark = async (ctx) => {
           med('comlink-worker'),
         ),
         compared(
-          'runtime overhead over raw ORT in a worker, per frame, paired 20-frame blocks (median of pair differences)',
+          `runtime overhead over raw ORT in a worker, per frame, paired ${PAIR_BLOCK}-frame blocks (median of pair differences)`,
           pairedOverhead,
           'ms',
           'raw ORT in a worker, per frame, same blocks',
           pairedRaw,
-          `pairs: ${pairDiffs.length}; p10–p90 of pair differences ${round(percentile(pairDiffs, 10), 3)}–${round(percentile(pairDiffs, 90), 3)} ms; per-rep medians ${pairedPerRep.map((v) => round(v, 3)).join(', ')} ms`,
+          `95% bootstrap interval ${round(pairedCi.low, 4)}–${round(pairedCi.high, 4)} ms; pairs: ${pairDiffs.length}; p10–p90 of pair differences ${round(percentile(pairDiffs, 10), 3)}–${round(percentile(pairDiffs, 90), 3)} ms; per-rep medians ${pairedPerRep.map((v) => round(v, 3)).join(', ')} ms`,
+        ),
+        plain(
+          'runtime overhead, paired blocks, interquartile mean of pair differences',
+          pairedIqMean,
+          'ms',
+          `95% bootstrap interval ${round(pairedIqCi.low, 4)}–${round(pairedIqCi.high, 4)} ms (the median moves in steps of the 100 µs clock / ${PAIR_BLOCK}; this mean does not)`,
+        ),
+        compared(
+          'runtime CPU overhead per frame, worker thread (paired blocks, /proc schedstat)',
+          cpuWorker.median,
+          'ms',
+          'raw ORT worker thread CPU per frame',
+          cpuWorker.raw,
+          `95% bootstrap interval ${round(cpuWorker.ci.low, 4)}–${round(cpuWorker.ci.high, 4)} ms; ${cpuPairCount} pairs of ${cpuFrames}-frame blocks`,
+        ),
+        compared(
+          'runtime CPU overhead per frame, page main thread (paired blocks, /proc schedstat)',
+          cpuMain.median,
+          'ms',
+          'raw ORT in a worker: main thread CPU per frame',
+          cpuMain.raw,
+          `95% bootstrap interval ${round(cpuMain.ci.low, 4)}–${round(cpuMain.ci.high, 4)} ms`,
         ),
         plain(
           'runtime overhead over raw ORT in a worker, per frame, median of per-run differences',
@@ -194,7 +241,7 @@ export const inference: Benchmark = async (ctx) => {
         {
           goal: 'median overhead ≤ 0.05 ms per call over raw ORT in a worker (paired blocks)',
           met: overheadGoal,
-          detail: `paired: +${round(pairedOverhead, 4)} ms per frame over ${round(pairedRaw, 3)} ms (p10–p90 ${round(percentile(pairDiffs, 10), 3)}–${round(percentile(pairDiffs, 90), 3)}); separate runs: ${round(ratioWorker, 3)}x, +${round(overheadMs, 3)} ms`,
+          detail: `paired: +${round(pairedOverhead, 4)} ms per frame over ${round(pairedRaw, 3)} ms (95% interval ${round(pairedCi.low, 4)}–${round(pairedCi.high, 4)}, judged on its top; ${pairDiffs.length} pairs; interquartile mean ${round(pairedIqMean, 4)}); worker CPU +${round(cpuWorker.median, 4)} ms; separate runs: ${round(ratioWorker, 3)}x, +${round(overheadMs, 3)} ms`,
         },
         {
           goal: 'tfjs model: median overhead ≤ 5% or ≤ 0.05 ms over raw tfjs in a worker',
@@ -219,6 +266,8 @@ export const inference: Benchmark = async (ctx) => {
       raw: {
         prepared,
         paired: pairedRuns,
+        pairBlockFrames: PAIR_BLOCK,
+        cpuPairs: cpu,
         perRunMedianBlockMs: Object.fromEntries(KINDS.map((k) => [k, perRep(k).map((v) => round(v, 4))])),
         blocking: Object.fromEntries(KINDS.map((k) => [k, runs[k].map((r) => r.blocking)])),
         mainThreadBusyMs: busyMs,

@@ -12,16 +12,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   canonicalJson,
   describeFile,
-  MANIFEST_SCHEMA_VERSION,
   type Manifest,
-  releaseRef,
   seededBytes,
   signManifest,
   signRelease,
 } from '@edgeship/protocol';
 import { bigModelContract, bigOnnxModel } from '../../test/support/big-model.ts';
 import { SOURCE_NODE_ARGS } from '../../test/support/node-args.ts';
-import { createTestTrust, testRelease } from '../../test/support/trust.ts';
+import { createTestTrust, testManifest, testRelease } from '../../test/support/trust.ts';
 import { rssMiB } from './proc.ts';
 import type { Benchmark, Goal, Row } from './result.ts';
 import { spawnServer } from './servers/spawn.ts';
@@ -116,16 +114,7 @@ async function manifestSizes(size: number): Promise<{ schema2: number; schema1: 
   const file = await describeFile('model.onnx', seededBytes(size, 9));
   const release = await testRelease({}, { files: [file] });
   const signed = await signRelease(release, [trust.publisher]);
-  const manifest: Manifest = {
-    type: 'edgeship/manifest',
-    schemaVersion: MANIFEST_SCHEMA_VERSION,
-    app: 'demo-app',
-    channel: 'stable',
-    version: 1,
-    issuedAt: new Date().toISOString(),
-    expiresAt: new Date(Date.now() + 86_400_000).toISOString(),
-    models: [{ name: 'demo', production: '1.0.0', rollout: null, releases: [await releaseRef(signed)] }],
-  };
+  const manifest = await testManifest(signed);
   const schema2 = canonicalJson(await signManifest(manifest, [trust.online], trust.keySet)).length;
   const { schemaVersion: _, ...older } = manifest;
   const inline = { ...older, models: [{ ...older.models[0]!, releases: [signed] }] };

@@ -110,7 +110,7 @@ const spread = (xs: number[], unit: string) =>
 export const realSized: Benchmark = async (ctx) => {
   const sizes = ctx.sizes ?? (ctx.quick ? [2, 50] : [2, 200, 500]);
   const reloadMb = ctx.reloadMb ?? (ctx.quick ? 100 : 1024);
-  const reps = ctx.quick ? 3 : 5;
+  const reps = ctx.reps ?? (ctx.quick ? 3 : 5);
   const models = await startModelServer();
   const session = await openBenchPage(models);
   const context = await session.browser.newContext();

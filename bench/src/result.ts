@@ -54,8 +54,12 @@ export interface BenchContext {
   sizes?: number[];
   /** real-sized: the reload-at-half-way model's size in MB (--reload-mb; 0 skips it). */
   reloadMb?: number;
+  /** real-sized: repetitions per size (--reps; default 5, --quick 3). */
+  reps?: number;
   /** fleet: fleet sizes to simulate (--fleet-devices 10000; default 1,000 / 10,000 / 100,000). */
   fleetDevices?: number[];
+  /** update-server: the parts to run (--parts manifest,chunk,telemetry; default all). */
+  parts?: string[];
   log(message: string): void;
 }
 

@@ -1,5 +1,16 @@
+import { mulberry32 } from '@edgeship/protocol';
 import { describe, expect, it } from 'vitest';
-import { growth, mean, median, percentile, ratio, round, summarize } from './stats.ts';
+import {
+  bootstrap,
+  growth,
+  mean,
+  median,
+  percentile,
+  ratio,
+  round,
+  summarize,
+  trimmedMean,
+} from './stats.ts';
 
 describe('benchmark statistics', () => {
   it('takes the middle sample, or the mean of the two middle ones, regardless of order', () => {
@@ -43,5 +54,28 @@ describe('benchmark statistics', () => {
     expect(summarize([4, 1, 3, 2])).toMatchObject({ n: 4, median: 2.5, min: 1, max: 4 });
     expect(round(1.23456, 2)).toBe(1.23);
     expect(round(Number.NaN)).toBeNaN();
+  });
+});
+
+describe('trimmedMean and bootstrap', () => {
+  it('trims a quarter from each end by default and ignores the outliers there', () => {
+    expect(trimmedMean([1, 2, 3, 4, 100, -100, 2.5, 3.5])).toBe(2.75); // 2, 2.5, 3, 3.5
+    expect(trimmedMean([5])).toBe(5);
+    expect(trimmedMean([])).toBeNaN();
+  });
+
+  it('gives an interval around the median that narrows with more samples, the same for the same seed', () => {
+    const random = mulberry32(7);
+    const draw = (n: number) => Array.from({ length: n }, () => 10 + (random() - 0.5) * 4);
+    const small = bootstrap(draw(50));
+    const large = bootstrap(draw(1000), { resamples: 500 });
+    expect(small.low).toBeLessThan(10);
+    expect(small.high).toBeGreaterThan(10);
+    expect(large.low).toBeGreaterThan(9.7);
+    expect(large.high).toBeLessThan(10.3);
+    expect(large.high - large.low).toBeLessThan((small.high - small.low) / 3);
+    const samples = draw(100);
+    expect(bootstrap(samples)).toEqual(bootstrap(samples));
+    expect(bootstrap([])).toEqual({ low: Number.NaN, high: Number.NaN });
   });
 });

@@ -1,5 +1,6 @@
 // Summary statistics for benchmark samples. Every reported figure is a median of several runs,
 // and every comparison a ratio to a baseline measured in the same run.
+import { mulberry32 } from '@edgeship/protocol';
 
 /** Linear-interpolated percentile (p in 0..100) of the samples; NaN for none. */
 export function percentile(samples: readonly number[], p: number): number {
@@ -57,4 +58,36 @@ export function round(x: number, digits = 3): number {
 /** Relative growth from `from` to `to` (0.1 = +10%). */
 export function growth(from: number, to: number): number {
   return ratio(to, from) - 1;
+}
+
+/** The mean of the samples between the p-th and the (100 - p)-th percentile (p = 25: the interquartile mean). */
+export function trimmedMean(samples: readonly number[], p = 25): number {
+  if (samples.length === 0) return Number.NaN;
+  const sorted = [...samples].sort((a, b) => a - b);
+  const cut = Math.floor((p / 100) * sorted.length);
+  const kept = sorted.slice(cut, sorted.length - cut);
+  return mean(kept.length ? kept : sorted);
+}
+
+/**
+ * A percentile-bootstrap interval for `statistic` (default the median): `resamples` resamples
+ * with replacement from a seeded generator (a report is reproducible from its raw samples);
+ * returns the (1 - level) / 2 and (1 + level) / 2 percentiles of the resampled statistic.
+ */
+export function bootstrap(
+  samples: readonly number[],
+  { level = 0.95, resamples = 2000, seed = 0x5eed, statistic = median } = {},
+): { low: number; high: number } {
+  if (samples.length === 0) return { low: Number.NaN, high: Number.NaN };
+  const random = mulberry32(seed);
+  const values: number[] = [];
+  const draw = new Array<number>(samples.length);
+  for (let r = 0; r < resamples; r++) {
+    for (let i = 0; i < samples.length; i++) draw[i] = samples[Math.floor(random() * samples.length)]!;
+    values.push(statistic(draw));
+  }
+  return {
+    low: percentile(values, ((1 - level) / 2) * 100),
+    high: percentile(values, ((1 + level) / 2) * 100),
+  };
 }

@@ -8,6 +8,7 @@ import {
   telemetrySignedBytes,
   toBase64Url,
 } from '@edgeship/protocol';
+import { makeBatch } from '../../update-server/src/telemetry/testing.ts';
 
 /** Install keys of the bench devices, made on first use (the device id is the public key). */
 const installs = new Map<number, { deviceId: string; key: KeyObject }>();
@@ -30,19 +31,9 @@ function signatureHeader(deviceIndex: number, body: string): Record<string, stri
 }
 
 export function telemetryBatch(deviceIndex: number, records = 2): TelemetryBatch {
-  const end = new Date();
-  const start = new Date(end.getTime() - 60_000);
-  const batch: TelemetryBatch = {
-    schema: 1,
-    batchId: randomUUID(),
-    deviceId: install(deviceIndex).deviceId,
-    app: 'demo-app',
-    channel: 'stable',
-    runtimeVersion: '0.1.0',
-    windowStart: start.toISOString(),
-    windowEnd: end.toISOString(),
-    dropped: 0,
-    records: Array.from({ length: records }, (_, i) => ({
+  const batch = makeBatch(
+    install(deviceIndex).deviceId,
+    Array.from({ length: records }, (_, i) => ({
       model: 'vad',
       version: '1.0.0',
       backend: i % 2 ? ('webgpu' as const) : ('wasm' as const),
@@ -57,11 +48,11 @@ export function telemetryBatch(deviceIndex: number, records = 2): TelemetryBatch
         { name: 'speech_probability', counts: [900, 200, 100, 100, 200, 375] },
       ],
     })),
-  };
+  );
   return TelemetryBatchSchema.parse(batch);
 }
 
-/** Whether the server has the ingest endpoint (another helper is building it). */
+/** Whether the server ingests a valid signed batch (and if not, what it answered). */
 export async function hasTelemetryIngest(
   server: string,
 ): Promise<{ ok: boolean; status: number; body: string }> {

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { EXIT } from '@edgeship/protocol';
 import { Command } from 'commander';
+import { registerAlerts } from './commands/alerts.ts';
+import { registerExperiment } from './commands/experiment.ts';
 import { registerKeygen } from './commands/keygen.ts';
 import { exitCodeFor, printError, wantsJson } from './commands/output.ts';
 import { registerPublish } from './commands/publish.ts';
@@ -28,6 +30,8 @@ export function buildProgram(): Command {
   registerVerify(program);
   registerPublish(program);
   registerRollout(program);
+  registerAlerts(program);
+  registerExperiment(program);
   registerRelease(program);
   registerStatus(program);
   registerToken(program);

@@ -1,14 +1,14 @@
 // The exit-code table of cli/README.md, row by row, through the real binary: every code a row names
 // exits with that row's status, as one line on stderr, and with --json as one
 // `{ "error": { "code", "message" } }` document on stdout, with the same status.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exitCodeOf, isErrorCode } from '@edgeship/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sileroPath } from '../../test/support/models.ts';
-import { startTestServer, type TestServer } from '../../test/support/server.ts';
+import type { TestServer } from '../../test/support/server.ts';
+import { startCliServer } from '../test-data/cli-server.ts';
 import { edgeship } from '../test-data/run-cli.ts';
 
 const README = fileURLToPath(new URL('../README.md', import.meta.url));
@@ -18,8 +18,7 @@ let t: TestServer;
 let dir: string;
 
 beforeAll(async () => {
-  t = await startTestServer();
-  dir = await mkdtemp(join(tmpdir(), 'edgeship-exit-codes-'));
+  ({ t, dir } = await startCliServer('exit-codes'));
   expect((await edgeship(['keygen', '--dir', 'keys'], dir)).code).toBe(0);
   expect((await edgeship(['keygen', '--dir', 'other'], dir)).code).toBe(0);
   // The key set with its version changed after signing.

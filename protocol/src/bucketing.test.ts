@@ -1,8 +1,9 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createTestTrust, makeTestRelease, type TestTrust } from '../../test/support/trust.ts';
-import { chooseRelease, inRollout, rolloutBucket } from './bucketing.ts';
+import { chooseRelease, inRollout, rolloutArm, rolloutArms, rolloutBucket } from './bucketing.ts';
 import type { ModelEntry } from './manifest.ts';
+import { deviceSegmentValues } from './segments.ts';
 import { releaseRef } from './verify-release.ts';
 
 const SALT = '00112233445566778899aabbccddeeff';
@@ -98,9 +99,120 @@ describe('chooseRelease', () => {
     expect(choice.shadow!.version).toBe('1.1.0');
   });
 
+  it('keeps a device in an excluded segment on production, whatever its bucket', async () => {
+    const canary = await entry('canary', 10_000);
+    canary.rollout!.excludedSegments = [
+      { dimension: 'browser', value: 'firefox' },
+      { dimension: 'backend', value: 'webgpu' },
+    ];
+    const firefox = deviceSegmentValues({ browser: 'firefox', browserMajor: 133 }, '0.4.1');
+    const chrome = deviceSegmentValues({ browser: 'chrome', browserMajor: 131 }, '0.4.1');
+    for (let i = 0; i < 20; i++) {
+      const excluded = await chooseRelease(canary, `device-${i}`, firefox);
+      expect(excluded).toMatchObject({ active: { version: '1.0.0' }, inRollout: false });
+      expect(excluded.excludedBy).toEqual({ dimension: 'browser', value: 'firefox' });
+      expect((await chooseRelease(canary, `device-${i}`, chrome)).active!.version).toBe('1.1.0');
+      // The backend counts once the device knows it (an engine runs).
+      expect(
+        (await chooseRelease(canary, `device-${i}`, { ...chrome, backend: 'webgpu' })).active!.version,
+      ).toBe('1.0.0');
+      expect(
+        (await chooseRelease(canary, `device-${i}`, { ...chrome, backend: 'wasm' })).active!.version,
+      ).toBe('1.1.0');
+      // A device that says nothing of itself is judged by its bucket alone.
+      expect((await chooseRelease(canary, `device-${i}`)).active!.version).toBe('1.1.0');
+    }
+    const shadow = await entry('shadow', 10_000);
+    shadow.rollout!.excludedSegments = [{ dimension: 'os', value: 'android' }];
+    const android = deviceSegmentValues({ os: 'android' }, '0.4.1');
+    expect(await chooseRelease(shadow, 'device-1', android)).toMatchObject({
+      shadow: null,
+      inRollout: false,
+    });
+  });
+
   it('sends everybody to production when a rollout is halted', async () => {
     const halted = await entry('canary', 0);
     for (let i = 0; i < 20; i++)
       expect((await chooseRelease(halted, `device-${i}`)).active!.version).toBe('1.0.0');
+  });
+
+  it('chooses as before for a rollout without arms: inside exactly when the bucket is below the share', async () => {
+    const canary = await entry('canary', 2_500);
+    for (let i = 0; i < 200; i++) {
+      const choice = await chooseRelease(canary, `device-${i}`);
+      const inside = inRollout(await rolloutBucket(SALT, `device-${i}`), 2_500);
+      expect(choice).toMatchObject({ inRollout: inside, active: { version: inside ? '1.1.0' : '1.0.0' } });
+      expect(choice.arm).toBe(inside ? 0 : undefined);
+    }
+  });
+
+  it("gives each device of a multi-arm rollout its bucket's arm, and production outside the arms", async () => {
+    const canary = await entry('canary', 7_500);
+    canary.releases.push(await releaseRef(await makeTestRelease(trust, { version: '1.2.0' })));
+    canary.releases.push(await releaseRef(await makeTestRelease(trust, { version: '1.3.0' })));
+    canary.rollout!.arms = [
+      { release: '1.1.0', shareBps: 2_500 },
+      { release: '1.2.0', shareBps: 2_500 },
+      { release: '1.3.0', shareBps: 2_500 },
+    ];
+    const seen = new Map<string, number>();
+    for (let i = 0; i < 400; i++) {
+      const choice = await chooseRelease(canary, `device-${i}`);
+      const bucket = await rolloutBucket(SALT, `device-${i}`);
+      const expected = bucket < 7_500 ? `1.${Math.floor(bucket / 2_500) + 1}.0` : '1.0.0';
+      expect(choice.active!.version).toBe(expected);
+      expect(choice.inRollout).toBe(bucket < 7_500);
+      if (choice.inRollout) expect(canary.rollout!.arms![choice.arm!]!.release).toBe(expected);
+      seen.set(expected, (seen.get(expected) ?? 0) + 1);
+      // Deterministic: the same install gets the same arm at every check.
+      expect((await chooseRelease(canary, `device-${i}`)).active!.version).toBe(expected);
+    }
+    // About a quarter each (binomial sd ~8.7 of 100).
+    for (const version of ['1.0.0', '1.1.0', '1.2.0', '1.3.0'])
+      expect(Math.abs(seen.get(version)! - 100)).toBeLessThan(40);
+    // An excluded segment runs production, whichever arm its bucket is in.
+    canary.rollout!.excludedSegments = [{ dimension: 'browser', value: 'firefox' }];
+    const firefox = deviceSegmentValues({ browser: 'firefox', browserMajor: 133 }, '0.4.1');
+    for (let i = 0; i < 40; i++)
+      expect((await chooseRelease(canary, `device-${i}`, firefox)).active!.version).toBe('1.0.0');
+  });
+});
+
+describe('rolloutArm', () => {
+  const shares = fc.array(fc.nat({ max: 10_000 }), { minLength: 1, maxLength: 4 }).map((raw) => {
+    // Scaled down to sum at most 10,000.
+    const total = raw.reduce((a, b) => a + b, 0);
+    return total <= 10_000 ? raw : raw.map((n) => Math.floor((n * 10_000) / total));
+  });
+
+  it('gives the arms disjoint bucket ranges that cover their shares exactly, from bucket 0', () => {
+    fc.assert(
+      fc.property(shares, (list) => {
+        const arms = list.map((shareBps, i) => ({ release: `1.${i}.0`, shareBps }));
+        const counts = new Array<number>(arms.length).fill(0);
+        const total = list.reduce((a, b) => a + b, 0);
+        let last = 0;
+        let misplaced = 0;
+        for (let bucket = 0; bucket < 10_000; bucket++) {
+          const arm = rolloutArm(arms, bucket);
+          // Inside exactly the first `total` buckets, and the arms in order (contiguous ranges).
+          if (arm >= 0 !== bucket < total || (arm >= 0 && arm < last)) misplaced += 1;
+          if (arm < 0) continue;
+          last = arm;
+          counts[arm]! += 1;
+        }
+        expect(misplaced).toBe(0);
+        expect(counts).toEqual(list);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('reads a rollout without arms as one arm of its release and share', () => {
+    expect(rolloutArms({ release: '1.1.0', shareBps: 300 })).toEqual([{ release: '1.1.0', shareBps: 300 }]);
+    const one = rolloutArms({ release: '1.1.0', shareBps: 300 });
+    for (const bucket of [0, 299, 300, 9_999])
+      expect(rolloutArm(one, bucket) === 0).toBe(inRollout(bucket, 300));
   });
 });

@@ -1,4 +1,5 @@
-import { asBufferSource, concatBytes, fromBase64Url, toBase64Url, utf8 } from './bytes.ts';
+import { asBufferSource, concatBytes, toBase64Url, utf8 } from './bytes.ts';
+import { ED25519, verifyEd25519 } from './ed25519.ts';
 
 /**
  * The per-install telemetry credential: an Ed25519 key pair made on the device, whose raw public
@@ -16,7 +17,6 @@ export const DEVICE_ID_PATTERN = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
 
 // Domain separation: a telemetry signature can never be taken for any other signed document.
 const CONTEXT = utf8('edgeship telemetry batch v1\n');
-const ED25519 = { name: 'Ed25519' } as const;
 
 export interface InstallKey {
   deviceId: string;
@@ -49,21 +49,5 @@ export async function verifyTelemetryBody(
   signature: string | undefined,
 ): Promise<boolean> {
   if (!signature || !DEVICE_ID_PATTERN.test(deviceId) || !/^[A-Za-z0-9_-]{86}$/.test(signature)) return false;
-  try {
-    const key = await crypto.subtle.importKey(
-      'raw',
-      asBufferSource(fromBase64Url(deviceId)),
-      ED25519,
-      false,
-      ['verify'],
-    );
-    return await crypto.subtle.verify(
-      ED25519,
-      key,
-      asBufferSource(fromBase64Url(signature)),
-      asBufferSource(telemetrySignedBytes(body)),
-    );
-  } catch {
-    return false; // not a point on the curve, or malformed base64url
-  }
+  return verifyEd25519(deviceId, signature, telemetrySignedBytes(body));
 }

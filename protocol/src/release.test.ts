@@ -79,3 +79,33 @@ describe('recurrent pairs in the signed contract', () => {
     expect(issuesOf(sileroRelease([{ output: '', input: 'state' }])).length).toBeGreaterThan(0);
   });
 });
+
+describe('the gates a release records', () => {
+  const gates = (results: number, against?: unknown) => ({
+    dataset: SHA,
+    frames: 40,
+    results: Array.from({ length: results }, (_, i) => ({ name: `gate-${i}`, value: i / 100, limit: null })),
+    ...(against === undefined ? {} : { against }),
+  });
+
+  it('accepts a bounded record, with or without the production release it compared with', () => {
+    expect(issuesOf({ ...sileroRelease(), gates: gates(3) })).toEqual([]);
+    const against = { app: 'demo', channel: 'stable', version: null };
+    expect(ReleaseSchema.parse({ ...sileroRelease(), gates: gates(1, against) }).gates?.against).toEqual(
+      against,
+    );
+  });
+
+  it('refuses more than 32 gates, non-finite numbers, a bad hash and extra fields', () => {
+    expect(issuesOf({ ...sileroRelease(), gates: gates(33) })).toEqual(['gates.results: Invalid input']);
+    expect(issuesOf({ ...sileroRelease(), gates: gates(32) })).toEqual([]);
+    const infinite = gates(1);
+    infinite.results[0]!.value = Number.POSITIVE_INFINITY;
+    expect(issuesOf({ ...sileroRelease(), gates: infinite })).toHaveLength(1);
+    expect(issuesOf({ ...sileroRelease(), gates: { ...gates(1), dataset: 'x' } })).toHaveLength(1);
+    expect(issuesOf({ ...sileroRelease(), gates: { ...gates(1), passed: true } })).toHaveLength(1);
+    expect(
+      issuesOf({ ...sileroRelease(), gates: gates(1, { app: 'demo', channel: 'stable' }) }),
+    ).toHaveLength(1);
+  });
+});

@@ -101,6 +101,22 @@ export const MonitoringSpecSchema = z.strictObject({
   decision: z.optional(
     z.strictObject({ tensor: z.string().check(z.maxLength(128)), threshold: FiniteNumber }),
   ),
+  /**
+   * A classifier's classes (quality.ts): the output whose first `labels.length` values score them
+   * (the predicted class is their argmax; with two labels and one value, the value read at the
+   * decision threshold, or 0.5). Feedback from the app is counted against them. Optional: without
+   * it, a release with a `decision` is a binary classifier, labels `negative` and `positive`.
+   */
+  classes: z.optional(
+    z.strictObject({
+      tensor: z.string().check(z.maxLength(128)),
+      labels: z.array(z.string().check(z.minLength(1), z.maxLength(64))).check(
+        z.minLength(2),
+        z.maxLength(32),
+        z.refine((l) => new Set(l).size === l.length, 'labels must be distinct'),
+      ),
+    }),
+  ),
 });
 export type MonitoringSpec = z.infer<typeof MonitoringSpecSchema>;
 
@@ -170,6 +186,31 @@ export const RecurrentPairSchema = z.strictObject({
 });
 export type RecurrentPair = z.infer<typeof RecurrentPairSchema>;
 
+/** The gate that compares the candidate with the channel's production release on labelled data. */
+export const GATE_VS_PRODUCTION = 'accuracy-vs-production';
+
+/**
+ * The gates `edgeship publish` ran before signing, with their numbers: what operators and devices
+ * can see was checked. Every gate listed passed (publish signs nothing otherwise). `against` names
+ * the production release the candidate was compared with, on which channel (`version` null: the
+ * channel had none, so there was nothing to fall below); `dataset` is the gate data's hash.
+ */
+export const ReleaseGatesSchema = z.strictObject({
+  dataset: Sha256Hex,
+  frames: z.int().check(z.minimum(1)),
+  results: z
+    .array(
+      z.strictObject({
+        name: z.string().check(z.minLength(1), z.maxLength(64)),
+        value: z.nullable(FiniteNumber),
+        limit: z.nullable(FiniteNumber),
+      }),
+    )
+    .check(z.minLength(1), z.maxLength(32)),
+  against: z.optional(z.strictObject({ app: Name, channel: Name, version: z.nullable(SemVer) })),
+});
+export type ReleaseGates = z.infer<typeof ReleaseGatesSchema>;
+
 /** What a publisher signs: the model's bytes and contract. Rollout decisions are not in here. */
 export const ReleaseSchema = z
   .strictObject({
@@ -195,6 +236,7 @@ export const ReleaseSchema = z
     /** Optional (added later): absent from older releases, whose signatures stay valid. */
     modelCard: z.optional(ModelCardSchema),
     lineage: z.optional(ReleaseLineageSchema),
+    gates: z.optional(ReleaseGatesSchema),
   })
   .check(
     z.superRefine((release, ctx) => {

@@ -60,14 +60,106 @@ export function segmentValues(
   record: { backend: string; segment?: DeviceSegment },
   runtimeVersion: string,
 ): SegmentValues {
-  const s = record.segment ?? {};
+  return { ...deviceSegmentValues(record.segment, runtimeVersion), backend: record.backend };
+}
+
+/**
+ * What a device knows of its own segment values before it has opened a model: everything but
+ * the backend, which it knows once an engine runs (and passes then).
+ */
+export function deviceSegmentValues(
+  segment: DeviceSegment | undefined,
+  runtimeVersion: string,
+  backend?: string,
+): Partial<SegmentValues> & Omit<SegmentValues, 'backend'> {
+  const s = segment ?? {};
   return {
     browser: s.browser ?? 'unknown',
     browserVersion: s.browser && s.browserMajor !== undefined ? `${s.browser}-${s.browserMajor}` : 'unknown',
     os: s.os ?? 'unknown',
-    backend: record.backend,
+    ...(backend !== undefined && { backend }),
     deviceClass: s.deviceClass ?? 'unknown',
     // The minor version is enough to tell runtimes apart; patch releases would only split counts.
     runtime: runtimeVersion.split('.').slice(0, 2).join('.'),
   };
+}
+
+/** What a page or worker can read of itself (navigator), all optional. */
+export interface NavigatorLike {
+  userAgent?: string;
+  hardwareConcurrency?: number;
+  /** Chromium only, GiB. */
+  deviceMemory?: number;
+}
+
+/**
+ * A device's coarse segment from its user agent and hardware hints: browser family and major
+ * version, OS family, device class. Nothing finer is kept (no minor versions, no models).
+ */
+export function deviceSegmentOf(nav: NavigatorLike | undefined): DeviceSegment {
+  const ua = nav?.userAgent ?? '';
+  const segment: DeviceSegment = {};
+  const browser = browserOf(ua);
+  if (browser) {
+    segment.browser = browser.family;
+    if (browser.major !== undefined && browser.major <= 999) segment.browserMajor = browser.major;
+  }
+  if (ua) segment.os = osOf(ua);
+  const deviceClass = deviceClassOf(nav?.hardwareConcurrency, nav?.deviceMemory);
+  if (deviceClass) segment.deviceClass = deviceClass;
+  return segment;
+}
+
+const BROWSER_PATTERNS: ReadonlyArray<[BrowserFamily, RegExp]> = [
+  // Order matters: Edge, Opera and Samsung say "Chrome" too, Chrome says "Safari".
+  ['edge', /\bEdg(?:e|A|iOS)?\/(\d+)/],
+  ['opera', /\b(?:OPR|OPT)\/(\d+)/],
+  ['samsung', /\bSamsungBrowser\/(\d+)/],
+  ['firefox', /\b(?:Firefox|FxiOS)\/(\d+)/],
+  ['chrome', /\b(?:HeadlessChrome|Chrome|CriOS|Chromium)\/(\d+)/],
+  ['safari', /\bVersion\/(\d+)[.\d]* (?:Mobile\/\S+ )?Safari\//],
+];
+
+function browserOf(ua: string): { family: BrowserFamily; major?: number } | undefined {
+  if (!ua) return undefined;
+  for (const [family, pattern] of BROWSER_PATTERNS) {
+    const m = pattern.exec(ua);
+    if (m) return { family, major: Number(m[1]) };
+  }
+  return { family: 'other' };
+}
+
+function osOf(ua: string): OsFamily {
+  if (/Windows/.test(ua)) return 'windows';
+  if (/CrOS/.test(ua)) return 'chromeos';
+  if (/Android/.test(ua)) return 'android';
+  if (/iPhone|iPad|iPod/.test(ua)) return 'ios';
+  if (/Mac OS X|Macintosh/.test(ua)) return 'macos';
+  if (/Linux|X11/.test(ua)) return 'linux';
+  return 'other';
+}
+
+/**
+ * A segment a rollout leaves out (by the channel's policy, when the canary regressed on that
+ * segment alone): a dimension and the value a device computes for itself. 'other' and
+ * 'unknown' are never excluded: a device cannot tell it was merged into 'other', and 'unknown'
+ * says nothing about the device.
+ */
+export const ExcludedSegmentSchema = z.strictObject({
+  dimension: z.enum(SEGMENT_DIMENSIONS),
+  value: z
+    .string()
+    .check(z.regex(/^(?!(?:other|unknown)$)[a-z0-9][a-z0-9.-]{0,31}$/, 'a lower-case segment value')),
+});
+export type ExcludedSegment = z.infer<typeof ExcludedSegmentSchema>;
+/** A rollout leaves out at most this many segments; past that the server halts it instead. */
+export const MAX_EXCLUDED_SEGMENTS = 8;
+
+/** The excluded segment a device with these values falls in, if any. */
+export function excludedSegmentOf(
+  excluded: readonly ExcludedSegment[] | undefined,
+  values: Partial<SegmentValues> | undefined,
+): ExcludedSegment | undefined {
+  if (!excluded || !values) return undefined;
+  return excluded.find((e) => values[e.dimension] === e.value);
 }

@@ -1,5 +1,6 @@
 import { asBufferSource, fromBase64Url, sha256Hex, toBase64Url } from './bytes.ts';
 import { canonicalBytes } from './canonical-json.ts';
+import { ED25519, verifyEd25519 } from './ed25519.ts';
 import { MalformedError, SignatureError, UnknownKeyError } from './errors.ts';
 
 /** A public key as documents carry it: raw 32-byte Ed25519 key, base64url. */
@@ -23,8 +24,6 @@ export interface Signed<T> {
 export interface SigningKeyPair extends PublicKeyEntry {
   privateKey: string;
 }
-
-const ED25519 = { name: 'Ed25519' } as const;
 
 /** A key's id is the SHA-256 of its raw public key, so an id cannot be pointed at another key. */
 export async function keyIdFor(publicKeyRaw: Uint8Array): Promise<string> {
@@ -88,7 +87,7 @@ export async function verifyThreshold(
     const entry = byId.get(keyId);
     if (!entry || valid.has(entry.publicKey)) continue;
     sawTrusted = true;
-    if (await verifyOne(entry, sig, message)) valid.add(entry.publicKey);
+    if (await verifyEd25519(entry.publicKey, sig, message)) valid.add(entry.publicKey);
   }
   if (valid.size >= threshold) return [...valid];
   if (!sawTrusted) {
@@ -102,22 +101,6 @@ export async function verifyThreshold(
 /** How many different public keys a list names (a threshold above it can never be met). */
 export function distinctKeys(keys: readonly PublicKeyEntry[]): number {
   return new Set(keys.map((k) => k.publicKey)).size;
-}
-
-async function verifyOne(entry: PublicKeyEntry, sig: string, message: Uint8Array<ArrayBuffer>) {
-  try {
-    const key = await crypto.subtle.importKey(
-      'raw',
-      asBufferSource(decodeKey(entry.publicKey)),
-      ED25519,
-      false,
-      ['verify'],
-    );
-    return await crypto.subtle.verify(ED25519, key, asBufferSource(fromBase64Url(sig)), message);
-  } catch {
-    // A malformed key or signature is simply not a valid signature.
-    return false;
-  }
 }
 
 function decodeKey(publicKey: string): Uint8Array {

@@ -1,36 +1,22 @@
 import { describe, expect, it } from 'vitest';
+import { testBatch, testRecord } from '../../test/support/telemetry-batch.ts';
 import { EdgeshipError } from './errors.ts';
 import { parseValue } from './parse.ts';
-import { DeviceSegmentSchema, deviceClassOf, segmentValues } from './segments.ts';
+import { DeviceSegmentSchema, deviceClassOf, deviceSegmentOf, segmentValues } from './segments.ts';
 import { type TelemetryBatch, TelemetryBatchSchema, TelemetryRecordSchema } from './telemetry.ts';
 
 function batch(overrides: Partial<TelemetryBatch> = {}): TelemetryBatch {
-  return {
-    schema: 1,
-    batchId: '8f14e45f-ceea-4e7a-9b6e-2c1c3f6a2b1d',
-    deviceId: 'O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik',
-    app: 'demo-app',
-    channel: 'stable',
-    runtimeVersion: '0.1.0',
+  const record = testRecord({
+    inferences: 10,
+    errors: { E_INPUT: 1 },
+    latencyMs: { '40': 9, '41': 1 },
+    features: [{ name: 'rms', counts: [1, 5, 4] }],
+  });
+  return testBatch([record], {
     windowStart: '2026-11-23T00:00:00.000Z',
     windowEnd: '2026-11-23T00:05:00.000Z',
-    dropped: 0,
-    records: [
-      {
-        model: 'vad',
-        version: '1.0.0',
-        backend: 'wasm',
-        role: 'active',
-        inferences: 10,
-        errors: { E_INPUT: 1 },
-        latencyMs: { '40': 9, '41': 1 },
-        downloadBytes: 0,
-        downloadMs: 0,
-        features: [{ name: 'rms', counts: [1, 5, 4] }],
-      },
-    ],
     ...overrides,
-  };
+  });
 }
 
 describe('telemetry batch schema', () => {
@@ -107,5 +93,46 @@ describe('device segments', () => {
       deviceClass: 'unknown',
       runtime: '0.4',
     });
+  });
+
+  it('reads a device segment from the user agent and hardware hints, and nothing finer', () => {
+    const cases: Array<[string, Record<string, unknown>]> = [
+      [
+        'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.6778.85 Safari/537.36',
+        { browser: 'chrome', browserMajor: 131, os: 'windows' },
+      ],
+      [
+        'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36',
+        { browser: 'chrome', browserMajor: 131, os: 'linux' },
+      ],
+      [
+        'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.2903.70',
+        { browser: 'edge', browserMajor: 131, os: 'windows' },
+      ],
+      [
+        'Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0',
+        { browser: 'firefox', browserMajor: 133, os: 'linux' },
+      ],
+      [
+        'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1',
+        { browser: 'safari', browserMajor: 18, os: 'ios' },
+      ],
+      [
+        'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Safari/605.1.15',
+        { browser: 'safari', browserMajor: 17, os: 'macos' },
+      ],
+      [
+        'Mozilla/5.0 (Linux; Android 14; SAMSUNG SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/26.0 Chrome/122.0.0.0 Mobile Safari/537.36',
+        { browser: 'samsung', browserMajor: 26, os: 'android' },
+      ],
+      ['SomeBot/1.0', { browser: 'other', os: 'other' }],
+    ];
+    for (const [userAgent, expected] of cases) {
+      const segment = deviceSegmentOf({ userAgent, hardwareConcurrency: 8, deviceMemory: 8 });
+      expect(segment).toEqual({ ...expected, deviceClass: 'high' });
+      expect(DeviceSegmentSchema.safeParse(segment).success).toBe(true);
+    }
+    expect(deviceSegmentOf(undefined)).toEqual({});
+    expect(deviceSegmentOf({ hardwareConcurrency: 2 })).toEqual({ deviceClass: 'low' });
   });
 });

@@ -2,6 +2,7 @@ import * as z from 'zod/mini';
 import { BACKEND_FALLBACK_CODES, ERROR_CODES } from './errors.ts';
 import { HISTOGRAM_BUCKETS } from './histogram.ts';
 import { DEVICE_ID_PATTERN } from './install-key.ts';
+import { MAX_OUTCOME_VALUE, MAX_OUTCOMES_PER_RECORD } from './quality.ts';
 import { IsoTime, Name, SemVer } from './schema-primitives.ts';
 import { DeviceSegmentSchema } from './segments.ts';
 
@@ -53,6 +54,38 @@ export const UpdateReportSchema = z.strictObject({
 });
 export type UpdateReport = z.infer<typeof UpdateReportSchema>;
 
+const ClassIndex = z.int().check(z.minimum(0), z.maximum(31));
+const OutcomeSum = z
+  .number()
+  .check(
+    z.refine(Number.isFinite, 'a finite number'),
+    z.minimum(-MAX_COUNT * MAX_OUTCOME_VALUE),
+    z.maximum(MAX_COUNT * MAX_OUTCOME_VALUE),
+  );
+
+/**
+ * Ground truth the app reported (quality.ts): for a classifier, confusion counts over the
+ * release's classes as [actual, predicted, count] cells, from `feedback(predictionId, { label })`;
+ * per named outcome (`outcome('accepted', 1)`), count, sum and sum of squares. Counts only: no
+ * input, no prediction id, no label text leaves the device.
+ */
+export const QualityReportSchema = z.strictObject({
+  confusion: z.optional(z.array(z.tuple([ClassIndex, ClassIndex, Count])).check(z.maxLength(1024))),
+  outcomes: z.optional(
+    z
+      .array(
+        z.strictObject({
+          name: Name,
+          count: Count,
+          sum: OutcomeSum,
+          sumSq: OutcomeSum.check(z.minimum(0)),
+        }),
+      )
+      .check(z.maxLength(MAX_OUTCOMES_PER_RECORD)),
+  ),
+});
+export type QualityReport = z.infer<typeof QualityReportSchema>;
+
 export const TelemetryRecordSchema = z
   .strictObject({
     model: Name,
@@ -71,6 +104,8 @@ export const TelemetryRecordSchema = z
     segment: z.optional(DeviceSegmentSchema),
     /** The update pipeline for this release on the device (optional: older runtimes omit it). */
     update: z.optional(UpdateReportSchema),
+    /** Feedback and outcomes from the app (optional: older runtimes omit it). */
+    quality: z.optional(QualityReportSchema),
   })
   .check(
     z.refine(

@@ -10,6 +10,7 @@ import {
 } from '../../test/support/trust.ts';
 import { canonicalJson } from './canonical-json.ts';
 import { EdgeshipError } from './errors.ts';
+import type { ReleaseRef } from './manifest.ts';
 import { signKeySet, signManifest } from './sign.ts';
 import { generateSigningKey, publicEntry, signEnvelope, signPayload, verifyThreshold } from './signature.ts';
 import { type ManifestCheck, verifyManifest } from './verify-manifest.ts';
@@ -22,6 +23,27 @@ beforeAll(async () => {
   trust = await createTestTrust();
   check = { root: trust.trustedRoot, app: 'demo-app', channel: 'stable', now: new Date() };
 });
+
+/** A signed manifest of model `demo`: production 1.0.0 and a canary of 1.1.0 with these fields. */
+function manifestWithRollout(fields: Record<string, unknown>, releases: ReleaseRef[]) {
+  return makeTestManifest(trust, {
+    models: [
+      {
+        name: 'demo',
+        production: '1.0.0',
+        rollout: {
+          id: 'r1',
+          release: '1.1.0',
+          salt: '0'.repeat(32),
+          control: '1.0.0',
+          mode: 'canary',
+          ...fields,
+        } as never,
+        releases,
+      },
+    ],
+  });
+}
 
 describe('verifyManifest', () => {
   it('accepts a manifest signed by an online key of a root-signed key set', async () => {
@@ -110,6 +132,82 @@ describe('verifyManifest', () => {
       ],
     });
     expect(await rejectionCode(verifyManifest(JSON.stringify(envelope), check))).toBe('E_MALFORMED');
+  });
+
+  it('carries excluded segments signed, bounded, and never "other" or "unknown"', async () => {
+    const ref = await releaseRef(await makeTestRelease(trust));
+    const next = await releaseRef(await makeTestRelease(trust, { version: '1.1.0' }));
+    const withExcluded = (excludedSegments: unknown) =>
+      manifestWithRollout({ shareBps: 5000, excludedSegments }, [ref, next]);
+    const ok = await withExcluded([{ dimension: 'browser', value: 'firefox' }]);
+    const { manifest } = await verifyManifest(JSON.stringify(ok), check);
+    expect(manifest.models[0]!.rollout!.excludedSegments).toEqual([
+      { dimension: 'browser', value: 'firefox' },
+    ]);
+    // The list is signed: a device cannot be talked out of (or into) an exclusion in transit.
+    const stripped = structuredClone(ok);
+    delete (stripped.signed.models[0]!.rollout as { excludedSegments?: unknown }).excludedSegments;
+    expect(await rejectionCode(verifyManifest(JSON.stringify(stripped), check))).toBe('E_SIGNATURE');
+    const tooMany = Array.from({ length: 9 }, (_, i) => ({
+      dimension: 'browserVersion',
+      value: `chrome-${i}`,
+    }));
+    for (const bad of [
+      tooMany,
+      [],
+      [{ dimension: 'browser', value: 'other' }],
+      [{ dimension: 'os', value: 'unknown' }],
+      [{ dimension: 'gpu', value: 'nvidia' }],
+      [{ dimension: 'browser', value: 'Firefox' }],
+      [{ dimension: 'browser', value: 'firefox', extra: 1 }],
+    ]) {
+      expect(await rejectionCode(verifyManifest(JSON.stringify(await withExcluded(bad)), check))).toBe(
+        'E_MALFORMED',
+      );
+    }
+  });
+
+  it('carries treatment arms signed, bounded, and consistent with the rollout they split', async () => {
+    const refs: ReleaseRef[] = [];
+    for (const version of ['1.0.0', '1.1.0', '1.2.0', '1.3.0'])
+      refs.push(await releaseRef(await makeTestRelease(trust, { version })));
+    const withArms = (rollout: Record<string, unknown>, releases = refs) =>
+      manifestWithRollout(
+        {
+          shareBps: 6000,
+          arms: [
+            { release: '1.1.0', shareBps: 3000 },
+            { release: '1.2.0', shareBps: 3000 },
+          ],
+          ...rollout,
+        },
+        releases,
+      );
+    const ok = await withArms({});
+    const { manifest } = await verifyManifest(JSON.stringify(ok), check);
+    expect(manifest.models[0]!.rollout!.arms!.map((a) => a.release)).toEqual(['1.1.0', '1.2.0']);
+    // Signed: a device cannot be moved to another arm in transit.
+    const moved = structuredClone(ok);
+    moved.signed.models[0]!.rollout!.arms![1]!.release = '1.3.0';
+    expect(await rejectionCode(verifyManifest(JSON.stringify(moved), check))).toBe('E_SIGNATURE');
+    const arm = (release: string, shareBps = 2000) => ({ release, shareBps });
+    for (const bad of [
+      { shareBps: 5000 }, // the arms' shares sum to 6000
+      { arms: [arm('1.2.0', 3000), arm('1.1.0', 3000)] }, // the first arm is not `release`
+      { arms: [arm('1.1.0', 3000), arm('1.1.0', 3000)] }, // one release twice
+      { arms: [arm('1.1.0', 3000), arm('1.0.0', 3000)] }, // the control as a treatment
+      { arms: [arm('1.1.0', 6000)] }, // one arm: the layout without arms
+      { shareBps: 10_000, arms: ['1.1.0', '1.2.0', '1.3.0', '1.4.0', '1.5.0'].map((v) => arm(v)) },
+      { mode: 'shadow' },
+      { arms: [arm('1.1.0', 3000), { ...arm('1.2.0', 3000), extra: 1 }] },
+    ]) {
+      expect(await rejectionCode(verifyManifest(JSON.stringify(await withArms(bad)), check))).toBe(
+        'E_MALFORMED',
+      );
+    }
+    // Every arm's release must be listed, as production and the rollout's are.
+    const unlisted = await withArms({}, [refs[0]!, refs[1]!]);
+    expect(await rejectionCode(verifyManifest(JSON.stringify(unlisted), check))).toBe('E_MALFORMED');
   });
 
   it('accepts an online key rotated in by a newer key set, and refuses the retired key and old key set', async () => {

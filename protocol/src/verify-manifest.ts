@@ -164,7 +164,12 @@ function checkModelEntry(entry: ModelEntry): void {
     }
     versions.add(ref.version);
   }
-  const referenced = [entry.production, entry.rollout?.release, entry.rollout?.control];
+  const referenced = [
+    entry.production,
+    entry.rollout?.release,
+    entry.rollout?.control,
+    ...(entry.rollout?.arms ?? []).map((a) => a.release),
+  ];
   for (const version of referenced) {
     if (version && !versions.has(version)) {
       throw new MalformedError(`model ${entry.name} refers to ${version}, which it does not list`);

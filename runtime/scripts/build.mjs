@@ -4,6 +4,7 @@
 //                        a chunk fetched only when a tfjs release loads), with ORT's WASM build in
 //                        dist/worker/ort/: runs as is from a static server, Vite and webpack re-bundle it
 //   dist/vite.js         the Vite plugin (@edgeship/runtime/vite)
+//   dist/contract.js     the release contract as the worker applies it (@edgeship/runtime/contract)
 //   dist/**/*.d.ts       declarations, from tsc
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -61,7 +62,7 @@ const common = { bundle: true, format: 'esm', target: 'es2022', sourcemap: true,
 
 await build({
   ...common,
-  entryPoints: { index: join(root, 'src/index.ts') },
+  entryPoints: { index: join(root, 'src/index.ts'), contract: join(root, 'src/contract.ts') },
   outdir: dist,
   platform: 'browser',
   packages: 'external',

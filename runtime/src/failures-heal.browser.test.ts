@@ -8,31 +8,20 @@ import { openDB } from 'idb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { commands } from 'vitest/browser';
 import {
+  recordEvents,
   serverWithVad,
-  sileroToneInputs,
-  startRuntime,
-  startServer,
+  speechProbability,
+  startVadRuntime,
   stopAll,
-  type TestServer,
   uniqueName,
 } from '../test-fixtures/runtime-harness.ts';
-import type { CreateRuntimeOptions, Runtime } from './client.ts';
+import type { Runtime } from './client.ts';
 import type { InstalledRelease } from './store/model-store.ts';
-import type { RuntimeEvent } from './worker/config.ts';
 
 /** A folder the test server does not have: every ORT file under it answers 404. */
 const MISSING_WASM_PATHS = new URL('/no-such-ort-folder/', location.origin).href;
 
 afterEach(stopAll);
-
-function runtimeFor(server: TestServer, storagePrefix: string, extra: Partial<CreateRuntimeOptions> = {}) {
-  return startRuntime(server, { models: ['vad'], storagePrefix, ...extra }); // vad checked for before the first load
-}
-
-async function speechProbability(runtime: Runtime): Promise<number> {
-  const outputs = await runtime.run('vad', sileroToneInputs());
-  return outputs.output!.data[0] as number;
-}
 
 async function refusedOf(runtime: Runtime) {
   return (await runtime.status()).models.find((m) => m.name === 'vad')?.refused ?? [];
@@ -42,7 +31,7 @@ describe('failed activations', () => {
   it('retries a release whose engine could not start with backoff, and at once with the right wasmPaths', async () => {
     const server = await serverWithVad('heal');
     const storage = uniqueName('heal');
-    const broken = await runtimeFor(server, storage, {
+    const broken = await startVadRuntime(server, storage, {
       wasmPaths: MISSING_WASM_PATHS,
       activationRetry: { initialMs: 2_000, maxMs: 60_000 },
     });
@@ -74,21 +63,19 @@ describe('failed activations', () => {
     await broken.dispose();
 
     // The same profile and storage with ORT's files where they belong: no waiting for the backoff.
-    const fixed = await runtimeFor(server, storage, { activationRetry: { initialMs: 3_600_000 } });
+    const fixed = await startVadRuntime(server, storage, { activationRetry: { initialMs: 3_600_000 } });
     expect(await fixed.load('vad').then((m) => m.status())).toMatchObject({
       active: 'vad@1.0.0',
       loaded: 'vad@1.0.0',
       refused: [],
     });
-    const p = await speechProbability(fixed);
-    expect(p).toBeGreaterThanOrEqual(0);
-    expect(p).toBeLessThanOrEqual(1);
+    await speechProbability(fixed);
   });
 
   it('keeps a release whose stored bytes fail their hash refused until reset, then fetches only the bad chunk', async () => {
     const server = await serverWithVad('heal');
     const storage = uniqueName('heal');
-    const downloader = await runtimeFor(server, storage);
+    const downloader = await startVadRuntime(server, storage);
     expect((await downloader.checkForUpdates()).downloaded).toEqual(['vad@1.0.0']);
     await downloader.dispose();
 
@@ -101,7 +88,7 @@ describe('failed activations', () => {
     await db.put('chunks', chunk, victim);
     db.close();
 
-    const runtime = await runtimeFor(server, storage);
+    const runtime = await startVadRuntime(server, storage);
     await expect(runtime.load('vad')).rejects.toMatchObject({ code: 'E_HASH' });
     expect(await refusedOf(runtime)).toEqual([
       expect.objectContaining({
@@ -134,16 +121,12 @@ describe('failed activations', () => {
       .filter((e) => e.path.startsWith('/v1/chunks/') && e.status === 200)
       .map((e) => e.path.split('/').pop());
     expect(fetched).toEqual([victim]);
-    expect(await speechProbability(runtime)).toBeGreaterThanOrEqual(0);
+    await speechProbability(runtime);
   });
 
   it('resumes a download the network cut off at the next check once the unreachable server is back, in the same profile', async () => {
-    const server = await startServer('heal');
-    const published = await commands.publishModel(server.name, {
-      version: '1.0.0',
-      source: 'silero',
-      promote: true,
-    });
+    const server = await serverWithVad('heal');
+    const published = server.vad;
     const all = new Set(published.chunks.map((c) => c.sha256));
     const storage = uniqueName('heal');
     const chunksServed = async () =>
@@ -154,7 +137,7 @@ describe('failed activations', () => {
     // First visit: two chunk responses go through (the lanes in flight with them too), then every
     // connection drops mid-body.
     await commands.setChaos(server.name, { cutChunksAfter: 2 });
-    const first = await runtimeFor(server, storage);
+    const first = await startVadRuntime(server, storage);
     await expect(first.load('vad')).rejects.toMatchObject({
       code: 'E_NETWORK',
       message: expect.stringMatching(/vad@1\.0\.0 could not be downloaded .*the next check resumes it/),
@@ -169,9 +152,8 @@ describe('failed activations', () => {
     // The server goes away: a reload in the same profile cannot reach it and says so.
     await commands.stopEdgeshipServer(server.name, { keepData: true });
     await commands.setChaos(server.name, { cutChunksAfter: null, offline: true });
-    const reloaded = await runtimeFor(server, storage, { checkIntervalMs: 2_000 });
-    const events: RuntimeEvent[] = [];
-    reloaded.on('*', (event) => events.push(event));
+    const reloaded = await startVadRuntime(server, storage, { checkIntervalMs: 2_000 });
+    const events = recordEvents(reloaded);
     await expect(reloaded.load('vad')).rejects.toMatchObject({ code: 'E_NETWORK' });
     expect((await reloaded.status()).lastCheck).toMatchObject({ ok: false, error: { code: 'E_NETWORK' } });
     expect(await chunksServed()).toEqual([]);
@@ -190,8 +172,6 @@ describe('failed activations', () => {
       loaded: 'vad@1.0.0',
       refused: [],
     });
-    const p = await speechProbability(reloaded);
-    expect(p).toBeGreaterThanOrEqual(0);
-    expect(p).toBeLessThanOrEqual(1);
+    await speechProbability(reloaded);
   }, 150_000); // two runtimes and a first model load on a busy 2-core machine
 });

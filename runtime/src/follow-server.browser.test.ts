@@ -4,53 +4,23 @@
 // activation is left for the last known good.
 import { afterEach, describe, expect, it } from 'vitest';
 import { commands } from 'vitest/browser';
-import { createRuntime, type Runtime } from './client.ts';
+import {
+  serverWithVad,
+  sileroToneInputs as sileroInputs,
+  startServer,
+  startVadRuntime,
+  stopAll,
+  type TestServer,
+  uniqueName,
+} from '../test-fixtures/runtime-harness.ts';
+import type { CreateRuntimeOptions, Runtime } from './client.ts';
 import type { NamedTensors } from './engines/tensor.ts';
 import type { RuntimeEvent } from './worker/config.ts';
 
-const WASM_PATHS = new URL('/node_modules/onnxruntime-web/dist/', location.origin).href;
+afterEach(stopAll);
 
-const open: Runtime[] = [];
-const servers: string[] = [];
-let serial = 0;
-
-afterEach(async () => {
-  for (const runtime of open.splice(0)) await runtime.dispose();
-  for (const name of servers.splice(0)) await commands.stopEdgeshipServer(name);
-});
-
-async function startServer() {
-  const name = `follow-${Date.now()}-${serial++}`;
-  servers.push(name);
-  return commands.startEdgeshipServer(name);
-}
-
-async function runtimeFor(server: { url: string; trustedRoot: unknown }, extra = {}) {
-  const runtime = await createRuntime({
-    server: server.url,
-    app: 'demo-app',
-    channel: 'stable',
-    trustedRoot: server.trustedRoot as never,
-    wasmPaths: WASM_PATHS,
-    backend: 'wasm',
-    telemetry: false,
-    checkOnLoad: false,
-    models: ['vad'],
-    storagePrefix: `follow-${Date.now()}-${serial++}`,
-    ...extra,
-  });
-  open.push(runtime);
-  return runtime;
-}
-
-function sileroInputs(): NamedTensors {
-  const frame = new Float32Array(512);
-  for (let i = 0; i < frame.length; i++) frame[i] = 0.3 * Math.sin((2 * Math.PI * 440 * i) / 16_000);
-  return {
-    input: { data: frame, dims: [1, 512] },
-    state: { data: new Float32Array(2 * 128), dims: [2, 1, 128] },
-    sr: { data: new BigInt64Array([16_000n]), dims: [] },
-  };
+function runtimeFor(server: TestServer, extra: Partial<CreateRuntimeOptions> = {}) {
+  return startVadRuntime(server, uniqueName('follow'), extra);
 }
 
 function nextEvent<T extends RuntimeEvent['type']>(
@@ -74,8 +44,7 @@ describe('an open tab follows the server', () => {
   it('switches a running canary to the control within one check interval of a halt, with no call failing', {
     timeout: 180_000,
   }, async () => {
-    const server = await startServer();
-    await commands.publishModel(server.name, { version: '1.0.0', source: 'silero', promote: true });
+    const server = await serverWithVad('follow');
     const intervalMs = 3000;
     const runtime = await runtimeFor(server, { checkIntervalMs: intervalMs });
     await runtime.load('vad');
@@ -141,7 +110,7 @@ describe('an open tab follows the server', () => {
   });
 
   it('leaves a release whose outputs go non-finite after activation for the last known good', async () => {
-    const server = await startServer();
+    const server = await startServer('follow');
     await commands.publishModel(server.name, {
       version: '1.0.0',
       source: { tiny: 'identity' },
@@ -191,12 +160,8 @@ describe('an open tab follows the server', () => {
   it('reports its download to the server: bytes, time, and how many there were', {
     timeout: 180_000,
   }, async () => {
-    const server = await startServer();
-    const published = await commands.publishModel(server.name, {
-      version: '1.0.0',
-      source: 'silero',
-      promote: true,
-    });
+    const server = await serverWithVad('follow');
+    const published = server.vad;
     const runtime = await runtimeFor(server, { telemetry: true, checkIntervalMs: 0 });
     await runtime.load('vad');
     await runtime.run('vad', sileroInputs());

@@ -29,6 +29,7 @@ export {
   WrongTargetError,
 } from '@edgeship/protocol/errors';
 export { type CreateRuntimeOptions, createRuntime, type Runtime } from './client.ts';
+export { EngineStartTimeoutError } from './engine-start.ts';
 export {
   type Backend,
   BackendUnavailableError,
@@ -44,6 +45,7 @@ export type {
   ModelHandle,
   ModelSchema,
   ModelTypes,
+  Predicted,
   SequenceCall,
   SequenceOutcome,
   Tensor,
@@ -58,3 +60,4 @@ export type {
   RuntimeEvent,
   RuntimeStatus,
 } from './worker/config.ts';
+export type { FeedbackResult, OutcomeOptions } from './worker/predictions.ts';

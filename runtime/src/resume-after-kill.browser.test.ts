@@ -6,45 +6,30 @@ import { sha256Hex } from '@edgeship/protocol';
 import { openDB } from 'idb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { commands } from 'vitest/browser';
+import {
+  recordEvents,
+  runtimeOptions,
+  startServer,
+  startVadRuntime,
+  step,
+  stopAll,
+  traced,
+} from '../test-fixtures/runtime-harness.ts';
 import { createRuntime, type Runtime } from './client.ts';
 import type { NamedTensors } from './engines/tensor.ts';
 import { ModelStore } from './store/model-store.ts';
-import type { RuntimeEvent } from './worker/config.ts';
 
-const WASM_PATHS = new URL('/node_modules/onnxruntime-web/dist/', location.origin).href;
 /** Chunk requests the proxy serves before it holds the rest open: the chunks stored before the kill. */
 const SERVED_BEFORE_KILL = 3;
 /** The fetcher's default number of chunk requests in flight at once. */
 const LANES = 4;
 
-const open: Runtime[] = [];
 const workers: Worker[] = [];
-const servers: string[] = [];
 
 afterEach(async () => {
   for (const worker of workers.splice(0)) worker.terminate();
-  for (const runtime of open.splice(0)) await runtime.dispose();
-  for (const name of servers.splice(0)) await commands.stopEdgeshipServer(name);
+  await stopAll();
 });
-
-function startRuntime(
-  server: { url: string; trustedRoot: unknown },
-  storagePrefix: string,
-  extra: { worker?: Worker; checkOnLoad?: boolean },
-) {
-  return createRuntime({
-    server: server.url,
-    app: 'demo-app',
-    channel: 'stable',
-    trustedRoot: server.trustedRoot as never,
-    wasmPaths: WASM_PATHS,
-    backend: 'wasm',
-    telemetry: false,
-    models: ['vad'], // checked for before the first load
-    storagePrefix,
-    ...extra,
-  });
-}
 
 /**
  * Eight 32 ms frames through Silero, each feeding its recurrent state to the next; every output
@@ -105,19 +90,27 @@ describe('a download interrupted by a closed tab', () => {
   // more on a busy 2-core machine, so this test gets more than the project's 60 s.
   it('resumes in a fresh runtime without fetching stored chunks again, and never disturbs the active model', async () => {
     const started = performance.now();
-    const name = `kill-${Date.now()}`;
-    servers.push(name);
-    const server = await commands.startEdgeshipServer(name);
+    const server = await startServer('kill');
+    const name = server.name;
     // The int8 model runs first; the float32 one shares none of its chunks, so all of it downloads.
     await commands.publishModel(name, { version: '1.0.0', source: 'silero-int8', promote: true });
     const storagePrefix = `kill-${Date.now()}`;
 
-    const worker = new Worker(new URL('./worker/worker.ts', import.meta.url), {
-      type: 'module',
-      name: 'edgeship-runtime',
-    });
-    workers.push(worker);
-    const doomed = await startRuntime(server, storagePrefix, { worker, checkOnLoad: false });
+    // A factory, not a Worker: a stuck engine start (Firefox) then costs a worker, as in an app;
+    // the kill below is the latest worker's.
+    const worker = () => {
+      const made = new Worker(new URL('./worker/worker.ts', import.meta.url), {
+        type: 'module',
+        name: 'edgeship-runtime',
+      });
+      workers.push(made);
+      return made;
+    };
+    // Not the harness's startRuntime: disposing a runtime whose worker was killed would wait forever.
+    const doomed = traced(
+      await createRuntime(runtimeOptions(server, { models: ['vad'], storagePrefix, worker })),
+      'doomed',
+    );
     expect(await doomed.load('vad').then((m) => m.status())).toMatchObject({
       active: 'vad@1.0.0',
       loaded: 'vad@1.0.0',
@@ -132,12 +125,20 @@ describe('a download interrupted by a closed tab', () => {
 
     // Never settles: the worker answering it is about to die.
     void doomed.checkForUpdates().catch(() => {});
-    // A lane asks for its next chunk only after storing the last one, so four held responses mean
-    // the three served chunks are in IndexedDB and no write is under way.
+    // Four held responses: every lane waits for a chunk. A lane fetches on while the chunk it got
+    // is written, so the three served chunks are in IndexedDB shortly after; then no write is
+    // under way when the worker dies.
     await commands.waitForHeldChunks(name, LANES);
-    worker.terminate();
+    for (let tries = 0; tries < 200; tries++) {
+      const { stored } = await storedAfterKill(`${storagePrefix}-models`, next.chunks);
+      if (stored.length >= SERVED_BEFORE_KILL) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    step('four chunk responses held, the served chunks stored: the worker is terminated');
+    workers.at(-1)!.terminate();
     // The browser drops the dead worker's connections: nothing of those four bodies arrives anywhere.
     await commands.waitForHeldChunks(name, 0);
+    step('the held connections are gone');
     const killLog = await commands.proxyLog(name, { reset: true });
     const served = chunkHashes(killLog, 200);
     const cut = chunkHashes(killLog, 0);
@@ -145,6 +146,7 @@ describe('a download interrupted by a closed tab', () => {
     expect(cut).toHaveLength(LANES);
 
     const left = await storedAfterKill(`${storagePrefix}-models`, next.chunks);
+    step('IndexedDB read after the kill');
     expect(new Set(left.stored)).toEqual(new Set(served)); // every served chunk, no cut one
     expect(left.next?.complete).toBe(false); // recorded, and not taken for a complete release
     expect(left.pointers).toMatchObject({ active: 'vad@1.0.0', pending: null, lastKnownGood: 'vad@1.0.0' });
@@ -152,10 +154,8 @@ describe('a download interrupted by a closed tab', () => {
     // The next page load: a fresh worker on the same IndexedDB, the network healthy again. Its
     // load() runs the cached release at once and resumes the update in the background.
     await commands.setChaos(name, { holdChunksAfter: null });
-    const fresh = await startRuntime(server, storagePrefix, { checkOnLoad: true });
-    open.push(fresh);
-    const events: RuntimeEvent[] = [];
-    fresh.on('*', (event) => events.push(event));
+    const fresh = await startVadRuntime(server, storagePrefix, { checkOnLoad: true });
+    const events = recordEvents(fresh);
     expect(await fresh.load('vad').then((m) => m.status())).toMatchObject({
       active: 'vad@1.0.0',
       loaded: 'vad@1.0.0',

@@ -5,39 +5,19 @@ import { InputError } from '@edgeship/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { commands } from 'vitest/browser';
 import {
+  recordEvents,
+  serverWithVad,
   sileroToneInputs as sileroInputs,
-  startRuntime,
-  startServer,
+  speechProbability,
+  startVadRuntime,
   stopAll,
-  type TestServer,
   uniqueName,
 } from '../test-fixtures/runtime-harness.ts';
-import type { CreateRuntimeOptions, Runtime } from './client.ts';
-import type { RuntimeEvent } from './worker/config.ts';
 
 afterEach(stopAll);
 
-/** A runtime with its own IndexedDB databases, pinned to the test server's root keys. */
-function runtimeFor(server: TestServer, storagePrefix: string, extra: Partial<CreateRuntimeOptions> = {}) {
-  return startRuntime(server, { models: ['vad'], storagePrefix, ...extra }); // vad checked for before the first load
-}
-
-async function speechProbability(runtime: Runtime): Promise<number> {
-  const outputs = await runtime.run('vad', sileroInputs());
-  const p = outputs.output!.data[0] as number;
-  expect(p).toBeGreaterThanOrEqual(0);
-  expect(p).toBeLessThanOrEqual(1);
-  return p;
-}
-
 function prefix() {
   return uniqueName('t');
-}
-
-function recordEvents(runtime: Runtime): RuntimeEvent[] {
-  const events: RuntimeEvent[] = [];
-  runtime.on('*', (event) => events.push(event));
-  return events;
 }
 
 async function expectCode(promise: Promise<unknown>, code: string) {
@@ -46,12 +26,8 @@ async function expectCode(promise: Promise<unknown>, code: string) {
 
 describe('runtime in a real browser against a real update server', () => {
   it('never downloads a model the channel offers but the app does not use', async () => {
-    const server = await startServer();
-    const vad = await commands.publishModel(server.name, {
-      version: '1.0.0',
-      source: 'silero',
-      promote: true,
-    });
+    const server = await serverWithVad();
+    const vad = server.vad;
     const other = await commands.publishModel(server.name, {
       model: 'other',
       version: '1.0.0',
@@ -64,8 +40,8 @@ describe('runtime in a real browser against a real update server', () => {
         .filter((e) => e.path.startsWith('/v1/chunks/'))
         .map((e) => e.path.split('/').pop()!);
 
-    // The app loads VAD only (runtimeFor declares models: ['vad']).
-    const app = await runtimeFor(server, prefix());
+    // The app loads VAD only (startVadRuntime declares models: ['vad']).
+    const app = await startVadRuntime(server, prefix());
     await app.load('vad');
     const check = await app.checkForUpdates();
     expect(check.downloaded).toEqual([]);
@@ -76,21 +52,17 @@ describe('runtime in a real browser against a real update server', () => {
     expect((await app.status()).models.map((m) => m.name)).toEqual(['vad']);
 
     // Declared, it is downloaded before it is ever loaded.
-    const declaring = await runtimeFor(server, prefix(), { models: ['vad', 'other'] });
+    const declaring = await startVadRuntime(server, prefix(), { models: ['vad', 'other'] });
     expect((await declaring.checkForUpdates()).downloaded.sort()).toEqual(['other@1.0.0', 'vad@1.0.0']);
     expect((await chunkRequests()).some((sha) => otherChunks.has(sha))).toBe(true);
   });
 
   it('downloads, verifies, stores and runs on first load; runs again from the cache with the server gone', async () => {
-    const server = await startServer();
-    const published = await commands.publishModel(server.name, {
-      version: '1.0.0',
-      source: 'silero',
-      promote: true,
-    });
+    const server = await serverWithVad();
+    const published = server.vad;
     const storage = prefix();
 
-    const first = await runtimeFor(server, storage);
+    const first = await startVadRuntime(server, storage);
     const status = await first.load('vad').then((m) => m.status());
     expect(status).toMatchObject({ active: 'vad@1.0.0', loaded: 'vad@1.0.0', lastKnownGood: 'vad@1.0.0' });
     expect(status.backend?.chosen.backend).toBe('wasm');
@@ -111,7 +83,7 @@ describe('runtime in a real browser against a real update server', () => {
 
     await commands.stopEdgeshipServer(server.name, { keepData: true });
     await commands.setChaos(server.name, { offline: true });
-    const offline = await runtimeFor(server, storage, { checkOnLoad: true });
+    const offline = await startVadRuntime(server, storage, { checkOnLoad: true });
     expect(await offline.load('vad').then((m) => m.status())).toMatchObject({
       active: 'vad@1.0.0',
       loaded: 'vad@1.0.0',
@@ -123,9 +95,8 @@ describe('runtime in a real browser against a real update server', () => {
   });
 
   it('refuses a tampered chunk, a tampered, an expired and a replayed manifest, and keeps the active model', async () => {
-    const server = await startServer();
-    await commands.publishModel(server.name, { version: '1.0.0', source: 'silero', promote: true });
-    const runtime = await runtimeFor(server, prefix());
+    const server = await serverWithVad();
+    const runtime = await startVadRuntime(server, prefix());
     await runtime.load('vad');
     const before = await speechProbability(runtime);
 
@@ -164,15 +135,11 @@ describe('runtime in a real browser against a real update server', () => {
   });
 
   it('resumes a download cut mid-transfer without fetching verified chunks again', async () => {
-    const server = await startServer();
-    const published = await commands.publishModel(server.name, {
-      version: '1.0.0',
-      source: 'silero',
-      promote: true,
-    });
+    const server = await serverWithVad();
+    const published = server.vad;
     const unique = new Set(published.chunks.map((c) => c.sha256));
     expect(unique.size).toBeGreaterThan(3);
-    const runtime = await runtimeFor(server, prefix());
+    const runtime = await startVadRuntime(server, prefix());
 
     // Two chunk responses go through, then every connection drops mid-body.
     await commands.setChaos(server.name, { cutChunksAfter: 2 });
@@ -199,13 +166,9 @@ describe('runtime in a real browser against a real update server', () => {
   });
 
   it('fetches only the new chunks of a release that shares chunks with the installed one', async () => {
-    const server = await startServer();
-    const v1 = await commands.publishModel(server.name, {
-      version: '1.0.0',
-      source: 'silero',
-      promote: true,
-    });
-    const runtime = await runtimeFor(server, prefix());
+    const server = await serverWithVad();
+    const v1 = server.vad;
+    const runtime = await startVadRuntime(server, prefix());
     await runtime.load('vad');
     await commands.proxyLog(server.name, { reset: true });
 
@@ -247,9 +210,8 @@ describe('runtime in a real browser against a real update server', () => {
   });
 
   it('rolls a release that fails its health check back to the last known good one', async () => {
-    const server = await startServer();
-    await commands.publishModel(server.name, { version: '1.0.0', source: 'silero', promote: true });
-    const runtime = await runtimeFor(server, prefix(), { activation: 'immediate' });
+    const server = await serverWithVad();
+    const runtime = await startVadRuntime(server, prefix(), { activation: 'immediate' });
     await runtime.load('vad');
     const before = await speechProbability(runtime);
     const events = recordEvents(runtime);
@@ -275,14 +237,13 @@ describe('runtime in a real browser against a real update server', () => {
   });
 
   it('follows its rollout bucket: a 100% canary is installed, and halting it brings the control back', async () => {
-    const server = await startServer();
-    await commands.publishModel(server.name, { version: '1.0.0', source: 'silero', promote: true });
+    const server = await serverWithVad();
     const canary = await commands.publishModel(server.name, {
       version: '1.1.0',
       source: { sileroDocString: 'canary' },
       rollout: { shareBps: 10_000 },
     });
-    const runtime = await runtimeFor(server, prefix());
+    const runtime = await startVadRuntime(server, prefix());
     expect(await runtime.load('vad').then((m) => m.status())).toMatchObject({ active: 'vad@1.1.0' });
 
     await commands.haltRollout(server.name, canary.rolloutId!);

@@ -1,5 +1,6 @@
 import type { TensorArray } from './engines/tensor.ts';
 import type { ModelStatus } from './worker/config.ts';
+import type { FeedbackResult } from './worker/predictions.ts';
 
 /**
  * Types for the models an app runs, as idb's DBSchema types its stores: extend ModelSchema, name
@@ -93,8 +94,11 @@ export type SequenceOutcome<I, O, C> = [C] extends [undefined]
  */
 export interface ModelHandle<I = ModelTypes['inputs'], O = ModelTypes['outputs'], R = undefined> {
   readonly name: string;
-  /** One inference: inputs checked against the release's contract, pre/postprocessing, the model. */
-  run(inputs: Tensors<I>): Promise<Tensors<O>>;
+  /**
+   * One inference: inputs checked against the release's contract, pre/postprocessing, the model.
+   * The outputs carry a `predictionId` (not enumerable) for `feedback` and `outcome`.
+   */
+  run(inputs: Tensors<I>): Promise<Predicted<Tensors<O>>>;
   /**
    * Many steps of a stateful model in one round trip to the worker, each carried output fed back
    * as its input in the worker: the same answers as step-by-step `run` calls, one message each way.
@@ -105,4 +109,19 @@ export interface ModelHandle<I = ModelTypes['inputs'], O = ModelTypes['outputs']
   ): Promise<SequenceOutcome<I, O, C>>;
   /** Active, pending and loaded release, backend report, refused releases of this model. */
   status(): Promise<ModelStatus>;
+  /** Runtime.feedback. */
+  feedback(predictionId: string, truth: { label: string | number | boolean }): Promise<FeedbackResult>;
+  /** Runtime.outcome, for this model's loaded release (or the release of `predictionId`). */
+  outcome(
+    name: string,
+    value: number | boolean,
+    options?: { predictionId?: string },
+  ): Promise<FeedbackResult>;
 }
+
+/**
+ * A run's outputs with the id of the prediction: `feedback(outputs.predictionId, { label })`.
+ * The id is not enumerable, so `Object.keys(outputs)` still lists only the tensors. Ids live in
+ * the worker's memory (the last 10,000 runs): feedback after that, or after a reload, is not counted.
+ */
+export type Predicted<T> = T & { readonly predictionId: string };

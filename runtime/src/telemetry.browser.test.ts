@@ -4,11 +4,17 @@
 import { DEVICE_ID_PATTERN } from '@edgeship/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { commands } from 'vitest/browser';
-import { createRuntime, type Runtime } from './client.ts';
+import { testBatch, testRecord } from '../../test/support/telemetry-batch.ts';
+import {
+  serverWithVad,
+  sileroChirpInputs,
+  startTelemetryRuntime,
+  stopAll,
+  uniqueName,
+} from '../test-fixtures/runtime-harness.ts';
+import type { CreateRuntimeOptions, Runtime } from './client.ts';
 import type { NamedTensors } from './engines/tensor.ts';
 import { ModelStore } from './store/model-store.ts';
-
-const WASM_PATHS = new URL('/node_modules/onnxruntime-web/dist/', location.origin).href;
 
 interface VersionStats {
   version: string;
@@ -28,49 +34,19 @@ interface FleetReport {
   shadow: ShadowStats[];
 }
 
-const open: Runtime[] = [];
-const servers: string[] = [];
-let serial = 0;
+afterEach(stopAll);
 
-afterEach(async () => {
-  for (const runtime of open.splice(0)) await runtime.dispose();
-  for (const name of servers.splice(0)) await commands.stopEdgeshipServer(name);
-});
-
-async function setUp(extra: Record<string, unknown> = {}) {
-  const name = `tm-${Date.now()}-${serial++}`;
-  servers.push(name);
-  const server = await commands.startEdgeshipServer(name);
-  await commands.publishModel(name, { version: '1.0.0', source: 'silero', promote: true });
-  const config = {
-    server: server.url,
-    app: 'demo-app',
-    channel: 'stable',
-    trustedRoot: server.trustedRoot as never,
-    wasmPaths: WASM_PATHS,
-    backend: 'wasm' as const,
-    checkOnLoad: false,
-    telemetryIntervalMs: 0, // sent only when the test says so
-    models: ['vad'], // checked for before the first load
-    storagePrefix: `tm${Date.now()}-${serial++}`,
-    ...extra,
-  };
-  const runtime = await createRuntime(config);
-  open.push(runtime);
-  return { name, runtime, config, server };
+async function setUp(extra: Partial<CreateRuntimeOptions> = {}) {
+  const server = await serverWithVad('tm');
+  // What a reload starts again from: the same storage, so the same install.
+  const config = { models: ['vad'], storagePrefix: uniqueName('tm'), ...extra }; // vad checked for before the first load
+  const runtime = await startTelemetryRuntime(server, config);
+  return { name: server.name, runtime, config, server };
 }
 
 /** Distinct frames (a chirp), so the active and an int8 candidate disagree a little. */
 function frame(i: number): NamedTensors {
-  const data = new Float32Array(512);
-  const f = 200 + 40 * i;
-  for (let t = 0; t < data.length; t++)
-    data[t] = 0.4 * Math.sin((2 * Math.PI * f * t) / 16_000) * (i % 3 === 0 ? 1 : 0.05);
-  return {
-    input: { data, dims: [1, 512] },
-    state: { data: new Float32Array(256), dims: [2, 1, 128] },
-    sr: { data: new BigInt64Array([16_000n]), dims: [] },
-  };
+  return sileroChirpInputs(i, i % 3 === 0 ? 1 : 0.05);
 }
 
 async function runFrames(runtime: Runtime, from: number, count: number): Promise<number[]> {
@@ -107,40 +83,20 @@ describe('telemetry from a real browser', () => {
     const unsigned = await fetch(`${server.url}/v1/telemetry`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        schema: 1,
-        batchId: crypto.randomUUID(),
-        deviceId,
-        app: 'demo-app',
-        channel: 'stable',
-        runtimeVersion: '0.1.0',
-        windowStart: new Date(Date.now() - 1000).toISOString(),
-        windowEnd: new Date().toISOString(),
-        dropped: 0,
-        records: [
-          {
-            model: 'vad',
-            version: '1.0.0',
-            backend: 'wasm',
-            role: 'active',
-            inferences: 1000,
-            errors: {},
-            latencyMs: {},
-            downloadBytes: 0,
-            downloadMs: 0,
-            features: [],
-          },
-        ],
-      }),
+      body: JSON.stringify(
+        testBatch([testRecord({ inferences: 1000 })], {
+          deviceId,
+          windowStart: new Date(Date.now() - 1000).toISOString(),
+          windowEnd: new Date().toISOString(),
+        }),
+      ),
     });
     expect(unsigned.status).toBe(401);
     expect(((await unsigned.json()) as { error: { code: string } }).error.code).toBe('E_SIGNATURE');
 
     // A reload (a new worker on the same storage) keeps the install: same id, still accepted.
     await runtime.dispose();
-    open.splice(open.indexOf(runtime), 1);
-    const reloaded = await createRuntime(config);
-    open.push(reloaded);
+    const reloaded = await startTelemetryRuntime(server, config);
     expect(reloaded.deviceId).toBe(deviceId);
     await reloaded.load('vad');
     await runFrames(reloaded, 0, 3);

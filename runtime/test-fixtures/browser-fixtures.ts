@@ -3,6 +3,8 @@ import { sha256Hex } from '@edgeship/protocol';
 import { server } from 'vitest/browser';
 import type { TensorContract } from '../src/engines/pipeline.ts';
 import type { NamedTensors } from '../src/engines/tensor.ts';
+import type { SileroReference } from './silero-input.ts';
+import reference from './silero-reference.json';
 
 /**
  * What each browser of the suite (vitest.config.ts) offers the engines, so a test checks the
@@ -34,12 +36,15 @@ async function bytesAt(url: URL): Promise<Uint8Array> {
   return new Uint8Array(await response.arrayBuffer());
 }
 
+/** onnxruntime-node's answers on the reference sequence (make-silero-reference.ts wrote them). */
+export const SILERO_REFERENCE = reference as SileroReference;
+
 /** The real Silero VAD v5, checked against the hash the Node reference was made from. */
-export async function sileroModel(expectedSha256: string): Promise<Uint8Array> {
+export async function sileroModel(): Promise<Uint8Array> {
   const bytes = await bytesAt(SILERO_URL);
   const actual = await sha256Hex(bytes);
-  if (actual !== expectedSha256)
-    throw new Error(`served Silero model is ${actual}, reference used ${expectedSha256}`);
+  const expected = SILERO_REFERENCE.model.sha256;
+  if (actual !== expected) throw new Error(`served Silero model is ${actual}, reference used ${expected}`);
   return bytes;
 }
 

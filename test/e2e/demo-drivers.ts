@@ -36,6 +36,23 @@ function readIntervals(items: Element[]) {
   }));
 }
 
+/** The page calls Playwright and Puppeteer spell alike (same names, arguments and meaning). */
+interface AlikePage {
+  goto(url: string): Promise<unknown>;
+  reload(): Promise<unknown>;
+  waitForSelector(selector: string, options: { timeout: number }): Promise<unknown>;
+  click(selector: string): Promise<void>;
+}
+
+function alikeOps(page: AlikePage): Pick<DemoPage, 'goto' | 'reload' | 'waitForSelector' | 'click'> {
+  return {
+    goto: async (url) => void (await page.goto(url)),
+    reload: async () => void (await page.reload()),
+    waitForSelector: async (selector, timeout) => void (await page.waitForSelector(selector, { timeout })),
+    click: (selector) => page.click(selector),
+  };
+}
+
 export const chromiumDemo: DemoBrowser = {
   artifactSuffix: '',
   async open(onProblem) {
@@ -50,14 +67,11 @@ export const chromiumDemo: DemoBrowser = {
         onProblem(`${message.type()}: ${message.text()}`);
     });
     return {
-      goto: async (url) => void (await page.goto(url)),
-      reload: async () => void (await page.reload()),
-      waitForSelector: async (selector, timeout) => void (await page.waitForSelector(selector, { timeout })),
+      ...alikeOps(page),
       waitForFunction: async (predicate, timeout) =>
         void (await page.waitForFunction(predicate, undefined, { timeout })),
       text: (selector) => page.textContent(selector),
       isHidden: (selector) => page.isHidden(selector),
-      click: (selector) => page.click(selector),
       intervals: (selector) => page.$$eval(selector, readIntervals),
       screenshot: async (path) => void (await page.screenshot({ path, fullPage: true, timeout: 15_000 })),
       setOffline: (offline) => context.setOffline(offline),
@@ -83,9 +97,7 @@ export const firefoxDemo: DemoBrowser = {
         onProblem(`${message.type()}: ${message.text()}`);
     });
     return {
-      goto: async (url) => void (await page.goto(url)),
-      reload: async () => void (await page.reload()),
-      waitForSelector: async (selector, timeout) => void (await page.waitForSelector(selector, { timeout })),
+      ...alikeOps(page),
       waitForFunction: async (predicate, timeout) =>
         void (await page.waitForFunction(predicate, { timeout })),
       text: (selector) => page.$eval(selector, (element) => element.textContent),
@@ -93,7 +105,6 @@ export const firefoxDemo: DemoBrowser = {
         const element = await page.$(selector);
         return !element || !(await element.isVisible());
       },
-      click: (selector) => page.click(selector),
       intervals: (selector) => page.$$eval(selector, readIntervals),
       screenshot: async (path) =>
         void (await page.screenshot({ path: path as `${string}.png`, fullPage: true })),

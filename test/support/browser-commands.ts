@@ -5,6 +5,7 @@ import {
   canonicalJson,
   type ManifestEnvelope,
   type Release,
+  type SegmentDimension,
   type SignedRelease,
   seededBytes,
   signManifest,
@@ -18,6 +19,7 @@ import { bigModelInput } from './big-model-input.ts';
 import { ChaosProxy, type ChaosRules, type ProxyLogEntry } from './chaos-proxy.ts';
 import { SILERO_CONTRACT, sileroBytes, withDocString } from './models.ts';
 import { makeRelease, startTestServer, type TestServer } from './server.ts';
+import { StallingAssets } from './stalling-assets.ts';
 import { TINY_CONTRACT, type TinyModel, tinyOnnxModel } from './tiny-models.ts';
 import { testRelease } from './trust.ts';
 
@@ -185,6 +187,43 @@ const haltRollout: BrowserCommand<[name: string, rolloutId: string]> = async (ct
   await fleet(ctx, name).server.operator.halt(rolloutId, 'halted by a test');
 };
 
+/** Leaves segments out of a rollout, as the canary monitor does under an 'exclude' policy. */
+const excludeSegments: BrowserCommand<
+  [name: string, rolloutId: string, segments: Array<{ dimension: SegmentDimension; value: string }>]
+> = async (ctx, name, rolloutId, segments) => {
+  await fleet(ctx, name).server.server.service.excludeSegments(
+    { name: 'test' },
+    rolloutId,
+    segments,
+    'by a test',
+  );
+};
+
+/** Starts a multi-arm rollout (an experiment's arms) of `model` on demo-app/stable; returns its id and salt. */
+const startArmsRollout: BrowserCommand<
+  [name: string, arms: Array<{ release: string; shareBps: number }>, model?: string]
+> = async (ctx, name, arms, model = 'vad') => {
+  const rollout = await fleet(ctx, name).server.server.service.createRollout(
+    { name: 'test' },
+    {
+      app: 'demo-app',
+      channel: 'stable',
+      model,
+      release: arms[0]!.release,
+      shareBps: arms.reduce((n, a) => n + a.shareBps, 0),
+      arms,
+    },
+  );
+  return { rolloutId: rollout.id, salt: rollout.salt };
+};
+
+/** Re-splits a multi-arm rollout's shares, as Thompson allocation does. */
+const setArms: BrowserCommand<
+  [name: string, rolloutId: string, arms: Array<{ release: string; shareBps: number }>]
+> = async (ctx, name, rolloutId, arms) => {
+  await fleet(ctx, name).server.server.service.setArms({ name: 'test' }, rolloutId, arms);
+};
+
 const setChaos: BrowserCommand<[name: string, rules: ChaosRules]> = async (ctx, name, rules) => {
   fleet(ctx, name).proxy.setRules(rules);
 };
@@ -261,13 +300,41 @@ const waitForHeldChunks: BrowserCommand<[name: string, count: number, timeoutMs?
   }
 };
 
+const stallingAssets = new Map<string, StallingAssets>();
+
+/** ORT's files on an origin that leaves the first `hold` requests unanswered (stalling-assets.ts). */
+const startStallingAssets: BrowserCommand<[hold: number, releaseAfterMs?: number]> = async (
+  _ctx,
+  hold,
+  releaseAfterMs,
+) => {
+  const assets = new StallingAssets(hold, releaseAfterMs);
+  const url = await assets.start();
+  stallingAssets.set(url, assets);
+  return url;
+};
+
+const stallingAssetsLog: BrowserCommand<[url: string]> = async (_ctx, url) =>
+  stallingAssets.get(url)?.requests ?? [];
+
+const stopStallingAssets: BrowserCommand<[url: string]> = async (_ctx, url) => {
+  await stallingAssets.get(url)?.stop();
+  stallingAssets.delete(url);
+};
+
 export const edgeshipCommands = {
+  startStallingAssets,
+  stallingAssetsLog,
+  stopStallingAssets,
   fleetReport,
   startEdgeshipServer,
   stopEdgeshipServer,
   restartEdgeshipServer,
   publishModel,
   haltRollout,
+  excludeSegments,
+  startArmsRollout,
+  setArms,
   setChaos,
   proxyLog,
   forgeManifest,
@@ -278,6 +345,9 @@ export const edgeshipCommands = {
 
 declare module 'vitest/browser' {
   interface BrowserCommands {
+    startStallingAssets(hold: number, releaseAfterMs?: number): Promise<string>;
+    stallingAssetsLog(url: string): Promise<Array<{ path: string; held: boolean }>>;
+    stopStallingAssets(url: string): Promise<void>;
     startEdgeshipServer(name: string): Promise<StartedServer>;
     stopEdgeshipServer(name: string, opts?: { keepData?: boolean }): Promise<void>;
     restartEdgeshipServer(name: string): Promise<void>;
@@ -286,6 +356,21 @@ declare module 'vitest/browser' {
       opts: PublishOptions,
     ): Promise<{ rolloutId: string | null; size: number; chunks: Array<{ sha256: string; size: number }> }>;
     haltRollout(name: string, rolloutId: string): Promise<void>;
+    excludeSegments(
+      name: string,
+      rolloutId: string,
+      segments: Array<{ dimension: SegmentDimension; value: string }>,
+    ): Promise<void>;
+    startArmsRollout(
+      name: string,
+      arms: Array<{ release: string; shareBps: number }>,
+      model?: string,
+    ): Promise<{ rolloutId: string; salt: string }>;
+    setArms(
+      name: string,
+      rolloutId: string,
+      arms: Array<{ release: string; shareBps: number }>,
+    ): Promise<void>;
     setChaos(name: string, rules: ChaosRules): Promise<void>;
     proxyLog(name: string, opts?: { reset?: boolean }): Promise<ProxyLogEntry[]>;
     forgeManifest(name: string, kind: 'tampered' | 'expired' | { replay: number }): Promise<string>;

@@ -1,7 +1,7 @@
 import { seededBytes } from '@edgeship/protocol';
 import fc from 'fast-check';
 import { makeBatch, makeRecord } from '../../update-server/src/telemetry/testing.ts';
-import { publish, type TestServer } from './server.ts';
+import { publish, startTestServer, type TestServer } from './server.ts';
 
 /**
  * A property-based fuzzer over every operation of the update server's OpenAPI document: random
@@ -363,6 +363,34 @@ function body(template: string, w: FuzzWorld): fc.Arbitrary<Uint8Array<ArrayBuff
 }
 
 /** One random request against one operation of the document (or an unknown path, now and then). */
+export interface FuzzTarget {
+  t: TestServer;
+  world: FuzzWorld;
+  operations: Operation[];
+  /** Stops the server and drops its PostgreSQL schema. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A test server to fuzz on `database`, with limits high enough that the handlers, not the
+ * limiters, answer (the limiters have their own tests), its world and the operations it documents.
+ */
+export async function fuzzTarget(database: 'SQLite' | 'PostgreSQL'): Promise<FuzzTarget> {
+  const t = await startTestServer({
+    postgres: database === 'PostgreSQL',
+    rateLimits: { publicPerMinute: 1e9, adminPerMinute: 1e9, authFailuresPerMinute: 1e9 },
+  });
+  const stop = () => t.stop();
+  try {
+    const world = await prepareWorld(t);
+    const doc = await (await fetch(`${t.server.url}/v1/openapi.json`)).json();
+    return { t, world, operations: operationsOf(doc as OpenApiDocument), stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
 export function fuzzRequests(operations: Operation[], w: FuzzWorld): fc.Arbitrary<FuzzRequest> {
   const perOperation = operations.map((op) => ({
     // Operations with more parameters have more ways to go wrong: they get more of the requests.

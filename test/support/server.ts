@@ -14,11 +14,34 @@ export interface TestServer {
   viewer: AdminClient;
   /** Manages tokens (the admin role). */
   admin: AdminClient;
+  /** The PostgreSQL database it runs on (none: SQLite in its data directory). */
+  databaseUrl?: string;
   stop(opts?: { keepData?: boolean }): Promise<void>;
 }
 
+export interface TestServerOptions extends Partial<ServerOptions> {
+  /** On PostgreSQL, in a fresh schema that stop() drops (else SQLite, unless databaseUrl says). */
+  postgres?: boolean;
+}
+
 /** A real update server on loopback with a fresh data directory and a development trust chain. */
-export async function startTestServer(opts: Partial<ServerOptions> = {}): Promise<TestServer> {
+export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
+  if (!opts.postgres) return startOn(opts, async () => {});
+  // Loaded only here: the suite module imports vitest.
+  const { createTestSchema } = await import('../../update-server/src/storage/registry.suite.ts');
+  const schema = await createTestSchema();
+  try {
+    return await startOn({ ...opts, databaseUrl: schema.url }, () => schema.drop());
+  } catch (error) {
+    await schema.drop();
+    throw error;
+  }
+}
+
+async function startOn(
+  { postgres: _, ...opts }: TestServerOptions,
+  dropDatabase: () => Promise<void>,
+): Promise<TestServer> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'edgeship-server-')));
   const server = await startServer({ logLevel: 'silent', createKeys: true, ...opts, dataDir });
   const created = server.keys.created;
@@ -39,9 +62,12 @@ export async function startTestServer(opts: Partial<ServerOptions> = {}): Promis
     operator: new AdminClient(server.url, server.tokens.operator),
     viewer: new AdminClient(server.url, server.tokens.viewer),
     admin: new AdminClient(server.url, server.tokens.admin),
+    ...(opts.databaseUrl ? { databaseUrl: opts.databaseUrl } : {}),
     async stop({ keepData = false } = {}) {
       await server.close();
-      if (!keepData && !opts.dataDir) await rm(dataDir, { recursive: true, force: true });
+      if (keepData) return;
+      if (!opts.dataDir) await rm(dataDir, { recursive: true, force: true });
+      await dropDatabase();
     },
   };
 }

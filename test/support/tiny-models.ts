@@ -1,14 +1,17 @@
 // Four-number ONNX models built at test time, for tests that need a release to misbehave on
 // some inputs only: `reciprocal` passes its health check (random non-zero inputs) and gives
-// Infinity on a zero.
+// Infinity on a zero. `negate` (-x) ranks every class the other way round: a classifier whose
+// argmax is always wrong where `identity`'s is right.
 import type { Release } from '@edgeship/protocol';
 import { DataType, encodeModel, onnx } from '../../cli/src/quantize/onnx-model.ts';
 
-export type TinyModel = 'identity' | 'reciprocal';
+export type TinyModel = 'identity' | 'reciprocal' | 'negate';
+
+const OP: Record<TinyModel, string> = { identity: 'Identity', reciprocal: 'Reciprocal', negate: 'Neg' };
 
 const WIDTH = 4;
 
-/** input [1, 4] → output [1, 4]: a copy, or 1 / x. */
+/** input [1, 4] → output [1, 4]: a copy, 1 / x, or -x. */
 export function tinyOnnxModel(kind: TinyModel): Uint8Array {
   const valueInfo = (name: string) => ({
     name,
@@ -22,9 +25,7 @@ export function tinyOnnxModel(kind: TinyModel): Uint8Array {
     producerName: 'edgeship-test',
     graph: {
       name: kind,
-      node: [
-        { opType: kind === 'identity' ? 'Identity' : 'Reciprocal', input: ['input'], output: ['output'] },
-      ],
+      node: [{ opType: OP[kind], input: ['input'], output: ['output'] }],
       input: [valueInfo('input')],
       output: [valueInfo('output')],
     },

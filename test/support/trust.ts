@@ -81,13 +81,12 @@ export async function makeTestRelease(
   return signRelease(await testRelease({ 'model.onnx': bytes }, rest), [trust.publisher]);
 }
 
-export async function makeTestManifest(
-  trust: TestTrust,
+/** demo-app/stable's manifest version 1, valid for a day: `demo` 1.0.0 is `release`, in production. */
+export async function testManifest(
+  release: SignedRelease,
   fields: Partial<Manifest> = {},
-  signers: SigningKeyPair[] = [trust.online],
-): Promise<ManifestEnvelope> {
-  const release = await makeTestRelease(trust);
-  const manifest: Manifest = {
+): Promise<Manifest> {
+  return {
     type: 'edgeship/manifest',
     schemaVersion: MANIFEST_SCHEMA_VERSION,
     app: 'demo-app',
@@ -98,5 +97,13 @@ export async function makeTestManifest(
     models: [{ name: 'demo', production: '1.0.0', rollout: null, releases: [await releaseRef(release)] }],
     ...fields,
   };
+}
+
+export async function makeTestManifest(
+  trust: TestTrust,
+  fields: Partial<Manifest> = {},
+  signers: SigningKeyPair[] = [trust.online],
+): Promise<ManifestEnvelope> {
+  const manifest = await testManifest(await makeTestRelease(trust), fields);
   return signManifest(manifest, signers, trust.keySet);
 }

@@ -30,7 +30,15 @@ beforeAll(async () => {
   t = await startTestServer({ mount: (app) => mountDashboard(app, { distDir }) });
   operatorToken = t.server.tokens!.operator;
   await publish(t, seededBytes(4096, 1), { version: '1.0.0' });
-  await publish(t, seededBytes(4096, 2), { version: '1.1.0' });
+  await publish(t, seededBytes(4096, 2), {
+    version: '1.1.0',
+    gates: {
+      dataset: 'ef'.repeat(32),
+      frames: 120,
+      results: [{ name: 'accuracy-vs-production', value: 0.004, limit: 0.01 }],
+      against: { app: APP, channel: CHANNEL, version: '1.0.0' },
+    },
+  });
   await t.operator.promoteRelease(APP, CHANNEL, 'demo', '1.0.0');
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
@@ -70,17 +78,15 @@ async function openDashboard(token?: string): Promise<void> {
   await page.waitForSelector('main[data-loaded="true"]');
 }
 
+/** A rollout of demo 1.1.0 on the channel, at `shareBps`. */
+const startRollout = (shareBps: number) =>
+  t.operator.createRollout({ app: APP, channel: CHANNEL, model: 'demo', release: '1.1.0', shareBps });
+
 const row = (id: string) => `[data-testid="rollout-row"][data-rollout-id="${id}"]`;
 
 describe('operator dashboard in Chromium', () => {
   it('shows the rollout with its share; halting it from the page takes it out of what devices get', async () => {
-    const rollout = await t.operator.createRollout({
-      app: APP,
-      channel: CHANNEL,
-      model: 'demo',
-      release: '1.1.0',
-      shareBps: 2500,
-    });
+    const rollout = await startRollout(2500);
     const device = await deviceInside(rollout.salt, 2500);
     expect((await chooseRelease(await manifestModel(), device)).active?.version).toBe('1.1.0');
 
@@ -140,13 +146,7 @@ describe('operator dashboard in Chromium', () => {
   });
 
   it('shows the typed error when an action fails (the rollout was halted behind the page)', async () => {
-    const rollout = await t.operator.createRollout({
-      app: APP,
-      channel: CHANNEL,
-      model: 'demo',
-      release: '1.1.0',
-      shareBps: 1000,
-    });
+    const rollout = await startRollout(1000);
     await openDashboard();
     await page.waitForSelector(`${row(rollout.id)}[data-state="active"]`);
     await t.operator.halt(rollout.id, 'halted from the CLI');
@@ -162,19 +162,23 @@ describe('operator dashboard in Chromium', () => {
   });
 
   it('a viewer token sees the rollouts, with the operator buttons disabled', async () => {
-    const rollout = await t.operator.createRollout({
-      app: APP,
-      channel: CHANNEL,
-      model: 'demo',
-      release: '1.1.0',
-      shareBps: 500,
-    });
+    const rollout = await startRollout(500);
     await page.evaluate(() => sessionStorage.clear());
     await openDashboard(t.server.tokens!.viewer);
     await expect(page.getAttribute('[data-testid="whoami"]', 'data-role')).resolves.toBe('viewer');
     await expect(page.locator('[data-testid="rollout-row"]').count()).resolves.toBe(3);
     await expect(page.isDisabled(`${row(rollout.id)} [data-testid="halt-button"]`)).resolves.toBe(true);
     await expect(page.isDisabled(`${row(rollout.id)} [data-testid="share-button"]`)).resolves.toBe(true);
+  });
+
+  it('shows the gates a release was signed with, and the production release they compared with', async () => {
+    await openDashboard(operatorToken);
+    await page.click('[data-testid="release-row"][data-release="demo@1.1.0"] button');
+    const gates = await page.waitForSelector('[data-testid="signed-gates"]');
+    const text = (await gates.textContent()) ?? '';
+    expect(text).toContain('demo-app/stable production 1.0.0');
+    expect(text).toMatch(/accuracy-vs-production\s*0\.004 \(limit 0\.01\)/);
+    expect(text).toContain('120 frames');
   });
 
   it('loads nothing from outside the server, under a CSP that allows only itself', async () => {

@@ -75,13 +75,18 @@ const reports: DeviceReport[] = [
 
 /** The record a device sends for one release (latency histogram built with the protocol's recordValue). */
 function recordOf(r: DeviceReport): TelemetryRecord {
-  return makeRecord({
-    model: 'demo',
-    version: r.version,
-    latenciesMs: r.latenciesMs,
-    errors: r.errors > 0 ? { E_HEALTH_CHECK: r.errors } : {},
-    energy: r.energy,
-  });
+  // Five 0/1 outcomes per device: two accepted on the control, three on the candidate.
+  const accepted = r.version === CONTROL ? 2 : 3;
+  return {
+    ...makeRecord({
+      model: 'demo',
+      version: r.version,
+      latenciesMs: r.latenciesMs,
+      errors: r.errors > 0 ? { E_HEALTH_CHECK: r.errors } : {},
+      energy: r.energy,
+    }),
+    quality: { outcomes: [{ name: 'accepted', count: 5, sum: accepted, sumSq: accepted }] },
+  };
 }
 
 /** Expected numbers for one release, computed from what was sent (not from the server's answer). */
@@ -271,6 +276,10 @@ describe('fleet view with real telemetry in Chromium', () => {
     expect(candidate.psi).toBeGreaterThan(0.2);
     await expect(cell(CANDIDATE, 'fleet-drifted')).resolves.toBe(`energy (PSI ${candidate.psi.toFixed(3)})`);
     await expect(cell(CONTROL, 'fleet-drifted')).resolves.toBe('none');
+    // Outcome rates per release from the app's outcomes; no feedback, so no accuracy.
+    await expect(cell(CONTROL, 'fleet-outcomes')).resolves.toBe('accepted 0.400 (20)');
+    await expect(cell(CANDIDATE, 'fleet-outcomes')).resolves.toBe('accepted 0.600 (10)');
+    await expect(cell(CONTROL, 'fleet-accuracy')).resolves.toBe('—');
 
     // The canary analysis' live verdict: nothing counts yet (these devices were not seen before the
     // rollout started, and all share one network; see canary/evidence.ts).
@@ -280,6 +289,14 @@ describe('fleet view with real telemetry in Chromium', () => {
     await expect(page.textContent('[data-testid="live-verdict"]')).resolves.toContain(
       `${CANDIDATE}: the canary has evidence from 0 installs on 0 networks`,
     );
+
+    // The update pipeline per release, and stuck devices per model (none judged within the grace).
+    expect(
+      await page.$$eval('[data-testid="pipeline-row"]', (rows) =>
+        rows.map((r) => r.getAttribute('data-release')).sort(),
+      ),
+    ).toEqual([CONTROL, CANDIDATE].sort());
+    await expect(page.textContent('[data-testid="stuck-devices"]')).resolves.toMatch(/0 of \d+ devices/);
 
     // Every chart has data and uPlot drew it on a canvas.
     const charts = ['chart-share', 'chart-latency', 'chart-errors', 'chart-drift'];

@@ -1,7 +1,8 @@
 // Writes src/admin-api.gen.ts, the types of the OpenAPI document that admin-client.ts is built on:
 //   npm run generate:api -w update-server
-// openapi.test.ts fails when the committed file differs from a fresh generation.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+// The file is generated, not a source: git ignores it, and `npm run typecheck` (so `npm test`)
+// and the package build write it. openapi.test.ts fails when it differs from a fresh generation.
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +12,7 @@ import { startServer } from '../src/server.ts';
 export const GENERATED_TYPES = fileURLToPath(new URL('../src/admin-api.gen.ts', import.meta.url));
 
 const BANNER = `// Generated from GET /v1/openapi.json by scripts/generate-admin-api.ts (openapi-typescript).
-// Do not edit: change the routes, then run \`npm run generate:api -w update-server\`.
+// Do not edit: change the routes; \`npm run generate:api -w update-server\` writes it.
 `;
 
 /** The document a fresh server serves (SQLite in a temporary directory, telemetry on). */
@@ -34,6 +35,11 @@ export async function generateAdminApiTypes(document: unknown): Promise<string> 
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  await writeFile(GENERATED_TYPES, await generateAdminApiTypes(await serveDocument()));
-  console.log(`wrote ${GENERATED_TYPES}`);
+  const types = await generateAdminApiTypes(await serveDocument());
+  // Unchanged: left alone. Changed: replaced whole (a reader never sees half a file).
+  if ((await readFile(GENERATED_TYPES, 'utf8').catch(() => null)) !== types) {
+    await writeFile(`${GENERATED_TYPES}.${process.pid}.tmp`, types);
+    await rename(`${GENERATED_TYPES}.${process.pid}.tmp`, GENERATED_TYPES);
+    console.log(`wrote ${GENERATED_TYPES}`);
+  }
 }

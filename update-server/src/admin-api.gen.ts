@@ -1,5 +1,5 @@
 // Generated from GET /v1/openapi.json by scripts/generate-admin-api.ts (openapi-typescript).
-// Do not edit: change the routes, then run `npm run generate:api -w update-server`.
+// Do not edit: change the routes; `npm run generate:api -w update-server` writes it.
 export interface paths {
     "/whoami": {
         parameters: {
@@ -175,6 +175,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/rollouts/{id}/schedule": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A rollout's schedule: its stages, where it is, and why it stopped */
+        get: operations["getRolloutSchedule"];
+        put?: never;
+        /** Put a running canary on a schedule of stages (widens itself on healthy verdicts) */
+        post: operations["scheduleRollout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/apps/{app}/channels/{channel}/models/{model}/promote": {
         parameters: {
             query?: never;
@@ -295,6 +313,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/apps/{app}/channels/{channel}/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A channel's alert thresholds and alert episodes */
+        get: operations["channelAlerts"];
+        /** Set a channel's alert thresholds on its production releases (audited) */
+        put: operations["setChannelAlerts"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/audit": {
         parameters: {
             query?: never;
@@ -356,6 +392,41 @@ export interface paths {
         };
         /** Versions in use and their share of devices, latency p50/p95/p99, error rates, drift per feature, shadow agreement, over time */
         get: operations["getFleet"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/experiments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Experiments with their current verdicts */
+        get: operations["listExperiments"];
+        put?: never;
+        /** Start an experiment: the release (or up to 4 treatments, one arm each) against production, split by bucket, judged on a primary metric (replaces the running rollout) */
+        post: operations["createExperiment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/experiments/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One experiment: estimate, effect with its always-valid confidence sequence, verdict, guardrails */
+        get: operations["getExperiment"];
         put?: never;
         post?: never;
         delete?: never;
@@ -628,6 +699,10 @@ export interface components {
                         tensor: string;
                         threshold: number;
                     };
+                    classes?: {
+                        tensor: string;
+                        labels: string[];
+                    };
                 };
                 recurrent?: {
                     output: string;
@@ -662,6 +737,20 @@ export interface components {
                     };
                     parent?: string;
                 };
+                gates?: {
+                    dataset: string;
+                    frames: number;
+                    results: {
+                        name: string;
+                        value: number | null;
+                        limit: number | null;
+                    }[];
+                    against?: {
+                        app: string;
+                        channel: string;
+                        version: string | null;
+                    };
+                };
             };
             signatures: {
                 keyId: string;
@@ -689,6 +778,15 @@ export interface components {
             createdBy: string;
             createdAt: string;
             updatedAt: string;
+            excludedSegments?: {
+                /** @enum {string} */
+                dimension: "browser" | "browserVersion" | "os" | "backend" | "deviceClass" | "runtime";
+                value: string;
+            }[];
+            arms?: {
+                release: string;
+                shareBps: number;
+            }[];
         };
         CreateRollout: {
             app: string;
@@ -699,6 +797,42 @@ export interface components {
             /** @enum {string} */
             mode?: "canary" | "shadow";
             control?: string | null;
+        };
+        RolloutSchedule: {
+            rolloutId: string;
+            stages: number[];
+            minStageMs: number;
+            minSamples: number;
+            /** @description index into stages of the current share */
+            stage: number;
+            stageStartedAt: string;
+            stageStartSamples: number;
+            /** @enum {string} */
+            state: "running" | "blocked" | "completed" | "halted" | "ended";
+            note: string | null;
+            createdBy: string;
+            updatedAt: string;
+            segmentHold: {
+                minShare: number;
+                maxWaitMs: number;
+            };
+            /** @description a fill step: the share between this stage and the next that sizable segments need for a verdict */
+            fillBps: number | null;
+            /** @description when the fill step began: it is held like a stage (minStageMs, minSamples) from then */
+            fillStartedAt: string | null;
+            fillStartSamples: number;
+            /** @description since when a due stage holds for segments */
+            heldSince: string | null;
+        };
+        RolloutScheduleBody: {
+            /** @description ascending shares in basis points; one must be the current share; 10000 promotes */
+            stagesBps: number[];
+            minStageMinutes: number;
+            minSamples: number;
+            /** @description a due stage holds (or widens only as far as needed) while a segment with at least this share of the installs has no verdict of its own; 0 turns it off. Default 0.05 */
+            segmentMinShare?: number;
+            /** @description how long a due stage holds for such segments before it widens anyway. Default 3 x minStageMinutes */
+            segmentMaxWaitMinutes?: number;
         };
         ChannelState: {
             app: string;
@@ -728,6 +862,15 @@ export interface components {
                     createdBy: string;
                     createdAt: string;
                     updatedAt: string;
+                    excludedSegments?: {
+                        /** @enum {string} */
+                        dimension: "browser" | "browserVersion" | "os" | "backend" | "deviceClass" | "runtime";
+                        value: string;
+                    }[];
+                    arms?: {
+                        release: string;
+                        shareBps: number;
+                    }[];
                 } | null;
             }[];
         };
@@ -749,6 +892,56 @@ export interface components {
         ChannelPolicy: {
             requireApproval: boolean;
             approverNotPublisher: boolean;
+            /** @enum {string} */
+            segmentRegression?: "halt" | "exclude";
+            requireGates?: string[];
+        };
+        ChannelAlerts: {
+            app: string;
+            channel: string;
+            config: components["schemas"]["AlertConfig"];
+            updatedBy: string | null;
+            updatedAt: string | null;
+            episodes: components["schemas"]["AlertEpisode"][];
+        };
+        AlertConfig: {
+            thresholds: components["schemas"]["AlertThresholds"];
+            windowMinutes: number;
+            minSamples: number;
+            retrainAfterMinutes: number;
+        } | null;
+        AlertThresholds: {
+            /** @description share of calls that failed */
+            errorRate?: number;
+            p95LatencyMs?: number;
+            /** @description share of calls refused as E_INPUT */
+            inputErrorShare?: number;
+            /** @description PSI of the most drifted feature */
+            driftPsi?: number;
+            /** @description live accuracy below the published `accuracy` metric by more than this */
+            accuracyDrop?: number;
+        };
+        AlertEpisode: {
+            app: string;
+            channel: string;
+            model: string;
+            /** @description error-rate, p95-latency, input-errors, drift, accuracy-drop, or retrain */
+            rule: string;
+            episode: string;
+            /** @enum {string} */
+            state: "firing" | "resolved";
+            version: string;
+            firedAt: string;
+            resolvedAt: string | null;
+            evidence: {
+                [key: string]: unknown;
+            };
+        };
+        AlertConfigBody: {
+            thresholds: components["schemas"]["AlertThresholds"];
+            windowMinutes?: number;
+            minSamples?: number;
+            retrainAfterMinutes?: number;
         };
         AuditEntry: {
             id: number;
@@ -783,6 +976,31 @@ export interface components {
             /** @default 90 */
             expiresInDays?: number | null;
         };
+        CreateExperiment: {
+            app: string;
+            channel: string;
+            model: string;
+            release?: string;
+            treatments?: string[];
+            shareBps?: number;
+            metric: {
+                /** @enum {string} */
+                kind: "outcome";
+                name: string;
+            } | {
+                /** @enum {string} */
+                kind: "accuracy";
+            };
+            alpha?: number;
+            minimumEffect: number;
+            /** @enum {string} */
+            direction?: "increase" | "decrease";
+            minInstallsPerArm?: number;
+            sdPerInstall?: number;
+            /** @enum {string} */
+            allocation?: "fixed" | "thompson";
+            floorBps?: number;
+        };
         ManifestEnvelope: {
             signed: {
                 /** @enum {string} */
@@ -807,6 +1025,15 @@ export interface components {
                         control: string | null;
                         /** @enum {string} */
                         mode: "canary" | "shadow";
+                        excludedSegments?: {
+                            /** @enum {string} */
+                            dimension: "browser" | "browserVersion" | "os" | "backend" | "deviceClass" | "runtime";
+                            value: string;
+                        }[];
+                        arms?: {
+                            release: string;
+                            shareBps: number;
+                        }[];
                     } | null;
                     releases: {
                         version: string;
@@ -1016,6 +1243,15 @@ export interface components {
                     };
                     guardFallbacks?: number;
                     storagePersisted?: boolean;
+                };
+                quality?: {
+                    confusion?: (number)[][];
+                    outcomes?: {
+                        name: string;
+                        count: number;
+                        sum: number;
+                        sumSq: number;
+                    }[];
                 };
             }[];
         };
@@ -2268,6 +2504,198 @@ export interface operations {
             };
         };
     };
+    getRolloutSchedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Schedule */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RolloutSchedule"];
+                };
+            };
+            /** @description Bad input (E_BAD_JSON, E_VALIDATION) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token lacks the role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The canary monitor is disabled (E_NOT_READY) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    scheduleRollout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RolloutScheduleBody"];
+            };
+        };
+        responses: {
+            /** @description Scheduled */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RolloutSchedule"];
+                };
+            };
+            /** @description Bad input (E_BAD_JSON, E_VALIDATION) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token lacks the role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The canary monitor is disabled (E_NOT_READY) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     promoteRelease: {
         parameters: {
             query?: never;
@@ -2984,6 +3412,200 @@ export interface operations {
             };
         };
     };
+    channelAlerts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                app: string;
+                channel: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Alerts */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelAlerts"];
+                };
+            };
+            /** @description Bad input (E_BAD_JSON, E_VALIDATION) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token lacks the role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The canary monitor is disabled (E_NOT_READY) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    setChannelAlerts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                app: string;
+                channel: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AlertConfigBody"];
+            };
+        };
+        responses: {
+            /** @description Stored */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelAlerts"];
+                };
+            };
+            /** @description Bad input (E_BAD_JSON, E_VALIDATION) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token lacks the role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The canary monitor is disabled (E_NOT_READY) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     listAudit: {
         parameters: {
             query?: {
@@ -3341,6 +3963,7 @@ export interface operations {
                 since?: string;
                 until?: string;
                 step?: number;
+                grace?: number | null;
             };
             header?: never;
             path?: never;
@@ -3360,6 +3983,273 @@ export interface operations {
                 };
             };
             /** @description Bad query (E_VALIDATION) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token lacks the role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listExperiments: {
+        parameters: {
+            query?: {
+                app?: string;
+                channel?: string;
+                model?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Experiments */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        experiments: {
+                            [key: string]: unknown;
+                        }[];
+                    };
+                };
+            };
+            /** @description Bad input (E_BAD_JSON, E_VALIDATION) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token lacks the role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createExperiment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateExperiment"];
+            };
+        };
+        responses: {
+            /** @description Started, with its sample size and duration estimate */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Bad input (E_BAD_JSON, E_VALIDATION) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token lacks the role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getExperiment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Experiment */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Bad input (E_BAD_JSON, E_VALIDATION) */
             400: {
                 headers: {
                     [name: string]: unknown;

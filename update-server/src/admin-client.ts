@@ -1,9 +1,15 @@
 import type { SignedKeySet, SignedRelease } from '@edgeship/protocol';
-import { EdgeshipError, isErrorCode, NetworkError } from '@edgeship/protocol/errors';
+import {
+  EdgeshipError,
+  HashMismatchError,
+  isErrorCode,
+  LengthMismatchError,
+  NetworkError,
+} from '@edgeship/protocol/errors';
 import createClient, { type Client } from 'openapi-fetch';
 import type { components, paths } from './admin-api.gen.ts';
 import type { RolloutInput } from './registry/service.ts';
-import type { fleetReport } from './telemetry/fleet.ts';
+import type { fleetReport } from './telemetry/fleet-report.ts';
 
 type Schemas = components['schemas'];
 export type ReleaseSummary = Schemas['ReleaseSummary'];
@@ -14,9 +20,14 @@ export type TokenSummary = Schemas['TokenSummary'];
 export type CreatedToken = Schemas['CreatedToken'];
 export type AuditEntry = Schemas['AuditEntry'];
 export type ChannelState = Schemas['ChannelState'];
+export type ChannelAlerts = Schemas['ChannelAlerts'];
+export type RolloutSchedule = Schemas['RolloutSchedule'];
 /** A model on a channel as GET /apps/{app}/channels/{channel} reports it. */
 export type ChannelModel = ChannelState['models'][number];
 type Lineage = Schemas['PublishRelease']['lineage'];
+
+/** An experiment as the server reports it (type-only, like FleetSummary). */
+export type ExperimentView = import('./experiment/experiments.ts').ExperimentView;
 
 /** GET /v1/admin/fleet's body (type-only: the client loads no server code; the document says "an object"). */
 export type FleetSummary = Awaited<ReturnType<typeof fleetReport>>;
@@ -167,6 +178,53 @@ export class AdminClient {
     return { chunksUploaded: missing.length, bytesUploaded: bytesTotal };
   }
 
+  /**
+   * Downloads a release's files from the server's public chunk route, each chunk and each whole
+   * file checked against the hashes and sizes the release names (E_HASH, E_LENGTH): the bytes
+   * are the ones its publisher signed, whatever the server is. Verify the signature first.
+   */
+  async downloadRelease(release: SignedRelease): Promise<Map<string, Uint8Array>> {
+    const files = new Map<string, Uint8Array>();
+    for (const file of release.signed.files) {
+      const bytes = new Uint8Array(file.size);
+      let offset = 0;
+      for (const chunk of file.chunks) {
+        const url = `${this.server.replace(/\/$/, '')}/v1/chunks/${chunk.sha256}`;
+        let response: Response;
+        try {
+          response = await this.fetchImpl(url);
+        } catch (error) {
+          throw new NetworkError(`cannot reach ${this.server}: ${(error as Error).message}`, {
+            cause: error,
+          });
+        }
+        if (!response.ok) {
+          throw new AdminApiError(
+            response.status,
+            'E_HTTP',
+            `GET /v1/chunks/${chunk.sha256} answered ${response.status}`,
+          );
+        }
+        const got = new Uint8Array(await response.arrayBuffer());
+        if (got.length !== chunk.size) {
+          throw new LengthMismatchError(
+            `chunk ${chunk.sha256} of ${file.path} is ${got.length} bytes, the release says ${chunk.size}`,
+          );
+        }
+        if ((await sha256Hex(got)) !== chunk.sha256) {
+          throw new HashMismatchError(`chunk ${chunk.sha256} of ${file.path} does not match its hash`);
+        }
+        bytes.set(got, offset);
+        offset += got.length;
+      }
+      if ((await sha256Hex(bytes)) !== file.sha256) {
+        throw new HashMismatchError(`${file.path} does not match the hash its release names`);
+      }
+      files.set(file.path, bytes);
+    }
+    return files;
+  }
+
   registerRelease(input: {
     release: SignedRelease;
     metrics?: Record<string, number>;
@@ -189,6 +247,28 @@ export class AdminClient {
 
   createRollout(input: RolloutInput) {
     return this.send('POST /rollouts', this.api.POST('/rollouts', { body: input }));
+  }
+
+  /** Starts an experiment (experiment/experiments.ts): its estimate before start comes back. */
+  async startExperiment(input: Schemas['CreateExperiment']): Promise<ExperimentView> {
+    return (await this.send('POST /experiments', this.api.POST('/experiments', { body: input }))) as never;
+  }
+
+  async experiment(id: string): Promise<ExperimentView> {
+    return (await this.send(
+      'GET /experiments/{id}',
+      this.api.GET('/experiments/{id}', { params: { path: { id } } }),
+    )) as never;
+  }
+
+  async experiments(
+    filter: { app?: string; channel?: string; model?: string } = {},
+  ): Promise<ExperimentView[]> {
+    const body = await this.send(
+      'GET /experiments',
+      this.api.GET('/experiments', { params: { query: filter } }),
+    );
+    return body.experiments as never;
   }
 
   listRollouts(filter: { app?: string; channel?: string; model?: string; state?: string } = {}) {
@@ -252,6 +332,8 @@ export class AdminClient {
     since?: string;
     until?: string;
     step?: number;
+    /** Seconds before a device not on its target release counts as stuck. */
+    grace?: number;
   }): Promise<FleetSummary> {
     const report = await this.send('GET /fleet', this.api.GET('/fleet', { params: { query: filter } }));
     return report as unknown as FleetSummary;
@@ -298,6 +380,40 @@ export class AdminClient {
     );
   }
 
+  /** A channel's alert thresholds on its production releases, and its alert episodes (viewer). */
+  channelAlerts(app: string, channel: string) {
+    return this.send(
+      'GET /apps/{app}/channels/{channel}/alerts',
+      this.api.GET('/apps/{app}/channels/{channel}/alerts', { params: { path: { app, channel } } }),
+    );
+  }
+
+  /** Sets a channel's alert thresholds (operator; audited as `channel.alerts`). */
+  setChannelAlerts(app: string, channel: string, config: Schemas['AlertConfigBody']) {
+    return this.send(
+      'PUT /apps/{app}/channels/{channel}/alerts',
+      this.api.PUT('/apps/{app}/channels/{channel}/alerts', {
+        params: { path: { app, channel } },
+        body: config,
+      }),
+    );
+  }
+
+  /** Puts a running canary on a schedule of stages (operator). */
+  scheduleRollout(rolloutId: string, schedule: Schemas['RolloutScheduleBody']) {
+    return this.send(
+      'POST /rollouts/{id}/schedule',
+      this.api.POST('/rollouts/{id}/schedule', { params: { path: { id: rolloutId } }, body: schedule }),
+    );
+  }
+
+  rolloutSchedule(rolloutId: string) {
+    return this.send(
+      'GET /rollouts/{id}/schedule',
+      this.api.GET('/rollouts/{id}/schedule', { params: { path: { id: rolloutId } } }),
+    );
+  }
+
   /** The success body, or the server's `{ error: { code, message } }` as an AdminApiError. */
   private async send<T>(what: string, call: Promise<Answer<T>>): Promise<T> {
     const { data, error, response } = await call;
@@ -334,4 +450,10 @@ export function governance(client: AdminClient) {
     setPolicy: (app: string, channel: string, policy: ChannelPolicy) =>
       client.setChannelPolicy(app, channel, policy),
   };
+}
+
+/** Lowercase hex SHA-256 through WebCrypto (this module stays free of protocol's zod schemas). */
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
 }

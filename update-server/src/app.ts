@@ -2,12 +2,15 @@ import { NotFoundError } from '@edgeship/protocol';
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import { cors } from 'hono/cors';
 import { requestId } from 'hono/request-id';
+import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Registry as PromRegistry } from 'prom-client';
 import { createAuth } from './auth/middleware.ts';
 import { TokenAdmin } from './auth/token-admin.ts';
 import type { CanaryMonitor } from './canary/monitor.ts';
+import { Experiments } from './experiment/experiments.ts';
 import { NotReadyError } from './http/api-errors.ts';
+import { chunkFastPath } from './http/chunk-fast-path.ts';
 import { addressFrom, clientAddressResolver } from './http/client-address.ts';
 import { DEVICE_HEADERS, EXPOSED_HEADERS } from './http/device-headers.ts';
 import { type ManifestFastPathDeps, manifestFastPath, type NodeFastPath } from './http/manifest-fast-path.ts';
@@ -21,11 +24,13 @@ import { ManifestCache } from './registry/manifest-cache.ts';
 import type { RegistryService } from './registry/service.ts';
 import { createAdminRoutes } from './routes/admin.ts';
 import { documentDeviceRoutes } from './routes/device-routes.ts';
-import { createFleetRoutes } from './routes/fleet.ts';
+import { createExperimentRoutes } from './routes/experiments.ts';
+import { createFleetRoutes } from './routes/fleet-routes.ts';
 import { createPublicRoutes } from './routes/public.ts';
 import { createReleaseDocumentRoutes } from './routes/release-documents.ts';
 import { createTelemetryRoutes } from './routes/telemetry.ts';
 import { createTokenRoutes } from './routes/tokens.ts';
+import type { Database } from './storage/schema.ts';
 import type { BlobStore, RegistryStore } from './storage/types.ts';
 import type { TelemetryService } from './telemetry/service.ts';
 
@@ -58,6 +63,8 @@ export interface AppDeps {
   /** Telemetry ingest (`POST /v1/telemetry`), the fleet API and per-release metrics. */
   telemetry?: TelemetryService;
   canary?: CanaryMonitor | null;
+  /** The database the experiments table lives in (experiment/experiments.ts); no experiment routes without it. */
+  db?: Kysely<Database>;
   /**
    * Proxies in front of the server whose X-Forwarded-For entries are trusted, counted from the
    * server (0: none, the default; X-Forwarded-For is then ignored). See http/client-address.ts.
@@ -74,13 +81,14 @@ export function createApp(deps: AppDeps): Hono {
 }
 
 /**
- * The app, and the node:http handler that answers fresh manifest checks before it
- * (http/manifest-fast-path.ts), given the listener everything else goes to: hosts on node:http
- * (server.ts) put it in front; `app.request()` and other hosts serve the same answers through Hono.
+ * The app, and the node:http handler that answers fresh manifest checks and chunk downloads
+ * before it (http/manifest-fast-path.ts, http/chunk-fast-path.ts), given the listener everything
+ * else goes to: hosts on node:http (server.ts) put it in front; `app.request()` and other hosts
+ * serve the same answers through Hono.
  */
 export function createServedApp(deps: AppDeps): {
   app: Hono;
-  manifestFastPath: (fallback: ManifestFastPathDeps['fallback']) => NodeFastPath;
+  fastPath: (fallback: ManifestFastPathDeps['fallback']) => NodeFastPath;
 } {
   const { log } = deps;
   const limits = deps.rateLimits ?? DEFAULT_RATE_LIMITS;
@@ -165,7 +173,15 @@ export function createServedApp(deps: AppDeps): {
   admin.route('/', createTokenRoutes({ tokens: new TokenAdmin(deps.registry), requireRole }));
   if (deps.telemetry) {
     // Rate-limited per device and per address inside (not by publicLimit: many devices share a NAT).
-    app.route('/v1', createTelemetryRoutes({ telemetry: deps.telemetry, clientAddress }));
+    app.route(
+      '/v1',
+      createTelemetryRoutes({
+        telemetry: deps.telemetry,
+        clientAddress,
+        deviceLimiter: deps.limiters?.telemetryDevice,
+        addressLimiter: deps.limiters?.telemetryAddress,
+      }),
+    );
     admin.route(
       '/',
       createFleetRoutes({
@@ -175,6 +191,19 @@ export function createServedApp(deps: AppDeps): {
         requireRole,
       }),
     );
+    if (deps.canary && deps.db) {
+      const experiments = new Experiments({
+        ...deps,
+        db: deps.db,
+        telemetry: deps.telemetry,
+        canary: deps.canary,
+      });
+      deps.canary.addPass('experiments', async () => {
+        await experiments.haltHarmful();
+        await experiments.reallocate();
+      });
+      admin.route('/', createExperimentRoutes({ experiments, requireRole }));
+    }
   }
   app.route('/v1/admin', admin);
   documentDeviceRoutes(admin, { telemetry: deps.telemetry !== undefined });
@@ -193,8 +222,12 @@ export function createServedApp(deps: AppDeps): {
   const address = addressFrom(deps.trustProxy ?? 0);
   return {
     app,
-    manifestFastPath: (fallback) =>
-      manifestFastPath({ manifests, limit: publicLimit, address, metrics, log, fallback }),
+    fastPath: (fallback) => {
+      const shared = { limit: publicLimit, address, metrics, log, fallback };
+      const manifest = manifestFastPath({ ...shared, manifests });
+      const chunk = chunkFastPath({ ...shared, blobs: deps.blobs });
+      return (req, res) => manifest(req, res) || chunk(req, res);
+    },
   };
 }
 

@@ -2,16 +2,15 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   describeRequest,
+  type FuzzTarget,
   type FuzzWorld,
   fuzzRequests,
+  fuzzTarget,
   type Operation,
-  operationsOf,
-  prepareWorld,
   send,
   violation,
 } from '../../test/support/fuzz.ts';
-import { startTestServer, type TestServer } from '../../test/support/server.ts';
-import { createTestSchema, type TestSchema } from './storage/registry.suite.ts';
+import type { TestServer } from '../../test/support/server.ts';
 
 // Seed-fixed, so a failure here reproduces; the 10,000-request run is `npm run bench -- --only fuzz`.
 const SEED = 17;
@@ -28,23 +27,16 @@ afterAll(() => {
 // The handlers reach the storage: a string SQLite stores may be one PostgreSQL refuses (NUL).
 for (const database of ['SQLite', 'PostgreSQL'] as const)
   describe(`fuzzing every route of the OpenAPI document on ${database}`, () => {
+    let target: FuzzTarget | undefined;
     let t: TestServer;
-    let schema: TestSchema | undefined;
     let world: FuzzWorld;
     let operations: Operation[];
     beforeAll(async () => {
-      schema = database === 'PostgreSQL' ? await createTestSchema() : undefined;
-      // Limits high enough that the handlers, not the limiters, answer (the limiters have their tests).
-      t = await startTestServer({
-        ...(schema ? { databaseUrl: schema.url } : {}),
-        rateLimits: { publicPerMinute: 1e9, adminPerMinute: 1e9, authFailuresPerMinute: 1e9 },
-      });
-      world = await prepareWorld(t);
-      operations = operationsOf((await (await fetch(`${t.server.url}/v1/openapi.json`)).json()) as never);
+      target = await fuzzTarget(database);
+      ({ t, world, operations } = target);
     });
     afterAll(async () => {
-      await t?.stop();
-      await schema?.drop();
+      await target?.stop();
     });
 
     it('covers the admin and the device routes', () => {

@@ -23,7 +23,15 @@ export async function main(argv: string[]): Promise<void> {
     ...options,
     mount: withDashboard ? (app) => mountDashboard(app) : undefined,
   });
-  // Machine-readable, for scripts and tests that start us (pino log lines may come before it).
+  serveUntilSignalled(server);
+}
+
+/**
+ * Says where `server` listens in one machine-readable line on stdout, what the scripts and tests
+ * that start a server process wait for (pino log lines may come before it), and closes it on
+ * SIGINT or SIGTERM, then exits.
+ */
+export function serveUntilSignalled(server: { url: string; close(): Promise<void> }): void {
   process.stdout.write(`${JSON.stringify({ event: 'listening', url: server.url })}\n`);
   const stop = async () => {
     await server.close();

@@ -1,15 +1,14 @@
-import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Manifest, type SigningKeyPair, seededBytes, verifyManifest } from '@edgeship/protocol';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeRelease } from '../../test/support/server.ts';
-import { type ServerProcess as SpawnedServer, spawnServer } from '../../test/support/server-process.ts';
 import { AdminClient } from './admin-client.ts';
 import type { BootstrapTokens } from './auth/tokens.ts';
-import { loadServerKeys, type ServerKeys } from './keys/server-keys.ts';
+import { type ClusterBase, type ClusterProcess, processCluster } from './cluster/testing.ts';
+import type { ServerKeys } from './keys/server-keys.ts';
 import { openStorage } from './storage/open.ts';
-import { createTestSchema, type TestSchema } from './storage/registry.suite.ts';
+import { closeStorage } from './storage/registry.suite.ts';
 
 /**
  * Two real `edgeship-server` processes on one PostgreSQL schema, as behind a load balancer:
@@ -20,46 +19,32 @@ const APP = 'fleet';
 const CHANNEL = 'stable';
 const MODEL = 'kws';
 
-interface ServerProcess extends SpawnedServer {
-  dataDir: string;
-}
-
-interface Cluster {
-  schema: TestSchema;
-  keys: ServerKeys;
+interface Cluster extends ClusterBase {
   publisherKey: SigningKeyPair;
-  a: ServerProcess;
-  b: ServerProcess;
+  a: ClusterProcess;
+  b: ClusterProcess;
   tokens: BootstrapTokens;
 }
 
-const temps: string[] = [];
-const children: SpawnedServer[] = [];
+const processes = processCluster();
 let setup: Promise<Cluster> | undefined;
 
-// Started by the first test (not beforeAll: a failed hook reports tests as skipped, and a missing
-// PostgreSQL must fail them).
+// Started by the first test (see processCluster).
 function cluster(): Promise<Cluster> {
   setup ??= (async () => {
-    const schema = await createTestSchema();
-    const keysDir = await tempDir('edgeship-keys-');
-    // A production deployment brings its keys (`edgeship keygen`); both processes read the same.
-    const keys = await loadServerKeys(keysDir, { createIfMissing: true });
-    const [a, b] = await Promise.all([startProcess(schema.url, keysDir), startProcess(schema.url, keysDir)]);
+    const base = await processes.shared();
+    // Together: both race to bootstrap the schema and the tokens.
+    const [a, b] = await Promise.all([processes.start(), processes.start()]);
     const files = await Promise.all([a, b].map((p) => readTokens(join(p.dataDir, 'tokens.json'))));
     const found = files.filter((t): t is BootstrapTokens => t !== null);
     if (found.length !== 1)
       throw new Error(`expected one tokens.json across both data dirs, found ${found.length}`);
-    return { schema, keys, publisherKey: keys.created!.publisher, a, b, tokens: found[0]! };
+    return { ...base, publisherKey: base.keys.created!.publisher, a, b, tokens: found[0]! };
   })();
   return setup;
 }
 
-afterAll(async () => {
-  await Promise.all(children.map((child) => child.stop()));
-  await (await setup?.catch(() => undefined))?.schema.drop();
-  await Promise.all(temps.map((dir) => rm(dir, { recursive: true, force: true })));
-});
+afterAll(() => processes.close());
 
 describe('two server processes on one PostgreSQL', () => {
   it('start together and bootstrap exactly one set of tokens, valid on both', async () => {
@@ -74,8 +59,7 @@ describe('two server processes on one PostgreSQL', () => {
         'bootstrap-viewer:viewer',
       ]);
     } finally {
-      await storage.registry.close();
-      await storage.blobs.close();
+      await closeStorage(storage);
     }
     for (const p of [a, b]) {
       expect(await new AdminClient(p.url, tokens.viewer).whoami()).toMatchObject({ role: 'viewer' });
@@ -84,12 +68,8 @@ describe('two server processes on one PostgreSQL', () => {
   });
 
   it('serve the same signed manifest bytes and ETag', async () => {
-    const { a, b, tokens, publisherKey, keys } = await cluster();
-    const bytes = seededBytes(300_000, 31);
-    const signed = await makeRelease(publisherKey, bytes, { model: MODEL, version: '1.0.0' });
-    const publisherA = new AdminClient(a.url, tokens.publisher);
-    await publisherA.uploadRelease(signed, new Map([['model.onnx', bytes]]));
-    await publisherA.registerRelease({ release: signed });
+    const { a, b, tokens, keys } = await cluster();
+    const { bytes, signed } = await publishThrough(a, '1.0.0', 31);
     await new AdminClient(a.url, tokens.operator).promoteRelease(APP, CHANNEL, MODEL, '1.0.0');
 
     const [fromA, fromB] = await Promise.all([fetchManifest(a), fetchManifest(b)]);
@@ -109,12 +89,8 @@ describe('two server processes on one PostgreSQL', () => {
   });
 
   it('serve a rollout change made through one process from the other', async () => {
-    const { a, b, tokens, publisherKey, keys } = await cluster();
-    const bytes = seededBytes(300_000, 32);
-    const signed = await makeRelease(publisherKey, bytes, { model: MODEL, version: '1.1.0' });
-    const publisherB = new AdminClient(b.url, tokens.publisher);
-    await publisherB.uploadRelease(signed, new Map([['model.onnx', bytes]]));
-    await publisherB.registerRelease({ release: signed });
+    const { a, b, tokens, keys } = await cluster();
+    await publishThrough(b, '1.1.0', 32);
     const before = await verified((await fetchManifest(b)).body, keys);
 
     // Created through A, served by B.
@@ -163,11 +139,22 @@ describe('two server processes on one PostgreSQL', () => {
   });
 });
 
-function manifestUrl(p: ServerProcess): string {
+/** Publishes `version` of MODEL through `p` (chunks, then the release), as `edgeship publish` does. */
+async function publishThrough(p: ClusterProcess, version: string, seed: number) {
+  const { tokens, publisherKey } = await cluster();
+  const bytes = seededBytes(300_000, seed);
+  const signed = await makeRelease(publisherKey, bytes, { model: MODEL, version });
+  const publisher = new AdminClient(p.url, tokens.publisher);
+  await publisher.uploadRelease(signed, new Map([['model.onnx', bytes]]));
+  await publisher.registerRelease({ release: signed });
+  return { bytes, signed };
+}
+
+function manifestUrl(p: ClusterProcess): string {
   return `${p.url}/v1/apps/${APP}/channels/${CHANNEL}/manifest`;
 }
 
-async function fetchManifest(p: ServerProcess): Promise<{ body: string; etag: string }> {
+async function fetchManifest(p: ClusterProcess): Promise<{ body: string; etag: string }> {
   const response = await fetch(manifestUrl(p));
   const body = await response.text();
   if (response.status !== 200) throw new Error(`${p.url} answered ${response.status}: ${body}`);
@@ -178,7 +165,7 @@ async function fetchManifest(p: ServerProcess): Promise<{ body: string; etag: st
  * Each process serves its manifests from memory and notices another process's change within a
  * second (registry/manifest-cache.ts): poll for the expected version, and fail past that second.
  */
-async function servedWithinASecond(p: ServerProcess, keys: ServerKeys, version: number) {
+async function servedWithinASecond(p: ClusterProcess, keys: ServerKeys, version: number) {
   const started = Date.now();
   for (;;) {
     const served = await fetchManifest(p);
@@ -203,12 +190,6 @@ async function verified(body: string, keys: ServerKeys): Promise<Manifest> {
   return manifest;
 }
 
-async function tempDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  temps.push(dir);
-  return dir;
-}
-
 async function readTokens(file: string): Promise<BootstrapTokens | null> {
   try {
     await access(file);
@@ -216,23 +197,4 @@ async function readTokens(file: string): Promise<BootstrapTokens | null> {
     return null;
   }
   return JSON.parse(await readFile(file, 'utf8')) as BootstrapTokens;
-}
-
-/** Spawns the real CLI on port 0 (test/support/server-process.ts) with its own data directory. */
-async function startProcess(databaseUrl: string, keysDir: string): Promise<ServerProcess> {
-  const dataDir = await tempDir('edgeship-proc-');
-  const server = await spawnServer([
-    '--database-url',
-    databaseUrl,
-    '--data-dir',
-    dataDir,
-    '--keys-dir',
-    keysDir,
-    '--port',
-    '0',
-    '--log-level',
-    'warn',
-  ]);
-  children.push(server);
-  return { ...server, dataDir };
 }

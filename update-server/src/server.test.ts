@@ -48,6 +48,27 @@ async function raw(
   return { status: response.status, headers: response.headers, json: text ? JSON.parse(text) : null };
 }
 
+/** A valid body for POST /v1/admin/rollouts but for `fields`. */
+const rolloutBody = (fields: Record<string, unknown>) => ({
+  app: 'a',
+  channel: 'b',
+  model: 'demo',
+  release: '1.0.0',
+  shareBps: 5,
+  ...fields,
+});
+
+/** A JSON POST as one of the bootstrap tokens' roles; a string body is sent as it is. */
+function postJson(path: string, role: 'viewer' | 'operator' | 'publisher' | 'admin', body: unknown) {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  return raw('POST', path, { token: t.server.tokens![role], type: 'application/json', body: text });
+}
+
+/** An upload of `body` as the chunk named aaa…a (publisher). */
+function putChunk(body: BodyInit, type = 'application/octet-stream') {
+  return raw('PUT', `/v1/admin/chunks/${'a'.repeat(64)}`, { token: t.server.tokens!.publisher, type, body });
+}
+
 describe('publishing and rolling out', () => {
   it('uploads only the chunks the server lacks, then registers the signed release', async () => {
     const bytes = seededBytes(600_000, 7);
@@ -200,76 +221,29 @@ describe('bad input gets the documented 4xx, never a 5xx', () => {
       401,
       'E_UNAUTHENTICATED',
     ],
-    [
-      'wrong role',
-      () =>
-        raw('POST', '/v1/admin/rollouts', {
-          token: t.server.tokens!.viewer,
-          type: 'application/json',
-          body: '{}',
-        }),
-      403,
-      'E_FORBIDDEN',
-    ],
-    [
-      'bad JSON',
-      () =>
-        raw('POST', '/v1/admin/rollouts', {
-          token: t.server.tokens!.operator,
-          type: 'application/json',
-          body: '{"app":',
-        }),
-      400,
-      'E_BAD_JSON',
-    ],
+    ['wrong role', () => postJson('/v1/admin/rollouts', 'viewer', '{}'), 403, 'E_FORBIDDEN'],
+    ['bad JSON', () => postJson('/v1/admin/rollouts', 'operator', '{"app":'), 400, 'E_BAD_JSON'],
     [
       'wrong types',
-      () =>
-        raw('POST', '/v1/admin/rollouts', {
-          token: t.server.tokens!.operator,
-          type: 'application/json',
-          body: JSON.stringify({ app: 'a', channel: 'b', model: 'demo', release: '1.0.0', shareBps: 'all' }),
-        }),
+      () => postJson('/v1/admin/rollouts', 'operator', rolloutBody({ shareBps: 'all' })),
       400,
       'E_VALIDATION',
     ],
     [
       'unknown field',
-      () =>
-        raw('POST', '/v1/admin/rollouts', {
-          token: t.server.tokens!.operator,
-          type: 'application/json',
-          body: JSON.stringify({
-            app: 'a',
-            channel: 'b',
-            model: 'demo',
-            release: '1.0.0',
-            shareBps: 5,
-            admin: true,
-          }),
-        }),
+      () => postJson('/v1/admin/rollouts', 'operator', rolloutBody({ admin: true })),
       400,
       'E_VALIDATION',
     ],
     [
       'share out of range',
-      () =>
-        raw('POST', '/v1/admin/rollouts', {
-          token: t.server.tokens!.operator,
-          type: 'application/json',
-          body: JSON.stringify({ app: 'a', channel: 'b', model: 'demo', release: '1.0.0', shareBps: 10_001 }),
-        }),
+      () => postJson('/v1/admin/rollouts', 'operator', rolloutBody({ shareBps: 10_001 })),
       400,
       'E_VALIDATION',
     ],
     [
       'unknown release',
-      () =>
-        raw('POST', '/v1/admin/rollouts', {
-          token: t.server.tokens!.operator,
-          type: 'application/json',
-          body: JSON.stringify({ app: 'a', channel: 'b', model: 'demo', release: '9.9.9', shareBps: 5 }),
-        }),
+      () => postJson('/v1/admin/rollouts', 'operator', rolloutBody({ release: '9.9.9' })),
       404,
       'E_NOT_FOUND',
     ],
@@ -290,48 +264,13 @@ describe('bad input gets the documented 4xx, never a 5xx', () => {
     ],
     [
       'oversize JSON body',
-      () =>
-        raw('POST', '/v1/admin/releases', {
-          token: t.server.tokens!.publisher,
-          type: 'application/json',
-          body: JSON.stringify({ pad: 'x'.repeat(1024 * 1024 + 10) }),
-        }),
+      () => postJson('/v1/admin/releases', 'publisher', { pad: 'x'.repeat(1024 * 1024 + 10) }),
       413,
       'E_TOO_LARGE',
     ],
-    [
-      'oversize chunk',
-      () =>
-        raw('PUT', `/v1/admin/chunks/${'a'.repeat(64)}`, {
-          token: t.server.tokens!.publisher,
-          type: 'application/octet-stream',
-          body: new Uint8Array(16 * 1024 * 1024 + 1),
-        }),
-      413,
-      'E_TOO_LARGE',
-    ],
-    [
-      'chunk that does not hash to its name',
-      () =>
-        raw('PUT', `/v1/admin/chunks/${'a'.repeat(64)}`, {
-          token: t.server.tokens!.publisher,
-          type: 'application/octet-stream',
-          body: new Uint8Array([1, 2, 3]),
-        }),
-      422,
-      'E_HASH',
-    ],
-    [
-      'chunk sent as JSON',
-      () =>
-        raw('PUT', `/v1/admin/chunks/${'a'.repeat(64)}`, {
-          token: t.server.tokens!.publisher,
-          type: 'application/json',
-          body: '"x"',
-        }),
-      415,
-      'E_UNSUPPORTED_MEDIA_TYPE',
-    ],
+    ['oversize chunk', () => putChunk(new Uint8Array(16 * 1024 * 1024 + 1)), 413, 'E_TOO_LARGE'],
+    ['chunk that does not hash to its name', () => putChunk(new Uint8Array([1, 2, 3])), 422, 'E_HASH'],
+    ['chunk sent as JSON', () => putChunk('"x"', 'application/json'), 415, 'E_UNSUPPORTED_MEDIA_TYPE'],
     ['malformed chunk hash', () => raw('GET', '/v1/chunks/not-a-hash'), 400, 'E_VALIDATION'],
     ['unknown chunk', () => raw('GET', `/v1/chunks/${'b'.repeat(64)}`), 404, 'E_NOT_FOUND'],
     ['unknown channel', () => raw('GET', '/v1/apps/nope/channels/stable/manifest'), 404, 'E_NOT_FOUND'],

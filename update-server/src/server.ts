@@ -55,7 +55,7 @@ export interface ServerOptions {
   trustProxy?: number;
   /** Require a token (any role) on `/metrics`. */
   metricsAuth?: boolean;
-  /** Called (POST, JSON) when the canary analysis halts a rollout; best effort, retried. */
+  /** Called (POST, JSON) when the canary analysis halts a rollout, or a production alert fires or resolves; retried. */
   webhookUrl?: string;
   telemetry?: TelemetryOptions;
   /**
@@ -176,11 +176,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     public: limits.publicPerMinute,
     admin: limits.adminPerMinute,
     authFailures: limits.authFailuresPerMinute ?? DEFAULT_RATE_LIMITS.authFailuresPerMinute!,
+    telemetryDevice: telemetry.options.perDevicePerMinute,
+    telemetryAddress: telemetry.options.perAddressPerMinute,
   });
   await leader.start();
   const ctx: ServerContext = { registry, blobs, service, keys, log, telemetry, canary, leader };
-  const { app, manifestFastPath } = createServedApp({
+  const { app, fastPath } = createServedApp({
     ...ctx,
+    db,
     rateLimits: limits,
     limiters,
     attachMetrics: (metrics) => {
@@ -196,9 +199,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     fetch: app.fetch,
     port: opts.port ?? 0,
     hostname: opts.host ?? '127.0.0.1',
-    // Fresh manifest checks are answered before Hono (http/manifest-fast-path.ts).
+    // Fresh manifest checks and chunk downloads are answered before Hono (http/*-fast-path.ts).
     createServer: ((options: ServerOptions_, listener: RequestListener) => {
-      const fast = manifestFastPath(listener);
+      const fast = fastPath(listener);
       return createServer(options, (req, res) => fast(req, res) || listener(req, res));
     }) as typeof createServer,
   });

@@ -59,7 +59,14 @@ async function buildPagesNow(): Promise<string> {
     logLevel: 'error',
     // The pages build against the workspaces' TypeScript sources, as demo-pwa does.
     resolve: { conditions: ['edgeship-source', ...defaultClientConditions] },
-    build: { outDir, emptyOutDir: true, target: 'es2022', sourcemap: false },
+    // EDGESHIP_BENCH_NO_MINIFY=1 keeps function names, for CPU profiles (bench/profile-inference.ts).
+    build: {
+      outDir,
+      emptyOutDir: true,
+      target: 'es2022',
+      sourcemap: false,
+      minify: process.env.EDGESHIP_BENCH_NO_MINIFY ? false : 'esbuild',
+    },
     worker: { format: 'es' },
   });
   return outDir;
@@ -166,6 +173,8 @@ export interface BrowserSession {
   version: string;
   /** Main-thread task time of the page so far (CDP Performance.getMetrics TaskDuration), in ms. */
   mainThreadTaskMs(): Promise<number>;
+  /** The pid of the renderer process that runs the page and its workers (CDP SystemInfo). */
+  rendererPid(): Promise<number>;
   call<K extends keyof BenchPage>(
     name: K,
     ...args: Parameters<BenchPage[K]>
@@ -178,7 +187,13 @@ export async function openBenchPage(models: ModelServer): Promise<BrowserSession
   const site = await serveStatic(await buildPages(), sileroPath());
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: CHROMIUM_ARGS,
+    args: [
+      ...CHROMIUM_ARGS,
+      // A raw CDP port for profiling the page's workers (bench/profile-inference.ts).
+      ...(process.env.EDGESHIP_BENCH_CDP_PORT
+        ? [`--remote-debugging-port=${process.env.EDGESHIP_BENCH_CDP_PORT}`]
+        : []),
+    ],
     headless: true,
   });
   const page = await browser.newPage();
@@ -210,6 +225,20 @@ export async function openBenchPage(models: ModelServer): Promise<BrowserSession
       const task = metrics.find((m) => m.name === 'TaskDuration');
       if (!task) throw new Error('Chromium reported no TaskDuration metric');
       return task.value * 1000;
+    },
+    async rendererPid() {
+      const cdpBrowser = await browser.newBrowserCDPSession();
+      try {
+        const { processInfo } = (await cdpBrowser.send('SystemInfo.getProcessInfo')) as {
+          processInfo: Array<{ type: string; id: number; cpuTime: number }>;
+        };
+        const renderers = processInfo.filter((p) => p.type === 'renderer');
+        if (renderers.length === 0) throw new Error('Chromium reported no renderer process');
+        // One page: its renderer is the busy one (an idle spare renderer may exist).
+        return renderers.sort((a, b) => b.cpuTime - a.cpuTime)[0]!.id;
+      } finally {
+        await cdpBrowser.detach();
+      }
     },
     version: `Chromium ${browser.version()}`,
     call,

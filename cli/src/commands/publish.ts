@@ -12,6 +12,9 @@ interface PublishFlags extends OutputOptions {
   format?: 'onnx' | 'tfjs';
   quantize: Quantize;
   calibration?: string;
+  gateData?: string;
+  referenceData?: string;
+  root?: string;
   contract: string;
   server?: string;
   token?: string;
@@ -27,7 +30,11 @@ interface PublishFlags extends OutputOptions {
   maxMad?: string;
   minAgreement?: string;
   maxAccuracyDrop?: string;
+  minAccuracy?: string;
+  maxDropVsProduction?: string;
   modelCard?: string;
+  card?: string;
+  lineage?: string;
   dryRun?: boolean;
 }
 
@@ -47,6 +54,8 @@ export function registerPublish(program: Command): void {
         'none',
       )
       .option('--calibration <dir>', 'directory of .wav or .json inputs for the gates and the profile')
+      .option('--gate-data <dir>', 'held-out (labelled) inputs the gates run on (default: --calibration)')
+      .option('--reference-data <dir>', 'inputs the drift reference is measured on (default: --calibration)')
       .requiredOption(
         '--contract <file>',
         'JSON: inputs, outputs, pre/postprocessing, monitoring, carry, audio',
@@ -57,8 +66,9 @@ export function registerPublish(program: Command): void {
       '--operator-token <token>',
       'token for the rollout step (default: $EDGESHIP_OPERATOR_TOKEN, then --token)',
     )
-    .option('--app <app>', 'app to roll out to')
-    .option('--channel <channel>', 'channel to roll out to')
+    .option('--app <app>', 'app to roll out to (and whose production the gates compare with)')
+    .option('--channel <channel>', 'channel to roll out to (and whose production the gates compare with)')
+    .option('--root <file>', "pinned root keys (root.pub.json) to verify the server's key set with")
     .option('--rollout <percent>', 'start a rollout at this share of devices (0-100)')
     .option('--mode <mode>', 'canary or shadow', 'canary')
     .option('--min-runtime <semver>', 'oldest runtime that may run this release', '0.1.0')
@@ -76,7 +86,20 @@ export function registerPublish(program: Command): void {
       '--max-accuracy-drop <x>',
       'gate: accuracy the model may lose against the float model on labelled calibration data, 0-1 (default 0.01)',
     )
+    .option('--min-accuracy <x>', 'gate: least accuracy on labelled gate data, 0-1')
+    .option(
+      '--max-drop-vs-production <x>',
+      "gate: accuracy the model may lose against the channel's production release on labelled gate data, 0-1 (default 0.01)",
+    )
     .option('--model-card <file>', 'model card (Markdown) stored with the release')
+    .option(
+      '--card <file.json>',
+      'structured model card (intendedUse, limitations, trainingData, evaluation, segments), signed',
+    )
+    .option(
+      '--lineage <file.json>',
+      'lineage (trainingCode, data, hyperparameters, parent), signed as self-reported',
+    )
     .option('--dry-run', 'stop after signing; send nothing')
     .option('--json', 'print JSON (no progress output)')
     .action(async (model: string, flags: PublishFlags) => {
@@ -94,6 +117,9 @@ export function registerPublish(program: Command): void {
         format: flags.format,
         quantize: flags.quantize,
         calibration: flags.calibration,
+        gateData: flags.gateData,
+        referenceData: flags.referenceData,
+        root: flags.root,
         contract: flags.contract,
         server: flags.server,
         token: flags.token,
@@ -110,8 +136,12 @@ export function registerPublish(program: Command): void {
           maxMeanAbsDiff: parseNumber(flags.maxMad, '--max-mad'),
           minAgreement: parseNumber(flags.minAgreement, '--min-agreement', 0, 1),
           maxAccuracyDrop: parseNumber(flags.maxAccuracyDrop, '--max-accuracy-drop', 0, 1),
+          minAccuracy: parseNumber(flags.minAccuracy, '--min-accuracy', 0, 1),
+          maxDropVsProduction: parseNumber(flags.maxDropVsProduction, '--max-drop-vs-production', 0, 1),
         },
         modelCard: flags.modelCard,
+        card: flags.card,
+        lineage: flags.lineage,
         dryRun: flags.dryRun,
         onStep: flags.json ? undefined : (step, detail) => progress.step(step, detail),
         onProgress: flags.json ? undefined : (p) => progress.upload(p),

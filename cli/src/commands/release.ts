@@ -1,5 +1,6 @@
+import type { ReleaseGates } from '@edgeship/protocol';
 import { governance } from '@edgeship/update-server/admin-client';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { adminClient, type ServerOptions } from '../server/admin.ts';
 import type { OutputOptions } from './output.ts';
 import { print } from './output.ts';
@@ -12,7 +13,9 @@ type ChannelFlags = Flags & { app: string; channel: string };
 export function registerRelease(program: Command): void {
   const release = program.command('release').description('a release: stage, model card, lineage, approvals');
 
-  withServer(release.command('show <model> <version>').description('stage, model card, lineage, approvals'))
+  withServer(
+    release.command('show <model> <version>').description('stage, gates, model card, lineage, approvals'),
+  )
     .option('--json', 'print JSON')
     .action(async (model: string, version: string, flags: Flags) => {
       const client = adminClient(flags);
@@ -20,10 +23,17 @@ export function registerRelease(program: Command): void {
         client.getRelease(model, version),
         governance(client).approvals(model, version),
       ]);
-      const { modelCard: card, lineage } = record.signed.signed;
-      const view = { ...record, card: card ?? null, selfReportedLineage: lineage ?? null, approvals };
+      const { modelCard: card, lineage, gates } = record.signed.signed;
+      const view = {
+        ...record,
+        gates: gates ?? null,
+        card: card ?? null,
+        selfReportedLineage: lineage ?? null,
+        approvals,
+      };
       print(flags, view, () => [
         `${model}@${version}: ${record.stage}, published by ${record.createdBy} at ${record.createdAt}`,
+        ...(gates ? gateLines(gates) : ['gates: none recorded']),
         ...(card?.intendedUse ? [`intended use: ${card.intendedUse}`] : []),
         ...(card?.limitations ? [`limitations: ${card.limitations}`] : []),
         ...(card?.trainingData ? [`training data: ${card.trainingData}`] : []),
@@ -58,10 +68,18 @@ export function registerRelease(program: Command): void {
     withServer(
       c.requiredOption('--app <app>', 'app').requiredOption('--channel <channel>', 'channel'),
     ).option('--json', 'print JSON');
-  const describe = (p: { requireApproval: boolean; approverNotPublisher: boolean }) =>
-    !p.requireApproval
-      ? 'no approval required'
-      : `approval required${p.approverNotPublisher ? ', by someone other than the publisher' : ''}`;
+  const describe = (p: {
+    requireApproval: boolean;
+    approverNotPublisher: boolean;
+    segmentRegression?: 'halt' | 'exclude';
+    requireGates?: string[];
+  }) =>
+    `${
+      !p.requireApproval
+        ? 'no approval required'
+        : `approval required${p.approverNotPublisher ? ', by someone other than the publisher' : ''}`
+    }; a canary regressed on segments alone ${p.segmentRegression === 'exclude' ? 'excludes them' : 'is halted'}` +
+    (p.requireGates?.length ? `; gates required: ${p.requireGates.join(', ')}` : '');
 
   channelOptions(policy.command('show').description("show the channel's policy")).action(
     async (flags: ChannelFlags) => {
@@ -74,13 +92,54 @@ export function registerRelease(program: Command): void {
       .command('set')
       .description("set the channel's policy (admin)")
       .option('--require-approval', 'promotion needs an approval for this channel')
-      .option('--four-eyes', 'the approver may not be the publisher (implies --require-approval)'),
-  ).action(async (flags: ChannelFlags & { requireApproval?: boolean; fourEyes?: boolean }) => {
-    const fourEyes = flags.fourEyes === true;
-    const r = await governance(adminClient(flags)).setPolicy(flags.app, flags.channel, {
-      requireApproval: fourEyes || flags.requireApproval === true,
-      approverNotPublisher: fourEyes,
-    });
-    print(flags, r, () => [`${flags.app}/${flags.channel}: ${describe(r.policy)}`]);
-  });
+      .option('--four-eyes', 'the approver may not be the publisher (implies --require-approval)')
+      .addOption(
+        new Option(
+          '--on-segment-regression <action>',
+          'a canary regressed on segments alone: halt the rollout, or exclude those segments',
+        )
+          .choices(['halt', 'exclude'])
+          .default('halt'),
+      )
+      .option(
+        '--require-gates <names>',
+        'comma-separated gates the signed release must record to be promoted or widened (e.g. accuracy-vs-production)',
+      ),
+  ).action(
+    async (
+      flags: ChannelFlags & {
+        requireApproval?: boolean;
+        fourEyes?: boolean;
+        onSegmentRegression: 'halt' | 'exclude';
+        requireGates?: string;
+      },
+    ) => {
+      const fourEyes = flags.fourEyes === true;
+      const requireGates = (flags.requireGates ?? '')
+        .split(',')
+        .map((g) => g.trim())
+        .filter(Boolean);
+      const r = await governance(adminClient(flags)).setPolicy(flags.app, flags.channel, {
+        requireApproval: fourEyes || flags.requireApproval === true,
+        approverNotPublisher: fourEyes,
+        segmentRegression: flags.onSegmentRegression,
+        ...(requireGates.length > 0 ? { requireGates } : {}),
+      });
+      print(flags, r, () => [`${flags.app}/${flags.channel}: ${describe(r.policy)}`]);
+    },
+  );
+}
+
+/** The gates a signed release records: what ran, its number and limit, on what data, against what. */
+function gateLines(gates: ReleaseGates): string[] {
+  const against = gates.against
+    ? ` against ${gates.against.app}/${gates.against.channel} production ${gates.against.version ?? '(none)'}`
+    : '';
+  return [
+    `gates (signed): ${gates.results.length} passed on ${gates.frames} frames of data ${gates.dataset.slice(0, 12)}…${against}`,
+    ...gates.results.map(
+      (g) =>
+        `  gate ${g.name}${g.value === null ? '' : ` ${g.value}`}${g.limit === null ? '' : ` (limit ${g.limit})`}`,
+    ),
+  ];
 }

@@ -1,4 +1,5 @@
 import { NotFoundError } from '@edgeship/protocol';
+import type { RolloutSchedule } from '@edgeship/update-server/admin-client';
 import type { Command } from 'commander';
 import { adminClient, type ServerOptions } from '../server/admin.ts';
 import { CliError, type OutputOptions, print } from './output.ts';
@@ -25,32 +26,84 @@ export function registerRollout(program: Command): void {
     .command('rollout')
     .description('stage a release to a share of devices, promote, halt, roll back');
 
-  channelCommand(rollout, 'start <model> <version> <percent>', 'start a rollout of a registered release')
+  channelCommand(
+    rollout,
+    'start <model> <version> [percent]',
+    'start a rollout of a registered release (percent: the first stage with --schedule)',
+  )
     .option('--mode <mode>', 'canary or shadow', 'canary')
     .option('--control <version>', 'release the rollout is compared against (default: production)')
+    .option('--schedule <percents>', 'stages that widen themselves on healthy verdicts, e.g. 1,10,50,100')
+    .option('--min-stage-minutes <n>', 'with --schedule: least time per stage', '60')
+    .option('--min-samples <n>', 'with --schedule: least canary inferences per stage', '1000')
+    .option(
+      '--segment-min-share <percent>',
+      'with --schedule: hold a stage while a segment with this share of installs has no verdict (0: off; server default 5)',
+    )
+    .option(
+      '--segment-max-wait-minutes <n>',
+      'with --schedule: widen anyway after holding this long for segments (server default 3 x --min-stage-minutes)',
+    )
     .action(
       async (
         model: string,
         version: string,
-        percent: string,
-        flags: ChannelFlags & { mode: string; control?: string },
+        percent: string | undefined,
+        flags: ChannelFlags & ScheduleFlags & { mode: string; control?: string },
       ) => {
         if (flags.mode !== 'canary' && flags.mode !== 'shadow')
           throw new CliError(`--mode ${flags.mode}: use canary or shadow`);
-        const r = await adminClient(flags).createRollout({
+        const stages = flags.schedule === undefined ? null : flags.schedule.split(',').map((p) => toBps(p));
+        if (stages && flags.mode !== 'canary') throw new CliError('--schedule needs --mode canary');
+        if (percent === undefined && !stages) throw new CliError('give a percent, or --schedule');
+        const shareBps = percent === undefined ? stages![0]! : toBps(percent);
+        const client = adminClient(flags);
+        const r = await client.createRollout({
           app: flags.app,
           channel: flags.channel,
           model,
           release: version,
-          shareBps: toBps(percent),
+          shareBps,
           mode: flags.mode,
           ...(flags.control ? { control: flags.control } : {}),
         });
-        print(flags, r, () => [
+        const s = stages
+          ? await client.scheduleRollout(r.id, {
+              stagesBps: stages,
+              minStageMinutes: parseNumber(flags.minStageMinutes, '--min-stage-minutes', 0, 100_000)!,
+              minSamples: parseNumber(flags.minSamples, '--min-samples', 0)!,
+              ...(flags.segmentMinShare === undefined
+                ? {}
+                : {
+                    segmentMinShare: parseNumber(flags.segmentMinShare, '--segment-min-share', 0, 100)! / 100,
+                  }),
+              ...(flags.segmentMaxWaitMinutes === undefined
+                ? {}
+                : {
+                    segmentMaxWaitMinutes: parseNumber(
+                      flags.segmentMaxWaitMinutes,
+                      '--segment-max-wait-minutes',
+                      0,
+                    )!,
+                  }),
+            })
+          : null;
+        print(flags, s ? { ...r, schedule: s } : r, () => [
           `rollout ${r.id}: ${model}@${version} to ${r.shareBps / 100}% of ${flags.app}/${flags.channel} (${r.mode})`,
+          ...(s ? [describeSchedule(s)] : []),
         ]);
       },
     );
+
+  channelCommand(
+    rollout,
+    'schedule <model>',
+    "the running rollout's schedule: stages, where it is, why it stopped",
+  ).action(async (model: string, flags: ChannelFlags) => {
+    const client = adminClient(flags);
+    const s = await client.rolloutSchedule((await activeRollout(client, flags, model)).id);
+    print(flags, s, () => [describeSchedule(s)]);
+  });
 
   channelCommand(rollout, 'set <model> <percent>', "change the running rollout's share of devices").action(
     async (model: string, percent: string, flags: ChannelFlags) => {
@@ -92,6 +145,34 @@ export function registerRollout(program: Command): void {
         `${model} production on ${flags.app}/${flags.channel} is back at ${r.production}`,
       ]);
     });
+}
+
+interface ScheduleFlags {
+  schedule?: string;
+  minStageMinutes: string;
+  minSamples: string;
+  segmentMinShare?: string;
+  segmentMaxWaitMinutes?: string;
+}
+
+function describeSchedule(s: RolloutSchedule): string {
+  const stages = s.stages
+    .map((bps, i) =>
+      i !== s.stage
+        ? `${bps / 100}%`
+        : s.fillBps === null
+          ? `[${bps / 100}%]`
+          : `${bps / 100}% [${s.fillBps / 100}%, filling segments]`,
+    )
+    .join(' -> ');
+  const hold =
+    s.segmentHold.minShare > 0
+      ? `; holds up to ${s.segmentHold.maxWaitMs / 60_000} min for segments of ${s.segmentHold.minShare * 100}% of installs or more without a verdict`
+      : '';
+  return (
+    `schedule ${stages}: ${s.state}${s.note ? ` (${s.note})` : ''}; ` +
+    `each stage at least ${s.minStageMs / 60_000} min and ${s.minSamples} canary inferences${hold}`
+  );
 }
 
 async function activeRollout(client: ReturnType<typeof adminClient>, flags: ChannelFlags, model: string) {

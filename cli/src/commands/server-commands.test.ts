@@ -1,16 +1,12 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { seededBytes } from '@edgeship/protocol';
 import { createToken } from '@edgeship/update-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sileroPath } from '../../../test/support/models.ts';
 import { publish, startTestServer, type TestServer } from '../../../test/support/server.ts';
-import { edgeship } from '../../test-data/run-cli.ts';
-
-const TEST_DATA = fileURLToPath(new URL('../../test-data/', import.meta.url));
-const CONTRACT = join(TEST_DATA, 'contracts/silero.json');
+import { edgeship, publishSileroArgs, SILERO_CONTRACT } from '../../test-data/run-cli.ts';
 
 let t: TestServer;
 let dir: string;
@@ -83,19 +79,7 @@ describe('edgeship rollout and status against a real server', () => {
 });
 
 describe('bad input exits non-zero with a one-line reason', () => {
-  const publishArgs = (...extra: string[]) => [
-    'publish',
-    sileroPath(),
-    '--name',
-    'vad',
-    '--version',
-    '1.0.0',
-    '--contract',
-    CONTRACT,
-    '--publisher-key',
-    'publisher.key.json',
-    ...extra,
-  ];
+  const publishArgs = (...extra: string[]) => publishSileroArgs('1.0.0', ...extra);
   const server = () => ['--server', t.server.url];
   const publisherToken = () => ['--token', t.server.tokens!.publisher];
 
@@ -137,7 +121,7 @@ describe('bad input exits non-zero with a one-line reason', () => {
     ],
     [
       'publish: a file that is not a key',
-      () => [...publishArgs('--publisher-key', CONTRACT), ...server(), ...publisherToken()],
+      () => [...publishArgs('--publisher-key', SILERO_CONTRACT), ...server(), ...publisherToken()],
       null,
       2,
       'E_CLI',

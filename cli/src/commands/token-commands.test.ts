@@ -1,9 +1,7 @@
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { AdminClient } from '@edgeship/update-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, type TestServer } from '../../../test/support/server.ts';
+import type { TestServer } from '../../../test/support/server.ts';
+import { startCliServer } from '../../test-data/cli-server.ts';
 import { edgeship } from '../../test-data/run-cli.ts';
 
 let t: TestServer;
@@ -11,8 +9,7 @@ let dir: string;
 const as = (token: string) => ({ EDGESHIP_SERVER: t.server.url, EDGESHIP_TOKEN: token });
 
 beforeAll(async () => {
-  t = await startTestServer();
-  dir = await mkdtemp(join(tmpdir(), 'edgeship-token-'));
+  ({ t, dir } = await startCliServer('token'));
 });
 afterAll(async () => {
   await t?.stop();

@@ -5,7 +5,8 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bigModelContract, bigOnnxModel } from '../../../test/support/big-model.ts';
 import { bigModelInput, EXTERNAL_DATA_PATH } from '../../../test/support/big-model-input.ts';
-import { startTestServer, type TestServer } from '../../../test/support/server.ts';
+import type { TestServer } from '../../../test/support/server.ts';
+import { startCliServer } from '../../test-data/cli-server.ts';
 import { publishModel } from './publish.ts';
 
 const WIDTH = 300;
@@ -14,8 +15,7 @@ let dir: string;
 let files: Map<string, Uint8Array>;
 
 beforeAll(async () => {
-  t = await startTestServer();
-  dir = await mkdtemp(join(tmpdir(), 'edgeship-external-'));
+  ({ t, dir } = await startCliServer('external'));
   files = bigOnnxModel({ width: WIDTH, external: true });
   for (const [path, bytes] of files) await writeFile(join(dir, path), bytes);
   await writeFile(join(dir, 'contract.json'), JSON.stringify(bigModelContract(WIDTH)));

@@ -1,10 +1,12 @@
 import { stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import type { Release } from '@edgeship/protocol';
+import type { TensorContract } from '@edgeship/runtime/contract';
 import { readBytes } from '../commands/files.ts';
 import { CliError } from '../commands/output.ts';
 import { type QuantizeReport, quantizeOnnx } from '../quantize/quantize-onnx.ts';
-import type { ValidationInputs, ValidationReport } from '../validate/gates.ts';
+import type { ModelUnderTest, ValidationInputs, ValidationReport } from '../validate/gates.ts';
+import { onnxUnderTest, tfjsUnderTest } from '../validate/release-runner.ts';
 import { validateOnnx } from '../validate/validate-onnx.ts';
 import { validateTfjs } from '../validate/validate-tfjs.ts';
 import { externalDataLocations } from './external-data.ts';
@@ -18,7 +20,7 @@ export type Quantize = 'int8' | 'uint8' | 'uint16' | 'float16' | 'none';
 export interface ModelSource {
   /** The release files as they are: onnx.graph first, tfjs model.json first. */
   files: ReleaseFile[];
-  /** The float ONNX graph in memory: what the gates compare against and profiling runs (ONNX only). */
+  /** The float ONNX graph in memory: what the gates compare against (ONNX only). */
   onnx: Uint8Array | null;
   tfjs: TfjsModel | null;
 }
@@ -39,6 +41,8 @@ export interface ModelFormat {
   check(path: string, source: ModelSource, opts: { quantize: Quantize; calibrated: boolean }): void;
   quantize(source: ModelSource, mode: Quantize, onStep: (detail: string) => void): Promise<Candidate>;
   run(inputs: ValidationInputs, source: ModelSource, candidate: Candidate): Promise<ValidationReport>;
+  /** The float model the drift reference is profiled on, through the contract; null: not in memory. */
+  reference(source: ModelSource, contract: TensorContract): ModelUnderTest | null;
 }
 
 const unquantized = (source: ModelSource): Candidate => ({
@@ -88,6 +92,7 @@ const onnx: ModelFormat = {
       candidate: bytesOf(candidate.files[0]),
       candidateQuantization: candidate.quantization,
     }),
+  reference: (source, contract) => onnxUnderTest(required(source.onnx, 'ONNX graph'), contract),
 };
 
 /**
@@ -116,6 +121,7 @@ const onnxExternal: ModelFormat = {
   },
   quantize: async (source) => unquantized(source),
   run: () => Promise.reject(new Error('an external-data model is published without validation')),
+  reference: () => null,
 };
 
 /** A TensorFlow.js model.json with its weight shards; quantized in its weights manifest. */
@@ -143,6 +149,7 @@ const tfjs: ModelFormat = {
       reference: required(source.tfjs, 'tfjs model').files,
       candidate: new Map(candidate.files.map((f) => [f.path, bytesOf(f)])),
     }),
+  reference: (source, contract) => tfjsUnderTest(required(source.tfjs, 'tfjs model').files, contract),
 };
 
 export type FormatName = 'onnx' | 'onnx-external' | 'tfjs';

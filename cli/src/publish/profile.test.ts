@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { readSileroV5 } from '../../test-data/silero.ts';
 import { exitCodeFor } from '../commands/output.ts';
+import { onnxUnderTest } from '../validate/release-runner.ts';
 import { readCalibration } from './calibration.ts';
 import { ContractSchema } from './contract.ts';
 import { profileMonitoring, quantileEdges } from './profile.ts';
@@ -33,7 +34,11 @@ describe('calibration and profile on Silero VAD', () => {
     expect(first.input!.dims).toEqual([1, 512]);
     expect(Array.from(first.sr!.data as BigInt64Array)).toEqual([16000n]);
 
-    const { monitoring, features } = await profileMonitoring(readSileroV5(), calibration.sequences, contract);
+    const { monitoring, features } = await profileMonitoring(
+      onnxUnderTest(readSileroV5(), contract),
+      calibration.sequences,
+      contract,
+    );
     const [rms, speech] = monitoring.features;
     expect(rms!.binEdges).toEqual([0.001, 0.003, 0.01, 0.03, 0.1, 0.3]); // declared edges kept
     expect(speech!.binEdges.length).toBeGreaterThanOrEqual(1); // measured quantile edges

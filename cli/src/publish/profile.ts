@@ -6,9 +6,9 @@ import {
   normalizeCounts,
   reduceFeature,
 } from '@edgeship/protocol';
-import type * as ort from 'onnxruntime-node';
 import { CliError } from '../commands/output.ts';
-import { type Carry, type Feeds, loadSession, numbersOf, runSequence } from '../validate/run-sequence.ts';
+import type { ModelUnderTest } from '../validate/gates.ts';
+import { type Carry, type Feeds, numbersOf } from '../validate/run-sequence.ts';
 import type { Contract, ContractFeature } from './contract.ts';
 
 /** A monitored feature the calibration data gives no finite value for: nothing to profile. */
@@ -25,36 +25,38 @@ export interface FeatureProfile {
 
 /**
  * The monitoring spec with each feature's reference distribution, measured by running the float
- * model over the calibration sequences and reducing each frame with the same reduceFeature the
- * device uses (so reference and field counts cannot drift apart through code).
+ * model (ONNX or tfjs) over the reference sequences and reducing each frame with the same
+ * reduceFeature the device uses (so reference and field counts cannot drift apart through code).
+ * `model` should run through the release's contract (release-runner.ts), as a device does: an
+ * output feature is then read after postprocessing, an input feature from the caller's inputs.
  */
 export async function profileMonitoring(
-  model: Uint8Array,
+  model: ModelUnderTest,
   sequences: Feeds[][],
   contract: Contract,
 ): Promise<{ monitoring: MonitoringSpec; features: FeatureProfile[] }> {
   const declared = contract.monitoring.features;
   const values: number[][] = declared.map(() => []);
   if (declared.length > 0) {
-    const { session } = await loadSession(model);
+    const runner = await model.load();
     try {
       for (const sequence of sequences) {
-        const run = await runSequence(session, sequence, contract.carry as Carry);
+        const run = await runner.runSequence(sequence, contract.carry as Carry);
         run.outputs.forEach((outputs, f) => {
           declared.forEach((feature, i) => {
-            const source = feature.source.from === 'input' ? run.feeds[f]! : outputs;
+            const source = feature.source.from === 'input' ? (run.feeds?.[f] ?? sequence[f]!) : outputs;
             const tensor = source[feature.source.tensor];
             if (!tensor) {
               throw new CliError(
                 `monitored feature ${feature.name}: the model has no ${feature.source.from} "${feature.source.tensor}"`,
               );
             }
-            values[i]!.push(reduceFeature(feature.source.reduce, numbersOf(tensor as ort.Tensor)));
+            values[i]!.push(reduceFeature(feature.source.reduce, numbersOf(tensor)));
           });
         });
       }
     } finally {
-      await session.release();
+      await runner.release();
     }
   }
   const features: MonitoredFeature[] = declared.map((feature, i) => referenceOf(feature, values[i]!));

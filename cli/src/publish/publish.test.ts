@@ -1,7 +1,6 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   concatBytes,
   ManifestEnvelopeSchema,
@@ -13,14 +12,11 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sileroPath } from '../../../test/support/models.ts';
 import { startTestServer, type TestServer } from '../../../test/support/server.ts';
-import { edgeship } from '../../test-data/run-cli.ts';
+import { edgeship, publishSileroArgs, SILERO_CONTRACT, TEST_DATA } from '../../test-data/run-cli.ts';
 import { readTestWav, SILERO_CARRY, sileroFrames } from '../../test-data/silero.ts';
 import { GateError } from '../validate/gate-error.ts';
 import { runSequence } from '../validate/run-sequence.ts';
-import { publishModel } from './publish.ts';
-
-const TEST_DATA = fileURLToPath(new URL('../../test-data/', import.meta.url));
-const CONTRACT = join(TEST_DATA, 'contracts/silero.json');
+import { type PublishOptions, publishModel } from './publish.ts';
 
 let t: TestServer;
 let dir: string;
@@ -36,24 +32,27 @@ afterAll(async () => {
   await t?.stop();
 });
 
+/** The Silero VAD as vad@`version`, quantized to int8 on the test WAVs, straight to the test server. */
+function publishSileroInt8(version: string, extra: Partial<PublishOptions> = {}) {
+  return publishModel({
+    model: sileroPath(),
+    name: 'vad',
+    version,
+    quantize: 'int8',
+    calibration: TEST_DATA,
+    contract: SILERO_CONTRACT,
+    publisherKey: t.publisherKey,
+    server: t.server.url,
+    token: t.server.tokens!.publisher,
+    ...extra,
+  });
+}
+
 describe('edgeship publish to a real update server', () => {
   it('publishes Silero int8 through the CLI, and a device verifies, downloads and runs it', async () => {
     const run = await edgeship(
       [
-        'publish',
-        sileroPath(),
-        '--name',
-        'vad',
-        '--version',
-        '1.0.0',
-        '--quantize',
-        'int8',
-        '--calibration',
-        TEST_DATA,
-        '--contract',
-        CONTRACT,
-        '--publisher-key',
-        'publisher.key.json',
+        ...publishSileroArgs('1.0.0', '--quantize', 'int8', '--calibration', TEST_DATA),
         '--model-card',
         'CARD.md',
         '--app',
@@ -140,17 +139,7 @@ describe('edgeship publish to a real update server', () => {
   });
 
   it('sends only the missing chunks when the same model is published again', async () => {
-    const result = await publishModel({
-      model: sileroPath(),
-      name: 'vad',
-      version: '1.0.1',
-      quantize: 'int8',
-      calibration: TEST_DATA,
-      contract: CONTRACT,
-      publisherKey: t.publisherKey,
-      server: t.server.url,
-      token: t.server.tokens!.publisher,
-    });
+    const result = await publishSileroInt8('1.0.1');
     // The bytes are the same as 1.0.0's (quantization is deterministic): nothing to send.
     expect(result.upload).toEqual({ chunksUploaded: 0, bytesUploaded: 0 });
     expect((await t.viewer.getRelease('vad', '1.0.1')).version).toBe('1.0.1');
@@ -158,18 +147,9 @@ describe('edgeship publish to a real update server', () => {
 
   it('refuses a model whose outputs drift beyond the budget, before anything is sent', async () => {
     const before = (await t.viewer.listReleases('vad')).releases.length;
-    const error = await publishModel({
-      model: sileroPath(),
-      name: 'vad',
-      version: '2.0.0',
-      quantize: 'int8',
-      calibration: TEST_DATA,
-      contract: CONTRACT,
-      publisherKey: t.publisherKey,
-      server: t.server.url,
-      token: t.server.tokens!.publisher,
-      budget: { maxMeanAbsDiff: 0.0001 },
-    }).catch((e: unknown) => e);
+    const error = await publishSileroInt8('2.0.0', { budget: { maxMeanAbsDiff: 0.0001 } }).catch(
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(GateError);
     expect((error as GateError).code).toBe('E_GATE');
     expect((error as GateError).message).toMatch(/^validation failed: maxMeanAbsDiff: /);
@@ -178,20 +158,7 @@ describe('edgeship publish to a real update server', () => {
     // Through the CLI: exit 1, the gate report on stdout, one line on stderr.
     const run = await edgeship(
       [
-        'publish',
-        sileroPath(),
-        '--name',
-        'vad',
-        '--version',
-        '2.0.0',
-        '--quantize',
-        'int8',
-        '--calibration',
-        TEST_DATA,
-        '--contract',
-        CONTRACT,
-        '--publisher-key',
-        'publisher.key.json',
+        ...publishSileroArgs('2.0.0', '--quantize', 'int8', '--calibration', TEST_DATA),
         '--max-mad',
         '0.0001',
         '--server',

@@ -3,14 +3,20 @@ import { basename, dirname } from 'node:path';
 import {
   type FileEntry,
   ForbiddenError,
+  ModelCardSchema,
   Name,
   NetworkError,
+  parseValue,
   type Release,
+  type ReleaseGates,
+  ReleaseLineageSchema,
   releaseId,
   SemVer,
   type SignedRelease,
   type SigningKeyPair,
   signRelease,
+  type TrustedRoot,
+  TrustedRootSchema,
   UnknownKeyError,
 } from '@edgeship/protocol';
 import type { UploadProgress } from '@edgeship/update-server/admin-client';
@@ -20,11 +26,18 @@ import { CliError } from '../commands/output.ts';
 import type { QuantizeReport } from '../quantize/quantize-onnx.ts';
 import { adminClient } from '../server/admin.ts';
 import { GateError } from '../validate/gate-error.ts';
-import type { ValidationBudget, ValidationInputs, ValidationReport } from '../validate/gates.ts';
+import type {
+  ProductionCheck,
+  ValidationBudget,
+  ValidationInputs,
+  ValidationReport,
+} from '../validate/gates.ts';
+import { releaseUnderTest } from '../validate/release-runner.ts';
 import { type Calibration, readCalibration } from './calibration.ts';
 import { type Contract, ContractSchema } from './contract.ts';
 import { type Candidate, detectFormat, FORMATS, type Quantize } from './formats.ts';
 import { gitCommit } from './lineage.ts';
+import { fetchProduction } from './production.ts';
 import { type FeatureProfile, profileMonitoring } from './profile.ts';
 import { chunkReader, describeReleaseFile, totalBytes } from './release-files.ts';
 import type { TfjsQuantizeReport } from './tfjs.ts';
@@ -43,6 +56,13 @@ export interface PublishBudget {
    * the float model; default 0.01 when labels are given.
    */
   maxAccuracyDrop?: number;
+  /** With labelled gate data: the candidate's accuracy must reach this (0..1). */
+  minAccuracy?: number;
+  /**
+   * With labelled gate data and --app/--channel: how much accuracy (0..1) the candidate may lose
+   * against the channel's production release on the same data; default 0.01.
+   */
+  maxDropVsProduction?: number;
 }
 
 export interface PublishOptions {
@@ -52,8 +72,17 @@ export interface PublishOptions {
   version: string;
   format?: 'onnx' | 'tfjs';
   quantize?: Quantize;
-  /** A directory of .wav or .json inputs: the validation and profiling data. */
+  /** A directory of .wav or .json inputs: the gates' and the drift reference's data, unless these are given apart. */
   calibration?: string;
+  /** Held-out (labelled) data the gates run on; default: `calibration`. */
+  gateData?: string;
+  /** Data the drift reference (monitored features' profile) is measured on; default: `calibration`. */
+  referenceData?: string;
+  /**
+   * Pinned root keys (root.pub.json): the server's key set is verified against them before the
+   * production release's signature is checked with it. Without, the server's key set is taken as is.
+   */
+  root?: string;
   /** A contract file path, or the contract itself. */
   contract: string | unknown;
   server?: string;
@@ -68,8 +97,15 @@ export interface PublishOptions {
   mode?: 'canary' | 'shadow';
   minRuntime?: string;
   budget?: PublishBudget;
-  /** A model card file (Markdown), stored with the release. */
+  /** A model card file (Markdown), stored with the release (not signed). */
   modelCard?: string;
+  /**
+   * A structured model card (JSON: intendedUse, limitations, trainingData, evaluation, segments),
+   * validated and signed into the release, so operators and devices read what the publisher said.
+   */
+  card?: string;
+  /** Lineage (JSON: trainingCode, data, hyperparameters, parent), signed into the release as self-reported. */
+  lineage?: string;
   /** Stop after signing: nothing is sent. */
   dryRun?: boolean;
   onStep?: (step: PublishStep, detail: string) => void;
@@ -84,6 +120,8 @@ export interface PublishResult {
   quantization: QuantizeReport | null;
   tfjsQuantization: TfjsQuantizeReport | null;
   validation: ValidationReport | null;
+  /** What the signed release records of the gates (absent: none ran). */
+  gates: ReleaseGates | null;
   profile: FeatureProfile[];
   metrics: Record<string, number>;
   lineage: { sourceCommit?: string; datasetHash?: string; parameters: Record<string, unknown> };
@@ -113,15 +151,49 @@ export async function publishModel(opts: PublishOptions): Promise<PublishResult>
   const key =
     typeof opts.publisherKey === 'string' ? await readSigningKey(opts.publisherKey) : opts.publisherKey;
   const modelCard = opts.modelCard ? await readText(opts.modelCard) : undefined;
+  // Read and checked before any work, so a bad file costs nothing.
+  const card = opts.card ? parseValue(ModelCardSchema, await readJsonFile(opts.card), opts.card) : undefined;
+  const signedLineage = opts.lineage
+    ? parseValue(ReleaseLineageSchema, await readJsonFile(opts.lineage), opts.lineage)
+    : undefined;
   const format = FORMATS[await detectFormat(opts.model, opts.format)];
   const source = await format.read(opts.model);
-  format.check(opts.model, source, { quantize, calibrated: Boolean(opts.calibration) });
-  const calibration = opts.calibration ? await readCalibration(opts.calibration, contract) : null;
+  const gateDir = opts.gateData ?? opts.calibration;
+  const referenceDir = opts.referenceData ?? opts.calibration;
+  format.check(opts.model, source, { quantize, calibrated: Boolean(gateDir ?? referenceDir) });
+  // The gates' held-out data and the drift reference's data are declared apart (or both are --calibration).
+  const calibration = gateDir ? await readCalibration(gateDir, contract) : null;
+  const referenceData =
+    referenceDir === gateDir
+      ? calibration
+      : referenceDir
+        ? await readCalibration(referenceDir, contract)
+        : null;
   if (quantize !== 'none' && !calibration) {
-    throw new CliError('--quantize needs --calibration: a quantized model is only published once validated');
+    throw new CliError(
+      '--quantize needs --calibration or --gate-data: a quantized model is only published once validated',
+    );
   }
+  const root = opts.root
+    ? (parseValue(TrustedRootSchema, await readJsonFile(opts.root), opts.root) as TrustedRoot)
+    : undefined;
   const publisher = opts.dryRun ? null : adminClient(opts);
   if (publisher) await checkServer(publisher, key);
+  // Champion/challenger: with labelled data and a channel, the candidate runs against what the
+  // channel serves now, downloaded and verified before anything slow runs.
+  let production: ProductionCheck | undefined;
+  if (publisher && calibration?.labels && opts.app && opts.channel) {
+    const current = await fetchProduction(
+      publisher,
+      { app: opts.app, channel: opts.channel, model: name },
+      root,
+    );
+    production = {
+      model: current ? releaseUnderTest(current.release, current.files) : null,
+      version: current?.version ?? null,
+      maxDrop: opts.budget?.maxDropVsProduction ?? DEFAULT_MAX_ACCURACY_DROP,
+    };
+  }
 
   // 1. Quantize.
   const candidate = await format.quantize(source, quantize, (detail) => step('quantize', detail));
@@ -133,23 +205,24 @@ export async function publishModel(opts: PublishOptions): Promise<PublishResult>
   if (calibration) {
     step('validate', `${calibration.frames} frames from ${calibration.files.length} files`);
     const inputs = validationInputs(contract, calibration, budget, opts.budget?.minAgreement);
-    validation = await format.run(inputs, source, candidate);
+    validation = await format.run({ ...inputs, production }, source, candidate);
     if (!validation.passed) throw new GateError(validation);
   } else if (budget.maxSizeBytes !== undefined && sizeBytes > budget.maxSizeBytes) {
     throw new GateError(`size gate: ${sizeBytes} bytes > ${budget.maxSizeBytes} bytes`);
   }
 
-  // 3. Profile the monitored features on the float model.
+  // 3. Profile the monitored features on the float model, through the release's contract.
   let monitoring: Release['monitoring'] = { features: [] };
   let profile: FeatureProfile[] = [];
-  const profiling = profilingInputs(contract, source.onnx, calibration);
-  if (profiling) {
+  if (contract.monitoring.features.length > 0) {
+    const model = format.reference(source, contract);
+    if (!referenceData || !model) {
+      throw new CliError(
+        'monitored features need --calibration or --reference-data, and a model read into memory to profile',
+      );
+    }
     step('profile', contract.monitoring.features.map((f) => f.name).join(', '));
-    ({ monitoring, features: profile } = await profileMonitoring(
-      profiling.model,
-      profiling.sequences,
-      contract,
-    ));
+    ({ monitoring, features: profile } = await profileMonitoring(model, referenceData.sequences, contract));
   } else if (contract.monitoring.decision) {
     monitoring = { features: [], decision: contract.monitoring.decision };
   }
@@ -171,9 +244,13 @@ export async function publishModel(opts: PublishOptions): Promise<PublishResult>
     postprocessing: contract.postprocessing,
     monitoring,
     ...(contract.recurrent.length > 0 ? { recurrent: contract.recurrent } : {}),
+    ...(card ? { modelCard: card } : {}),
+    ...(signedLineage ? { lineage: signedLineage } : {}),
     minRuntimeVersion: minRuntime,
     createdAt: new Date().toISOString(),
   };
+  const gates = validation && calibration ? gatesRecord(validation, calibration, opts, production) : null;
+  if (gates) release.gates = gates;
   const signed = await signRelease(release, [key]);
   const metrics = metricsOf(sizeBytes, totalBytes(source.files), validation, calibration);
   if (candidate.tfjsReport && candidate.tfjsReport.mode !== 'none')
@@ -184,9 +261,10 @@ export async function publishModel(opts: PublishOptions): Promise<PublishResult>
     quantization: candidate.onnxReport,
     tfjsQuantization: candidate.tfjsReport,
     validation,
+    gates,
     profile,
     metrics,
-    lineage: await lineageOf(opts.model, quantize, candidate, budget, calibration),
+    lineage: await lineageOf(opts.model, quantize, candidate, budget, calibration, referenceData),
     upload: null,
     rollout: null,
   };
@@ -216,19 +294,6 @@ export async function publishModel(opts: PublishOptions): Promise<PublishResult>
   return result;
 }
 
-/** What monitored features are profiled on: the float ONNX model and the calibration frames. */
-function profilingInputs(
-  contract: Contract,
-  model: Uint8Array | null,
-  calibration: Calibration | null,
-): { model: Uint8Array; sequences: Calibration['sequences'] } | null {
-  if (contract.monitoring.features.length === 0) return null;
-  if (!calibration || !model) {
-    throw new CliError('monitored features need --calibration data and an ONNX model to profile');
-  }
-  return { model, sequences: calibration.sequences };
-}
-
 const QUANTIZE_MODES: readonly Quantize[] = ['int8', 'uint8', 'uint16', 'float16', 'none'];
 
 function checkedQuantize(mode: string): Quantize {
@@ -249,6 +314,30 @@ function budgetOf(
     maxMeanAbsDiff: budget?.maxMeanAbsDiff ?? (quantize === 'none' ? undefined : DEFAULT_MAX_MAD),
     // Labels make the task metric the gate: accuracy, not only agreement with the float model.
     maxAccuracyDrop: calibration?.labels ? (budget?.maxAccuracyDrop ?? DEFAULT_MAX_ACCURACY_DROP) : undefined,
+    minAccuracy: budget?.minAccuracy,
+  };
+}
+
+/**
+ * What the signed release says of its gates: each one that ran with its number and limit (all
+ * passed, or nothing is signed), the data they ran on, and the production release compared with.
+ */
+function gatesRecord(
+  validation: ValidationReport,
+  data: Calibration,
+  opts: PublishOptions,
+  production: ProductionCheck | undefined,
+): ReleaseGates {
+  const finite = (x: number | null) => (x !== null && Number.isFinite(x) ? x : null);
+  return {
+    dataset: data.datasetHash,
+    frames: data.frames,
+    results: validation.gates
+      .slice(0, 32)
+      .map((g) => ({ name: g.name, value: finite(g.value), limit: finite(g.limit) })),
+    ...(production && opts.app && opts.channel
+      ? { against: { app: opts.app, channel: opts.channel, version: production.version } }
+      : {}),
   };
 }
 
@@ -258,6 +347,7 @@ async function lineageOf(
   candidate: Candidate,
   budget: ValidationBudget,
   calibration: Calibration | null,
+  referenceData: Calibration | null,
 ): Promise<PublishResult['lineage']> {
   const report = candidate.onnxReport;
   return {
@@ -268,6 +358,10 @@ async function lineageOf(
       ...(report ? { perChannel: report.perChannel, tensorsQuantized: report.tensorsQuantized } : {}),
       budget: Object.fromEntries(Object.entries(budget).filter(([, v]) => v !== undefined)),
       calibrationFiles: calibration?.files.length ?? 0,
+      // The drift reference's data, when it is not the gates' (datasetHash).
+      ...(referenceData && referenceData !== calibration
+        ? { referenceDatasetHash: referenceData.datasetHash }
+        : {}),
       sourceFile: basename(model),
     },
   };
@@ -336,6 +430,7 @@ function validationInputs(
           threshold: decision?.threshold,
         }
       : undefined,
+    contract,
     budget: {
       ...budget,
       // The decision output's agreement is always measured; it gates only with --min-agreement.
@@ -361,6 +456,7 @@ function metricsOf(
     agreement: c?.agreement,
     accuracy: c?.accuracy?.candidate,
     referenceAccuracy: c?.accuracy?.reference,
+    productionAccuracy: validation?.production?.accuracy,
     latencyMs: validation?.latency.candidateMs,
     referenceLatencyMs: validation?.latency.referenceMs,
     loadMs: validation?.latency.candidateLoadMs,

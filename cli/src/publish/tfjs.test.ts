@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exitCodeFor } from '../commands/output.ts';
@@ -199,6 +199,42 @@ describe('publishing the tone model (tfjs) through the CLI', () => {
     expect(metrics.sizeRatio).toBeLessThan(1);
     expect(lineage.datasetHash).toMatch(/^[0-9a-f]{64}$/);
     expect(lineage.parameters).toMatchObject({ quantize: 'uint8', calibrationFiles: 4 });
+  });
+
+  it('profiles the monitored features of a tfjs release, as it does an ONNX one', async () => {
+    const contract = JSON.parse(await readFile(TONE_CONTRACT, 'utf8'));
+    contract.monitoring = {
+      features: [
+        {
+          name: 'tone',
+          source: { from: 'output', tensor: 'probabilities', reduce: 'argmax' },
+          binEdges: [0.5, 1.5],
+        },
+        { name: 'level', source: { from: 'input', tensor: 'audio', reduce: 'rms' }, bins: 4 },
+      ],
+    };
+    const result = await publishModel({
+      model: TONE_MODEL,
+      name: 'tone',
+      version: '3.0.0',
+      calibration,
+      contract,
+      publisherKey: await generateSigningKey(),
+      dryRun: true,
+    });
+    const [tone, level] = result.signed.signed.monitoring.features;
+    expect(result.profile.map((f) => f.observations)).toEqual([200, 200]);
+    // The model is right on at least 95% of these frames: its argmax shares are the labels' shares.
+    const labels: number[] = [];
+    for (const name of (await readdir(calibration)).sort()) {
+      labels.push(...JSON.parse(await readFile(join(calibration, name), 'utf8')).labels);
+    }
+    const shares = [0, 1, 2].map((k) => labels.filter((l) => l === k).length / labels.length);
+    for (const [k, share] of tone!.reference.entries()) {
+      expect(Math.abs(share - shares[k]!)).toBeLessThanOrEqual(0.05);
+    }
+    expect(level!.binEdges.length).toBeGreaterThanOrEqual(1);
+    expect(level!.reference.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
   });
 
   it('refuses with E_GATE, exit 1 and one line on stderr when a gate fails, sending nothing', async () => {

@@ -1,4 +1,5 @@
-import { InputError } from '@edgeship/protocol';
+import { GATE_VS_PRODUCTION, InputError } from '@edgeship/protocol';
+import type { TensorContract } from '@edgeship/runtime/contract';
 import { type Comparison, compareOutputs, type Labels, type RunOutputs } from './compare.ts';
 import type { Carry, Feeds } from './run-sequence.ts';
 
@@ -14,6 +15,19 @@ export interface ValidationBudget {
   /** Mean candidate inference time. Machine-dependent: set it generously. */
   maxLatencyMs?: number;
   maxSizeBytes?: number;
+  /** The candidate's accuracy against `labels` must reach this (0..1), whatever any other model scores. */
+  minAccuracy?: number;
+}
+
+/**
+ * The channel's current production release, run on the same labelled frames: the candidate may
+ * fall below its accuracy by at most `maxDrop` (champion/challenger). `model` null: the channel
+ * has no production release, so there is nothing to fall below (the gate passes and says so).
+ */
+export interface ProductionCheck {
+  model: ModelUnderTest | null;
+  version: string | null;
+  maxDrop: number;
 }
 
 /** What both models run on and what the candidate is held to, whatever runs them. */
@@ -29,6 +43,13 @@ export interface ValidationInputs {
   carry?: Carry;
   /** Outputs to compare; default: all of the reference's outputs that are not carried state. */
   outputs?: string[];
+  /**
+   * The release's inputs and pre/postprocessing: every model runs each frame through the runtime's
+   * own code for them, as devices do. Absent, frames run on the bare models.
+   */
+  contract?: TensorContract;
+  /** Needs labels. */
+  production?: ProductionCheck;
 }
 
 /** A loaded model the gates can run; one implementation per engine (onnxruntime-node, tfjs). */
@@ -41,7 +62,10 @@ export interface ModelRunner {
    * Runs one sequence in order, feeding carried outputs back in. Rejects with the engine's reason,
    * or with InputError when the carry names tensors the model does not have.
    */
-  runSequence(frames: readonly Feeds[], carry?: Carry): Promise<{ outputs: RunOutputs[]; meanMs: number }>;
+  runSequence(
+    frames: readonly Feeds[],
+    carry?: Carry,
+  ): Promise<{ outputs: RunOutputs[]; meanMs: number; feeds?: Feeds[] }>;
   release(): Promise<void>;
 }
 
@@ -71,6 +95,8 @@ export interface ValidationReport {
   };
   sizes: { referenceBytes: number; candidateBytes: number; ratio: number };
   comparison: Comparison | null;
+  /** The production release's accuracy on the same labelled frames, when it ran. */
+  production: { version: string; accuracy: number } | null;
 }
 
 /**
@@ -95,6 +121,7 @@ export async function runGates(
       ratio: candidate.bytes / reference.bytes,
     },
     comparison: null,
+    production: null,
   };
   const { maxSizeBytes } = opts.budget;
   if (maxSizeBytes !== undefined) {
@@ -137,6 +164,9 @@ export async function runGates(
       message: `${comparison.nonFinite} non-finite candidate output values`,
     });
     if (comparison.mismatch === null) pushBudgetGates(gates, opts.budget, comparison, candRun.meanMs);
+    if (comparison.accuracy && opts.labels && opts.production) {
+      report.production = await productionGate(gates, opts, candRun.outputs, opts.labels, opts.production);
+    }
     return finish(report);
   } finally {
     await ref?.release();
@@ -168,8 +198,68 @@ function pushBudgetGates(gates: Gate[], budget: ValidationBudget, c: Comparison,
       message: `accuracy ${pct(c.accuracy.candidate)} vs reference ${pct(c.accuracy.reference)} (drop ${pct(drop)}, limit ${pct(budget.maxAccuracyDrop)})`,
     });
   }
+  if (budget.minAccuracy !== undefined && c.accuracy) {
+    const { candidate } = c.accuracy;
+    gates.push({
+      name: 'min-accuracy',
+      passed: candidate >= budget.minAccuracy,
+      value: candidate,
+      limit: budget.minAccuracy,
+      message: `accuracy ${pct(candidate)} ${candidate >= budget.minAccuracy ? '>=' : '<'} minimum ${pct(budget.minAccuracy)}`,
+    });
+  }
   if (budget.maxLatencyMs !== undefined) {
     gates.push(limitGate('maxLatencyMs', candidateMs, budget.maxLatencyMs, 'candidate latency', 'ms'));
+  }
+}
+
+/**
+ * Runs the production release on the same frames and compares its accuracy with the candidate's.
+ * A production release that does not load or run here (another contract, another engine) is a
+ * failed gate: the candidate was not shown to be at least as good.
+ */
+async function productionGate(
+  gates: Gate[],
+  opts: ValidationInputs,
+  candidate: RunOutputs[],
+  labels: Labels,
+  production: ProductionCheck,
+): Promise<ValidationReport['production']> {
+  const { model, version, maxDrop } = production;
+  if (!model || version === null) {
+    gates.push({
+      name: GATE_VS_PRODUCTION,
+      passed: true,
+      value: null,
+      limit: maxDrop,
+      message: 'the channel has no production release: nothing to fall below',
+    });
+    return null;
+  }
+  const fail = (message: string) => {
+    gates.push({ name: GATE_VS_PRODUCTION, passed: false, value: null, limit: maxDrop, message });
+    return null;
+  };
+  let runner: ModelRunner;
+  try {
+    runner = await model.load();
+  } catch (error) {
+    return fail(`production ${version} failed to load: ${firstLine((error as Error).message)}`);
+  }
+  try {
+    const run = await runAll(runner, opts);
+    const c = compareOutputs(run.outputs, candidate, [], undefined, labels);
+    if (!c.accuracy) return fail(`production ${version}: ${c.mismatch ?? 'no accuracy'}`);
+    const drop = c.accuracy.reference - c.accuracy.candidate;
+    gates.push({
+      ...limitGate(GATE_VS_PRODUCTION, drop, maxDrop, 'accuracy drop against production'),
+      message: `accuracy ${pct(c.accuracy.candidate)} vs production ${version} ${pct(c.accuracy.reference)} (drop ${pct(drop)}, limit ${pct(maxDrop)})`,
+    });
+    return { version, accuracy: c.accuracy.reference };
+  } catch (error) {
+    return fail(`production ${version} failed to run: ${firstLine((error as Error).message)}`);
+  } finally {
+    await runner.release();
   }
 }
 
@@ -253,8 +343,17 @@ function checkArguments(opts: ValidationInputs): void {
   if (opts.labels && opts.labels.expected.length !== frames) {
     throw new InputError(`${opts.labels.expected.length} labels for ${frames} frames`);
   }
-  if (opts.budget.maxAccuracyDrop !== undefined && !opts.labels) {
-    throw new InputError('budget.maxAccuracyDrop needs labels');
+  for (const key of ['maxAccuracyDrop', 'minAccuracy'] as const) {
+    if (opts.budget[key] !== undefined && !opts.labels) throw new InputError(`budget.${key} needs labels`);
+  }
+  if (opts.budget.minAccuracy !== undefined && opts.budget.minAccuracy > 1) {
+    throw new InputError(`budget.minAccuracy must be between 0 and 1, got ${opts.budget.minAccuracy}`);
+  }
+  if (opts.production && !opts.labels) throw new InputError('a check against production needs labels');
+  if (opts.production && !(opts.production.maxDrop >= 0 && opts.production.maxDrop <= 1)) {
+    throw new InputError(
+      `the margin against production must be between 0 and 1, got ${opts.production.maxDrop}`,
+    );
   }
 }
 

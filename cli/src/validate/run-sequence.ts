@@ -1,5 +1,6 @@
-import { InputError, onnxSessionOptions, type Release } from '@edgeship/protocol';
+import { onnxSessionOptions, type Release } from '@edgeship/protocol';
 import * as ort from 'onnxruntime-node';
+import { contractRunner } from './contract-runner.ts';
 
 /** What a caller may pass as a tensor: an ort.Tensor, or anything shaped like one. */
 export interface TensorLike {
@@ -37,44 +38,33 @@ export async function loadSession(
 
 export interface SequenceRun {
   /** The feeds each frame actually ran with (carried state included). */
-  feeds: Outputs[];
+  feeds: Feeds[];
   outputs: Outputs[];
   /** Mean wall time of one inference, after one warm-up run. */
   meanMs: number;
 }
 
-/** Runs frames in order, feeding carried outputs back in as the next frame's inputs. */
+/**
+ * Runs frames in order on a bare session (no release contract), feeding carried outputs back in
+ * as the next frame's inputs: contractRunner's one sequence loop, for benches and session tests.
+ */
 export async function runSequence(
   session: ort.InferenceSession,
   frames: readonly Feeds[],
   carry: Carry = {},
 ): Promise<SequenceRun> {
-  if (frames.length === 0) throw new InputError('no input frames to run');
-  for (const [output, input] of Object.entries(carry)) {
-    if (!session.outputNames.includes(output)) {
-      throw new InputError(`carry names output "${output}"; the model has ${list(session.outputNames)}`);
-    }
-    if (!session.inputNames.includes(input)) {
-      throw new InputError(`carry names input "${input}"; the model has ${list(session.inputNames)}`);
-    }
-  }
-  // onnxruntime's first run allocates and plans; keep it out of the timing.
-  await session.run(toOrt(frames[0]!));
-  const feeds: Outputs[] = [];
-  const outputs: Outputs[] = [];
-  let totalMs = 0;
-  let carried: Outputs = {};
-  for (const frame of frames) {
-    const feed = { ...toOrt(frame), ...carried };
-    const start = performance.now();
-    const out = await session.run(feed);
-    totalMs += performance.now() - start;
-    feeds.push(feed);
-    outputs.push(out);
-    carried = {};
-    for (const [output, input] of Object.entries(carry)) carried[input] = out[output]!;
-  }
-  return { feeds, outputs, meanMs: totalMs / frames.length };
+  const runner = contractRunner(
+    {
+      inputNames: session.inputNames,
+      outputNames: session.outputNames,
+      loadMs: 0,
+      run: (feeds) => session.run(toOrt(feeds)),
+      release: async () => {},
+    },
+    null,
+  );
+  const run = await runner.runSequence(frames, carry);
+  return { feeds: run.feeds ?? [], outputs: run.outputs as Outputs[], meanMs: run.meanMs };
 }
 
 /** A tensor's values as numbers (int64 outputs come back as BigInt64Array). */
@@ -85,15 +75,12 @@ export function numbersOf(tensor: TensorLike): Float64Array {
   return out;
 }
 
-function toOrt(frame: Feeds): Outputs {
+/** Feeds as onnxruntime-node's own tensors. */
+export function toOrt(frame: Feeds): Outputs {
   const out: Outputs = {};
   for (const [name, t] of Object.entries(frame)) {
     // Re-wrapped rather than trusted: a Tensor from onnxruntime-web is another class.
     out[name] = new ort.Tensor(t.type, t.data as never, t.dims);
   }
   return out;
-}
-
-function list(names: readonly string[]): string {
-  return names.map((n) => `"${n}"`).join(', ');
 }

@@ -1,8 +1,10 @@
 import { concatBytes, InputError } from '@edgeship/protocol';
+import type { TensorContract } from '@edgeship/runtime/contract';
 import * as tf from '@tensorflow/tfjs';
 import type { RunOutputs } from './compare.ts';
+import { contractRunner, type FrameModel } from './contract-runner.ts';
 import { type ModelRunner, runGates, type ValidationInputs, type ValidationReport } from './gates.ts';
-import { type Carry, type Feeds, numbersOf, type TensorLike } from './run-sequence.ts';
+import { type Feeds, numbersOf, type TensorLike } from './run-sequence.ts';
 
 /** A TensorFlow.js model in memory: `model.json`, then each weight shard by the path the manifest names. */
 export type TfjsFiles = ReadonlyMap<string, Uint8Array>;
@@ -17,9 +19,10 @@ export interface ValidateTfjsOptions extends ValidationInputs {
  * install here) on the same frames, and holds the candidate to the same gates as an ONNX model.
  */
 export async function validateTfjs(opts: ValidateTfjsOptions): Promise<ValidationReport> {
+  const contract = opts.contract ?? null;
   return runGates(
-    { bytes: totalBytes(opts.reference), load: () => loadTfjsRunner(opts.reference) },
-    { bytes: totalBytes(opts.candidate), load: () => loadTfjsRunner(opts.candidate) },
+    { bytes: totalBytes(opts.reference), load: () => loadTfjsRunner(opts.reference, contract) },
+    { bytes: totalBytes(opts.candidate), load: () => loadTfjsRunner(opts.candidate, contract) },
     opts,
   );
 }
@@ -28,9 +31,13 @@ type TfjsModel = tf.LayersModel | tf.GraphModel;
 
 /**
  * Loads a layers or a graph model from memory, no file system or HTTP. Graph or layers is decided
- * as runtime/src/engines/tfjs-engine.ts decides it, so the gates run what devices will run.
+ * as runtime/src/engines/tfjs-engine.ts decides it, so the gates run what devices will run; each
+ * frame goes through `contract` (the runtime's code) when given.
  */
-export async function loadTfjsRunner(files: TfjsFiles): Promise<ModelRunner> {
+export async function loadTfjsRunner(
+  files: TfjsFiles,
+  contract: TensorContract | null = null,
+): Promise<ModelRunner> {
   await useCpuBackend();
   const start = performance.now();
   const modelJson = parseModelJson(files);
@@ -41,7 +48,7 @@ export async function loadTfjsRunner(files: TfjsFiles): Promise<ModelRunner> {
   const model: TfjsModel = isGraphModel(modelJson)
     ? await tf.loadGraphModel(handler)
     : await tf.loadLayersModel(handler);
-  return new TfjsRunner(model, performance.now() - start);
+  return contractRunner(new TfjsModelRun(model, performance.now() - start), contract);
 }
 
 let backendReady: Promise<void> | undefined;
@@ -90,7 +97,8 @@ function joinShards(modelJson: tf.io.ModelJSON, files: TfjsFiles): ArrayBuffer {
   return concatBytes(shards).buffer;
 }
 
-class TfjsRunner implements ModelRunner {
+/** One frame at a time in tfjs; sequences, carry and the contract are contractRunner's. */
+class TfjsModelRun implements FrameModel {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
   private readonly inputDtypes: readonly tf.DataType[];
@@ -106,31 +114,7 @@ class TfjsRunner implements ModelRunner {
     this.inputDtypes = model.inputs.map((input) => input.dtype ?? 'float32');
   }
 
-  async runSequence(frames: readonly Feeds[], carry: Carry = {}) {
-    if (frames.length === 0) throw new InputError('no input frames to run');
-    for (const [output, input] of Object.entries(carry)) {
-      if (!this.outputNames.includes(output))
-        throw new InputError(`carry names output "${output}"; the model has ${list(this.outputNames)}`);
-      if (!this.inputNames.includes(input))
-        throw new InputError(`carry names input "${input}"; the model has ${list(this.inputNames)}`);
-    }
-    // Kept out of the timing, as onnxruntime's first run is: the first run allocates.
-    await this.run(frames[0]!);
-    const outputs: RunOutputs[] = [];
-    let totalMs = 0;
-    let carried: Feeds = {};
-    for (const frame of frames) {
-      const start = performance.now();
-      const out = await this.run({ ...frame, ...carried });
-      totalMs += performance.now() - start;
-      outputs.push(out);
-      carried = {};
-      for (const [output, input] of Object.entries(carry)) carried[input] = out[output]!;
-    }
-    return { outputs, meanMs: totalMs / frames.length };
-  }
-
-  private async run(feeds: Feeds): Promise<RunOutputs> {
+  async run(feeds: Feeds): Promise<RunOutputs> {
     const inputs: tf.Tensor[] = [];
     let results: tf.Tensor[] = [];
     try {
@@ -221,8 +205,4 @@ function totalBytes(files: TfjsFiles): number {
   let n = 0;
   for (const bytes of files.values()) n += bytes.length;
   return n;
-}
-
-function list(names: readonly string[]): string {
-  return names.map((n) => `"${n}"`).join(', ');
 }

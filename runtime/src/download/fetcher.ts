@@ -1,12 +1,14 @@
 import {
   type ChunkRef,
   EdgeshipError,
+  type FileEntry,
   HttpStatusError,
   LengthMismatchError,
   NetworkError,
   releaseId,
   type SignedRelease,
   StalledDownloadError,
+  sha256Hex,
 } from '@edgeship/protocol';
 import type { ModelStore } from '../store/model-store.ts';
 import { ArrivalHasher } from './arrival-hasher.ts';
@@ -33,6 +35,11 @@ export interface DownloadOptions {
   /** Storage estimate checked before anything is written; default navigator.storage.estimate. */
   estimate?: StorageEstimator | null;
   onProgress?: (progress: DownloadProgress) => void;
+  /**
+   * Keep the verified files in memory for the activation that follows (ModelStore.handOver):
+   * a first load, which would otherwise read every byte back out of the store it just wrote.
+   */
+  keepBytes?: boolean;
 }
 
 export interface DownloadProgress {
@@ -59,6 +66,8 @@ export interface DownloadResult {
    * this download close enough to file order to be hashed on arrival.
    */
   chunksReadBack: number;
+  /** The files were left in memory for the next readReleaseBytes (DownloadOptions.keepBytes). */
+  handedOver: boolean;
   ms: number;
 }
 
@@ -74,6 +83,10 @@ const DEFAULT_STALL_MS = 15_000;
 export const DEFAULT_MIN_BYTES_PER_SECOND = 4096;
 export const DEFAULT_FIRST_BYTE_MS = 15_000;
 const DEFAULT_ATTEMPTS = 3;
+/** Chunks fetched ahead of the first one not yet stored, per lane (see downloadRelease). */
+const WINDOW_PER_LANE = 4;
+/** Chunks written in one IndexedDB transaction at most. */
+const MAX_WRITE_GROUP = 16;
 
 /**
  * Downloads a release into the store: only the chunks it lacks, several at a time, each checked
@@ -109,33 +122,75 @@ export async function downloadRelease(
   // One failed chunk stops the rest: their bytes would only be fetched again on the retry.
   const stop = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
-  const queue = [...missing];
   const lanes = Math.max(1, Math.min(options.concurrency ?? DEFAULT_CONCURRENCY, missing.length));
-  // Chunks arrive at most about a lane's worth out of file order: hold that many for the hashes.
+  // A lane fetches chunk i of `missing` only while i is within WINDOW of the first chunk not yet
+  // verified and stored: the whole-file hashes then take every chunk on arrival (nothing is read
+  // back from the store after an uninterrupted download), holding at most WINDOW chunks.
+  const window = Math.max(lanes * WINDOW_PER_LANE, lanes + 1);
   const largest = Math.max(0, ...missing.map((c) => c.size));
-  const arrival = await ArrivalHasher.create(release.files, lanes * largest);
-  const fetchNext = async (): Promise<void> => {
-    for (let ref = queue.shift(); ref; ref = queue.shift()) {
-      const bytes = await fetchChunkWithRetries(ref, options, signal);
-      await store.putChunk(ref.sha256, bytes);
-      // After putChunk: only bytes that matched their signed chunk hash go into a file's hash.
-      arrival.offer(ref.sha256, bytes);
-      progress.chunksDone += 1;
-      progress.bytesFetched += bytes.length;
-      options.onProgress?.({ ...progress });
+  const arrival = await ArrivalHasher.create(release.files, window * largest);
+  // A first load keeps the files it assembles (ModelStore.handOver): only when every chunk comes
+  // from this download, so nothing has to be read back to complete them.
+  const assembly = options.keepBytes && missing.length === unique ? assemble(release.files) : null;
+  const writer = new ChunkWriter(store);
+  const settled: boolean[] = [];
+  let frontier = 0;
+  let next = 0;
+  // Lanes ahead of the window wait for the frontier to move (or for the download to stop).
+  let open = () => {};
+  let gate = new Promise<void>((resolve) => (open = resolve));
+  const wake = () => {
+    open();
+    gate = new Promise<void>((resolve) => (open = resolve));
+  };
+  stop.signal.addEventListener('abort', wake, { once: true });
+  const settle = async (index: number, ref: ChunkRef, bytes: Uint8Array) => {
+    await writer.put(ref.sha256, bytes);
+    // After the write: only bytes that matched their signed chunk hash go into a file's hash.
+    arrival.offer(ref.sha256, bytes);
+    assembly?.place(ref.sha256, bytes);
+    progress.chunksDone += 1;
+    progress.bytesFetched += bytes.length;
+    options.onProgress?.({ ...progress });
+    settled[index] = true;
+    while (settled[frontier]) frontier += 1;
+    wake();
+  };
+  const lane = async (): Promise<void> => {
+    const stores: Array<Promise<void>> = [];
+    try {
+      while (next < missing.length) {
+        if (signal.aborted) throw signal.reason;
+        if (next >= frontier + window) {
+          await gate;
+          continue;
+        }
+        const index = next++;
+        const ref = missing[index]!;
+        const bytes = await fetchChunkWithRetries(ref, options, signal);
+        // The lane fetches on while its chunk is hashed and written.
+        const stored = settle(index, ref, bytes);
+        stored.catch((error: unknown) => stop.abort(error));
+        stores.push(stored);
+      }
+    } catch (error) {
+      // What this lane fetched before is stored (or refused) before the download settles.
+      await Promise.allSettled(stores);
+      throw error;
     }
+    await Promise.all(stores);
   };
   try {
     await Promise.all(
       Array.from({ length: lanes }, () =>
-        fetchNext().catch((error: unknown) => {
+        lane().catch((error: unknown) => {
           stop.abort(error);
           throw error;
         }),
       ),
     );
   } catch (error) {
-    throw options.signal?.aborted ? abortError(options.signal) : error;
+    throw options.signal?.aborted ? abortError(options.signal) : (stop.signal.reason ?? error);
   }
 
   // Every chunk matched, yet a file is only right if its chunks, in order, hash to the file's hash:
@@ -150,6 +205,7 @@ export async function downloadRelease(
     chunksReadBack += verified.chunksReadBack;
   }
   await store.markComplete(id);
+  if (assembly) store.handOver(id, assembly.files);
   return {
     release: id,
     chunksFetched: missing.length,
@@ -157,7 +213,86 @@ export async function downloadRelease(
     chunksReused: unique - missing.length,
     verifyPeakBytes,
     chunksReadBack,
+    handedOver: assembly !== null,
     ms: performance.now() - started,
+  };
+}
+
+/**
+ * Writes chunks in groups, each checked against its signed SHA-256 first (ModelStore.putChunks):
+ * the chunks that arrive while one write commits go together in the next transaction. Each put
+ * resolves once its chunk is committed.
+ */
+class ChunkWriter {
+  private batch: Array<{
+    sha256: string;
+    bytes: Uint8Array;
+    digest: Promise<string>;
+    done: () => void;
+    failed: (e: unknown) => void;
+  }> = [];
+  private writing = false;
+
+  constructor(private readonly store: ModelStore) {}
+
+  put(sha256: string, bytes: Uint8Array): Promise<void> {
+    // Hashed from arrival (crypto.subtle, off this thread) while the previous group commits.
+    const digest = sha256Hex(bytes);
+    digest.catch(() => {});
+    return new Promise((done, failed) => {
+      this.batch.push({ sha256, bytes, digest, done, failed });
+      if (!this.writing) void this.flush();
+    });
+  }
+
+  private async flush() {
+    this.writing = true;
+    while (this.batch.length > 0) {
+      const group = this.batch.splice(0, MAX_WRITE_GROUP);
+      try {
+        await this.store.putChunks(group);
+        for (const c of group) c.done();
+      } catch (error) {
+        // One at a time, so the chunks that can be stored are (a full disk stops at the chunk
+        // that does not fit, and the next attempt resumes after the ones before it).
+        let failure: unknown = group.length > 1 ? null : error;
+        for (const c of group) {
+          if (failure === null) {
+            try {
+              await this.store.putChunks([c]);
+              c.done();
+              continue;
+            } catch (single) {
+              failure = single;
+            }
+          }
+          c.failed(failure);
+        }
+      }
+    }
+    this.writing = false;
+  }
+}
+
+/** The release's files as buffers of their signed size, filled chunk by chunk as they are verified. */
+function assemble(files: readonly FileEntry[]) {
+  const buffers = new Map(files.map((f) => [f.path, new Uint8Array(f.size)]));
+  // Where each chunk goes: a chunk listed twice (or by two files) is copied to every place.
+  const places = new Map<string, Array<{ out: Uint8Array; offset: number }>>();
+  for (const file of files) {
+    let offset = 0;
+    for (const ref of file.chunks) {
+      const list = places.get(ref.sha256) ?? [];
+      list.push({ out: buffers.get(file.path)!, offset });
+      places.set(ref.sha256, list);
+      offset += ref.size;
+    }
+  }
+  return {
+    files: buffers,
+    place(sha256: string, bytes: Uint8Array) {
+      for (const { out, offset } of places.get(sha256) ?? []) out.set(bytes, offset);
+    },
   };
 }
 

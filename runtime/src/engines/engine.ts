@@ -72,6 +72,20 @@ export class NoBackendError extends coded('E_NO_BACKEND') {
 }
 
 /** The fallback code for an error from loading or running a config. */
+/**
+ * `config` could not start because of `error`: the fallback code `fallbackCodeOf` reads from it
+ * unless the caller knows better, and the config and the error's own words in the message.
+ */
+export function startFailure(
+  config: EngineConfig,
+  error: unknown,
+  code: FallbackCode = fallbackCodeOf(error),
+): BackendUnavailableError {
+  return new BackendUnavailableError(code, `${describeConfig(config)}: ${errorText(error)}`, {
+    cause: error,
+  });
+}
+
 export function fallbackCodeOf(error: unknown): FallbackCode {
   if (error instanceof BackendUnavailableError) return error.fallback;
   return UNSUPPORTED_OP.test(errorText(error)) ? 'unsupported-op' : 'session-failed';

@@ -6,19 +6,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   HAS,
   maxAbsDiff,
+  SILERO_REFERENCE as REFERENCE,
   SILERO_TENSORS,
   sileroFeeds,
   sileroModel,
   WASM_PATHS,
 } from '../../test-fixtures/browser-fixtures.ts';
-import { framesBytes, type SileroReference, sileroFrames } from '../../test-fixtures/silero-input.ts';
-import reference from '../../test-fixtures/silero-reference.json';
+import { framesBytes, sileroFrames } from '../../test-fixtures/silero-input.ts';
 import { BackendUnavailableError, type Engine, type EngineConfig } from './engine.ts';
 import { configureOrt, createOnnxEngine, ortThreads } from './onnx-engine.ts';
 import { runWithContract } from './pipeline.ts';
 import type { NamedTensors } from './tensor.ts';
 
-const REFERENCE = reference as SileroReference;
 // The bound for onnxruntime-web against onnxruntime-node.
 const NODE_PARITY = 1e-4;
 
@@ -26,7 +25,7 @@ let model: Uint8Array;
 const engines: Engine[] = [];
 
 beforeAll(async () => {
-  model = await sileroModel(REFERENCE.model.sha256);
+  model = await sileroModel();
   // One thread in this page: ORT fixes its thread count at first use (select tests compare counts).
   configureOrt({ wasmPaths: WASM_PATHS, threads: 1 });
 });

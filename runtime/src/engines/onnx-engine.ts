@@ -15,8 +15,7 @@ import {
   describeConfig,
   type Engine,
   type EngineConfig,
-  errorText,
-  fallbackCodeOf,
+  startFailure,
 } from './engine.ts';
 import { defaultOrtWasmPaths, type OrtWasmPaths, ortAssetProblem } from './ort-assets.ts';
 import type { NamedTensors, TensorArray } from './tensor.ts';
@@ -116,13 +115,7 @@ export async function createOnnxEngine(
     const missing = await ortAssetProblem(ort.env.wasm.wasmPaths);
     if (missing) throw new BackendUnavailableError('wasm-missing', missing, { cause: error });
     // ORT's message tells an operator the EP lacks from a model that does not parse.
-    throw new BackendUnavailableError(
-      fallbackCodeOf(error),
-      `${describeConfig(config)}: ${errorText(error)}`,
-      {
-        cause: error,
-      },
-    );
+    throw startFailure(config, error);
   }
   return new OnnxEngine(session, { ...config, threads });
 }

@@ -5,20 +5,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   HAS,
   maxAbsDiff,
+  SILERO_REFERENCE as REFERENCE,
   SILERO_TENSORS,
   sileroFeeds,
   sileroModel,
   WASM_PATHS,
 } from '../../test-fixtures/browser-fixtures.ts';
-import { type SileroReference, sileroFrames } from '../../test-fixtures/silero-input.ts';
-import reference from '../../test-fixtures/silero-reference.json';
+import { sileroFrames } from '../../test-fixtures/silero-input.ts';
 import { describeConfig, type Engine, type EngineConfig, NoBackendError, sameConfig } from './engine.ts';
 import { configureOrt, createOnnxEngine, ortThreads } from './onnx-engine.ts';
 import { createOnnxProbe } from './probe.ts';
 import { candidateConfigs, type DeviceEnv, selectEngine } from './select.ts';
 import { sampleInputs } from './tensor.ts';
 
-const REFERENCE = reference as SileroReference;
 const env: DeviceEnv = { crossOriginIsolated, hardwareConcurrency: navigator.hardwareConcurrency };
 let model: Uint8Array;
 const engines: Engine[] = [];
@@ -39,7 +38,7 @@ async function expectSilero(engine: Engine): Promise<void> {
 }
 
 beforeAll(async () => {
-  model = await sileroModel(REFERENCE.model.sha256);
+  model = await sileroModel();
 });
 
 afterAll(async () => {

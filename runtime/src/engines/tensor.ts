@@ -48,11 +48,12 @@ export function elementCount(dims: readonly number[]): number {
  * error (or, worse, a silently wrong answer from a misread buffer).
  */
 export function validateInputs(specs: readonly TensorSpec[], inputs: NamedTensors): void {
-  const known = new Set(specs.map((s) => s.name));
+  // Per call (the hot path): the names and whether any dim is symbolic are read once per contract.
+  const { known, symbolic } = contractOf(specs);
   for (const name of Object.keys(inputs)) {
     if (!known.has(name)) throw inputError(`unknown input "${name}"; expected ${[...known].join(', ')}`);
   }
-  const bound = new Map<string, { value: number; by: string }>();
+  const bound = symbolic ? new Map<string, { value: number; by: string }>() : null;
   for (const spec of specs) {
     const tensor = inputs[spec.name];
     if (!tensor) throw inputError(`missing input "${spec.name}"`);
@@ -67,6 +68,20 @@ export function validateInputs(specs: readonly TensorSpec[], inputs: NamedTensor
   }
 }
 
+const contracts = new WeakMap<readonly TensorSpec[], { known: Set<string>; symbolic: boolean }>();
+
+function contractOf(specs: readonly TensorSpec[]) {
+  let contract = contracts.get(specs);
+  if (!contract) {
+    contract = {
+      known: new Set(specs.map((s) => s.name)),
+      symbolic: specs.some((s) => s.shape.some((d) => typeof d !== 'number')),
+    };
+    contracts.set(specs, contract);
+  }
+  return contract;
+}
+
 function checkArrayType(spec: TensorSpec, tensor: TensorData): void {
   const want = ARRAY_FOR_DTYPE[spec.dtype];
   if (!(tensor.data instanceof want)) {
@@ -75,31 +90,35 @@ function checkArrayType(spec: TensorSpec, tensor: TensorData): void {
   }
 }
 
-function checkShape(spec: TensorSpec, tensor: TensorData, bound: Map<string, { value: number; by: string }>) {
+function checkShape(
+  spec: TensorSpec,
+  tensor: TensorData,
+  bound: Map<string, { value: number; by: string }> | null,
+) {
   const { dims } = tensor;
-  if (!Array.isArray(dims) || dims.length !== spec.shape.length) {
-    throw inputError(
-      `input "${spec.name}" must have rank ${spec.shape.length} ([${spec.shape}]), got [${dims}]`,
-    );
+  const { shape } = spec;
+  if (!Array.isArray(dims) || dims.length !== shape.length) {
+    throw inputError(`input "${spec.name}" must have rank ${shape.length} ([${shape}]), got [${dims}]`);
   }
-  spec.shape.forEach((want, axis) => {
+  for (let axis = 0; axis < shape.length; axis++) {
+    const want = shape[axis]!;
     const got = dims[axis]!;
     if (!Number.isSafeInteger(got) || got < 0) {
       throw inputError(`input "${spec.name}" dim ${axis} must be a non-negative integer, got ${got}`);
     }
     if (typeof want === 'number') {
       if (got !== want) throw inputError(`input "${spec.name}" dim ${axis} must be ${want}, got ${got}`);
-      return;
+      continue;
     }
     // A symbolic dim ("batch") must mean the same size wherever it appears.
-    const seen = bound.get(want);
+    const seen = bound!.get(want);
     if (seen && seen.value !== got) {
       throw inputError(
         `input "${spec.name}" dim ${axis} ("${want}") is ${got}, but "${seen.by}" bound "${want}" to ${seen.value}`,
       );
     }
-    if (!seen) bound.set(want, { value: got, by: spec.name });
-  });
+    if (!seen) bound!.set(want, { value: got, by: spec.name });
+  }
 }
 
 function checkValues(spec: TensorSpec, tensor: TensorData): void {
@@ -133,7 +152,15 @@ function firstBadIndex(spec: TensorSpec, data: TensorArray): number {
     }
     return -1;
   }
-  if (spec.dtype === 'float16' || spec.dtype === 'int64') {
+  if (spec.dtype === 'int64') {
+    const big = data as BigInt64Array;
+    for (let i = 0; i < big.length; i++) {
+      const v = Number(big[i]!);
+      if (!(v >= min && v <= max)) return i;
+    }
+    return -1;
+  }
+  if (spec.dtype === 'float16') {
     const values = numbersOf(data, spec.dtype);
     for (let i = 0; i < values.length; i++) {
       const v = values.at(i);
@@ -160,6 +187,7 @@ function numbersOf(data: TensorArray, dtype: DType): { length: number; at(i: num
 
 /** Runs the release's preprocessing. Touched tensors are copies; the caller's arrays stay as they were. */
 export function applyPreprocessing(steps: readonly PreprocessStep[], inputs: NamedTensors): NamedTensors {
+  if (steps.length === 0) return inputs;
   const out: NamedTensors = { ...inputs };
   const copied = new Set<string>();
   for (const step of steps) {
@@ -187,6 +215,7 @@ export function applyPreprocessing(steps: readonly PreprocessStep[], inputs: Nam
 
 /** Runs the release's postprocessing: sigmoid elementwise, softmax over the last axis. */
 export function applyPostprocessing(steps: readonly PostprocessStep[], outputs: NamedTensors): NamedTensors {
+  if (steps.length === 0) return outputs;
   const out: NamedTensors = { ...outputs };
   for (const step of steps) {
     const tensor = out[step.tensor];
@@ -223,7 +252,8 @@ function softmaxLastAxis(data: Float32Array, width: number): void {
 
 /** The name of the first output holding NaN or ±Infinity, or null when every output is finite. */
 export function hasNonFinite(outputs: NamedTensors): string | null {
-  for (const [name, { data }] of Object.entries(outputs)) {
+  for (const name in outputs) {
+    const { data } = outputs[name]!;
     if (data instanceof Float32Array) {
       for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i]!)) return name;
     } else if (data instanceof Uint16Array) {

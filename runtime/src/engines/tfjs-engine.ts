@@ -15,8 +15,7 @@ import {
   describeConfig,
   type Engine,
   type EngineConfig,
-  errorText,
-  fallbackCodeOf,
+  startFailure,
 } from './engine.ts';
 import type { NamedTensors, TensorArray } from './tensor.ts';
 
@@ -53,9 +52,7 @@ async function useBackend(config: EngineConfig): Promise<void> {
     });
     ok = await Promise.race([tf.setBackend(config.backend), timeout]);
   } catch (error) {
-    throw new BackendUnavailableError('session-failed', `${describeConfig(config)}: ${errorText(error)}`, {
-      cause: error,
-    });
+    throw startFailure(config, error, 'session-failed');
   } finally {
     clearTimeout(timer);
   }
@@ -86,13 +83,7 @@ export async function createTfjsEngine(
     const model = isGraph ? await tf.loadGraphModel(handler) : await tf.loadLayersModel(handler);
     return new TfjsEngine(model, config);
   } catch (error) {
-    throw new BackendUnavailableError(
-      fallbackCodeOf(error),
-      `${describeConfig(config)}: ${errorText(error)}`,
-      {
-        cause: error,
-      },
-    );
+    throw startFailure(config, error);
   }
 }
 

@@ -57,8 +57,11 @@ type Names = StoreNames<ModelStoreSchema>;
 type WriteTx<N extends Names[]> = IDBPTransaction<ModelStoreSchema, N, 'readwrite'>;
 
 const DB_VERSION = 1;
-/** Chunk reads in flight while a file streams out of the store: about 1 MiB at the average size. */
-const READ_AHEAD = 4;
+/**
+ * Chunk reads (and their hash checks) in flight while a file streams out of the store: about
+ * 2 MiB at the average chunk size, 8 MiB at the chunker's largest.
+ */
+const READ_AHEAD = 8;
 
 /**
  * Installed models in one IndexedDB database: content-addressed chunks, the releases that list
@@ -67,6 +70,8 @@ const READ_AHEAD = 4;
  * Works in a dedicated worker (no window, no DOM).
  */
 export class ModelStore {
+  private readonly fresh = new Map<string, Map<string, Uint8Array>>();
+
   private constructor(private readonly db: IDBPDatabase<ModelStoreSchema>) {}
 
   static async open(name = 'edgeship-models'): Promise<ModelStore> {
@@ -99,17 +104,64 @@ export class ModelStore {
 
   /** Stores a chunk after checking its hash: bytes that do not match are never written. */
   async putChunk(sha256: string, bytes: Uint8Array): Promise<void> {
-    const actual = await sha256Hex(bytes);
-    if (actual !== sha256) {
-      throw new HashMismatchError(`chunk ${sha256} arrived as bytes hashing to ${actual}`);
+    await this.putChunks([{ sha256, bytes }]);
+  }
+
+  /**
+   * Stores several chunks in one transaction (the downloader groups the chunks that arrived
+   * while the previous write committed), after checking every hash (crypto.subtle, in parallel):
+   * if one does not match, none is written. `digest`, when given, is the chunk's SHA-256 already
+   * being computed (the downloader starts it on arrival). A chunk already stored is written again
+   * with the same bytes (content addressing), which costs less than a lookup per chunk.
+   */
+  async putChunks(
+    chunks: ReadonlyArray<{ sha256: string; bytes: Uint8Array; digest?: Promise<string> }>,
+  ): Promise<void> {
+    const actual = await Promise.all(chunks.map((c) => c.digest ?? sha256Hex(c.bytes)));
+    for (const [i, c] of chunks.entries()) {
+      if (actual[i] !== c.sha256) {
+        throw new HashMismatchError(`chunk ${c.sha256} arrived as bytes hashing to ${actual[i]}`);
+      }
     }
-    // Structured clone copies a view's whole buffer: a subarray of a big download would store it all.
-    const own =
-      bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
     await this.write(['chunks'], async (tx) => {
-      if ((await tx.objectStore('chunks').getKey(sha256)) === undefined)
-        await tx.objectStore('chunks').put({ size: own.length, bytes: own }, sha256);
+      const store = tx.objectStore('chunks');
+      const requests: Array<Promise<unknown>> = [];
+      try {
+        for (const { sha256, bytes } of chunks) {
+          // Structured clone copies a view's whole buffer: a subarray of a big download would store it all.
+          const own =
+            bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+          requests.push(store.put({ size: own.length, bytes: own }, sha256));
+        }
+      } finally {
+        // A put that throws aborts the transaction: the requests made before it fail with it.
+        for (const request of requests) request.catch(() => {});
+      }
+      await Promise.all(requests);
     });
+  }
+
+  /**
+   * Hands a just-downloaded, verified release's file bytes to the next readReleaseBytes of it in
+   * this worker (a first load activates what it just downloaded: reading 200 MB back out of
+   * IndexedDB and hashing it again would only repeat the download's checks). Held in memory
+   * until taken or dropped.
+   */
+  handOver(id: string, files: Map<string, Uint8Array>): void {
+    this.fresh.set(id, files);
+  }
+
+  /** The bytes handOver left for `id`, once: they are forgotten here as they are returned. */
+  takeHandedOver(id: string): Map<string, Uint8Array> | undefined {
+    const files = this.fresh.get(id);
+    this.fresh.delete(id);
+    return files;
+  }
+
+  /** Forgets bytes handed over and not taken (the load that wanted them failed or went elsewhere). */
+  dropHandedOver(model?: string): void {
+    for (const id of this.fresh.keys())
+      if (model === undefined || id.startsWith(`${model}@`)) this.fresh.delete(id);
   }
 
   /** Records a release as incomplete (a download in progress). Never touches any pointer. */
@@ -174,16 +226,25 @@ export class ModelStore {
       if (offset + file.size > out.length) {
         throw new LengthMismatchError(`${id}/${path} does not fit the buffer given for it`);
       }
-      await this.streamChunks(id, file, async (bytes, ref) => {
-        // Storage can be corrupted or tampered with after the download was verified.
+      // Storage can be corrupted or tampered with after the download was verified: every chunk
+      // is hashed as soon as it is read (the read-ahead window's hashes run in parallel).
+      const check = async (bytes: Uint8Array, ref: ChunkRef) => {
         if ((await sha256Hex(bytes)) !== ref.sha256) {
           throw new HashMismatchError(
             `${id}/${path}: stored chunk ${ref.sha256} no longer matches its signed SHA-256`,
           );
         }
-        out.set(bytes, offset);
-        offset += bytes.length;
-      });
+      };
+      await this.streamChunks(
+        id,
+        file,
+        (bytes) => {
+          out.set(bytes, offset);
+          offset += bytes.length;
+        },
+        0,
+        check,
+      );
     }
   }
 
@@ -218,41 +279,47 @@ export class ModelStore {
 
   /**
    * Hands a file's stored chunks to `use` in file order, reading at most READ_AHEAD ahead so
-   * IndexedDB works while `use` does; checks each chunk's and the file's size. Starts at chunk
-   * `from` (the ones before it were handed over earlier). Resolves with the most chunk bytes held
-   * at once (read but not yet handed over, plus the one in hand).
+   * IndexedDB (and `check`, run on each chunk as soon as it is read) works while `use` does;
+   * checks each chunk's and the file's size. Starts at chunk `from` (the ones before it were
+   * handed over earlier). Resolves with the most chunk bytes held at once (read but not yet
+   * handed over, plus the one in hand).
    */
   private async streamChunks(
     id: string,
     file: FileEntry,
     use: (bytes: Uint8Array, ref: ChunkRef) => void | Promise<void>,
     from = 0,
+    check?: (bytes: Uint8Array, ref: ChunkRef) => Promise<void>,
   ): Promise<number> {
-    const reads: Array<Promise<StoredChunk | undefined>> = [];
+    const reads: Array<Promise<StoredChunk>> = [];
     // Bytes read out of IndexedDB and not yet handed over: what streaming the file costs in memory.
     let held = 0;
     let peak = 0;
     const readAt = (i: number) => {
       if (i >= file.chunks.length) return;
-      reads[i] = this.db.get('chunks', file.chunks[i]!.sha256).then((chunk) => {
-        held += chunk?.bytes.length ?? 0;
+      const ref = file.chunks[i]!;
+      reads[i] = this.db.get('chunks', ref.sha256).then(async (chunk) => {
+        if (!chunk) throw new NotFoundError(`chunk ${ref.sha256} of ${id} is not stored`);
+        held += chunk.bytes.length;
         peak = Math.max(peak, held);
+        if (chunk.bytes.length !== ref.size) {
+          throw new LengthMismatchError(
+            `chunk ${ref.sha256} of ${id} has ${chunk.bytes.length} bytes stored, signed ${ref.size}`,
+          );
+        }
+        await check?.(chunk.bytes, ref);
         return chunk;
       });
+      // Awaited in order below; a failure further ahead must not surface as unhandled first.
+      reads[i].catch(() => {});
     };
     for (let i = from; i < from + READ_AHEAD; i++) readAt(i);
     let offset = file.chunks.slice(0, from).reduce((n, c) => n + c.size, 0);
     for (const [i, ref] of file.chunks.entries()) {
       if (i < from) continue;
-      const chunk = await reads[i];
+      const chunk = await reads[i]!;
       delete reads[i];
       readAt(i + READ_AHEAD);
-      if (!chunk) throw new NotFoundError(`chunk ${ref.sha256} of ${id} is not stored`);
-      if (chunk.bytes.length !== ref.size) {
-        throw new LengthMismatchError(
-          `chunk ${ref.sha256} of ${id} has ${chunk.bytes.length} bytes stored, signed ${ref.size}`,
-        );
-      }
       await use(chunk.bytes, ref);
       held -= chunk.bytes.length;
       offset += chunk.bytes.length;
@@ -449,6 +516,7 @@ export class ModelStore {
   }
 
   close(): void {
+    this.fresh.clear();
     this.db.close();
   }
 

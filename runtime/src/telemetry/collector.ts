@@ -3,6 +3,7 @@ import {
   countFeature,
   type ErrorCode,
   type Histogram,
+  MAX_OUTCOMES_PER_RECORD,
   type NumericArray,
   type Release,
   recordValue,
@@ -31,6 +32,9 @@ interface Accumulator extends Key {
   features: Map<string, number[]>;
   shadow?: { against: string; compared: number; agreements: number; absDiff: Histogram };
   update?: UpdateReport;
+  /** "actual,predicted" → count (feedback on a classifier). */
+  confusion?: Map<string, number>;
+  outcomes?: Map<string, { count: number; sum: number; sumSq: number }>;
 }
 
 /**
@@ -107,6 +111,33 @@ export class TelemetryCollector {
     recordValue(acc.shadow.absDiff, maxAbsDiff * 1000);
   }
 
+  /** The app's label for one earlier prediction of this release: a confusion count. */
+  recordFeedback(key: Key, actual: number, predicted: number): void {
+    const acc = this.accumulator(key);
+    acc.confusion ??= new Map();
+    const cell = `${actual},${predicted}`;
+    acc.confusion.set(cell, (acc.confusion.get(cell) ?? 0) + 1);
+  }
+
+  /**
+   * One value of a named outcome (`accepted`, `converted`, …) for this release. False when the
+   * record already holds MAX_OUTCOMES_PER_RECORD other names (the value is not counted).
+   */
+  recordOutcome(key: Key, name: string, value: number): boolean {
+    const acc = this.accumulator(key);
+    acc.outcomes ??= new Map();
+    let sums = acc.outcomes.get(name);
+    if (!sums) {
+      if (acc.outcomes.size >= MAX_OUTCOMES_PER_RECORD) return false;
+      sums = { count: 0, sum: 0, sumSq: 0 };
+      acc.outcomes.set(name, sums);
+    }
+    sums.count += 1;
+    sums.sum += value;
+    sums.sumSq += value * value;
+    return true;
+  }
+
   private update(acc: Accumulator): UpdateReport {
     acc.update ??= {};
     return acc.update;
@@ -119,7 +150,8 @@ export class TelemetryCollector {
   /** Hands over everything recorded since the last drain, and starts afresh. */
   drain(storagePersisted?: boolean): TelemetryRecord[] {
     const records = [...this.accumulators.values()].map((acc): TelemetryRecord => {
-      const { features, shadow, loadMs, update, ...rest } = acc;
+      const { features, shadow, loadMs, update, confusion, outcomes, ...rest } = acc;
+      const quality = qualityOf(confusion, outcomes);
       const pipeline = update || storagePersisted !== undefined ? { ...update, storagePersisted } : undefined;
       return {
         ...rest,
@@ -127,6 +159,7 @@ export class TelemetryCollector {
         features: [...features].map(([name, counts]) => ({ name, counts })),
         ...(loadMs === undefined ? {} : { loadMs }),
         ...(shadow ? { shadow } : {}),
+        ...(quality ? { quality } : {}),
       };
     });
     this.accumulators.clear();
@@ -150,4 +183,22 @@ export class TelemetryCollector {
     }
     return acc;
   }
+}
+
+function qualityOf(
+  confusion: Accumulator['confusion'],
+  outcomes: Accumulator['outcomes'],
+): TelemetryRecord['quality'] {
+  if (!confusion && !outcomes) return undefined;
+  return {
+    ...(confusion
+      ? {
+          confusion: [...confusion].map(([cell, n]): [number, number, number] => {
+            const [actual, predicted] = cell.split(',').map(Number) as [number, number];
+            return [actual, predicted, n];
+          }),
+        }
+      : {}),
+    ...(outcomes ? { outcomes: [...outcomes].map(([name, sums]) => ({ name, ...sums })) } : {}),
+  };
 }

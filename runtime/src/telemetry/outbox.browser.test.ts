@@ -1,33 +1,10 @@
 import type { TelemetryBatch } from '@edgeship/protocol';
 import { describe, expect, it } from 'vitest';
+import { testBatch, testRecord } from '../../../test/support/telemetry-batch.ts';
 import { TelemetryOutbox } from './outbox.ts';
 
 function batch(n: number): TelemetryBatch {
-  return {
-    schema: 1,
-    batchId: crypto.randomUUID(),
-    deviceId: 'O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik',
-    app: 'demo-app',
-    channel: 'stable',
-    runtimeVersion: '0.1.0',
-    windowStart: new Date(0).toISOString(),
-    windowEnd: new Date(1000).toISOString(),
-    dropped: 0,
-    records: [
-      {
-        model: 'vad',
-        version: '1.0.0',
-        backend: 'wasm',
-        role: 'active',
-        inferences: n,
-        errors: {},
-        latencyMs: {},
-        downloadBytes: 0,
-        downloadMs: 0,
-        features: [],
-      },
-    ],
-  };
+  return testBatch([testRecord({ inferences: n })]);
 }
 
 describe('TelemetryOutbox in Chromium IndexedDB', () => {

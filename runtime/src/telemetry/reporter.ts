@@ -1,4 +1,4 @@
-import { MAX_RECORDS_PER_BATCH, type TelemetryBatch } from '@edgeship/protocol';
+import { type DeviceSegment, MAX_RECORDS_PER_BATCH, type TelemetryBatch } from '@edgeship/protocol';
 import type { TelemetryCollector } from './collector.ts';
 import type { TelemetryOutbox } from './outbox.ts';
 
@@ -21,11 +21,15 @@ export class TelemetryReporter {
     private readonly outbox: TelemetryOutbox,
     private readonly identity: BatchIdentity,
     private readonly now: () => Date = () => new Date(),
+    /** This device's coarse segment (protocol deviceSegmentOf), carried by every record. */
+    private readonly segment?: DeviceSegment,
   ) {}
 
   async seal(): Promise<TelemetryBatch[]> {
     if (this.collector.isEmpty) return [];
-    const records = this.collector.drain(await storagePersisted());
+    const drained = this.collector.drain(await storagePersisted());
+    const segment = this.segment && Object.keys(this.segment).length > 0 ? this.segment : undefined;
+    const records = segment ? drained.map((r) => ({ ...r, segment })) : drained;
     const windowEnd = this.now();
     let dropped = await this.outbox.takeDroppedCount();
     const batches: TelemetryBatch[] = [];

@@ -11,6 +11,7 @@ import {
   verifyTelemetryBody,
 } from '@edgeship/protocol';
 import { describe, expect, it } from 'vitest';
+import { TEST_DEVICE_ID, testBatch, testRecord } from '../../../test/support/telemetry-batch.ts';
 import { TelemetryCollector } from './collector.ts';
 import { TelemetryOutbox } from './outbox.ts';
 import { TelemetryReporter } from './reporter.ts';
@@ -36,35 +37,16 @@ const release = {
 } as unknown as Release;
 
 /** An Ed25519 public key, as device ids are. */
-const DEVICE_ID = 'O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik';
+const DEVICE_ID = TEST_DEVICE_ID;
 const key = { model: 'vad', version: '1.0.0', backend: 'wasm' as const, role: 'active' as const };
 let dbCounter = 0;
 const freshOutbox = (limits = { maxBatches: 100, maxAgeMs: 60_000 }, now = Date.now) =>
   TelemetryOutbox.open(`outbox-${dbCounter++}`, limits, now);
 
 function sampleBatch(id: number): TelemetryBatch {
-  return {
-    schema: 1,
+  return testBatch([testRecord({ ...key, inferences: 1, latencyMs: { '1': 1 } })], {
     batchId: `00000000-0000-4000-8000-${String(id).padStart(12, '0')}`,
-    deviceId: DEVICE_ID,
-    app: 'demo-app',
-    channel: 'stable',
-    runtimeVersion: '0.1.0',
-    windowStart: new Date(0).toISOString(),
-    windowEnd: new Date(1000).toISOString(),
-    dropped: 0,
-    records: [
-      {
-        ...key,
-        inferences: 1,
-        errors: {},
-        latencyMs: { '1': 1 },
-        downloadBytes: 0,
-        downloadMs: 0,
-        features: [],
-      },
-    ],
-  };
+  });
 }
 
 describe('TelemetryCollector', () => {
@@ -116,17 +98,18 @@ describe('TelemetryCollector', () => {
     );
     collector.recordShadowComparison({ ...key, version: '1.1.0' }, '1.0.0', 0.002, true);
     const outbox = await freshOutbox();
-    const [batch] = await new TelemetryReporter(collector, outbox, {
-      deviceId: DEVICE_ID,
-      app: 'demo-app',
-      channel: 'stable',
-      runtimeVersion: '0.1.0',
-    }).seal();
-    expect(
-      parseValue(TelemetryBatchSchema, batch, 'batch')
-        .records.map((r) => r.role)
-        .sort(),
-    ).toEqual(['active', 'shadow']);
+    const segment = { browser: 'firefox', browserMajor: 133, os: 'linux', deviceClass: 'mid' } as const;
+    const [batch] = await new TelemetryReporter(
+      collector,
+      outbox,
+      { deviceId: DEVICE_ID, app: 'demo-app', channel: 'stable', runtimeVersion: '0.1.0' },
+      undefined,
+      segment,
+    ).seal();
+    const parsed = parseValue(TelemetryBatchSchema, batch, 'batch');
+    expect(parsed.records.map((r) => r.role).sort()).toEqual(['active', 'shadow']);
+    // Every record says which kind of device sent it (what the canary judges segments by).
+    expect(parsed.records.map((r) => r.segment)).toEqual([segment, segment]);
     expect(await outbox.size()).toBe(1);
   });
 });

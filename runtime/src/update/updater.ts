@@ -10,12 +10,14 @@ import {
   NetworkError,
   type ReleaseRef,
   releaseId,
+  type SegmentValues,
   StalledDownloadError,
   UnsupportedRuntimeError,
 } from '@edgeship/protocol';
 import semverGte from 'semver/functions/gte';
 import { type DownloadResult, downloadRelease } from '../download/fetcher.ts';
 import type { ModelStore } from '../store/model-store.ts';
+import type { RuntimeEvent } from '../worker/config.ts';
 import { readCappedText } from './read-capped.ts';
 import { fetchReleaseDocument } from './release-document.ts';
 import type { TrustStore } from './trust-store.ts';
@@ -42,21 +44,21 @@ export interface UpdaterConfig {
   firstByteMs?: number;
   /** Models the app declared up front (RuntimeConfig.models); see Updater.want. */
   models?: readonly string[];
+  /**
+   * What this device knows of its own segment for a model (protocol deviceSegmentValues): a
+   * rollout that excludes its segment gives it production, whatever its bucket.
+   */
+  segment?: (model: string) => Partial<SegmentValues>;
 }
 
+type UpdaterEvent<T extends RuntimeEvent['type']> = Extract<RuntimeEvent, { type: T }>;
+
+/** The page's events the updater emits, with what the worker's telemetry also reads. */
 export type UpdateEvent =
-  | { type: 'update-available'; model: string; release: string }
-  | { type: 'update-downloaded'; model: string; release: string; download: DownloadResult }
-  | {
-      type: 'update-failed';
-      model: string;
-      release: string;
-      /** The release's version (telemetry counts the failure under it). */
-      version: string;
-      code: string;
-      message: string;
-    }
-  | { type: 'shadow-ready'; model: string; release: string };
+  | UpdaterEvent<'update-available' | 'shadow-ready'>
+  | (UpdaterEvent<'update-downloaded'> & { download: DownloadResult })
+  /** `version`: the release's version (telemetry counts the failure under it). */
+  | (UpdaterEvent<'update-failed'> & { version: string });
 
 export interface CheckResult {
   /** False when the server answered 304: nothing changed since the last check. */
@@ -78,6 +80,8 @@ export const DEFAULT_CHECK_DEADLINE_MS = 10 * 60_000;
  */
 export class Updater {
   private readonly wanted: Set<string>;
+  /** Models a load() waits for (RuntimeCore.load): their download keeps its bytes for it. */
+  private readonly awaited = new Set<string>();
   private readonly fetchImpl: typeof fetch;
 
   constructor(
@@ -147,6 +151,16 @@ export class Updater {
     this.wanted.add(model);
   }
 
+  /**
+   * A load of `model` waits for this check to install it (nothing stored yet): the release it
+   * downloads for it is left in memory, verified, for that load to open (ModelStore.handOver),
+   * instead of being read back out of the store it was just written to.
+   */
+  awaitInstall(model: string, waiting: boolean): void {
+    if (waiting) this.awaited.add(model);
+    else this.awaited.delete(model);
+  }
+
   private async uses(model: string): Promise<boolean> {
     if (this.wanted.has(model)) return true;
     const pointers = await this.store.pointers(model);
@@ -164,19 +178,37 @@ export class Updater {
       if (!(await this.uses(entry.name))) continue;
       // An abandoned check stops here rather than staging behind the next check's back.
       signal.throwIfAborted();
-      const choice = await chooseRelease(entry, this.config.deviceId);
+      const choice = await chooseRelease(entry, this.config.deviceId, this.config.segment?.(entry.name));
       const idOf = (ref: ReleaseRef | null) => ref && releaseId({ model: entry.name, version: ref.version });
       const active = idOf(choice.active);
       const shadow = idOf(choice.shadow);
       result.targets[entry.name] = { active, shadow, inRollout: choice.inRollout };
       if (choice.active && active && !failed.has(active)) {
-        const id = await this.ensureDownloaded(entry.name, choice.active, keySet, result, signal);
+        const keep = this.awaited.has(entry.name);
+        const got = await this.ensureDownloaded(entry.name, choice.active, keySet, result, signal, keep);
         signal.throwIfAborted();
-        if (id) await this.stage(entry.name, id);
+        if (got) {
+          // Staged first: "downloaded" promises the next load runs it, even if the page reloads now.
+          await this.stage(entry.name, got.id);
+          if (got.download)
+            this.emit({
+              type: 'update-downloaded',
+              model: entry.name,
+              release: got.id,
+              download: got.download,
+            });
+        }
       }
       if (choice.shadow && shadow && !failed.has(shadow)) {
-        const id = await this.ensureDownloaded(entry.name, choice.shadow, keySet, result, signal);
-        if (id) this.emit({ type: 'shadow-ready', model: entry.name, release: id });
+        const got = await this.ensureDownloaded(entry.name, choice.shadow, keySet, result, signal);
+        if (got?.download)
+          this.emit({
+            type: 'update-downloaded',
+            model: entry.name,
+            release: got.id,
+            download: got.download,
+          });
+        if (got) this.emit({ type: 'shadow-ready', model: entry.name, release: got.id });
       }
     }
   }
@@ -193,7 +225,8 @@ export class Updater {
 
   /**
    * Downloads a release unless it is installed: its signed document first (by the hash the
-   * manifest gives, fetched only now), then the chunks that document lists.
+   * manifest gives, fetched only now), then the chunks that document lists. `download`: what this
+   * call fetched (null when it was installed already); null itself when the download failed.
    */
   private async ensureDownloaded(
     model: string,
@@ -201,9 +234,10 @@ export class Updater {
     keySet: KeySet,
     result: CheckResult,
     signal: AbortSignal,
+    keepBytes = false,
   ) {
     const id = releaseId({ model, version: ref.version });
-    if ((await this.store.getRelease(id))?.complete) return id;
+    if ((await this.store.getRelease(id))?.complete) return { id, download: null };
     try {
       const signed = await fetchReleaseDocument(
         {
@@ -230,10 +264,10 @@ export class Updater {
         minBytesPerSecond: this.config.minBytesPerSecond,
         firstByteMs: this.config.firstByteMs,
         signal,
+        keepBytes,
       });
       result.downloaded.push(id);
-      this.emit({ type: 'update-downloaded', model, release: id, download });
-      return id;
+      return { id, download };
     } catch (error) {
       // The whole check was abandoned: that is the check's failure, not this release's.
       if (signal.aborted) throw signal.reason;

@@ -1,9 +1,9 @@
-import { codeOf, EdgeshipError } from '@edgeship/protocol';
+import { codeOf, EdgeshipError, type Release } from '@edgeship/protocol';
 import type { ModelStore } from '../store/model-store.ts';
 import type { TelemetryCollector } from '../telemetry/collector.ts';
 import { ActivationError } from './activation-error.ts';
 import type { ActivationGuard, Regression } from './activation-guard.ts';
-import type { RuntimeConfig, RuntimeEvent } from './config.ts';
+import type { EngineStartStep, RuntimeConfig, RuntimeEvent } from './config.ts';
 import type { FailureBook } from './failure-book.ts';
 import type { FailureRecords } from './failure-records.ts';
 import { type LoadedModel, ModelSlot } from './model-slot.ts';
@@ -42,7 +42,26 @@ export class Activation {
   /** Opens a stored release on an engine (its load time counted), health-checked if asked. */
   async open(id: string, opts: { healthCheck: boolean }): Promise<LoadedModel> {
     const started = performance.now();
-    const { release, engine, backend } = await openRelease(this.store, id, this.config, opts);
+    // The page bounds each start by these two events (client.ts): a worker whose engine start
+    // never returns is replaced there, since nothing in a stuck worker can be relied on to report.
+    let starting: string | null = null;
+    const onStep = (release: Release, step: EngineStartStep) => {
+      starting = release.model;
+      const bytes = release.files.reduce((n, file) => n + file.size, 0);
+      this.emit({ type: 'engine-starting', model: release.model, release: id, bytes, step });
+    };
+    const ended = (ok: boolean) => {
+      if (starting !== null) this.emit({ type: 'engine-started', model: starting, release: id, ok });
+    };
+    let opened: Awaited<ReturnType<typeof openRelease>>;
+    try {
+      opened = await openRelease(this.store, id, this.config, { ...opts, onStep });
+    } catch (error) {
+      ended(false);
+      throw error;
+    }
+    ended(true);
+    const { release, engine, backend } = opened;
     const key = {
       model: release.model,
       version: release.version,

@@ -133,6 +133,8 @@ export interface RuntimeStatus {
   latency: Record<string, { count: number; p50: number | null; p95: number | null }>;
 }
 
+export type EngineStartStep = 'read' | 'probe' | 'engine';
+
 export type RuntimeEvent =
   | { type: 'update-available'; model: string; release: string }
   | { type: 'update-downloaded'; model: string; release: string }
@@ -144,7 +146,20 @@ export type RuntimeEvent =
   | { type: 'check-failed'; code: string; message: string }
   | { type: 'shadow-ready'; model: string; release: string }
   /** The browser answered navigator.storage.persist() (fired on the page, not by the worker). */
-  | { type: 'storage-persisted'; persisted: boolean | null };
+  | { type: 'storage-persisted'; persisted: boolean | null }
+  /**
+   * A stored release is being opened on its engine (`bytes`: its files), at `step`: 'read' (its
+   * bytes from the store), 'probe' (an autotune trial, in a nested worker that bounds itself) or
+   * 'engine' (its engine created, then health-checked). The page bounds each step.
+   */
+  | { type: 'engine-starting'; model: string; release: string; bytes: number; step: EngineStartStep }
+  /** That start is over (`ok` false: it failed, and the failure is reported as before). */
+  | { type: 'engine-started'; model: string; release: string; ok: boolean }
+  /**
+   * An engine start passed its bound (engineStartLimitMs): the page terminated that worker and
+   * started a fresh one, where the calls that waited are tried once more (fired on the page).
+   */
+  | { type: 'worker-restarted'; model: string; release: string; timeoutMs: number };
 
 /** What the worker reports; the page adds what only it knows. */
 export type WorkerStatus = Omit<RuntimeStatus, 'storagePersisted'>;

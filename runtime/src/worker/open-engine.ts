@@ -1,11 +1,11 @@
-import { NotFoundError, type Release } from '@edgeship/protocol';
+import { NotFoundError, type Release, releaseId } from '@edgeship/protocol';
 import type { EngineConfig } from '../engines/engine.ts';
 import { configureOrt, createOnnxEngine, type OnnxExternalData, ortThreads } from '../engines/onnx-engine.ts';
 import { createOnnxProbe } from '../engines/probe.ts';
-import { candidateConfigs, selectEngine } from '../engines/select.ts';
+import { candidateConfigs, selectEngine, type Trial } from '../engines/select.ts';
 import { sampleInputs } from '../engines/tensor.ts';
 import type { ModelStore } from '../store/model-store.ts';
-import type { BackendReport, RuntimeConfig } from './config.ts';
+import type { BackendReport, EngineStartStep, RuntimeConfig } from './config.ts';
 
 const engineKey = (id: string) => `engine:${id}` as const;
 
@@ -23,13 +23,18 @@ export interface ReleaseBytes {
   weights: Uint8Array | null;
 }
 
-/** Reads and verifies a release's files (ModelStore.readFile checks every chunk). */
+/**
+ * Reads and verifies a release's files (ModelStore.readFile checks every chunk), or takes the
+ * ones its download just verified and left in memory (ModelStore.handOver, a first load).
+ */
 export async function readReleaseBytes(
   store: ModelStore,
   id: string,
   release: Release,
 ): Promise<ReleaseBytes> {
   const [first, ...rest] = release.files;
+  const fresh = store.takeHandedOver(id);
+  if (fresh) return handedOver(release, fresh);
   const model = await store.readFile(id, first!.path);
   if (release.format === 'onnx') {
     const externalData: OnnxExternalData[] = [];
@@ -46,6 +51,25 @@ export async function readReleaseBytes(
   return { model, externalData: [], weights };
 }
 
+/** ReleaseBytes from the files a download left in memory (each was verified as it arrived). */
+function handedOver(release: Release, files: Map<string, Uint8Array>): ReleaseBytes {
+  const [first, ...rest] = release.files.map((f) => {
+    const bytes = files.get(f.path);
+    if (!bytes) throw new NotFoundError(`${releaseId(release)}: ${f.path} was not handed over`);
+    return { path: f.path, data: bytes };
+  });
+  if (release.format === 'onnx') return { model: first!.data, externalData: rest, weights: null };
+  // TF.js takes its shards as one buffer: one shard is that buffer already.
+  if (rest.length === 1) return { model: first!.data, externalData: [], weights: rest[0]!.data };
+  const weights = new Uint8Array(rest.reduce((n, f) => n + f.data.length, 0));
+  let offset = 0;
+  for (const f of rest) {
+    weights.set(f.data, offset);
+    offset += f.data.length;
+  }
+  return { model: first!.data, externalData: [], weights };
+}
+
 /**
  * Opens a release on the fastest backend for this device: measured once per release (and
  * remembered in the store), or forced by the app's `backend` option. Empties `bytes` once done.
@@ -56,6 +80,7 @@ export async function openEngine(
   release: Release,
   bytes: ReleaseBytes,
   config: RuntimeConfig,
+  onStep: (step: EngineStartStep) => void = () => {},
 ) {
   const { model, externalData, weights } = bytes;
   if (!model) throw new NotFoundError(`${id}: its bytes were already handed to an engine`);
@@ -75,6 +100,7 @@ export async function openEngine(
   const remembered = await store.getMeta(engineKey(id));
   const preferred = config.backend && config.backend !== 'auto' ? config.backend : undefined;
   const load = async (engineConfig: EngineConfig) => {
+    onStep('engine');
     if (release.format === 'onnx') {
       configureOrt({ wasmPaths: config.wasmPaths, threads: engineConfig.threads });
       return createOnnxEngine(model, engineConfig, release.quantization, externalData);
@@ -97,12 +123,15 @@ export async function openEngine(
     // preclude measuring another.
     trial:
       release.format === 'onnx'
-        ? createOnnxProbe({
-            model,
-            externalData,
-            quantization: release.quantization,
-            wasmPaths: config.wasmPaths,
-          })
+        ? stepped(
+            createOnnxProbe({
+              model,
+              externalData,
+              quantization: release.quantization,
+              wasmPaths: config.wasmPaths,
+            }),
+            onStep,
+          )
         : undefined,
   });
   if (!preferred) await store.setMeta(engineKey(id), selected.chosen);
@@ -113,4 +142,12 @@ export async function openEngine(
     remembered: !preferred && remembered !== undefined,
   };
   return { engine: selected.engine, backend };
+}
+
+/** `trial`, announcing each run as a 'probe' step (bounded by the page, as the other steps are). */
+function stepped(trial: Trial, onStep: (step: EngineStartStep) => void): Trial {
+  return (config, sample, warmupRuns) => {
+    onStep('probe');
+    return trial(config, sample, warmupRuns);
+  };
 }

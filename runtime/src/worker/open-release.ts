@@ -4,7 +4,7 @@ import { runWithContract } from '../engines/pipeline.ts';
 import { hasNonFinite, sampleInputs } from '../engines/tensor.ts';
 import type { ModelStore } from '../store/model-store.ts';
 import { ActivationError } from './activation-error.ts';
-import type { BackendReport, RuntimeConfig } from './config.ts';
+import type { BackendReport, EngineStartStep, RuntimeConfig } from './config.ts';
 import { openEngine, type ReleaseBytes, readReleaseBytes } from './open-engine.ts';
 
 /**
@@ -16,11 +16,13 @@ export async function openRelease(
   store: ModelStore,
   id: string,
   config: RuntimeConfig,
-  opts: { healthCheck: boolean },
+  opts: { healthCheck: boolean; onStep?: (release: Release, step: EngineStartStep) => void },
 ): Promise<{ release: Release; engine: Engine; backend: BackendReport }> {
   const installed = await store.getRelease(id);
   if (!installed?.complete) throw new ActivationError('read', `${id} is not installed`);
   const release = installed.signed.signed;
+  const onStep = (step: EngineStartStep) => opts.onStep?.(release, step);
+  onStep('read');
   let files: ReleaseBytes;
   try {
     files = await readReleaseBytes(store, id, release);
@@ -35,7 +37,7 @@ export async function openRelease(
   }
   let opened: Awaited<ReturnType<typeof openEngine>>;
   try {
-    opened = await openEngine(store, id, release, files, config);
+    opened = await openEngine(store, id, release, files, config, onStep);
   } catch (error) {
     throw new ActivationError('engine', `${id} failed to load: ${(error as Error).message}`, {
       cause: error,

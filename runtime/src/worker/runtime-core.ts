@@ -1,6 +1,6 @@
-import { DisposedError, EdgeshipError } from '@edgeship/protocol';
+import { DisposedError, EdgeshipError, InputError } from '@edgeship/protocol';
 import type { NamedTensors } from '../engines/tensor.ts';
-import { ModelStore } from '../store/model-store.ts';
+import { type ModelPointers, ModelStore } from '../store/model-store.ts';
 import { loadInstallKey } from '../telemetry/install-key.ts';
 import { TrustStore } from '../update/trust-store.ts';
 import type { CheckResult, Updater } from '../update/updater.ts';
@@ -12,6 +12,7 @@ import { FailureRecords } from './failure-records.ts';
 import { type InferenceObservers, infer } from './inference.ts';
 import type { ModelSlot } from './model-slot.ts';
 import { pipelineTelemetry } from './pipeline-telemetry.ts';
+import { checkedValue, type FeedbackResult, type OutcomeOptions, PredictionBook } from './predictions.ts';
 import { runSequence, type SequenceRequest, type SequenceResult } from './sequence.ts';
 import { ShadowLifecycle } from './shadow-lifecycle.ts';
 import { LatencyBook, StatusReport } from './status-report.ts';
@@ -27,6 +28,7 @@ interface Parts {
   checks: UpdateChecks;
   telemetry: WorkerTelemetry | null;
   observers: InferenceObservers;
+  predictions: PredictionBook;
 }
 
 /**
@@ -57,7 +59,15 @@ export class RuntimeCore {
       config.telemetry === false ? null : await openWorkerTelemetry(config, prefix, installKey);
     const collector = telemetry?.collector;
     const pipeline = collector && pipelineTelemetry(collector, store, config, () => activation);
-    const updater = updaterFor(config, store, trust, deviceId, emit, pipeline);
+    const updater = updaterFor(
+      config,
+      store,
+      trust,
+      deviceId,
+      emit,
+      pipeline,
+      (model) => activation.loaded(model)?.backend.chosen.backend,
+    );
     const book = failureBookFor(config, store, () => trust.newestManifestVersion());
     // A new runtime version or new options make environment failures due at once.
     await book.syncRefused();
@@ -74,7 +84,8 @@ export class RuntimeCore {
     const send = () => sendWorkerTelemetry(telemetry);
     const checks = new UpdateChecks(config, store, updater, book, activation, shadows, send, emit);
     const observers = { latency: report.latency, collector, shadows, guard };
-    const parts = { store, book, activation, shadows, report, checks, telemetry, observers };
+    const predictions = new PredictionBook(collector);
+    const parts = { store, book, activation, shadows, report, checks, telemetry, observers, predictions };
     const core = new RuntimeCore(config, parts, updater, deviceId);
     core.startTimers();
     return core;
@@ -83,39 +94,98 @@ export class RuntimeCore {
   /** Loads a model: the cached release at once (offline first); the first load downloads it. */
   async load(name: string): Promise<ModelStatus> {
     this.assertLive();
-    const { store, book, activation } = this.parts;
+    const { store } = this.parts;
     this.updater.want(name);
-    let pointers = await store.pointers(name);
+    const pointers = await store.pointers(name);
     if (!pointers.active && !pointers.pending) {
-      const checked = await this.checkForUpdates().catch(async (error: unknown) => {
-        // Offline: a stored release whose environment failure is due is tried without the server.
-        const due = await book.dueStoredRetry(name);
-        if (!due) throw error;
-        await store.setPending(name, due);
-      });
-      pointers = await store.pointers(name);
-      // A download the network cut off says so (its verified chunks are kept for the next check).
-      const cut = checked?.failures.find((f) => f.release.startsWith(`${name}@`));
-      if (cut && !pointers.active && !pointers.pending) {
-        throw new EdgeshipError(
-          cut.code,
-          `${cut.release} could not be downloaded (${cut.message}); the next check resumes it`,
-        );
+      try {
+        return await this.install(name);
+      } finally {
+        // Bytes the download left for this load and that it did not take are not kept.
+        this.updater.awaitInstall(name, false);
+        store.dropHandedOver(name);
       }
-    } else if (this.config.checkOnLoad !== false) {
+    }
+    if (this.config.checkOnLoad !== false) {
       // Offline first: the cached release runs now; what the check finds runs from the next load.
       void this.checkForUpdates().catch(() => {});
     }
+    return this.activate(name, pointers);
+  }
+
+  /** A first load: nothing stored yet, so the check it waits for downloads the release. */
+  private async install(name: string): Promise<ModelStatus> {
+    const { store, book } = this.parts;
+    this.updater.awaitInstall(name, true);
+    const checked = await this.checkForUpdates().catch(async (error: unknown) => {
+      // Offline: a stored release whose environment failure is due is tried without the server.
+      const due = await book.dueStoredRetry(name);
+      if (!due) throw error;
+      await store.setPending(name, due);
+    });
+    const pointers = await store.pointers(name);
+    // A download the network cut off says so (its verified chunks are kept for the next check).
+    const cut = checked?.failures.find((f) => f.release.startsWith(`${name}@`));
+    if (cut && !pointers.active && !pointers.pending) {
+      throw new EdgeshipError(
+        cut.code,
+        `${cut.release} could not be downloaded (${cut.message}); the next check resumes it`,
+      );
+    }
+    return this.activate(name, pointers);
+  }
+
+  /** Runs the pending release (or the active one), unless it is what this worker runs already. */
+  private async activate(name: string, pointers: ModelPointers): Promise<ModelStatus> {
+    const { book, activation } = this.parts;
     const candidate = pointers.pending ?? pointers.active;
     if (!candidate) throw await book.nothingToLoad(name);
     if (activation.loaded(name)?.id !== candidate) await activation.switchTo(name, candidate);
     return this.modelStatus(name);
   }
 
-  async run(name: string, inputs: NamedTensors): Promise<NamedTensors> {
+  /** One inference, with the id `feedback` and `outcome` name it by. */
+  async run(name: string, inputs: NamedTensors): Promise<{ outputs: NamedTensors; predictionId: string }> {
     // The hot path: a loaded model skips ready()'s extra await.
     const slot = (!this.disposed && this.parts.activation.slot(name)) || (await this.ready(name));
-    return slot.run((model) => infer(this.parts.observers, name, model, inputs));
+    return slot.run(async (model) => {
+      const outputs = await infer(this.parts.observers, name, model, inputs);
+      const predictionId = this.parts.predictions.add(model.release, model.backend.chosen.backend, outputs);
+      return { outputs, predictionId };
+    });
+  }
+
+  /** The app's label for a prediction, counted for the release that made it (predictions.ts). */
+  feedback(predictionId: string, label: string | number | boolean): FeedbackResult {
+    this.assertLive();
+    return this.parts.predictions.feedback(predictionId, label);
+  }
+
+  /**
+   * A named outcome (`accepted`, `converted`): for the release that made `options.predictionId`,
+   * else for the loaded release of `options.model` (or of the one model loaded).
+   */
+  outcome(name: string, value: number | boolean, options: OutcomeOptions = {}): FeedbackResult {
+    this.assertLive();
+    const v = checkedValue(name, value);
+    if (options.predictionId) return this.parts.predictions.outcomeFor(options.predictionId, name, v);
+    const { activation } = this.parts;
+    const names = options.model ? [options.model] : activation.names();
+    const model = names.length === 1 ? activation.loaded(names[0]!) : undefined;
+    if (!model) {
+      throw new InputError(
+        options.model
+          ? `model ${options.model} is not loaded: load it before reporting its outcomes`
+          : `${names.length} models are loaded: name the model (or a prediction id) of outcome ${name}`,
+      );
+    }
+    const key = {
+      model: model.release.model,
+      version: model.release.version,
+      backend: model.backend.chosen.backend,
+      role: 'active' as const,
+    };
+    return { recorded: this.parts.telemetry?.collector.recordOutcome(key, name, v) ?? false };
   }
 
   /**

@@ -1,4 +1,4 @@
-import { codeOf } from '@edgeship/protocol';
+import { codeOf, deviceSegmentOf, deviceSegmentValues, type NavigatorLike } from '@edgeship/protocol';
 import semverLt from 'semver/functions/lt';
 import type { ModelStore } from '../store/model-store.ts';
 import type { TrustStore } from '../update/trust-store.ts';
@@ -106,7 +106,10 @@ export function updaterFor(
   deviceId: string,
   emit: (event: RuntimeEvent) => void,
   pipeline?: (event: UpdateEvent) => void,
+  /** The backend a model runs on now, once known (a rollout may exclude a backend). */
+  backendOf?: (model: string) => string | undefined,
 ): Updater {
+  const segment = deviceSegmentOf(globalThis.navigator as NavigatorLike | undefined);
   return new Updater(
     store,
     trust,
@@ -121,6 +124,7 @@ export function updaterFor(
       firstByteMs: config.retrieval?.firstByteMs,
       minBytesPerSecond: config.retrieval?.minBytesPerSecond,
       models: config.models,
+      segment: (model) => deviceSegmentValues(segment, RUNTIME_VERSION, backendOf?.(model)),
     },
     (event) => {
       pipeline?.(event);

@@ -1,4 +1,4 @@
-import type { InstallKey } from '@edgeship/protocol';
+import { deviceSegmentOf, type InstallKey, type NavigatorLike } from '@edgeship/protocol';
 import { TelemetryCollector } from '../telemetry/collector.ts';
 import { TelemetryOutbox } from '../telemetry/outbox.ts';
 import { TelemetryReporter } from '../telemetry/reporter.ts';
@@ -22,12 +22,18 @@ export async function openWorkerTelemetry(
   const outbox = await TelemetryOutbox.open(`${prefix}-telemetry`);
   return {
     collector,
-    reporter: new TelemetryReporter(collector, outbox, {
-      deviceId: installKey.deviceId,
-      app: config.app,
-      channel: config.channel,
-      runtimeVersion: RUNTIME_VERSION,
-    }),
+    reporter: new TelemetryReporter(
+      collector,
+      outbox,
+      {
+        deviceId: installKey.deviceId,
+        app: config.app,
+        channel: config.channel,
+        runtimeVersion: RUNTIME_VERSION,
+      },
+      undefined,
+      deviceSegmentOf(globalThis.navigator as NavigatorLike | undefined),
+    ),
     sender: new TelemetrySender(outbox, {
       endpoint: `${config.server.replace(/\/$/, '')}/v1/telemetry`,
       installKey: installKey.privateKey,

@@ -30,13 +30,12 @@ function requireCore(): RuntimeCore {
 }
 
 const api: RuntimeWorkerApi = {
-  async init(config, onEvent, inference) {
+  async init(config, onEvent) {
     core = await RuntimeCore.create(config, (event) => {
       const delivered = Promise.resolve(onEvent(event)).catch(() => {});
       delivering.add(delivered);
       void delivered.finally(() => delivering.delete(delivered));
     });
-    serveInference(inference, requireCore);
     return { deviceId: core.deviceId };
   },
   load: (model) => afterEvents(requireCore().load(model)),
@@ -44,6 +43,8 @@ const api: RuntimeWorkerApi = {
   status: () => requireCore().status(),
   modelStatus: (model) => requireCore().modelStatus(model),
   reset: (model) => requireCore().reset(model),
+  feedback: async (predictionId, label) => requireCore().feedback(predictionId, label),
+  outcome: async (name, value, options) => requireCore().outcome(name, value, options),
   sendTelemetry: () => afterEvents(requireCore().sendTelemetry()),
   async dispose() {
     await core?.dispose();
@@ -57,5 +58,12 @@ declare const self: DedicatedWorkerGlobalScope;
 if (self.name === PROBE_WORKER_NAME) serveProbe(self);
 else {
   installErrorTransfer();
-  expose(api);
+  // The page's first message hands over comlink's port; every later message on this scope is an
+  // inference request (inference-channel.ts), answered once init() has made the core.
+  self.onmessage = (event: MessageEvent<{ connect?: MessagePort }>) => {
+    const port = event.data?.connect;
+    if (!(port instanceof MessagePort)) return;
+    expose(api, port);
+    serveInference(self, requireCore);
+  };
 }

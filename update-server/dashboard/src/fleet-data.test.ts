@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { fleetReport } from '../../src/telemetry/fleet.ts';
+import type { fleetReport } from '../../src/telemetry/fleet-report.ts';
 import { EMPTY_FLEET, featuresOf, normalizeFleet, seriesBy, shadowSeries } from './fleet-data.ts';
 
 type FleetBody = Awaited<ReturnType<typeof fleetReport>>;
@@ -33,6 +33,7 @@ const body: FleetBody = {
   droppedOnDevices: 0,
   versions: [version('1.0.0'), version('1.1.0', { share: 0.5, errorRate: 0.05 })],
   shadow: [],
+  stuck: [],
   windows: [
     {
       start: '2026-01-01T00:00:00.000Z',
@@ -104,7 +105,69 @@ describe('fleet report → chart series', () => {
       ],
     };
     expect(normalizeFleet(withVerdict).live).toEqual([
-      { rolloutId: 'r1', release: '1.1.0', decision: 'halt', reasons: ['p95 latency'] },
+      {
+        rolloutId: 'r1',
+        release: '1.1.0',
+        decision: 'halt',
+        reasons: ['p95 latency'],
+        segments: [],
+        excluded: [],
+      },
+    ]);
+  });
+
+  it('reads the segment split, excluded segments, the update pipeline and stuck devices', () => {
+    const update = {
+      downloads: 4,
+      meanDownloadMs: 120,
+      resumedShare: 0.25,
+      failureRate: 0.2,
+      failures: { E_HASH: 1 },
+      fallbacks: { 'no-webgpu': 2 },
+      persistedShare: 0.5,
+    };
+    const data = normalizeFleet({
+      ...body,
+      versions: [
+        {
+          ...version('1.1.0'),
+          update,
+        },
+      ],
+      stuck: [{ model: 'demo', judged: 10, stuck: 3, share: 0.3, graceSec: 3600, byVersion: { '1.0.0': 3 } }],
+      rollouts: [
+        {
+          id: 'r1',
+          release: '1.1.0',
+          excludedSegments: [{ dimension: 'browser', value: 'firefox' }],
+          canary: {
+            decision: 'healthy',
+            reasons: [],
+            evidence: {
+              segments: {
+                browser: { chrome: { canary: 30, control: 40 }, firefox: { canary: 20, control: 25 } },
+                os: { linux: { canary: 50, control: 65 } },
+              },
+            },
+          },
+        },
+      ],
+    });
+    expect(data.live[0]).toMatchObject({
+      excluded: ['browser=firefox'],
+      segments: [
+        {
+          dimension: 'browser',
+          values: [
+            { value: 'chrome', canary: 30, control: 40 },
+            { value: 'firefox', canary: 20, control: 25 },
+          ],
+        },
+      ],
+    });
+    expect(data.pipeline).toEqual([{ release: '1.1.0', ...update }]);
+    expect(data.stuck).toEqual([
+      { model: 'demo', judged: 10, stuck: 3, share: 0.3, graceSec: 3600, byVersion: { '1.0.0': 3 } },
     ]);
   });
 

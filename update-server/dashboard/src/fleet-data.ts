@@ -19,6 +19,11 @@ export interface FleetPoint {
   share: number | null;
   drift: Record<string, number | null>;
   shadowAgreement: number | null;
+  /** Live accuracy from the app's feedback (null without any), and how many predictions it labelled. */
+  accuracy: number | null;
+  labelled: number;
+  /** Per outcome name its mean (for a 0/1 outcome, its rate) and count. */
+  outcomes: Array<{ name: string; mean: number | null; count: number }>;
 }
 
 /** A shadow candidate's agreement with the release it ran beside, in one window. */
@@ -34,6 +39,32 @@ export interface LiveVerdict {
   release: string;
   decision: string;
   reasons: string[];
+  /** Installs per segment value (canary/control) per dimension with more than one value. */
+  segments: Array<{ dimension: string; values: Array<{ value: string; canary: number; control: number }> }>;
+  /** Segments the rollout leaves out ('browser=firefox'), by the channel's policy. */
+  excluded: string[];
+}
+
+/** The update pipeline of one release over the range (fleet API `versions[].update`). */
+export interface PipelineRow {
+  release: string;
+  downloads: number;
+  meanDownloadMs: number | null;
+  resumedShare: number | null;
+  failureRate: number | null;
+  failures: Record<string, number>;
+  fallbacks: Record<string, number>;
+  persistedShare: number | null;
+}
+
+/** Devices stuck on old versions for one model (fleet API `stuck[]`). */
+export interface StuckRow {
+  model: string;
+  judged: number;
+  stuck: number;
+  share: number | null;
+  graceSec: number;
+  byVersion: Record<string, number>;
 }
 
 export interface FleetData {
@@ -42,11 +73,21 @@ export interface FleetData {
   /** Whole-range statistics per release. */
   totals: FleetPoint[];
   live: LiveVerdict[];
+  pipeline: PipelineRow[];
+  stuck: StuckRow[];
   /** Width of each window, seconds (null when the server did not say). */
   stepSec: number | null;
 }
 
-export const EMPTY_FLEET: FleetData = { points: [], shadow: [], totals: [], live: [], stepSec: null };
+export const EMPTY_FLEET: FleetData = {
+  points: [],
+  shadow: [],
+  totals: [],
+  live: [],
+  pipeline: [],
+  stuck: [],
+  stepSec: null,
+};
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -73,6 +114,10 @@ function readPoint(t: number, raw: Obj): FleetPoint | null {
     for (const [feature, d] of Object.entries(raw.drift)) drift[feature] = isObj(d) ? numOr(d.psi) : numOr(d);
   }
   const shadow = raw.shadow;
+  const quality = isObj(raw.quality) ? raw.quality : {};
+  const outcomes = Object.entries(isObj(quality.outcomes) ? quality.outcomes : {}).flatMap(([name, o]) =>
+    isObj(o) ? [{ name, mean: numOr(o.mean), count: numOr(o.count) ?? 0 }] : [],
+  );
   // One release's row: the window's time series or, at t = 0, the whole range.
   return {
     t,
@@ -87,11 +132,14 @@ function readPoint(t: number, raw: Obj): FleetPoint | null {
     share: numOr(raw.share),
     drift,
     shadowAgreement: isObj(shadow) ? numOr(shadow.agreement) : numOr(raw.shadowAgreement),
+    accuracy: numOr(quality.accuracy),
+    labelled: numOr(quality.labelled) ?? 0,
+    outcomes,
   };
 }
 
 /**
- * Reads the body of GET /v1/admin/fleet (update-server/src/telemetry/fleet.ts fleetReport):
+ * Reads the body of GET /v1/admin/fleet (update-server/src/telemetry/fleet-report.ts fleetReport):
  * `windows[].versions[]` and `windows[].shadow[]` per time window, `versions[]` over the whole
  * range, `rollouts[].canary` the live verdicts. Unknown or missing parts read as empty.
  */
@@ -119,14 +167,62 @@ export function normalizeFleet(body: unknown): FleetData {
   const live: LiveVerdict[] = [];
   for (const r of Array.isArray(body.rollouts) ? body.rollouts : []) {
     if (!isObj(r) || !isObj(r.canary) || typeof r.id !== 'string') continue;
+    const split =
+      isObj(r.canary.evidence) && isObj(r.canary.evidence.segments) ? r.canary.evidence.segments : {};
+    const segments = Object.entries(split)
+      .map(([dimension, values]) => ({
+        dimension,
+        values: Object.entries(isObj(values) ? values : {}).map(([value, n]) => ({
+          value,
+          canary: (isObj(n) && numOr(n.canary)) || 0,
+          control: (isObj(n) && numOr(n.control)) || 0,
+        })),
+      }))
+      .filter((d) => d.values.length > 1);
     live.push({
       rolloutId: r.id,
       release: String(r.release),
       decision: String(r.canary.decision),
       reasons: Array.isArray(r.canary.reasons) ? r.canary.reasons.map(String) : [],
+      segments,
+      excluded: (Array.isArray(r.excludedSegments) ? r.excludedSegments : [])
+        .filter(isObj)
+        .map((s) => `${String(s.dimension)}=${String(s.value)}`),
     });
   }
-  return { points, shadow, totals, live, stepSec: numOr(body.stepSec) };
+  const pipeline: PipelineRow[] = [];
+  for (const r of Array.isArray(body.versions) ? body.versions : []) {
+    if (!isObj(r) || typeof r.version !== 'string' || !isObj(r.update)) continue;
+    const u = r.update;
+    pipeline.push({
+      release: r.version,
+      downloads: numOr(u.downloads) ?? 0,
+      meanDownloadMs: numOr(u.meanDownloadMs),
+      resumedShare: numOr(u.resumedShare),
+      failureRate: numOr(u.failureRate),
+      failures: counts(u.failures),
+      fallbacks: counts(u.fallbacks),
+      persistedShare: numOr(u.persistedShare),
+    });
+  }
+  const stuck: StuckRow[] = (Array.isArray(body.stuck) ? body.stuck : []).filter(isObj).map((s) => ({
+    model: String(s.model),
+    judged: numOr(s.judged) ?? 0,
+    stuck: numOr(s.stuck) ?? 0,
+    share: numOr(s.share),
+    graceSec: numOr(s.graceSec) ?? 0,
+    byVersion: counts(s.byVersion),
+  }));
+  return { points, shadow, totals, live, pipeline, stuck, stepSec: numOr(body.stepSec) };
+}
+
+function counts(v: unknown): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, n] of Object.entries(isObj(v) ? v : {})) {
+    const x = numOr(n);
+    if (x !== null) out[k] = x;
+  }
+  return out;
 }
 
 /** Shadow agreement per candidate over the windows. */

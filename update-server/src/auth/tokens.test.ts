@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publish, startTestServer, type TestServer } from '../../../test/support/server.ts';
 import { AdminApiError, AdminClient } from '../admin-client.ts';
 import { openStorage } from '../storage/open.ts';
-import { createTestSchema, type TestSchema } from '../storage/registry.suite.ts';
+import { closeStorage } from '../storage/registry.suite.ts';
 import { bootstrapTokens, createToken } from './tokens.ts';
 
 async function failure(promise: Promise<unknown>): Promise<{ status: number; code: string }> {
@@ -22,15 +22,12 @@ async function failure(promise: Promise<unknown>): Promise<{ status: number; cod
 for (const database of ['SQLite', 'PostgreSQL'] as const) {
   describe(`token lifecycle on ${database}`, () => {
     let t: TestServer;
-    let schema: TestSchema | undefined;
     beforeAll(async () => {
-      schema = database === 'PostgreSQL' ? await createTestSchema() : undefined;
-      t = await startTestServer(schema ? { databaseUrl: schema.url } : {});
+      t = await startTestServer({ postgres: database === 'PostgreSQL' });
       await publish(t, seededBytes(3000, 1), { model: 'kws', version: '1.0.0' });
     });
     afterAll(async () => {
       await t?.stop();
-      await schema?.drop();
     });
 
     it('creates per-person tokens, shown once, whose actions the audit trail names', async () => {
@@ -202,8 +199,7 @@ describe('bootstrap tokens on a database from before the admin role', () => {
         'viewer',
       ]);
     } finally {
-      await storage.registry.close();
-      await storage.blobs.close();
+      await closeStorage(storage);
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -82,6 +82,12 @@ export const DEFAULT_CANARY_POLICY: CanaryPolicy = {
 export interface CanaryVerdict {
   decision: 'halt' | 'healthy' | 'insufficient-data';
   reasons: string[];
+  /**
+   * A multi-arm rollout's: the arm this verdict (the worst of theirs, its evidence and reasons) is
+   * on, and each arm's decision. Absent for a rollout of one release.
+   */
+  release?: string;
+  arms?: Array<{ release: string; decision: CanaryVerdict['decision']; reasons: string[] }>;
   evidence: {
     canary: ArmSummary;
     control: ArmSummary;
@@ -94,6 +100,11 @@ export interface CanaryVerdict {
     tests?: InstallTest[];
     /** Installs per arm in each segment value, after merging small ones into 'other'. */
     segments?: Record<string, Record<string, { canary: number; control: number }>>;
+    /**
+     * The same before merging: installs per arm of every segment value seen (a value merged into
+     * 'other' has no verdict of its own; the rollout schedule holds for the sizable ones).
+     */
+    segmentInstalls?: Record<string, Record<string, { canary: number; control: number }>>;
     /** Distinct installs and network prefixes whose evidence each arm counted (canary/robust.ts). */
     sources?: {
       canary: { installs: number; prefixes: number };

@@ -1,13 +1,17 @@
 import {
   type Histogram,
+  MAX_ROLLOUT_ARMS,
   MAX_SHARE_BPS,
   mergeHistograms,
+  type RolloutArm,
+  rolloutArm,
   type SegmentValues,
   segmentValues,
   type TelemetryRecord,
 } from '@edgeship/protocol';
-import type { Insertable, Kysely, Transaction } from 'kysely';
+import type { Insertable, Kysely, Selectable, Transaction } from 'kysely';
 import type { Database } from '../storage/schema.ts';
+import { mergeQuality, type QualityStats, recordValues } from '../telemetry/aggregate.ts';
 import type { IngestItem } from '../telemetry/service.ts';
 import { rolloutBucketSync } from './bucket.ts';
 
@@ -30,7 +34,18 @@ import { rolloutBucketSync } from './bucket.ts';
  * reading the plain aggregates: this table only decides what may steer a rollout.
  */
 
-export type Arm = 'canary' | 'control';
+/**
+ * `canary`: the rollout's release (an experiment's first arm); `canary-<i>`: an experiment's arm i
+ * (1-based after the first, rollouts with `arms`); `control`: the control release.
+ */
+export type Arm = 'canary' | 'control' | `canary-${number}`;
+
+/** The evidence arm of treatment arm i: `canary` for the first, so one-arm rollouts read as before. */
+export function treatmentArm(i: number): Arm {
+  return i === 0 ? 'canary' : `canary-${i}`;
+}
+
+const ARMS: Arm[] = ['control', ...Array.from({ length: MAX_ROLLOUT_ARMS }, (_, i) => treatmentArm(i))];
 
 export interface EvidenceCaps {
   /** Events (inferences + errors) one install may add to one arm of one rollout. */
@@ -52,7 +67,20 @@ export interface InstallEvidence {
   features: Record<string, number[]>;
   /** Which kind of device (protocol segments), from the install's latest record; absent before 0005. */
   segment?: SegmentValues;
+  /** The install's feedback and outcomes in this arm (experiments read them); absent before 0010. */
+  quality?: QualityStats;
 }
+
+function addQuality(a: QualityStats, b: QualityStats): QualityStats {
+  mergeQuality(a, b);
+  return a;
+}
+
+const parseQuality = (json: string | undefined): QualityStats => ({
+  confusion: {},
+  outcomes: {},
+  ...JSON.parse(json ?? '{}'),
+});
 
 interface ActiveCanary {
   id: string;
@@ -63,6 +91,8 @@ interface ActiveCanary {
   control: string;
   salt: string;
   shareBps: number;
+  /** The treatment arms (one, `release` at `shareBps`, for a rollout without arms). */
+  arms: RolloutArm[];
   createdMs: number;
 }
 
@@ -91,7 +121,36 @@ function addCounts(into: Record<string, number[]>, name: string, counts: readonl
   into[name] = sum;
 }
 
+interface EvidenceView {
+  rows: Map<string, InstallEvidence>;
+  seqs: Map<string, number>;
+  /** The largest change number read. */
+  seq: number;
+  list: InstallEvidence[];
+  usedMs: number;
+}
+
+/** A rollout's kept rows are dropped when no look has used them for this long. */
+const VIEW_IDLE_MS = 600_000;
+
+function fromRow(r: Selectable<Database['canary_evidence']>): InstallEvidence {
+  return {
+    deviceId: r.device_id,
+    prefix: r.prefix,
+    arm: r.arm as Arm,
+    inferences: num(r.inferences),
+    errors: num(r.errors),
+    latency: JSON.parse(r.latency) as Histogram,
+    features: JSON.parse(r.features) as Record<string, number[]>,
+    ...(r.segment ? { segment: JSON.parse(r.segment) as SegmentValues } : {}),
+    quality: parseQuality(r.quality),
+  };
+}
+
 export class CanaryEvidenceStore {
+  /** Per rollout, the rows read so far (see evidence()). */
+  private readonly views = new Map<string, EvidenceView>();
+
   constructor(
     private readonly db: Kysely<Database>,
     readonly caps: EvidenceCaps = DEFAULT_EVIDENCE_CAPS,
@@ -131,6 +190,8 @@ export class CanaryEvidenceStore {
         d.errors += recordErrors(record);
         d.latency = mergeHistograms(d.latency, record.latencyMs);
         for (const f of record.features) addCounts(d.features, f.name, f.counts);
+        if (record.quality)
+          d.quality = addQuality(d.quality ?? parseQuality('{}'), recordValues(record).quality);
         deltas.set(key, d);
       }
     }
@@ -138,23 +199,60 @@ export class CanaryEvidenceStore {
     await this.apply(trx, [...deltas.values()]);
   }
 
-  /** Every install's evidence for one rollout. */
+  /**
+   * Every install's evidence for one rollout. The rows read at earlier calls are kept per rollout
+   * and only the rows changed since (a larger change number) are read again, by index: a look
+   * costs the rows that changed, not every row of the rollout. The list is the same data a full
+   * read gives (tests compare both); it is shared, do not change it.
+   */
   async evidence(rolloutId: string): Promise<InstallEvidence[]> {
+    return (await this.view(rolloutId)).list;
+  }
+
+  /** The rollout's evidence and its change number (equal numbers: equal evidence). */
+  async view(
+    rolloutId: string,
+    keep = true,
+  ): Promise<{ list: InstallEvidence[]; seq: number; changed: number }> {
+    const now = Date.now();
+    // A process that does not lead (the fleet view only) has no keepOnly: unused views expire.
+    for (const [id, v] of this.views) if (v.usedMs < now - VIEW_IDLE_MS) this.views.delete(id);
+    let view = this.views.get(rolloutId);
+    if (!view) {
+      view = { rows: new Map(), seqs: new Map(), seq: -1, list: [], usedMs: now };
+      // An ended rollout's rows no longer change: read once, keep nothing.
+      if (keep) this.views.set(rolloutId, view);
+    } else if (!keep) this.views.delete(rolloutId);
+    view.usedMs = now;
     const rows = await this.db
       .selectFrom('canary_evidence')
       .selectAll()
       .where('rollout_id', '=', rolloutId)
+      .where('seq', '>', view.seq)
       .execute();
-    return rows.map((r) => ({
-      deviceId: r.device_id,
-      prefix: r.prefix,
-      arm: r.arm as Arm,
-      inferences: num(r.inferences),
-      errors: num(r.errors),
-      latency: JSON.parse(r.latency) as Histogram,
-      features: JSON.parse(r.features) as Record<string, number[]>,
-      ...(r.segment ? { segment: JSON.parse(r.segment) as SegmentValues } : {}),
-    }));
+    let changed = 0;
+    for (const r of rows) {
+      const key = `${r.arm}\u0000${r.device_id}`;
+      const seq = num(r.seq);
+      // Two reads may overlap (the monitor and the fleet view): never put an older row back.
+      if ((view.seqs.get(key) ?? -1) >= seq) continue;
+      view.seqs.set(key, seq);
+      view.rows.set(key, fromRow(r));
+      view.seq = Math.max(view.seq, seq);
+      changed += 1;
+    }
+    if (changed > 0) view.list = [...view.rows.values()];
+    return { list: view.list, seq: view.seq, changed };
+  }
+
+  /** Whether the rows of this rollout are kept. */
+  keeps(rolloutId: string): boolean {
+    return this.views.has(rolloutId);
+  }
+
+  /** Drops the kept rows of rollouts no longer judged (the monitor passes the active ones). */
+  keepOnly(rolloutIds: ReadonlySet<string>): void {
+    for (const id of this.views.keys()) if (!rolloutIds.has(id)) this.views.delete(id);
   }
 
   /**
@@ -209,6 +307,7 @@ export class CanaryEvidenceStore {
   private async apply(trx: Transaction<Database>, deltas: Array<InstallEvidence & { rolloutId: string }>) {
     const existing = new Map<string, InstallEvidence>();
     const perPrefix = new Map<string, number>();
+    const seqs = new Map<string, number>();
     for (const [rolloutId, group] of groupBy(deltas, (d) => d.rolloutId)) {
       for (let i = 0; i < group.length; i += ROWS) {
         const part = group.slice(i, i + ROWS);
@@ -216,31 +315,36 @@ export class CanaryEvidenceStore {
           .selectFrom('canary_evidence')
           .selectAll()
           .where('rollout_id', '=', rolloutId)
+          // Every arm named, so the lookup is by the whole primary key (rollout, arm, device):
+          // without it SQLite walks every row of the rollout for each group of batches.
+          .where('arm', 'in', ARMS)
           .where(
             'device_id',
             'in',
             part.map((d) => d.deviceId),
           )
           .execute();
-        for (const r of rows) {
-          existing.set(`${rolloutId}\u0000${r.arm}\u0000${r.device_id}`, {
-            deviceId: r.device_id,
-            prefix: r.prefix,
-            arm: r.arm as Arm,
-            inferences: num(r.inferences),
-            errors: num(r.errors),
-            latency: JSON.parse(r.latency),
-            features: JSON.parse(r.features),
-            ...(r.segment ? { segment: JSON.parse(r.segment) as SegmentValues } : {}),
-          });
-        }
+        for (const r of rows) existing.set(`${rolloutId}\u0000${r.arm}\u0000${r.device_id}`, fromRow(r));
       }
-      const prefixes = [...new Set(group.map((d) => d.prefix))];
+      // The rollout's next change number. Read under the ingest transaction's lock (one writer
+      // on SQLite; on PostgreSQL the channel's advisory lock, telemetry/store.ts), so the numbers
+      // of a rollout commit in order and a reader that saw n has seen every row numbered up to n.
+      const last = await trx
+        .selectFrom('canary_evidence')
+        .select((eb) => eb.fn.max('seq').as('seq'))
+        .where('rollout_id', '=', rolloutId)
+        .executeTakeFirst();
+      seqs.set(rolloutId, num(last?.seq ?? 0) + 1);
+      // Only an install new to its arm is held to the per-prefix cap: count only those networks
+      // (a count walks the network's rows, and after its first batch an install is not new).
+      const fresh = group.filter((d) => !existing.has(`${rolloutId}\u0000${d.arm}\u0000${d.deviceId}`));
+      const prefixes = [...new Set(fresh.map((d) => d.prefix))];
       for (let i = 0; i < prefixes.length; i += ROWS) {
         const rows = await trx
           .selectFrom('canary_evidence')
           .select(['arm', 'prefix', (eb) => eb.fn.countAll<number | string>().as('installs')])
           .where('rollout_id', '=', rolloutId)
+          .where('arm', 'in', ARMS) // the whole (rollout, arm, prefix) index, as above
           .where('prefix', 'in', prefixes.slice(i, i + ROWS))
           .groupBy(['arm', 'prefix'])
           .execute();
@@ -260,6 +364,7 @@ export class CanaryEvidenceStore {
         prev.latency = mergeHistograms(prev.latency, d.latency);
         for (const [name, counts] of Object.entries(d.features)) addCounts(prev.features, name, counts);
         if (d.segment) prev.segment = d.segment;
+        if (d.quality) prev.quality = addQuality(prev.quality ?? parseQuality('{}'), d.quality);
         row = prev;
       } else {
         // Per-prefix cap: one network cannot bring more than so many installs into an arm.
@@ -280,6 +385,8 @@ export class CanaryEvidenceStore {
         latency: JSON.stringify(row.latency),
         features: JSON.stringify(row.features),
         segment: row.segment ? JSON.stringify(row.segment) : null,
+        quality: JSON.stringify(row.quality ?? {}),
+        seq: seqs.get(d.rolloutId)!,
       });
     }
     // The merged rows were computed here (under the transaction's lock): one multi-row upsert.
@@ -295,6 +402,8 @@ export class CanaryEvidenceStore {
             latency: eb.ref('excluded.latency'),
             features: eb.ref('excluded.features'),
             segment: eb.ref('excluded.segment'),
+            quality: eb.ref('excluded.quality'),
+            seq: eb.ref('excluded.seq'),
           })),
         )
         .execute();
@@ -302,11 +411,22 @@ export class CanaryEvidenceStore {
   }
 }
 
-/** The arm a record counts for: the release this install's bucket gets, or none. */
-function armOf(rollout: ActiveCanary, deviceId: string, version: string): Arm | null {
-  if (version !== rollout.release && version !== rollout.control) return null;
+/**
+ * The arm a record counts for: the treatment arm this install's bucket falls in (protocol
+ * rolloutArm, as the device chooses), if the record is for that arm's release; the control if
+ * the bucket is in the control sample and the record is for the control release; else none.
+ * Exported for the fleet simulator's in-process canaries (bench/fleet/canaries.ts), which must
+ * count exactly what this store counts.
+ */
+export function armOf(
+  rollout: Pick<ActiveCanary, 'arms' | 'control' | 'salt' | 'shareBps'>,
+  deviceId: string,
+  version: string,
+): Arm | null {
+  if (version !== rollout.control && !rollout.arms.some((a) => a.release === version)) return null;
   const bucket = rolloutBucketSync(rollout.salt, deviceId);
-  if (version === rollout.release && bucket < rollout.shareBps) return 'canary';
+  const arm = rolloutArm(rollout.arms, bucket);
+  if (arm >= 0 && version === rollout.arms[arm]!.release) return treatmentArm(arm);
   if (version === rollout.control && bucket >= controlFrom(rollout.shareBps)) return 'control';
   return null;
 }
@@ -314,7 +434,18 @@ function armOf(rollout: ActiveCanary, deviceId: string, version: string): Arm | 
 async function activeCanaries(trx: Transaction<Database>): Promise<ActiveCanary[]> {
   const rows = await trx
     .selectFrom('rollouts')
-    .select(['id', 'app', 'channel', 'model', 'release', 'control', 'salt', 'share_bps', 'created_at'])
+    .select([
+      'id',
+      'app',
+      'channel',
+      'model',
+      'release',
+      'control',
+      'salt',
+      'share_bps',
+      'arms',
+      'created_at',
+    ])
     .where('state', '=', 'active')
     .where('mode', '=', 'canary')
     .where('share_bps', '>', 0)
@@ -329,6 +460,10 @@ async function activeCanaries(trx: Transaction<Database>): Promise<ActiveCanary[
     control: r.control!,
     salt: r.salt,
     shareBps: r.share_bps,
+    arms:
+      r.arms === '[]'
+        ? [{ release: r.release, shareBps: r.share_bps }]
+        : (JSON.parse(r.arms) as RolloutArm[]),
     createdMs: Date.parse(r.created_at),
   }));
 }

@@ -1,6 +1,13 @@
 import { mulberry32 } from '@edgeship/protocol';
 import { describe, expect, it } from 'vitest';
-import { alwaysValidP, clusteredRate, holm, marginZ, trimmedMean } from './install-stats.ts';
+import {
+  alwaysValidP,
+  clusteredRate,
+  fencedTrimmedMean,
+  holm,
+  marginZ,
+  trimmedMean,
+} from './install-stats.ts';
 
 describe('install-level statistics', () => {
   it('widens the error-rate interval when errors cluster on a few installs', () => {
@@ -31,6 +38,19 @@ describe('install-level statistics', () => {
     expect(t.value).toBeLessThan(0.6);
     expect(t.se).toBeLessThan(0.05);
     expect(marginZ({ value: 1, se: 0.1, units: 9 }, { value: 0.5, se: 0, units: 9 }, 0.2)).toBeCloseTo(3);
+  });
+
+  it('leaves installs beyond the fence out whole, so that forgers at one end do not shift the trim', () => {
+    const random = mulberry32(4);
+    const gauss = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+    const honest = Array.from({ length: 4000 }, gauss);
+    const forged = [...honest.slice(0, 3800), ...Array(200).fill(50)];
+    // 5% far above: trimming 10% drops them and only 5% of the honest top, all 10% of the bottom.
+    expect(trimmedMean(forged, 0.1)!.value).toBeGreaterThan(0.06);
+    const fenced = fencedTrimmedMean(forged, 0.1)!;
+    expect(Math.abs(fenced.value)).toBeLessThan(0.03);
+    expect(fenced.units).toBeGreaterThan(3750);
+    expect(fenced.units).toBeLessThan(3800);
   });
 
   it('gives an always-valid p-value that equals alpha on its boundary and grows with the looks', () => {

@@ -15,7 +15,7 @@ import {
   type InstallTest,
 } from './analysis.ts';
 import type { Arm, InstallEvidence } from './evidence.ts';
-import { alwaysValidP, clusteredRate, holm, marginZ, trimmedMean } from './install-stats.ts';
+import { alwaysValidP, clusteredRate, fencedTrimmedMean, holm, marginZ } from './install-stats.ts';
 import { inScope, scopesOf, splitBy } from './segments.ts';
 
 /**
@@ -60,7 +60,10 @@ export function analyzeEvidence(
       policy.weightClip,
     ),
   };
-  const releases: Record<Arm, ArmReleases> = { canary: canaryRelease, control: controlRelease };
+  const releases: Record<'canary' | 'control', ArmReleases> = {
+    canary: canaryRelease,
+    control: controlRelease,
+  };
   const sources = {
     canary: sourcesOf(arms.canary),
     control: sourcesOf(arms.control),
@@ -129,7 +132,12 @@ export function analyzeEvidence(
   return {
     decision: reasons.length > 0 ? 'halt' : 'healthy',
     reasons,
-    evidence: { ...evidence, tests, segments: segmentSplit(arms, merge) },
+    evidence: {
+      ...evidence,
+      tests,
+      segments: segmentSplit(arms, merge),
+      segmentInstalls: segmentSplit(arms, (_, value) => value),
+    },
   };
 }
 
@@ -172,7 +180,9 @@ function errorTest(
 
 /**
  * "The canary is slower than the control by more than the margin", on installs: each install's
- * p95 latency, in logs (device speeds spread multiplicatively), compared by trimmed means.
+ * p95 latency, in logs (device speeds spread multiplicatively), compared by trimmed means of
+ * the installs within the outlier fence (install-stats.ts fencedTrimmedMean: forgers far out at
+ * one end must not make the trim asymmetric).
  */
 function latencyTest(
   canary: Weighted[],
@@ -181,8 +191,8 @@ function latencyTest(
   policy: CanaryPolicy,
 ): TestResult | null {
   const values = (arm: Weighted[]) => arm.flatMap((w) => logP95.get(w.row) ?? []);
-  const c = trimmedMean(values(canary), policy.trimShare);
-  const k = trimmedMean(values(control), policy.trimShare);
+  const c = fencedTrimmedMean(values(canary), policy.trimShare);
+  const k = fencedTrimmedMean(values(control), policy.trimShare);
   if (!c || !k) return null;
   const z = marginZ(c, k, Math.log(policy.latencyMarginRatio));
   const units = Math.min(c.units, k.units);
@@ -199,10 +209,30 @@ function latencyTest(
 function logP95PerInstall(arm: Weighted[], policy: CanaryPolicy): Map<InstallEvidence, number> {
   const out = new Map<InstallEvidence, number>();
   for (const { row } of arm) {
-    if (histogramCount(row.latency) < policy.minLatencySamples) continue;
-    out.set(row, Math.log(Math.max(histogramQuantile(row.latency, 0.95) ?? 0, 1e-3)));
+    const { count, logP95 } = latencyOf(row);
+    if (count < policy.minLatencySamples) continue;
+    out.set(row, logP95);
   }
   return out;
+}
+
+/**
+ * Per-install figures kept between looks: the evidence store hands out the same row object until
+ * the row changes (canary/evidence.ts), so an unchanged install is not recomputed at every look.
+ */
+const latencies = new WeakMap<InstallEvidence, { count: number; logP95: number }>();
+const drifts = new WeakMap<InstallEvidence, { release: ArmReleases['references']; psi: number }>();
+
+function latencyOf(row: InstallEvidence): { count: number; logP95: number } {
+  let known = latencies.get(row);
+  if (!known) {
+    known = {
+      count: histogramCount(row.latency),
+      logP95: Math.log(Math.max(histogramQuantile(row.latency, 0.95) ?? 0, 1e-3)),
+    };
+    latencies.set(row, known);
+  }
+  return known;
 }
 
 function describe(t: InstallTest, policy: CanaryPolicy): string {
@@ -269,6 +299,8 @@ function scorer(criterion: Criterion): Score {
       return (r) => histogramQuantile(r.latency, 0.95) ?? 0;
     case 'drift':
       return (r, release) => {
+        const known = drifts.get(r);
+        if (known && sameReferences(known.release, release.references)) return known.psi;
         let psi = 0;
         for (const [name, reference] of Object.entries(release.references)) {
           const counts = r.features[name];
@@ -276,9 +308,21 @@ function scorer(criterion: Criterion): Score {
             psi += populationStabilityIndex(reference, counts);
           }
         }
+        drifts.set(r, { release: release.references, psi });
         return psi;
       };
   }
+}
+
+function sameReferences(a: ArmReleases['references'], b: ArmReleases['references']): boolean {
+  if (a === b) return true;
+  const names = Object.keys(a);
+  if (names.length !== Object.keys(b).length) return false;
+  return names.every((name) => {
+    const x = a[name]!;
+    const y = b[name];
+    return y !== undefined && x.length === y.length && x.every((v, i) => v === y[i]);
+  });
 }
 
 /** Drops the `share` of installs scoring lowest and the `share` scoring highest. */

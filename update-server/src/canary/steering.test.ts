@@ -1,64 +1,28 @@
 // Telemetry that cannot steer a rollout: the canary analysis against a real server (SQLite and
 // PostgreSQL) fed over real HTTP from many loopback source addresses, so that the server sees
 // installs on distinct /24 networks (127.a.b.0/24) exactly as it would see them on the internet.
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { ManifestEnvelopeSchema, rolloutBucket, seededBytes } from '@edgeship/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { publish, startTestServer, type TestServer } from '../../../test/support/server.ts';
+import type { TestServer } from '../../../test/support/server.ts';
 import { openStorage } from '../storage/open.ts';
-import { createTestSchema, type TestSchema } from '../storage/registry.suite.ts';
 import type { RolloutRecord } from '../storage/types.ts';
 import { pruneTelemetry } from '../telemetry/prune.ts';
-import { makeBatch, makeRecord, newInstall, postBatch, uniformMonitoring } from '../telemetry/testing.ts';
-import { controlFrom } from './evidence.ts';
+import {
+  latencies,
+  makeBatch,
+  makeRecord,
+  newInstall,
+  postBatch,
+  type WebhookReceiver,
+} from '../telemetry/testing.ts';
+import { CanaryEvidenceStore, controlFrom, type InstallEvidence } from './evidence.ts';
+import { type CanaryTestServer, canaryTestServer } from './testing.ts';
 
 const MODEL = 'kws';
 const POLICY = { minInstalls: 12, minPrefixes: 4 };
 const CAPS = { maxEventsPerInstall: 10_000, maxInstallsPerPrefix: 6 };
 
-interface Webhooks {
-  url: string;
-  received: Array<{ rollout?: { id?: string }; reason?: string }>;
-  close(): Promise<void>;
-}
-
-/** A real HTTP server that records webhook deliveries. */
-async function webhookReceiver(): Promise<Webhooks> {
-  const received: Webhooks['received'] = [];
-  const server: Server = createServer((req, res) => {
-    let body = '';
-    req.setEncoding('utf8').on('data', (d: string) => {
-      body += d;
-    });
-    req.on('end', () => {
-      received.push(JSON.parse(body));
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/hooks/edgeship`,
-    received,
-    close: () => new Promise((r) => server.close(() => r())),
-  };
-}
-
-/** Latencies from a fixed-seed generator: log-normal around `medianMs`. */
-function latencies(n: number, medianMs: number, seed: number): number[] {
-  let x = seed >>> 0 || 1;
-  const uniform = () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return ((x >>> 0) + 0.5) / 2 ** 32;
-  };
-  return Array.from({ length: n }, () => {
-    const z = Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
-    return medianMs * Math.exp(0.3 * z);
-  });
-}
+type Webhooks = WebhookReceiver<{ rollout?: { id?: string }; reason?: string }>;
 
 const uniformEnergy = (n: number) =>
   Array.from({ length: 10 }, (_, i) => Math.floor(n / 10) + (i < n % 10 ? 1 : 0));
@@ -84,38 +48,22 @@ function report(version: string, seed: number, regressed = false, n = 100) {
 for (const dialect of ['sqlite', 'postgres'] as const) {
   describe(`canary steering on ${dialect}`, () => {
     let t: TestServer;
-    let schema: TestSchema | undefined;
     let hooks: Webhooks;
     let network = 0;
 
+    let server: CanaryTestServer<Webhooks['received'][number]> | undefined;
+
     beforeAll(async () => {
-      hooks = await webhookReceiver();
-      schema = dialect === 'postgres' ? await createTestSchema() : undefined;
-      t = await startTestServer({
-        databaseUrl: schema?.url,
-        webhookUrl: hooks.url,
-        telemetry: { deviceCap: { batchesPerWindow: 20, inferencesPerWindow: 1_000_000 } },
-        canary: {
-          throttleMs: 20,
-          intervalMs: 60_000,
-          webhook: { baseDelayMs: 50 },
-          policy: POLICY,
-          caps: CAPS,
-        },
-      });
-      for (const version of ['1.0.0', '1.1.0', '1.2.0']) {
-        await publish(t, seededBytes(5000, version.length + Number(version.at(2))), {
-          model: MODEL,
-          version,
-          monitoring: uniformMonitoring(),
-        });
-      }
-      await t.operator.promoteRelease('demo-app', 'stable', MODEL, '1.0.0');
+      server = await canaryTestServer(
+        dialect,
+        MODEL,
+        { throttleMs: 20, intervalMs: 60_000, webhook: { baseDelayMs: 50 }, policy: POLICY, caps: CAPS },
+        (version) => seededBytes(5000, version.length + Number(version.at(2))),
+      );
+      ({ t, hooks } = server);
     }, 60_000);
     afterAll(async () => {
-      await t?.stop();
-      await schema?.drop();
-      await hooks?.close();
+      await server?.stop();
     });
 
     const post = async (install: Install, records: ReturnType<typeof report>[]) =>
@@ -214,11 +162,25 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     it('leaves a healthy canary running on honest evidence', async () => {
       const fleet = await installs(64, 16);
       const rollout = await start('1.1.0', 5000);
-      await honest(rollout, fleet, false);
+      const arms = await honest(rollout, fleet, false);
       const v = await verdict(rollout);
       expect(v.decision).toBe('healthy');
       expect(v.evidence.sources!.canary.prefixes).toBeGreaterThanOrEqual(POLICY.minPrefixes);
       expect(await state(rollout)).toBe('active');
+      // The monitor read the rows change by change over its looks (the rollout is still active):
+      // they are what one full read gives, also for a row changed after the monitor's last look.
+      expect(await post(arms.control[0]!, [report('1.0.0', 7)])).toBe(202);
+      const side = await openStorage({ dataDir: t.dataDir, databaseUrl: t.databaseUrl });
+      try {
+        const order = (list: InstallEvidence[]) =>
+          [...list].sort((a, b) => `${a.arm}${a.deviceId}`.localeCompare(`${b.arm}${b.deviceId}`));
+        const full = await new CanaryEvidenceStore(side.db).evidence(rollout.id);
+        expect(full.length).toBeGreaterThan(2 * POLICY.minInstalls);
+        expect(order(await t.server.canary!.evidence.evidence(rollout.id))).toEqual(order(full));
+      } finally {
+        await side.registry.close();
+        await side.blobs.close();
+      }
       await t.operator.halt(rollout.id, 'test done');
     });
 
@@ -287,7 +249,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     });
 
     it('forgets installs silent past the retention, and the evidence of rollouts that ended', async () => {
-      const side = await openStorage({ dataDir: t.dataDir, databaseUrl: schema?.url });
+      const side = await openStorage({ dataDir: t.dataDir, databaseUrl: t.databaseUrl });
       try {
         const count = async (table: 'telemetry_installs' | 'canary_evidence') =>
           Number(

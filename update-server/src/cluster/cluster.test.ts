@@ -1,10 +1,6 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type ServerProcess, spawnServer } from '../../../test/support/server-process.ts';
-import { loadServerKeys } from '../keys/server-keys.ts';
-import { createTestSchema, type TestSchema } from '../storage/registry.suite.ts';
+import type { ServerProcess } from '../../../test/support/server-process.ts';
+import { type ClusterProcess, processCluster } from './testing.ts';
 
 /**
  * Two real `edgeship-server` processes on one PostgreSQL schema, as behind a load balancer, with
@@ -17,52 +13,27 @@ const CANARY_INTERVAL_MS = 100;
 const PUBLIC_PER_MINUTE = 20;
 const AUTH_FAILURES_PER_MINUTE = 5;
 
-interface Cluster {
-  schema: TestSchema;
-  a: ServerProcess;
-  b: ServerProcess;
-}
+const processes = processCluster();
+let setup: Promise<{ a: ClusterProcess; b: ClusterProcess }> | undefined;
 
-const temps: string[] = [];
-const servers: ServerProcess[] = [];
-let setup: Promise<Cluster> | undefined;
-
-// Started by the first test (not beforeAll: a failed hook reports tests as skipped, and a missing
-// PostgreSQL must fail them).
-function cluster(): Promise<Cluster> {
+// Started by the first test (see processCluster).
+function cluster() {
   setup ??= (async () => {
-    const schema = await createTestSchema();
-    const keysDir = await tempDir('edgeship-keys-');
-    await loadServerKeys(keysDir, { createIfMissing: true });
-    const start = async () => {
-      const server = await spawnServer([
-        ...['--database-url', schema.url, '--data-dir', await tempDir('edgeship-proc-')],
-        ...['--keys-dir', keysDir, '--port', '0', '--log-level', 'warn'],
-        ...[
-          '--leader-interval-ms',
-          String(LEADER_INTERVAL_MS),
-          '--canary-interval-ms',
-          String(CANARY_INTERVAL_MS),
-        ],
-        ...['--rate-limit-store', 'postgres', '--public-per-minute', String(PUBLIC_PER_MINUTE)],
-        ...['--auth-failures-per-minute', String(AUTH_FAILURES_PER_MINUTE)],
-      ]);
-      servers.push(server);
-      return server;
-    };
+    const args = [
+      ...['--leader-interval-ms', String(LEADER_INTERVAL_MS)],
+      ...['--canary-interval-ms', String(CANARY_INTERVAL_MS)],
+      ...['--rate-limit-store', 'postgres', '--public-per-minute', String(PUBLIC_PER_MINUTE)],
+      ...['--auth-failures-per-minute', String(AUTH_FAILURES_PER_MINUTE)],
+    ];
     // One after the other: the first bootstraps the schema, the second finds it.
-    const a = await start();
-    const b = await start();
-    return { schema, a, b };
+    const a = await processes.start(args);
+    const b = await processes.start(args);
+    return { a, b };
   })();
   return setup;
 }
 
-afterAll(async () => {
-  await Promise.all(servers.map((s) => s.stop()));
-  await (await setup?.catch(() => undefined))?.schema.drop();
-  await Promise.all(temps.map((dir) => rm(dir, { recursive: true, force: true })));
-});
+afterAll(() => processes.close());
 
 describe('two server processes on one PostgreSQL, as one', () => {
   it('share the public rate limit: the second refuses once the first used the budget', async () => {
@@ -137,12 +108,6 @@ async function scrape(p: ServerProcess): Promise<{ leader: number; canaryRuns: n
     return Number(line.slice(name.length + 1));
   };
   return { leader: value('edgeship_leader'), canaryRuns: value('edgeship_canary_runs_total') };
-}
-
-async function tempDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  temps.push(dir);
-  return dir;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -113,6 +113,7 @@ describe('edgeship-server flags', () => {
       EDGESHIP_CANARY_MIN_INSTALLS: '40',
       EDGESHIP_METRICS_AUTH: '1',
       EDGESHIP_NO_CANARY: '1',
+      EDGESHIP_WEBHOOK_SECRET: `whsec_${Buffer.alloc(24, 1).toString('base64')}`,
     };
     const o = run(['--port', '9100'], env);
     expect(o.databaseUrl).toBe('postgres://env/db');
@@ -120,6 +121,8 @@ describe('edgeship-server flags', () => {
     expect(o.canary?.policy?.minInstalls).toBe(40);
     expect(o.metricsAuth).toBe(true);
     expect(o.canary?.enabled).toBe(false);
+    expect(o.canary?.webhook?.secret).toBe(env.EDGESHIP_WEBHOOK_SECRET);
+    expect(() => run([], { EDGESHIP_WEBHOOK_SECRET: 'whsec_c2hvcnQ=' })).toThrow(/at least 24 bytes/);
     expect(o.dashboard).toBe(true);
     // A switch's variable at 0 leaves it off (commander alone would turn it on).
     expect(run([], { EDGESHIP_METRICS_AUTH: '0' }).metricsAuth).toBe(false);

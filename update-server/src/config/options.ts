@@ -3,6 +3,8 @@ import { DEFAULT_RATE_LIMITS } from '../app.ts';
 import { DEFAULT_CANARY_POLICY } from '../canary/analysis.ts';
 import { DEFAULT_EVIDENCE_CAPS } from '../canary/evidence.ts';
 import { DEFAULT_SHADOW_POLICY } from '../canary/shadow.ts';
+import { webhookSigner } from '../canary/webhook.ts';
+import { DEFAULT_OUTBOX } from '../canary/webhook-outbox.ts';
 import { DEFAULT_LEADER_INTERVAL_MS } from '../cluster/leader.ts';
 import { LIMIT_STORE_KINDS, type LimitStoreKind } from '../http/shared-limits.ts';
 import { DEFAULT_RESIGN_INTERVAL_MS } from '../registry/resigner.ts';
@@ -88,8 +90,8 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
   { flag: 'telemetry-retention-days', value: '<days>', group: G.telemetry, help: 'days batch ids and per-device rows are kept (at least 10: the device outbox)', defaultValue: 30, number: { min: 0, fraction: true }, set: (o, v: number) => { o.telemetryRetentionDays = v; } },
   { flag: 'telemetry-aggregate-retention-days', value: '<days>', group: G.telemetry, help: 'days per-release aggregates are kept (fleet view, canary); at least the above', defaultValue: 90, number: { min: 0, fraction: true }, set: (o, v: number) => { o.telemetryAggregateRetentionDays = v; } },
   { flag: 'telemetry-window-sec', value: '<s>', group: G.telemetry, help: 'aggregation window (server receive time)', defaultValue: DEFAULT_TELEMETRY_OPTIONS.windowSec, number: int(1, 86_400), set: (o, v: number) => { telemetry(o).windowSec = v; } },
-  { flag: 'telemetry-per-device-per-minute', value: '<n>', group: G.telemetry, help: 'telemetry requests per device and minute (per process)', defaultValue: DEFAULT_TELEMETRY_OPTIONS.perDevicePerMinute, number: int(1), set: (o, v: number) => { telemetry(o).perDevicePerMinute = v; } },
-  { flag: 'telemetry-per-address-per-minute', value: '<n>', group: G.telemetry, help: 'telemetry requests per client address and minute (per process; many devices share a NAT)', defaultValue: DEFAULT_TELEMETRY_OPTIONS.perAddressPerMinute, number: int(1), set: (o, v: number) => { telemetry(o).perAddressPerMinute = v; } },
+  { flag: 'telemetry-per-device-per-minute', value: '<n>', group: G.telemetry, help: 'telemetry requests per device and minute (on the --rate-limit-store)', defaultValue: DEFAULT_TELEMETRY_OPTIONS.perDevicePerMinute, number: int(1), set: (o, v: number) => { telemetry(o).perDevicePerMinute = v; } },
+  { flag: 'telemetry-per-address-per-minute', value: '<n>', group: G.telemetry, help: 'telemetry requests per client address and minute (on the --rate-limit-store; many devices share a NAT)', defaultValue: DEFAULT_TELEMETRY_OPTIONS.perAddressPerMinute, number: int(1), set: (o, v: number) => { telemetry(o).perAddressPerMinute = v; } },
   { flag: 'telemetry-device-batches-per-window', value: '<n>', group: G.telemetry, help: 'batches one device may add per window', defaultValue: DEFAULT_TELEMETRY_OPTIONS.deviceCap.batchesPerWindow, number: int(1), set: (o, v: number) => { deviceCap(o).batchesPerWindow = v; } },
   { flag: 'telemetry-device-inferences-per-window', value: '<n>', group: G.telemetry, help: 'inferences one device may add per window', defaultValue: DEFAULT_TELEMETRY_OPTIONS.deviceCap.inferencesPerWindow, number: int(1), set: (o, v: number) => { deviceCap(o).inferencesPerWindow = v; } },
   { flag: 'telemetry-max-group', value: '<n>', group: G.telemetry, help: 'batches committed per transaction (group commit)', defaultValue: DEFAULT_TELEMETRY_OPTIONS.maxGroup, number: int(1), set: (o, v: number) => { telemetry(o).maxGroup = v; } },
@@ -122,9 +124,11 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
   { flag: 'shadow-min-agreement', value: '<x>', group: G.canary, help: 'share of inputs both releases decide alike for a shadow candidate to be ready', defaultValue: DEFAULT_SHADOW_POLICY.minAgreement, number: share, set: (o, v: number) => { shadow(o).minAgreement = v; } },
   { flag: 'shadow-max-latency-ratio', value: '<x>', group: G.canary, help: "the candidate's p95 latency may exceed the active release's by at most this factor", defaultValue: DEFAULT_SHADOW_POLICY.maxLatencyRatio, number: ratio, set: (o, v: number) => { shadow(o).maxLatencyRatio = v; } },
   // Webhook
-  { flag: 'webhook-url', value: '<url>', group: G.webhook, help: 'POSTed (JSON) when the analysis halts a rollout or a shadow verdict changes', set: (o, v: string) => { o.webhookUrl = v || undefined; } },
-  { flag: 'webhook-attempts', value: '<n>', group: G.webhook, help: 'deliveries tried, with exponential backoff', defaultValue: 5, number: int(1, 20), set: (o, v: number) => { webhook(o).attempts = v; } },
-  { flag: 'webhook-base-delay-ms', value: '<ms>', group: G.webhook, help: 'first retry delay (doubles each time)', defaultValue: 500, number: int(0), set: (o, v: number) => { webhook(o).baseDelayMs = v; } },
+  { flag: 'webhook-url', value: '<url>', group: G.webhook, help: 'POSTed (JSON) when the analysis halts a rollout, a shadow verdict changes, or a production alert fires or resolves', set: (o, v: string) => { o.webhookUrl = v || undefined; } },
+  { flag: 'webhook-attempts', value: '<n>', group: G.webhook, help: 'attempts per event; events are stored first, so retries survive a restart or a new leader', defaultValue: DEFAULT_OUTBOX.attempts, number: int(1, 50), set: (o, v: number) => { webhook(o).attempts = v; } },
+  { flag: 'webhook-base-delay-ms', value: '<ms>', group: G.webhook, help: 'first retry delay (doubles each time)', defaultValue: DEFAULT_OUTBOX.baseDelayMs, number: int(0), set: (o, v: number) => { webhook(o).baseDelayMs = v; } },
+  { flag: 'webhook-max-delay-ms', value: '<ms>', group: G.webhook, help: 'longest wait between two attempts', defaultValue: DEFAULT_OUTBOX.maxDelayMs, number: int(0), set: (o, v: number) => { webhook(o).maxDelayMs = v; } },
+  { flag: 'webhook-secret', value: '<secret>', group: G.webhook, help: 'Standard Webhooks secret: deliveries are signed (webhook-id, webhook-timestamp, webhook-signature headers)', set: (o, v: string) => { if (v) { webhookSigner(v); webhook(o).secret = v; } } },
   { flag: 'webhook-timeout-ms', value: '<ms>', group: G.webhook, help: 'per attempt', defaultValue: 5_000, number: int(1), set: (o, v: number) => { webhook(o).timeoutMs = v; } },
 ];
 
@@ -225,7 +229,9 @@ export const OPTION_COVERAGE: Record<keyof ServerOptions, readonly string[] | { 
     ...Object.keys(DEFAULT_EVIDENCE_CAPS).map((k) => `canary-${kebab(k)}`),
     'webhook-attempts',
     'webhook-base-delay-ms',
+    'webhook-max-delay-ms',
     'webhook-timeout-ms',
+    'webhook-secret',
   ],
   mount: { programmatic: 'routes of the host; the bin mounts the dashboard (--no-dashboard)' },
 };

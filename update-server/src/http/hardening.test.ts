@@ -229,7 +229,7 @@ describe('secrets stay out of the logs', () => {
       );
 
       const text = lines.join('\n');
-      const refused = lines.map((l) => JSON.parse(l)).find((l) => l.msg === 'webhook refused');
+      const refused = lines.map((l) => JSON.parse(l)).find((l) => l.msg === 'webhook failed');
       expect(refused).toMatchObject({ url: receiverUrl, status: 500 });
       const careless = lines.map((l) => JSON.parse(l)).find((l) => l.msg === 'careless');
       expect(careless).toMatchObject({ token: '[redacted]', headers: { authorization: '[redacted]' } });

@@ -15,16 +15,20 @@ import type { RateLimitMiddleware } from './rate-limit.ts';
 /** Answers a node:http request itself (true), or leaves it to Hono (false). */
 export type NodeFastPath = (req: IncomingMessage, res: ServerResponse) => boolean;
 
-export interface ManifestFastPathDeps {
-  manifests: ManifestCache;
+/** What every node:http fast path shares with the Hono routes it stands in front of. */
+export interface NodeFastPathDeps {
   /** The public routes' bucket: a fast answer takes its point from the same one. */
   limit: RateLimitMiddleware;
   /** The client address rate limits count against (http/client-address.ts `addressFrom`). */
   address: (forwardedFor: string | undefined, peer: string) => string;
   metrics: HttpMetrics;
   log: Logger;
-  /** Where every request that is not a fresh manifest check goes: the Hono app. */
+  /** Where every request the fast path does not answer goes: the Hono app. */
   fallback: (req: IncomingMessage, res: ServerResponse) => unknown;
+}
+
+export interface ManifestFastPathDeps extends NodeFastPathDeps {
+  manifests: ManifestCache;
 }
 
 /** The route pattern Hono reports for the manifest (metrics label): the same series either way. */
@@ -61,6 +65,25 @@ export function manifestFastPath(deps: ManifestFastPathDeps): NodeFastPath {
     return found;
   };
 
+  // The two answers' series (plain counters, http/metrics.ts), looked up once.
+  const recordOk = deps.metrics.recorder('GET', MANIFEST_ROUTE, 200);
+  const recordNotModified = deps.metrics.recorder('GET', MANIFEST_ROUTE, 304);
+
+  const answer = (req: IncomingMessage, res: ServerResponse, manifest: CachedManifest, started: number) => {
+    const { headers } = req;
+    const encoding = pickEncoding(headers['accept-encoding']);
+    const lists = headersOf(manifest);
+    const sent = headers['x-request-id'];
+    const requestId = typeof sent === 'string' && REQUEST_ID.test(sent) ? sent : randomUUID();
+    const ifNoneMatch = headers['if-none-match'];
+    const status = ifNoneMatch !== undefined && matchesAny(ifNoneMatch, manifest) ? 304 : 200;
+    const list = (status === 304 ? lists.notModified[encoding] : lists.ok[encoding]).slice();
+    list.push('X-Request-Id', requestId);
+    res.writeHead(status, list);
+    res.end(status === 304 ? undefined : manifest[encoding]);
+    (status === 304 ? recordNotModified : recordOk)((performance.now() - started) / 1000);
+  };
+
   return (req, res) => {
     if (req.method !== 'GET') return false;
     const match = MANIFEST_PATH.exec(req.url ?? '');
@@ -74,22 +97,15 @@ export function manifestFastPath(deps: ManifestFastPathDeps): NodeFastPath {
       headers['x-forwarded-for'] as string | undefined,
       req.socket.remoteAddress ?? 'unknown',
     );
-    deps.limit.consume(key).then(
-      () => {
-        const encoding = pickEncoding(headers['accept-encoding']);
-        const lists = headersOf(manifest);
-        const sent = headers['x-request-id'];
-        const requestId = typeof sent === 'string' && REQUEST_ID.test(sent) ? sent : randomUUID();
-        const ifNoneMatch = headers['if-none-match'];
-        const status = ifNoneMatch !== undefined && matchesAny(ifNoneMatch, manifest) ? 304 : 200;
-        const list = status === 304 ? lists.notModified[encoding] : lists.ok[encoding];
-        res.writeHead(status, [...list, 'X-Request-Id', requestId]);
-        res.end(status === 304 ? undefined : manifest[encoding]);
-        deps.metrics.record('GET', MANIFEST_ROUTE, status, (performance.now() - started) / 1000);
-      },
-      // Over the limit (or the limiter failed): Hono takes a point again and renders the error.
-      () => deps.fallback(req, res),
-    );
+    // Over the limit (or the shared limiter failed): Hono takes a point again and renders the error.
+    const taken = deps.limit.take(key);
+    if (taken === true) answer(req, res, manifest, started);
+    else if (taken === false) deps.fallback(req, res);
+    else
+      taken.then(
+        (ok) => (ok ? answer(req, res, manifest, started) : deps.fallback(req, res)),
+        () => deps.fallback(req, res),
+      );
     return true;
   };
 }

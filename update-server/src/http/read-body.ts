@@ -14,7 +14,19 @@ export async function readBody(c: Context, maxBytes: number, tooLarge: () => Err
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
   if (incoming) return readIncoming(incoming, maxBytes, tooLarge);
   const source = c.req.raw.body as AsyncIterable<Uint8Array> | null; // async-iterable on Node too
-  if (!source) return new Uint8Array(0);
+  return source ? readCapped(source, maxBytes, tooLarge) : new Uint8Array(0);
+}
+
+/**
+ * The server's one capped reader: the bytes of `source`, at most `maxBytes` (else `tooLarge()`
+ * is thrown as soon as a part passes it, and nothing more is read). Request bodies and chunk
+ * uploads gathered whole both read through it.
+ */
+export async function readCapped(
+  source: AsyncIterable<Uint8Array>,
+  maxBytes: number,
+  tooLarge: () => Error,
+): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
   let size = 0;
   for await (const part of source) {

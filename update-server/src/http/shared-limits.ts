@@ -6,6 +6,7 @@ import {
   RateLimiterPostgres,
   RateLimiterRedis,
 } from 'rate-limiter-flexible';
+import { MemoryRateLimiter } from './rate-limit.ts';
 
 export type LimitStoreKind = 'memory' | 'redis' | 'postgres';
 export const LIMIT_STORE_KINDS: readonly LimitStoreKind[] = ['memory', 'redis', 'postgres'];
@@ -47,7 +48,7 @@ export async function openLimiterStore(opts: LimitStoreOptions): Promise<Limiter
   if (opts.kind === 'memory') {
     return {
       kind: 'memory',
-      limiter: async (_name, points, duration) => new RateLimiterMemory({ points, duration }),
+      limiter: async (_name, points, duration) => new MemoryRateLimiter({ points, duration }),
       close: async () => {},
     };
   }
@@ -137,15 +138,26 @@ export interface ServerLimiters {
   admin: RateLimiterAbstract;
   /** Failed authentications per client address (auth/middleware.ts). */
   authFailures: RateLimiterAbstract;
+  /** Telemetry batches per device, and per client address (routes/telemetry.ts). */
+  telemetryDevice: RateLimiterAbstract;
+  telemetryAddress: RateLimiterAbstract;
 }
 
 export async function createServerLimiters(
   store: LimiterStore,
-  perMinute: { public: number; admin: number; authFailures: number },
+  perMinute: {
+    public: number;
+    admin: number;
+    authFailures: number;
+    telemetryDevice: number;
+    telemetryAddress: number;
+  },
 ): Promise<ServerLimiters> {
   return {
     public: await store.limiter('public', perMinute.public, 60),
     admin: await store.limiter('admin', perMinute.admin, 60),
     authFailures: await store.limiter('auth-failures', perMinute.authFailures, 60),
+    telemetryDevice: await store.limiter('telemetry-device', perMinute.telemetryDevice, 60),
+    telemetryAddress: await store.limiter('telemetry-address', perMinute.telemetryAddress, 60),
   };
 }

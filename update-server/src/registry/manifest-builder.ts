@@ -75,6 +75,8 @@ async function modelEntries(
     if (state.production) versions.add(state.production);
     if (rollout) {
       versions.add(rollout.release);
+      // Every arm's release is listed: a device in any arm downloads it by the hash signed here.
+      for (const arm of rollout.arms ?? []) versions.add(arm.release);
       if (rollout.control) versions.add(rollout.control);
     }
     if (versions.size === 0) continue;
@@ -95,6 +97,10 @@ async function modelEntries(
         salt: rollout.salt,
         control: rollout.control,
         mode: rollout.mode,
+        // Only when there are some: a manifest without exclusions is the same document as before.
+        ...(rollout.excludedSegments?.length ? { excludedSegments: rollout.excludedSegments } : {}),
+        // Likewise only for several arms: a one-release rollout is the layout before arms.
+        ...(rollout.arms?.length ? { arms: rollout.arms } : {}),
       },
       releases,
     });

@@ -2,10 +2,17 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import {
   ConflictError,
   EdgeshipError,
+  type ExcludedSegment,
+  ExcludedSegmentSchema,
   type KeySet,
+  MAX_EXCLUDED_SEGMENTS,
+  MAX_ROLLOUT_ARMS,
   PublisherSignatureError,
+  parseValue,
+  type RolloutArm,
   releaseDocumentBytes,
   releaseId,
+  rolloutArms,
   type SignedRelease,
   sha256Hex,
   toHex,
@@ -21,25 +28,25 @@ import {
 import type {
   ApprovalRecord,
   BlobStore,
+  ChannelModelRef,
   ChannelPolicy,
   ChannelPolicyRecord,
   Lineage,
   ManifestRecord,
+  NewAuditEntry,
   Registry,
   RegistryStore,
   ReleaseRecord,
   RolloutMode,
   RolloutRecord,
 } from '../storage/types.ts';
+import { channelPolicy, requireGates } from './governance.ts';
 import { hasCurrentSchema, type ManifestSigner, publishManifest } from './manifest-builder.ts';
 
 export interface Actor {
   /** Token name, or "canary-analysis" for automatic decisions. */
   name: string;
 }
-
-/** A channel with no policy of its own: anyone with the role promotes, as before policies. */
-const NO_POLICY: ChannelPolicy = { requireApproval: false, approverNotPublisher: false };
 
 export interface PublishInput {
   release: SignedRelease;
@@ -57,13 +64,35 @@ export interface RolloutInput {
   mode?: RolloutMode;
   /** Defaults to the channel's production release. */
   control?: string | null;
+  /**
+   * Several treatment arms (an experiment's, 2 to MAX_ROLLOUT_ARMS, canary mode): they replace
+   * `release` and `shareBps`, which become the first arm's release and the shares' sum.
+   */
+  arms?: RolloutArm[];
 }
 
-/** A target channel's model: what rollback and direct promotion act on. */
-export interface ChannelModelRef {
-  app: string;
-  channel: string;
-  model: string;
+/** What an audit entry names: the app, channel and model acted on (absent: none). */
+export interface AuditTarget {
+  app?: string | null;
+  channel?: string | null;
+  model?: string | null;
+}
+
+/** The audit entry of `actor` doing `action` on `target`. */
+export function auditEntry(
+  actor: Actor,
+  action: string,
+  { app = null, channel = null, model = null }: AuditTarget,
+  details: Record<string, unknown>,
+): NewAuditEntry {
+  return { actor: actor.name, action, app, channel, model, details };
+}
+
+/** What a change returns to the caller, and the audit entry it writes. */
+interface Change<T> {
+  result: T;
+  action: string;
+  details: Record<string, unknown>;
 }
 
 /**
@@ -143,172 +172,263 @@ export class RegistryService {
         throw new UnprocessableError(`parent release ${release.model}@${parent} is not registered`);
       }
       await tx.insertRelease(record);
-      await tx.appendAudit({
-        actor: actor.name,
-        action: 'release.publish',
-        app: null,
-        channel: null,
-        model: record.model,
-        details: { version: record.version, totalBytes: record.totalBytes, lineage: record.lineage },
-      });
+      await tx.appendAudit(
+        auditEntry(actor, 'release.publish', record, {
+          version: record.version,
+          totalBytes: record.totalBytes,
+          lineage: record.lineage,
+        }),
+      );
     });
     return record;
   }
 
   async createRollout(actor: Actor, input: RolloutInput): Promise<RolloutRecord> {
-    return this.change(
-      input,
-      async (tx, now) => {
-        await this.requireRelease(tx, input.model, input.release);
-        const state = await tx.getChannelModel(input.app, input.channel, input.model);
-        const control = input.control === undefined ? (state?.production ?? null) : input.control;
-        if (control) await this.requireRelease(tx, input.model, control);
-        if (control === input.release) throw invalidState(`${input.release} is already the control release`);
-        if (!state) {
-          await tx.upsertChannelModel({
-            ...input,
-            production: null,
-            previousProduction: null,
-            updatedAt: now,
-          });
-        }
-        // One rollout per model and channel: a new one replaces the running one.
-        for (const running of await this.activeRollouts(tx, input)) {
-          await tx.updateRollout(running.id, {
-            state: 'superseded',
-            reason: 'replaced by a new rollout',
-            updatedAt: now,
-          });
-        }
-        const rollout: RolloutRecord = {
-          id: randomUUID(),
-          app: input.app,
-          channel: input.channel,
-          model: input.model,
-          release: input.release,
-          control,
-          mode: input.mode ?? 'canary',
-          shareBps: input.shareBps,
-          salt: toHex(randomBytes(16)),
-          state: 'active',
-          reason: null,
-          createdBy: actor.name,
-          createdAt: now,
+    return this.change(actor, input, async (tx, now) => {
+      const arms = checkArms(input);
+      for (const arm of arms ?? [{ release: input.release, shareBps: input.shareBps }]) {
+        const release = await this.requireRelease(tx, input.model, arm.release);
+        if (arm.shareBps > 0 && input.mode !== 'shadow')
+          await requireGates(tx, input, release, 'rollout.create');
+      }
+      const state = await tx.getChannelModel(input.app, input.channel, input.model);
+      const control = input.control === undefined ? (state?.production ?? null) : input.control;
+      if (control) await this.requireRelease(tx, input.model, control);
+      for (const arm of arms ?? [input])
+        if (control === arm.release) throw invalidState(`${arm.release} is already the control release`);
+      if (!state) {
+        await tx.upsertChannelModel({
+          ...input,
+          production: null,
+          previousProduction: null,
           updatedAt: now,
-        };
-        await tx.insertRollout(rollout);
-        return { result: rollout, action: 'rollout.create', details: { rollout } };
-      },
-      actor,
-    );
+        });
+      }
+      // One rollout per model and channel: a new one replaces the running one.
+      for (const running of await this.activeRollouts(tx, input)) {
+        await tx.updateRollout(running.id, {
+          state: 'superseded',
+          reason: 'replaced by a new rollout',
+          updatedAt: now,
+        });
+      }
+      const rollout: RolloutRecord = {
+        id: randomUUID(),
+        app: input.app,
+        channel: input.channel,
+        model: input.model,
+        release: arms ? arms[0]!.release : input.release,
+        control,
+        mode: input.mode ?? 'canary',
+        shareBps: arms ? arms.reduce((n, a) => n + a.shareBps, 0) : input.shareBps,
+        salt: toHex(randomBytes(16)),
+        state: 'active',
+        reason: null,
+        createdBy: actor.name,
+        createdAt: now,
+        updatedAt: now,
+        ...(arms && { arms }),
+      };
+      await tx.insertRollout(rollout);
+      return { result: rollout, action: 'rollout.create', details: { rollout } };
+    });
   }
 
-  async setShare(actor: Actor, rolloutId: string, shareBps: number): Promise<RolloutRecord> {
-    const rollout = await this.requireRollout(this.store, rolloutId);
-    return this.change(
-      rollout,
-      async (tx, now) => {
-        const current = await this.requireActive(tx, rolloutId);
-        await tx.updateRollout(rolloutId, { shareBps, updatedAt: now });
-        return {
-          result: { ...current, shareBps, updatedAt: now },
-          action: 'rollout.share',
-          details: { rolloutId, from: current.shareBps, to: shareBps },
-        };
-      },
-      actor,
-    );
+  /**
+   * Sets a rollout's share. Widening it (a larger share) is held to the channel's policy as a
+   * promotion is: a refusal is E_POLICY, audited. `details` go into the audit entry (the schedule
+   * that widened it, and on what verdict).
+   */
+  async setShare(
+    actor: Actor,
+    rolloutId: string,
+    shareBps: number,
+    details: Record<string, unknown> = {},
+  ): Promise<RolloutRecord> {
+    return this.changeActive(actor, rolloutId, async (tx, current, now) => {
+      if (current.arms) {
+        // One share would move the arms' ranges (and devices between arms): set the arms instead.
+        throw invalidState(`rollout ${rolloutId} has ${current.arms.length} arms: its share is theirs`);
+      }
+      if (shareBps > current.shareBps) {
+        await this.requireApproved(tx, current, current.release, 'rollout.share', {
+          rolloutId,
+          from: current.shareBps,
+          to: shareBps,
+        });
+        if (current.mode !== 'shadow') {
+          await requireGates(
+            tx,
+            current,
+            await this.requireRelease(tx, current.model, current.release),
+            'rollout.share',
+          );
+        }
+      }
+      await tx.updateRollout(rolloutId, { shareBps, updatedAt: now });
+      return {
+        result: { ...current, shareBps, updatedAt: now },
+        action: 'rollout.share',
+        details: { ...details, rolloutId, from: current.shareBps, to: shareBps },
+      };
+    });
   }
 
-  /** Makes the rollout's release what everybody outside any rollout runs. */
-  async promote(actor: Actor, rolloutId: string): Promise<RolloutRecord> {
-    const rollout = await this.requireRollout(this.store, rolloutId);
-    return this.change(
-      rollout,
-      async (tx, now) => {
-        const current = await this.requireActive(tx, rolloutId);
-        if (current.mode === 'shadow')
-          throw invalidState('a shadow rollout is evaluated, not promoted: start a canary');
-        const from = await this.setProduction(tx, current, current.release, now, 'rollout.promote');
-        await tx.updateRollout(rolloutId, { state: 'promoted', reason: null, updatedAt: now });
-        return {
-          result: { ...current, state: 'promoted', updatedAt: now },
-          action: 'rollout.promote',
-          details: { rolloutId, release: current.release, previousProduction: from },
-        };
-      },
-      actor,
-    );
+  /**
+   * Re-splits a multi-arm rollout's share between its arms (an experiment's adaptive allocation):
+   * the same releases in the same order and the same total, so the control's sample and the
+   * rollout's reach do not change; devices whose bucket crosses an arm boundary move arms. The
+   * new shares are signed into the next manifest; `details` (the posterior behind them) are audited.
+   */
+  async setArms(
+    actor: Actor,
+    rolloutId: string,
+    arms: RolloutArm[],
+    details: Record<string, unknown> = {},
+  ): Promise<RolloutRecord> {
+    return this.changeActive(actor, rolloutId, async (tx, current, now) => {
+      const before = current.arms;
+      const same =
+        before?.length === arms.length &&
+        before.every((a, i) => a.release === arms[i]!.release) &&
+        arms.reduce((n, a) => n + a.shareBps, 0) === current.shareBps &&
+        arms.every((a) => Number.isInteger(a.shareBps) && a.shareBps >= 1);
+      if (!same)
+        throw new UnprocessableError(
+          `rollout ${rolloutId}: the arms keep their releases, order and total share (${current.shareBps} bp), each at least 1 bp`,
+        );
+      await tx.updateRollout(rolloutId, { arms, updatedAt: now });
+      return {
+        result: { ...current, arms, updatedAt: now },
+        action: 'rollout.arms',
+        details: { ...details, rolloutId, from: before, to: arms },
+      };
+    });
+  }
+
+  /**
+   * Why the channel's policy would refuse `version` into production or a wider rollout now, or
+   * null. Reads only (no audit): the rollout schedule checks it before retrying a refused step.
+   */
+  async policyRefusal(ref: ChannelModelRef, version: string): Promise<string | null> {
+    try {
+      await this.requireApproved(this.store, ref, version, 'check');
+      return null;
+    } catch (error) {
+      if (error instanceof PolicyRefusedError) return error.message;
+      throw error;
+    }
+  }
+
+  /** Makes the rollout's release what everybody outside any rollout runs (`details`: for the audit entry). */
+  async promote(
+    actor: Actor,
+    rolloutId: string,
+    details: Record<string, unknown> = {},
+  ): Promise<RolloutRecord> {
+    return this.changeActive(actor, rolloutId, async (tx, current, now) => {
+      if (current.mode === 'shadow')
+        throw invalidState('a shadow rollout is evaluated, not promoted: start a canary');
+      if (current.arms)
+        throw invalidState(
+          `rollout ${rolloutId} has ${current.arms.length} arms: promote the chosen arm's release directly`,
+        );
+      const from = await this.setProduction(tx, current, current.release, now, 'rollout.promote');
+      await tx.updateRollout(rolloutId, { state: 'promoted', reason: null, updatedAt: now });
+      return {
+        result: { ...current, state: 'promoted', updatedAt: now },
+        action: 'rollout.promote',
+        details: { ...details, rolloutId, release: current.release, previousProduction: from },
+      };
+    });
   }
 
   /** Promotes a release directly, with no rollout (e.g. a channel's first release). */
   async promoteRelease(actor: Actor, ref: ChannelModelRef, version: string): Promise<void> {
-    await this.change(
-      ref,
-      async (tx, now) => {
-        await this.requireRelease(tx, ref.model, version);
-        const from = await this.setProduction(tx, ref, version, now, 'release.promote');
-        for (const running of await this.activeRollouts(tx, ref)) {
-          if (running.release === version)
-            await tx.updateRollout(running.id, { state: 'promoted', updatedAt: now });
-        }
-        return {
-          result: undefined,
-          action: 'release.promote',
-          details: { release: version, previousProduction: from },
-        };
-      },
-      actor,
-    );
+    await this.change(actor, ref, async (tx, now) => {
+      await this.requireRelease(tx, ref.model, version);
+      const from = await this.setProduction(tx, ref, version, now, 'release.promote');
+      for (const running of await this.activeRollouts(tx, ref)) {
+        // An experiment's arm promoted ends the experiment as promoted, whichever arm it was.
+        if (rolloutArms(running).some((arm) => arm.release === version))
+          await tx.updateRollout(running.id, { state: 'promoted', updatedAt: now });
+      }
+      return {
+        result: undefined,
+        action: 'release.promote',
+        details: { release: version, previousProduction: from },
+      };
+    });
   }
 
   /** Stops a rollout: its share goes to 0 and its devices return to the control on their next check. */
   async halt(actor: Actor, rolloutId: string, reason: string, evidence?: unknown): Promise<RolloutRecord> {
-    const rollout = await this.requireRollout(this.store, rolloutId);
-    return this.change(
-      rollout,
-      async (tx, now) => {
-        const current = await this.requireActive(tx, rolloutId);
-        await tx.updateRollout(rolloutId, { state: 'halted', shareBps: 0, reason, updatedAt: now });
-        return {
-          result: { ...current, state: 'halted', shareBps: 0, reason, updatedAt: now },
-          action: 'rollout.halt',
-          details: { rolloutId, release: current.release, fromShareBps: current.shareBps, reason, evidence },
-        };
-      },
-      actor,
-    );
+    return this.changeActive(actor, rolloutId, async (tx, current, now) => {
+      await tx.updateRollout(rolloutId, { state: 'halted', shareBps: 0, reason, updatedAt: now });
+      return {
+        result: { ...current, state: 'halted', shareBps: 0, reason, updatedAt: now },
+        action: 'rollout.halt',
+        details: { rolloutId, release: current.release, fromShareBps: current.shareBps, reason, evidence },
+      };
+    });
+  }
+
+  /**
+   * Leaves segments out of a running rollout: their devices return to production on their next
+   * check (the manifest names the segments, signed), the rest of the rollout goes on. Adds to the
+   * segments already excluded; past MAX_EXCLUDED_SEGMENTS, refused (halt the rollout instead).
+   */
+  async excludeSegments(
+    actor: Actor,
+    rolloutId: string,
+    segments: readonly ExcludedSegment[],
+    reason: string,
+    evidence?: unknown,
+  ): Promise<RolloutRecord> {
+    return this.changeActive(actor, rolloutId, async (tx, current, now) => {
+      const before = current.excludedSegments ?? [];
+      const added = segments
+        .map((s) => parseValue(ExcludedSegmentSchema, s, 'excluded segment'))
+        .filter((s) => !before.some((b) => b.dimension === s.dimension && b.value === s.value));
+      const excludedSegments = [...before, ...added];
+      if (added.length === 0) throw invalidState(`rollout ${rolloutId} already excludes those segments`);
+      if (excludedSegments.length > MAX_EXCLUDED_SEGMENTS) {
+        throw invalidState(`a rollout excludes at most ${MAX_EXCLUDED_SEGMENTS} segments`);
+      }
+      await tx.updateRollout(rolloutId, { excludedSegments, updatedAt: now });
+      return {
+        result: { ...current, excludedSegments, updatedAt: now },
+        action: 'rollout.exclude',
+        details: { rolloutId, release: current.release, added, excludedSegments, reason, evidence },
+      };
+    });
   }
 
   /** Production goes back to the release it replaced; any running rollout stops. */
   async rollback(actor: Actor, ref: ChannelModelRef, reason: string): Promise<{ production: string }> {
-    return this.change(
-      ref,
-      async (tx, now) => {
-        const state = await tx.getChannelModel(ref.app, ref.channel, ref.model);
-        if (!state?.previousProduction) {
-          throw invalidState(`${ref.model} on ${ref.app}/${ref.channel} has no earlier production release`);
-        }
-        for (const running of await this.activeRollouts(tx, ref)) {
-          await tx.updateRollout(running.id, { state: 'rolled_back', shareBps: 0, reason, updatedAt: now });
-        }
-        await tx.upsertChannelModel({
-          ...state,
-          production: state.previousProduction,
-          previousProduction: null,
-          updatedAt: now,
-        });
-        // The restored release serves again; the one rolled back from is archived, not left as production.
-        await tx.setStage(ref.model, state.previousProduction, 'production');
-        if (state.production) await this.archiveIfUnserved(tx, ref.model, state.production);
-        return {
-          result: { production: state.previousProduction },
-          action: 'release.rollback',
-          details: { from: state.production, to: state.previousProduction, reason },
-        };
-      },
-      actor,
-    );
+    return this.change(actor, ref, async (tx, now) => {
+      const state = await tx.getChannelModel(ref.app, ref.channel, ref.model);
+      if (!state?.previousProduction) {
+        throw invalidState(`${ref.model} on ${ref.app}/${ref.channel} has no earlier production release`);
+      }
+      for (const running of await this.activeRollouts(tx, ref)) {
+        await tx.updateRollout(running.id, { state: 'rolled_back', shareBps: 0, reason, updatedAt: now });
+      }
+      await tx.upsertChannelModel({
+        ...state,
+        production: state.previousProduction,
+        previousProduction: null,
+        updatedAt: now,
+      });
+      // The restored release serves again; the one rolled back from is archived, not left as production.
+      await tx.setStage(ref.model, state.previousProduction, 'production');
+      if (state.production) await this.archiveIfUnserved(tx, ref.model, state.production);
+      return {
+        result: { production: state.previousProduction },
+        action: 'release.rollback',
+        details: { from: state.production, to: state.previousProduction, reason },
+      };
+    });
   }
 
   /**
@@ -336,14 +456,9 @@ export class RegistryService {
           approvedAt: this.now().toISOString(),
         };
         await tx.insertApproval(approval);
-        await tx.appendAudit({
-          actor: actor.name,
-          action: 'release.approve',
-          app: ref.app,
-          channel: ref.channel,
-          model: ref.model,
-          details: { version, publisher: release.createdBy },
-        });
+        await tx.appendAudit(
+          auditEntry(actor, 'release.approve', ref, { version, publisher: release.createdBy }),
+        );
         return approval;
       },
       actor,
@@ -367,14 +482,9 @@ export class RegistryService {
         updatedAt: this.now().toISOString(),
       };
       await tx.putChannelPolicy(record);
-      await tx.appendAudit({
-        actor: actor.name,
-        action: 'channel.policy',
-        app,
-        channel,
-        model: null,
-        details: { from: before?.policy ?? null, to: policy },
-      });
+      await tx.appendAudit(
+        auditEntry(actor, 'channel.policy', { app, channel }, { from: before?.policy ?? null, to: policy }),
+      );
       return record;
     });
   }
@@ -409,13 +519,22 @@ export class RegistryService {
     return this.signer.ttlMs;
   }
 
-  private async change<T>(
-    ref: ChannelModelRef,
-    apply: (
-      tx: Registry,
-      now: string,
-    ) => Promise<{ result: T; action: string; details: Record<string, unknown> }>,
+  /** A change to a running rollout: `apply` sees it as it is inside the channel's lock. */
+  private async changeActive<T>(
     actor: Actor,
+    rolloutId: string,
+    apply: (tx: Registry, current: RolloutRecord, now: string) => Promise<Change<T>>,
+  ): Promise<T> {
+    const rollout = await this.requireRollout(this.store, rolloutId);
+    return this.change(actor, rollout, async (tx, now) =>
+      apply(tx, await this.requireActive(tx, rolloutId), now),
+    );
+  }
+
+  private async change<T>(
+    actor: Actor,
+    ref: ChannelModelRef,
+    apply: (tx: Registry, now: string) => Promise<Change<T>>,
   ): Promise<T> {
     const result = await this.guarded(
       ref,
@@ -425,14 +544,9 @@ export class RegistryService {
         const now = this.now();
         const { result, action, details } = await apply(tx, now.toISOString());
         const manifest = await publishManifest(tx, this.blobs, ref.app, ref.channel, this.signer, now);
-        await tx.appendAudit({
-          actor: actor.name,
-          action,
-          app: ref.app,
-          channel: ref.channel,
-          model: ref.model,
-          details: { ...details, manifestVersion: manifest.version },
-        });
+        await tx.appendAudit(
+          auditEntry(actor, action, ref, { ...details, manifestVersion: manifest.version }),
+        );
         return result;
       },
       actor,
@@ -450,32 +564,47 @@ export class RegistryService {
       return await this.store.transaction(fn);
     } catch (error) {
       if (!(error instanceof PolicyRefusedError)) throw error;
-      await this.store.appendAudit({
-        actor: actor.name,
-        action: 'policy.refused',
-        app: ref.app,
-        channel: ref.channel,
-        model: ref.model,
-        details: { ...error.details, reason: error.message },
-      });
+      await this.store.appendAudit(
+        auditEntry(actor, 'policy.refused', ref, { ...error.details, reason: error.message }),
+      );
       throw error;
     }
   }
 
-  private async policyOf(tx: Registry, ref: { app: string; channel: string }): Promise<ChannelPolicy> {
-    return (await tx.getChannelPolicy(ref.app, ref.channel))?.policy ?? NO_POLICY;
+  private policyOf(tx: Registry, ref: { app: string; channel: string }): Promise<ChannelPolicy> {
+    return channelPolicy(tx, ref);
   }
 
-  /** Refuses a release the channel's policy does not let into production (yet). */
-  private async requireApproved(tx: Registry, ref: ChannelModelRef, version: string, attempted: string) {
+  /**
+   * Refuses a release the channel's policy does not let into production, or into a wider
+   * rollout, (yet): no approval, or (four eyes) only the publisher's own, recorded before the
+   * policy asked for another approver.
+   */
+  private async requireApproved(
+    tx: Registry,
+    ref: ChannelModelRef,
+    version: string,
+    attempted: string,
+    details: Record<string, unknown> = {},
+  ) {
     const policy = await this.policyOf(tx, ref);
     if (!policy.requireApproval) return;
     const approval = await tx.getApproval(ref.app, ref.channel, ref.model, version);
     if (!approval) {
       throw new PolicyRefusedError(`${ref.model}@${version} is not approved for ${ref.app}/${ref.channel}`, {
+        ...details,
         attempted,
         version,
       });
+    }
+    if (policy.approverNotPublisher) {
+      const release = await this.requireRelease(tx, ref.model, version);
+      if (approval.approver === release.createdBy) {
+        throw new PolicyRefusedError(
+          `${ref.model}@${version} is approved for ${ref.app}/${ref.channel} only by its publisher (${release.createdBy}); the policy requires another approver`,
+          { ...details, attempted, version, publisher: release.createdBy },
+        );
+      }
     }
   }
 
@@ -494,6 +623,7 @@ export class RegistryService {
     const from = state?.production ?? null;
     if (from === version) throw invalidState(`${ref.model}@${version} is already in production`);
     await this.requireApproved(tx, ref, version, attempted);
+    await requireGates(tx, ref, await this.requireRelease(tx, ref.model, version), attempted);
     await tx.upsertChannelModel({
       app: ref.app,
       channel: ref.channel,
@@ -532,4 +662,26 @@ export class RegistryService {
     if (rollout.state !== 'active') throw invalidState(`rollout ${id} is ${rollout.state}, not active`);
     return rollout;
   }
+}
+
+/**
+ * A multi-arm rollout's arms as the manifest will carry them (protocol RolloutSchema), or undefined
+ * for a rollout of one release. Refused (E_UNPROCESSABLE) when the manifest would not verify.
+ */
+function checkArms(input: RolloutInput): RolloutArm[] | undefined {
+  const arms = input.arms;
+  if (!arms) return undefined;
+  const total = arms.reduce((n, a) => n + a.shareBps, 0);
+  const problem =
+    arms.length < 2 || arms.length > MAX_ROLLOUT_ARMS
+      ? `a multi-arm rollout has 2 to ${MAX_ROLLOUT_ARMS} arms, not ${arms.length}`
+      : (input.mode ?? 'canary') !== 'canary'
+        ? 'a multi-arm rollout is a canary'
+        : new Set(arms.map((a) => a.release)).size !== arms.length
+          ? 'each arm runs a different release'
+          : total > 10_000 || arms.some((a) => !Number.isInteger(a.shareBps) || a.shareBps < 1)
+            ? 'each arm has a share of at least 1 bp, and together at most 10000'
+            : null;
+  if (problem) throw new UnprocessableError(problem);
+  return arms.map((a) => ({ release: a.release, shareBps: a.shareBps }));
 }

@@ -1,11 +1,24 @@
 import { createRoute, OpenAPIHono, type RouteConfig, type z } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import type { AuthVariables, RequireRole } from '../auth/middleware.ts';
-import { ValidationError } from '../http/api-errors.ts';
+import type { CanaryMonitor } from '../canary/monitor.ts';
+import { NotReadyError, ValidationError } from '../http/api-errors.ts';
 import { limitBody } from '../http/body-limit.ts';
 import { describeIssues } from '../http/render-error.ts';
-import type { Role } from '../storage/types.ts';
+import type { RegistryService } from '../registry/service.ts';
+import type { BlobStore, RegistryStore, Role } from '../storage/types.ts';
 import { ErrorSchema, MAX_JSON_BODY } from './api-schemas.ts';
+
+/** What the admin route modules are built from (each takes the parts it uses). */
+export interface AdminDeps {
+  registry: RegistryStore;
+  blobs: BlobStore;
+  service: RegistryService;
+  /** One authenticator for every admin route, so failed attempts are counted together. */
+  requireRole: RequireRole;
+  /** Production alerts and rollout schedules run in it (absent or null: those routes answer E_NOT_READY). */
+  canary?: CanaryMonitor | null;
+}
 
 /** What an admin handler sees: the authenticated token, set by the role check. */
 export type AdminEnv = { Variables: AuthVariables };
@@ -32,34 +45,55 @@ const ADMIN_ERRORS = {
 
 const BEARER = [{ bearer: [] }];
 
+/** The answer of a route served by the canary monitor when it is disabled. */
+export const MONITOR_DISABLED = { 503: json(ErrorSchema, 'The canary monitor is disabled (E_NOT_READY)') };
+
+/** `part` of the canary monitor (`what` it serves), or E_NOT_READY when the monitor is disabled. */
+export function monitorPart<T>(part: T | null, what: string): T {
+  if (!part) throw new NotReadyError(`${what} need the canary monitor, which is disabled`);
+  return part;
+}
+
 /** Who the audit trail names for what this request does. */
 export const actor = (c: { get(key: 'token'): AuthVariables['token'] }) => ({ name: c.get('token').name });
 
-export interface AdminRouteConfig extends Omit<RouteConfig, 'security' | 'middleware' | 'operationId'> {
-  /** The name a generated client gives the call (admin-client.ts uses these). */
-  operationId: string;
-  /** The least role that may call it; checked before anything else is read. */
-  role: Role;
+export interface AdminRouteConfig
+  extends Omit<RouteConfig, 'security' | 'middleware' | 'operationId' | 'method' | 'path'> {
   /** Bytes a body may have, checked before it is read (default MAX_JSON_BODY; only routes with a body). */
   maxBody?: number;
 }
 
 /**
- * One admin route module's app and route helper. Every route it makes is bearer-secured, checks
- * its role first, bounds its body before reading it, documents the admin errors, and answers a
- * schema failure with the documented 400 (the first issues spelled out).
+ * One admin route module's app and route helper. `route(method, path, operationId, role, config)`
+ * names the call as a generated client does (admin-client.ts uses these) and the least role that
+ * may make it. Every route it makes is bearer-secured, checks its role before anything else is
+ * read, bounds its body before reading it, documents the admin errors, and answers a schema
+ * failure with the documented 400 (the first issues spelled out).
  */
-export function adminRoutes(requireRole: RequireRole) {
+export function adminRoutes({ requireRole }: Pick<AdminDeps, 'requireRole'>) {
   const app = new OpenAPIHono<AdminEnv>({
     defaultHook: (result) => {
       if (!result.success) throw new ValidationError(describeIssues(result.error.issues));
     },
   });
-  const route = <const R extends AdminRouteConfig>({ role, maxBody, ...config }: R) => {
+  const route = <
+    const M extends RouteConfig['method'],
+    const P extends string,
+    const R extends AdminRouteConfig,
+  >(
+    method: M,
+    path: P,
+    operationId: string,
+    role: Role,
+    { maxBody, ...config }: R,
+  ) => {
     const middleware: MiddlewareHandler[] = [requireRole(role)];
     if (config.request?.body) middleware.push(limitBody(maxBody ?? MAX_JSON_BODY));
     return createRoute({
-      ...(config as Omit<R, 'role' | 'maxBody'>),
+      ...(config as Omit<R, 'maxBody'>),
+      method,
+      path,
+      operationId,
       security: BEARER,
       middleware,
       responses: { ...ADMIN_ERRORS, ...config.responses } as typeof ADMIN_ERRORS & R['responses'],

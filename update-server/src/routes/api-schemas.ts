@@ -1,6 +1,6 @@
-import { MAX_SHARE_BPS } from '@edgeship/protocol';
+import { MAX_SHARE_BPS, SEGMENT_DIMENSIONS } from '@edgeship/protocol';
 import { z } from '@hono/zod-openapi';
-import { Name, SemVer, Sha256Hex, SignedRelease } from './wire-schemas.ts';
+import { Name, SemVer, Sha256Hex } from './wire-schemas.ts';
 
 /** Request and response shapes of the admin API; the OpenAPI document is generated from these. */
 
@@ -40,49 +40,20 @@ export const ErrorSchema = z
   .object({ error: z.object({ code: z.string(), message: z.string() }) })
   .openapi('Error');
 
-export const LineageSchema = z.strictObject({
-  sourceCommit: z.string().max(64).optional(),
-  datasetHash: z.string().max(128).optional(),
-  parameters: z.record(z.string().max(64), z.unknown()).openapi({ additionalProperties: true }).optional(),
-  parent: z.string().max(130).optional(),
-});
-
-export const PublishBodySchema = z
-  .strictObject({
-    release: SignedRelease,
-    metrics: z.record(z.string().max(64), z.number()).optional(),
-    lineage: LineageSchema.optional(),
-    modelCard: Utf8Text(64 * 1024).optional(),
-  })
-  .openapi('PublishRelease');
-
 export const MissingChunksBodySchema = z.strictObject({ hashes: z.array(Sha256Hex).min(1).max(65_536) });
 
 export const ShareBps = z.int().min(0).max(MAX_SHARE_BPS);
 
-export const CreateRolloutBodySchema = z
-  .strictObject({
-    app: Name,
-    channel: Name,
-    model: Name,
-    release: SemVer,
-    shareBps: ShareBps,
-    mode: z.enum(['canary', 'shadow']).optional(),
-    control: SemVer.nullable().optional(),
-  })
-  .openapi('CreateRollout');
-
-export const ShareBodySchema = z.strictObject({ shareBps: ShareBps });
 export const ReasonBodySchema = z.strictObject({ reason: Utf8Text(1000).min(1) });
-export const PromoteReleaseBodySchema = z.strictObject({ release: SemVer });
-
 export const RolloutIdParams = z.object({ id: z.uuid() });
+// Names, not any string: a NUL byte reaching PostgreSQL is an error there (a 500, once).
+export const ChannelParams = z.object({ app: Name, channel: Name });
 export const ChannelModelParams = z.object({ app: Name, channel: Name, model: Name });
 export const ReleaseParams = z.object({ model: Name, version: SemVer });
 
 export const RolloutStateSchema = z.enum(['active', 'halted', 'promoted', 'rolled_back', 'superseded']);
 
-const RolloutFields = z.object({
+export const RolloutFields = z.object({
   id: z.string(),
   app: z.string(),
   channel: z.string(),
@@ -97,50 +68,15 @@ const RolloutFields = z.object({
   createdBy: z.string(),
   createdAt: z.string(),
   updatedAt: z.string(),
+  /** Segments left out of the rollout by the channel's policy (signed into the manifest). */
+  excludedSegments: z
+    .array(z.object({ dimension: z.enum(SEGMENT_DIMENSIONS), value: z.string() }))
+    .optional(),
+  /** An experiment's treatment arms (signed into the manifest): `release` is the first, `shareBps` their sum. */
+  arms: z.array(z.object({ release: z.string(), shareBps: z.number() })).optional(),
 });
 
 export const RolloutSchema = RolloutFields.openapi('Rollout');
-
-export const ReleaseSummarySchema = z
-  .object({
-    model: z.string(),
-    version: z.string(),
-    format: z.enum(['onnx', 'tfjs']),
-    stage: z.enum(['staging', 'production', 'archived']),
-    totalBytes: z.number(),
-    metrics: z.record(z.string(), z.number()),
-    lineage: LineageSchema,
-    createdBy: z.string(),
-    createdAt: z.string(),
-  })
-  .openapi('ReleaseSummary');
-
-/** One release in full: its summary, the signed document as uploaded, and its model card. */
-export const ReleaseSchema = ReleaseSummarySchema.extend({
-  signed: SignedRelease,
-  modelCard: z.string(),
-}).openapi('Release');
-
-/** What a channel serves per model, with the rollout running on it (GET /apps/{app}/channels/{channel}). */
-export const ChannelStateSchema = z
-  .object({
-    app: z.string(),
-    channel: z.string(),
-    manifestVersion: z.number().nullable(),
-    models: z.array(
-      z.object({
-        app: z.string(),
-        channel: z.string(),
-        model: z.string(),
-        production: z.string().nullable(),
-        previousProduction: z.string().nullable(),
-        updatedAt: z.string(),
-        // Inline, not the component: OpenAPI 3.0's `nullable` needs a `type` beside it, a $ref has none.
-        rollout: RolloutFields.nullable(),
-      }),
-    ),
-  })
-  .openapi('ChannelState');
 
 export const AuditEntrySchema = z
   .object({
@@ -161,13 +97,6 @@ export const AuditQuerySchema = z.object({
   model: Name.optional(),
   before: z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
   limit: z.coerce.number().int().min(1).max(500).default(100),
-});
-
-export const RolloutQuerySchema = z.object({
-  app: Name.optional(),
-  channel: Name.optional(),
-  model: Name.optional(),
-  state: RolloutStateSchema.optional(),
 });
 
 export const TokenRoleSchema = z.enum(['admin', 'publisher', 'operator', 'viewer']);
@@ -212,33 +141,3 @@ export const CreatedTokenSchema = TokenSummarySchema.extend({
   /** The bearer token itself: shown in this answer only, stored as its SHA-256. */
   token: z.string(),
 }).openapi('CreatedToken');
-
-export const ApprovalSchema = z
-  .object({
-    app: z.string(),
-    channel: z.string(),
-    model: z.string(),
-    version: z.string(),
-    approver: z.string(),
-    approvedAt: z.string(),
-  })
-  .openapi('Approval');
-
-export const ChannelPolicyBodySchema = z
-  .strictObject({
-    requireApproval: z.boolean(),
-    approverNotPublisher: z.boolean(),
-  })
-  .openapi('ChannelPolicy');
-
-export const ChannelPolicyRecordSchema = z
-  .object({
-    app: z.string(),
-    channel: z.string(),
-    policy: ChannelPolicyBodySchema,
-    updatedBy: z.string().nullable(),
-    updatedAt: z.string().nullable(),
-  })
-  .openapi('ChannelPolicyRecord');
-
-export const ApproveParams = z.object({ app: Name, channel: Name, model: Name, version: SemVer });

@@ -1,45 +1,74 @@
 import { z } from '@hono/zod-openapi';
-import type { RequireRole } from '../auth/middleware.ts';
-import type { RegistryService } from '../registry/service.ts';
-import type { RegistryStore } from '../storage/types.ts';
-import { actor, adminRoutes, json, jsonBody } from './admin-route.ts';
-import {
-  ApprovalSchema,
-  ApproveParams,
-  ChannelPolicyBodySchema,
-  ChannelPolicyRecordSchema,
-  ErrorSchema,
-  ReleaseParams,
-} from './api-schemas.ts';
-import { Name } from './wire-schemas.ts';
+import { NO_POLICY } from '../registry/governance.ts';
+import { type AdminDeps, actor, adminRoutes, json, jsonBody } from './admin-route.ts';
+import { ChannelParams, ErrorSchema, ReleaseParams } from './api-schemas.ts';
+import { Name, SemVer } from './wire-schemas.ts';
 
-export interface ApprovalRouteDeps {
-  registry: RegistryStore;
-  service: RegistryService;
-  requireRole: RequireRole;
-}
+const ApprovalSchema = z
+  .object({
+    app: z.string(),
+    channel: z.string(),
+    model: z.string(),
+    version: z.string(),
+    approver: z.string(),
+    approvedAt: z.string(),
+  })
+  .openapi('Approval');
+
+const ChannelPolicyBodySchema = z
+  .strictObject({
+    requireApproval: z.boolean(),
+    approverNotPublisher: z.boolean(),
+    /** On a canary regression confined to segments: halt the rollout (default) or exclude them. */
+    segmentRegression: z.enum(['halt', 'exclude']).optional(),
+    /** Gates the signed release must record to be promoted or widened here (absent: none). */
+    requireGates: z
+      .array(
+        z
+          .string()
+          .min(1)
+          .max(64)
+          .regex(/^[A-Za-z0-9._-]+$/),
+      )
+      .max(16)
+      .optional(),
+  })
+  .openapi('ChannelPolicy');
+
+const ChannelPolicyRecordSchema = z
+  .object({
+    app: z.string(),
+    channel: z.string(),
+    policy: ChannelPolicyBodySchema,
+    updatedBy: z.string().nullable(),
+    updatedAt: z.string().nullable(),
+  })
+  .openapi('ChannelPolicyRecord');
+
+const ApproveParams = z.object({ app: Name, channel: Name, model: Name, version: SemVer });
 
 /**
  * Approvals of a release for a channel's production (operator), and each channel's policy on
  * them (admin sets, viewer reads). Refusals answer E_POLICY and are in the audit trail.
  */
-export function createApprovalRoutes(deps: ApprovalRouteDeps) {
-  const { registry, service } = deps;
-  const { app, route } = adminRoutes(deps.requireRole);
+export function createApprovalRoutes({ registry, service, ...deps }: AdminDeps) {
+  const { app, route } = adminRoutes(deps);
 
   app.openapi(
-    route({
-      operationId: 'approveRelease',
-      method: 'post',
-      path: '/apps/{app}/channels/{channel}/models/{model}/releases/{version}/approve',
-      summary: "Approve a release for the channel's production (who and when are recorded)",
-      role: 'operator',
-      request: { params: ApproveParams },
-      responses: {
-        201: json(ApprovalSchema, 'Approved'),
-        409: json(ErrorSchema, 'Approved already (E_CONFLICT), archived, or refused by policy (E_POLICY)'),
+    route(
+      'post',
+      '/apps/{app}/channels/{channel}/models/{model}/releases/{version}/approve',
+      'approveRelease',
+      'operator',
+      {
+        summary: "Approve a release for the channel's production (who and when are recorded)",
+        request: { params: ApproveParams },
+        responses: {
+          201: json(ApprovalSchema, 'Approved'),
+          409: json(ErrorSchema, 'Approved already (E_CONFLICT), archived, or refused by policy (E_POLICY)'),
+        },
       },
-    }),
+    ),
     async (c) => {
       const { version, ...ref } = c.req.valid('param');
       return c.json(await service.approve(actor(c), ref, version), 201);
@@ -47,12 +76,8 @@ export function createApprovalRoutes(deps: ApprovalRouteDeps) {
   );
 
   app.openapi(
-    route({
-      operationId: 'listApprovals',
-      method: 'get',
-      path: '/releases/{model}/{version}/approvals',
+    route('get', '/releases/{model}/{version}/approvals', 'listApprovals', 'viewer', {
       summary: 'Every approval of a release, by app and channel',
-      role: 'viewer',
       request: { params: ReleaseParams },
       responses: { 200: json(z.object({ approvals: z.array(ApprovalSchema) }), 'Approvals') },
     }),
@@ -62,15 +87,9 @@ export function createApprovalRoutes(deps: ApprovalRouteDeps) {
     },
   );
 
-  const ChannelParams = z.object({ app: Name, channel: Name });
-
   app.openapi(
-    route({
-      operationId: 'getChannelPolicy',
-      method: 'get',
-      path: '/apps/{app}/channels/{channel}/policy',
+    route('get', '/apps/{app}/channels/{channel}/policy', 'getChannelPolicy', 'viewer', {
       summary: "The channel's promotion policy (none set: no approval required)",
-      role: 'viewer',
       request: { params: ChannelParams },
       responses: { 200: json(ChannelPolicyRecordSchema, 'Policy') },
     }),
@@ -81,7 +100,7 @@ export function createApprovalRoutes(deps: ApprovalRouteDeps) {
         record ?? {
           app: appName,
           channel,
-          policy: { requireApproval: false, approverNotPublisher: false },
+          policy: NO_POLICY,
           updatedBy: null,
           updatedAt: null,
         },
@@ -91,12 +110,8 @@ export function createApprovalRoutes(deps: ApprovalRouteDeps) {
   );
 
   app.openapi(
-    route({
-      operationId: 'setChannelPolicy',
-      method: 'put',
-      path: '/apps/{app}/channels/{channel}/policy',
+    route('put', '/apps/{app}/channels/{channel}/policy', 'setChannelPolicy', 'admin', {
       summary: "Set the channel's promotion policy (audited)",
-      role: 'admin',
       request: { params: ChannelParams, ...jsonBody(ChannelPolicyBodySchema) },
       responses: { 200: json(ChannelPolicyRecordSchema, 'Policy set') },
     }),

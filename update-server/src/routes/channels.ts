@@ -1,34 +1,38 @@
 import { z } from '@hono/zod-openapi';
-import type { RequireRole } from '../auth/middleware.ts';
-import type { RegistryService } from '../registry/service.ts';
-import type { RegistryStore } from '../storage/types.ts';
-import { actor, adminRoutes, json, jsonBody } from './admin-route.ts';
-import {
-  ChannelModelParams,
-  ChannelStateSchema,
-  PromoteReleaseBodySchema,
-  ReasonBodySchema,
-} from './api-schemas.ts';
-import { Name } from './wire-schemas.ts';
+import { type AdminDeps, actor, adminRoutes, json, jsonBody } from './admin-route.ts';
+import { ChannelModelParams, ChannelParams, ReasonBodySchema, RolloutFields } from './api-schemas.ts';
+import { SemVer } from './wire-schemas.ts';
 
-export interface ChannelRouteDeps {
-  registry: RegistryStore;
-  service: RegistryService;
-  requireRole: RequireRole;
-}
+const PromoteReleaseBodySchema = z.strictObject({ release: SemVer });
+
+/** What a channel serves per model, with the rollout running on it (GET /apps/{app}/channels/{channel}). */
+const ChannelStateSchema = z
+  .object({
+    app: z.string(),
+    channel: z.string(),
+    manifestVersion: z.number().nullable(),
+    models: z.array(
+      z.object({
+        app: z.string(),
+        channel: z.string(),
+        model: z.string(),
+        production: z.string().nullable(),
+        previousProduction: z.string().nullable(),
+        updatedAt: z.string(),
+        // Inline, not the component: OpenAPI 3.0's `nullable` needs a `type` beside it, a $ref has none.
+        rollout: RolloutFields.nullable(),
+      }),
+    ),
+  })
+  .openapi('ChannelState');
 
 /** `/v1/admin/apps/.../channels` and `/v1/admin/channels`: what each channel serves, and direct promotion and rollback. */
-export function createChannelRoutes(deps: ChannelRouteDeps) {
-  const { registry, service } = deps;
-  const { app, route } = adminRoutes(deps.requireRole);
+export function createChannelRoutes({ registry, service, ...deps }: AdminDeps) {
+  const { app, route } = adminRoutes(deps);
 
   app.openapi(
-    route({
-      operationId: 'promoteRelease',
-      method: 'post',
-      path: '/apps/{app}/channels/{channel}/models/{model}/promote',
+    route('post', '/apps/{app}/channels/{channel}/models/{model}/promote', 'promoteRelease', 'operator', {
       summary: 'Promote a release directly (no rollout)',
-      role: 'operator',
       request: { params: ChannelModelParams, ...jsonBody(PromoteReleaseBodySchema) },
       responses: { 200: json(z.object({ production: z.string() }), 'Promoted') },
     }),
@@ -40,12 +44,8 @@ export function createChannelRoutes(deps: ChannelRouteDeps) {
   );
 
   app.openapi(
-    route({
-      operationId: 'rollbackRelease',
-      method: 'post',
-      path: '/apps/{app}/channels/{channel}/models/{model}/rollback',
+    route('post', '/apps/{app}/channels/{channel}/models/{model}/rollback', 'rollbackRelease', 'operator', {
       summary: 'Roll production back to the release it replaced',
-      role: 'operator',
       request: { params: ChannelModelParams, ...jsonBody(ReasonBodySchema) },
       responses: { 200: json(z.object({ production: z.string() }), 'Rolled back') },
     }),
@@ -54,14 +54,9 @@ export function createChannelRoutes(deps: ChannelRouteDeps) {
   );
 
   app.openapi(
-    route({
-      operationId: 'getChannel',
-      method: 'get',
-      path: '/apps/{app}/channels/{channel}',
+    route('get', '/apps/{app}/channels/{channel}', 'getChannel', 'viewer', {
       summary: "A channel's models: production, running rollout, manifest version",
-      role: 'viewer',
-      // Names, not any string: a NUL byte reaching PostgreSQL is an error there (a 500, once).
-      request: { params: z.object({ app: Name, channel: Name }) },
+      request: { params: ChannelParams },
       responses: { 200: json(ChannelStateSchema, 'Channel state') },
     }),
     async (c) => {
@@ -84,12 +79,8 @@ export function createChannelRoutes(deps: ChannelRouteDeps) {
   );
 
   app.openapi(
-    route({
-      operationId: 'listChannels',
-      method: 'get',
-      path: '/channels',
+    route('get', '/channels', 'listChannels', 'viewer', {
       summary: 'Every app and channel with a manifest',
-      role: 'viewer',
       responses: {
         200: json(
           z.object({ channels: z.array(z.object({ app: z.string(), channel: z.string() })) }),

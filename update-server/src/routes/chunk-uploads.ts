@@ -1,24 +1,18 @@
 import { HashMismatchError, LengthMismatchError } from '@edgeship/protocol';
 import { z } from '@hono/zod-openapi';
-import type { RequireRole } from '../auth/middleware.ts';
 import { UnsupportedMediaTypeError, ValidationError } from '../http/api-errors.ts';
-import type { BlobStore } from '../storage/types.ts';
-import { adminRoutes, json, jsonBody } from './admin-route.ts';
+import { type AdminDeps, adminRoutes, json, jsonBody } from './admin-route.ts';
 import { BinarySchema, ErrorSchema, MAX_CHUNK_BODY, MissingChunksBodySchema } from './api-schemas.ts';
 import { Sha256Hex } from './wire-schemas.ts';
 
 /** `/v1/admin/chunks` (publisher): which chunks the server lacks, and their upload by hash. */
-export function createChunkUploadRoutes(deps: { blobs: BlobStore; requireRole: RequireRole }) {
+export function createChunkUploadRoutes(deps: Pick<AdminDeps, 'blobs' | 'requireRole'>) {
   const { blobs } = deps;
-  const { app, route } = adminRoutes(deps.requireRole);
+  const { app, route } = adminRoutes(deps);
 
   app.openapi(
-    route({
-      operationId: 'findMissingChunks',
-      method: 'post',
-      path: '/chunks/missing',
+    route('post', '/chunks/missing', 'findMissingChunks', 'publisher', {
       summary: 'Which of these chunks the server lacks (upload only those)',
-      role: 'publisher',
       request: jsonBody(MissingChunksBodySchema),
       responses: { 200: json(z.object({ missing: z.array(z.string()) }), 'Missing hashes') },
     }),
@@ -26,12 +20,8 @@ export function createChunkUploadRoutes(deps: { blobs: BlobStore; requireRole: R
   );
 
   app.openapi(
-    route({
-      operationId: 'uploadChunk',
-      method: 'put',
-      path: '/chunks/{sha256}',
+    route('put', '/chunks/{sha256}', 'uploadChunk', 'publisher', {
       summary: 'Upload one chunk; its SHA-256 must match the path',
-      role: 'publisher',
       maxBody: MAX_CHUNK_BODY,
       request: {
         params: z.object({ sha256: Sha256Hex }),

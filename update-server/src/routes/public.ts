@@ -20,6 +20,12 @@ export interface PublicDeps {
 }
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
+/** A chunk's headers besides ETag, here and on the chunk fast path (http/chunk-fast-path.ts). */
+export const CHUNK_HEADERS: Readonly<Record<string, string>> = {
+  // Content-addressed: the bytes under a hash never change.
+  'Cache-Control': IMMUTABLE,
+  'Accept-Ranges': 'bytes',
+};
 /** A manifest's caching headers (also sent by http/manifest-fast-path.ts). */
 export const MANIFEST_HEADERS: Readonly<Record<string, string>> = {
   // Short, so a halt reaches the fleet within a minute even through a caching proxy.
@@ -72,8 +78,7 @@ export function createPublicRoutes(deps: PublicDeps) {
     const sha256 = parseParam(Sha256Hex, c.req.param('sha256'), 'sha256');
     const etag = `"${sha256}"`;
     c.header('ETag', etag);
-    c.header('Cache-Control', IMMUTABLE);
-    c.header('Accept-Ranges', 'bytes');
+    for (const [name, value] of Object.entries(CHUNK_HEADERS)) c.header(name, value);
     if (etagMatches(c.req.header('if-none-match'), etag)) return c.body(null, 304);
     const size = await blobs.size(sha256);
     if (size === null) throw notFound(`chunk ${sha256}`);

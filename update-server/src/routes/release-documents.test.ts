@@ -10,7 +10,6 @@ import {
 } from '@edgeship/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publish, startTestServer, type TestServer } from '../../../test/support/server.ts';
-import { createTestSchema, type TestSchema } from '../storage/registry.suite.ts';
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 const IMMUTABLE = 'public, max-age=31536000, immutable';
@@ -19,14 +18,11 @@ const IMMUTABLE = 'public, max-age=31536000, immutable';
 for (const database of ['SQLite', 'PostgreSQL'] as const)
   describe(`release documents by hash on ${database}`, () => {
     let t: TestServer;
-    let schema: TestSchema | undefined;
     beforeAll(async () => {
-      schema = database === 'PostgreSQL' ? await createTestSchema() : undefined;
-      t = await startTestServer(schema ? { databaseUrl: schema.url } : {});
+      t = await startTestServer({ postgres: database === 'PostgreSQL' });
     });
     afterAll(async () => {
       await t?.stop();
-      await schema?.drop();
     });
 
     const manifestOf = async (channel: string) => {

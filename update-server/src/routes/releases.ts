@@ -1,23 +1,45 @@
 import { z } from '@hono/zod-openapi';
-import type { RequireRole } from '../auth/middleware.ts';
 import { notFound } from '../http/api-errors.ts';
-import type { RegistryService } from '../registry/service.ts';
-import type { RegistryStore, ReleaseRecord } from '../storage/types.ts';
-import { actor, adminRoutes, json, jsonBody } from './admin-route.ts';
-import {
-  ErrorSchema,
-  PublishBodySchema,
-  ReleaseParams,
-  ReleaseSchema,
-  ReleaseSummarySchema,
-} from './api-schemas.ts';
-import { Name } from './wire-schemas.ts';
+import type { ReleaseRecord } from '../storage/types.ts';
+import { type AdminDeps, actor, adminRoutes, json, jsonBody } from './admin-route.ts';
+import { ErrorSchema, ReleaseParams, Utf8Text } from './api-schemas.ts';
+import { Name, SignedRelease } from './wire-schemas.ts';
 
-export interface ReleaseRouteDeps {
-  registry: RegistryStore;
-  service: RegistryService;
-  requireRole: RequireRole;
-}
+const LineageSchema = z.strictObject({
+  sourceCommit: z.string().max(64).optional(),
+  datasetHash: z.string().max(128).optional(),
+  parameters: z.record(z.string().max(64), z.unknown()).openapi({ additionalProperties: true }).optional(),
+  parent: z.string().max(130).optional(),
+});
+
+const PublishBodySchema = z
+  .strictObject({
+    release: SignedRelease,
+    metrics: z.record(z.string().max(64), z.number()).optional(),
+    lineage: LineageSchema.optional(),
+    modelCard: Utf8Text(64 * 1024).optional(),
+  })
+  .openapi('PublishRelease');
+
+const ReleaseSummarySchema = z
+  .object({
+    model: z.string(),
+    version: z.string(),
+    format: z.enum(['onnx', 'tfjs']),
+    stage: z.enum(['staging', 'production', 'archived']),
+    totalBytes: z.number(),
+    metrics: z.record(z.string(), z.number()),
+    lineage: LineageSchema,
+    createdBy: z.string(),
+    createdAt: z.string(),
+  })
+  .openapi('ReleaseSummary');
+
+/** One release in full: its summary, the signed document as uploaded, and its model card. */
+const ReleaseSchema = ReleaseSummarySchema.extend({
+  signed: SignedRelease,
+  modelCard: z.string(),
+}).openapi('Release');
 
 /** A release without its signed document and model card (what lists show). */
 export function releaseSummary(record: ReleaseRecord) {
@@ -26,17 +48,12 @@ export function releaseSummary(record: ReleaseRecord) {
 }
 
 /** `/v1/admin/releases`: register a publisher-signed release (publisher), list and read them (viewer). */
-export function createReleaseRoutes(deps: ReleaseRouteDeps) {
-  const { registry, service } = deps;
-  const { app, route } = adminRoutes(deps.requireRole);
+export function createReleaseRoutes({ registry, service, ...deps }: AdminDeps) {
+  const { app, route } = adminRoutes(deps);
 
   app.openapi(
-    route({
-      operationId: 'registerRelease',
-      method: 'post',
-      path: '/releases',
+    route('post', '/releases', 'registerRelease', 'publisher', {
       summary: 'Register a publisher-signed release whose chunks are uploaded',
-      role: 'publisher',
       request: jsonBody(PublishBodySchema),
       responses: {
         201: json(ReleaseSummarySchema, 'Registered'),
@@ -47,12 +64,8 @@ export function createReleaseRoutes(deps: ReleaseRouteDeps) {
   );
 
   app.openapi(
-    route({
-      operationId: 'listReleases',
-      method: 'get',
-      path: '/releases',
+    route('get', '/releases', 'listReleases', 'viewer', {
       summary: 'Releases, newest first',
-      role: 'viewer',
       request: { query: z.object({ model: Name.optional() }) },
       responses: { 200: json(z.object({ releases: z.array(ReleaseSummarySchema) }), 'Releases') },
     }),
@@ -64,12 +77,8 @@ export function createReleaseRoutes(deps: ReleaseRouteDeps) {
   );
 
   app.openapi(
-    route({
-      operationId: 'getRelease',
-      method: 'get',
-      path: '/releases/{model}/{version}',
+    route('get', '/releases/{model}/{version}', 'getRelease', 'viewer', {
       summary: 'One release with its signed document, lineage and model card',
-      role: 'viewer',
       request: { params: ReleaseParams },
       responses: { 200: json(ReleaseSchema, 'Release') },
     }),

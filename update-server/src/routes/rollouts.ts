@@ -1,36 +1,43 @@
 import { z } from '@hono/zod-openapi';
-import type { RequireRole } from '../auth/middleware.ts';
 import { notFound } from '../http/api-errors.ts';
-import type { RegistryService } from '../registry/service.ts';
-import type { RegistryStore } from '../storage/types.ts';
-import { actor, adminRoutes, json, jsonBody } from './admin-route.ts';
+import { type AdminDeps, actor, adminRoutes, json, jsonBody } from './admin-route.ts';
 import {
-  CreateRolloutBodySchema,
   ReasonBodySchema,
   RolloutIdParams,
-  RolloutQuerySchema,
   RolloutSchema,
-  ShareBodySchema,
+  RolloutStateSchema,
+  ShareBps,
 } from './api-schemas.ts';
+import { Name, SemVer } from './wire-schemas.ts';
 
-export interface RolloutRouteDeps {
-  registry: RegistryStore;
-  service: RegistryService;
-  requireRole: RequireRole;
-}
+const CreateRolloutBodySchema = z
+  .strictObject({
+    app: Name,
+    channel: Name,
+    model: Name,
+    release: SemVer,
+    shareBps: ShareBps,
+    mode: z.enum(['canary', 'shadow']).optional(),
+    control: SemVer.nullable().optional(),
+  })
+  .openapi('CreateRollout');
+
+const ShareBodySchema = z.strictObject({ shareBps: ShareBps });
+
+const RolloutQuerySchema = z.object({
+  app: Name.optional(),
+  channel: Name.optional(),
+  model: Name.optional(),
+  state: RolloutStateSchema.optional(),
+});
 
 /** `/v1/admin/rollouts`: start, widen, promote and halt rollouts (operator); read them (viewer). */
-export function createRolloutRoutes(deps: RolloutRouteDeps) {
-  const { registry, service } = deps;
-  const { app, route } = adminRoutes(deps.requireRole);
+export function createRolloutRoutes({ registry, service, ...deps }: AdminDeps) {
+  const { app, route } = adminRoutes(deps);
 
   app.openapi(
-    route({
-      operationId: 'createRollout',
-      method: 'post',
-      path: '/rollouts',
+    route('post', '/rollouts', 'createRollout', 'operator', {
       summary: 'Start a rollout (replaces the running one of that model and channel)',
-      role: 'operator',
       request: jsonBody(CreateRolloutBodySchema),
       responses: { 201: json(RolloutSchema, 'Started') },
     }),
@@ -38,12 +45,8 @@ export function createRolloutRoutes(deps: RolloutRouteDeps) {
   );
 
   app.openapi(
-    route({
-      operationId: 'listRollouts',
-      method: 'get',
-      path: '/rollouts',
+    route('get', '/rollouts', 'listRollouts', 'viewer', {
       summary: 'Rollouts, newest first',
-      role: 'viewer',
       request: { query: RolloutQuerySchema },
       responses: { 200: json(z.object({ rollouts: z.array(RolloutSchema) }), 'Rollouts') },
     }),
@@ -54,12 +57,8 @@ export function createRolloutRoutes(deps: RolloutRouteDeps) {
   );
 
   app.openapi(
-    route({
-      operationId: 'getRollout',
-      method: 'get',
-      path: '/rollouts/{id}',
+    route('get', '/rollouts/{id}', 'getRollout', 'viewer', {
       summary: 'One rollout',
-      role: 'viewer',
       request: { params: RolloutIdParams },
       responses: { 200: json(RolloutSchema, 'Rollout') },
     }),
@@ -71,12 +70,8 @@ export function createRolloutRoutes(deps: RolloutRouteDeps) {
   );
 
   app.openapi(
-    route({
-      operationId: 'setRolloutShare',
-      method: 'post',
-      path: '/rollouts/{id}/share',
+    route('post', '/rollouts/{id}/share', 'setRolloutShare', 'operator', {
       summary: 'Set the share of the fleet in the rollout (basis points)',
-      role: 'operator',
       request: { params: RolloutIdParams, ...jsonBody(ShareBodySchema) },
       responses: { 200: json(RolloutSchema, 'Updated') },
     }),
@@ -85,12 +80,8 @@ export function createRolloutRoutes(deps: RolloutRouteDeps) {
   );
 
   app.openapi(
-    route({
-      operationId: 'promoteRollout',
-      method: 'post',
-      path: '/rollouts/{id}/promote',
+    route('post', '/rollouts/{id}/promote', 'promoteRollout', 'operator', {
       summary: "Make the rollout's release production",
-      role: 'operator',
       request: { params: RolloutIdParams },
       responses: { 200: json(RolloutSchema, 'Promoted') },
     }),
@@ -98,12 +89,8 @@ export function createRolloutRoutes(deps: RolloutRouteDeps) {
   );
 
   app.openapi(
-    route({
-      operationId: 'haltRollout',
-      method: 'post',
-      path: '/rollouts/{id}/halt',
+    route('post', '/rollouts/{id}/halt', 'haltRollout', 'operator', {
       summary: 'Halt the rollout: share 0, devices return to the control',
-      role: 'operator',
       request: { params: RolloutIdParams, ...jsonBody(ReasonBodySchema) },
       responses: { 200: json(RolloutSchema, 'Halted') },
     }),

@@ -6,7 +6,6 @@ import { seededBytes, verifyManifest } from '@edgeship/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publish, startTestServer, type TestServer } from '../../../test/support/server.ts';
 import { type RunningServer, startServer } from '../server.ts';
-import { createTestSchema, type TestSchema } from '../storage/registry.suite.ts';
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 const MANIFEST = '/v1/apps/demo-app/channels/stable/manifest';
@@ -15,12 +14,10 @@ const MANIFEST = '/v1/apps/demo-app/channels/stable/manifest';
 for (const database of ['SQLite', 'PostgreSQL'] as const)
   describe(`serving manifests and chunks on ${database}`, () => {
     let t: TestServer;
-    let schema: TestSchema | undefined;
     let bytes: Uint8Array;
     let chunk: { sha256: string; size: number; offset: number };
     beforeAll(async () => {
-      schema = database === 'PostgreSQL' ? await createTestSchema() : undefined;
-      t = await startTestServer(schema ? { databaseUrl: schema.url } : {});
+      t = await startTestServer({ postgres: database === 'PostgreSQL' });
       bytes = seededBytes(700_000, 3);
       const signed = await publish(t, bytes, { model: 'm', version: '1.0.0' });
       await t.operator.promoteRelease('demo-app', 'stable', 'm', '1.0.0');
@@ -28,7 +25,6 @@ for (const database of ['SQLite', 'PostgreSQL'] as const)
     });
     afterAll(async () => {
       await t?.stop();
-      await schema?.drop();
     });
 
     const chunkUrl = () => `${t.server.url}/v1/chunks/${chunk.sha256}`;
@@ -130,7 +126,7 @@ for (const database of ['SQLite', 'PostgreSQL'] as const)
         try {
           other = await startServer({
             logLevel: 'silent',
-            databaseUrl: schema!.url,
+            databaseUrl: t.databaseUrl!,
             dataDir,
             keysDir: join(t.dataDir, 'keys'),
           });

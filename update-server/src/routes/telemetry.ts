@@ -6,7 +6,7 @@ import {
 } from '@edgeship/protocol';
 import type { Context } from 'hono';
 import { Hono } from 'hono';
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { type RateLimiterAbstract, RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import {
   BadJsonError,
   tooLarge as bodyTooLarge,
@@ -22,12 +22,17 @@ import { batchInferences } from '../telemetry/aggregate.ts';
 import { networkPrefix } from '../telemetry/network-prefix.ts';
 import { checkBatchTime } from '../telemetry/retention.ts';
 import type { TelemetryService } from '../telemetry/service.ts';
-import { verifyBatchSignature } from '../telemetry/signature.ts';
 import { checkBatchSemantics } from '../telemetry/validate.ts';
 
 export interface TelemetryRouteDeps {
   telemetry: TelemetryService;
   clientAddress: (c: Context) => string;
+  /**
+   * Limiters on a shared store (http/shared-limits.ts), so that N processes give a device its
+   * budget once; in memory, per process, when absent.
+   */
+  deviceLimiter?: RateLimiterAbstract;
+  addressLimiter?: RateLimiterAbstract;
 }
 
 /**
@@ -43,11 +48,18 @@ export interface TelemetryRouteDeps {
 export function createTelemetryRoutes(deps: TelemetryRouteDeps) {
   const { telemetry } = deps;
   const app = new Hono();
-  const perDevice = new RateLimiterMemory({ points: telemetry.options.perDevicePerMinute, duration: 60 });
+  const perDevice =
+    deps.deviceLimiter ??
+    new RateLimiterMemory({ points: telemetry.options.perDevicePerMinute, duration: 60 });
 
   app.post(
     '/telemetry',
-    rateLimit({ points: telemetry.options.perAddressPerMinute, windowSec: 60, key: deps.clientAddress }),
+    rateLimit({
+      points: telemetry.options.perAddressPerMinute,
+      windowSec: 60,
+      key: deps.clientAddress,
+      limiter: deps.addressLimiter,
+    }),
     async (c) => {
       if (!c.req.header('content-type')?.startsWith('application/json')) {
         throw new UnsupportedMediaTypeError('send the batch as application/json');
@@ -55,15 +67,19 @@ export function createTelemetryRoutes(deps: TelemetryRouteDeps) {
       const bytes = await readBody(c, MAX_TELEMETRY_BATCH_BYTES, tooLarge);
       let body: unknown;
       try {
-        body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+        body = JSON.parse(utf8Strict.decode(bytes));
       } catch {
         throw new BadJsonError('the body is not valid JSON');
       }
+      // The one public-key operation per batch: only the install's key can speak for it. It runs
+      // on the signature worker while the schema is checked here; the schema's answer comes first.
+      const claimed = (body as { deviceId?: unknown } | null)?.deviceId;
+      const deviceId = typeof claimed === 'string' ? claimed : '';
+      const signed = telemetry.signatures.verify(deviceId, bytes, c.req.header(TELEMETRY_SIGNATURE_HEADER));
       const parsed = TelemetryBatchSchema.safeParse(body);
       if (!parsed.success) throw new ValidationError(describeIssues(parsed.error.issues));
       const batch = parsed.data;
-      // The one public-key operation per batch: only the install's key can speak for it.
-      if (!verifyBatchSignature(batch.deviceId, bytes, c.req.header(TELEMETRY_SIGNATURE_HEADER))) {
+      if (!(await signed) || batch.deviceId !== deviceId) {
         throw new SignatureError(
           `a batch is signed by its install's key (${TELEMETRY_SIGNATURE_HEADER} header)`,
         );
@@ -92,11 +108,14 @@ export function createTelemetryRoutes(deps: TelemetryRouteDeps) {
   return app;
 }
 
+// Stateless between calls (no `stream` option): one decoder for every request.
+const utf8Strict = new TextDecoder('utf-8', { fatal: true });
+
 const tooLarge = () => bodyTooLarge(`a batch is at most ${MAX_TELEMETRY_BATCH_BYTES} bytes`);
 
 const retryLater = (seconds: number, why: string) => rateLimited(why, seconds);
 
-async function consume(limiter: RateLimiterMemory, key: string) {
+async function consume(limiter: RateLimiterAbstract, key: string) {
   try {
     await limiter.consume(key);
   } catch (error) {

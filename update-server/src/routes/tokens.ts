@@ -19,15 +19,11 @@ const notAdmin = { 403: json(ErrorSchema, 'The token is not an admin token') };
 
 /** `/v1/admin/tokens` (admin role): create, list and revoke bearer tokens; each change is audited. */
 export function createTokenRoutes(deps: TokenRouteDeps) {
-  const { app, route } = adminRoutes(deps.requireRole);
+  const { app, route } = adminRoutes(deps);
 
   app.openapi(
-    route({
-      operationId: 'createToken',
-      method: 'post',
-      path: '/tokens',
+    route('post', '/tokens', 'createToken', 'admin', {
       summary: 'Create a token for a person or service; the answer is the only time it is shown',
-      role: 'admin',
       request: jsonBody(CreateTokenBodySchema),
       responses: { 201: json(CreatedTokenSchema, 'Created'), ...notAdmin },
     }),
@@ -38,24 +34,16 @@ export function createTokenRoutes(deps: TokenRouteDeps) {
   );
 
   app.openapi(
-    route({
-      operationId: 'listTokens',
-      method: 'get',
-      path: '/tokens',
+    route('get', '/tokens', 'listTokens', 'admin', {
       summary: 'Every token, newest first, with its state (never the token or its hash)',
-      role: 'admin',
       responses: { 200: json(z.object({ tokens: z.array(TokenSummarySchema) }), 'Tokens'), ...notAdmin },
     }),
     async (c) => c.json({ tokens: await deps.tokens.list() }, 200),
   );
 
   app.openapi(
-    route({
-      operationId: 'revokeToken',
-      method: 'post',
-      path: '/tokens/{id}/revoke',
+    route('post', '/tokens/{id}/revoke', 'revokeToken', 'admin', {
       summary: 'Revoke a token: refused from the next request on',
-      role: 'admin',
       request: { params: TokenIdParams },
       responses: {
         200: json(TokenSummarySchema, 'Revoked'),

@@ -1,18 +1,13 @@
 import { z } from '@hono/zod-openapi';
-import type { RequireRole } from '../auth/middleware.ts';
-import { adminRoutes, json } from './admin-route.ts';
+import { type AdminDeps, adminRoutes, json } from './admin-route.ts';
 
 /** `GET /v1/admin/whoami` (viewer): the calling token, so a client can check it before it acts. */
-export function createWhoamiRoutes(deps: { requireRole: RequireRole }) {
-  const { app, route } = adminRoutes(deps.requireRole);
+export function createWhoamiRoutes(deps: Pick<AdminDeps, 'requireRole'>) {
+  const { app, route } = adminRoutes(deps);
 
   app.openapi(
-    route({
-      operationId: 'whoami',
-      method: 'get',
-      path: '/whoami',
+    route('get', '/whoami', 'whoami', 'viewer', {
       summary: 'The calling token',
-      role: 'viewer',
       responses: {
         200: json(
           z.object({ name: z.string(), role: z.string(), expiresAt: z.string().nullable() }),

@@ -61,7 +61,10 @@ export class FsBlobStore implements BlobStore {
   stream(sha256: string, start: number, end: number): Readable {
     assertChunkName(sha256);
     // Chunks are immutable and never rewritten in place, so size and bytes cannot disagree.
-    return createReadStream(this.pathOf(sha256), { start, end, highWaterMark: 256 * 1024 });
+    // Node's default 64 KiB reads, as a static file server's: with 256 KiB the first socket write
+    // waited for a larger read, and chunk GETs ran at 0.80x a node:http static server (median of
+    // 6 pairs under load) against 1.03x with 64 KiB, at the same CPU per request.
+    return createReadStream(this.pathOf(sha256), { start, end });
   }
 
   async size(sha256: string): Promise<number | null> {

@@ -55,8 +55,7 @@ export class KyselyRegistry implements RegistryStore {
     const row = await this.db
       .selectFrom('releases')
       .selectAll()
-      .where('model', '=', model)
-      .where('version', '=', version)
+      .where((eb) => eb.and({ model, version }))
       .executeTakeFirst();
     return row ? rows.releaseFromRow(row) : null;
   }
@@ -77,8 +76,7 @@ export class KyselyRegistry implements RegistryStore {
     const result = await this.db
       .updateTable('releases')
       .set({ stage })
-      .where('model', '=', model)
-      .where('version', '=', version)
+      .where((eb) => eb.and({ model, version }))
       .executeTakeFirst();
     if (result.numUpdatedRows === 0n) throw new NotFoundError(`no release ${model}@${version}`);
   }
@@ -92,9 +90,7 @@ export class KyselyRegistry implements RegistryStore {
     const row = await this.db
       .selectFrom('channel_models')
       .selectAll()
-      .where('app', '=', app)
-      .where('channel', '=', channel)
-      .where('model', '=', model)
+      .where((eb) => eb.and({ app, channel, model }))
       .executeTakeFirst();
     return row ? rows.channelModelFromRow(row) : null;
   }
@@ -103,8 +99,7 @@ export class KyselyRegistry implements RegistryStore {
     const found = await this.db
       .selectFrom('channel_models')
       .selectAll()
-      .where('app', '=', app)
-      .where('channel', '=', channel)
+      .where((eb) => eb.and({ app, channel }))
       .orderBy('model')
       .execute();
     return found.map(rows.channelModelFromRow);
@@ -115,13 +110,7 @@ export class KyselyRegistry implements RegistryStore {
     await this.db
       .insertInto('channel_models')
       .values(row)
-      .onConflict((oc) =>
-        oc.columns(['app', 'channel', 'model']).doUpdateSet({
-          production: row.production,
-          previous_production: row.previous_production,
-          updated_at: row.updated_at,
-        }),
-      )
+      .onConflict((oc) => oc.columns(['app', 'channel', 'model']).doUpdateSet(row))
       .execute();
   }
 
@@ -153,9 +142,15 @@ export class KyselyRegistry implements RegistryStore {
 
   async updateRollout(
     id: string,
-    patch: Partial<Pick<RolloutRecord, 'shareBps' | 'state' | 'reason' | 'updatedAt'>>,
+    patch: Partial<
+      Pick<RolloutRecord, 'shareBps' | 'state' | 'reason' | 'updatedAt' | 'excludedSegments' | 'arms'>
+    >,
   ): Promise<void> {
     const set = {
+      ...(patch.arms !== undefined && { arms: JSON.stringify(patch.arms) }),
+      ...(patch.excludedSegments !== undefined && {
+        excluded_segments: JSON.stringify(patch.excludedSegments),
+      }),
       ...(patch.shareBps !== undefined && { share_bps: patch.shareBps }),
       ...(patch.state !== undefined && { state: patch.state }),
       ...(patch.reason !== undefined && { reason: patch.reason }),
@@ -210,10 +205,7 @@ export class KyselyRegistry implements RegistryStore {
     const row = await this.db
       .selectFrom('release_approvals')
       .selectAll()
-      .where('app', '=', app)
-      .where('channel', '=', channel)
-      .where('model', '=', model)
-      .where('version', '=', version)
+      .where((eb) => eb.and({ app, channel, model, version }))
       .executeTakeFirst();
     return row ? rows.approvalFromRow(row) : null;
   }
@@ -222,8 +214,7 @@ export class KyselyRegistry implements RegistryStore {
     const found = await this.db
       .selectFrom('release_approvals')
       .selectAll()
-      .where('model', '=', model)
-      .where('version', '=', version)
+      .where((eb) => eb.and({ model, version }))
       .orderBy('app')
       .orderBy('channel')
       .execute();
@@ -234,8 +225,7 @@ export class KyselyRegistry implements RegistryStore {
     const row = await this.db
       .selectFrom('channel_policies')
       .selectAll()
-      .where('app', '=', app)
-      .where('channel', '=', channel)
+      .where((eb) => eb.and({ app, channel }))
       .executeTakeFirst();
     return row
       ? {
@@ -249,23 +239,19 @@ export class KyselyRegistry implements RegistryStore {
   }
 
   async putChannelPolicy(record: ChannelPolicyRecord): Promise<void> {
+    const { app, channel, policy, updatedBy, updatedAt } = record;
     const row = {
-      app: record.app,
-      channel: record.channel,
-      policy: JSON.stringify(record.policy),
-      updated_by: record.updatedBy,
-      updated_at: record.updatedAt,
+      app,
+      channel,
+      policy: JSON.stringify(policy),
+      updated_by: updatedBy,
+      updated_at: updatedAt,
     };
+    // On a conflict the row replaces the stored one (its key columns keep their values).
     await this.db
       .insertInto('channel_policies')
       .values(row)
-      .onConflict((oc) =>
-        oc.columns(['app', 'channel']).doUpdateSet({
-          policy: row.policy,
-          updated_by: row.updated_by,
-          updated_at: row.updated_at,
-        }),
-      )
+      .onConflict((oc) => oc.columns(['app', 'channel']).doUpdateSet(row))
       .execute();
   }
 
@@ -273,8 +259,7 @@ export class KyselyRegistry implements RegistryStore {
     const row = await this.db
       .selectFrom('channel_models')
       .select((eb) => eb.fn.countAll().as('n'))
-      .where('model', '=', model)
-      .where('production', '=', version)
+      .where((eb) => eb.and({ model, production: version }))
       .executeTakeFirstOrThrow();
     return Number(row.n);
   }
@@ -314,8 +299,7 @@ export class KyselyRegistry implements RegistryStore {
     const row = await this.db
       .selectFrom('manifests')
       .selectAll()
-      .where('app', '=', app)
-      .where('channel', '=', channel)
+      .where((eb) => eb.and({ app, channel }))
       .orderBy('version', 'desc')
       .limit(1)
       .executeTakeFirst();
@@ -327,8 +311,7 @@ export class KyselyRegistry implements RegistryStore {
     const row = await this.db
       .selectFrom('manifests')
       .select('version')
-      .where('app', '=', app)
-      .where('channel', '=', channel)
+      .where((eb) => eb.and({ app, channel }))
       .orderBy('version', 'desc')
       .limit(1)
       .executeTakeFirst();
@@ -397,8 +380,7 @@ export class KyselyRegistry implements RegistryStore {
     await this.db
       .selectFrom('channels')
       .select('app')
-      .where('app', '=', app)
-      .where('channel', '=', channel)
+      .where((eb) => eb.and({ app, channel }))
       .forUpdate()
       .execute();
   }

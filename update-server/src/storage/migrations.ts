@@ -1,4 +1,13 @@
-import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+import {
+  type ColumnDataType,
+  type ColumnDefinitionBuilder,
+  type Expression,
+  type Kysely,
+  type Migration,
+  type MigrationProvider,
+  Migrator,
+  sql,
+} from 'kysely';
 import type { DialectName } from './schema.ts';
 
 /**
@@ -7,17 +16,6 @@ import type { DialectName } from './schema.ts';
  * Each takes the dialect, so one migration can spell a type both ways (identity, blob, collation).
  */
 export type DialectMigration = (dialect: DialectName) => Migration;
-
-export const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
-  '0001_registry': registryTables,
-  '0002_telemetry': telemetryTables,
-  '0003_telemetry_retention': telemetryRetentionIndexes,
-  '0004_canary_evidence': canaryEvidenceTables,
-  '0005_canary_segments': canarySegments,
-  '0006_canary_verdicts': canaryVerdicts,
-  '0007_telemetry_pipeline': telemetryPipeline,
-  '0008_release_approvals': releaseApprovals,
-};
 
 export interface MigrateOptions {
   /** PostgreSQL schema of the migration bookkeeping tables (see openStorage). */
@@ -64,339 +62,247 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-function registryTables(dialect: DialectName): Migration {
-  // Byte order ("C") on PostgreSQL, as SQLite's BINARY: lists sort the same on both dialects.
-  const text = dialect === 'postgres' ? sql`text collate "C"` : sql`text`;
-  const bytes = dialect === 'postgres' ? 'bytea' : 'blob';
+/**
+ * The steps a migration is written in, so that each names only its tables, columns and indexes.
+ * A column is `name type [null | pk | unique]`, NOT NULL unless marked `null`. Types: `text` is in
+ * byte order ("C" on PostgreSQL, as SQLite's BINARY: lists sort the same on both dialects),
+ * `plain` in the database's collation; `bytes` is bytea or blob; `double` is double precision;
+ * `identity` is an id that only grows (AUTOINCREMENT never reuses one, unlike a bare rowid).
+ */
+interface Steps {
+  /**
+   * `spec`: a line `name` or `name (key columns)` (a composite primary key, named `<name>_pk`),
+   * then the columns, separated by commas over as many lines as they take.
+   */
+  table(spec: string): Promise<void>;
+  index(name: string, table: string, columns: string[]): Promise<void>;
+  /** One more column; `defaultTo` fills the rows already there. */
+  column(table: string, column: string, defaultTo?: string | number): Promise<void>;
+}
+
+function migration(up: (steps: Steps) => Promise<void>): DialectMigration {
+  return (dialect) => ({ up: (db: Kysely<unknown>) => up(steps(db, dialect)) });
+}
+
+function steps(db: Kysely<unknown>, dialect: DialectName): Steps {
+  const pg = dialect === 'postgres';
+  // Kysely takes a data type as a name or an expression (sql`...`).
+  const types: Record<string, ColumnDataType | Expression<unknown>> = {
+    text: pg ? sql`text collate "C"` : sql`text`,
+    plain: 'text',
+    bigint: 'bigint',
+    integer: 'integer',
+    double: 'double precision',
+    bytes: pg ? 'bytea' : 'blob',
+  };
+  const parse = (spec: string) => {
+    const [name = '', type = '', flag] = spec.trim().split(/\s+/);
+    const build = (c: ColumnDefinitionBuilder) =>
+      flag === 'null'
+        ? c
+        : flag === 'pk'
+          ? c.primaryKey()
+          : flag === 'unique'
+            ? c.notNull().unique()
+            : c.notNull();
+    return { name, type, build };
+  };
   return {
-    async up(db: Kysely<unknown>) {
+    async table(spec) {
+      const [head = '', ...lines] = spec.split('\n');
+      const [, name, key] = /^(\w+)(?: \(([\w, ]+)\))?$/.exec(head) ?? [];
+      if (!name) throw new Error(`storage: bad table spec ${head}`);
+      let table = db.schema.createTable(name);
+      for (const column of lines.join(' ').split(',').map(parse)) {
+        if (column.type === 'identity') {
+          table = pg
+            ? table.addColumn(column.name, 'bigint', (c) => c.primaryKey().generatedAlwaysAsIdentity())
+            : table.addColumn(column.name, 'integer', (c) => c.primaryKey().autoIncrement());
+        } else {
+          table = table.addColumn(column.name, types[column.type]!, column.build);
+        }
+      }
+      await (key ? table.addPrimaryKeyConstraint(`${name}_pk`, key.split(', ') as never) : table).execute();
+    },
+    async index(name, table, columns) {
+      await db.schema.createIndex(name).on(table).columns(columns).execute();
+    },
+    async column(table, spec, defaultTo) {
+      const { name, type, build } = parse(spec);
       await db.schema
-        .createTable('releases')
-        .addColumn('model', text, (c) => c.notNull())
-        .addColumn('version', text, (c) => c.notNull())
-        .addColumn('format', text, (c) => c.notNull())
-        .addColumn('stage', text, (c) => c.notNull())
-        .addColumn('signed', text, (c) => c.notNull())
-        .addColumn('total_bytes', 'bigint', (c) => c.notNull())
-        .addColumn('metrics', text, (c) => c.notNull())
-        .addColumn('lineage', text, (c) => c.notNull())
-        .addColumn('model_card', text, (c) => c.notNull())
-        .addColumn('created_by', text, (c) => c.notNull())
-        .addColumn('created_at', text, (c) => c.notNull())
-        .addPrimaryKeyConstraint('releases_pk', ['model', 'version'])
-        .execute();
-
-      await db.schema
-        .createTable('channel_models')
-        .addColumn('app', text, (c) => c.notNull())
-        .addColumn('channel', text, (c) => c.notNull())
-        .addColumn('model', text, (c) => c.notNull())
-        .addColumn('production', text)
-        .addColumn('previous_production', text)
-        .addColumn('updated_at', text, (c) => c.notNull())
-        .addPrimaryKeyConstraint('channel_models_pk', ['app', 'channel', 'model'])
-        .execute();
-
-      await db.schema
-        .createTable('channels')
-        .addColumn('app', text, (c) => c.notNull())
-        .addColumn('channel', text, (c) => c.notNull())
-        .addColumn('created_at', text, (c) => c.notNull())
-        .addPrimaryKeyConstraint('channels_pk', ['app', 'channel'])
-        .execute();
-
-      await db.schema
-        .createTable('rollouts')
-        .addColumn('id', text, (c) => c.primaryKey())
-        .addColumn('app', text, (c) => c.notNull())
-        .addColumn('channel', text, (c) => c.notNull())
-        .addColumn('model', text, (c) => c.notNull())
-        .addColumn('release', text, (c) => c.notNull())
-        .addColumn('control', text)
-        .addColumn('mode', text, (c) => c.notNull())
-        .addColumn('share_bps', 'integer', (c) => c.notNull())
-        .addColumn('salt', text, (c) => c.notNull())
-        .addColumn('state', text, (c) => c.notNull())
-        .addColumn('reason', text)
-        .addColumn('created_by', text, (c) => c.notNull())
-        .addColumn('created_at', text, (c) => c.notNull())
-        .addColumn('updated_at', text, (c) => c.notNull())
-        .execute();
-      await db.schema
-        .createIndex('rollouts_app_channel_model')
-        .on('rollouts')
-        .columns(['app', 'channel', 'model'])
-        .execute();
-
-      // Append-only: ids only grow (AUTOINCREMENT never reuses one, unlike a bare rowid).
-      await db.schema
-        .createTable('audit')
-        .$call((t) =>
-          dialect === 'postgres'
-            ? t.addColumn('id', 'bigint', (c) => c.primaryKey().generatedAlwaysAsIdentity())
-            : t.addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement()),
+        .alterTable(table)
+        .addColumn(name, types[type]!, (c) =>
+          defaultTo === undefined ? build(c) : build(c).defaultTo(defaultTo),
         )
-        .addColumn('at', text, (c) => c.notNull())
-        .addColumn('actor', text, (c) => c.notNull())
-        .addColumn('action', text, (c) => c.notNull())
-        .addColumn('app', text)
-        .addColumn('channel', text)
-        .addColumn('model', text)
-        .addColumn('details', text, (c) => c.notNull())
-        .execute();
-
-      await db.schema
-        .createTable('manifests')
-        .addColumn('app', text, (c) => c.notNull())
-        .addColumn('channel', text, (c) => c.notNull())
-        .addColumn('version', 'integer', (c) => c.notNull())
-        .addColumn('body', text, (c) => c.notNull())
-        .addColumn('etag', text, (c) => c.notNull())
-        .addColumn('created_at', text, (c) => c.notNull())
-        .addPrimaryKeyConstraint('manifests_pk', ['app', 'channel', 'version'])
-        .execute();
-
-      await db.schema
-        .createTable('tokens')
-        .addColumn('id', text, (c) => c.primaryKey())
-        .addColumn('name', text, (c) => c.notNull())
-        .addColumn('role', text, (c) => c.notNull())
-        .addColumn('hash', text, (c) => c.notNull().unique())
-        .addColumn('created_at', text, (c) => c.notNull())
-        .addColumn('expires_at', text)
-        .addColumn('revoked_at', text)
-        .execute();
-
-      await db.schema
-        .createTable('chunks')
-        .addColumn('sha256', text, (c) => c.primaryKey())
-        .addColumn('size', 'integer', (c) => c.notNull())
-        .addColumn('bytes', bytes, (c) => c.notNull())
         .execute();
     },
   };
 }
+
+const registryTables = migration(async (s) => {
+  await s.table(`releases (model, version)
+    model text, version text, format text, stage text, signed text, total_bytes bigint, metrics text,
+    lineage text, model_card text, created_by text, created_at text`);
+  await s.table(`channel_models (app, channel, model)
+    app text, channel text, model text, production text null, previous_production text null,
+    updated_at text`);
+  await s.table(`channels (app, channel)
+    app text, channel text, created_at text`);
+  await s.table(`rollouts
+    id text pk, app text, channel text, model text, release text, control text null, mode text,
+    share_bps integer, salt text, state text, reason text null, created_by text, created_at text,
+    updated_at text`);
+  await s.index('rollouts_app_channel_model', 'rollouts', ['app', 'channel', 'model']);
+  // Append-only: ids only grow.
+  await s.table(`audit
+    id identity, at text, actor text, action text, app text null, channel text null, model text null,
+    details text`);
+  await s.table(`manifests (app, channel, version)
+    app text, channel text, version integer, body text, etag text, created_at text`);
+  await s.table(`tokens
+    id text pk, name text, role text, hash text unique, created_at text, expires_at text null,
+    revoked_at text null`);
+  await s.table(`chunks
+    sha256 text pk, size integer, bytes bytes`);
+});
 
 /**
  * Telemetry (update-server/src/telemetry): de-duplication keys, per-device caps, and aggregates per
  * release, backend, role and time window. Windows are epoch seconds (integers sort and bucket the
  * same on both dialects); histograms and per-bin counts are JSON text merged by the writer.
  */
-function telemetryTables(dialect: DialectName): Migration {
-  const text = dialect === 'postgres' ? sql`text collate "C"` : sql`text`;
-  return {
-    async up(db: Kysely<unknown>) {
-      await db.schema
-        .createTable('telemetry_batches')
-        .addColumn('batch_id', text, (c) => c.primaryKey())
-        .addColumn('device_id', text, (c) => c.notNull())
-        .addColumn('app', text, (c) => c.notNull())
-        .addColumn('channel', text, (c) => c.notNull())
-        .addColumn('window_start', 'bigint', (c) => c.notNull())
-        .addColumn('records', 'integer', (c) => c.notNull())
-        .addColumn('inferences', 'bigint', (c) => c.notNull())
-        .addColumn('dropped', 'bigint', (c) => c.notNull())
-        .addColumn('received_at', text, (c) => c.notNull())
-        .execute();
-      await db.schema
-        .createIndex('telemetry_batches_window')
-        .on('telemetry_batches')
-        .columns(['app', 'channel', 'window_start'])
-        .execute();
-
-      await db.schema
-        .createTable('telemetry_device_windows')
-        .addColumn('app', text, (c) => c.notNull())
-        .addColumn('channel', text, (c) => c.notNull())
-        .addColumn('device_id', text, (c) => c.notNull())
-        .addColumn('window_start', 'bigint', (c) => c.notNull())
-        .addColumn('batches', 'integer', (c) => c.notNull())
-        .addColumn('inferences', 'bigint', (c) => c.notNull())
-        .addPrimaryKeyConstraint('telemetry_device_windows_pk', [
-          'window_start',
-          'app',
-          'channel',
-          'device_id',
-        ])
-        .execute();
-
-      await db.schema
-        .createTable('telemetry_devices')
-        .addColumn('app', text, (c) => c.notNull())
-        .addColumn('channel', text, (c) => c.notNull())
-        .addColumn('model', text, (c) => c.notNull())
-        .addColumn('version', text, (c) => c.notNull())
-        .addColumn('role', text, (c) => c.notNull())
-        .addColumn('window_start', 'bigint', (c) => c.notNull())
-        .addColumn('device_id', text, (c) => c.notNull())
-        .addPrimaryKeyConstraint('telemetry_devices_pk', [
-          'app',
-          'channel',
-          'model',
-          'window_start',
-          'version',
-          'role',
-          'device_id',
-        ])
-        .execute();
-
-      await db.schema
-        .createTable('telemetry_aggregates')
-        .addColumn('app', text, (c) => c.notNull())
-        .addColumn('channel', text, (c) => c.notNull())
-        .addColumn('model', text, (c) => c.notNull())
-        .addColumn('version', text, (c) => c.notNull())
-        .addColumn('backend', text, (c) => c.notNull())
-        .addColumn('role', text, (c) => c.notNull())
-        .addColumn('window_start', 'bigint', (c) => c.notNull())
-        .addColumn('batches', 'bigint', (c) => c.notNull())
-        .addColumn('inferences', 'bigint', (c) => c.notNull())
-        .addColumn('errors', 'bigint', (c) => c.notNull())
-        .addColumn('errors_by_code', text, (c) => c.notNull())
-        .addColumn('latency', text, (c) => c.notNull())
-        .addColumn('load_ms_sum', 'double precision', (c) => c.notNull())
-        .addColumn('load_count', 'bigint', (c) => c.notNull())
-        .addColumn('download_bytes', 'bigint', (c) => c.notNull())
-        .addColumn('download_ms_sum', 'double precision', (c) => c.notNull())
-        .addColumn('features', text, (c) => c.notNull())
-        .addColumn('shadow', text, (c) => c.notNull())
-        .addPrimaryKeyConstraint('telemetry_aggregates_pk', [
-          'app',
-          'channel',
-          'model',
-          'window_start',
-          'version',
-          'backend',
-          'role',
-        ])
-        .execute();
-    },
-  };
-}
+const telemetryTables = migration(async (s) => {
+  await s.table(`telemetry_batches
+    batch_id text pk, device_id text, app text, channel text, window_start bigint, records integer,
+    inferences bigint, dropped bigint, received_at text`);
+  await s.index('telemetry_batches_window', 'telemetry_batches', ['app', 'channel', 'window_start']);
+  await s.table(`telemetry_device_windows (window_start, app, channel, device_id)
+    app text, channel text, device_id text, window_start bigint, batches integer, inferences bigint`);
+  await s.table(`telemetry_devices (app, channel, model, window_start, version, role, device_id)
+    app text, channel text, model text, version text, role text, window_start bigint, device_id text`);
+  await s.table(`telemetry_aggregates (app, channel, model, window_start, version, backend, role)
+    app text, channel text, model text, version text, backend text, role text, window_start bigint,
+    batches bigint, inferences bigint, errors bigint, errors_by_code text, latency text,
+    load_ms_sum double, load_count bigint, download_bytes bigint, download_ms_sum double,
+    features text, shadow text`);
+});
 
 /**
  * The pruner (telemetry/prune.ts) deletes by window_start across all apps and channels; without
  * these it would scan whole tables to find (or fail to find) rows past their retention.
  * telemetry_device_windows needs none: its primary key starts with window_start.
  */
-function telemetryRetentionIndexes(): Migration {
-  return {
-    async up(db: Kysely<unknown>) {
-      for (const table of ['telemetry_batches', 'telemetry_devices', 'telemetry_aggregates']) {
-        await db.schema.createIndex(`${table}_age`).on(table).column('window_start').execute();
-      }
-    },
-  };
-}
+const telemetryRetentionIndexes = migration(async (s) => {
+  for (const table of ['telemetry_batches', 'telemetry_devices', 'telemetry_aggregates']) {
+    await s.index(`${table}_age`, table, ['window_start']);
+  }
+});
 
 /**
  * What the canary analysis may count (update-server/src/canary/evidence.ts): every install the
  * server has seen, when and from which network, and per rollout, arm and install the numbers that
  * passed the bucket, first-seen and cap checks.
  */
-function canaryEvidenceTables(dialect: DialectName): Migration {
-  const text = dialect === 'postgres' ? sql`text collate "C"` : sql`text`;
-  return {
-    async up(db: Kysely<unknown>) {
-      await db.schema
-        .createTable('telemetry_installs')
-        .addColumn('device_id', text, (c) => c.primaryKey())
-        .addColumn('prefix', text, (c) => c.notNull())
-        .addColumn('first_seen_ms', 'bigint', (c) => c.notNull())
-        .addColumn('last_seen_ms', 'bigint', (c) => c.notNull())
-        .execute();
-      await db.schema
-        .createIndex('telemetry_installs_age')
-        .on('telemetry_installs')
-        .column('last_seen_ms')
-        .execute();
-      await db.schema
-        .createTable('canary_evidence')
-        .addColumn('rollout_id', text, (c) => c.notNull())
-        .addColumn('arm', text, (c) => c.notNull())
-        .addColumn('device_id', text, (c) => c.notNull())
-        .addColumn('prefix', text, (c) => c.notNull())
-        .addColumn('inferences', 'bigint', (c) => c.notNull())
-        .addColumn('errors', 'bigint', (c) => c.notNull())
-        .addColumn('latency', text, (c) => c.notNull())
-        .addColumn('features', text, (c) => c.notNull())
-        .addPrimaryKeyConstraint('canary_evidence_pk', ['rollout_id', 'arm', 'device_id'])
-        .execute();
-      await db.schema
-        .createIndex('canary_evidence_prefix')
-        .on('canary_evidence')
-        .columns(['rollout_id', 'arm', 'prefix'])
-        .execute();
-    },
-  };
-}
+const canaryEvidenceTables = migration(async (s) => {
+  await s.table(`telemetry_installs
+    device_id text pk, prefix text, first_seen_ms bigint, last_seen_ms bigint`);
+  await s.index('telemetry_installs_age', 'telemetry_installs', ['last_seen_ms']);
+  await s.table(`canary_evidence (rollout_id, arm, device_id)
+    rollout_id text, arm text, device_id text, prefix text, inferences bigint, errors bigint,
+    latency text, features text`);
+  await s.index('canary_evidence_prefix', 'canary_evidence', ['rollout_id', 'arm', 'prefix']);
+});
 
 /** Which kind of device each install is (protocol segments), so canary analysis can split by it. */
-function canarySegments(): Migration {
-  return {
-    async up(db: Kysely<unknown>) {
-      await db.schema.alterTable('canary_evidence').addColumn('segment', 'text').execute();
-    },
-  };
-}
+const canarySegments = migration((s) => s.column('canary_evidence', 'segment plain null'));
 
 /**
  * The canary monitor's last verdict per rollout, so that every process (not only the leader that
  * judged) can show it, and a new leader knows which shadow decision was already announced.
  */
-function canaryVerdicts(dialect: DialectName): Migration {
-  const text = dialect === 'postgres' ? sql`text collate "C"` : sql`text`;
-  return {
-    async up(db: Kysely<unknown>) {
-      await db.schema
-        .createTable('canary_verdicts')
-        .addColumn('rollout_id', text, (c) => c.notNull())
-        .addColumn('kind', text, (c) => c.notNull())
-        .addColumn('decision', text, (c) => c.notNull())
-        .addColumn('verdict', 'text', (c) => c.notNull())
-        .addColumn('judged_at', 'text', (c) => c.notNull())
-        .addPrimaryKeyConstraint('canary_verdicts_pk', ['rollout_id', 'kind'])
-        .execute();
-    },
-  };
-}
+const canaryVerdicts = migration((s) =>
+  s.table(`canary_verdicts (rollout_id, kind)
+    rollout_id text, kind text, decision text, verdict plain, judged_at plain`),
+);
 
 /** The update pipeline's sums per aggregate (downloads, update failures, fallbacks: JSON). */
-function telemetryPipeline(): Migration {
-  return {
-    async up(db: Kysely<unknown>) {
-      await db.schema
-        .alterTable('telemetry_aggregates')
-        .addColumn('pipeline', 'text', (c) => c.notNull().defaultTo('{}'))
-        .execute();
-    },
-  };
-}
+const telemetryPipeline = migration((s) => s.column('telemetry_aggregates', 'pipeline plain', '{}'));
 
 /** Who approved a release for a channel and when, and each channel's promotion policy. */
-function releaseApprovals(dialect: DialectName): Migration {
-  const text = dialect === 'postgres' ? sql`text collate "C"` : sql`text`;
-  return {
-    async up(db: Kysely<unknown>) {
-      await db.schema
-        .createTable('release_approvals')
-        .addColumn('app', text, (c) => c.notNull())
-        .addColumn('channel', text, (c) => c.notNull())
-        .addColumn('model', text, (c) => c.notNull())
-        .addColumn('version', text, (c) => c.notNull())
-        .addColumn('approver', 'text', (c) => c.notNull())
-        .addColumn('approved_at', 'text', (c) => c.notNull())
-        .addPrimaryKeyConstraint('release_approvals_pk', ['app', 'channel', 'model', 'version'])
-        .execute();
-      await db.schema
-        .createTable('channel_policies')
-        .addColumn('app', text, (c) => c.notNull())
-        .addColumn('channel', text, (c) => c.notNull())
-        .addColumn('policy', 'text', (c) => c.notNull())
-        .addColumn('updated_by', 'text', (c) => c.notNull())
-        .addColumn('updated_at', 'text', (c) => c.notNull())
-        .addPrimaryKeyConstraint('channel_policies_pk', ['app', 'channel'])
-        .execute();
-    },
-  };
-}
+const releaseApprovals = migration(async (s) => {
+  await s.table(`release_approvals (app, channel, model, version)
+    app text, channel text, model text, version text, approver plain, approved_at plain`);
+  await s.table(`channel_policies (app, channel)
+    app text, channel text, policy plain, updated_by plain, updated_at plain`);
+});
+
+/** The segments a rollout leaves out (canary analysis under a channel's exclude policy), as JSON. */
+const rolloutExclusions = migration((s) => s.column('rollouts', 'excluded_segments plain', '[]'));
+
+/**
+ * Production alerts (thresholds per channel, and one row per open or closed episode, so a restart
+ * or another process never announces an episode twice) and rollout schedules (stage by stage).
+ */
+const alertsAndSchedules = migration(async (s) => {
+  await s.table(`alert_configs (app, channel)
+    app text, channel text, config plain, updated_by plain, updated_at plain`);
+  await s.table(`alert_episodes (app, channel, model, rule)
+    app text, channel text, model text, rule text, episode plain, state plain, version plain,
+    fired_at plain, resolved_at plain null, evidence plain`);
+  await s.table(`rollout_schedules
+    rollout_id text pk, stages plain, min_stage_ms bigint, min_samples bigint, stage integer,
+    stage_started_at plain, stage_start_samples bigint, state plain, note plain null,
+    created_by plain, updated_at plain`);
+});
+
+/** Feedback and outcomes from apps per aggregate (confusion counts, outcome sums: JSON). */
+const telemetryQuality = migration((s) => s.column('telemetry_aggregates', 'quality plain', '{}'));
+
+/** Experiments (a design on top of a rollout) and each install's feedback and outcomes per arm. */
+const experiments = migration(async (s) => {
+  await s.table(`experiments
+    rollout_id text pk, spec plain, created_at plain`);
+  await s.column('canary_evidence', 'quality plain', '{}');
+});
+
+/**
+ * A change number per evidence row (canary/evidence.ts): the rollout's rows written by one ingest
+ * transaction get the rollout's next number, so that the monitor reads only the rows changed since
+ * its last look (indexed by rollout and number) instead of every row at every look.
+ */
+const canaryEvidenceSeq = migration(async (s) => {
+  await s.column('canary_evidence', 'seq bigint', 0);
+  await s.index('canary_evidence_seq', 'canary_evidence', ['rollout_id', 'seq']);
+});
+
+/** A multi-arm rollout's treatment arms (an experiment's), as JSON; '[]': one arm. */
+const rolloutArms = migration((s) => s.column('rollouts', 'arms plain', '[]'));
+
+/** Webhook events stored before they are sent, so none is lost to a crash or a receiver down. */
+const webhookDeliveries = migration(async (s) => {
+  await s.table(`webhook_deliveries
+    id text pk, event plain, body plain, created_ms bigint, attempts integer, next_attempt_ms bigint,
+    delivered_ms bigint null, gave_up_ms bigint null, last_error plain null`);
+  await s.index('webhook_deliveries_due', 'webhook_deliveries', ['next_attempt_ms']);
+});
+/** A schedule's segment hold (canary/schedule.ts): its policy and state, JSON ('{}': the defaults). */
+const scheduleSegmentHold = migration((s) => s.column('rollout_schedules', 'segment_hold plain', '{}'));
+
+export const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
+  '0001_registry': registryTables,
+  '0002_telemetry': telemetryTables,
+  '0003_telemetry_retention': telemetryRetentionIndexes,
+  '0004_canary_evidence': canaryEvidenceTables,
+  '0005_canary_segments': canarySegments,
+  '0006_canary_verdicts': canaryVerdicts,
+  '0007_telemetry_pipeline': telemetryPipeline,
+  '0008_release_approvals': releaseApprovals,
+  '0009_rollout_exclusions': rolloutExclusions,
+  '0010_alerts_schedules': alertsAndSchedules,
+  '0011_telemetry_quality': telemetryQuality,
+  '0012_experiments': experiments,
+  '0013_canary_evidence_seq': canaryEvidenceSeq,
+  '0014_rollout_arms': rolloutArms,
+  '0015_webhook_deliveries': webhookDeliveries,
+  '0016_schedule_segment_hold': scheduleSegmentHold,
+};

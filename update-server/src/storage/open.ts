@@ -10,6 +10,7 @@ import { PgBlobStore } from './pg-blob-store.ts';
 import type { Database } from './schema.ts';
 import { cachingStatements } from './statement-cache.ts';
 import type { BlobStore, RegistryStore } from './types.ts';
+import { FALLBACK_AUTOCHECKPOINT_PAGES, WalCheckpointer } from './wal-checkpointer.ts';
 
 export interface StorageOptions {
   /** Holds `registry.db` and `blobs/` when there is no databaseUrl. */
@@ -50,6 +51,9 @@ async function openSqlite(dataDir: string, log?: (msg: string) => void): Promise
     // power loss or kernel crash can lose the last commits, and never corrupts the database.
     // synchronous=FULL would fsync every commit to close that window too, at a write per commit.
     database.pragma('synchronous = NORMAL');
+    // Checkpoints (and their fsyncs) run in a worker thread (storage/wal-checkpointer.ts); the
+    // commit-time automatic checkpoint stays as a fallback, at a far larger WAL.
+    database.pragma(`wal_autocheckpoint = ${FALLBACK_AUTOCHECKPOINT_PAGES}`);
     database.pragma('foreign_keys = ON');
     // A second process (a CLI, a backup) briefly holding the lock makes writers wait, not fail.
     database.pragma('busy_timeout = 5000');
@@ -59,12 +63,22 @@ async function openSqlite(dataDir: string, log?: (msg: string) => void): Promise
   }
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingStatements(database) }) });
   await migrateOrDestroy(db, () => migrateToLatest(db, 'sqlite', { log }));
+  const checkpointer = new WalCheckpointer(file);
+  try {
+    await checkpointer.ready;
+  } catch (error) {
+    // The commit-time automatic checkpoint still runs: slower under load, never unsafe.
+    log?.(`storage: WAL checkpointer did not start (${(error as Error).message}); checkpoints run on commit`);
+  }
   log?.(`storage: SQLite ${file}, chunks in ${join(dataDir, BLOBS_DIR)}`);
   return {
     registry: new KyselyRegistry(
       db,
       'sqlite',
-      once(() => db.destroy()),
+      once(async () => {
+        await checkpointer.stop();
+        await db.destroy();
+      }),
     ),
     blobs: new FsBlobStore(join(dataDir, BLOBS_DIR)),
     db,

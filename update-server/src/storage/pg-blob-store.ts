@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
-import { concatBytes, LengthMismatchError } from '@edgeship/protocol';
+import { LengthMismatchError } from '@edgeship/protocol';
 import { type Kysely, sql } from 'kysely';
+import { readCapped } from '../http/read-body.ts';
 import { assertChunkHash, assertChunkName } from './chunk-hash.ts';
 import type { Database } from './schema.ts';
 import type { BlobStore } from './types.ts';
@@ -36,25 +37,24 @@ export class PgBlobStore implements BlobStore {
   /** A bytea row is written whole, so the chunk is gathered first: at most `maxBytes`. */
   async putStream(sha256: string, body: AsyncIterable<Uint8Array>, maxBytes: number): Promise<number> {
     assertChunkName(sha256);
-    const parts: Uint8Array[] = [];
-    let size = 0;
-    for await (const piece of body) {
-      size += piece.length;
-      if (size > maxBytes) throw new LengthMismatchError(`the chunk exceeds ${maxBytes} bytes`);
-      parts.push(piece);
-    }
-    if (size === 0) throw new LengthMismatchError('empty chunk');
-    await this.put(sha256, concatBytes(parts));
-    return size;
+    const bytes = await readCapped(
+      body,
+      maxBytes,
+      () => new LengthMismatchError(`the chunk exceeds ${maxBytes} bytes`),
+    );
+    if (bytes.byteLength === 0) throw new LengthMismatchError('empty chunk');
+    await this.put(sha256, bytes);
+    return bytes.byteLength;
+  }
+
+  /** One column of a chunk's row (undefined: no such chunk). */
+  private column<C extends 'bytes' | 'size'>(sha256: string, column: C) {
+    assertChunkName(sha256);
+    return this.db.selectFrom('chunks').select(column).where('sha256', '=', sha256).executeTakeFirst();
   }
 
   async get(sha256: string): Promise<Uint8Array | null> {
-    assertChunkName(sha256);
-    const row = await this.db
-      .selectFrom('chunks')
-      .select('bytes')
-      .where('sha256', '=', sha256)
-      .executeTakeFirst();
+    const row = await this.column(sha256, 'bytes');
     if (!row) return null;
     return new Uint8Array(row.bytes.buffer, row.bytes.byteOffset, row.bytes.byteLength);
   }
@@ -80,12 +80,7 @@ export class PgBlobStore implements BlobStore {
   }
 
   async size(sha256: string): Promise<number | null> {
-    assertChunkName(sha256);
-    const row = await this.db
-      .selectFrom('chunks')
-      .select('size')
-      .where('sha256', '=', sha256)
-      .executeTakeFirst();
+    const row = await this.column(sha256, 'size');
     return row ? Number(row.size) : null;
   }
 

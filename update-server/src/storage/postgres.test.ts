@@ -6,7 +6,14 @@ import { seededBytes } from '@edgeship/protocol';
 import { afterAll, describe, expect, it } from 'vitest';
 import { bootstrapTokens } from '../auth/tokens.ts';
 import { openStorage, type Storage } from './open.ts';
-import { createTestSchema, registrySuite, requirePostgres, type TestSchema } from './registry.suite.ts';
+import {
+  closeStorage,
+  createTestSchema,
+  openedStore,
+  registrySuite,
+  requirePostgres,
+  type TestSchema,
+} from './registry.suite.ts';
 
 // Not a beforeAll: a failed hook would report every test as skipped. PostgreSQL is a required
 // part of this suite, so when it is unreachable each test fails with requirePostgres' message.
@@ -25,16 +32,8 @@ it('reaches PostgreSQL at DATABASE_URL (or the local default)', async () => {
 
 registrySuite('PostgreSQL + bytea chunks', async () => {
   const schema = await createTestSchema();
-  const { registry, blobs } = await openStorage({ dataDir: await scratchDir(), databaseUrl: schema.url });
-  return {
-    registry,
-    blobs,
-    async cleanup() {
-      await registry.close();
-      await blobs.close();
-      await schema.drop();
-    },
-  };
+  const storage = await openStorage({ dataDir: await scratchDir(), databaseUrl: schema.url });
+  return openedStore(storage, () => schema.drop());
 });
 
 describe('PostgreSQL shared by several server processes', () => {
@@ -54,8 +53,7 @@ describe('PostgreSQL shared by several server processes', () => {
     })());
   afterAll(async () => {
     for (const s of (await pair?.catch(() => undefined)) ?? []) {
-      await s.registry.close();
-      await s.blobs.close();
+      await closeStorage(s);
     }
     await schema?.drop();
   });
@@ -159,8 +157,7 @@ describe('bootstrap tokens on a shared database', () => {
       expect(await b!.registry.listTokens()).toHaveLength(4);
     } finally {
       for (const s of [a!, b!]) {
-        await s.registry.close();
-        await s.blobs.close();
+        await closeStorage(s);
       }
       await schema.drop();
     }
@@ -172,8 +169,7 @@ describe('test schema helper', () => {
     const schema = await createTestSchema();
     expect(schema.name).toMatch(/^es_test_[0-9a-f]{16}$/);
     const storage = await openStorage({ dataDir: await scratchDir(), databaseUrl: schema.url });
-    await storage.registry.close();
-    await storage.blobs.close();
+    await closeStorage(storage);
     expect(await schema.exists()).toBe(true);
     await schema.drop();
     expect(await schema.exists()).toBe(false);

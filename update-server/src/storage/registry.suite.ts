@@ -27,6 +27,62 @@ export interface OpenedStore {
   cleanup(): Promise<void>;
 }
 
+/** Closes a storage's registry and blobs, as every test that opens one does last. */
+export async function closeStorage(storage: { registry: RegistryStore; blobs: BlobStore }): Promise<void> {
+  await storage.registry.close();
+  await storage.blobs.close();
+}
+
+/** The suite's store over an opened storage; `removeRest` removes what opening it created. */
+export function openedStore(
+  storage: { registry: RegistryStore; blobs: BlobStore },
+  removeRest: () => Promise<void> = async () => {},
+): OpenedStore {
+  const { registry, blobs } = storage;
+  return {
+    registry,
+    blobs,
+    async cleanup() {
+      await closeStorage(storage);
+      await removeRest();
+    },
+  };
+}
+
+/** `kws` of app/stable, 1.0.0 in production since 2025-01-01; `fields` replace any field. */
+export function channelModel(fields: Partial<ChannelModelRecord> = {}): ChannelModelRecord {
+  return {
+    app: 'app',
+    channel: 'stable',
+    model: 'kws',
+    production: '1.0.0',
+    previousProduction: null,
+    updatedAt: '2025-01-01T00:00:00.000Z',
+    ...fields,
+  };
+}
+
+/** Rollout `id` of kws 1.1.0 against 1.0.0 on app/stable: an active 5% canary; `fields` replace any field. */
+export function rolloutRecord(id: string, fields: Partial<RolloutRecord> = {}): RolloutRecord {
+  return {
+    id,
+    app: 'app',
+    channel: 'stable',
+    model: 'kws',
+    release: '1.1.0',
+    control: '1.0.0',
+    mode: 'canary',
+    shareBps: 500,
+    salt: `salt-${id}`,
+    state: 'active',
+    reason: null,
+    createdBy: 'operator',
+    createdAt: '2025-01-01T00:00:00.000Z',
+    updatedAt: '2025-01-01T00:00:00.000Z',
+    ...fields,
+  };
+}
+
 /**
  * The storage contract, run against every implementation (SQLite + files, PostgreSQL + bytea).
  * `open` gives each test an empty store, so every assertion can be about exact contents.
@@ -114,14 +170,7 @@ export function registrySuite(name: string, open: () => Promise<OpenedStore>): v
     });
 
     describe('channel models', () => {
-      const base: ChannelModelRecord = {
-        app: 'app',
-        channel: 'stable',
-        model: 'kws',
-        production: null,
-        previousProduction: null,
-        updatedAt: '2025-01-01T00:00:00.000Z',
-      };
+      const base = channelModel({ production: null });
 
       it('inserts, then updates in place on the same app/channel/model', async () => {
         expect(await registry.getChannelModel('app', 'stable', 'kws')).toBeNull();
@@ -157,26 +206,8 @@ export function registrySuite(name: string, open: () => Promise<OpenedStore>): v
     });
 
     describe('rollouts', () => {
-      const rollout = (id: string, fields: Partial<RolloutRecord> = {}): RolloutRecord => ({
-        id,
-        app: 'app',
-        channel: 'stable',
-        model: 'kws',
-        release: '1.1.0',
-        control: '1.0.0',
-        mode: 'canary',
-        shareBps: 500,
-        salt: `salt-${id}`,
-        state: 'active',
-        reason: null,
-        createdBy: 'operator',
-        createdAt: '2025-01-01T00:00:00.000Z',
-        updatedAt: '2025-01-01T00:00:00.000Z',
-        ...fields,
-      });
-
       it('inserts and reads a rollout; a duplicate id is a ConflictError', async () => {
-        const r = rollout('r1', { control: null, mode: 'shadow' });
+        const r = rolloutRecord('r1', { control: null, mode: 'shadow' });
         await registry.insertRollout(r);
         expect(await registry.getRollout('r1')).toEqual(r);
         expect(await registry.getRollout('r2')).toBeNull();
@@ -185,7 +216,7 @@ export function registrySuite(name: string, open: () => Promise<OpenedStore>): v
       });
 
       it('updates only the patched fields, and reports E_NOT_FOUND for an unknown rollout', async () => {
-        const r = rollout('r1');
+        const r = rolloutRecord('r1');
         await registry.insertRollout(r);
         await registry.updateRollout('r1', { shareBps: 2500, updatedAt: '2025-01-02T00:00:00.000Z' });
         expect(await registry.getRollout('r1')).toEqual({
@@ -206,16 +237,34 @@ export function registrySuite(name: string, open: () => Promise<OpenedStore>): v
         }
       });
 
+      it("stores a multi-arm rollout's arms and updates them; a rollout without arms reads without the field", async () => {
+        const arms = [
+          { release: '1.1.0', shareBps: 2000 },
+          { release: '1.2.0', shareBps: 3000 },
+        ];
+        const r = rolloutRecord('r1', { shareBps: 5000, arms });
+        await registry.insertRollout(r);
+        expect(await registry.getRollout('r1')).toEqual(r);
+        const moved = [
+          { release: '1.1.0', shareBps: 1000 },
+          { release: '1.2.0', shareBps: 4000 },
+        ];
+        await registry.updateRollout('r1', { arms: moved });
+        expect((await registry.getRollout('r1'))?.arms).toEqual(moved);
+        await registry.insertRollout(rolloutRecord('r2'));
+        expect(await registry.getRollout('r2')).not.toHaveProperty('arms');
+      });
+
       it('lists rollouts newest first, filtered by app, channel, model and states', async () => {
-        await registry.insertRollout(rollout('a', { createdAt: '2025-01-01T00:00:00.000Z' }));
+        await registry.insertRollout(rolloutRecord('a', { createdAt: '2025-01-01T00:00:00.000Z' }));
         await registry.insertRollout(
-          rollout('b', { createdAt: '2025-01-02T00:00:00.000Z', state: 'halted', model: 'vad' }),
+          rolloutRecord('b', { createdAt: '2025-01-02T00:00:00.000Z', state: 'halted', model: 'vad' }),
         );
         await registry.insertRollout(
-          rollout('c', { createdAt: '2025-01-03T00:00:00.000Z', channel: 'beta' }),
+          rolloutRecord('c', { createdAt: '2025-01-03T00:00:00.000Z', channel: 'beta' }),
         );
         await registry.insertRollout(
-          rollout('d', { createdAt: '2025-01-04T00:00:00.000Z', app: 'other', state: 'promoted' }),
+          rolloutRecord('d', { createdAt: '2025-01-04T00:00:00.000Z', app: 'other', state: 'promoted' }),
         );
         const ids = async (query?: Parameters<RegistryStore['listRollouts']>[0]) =>
           (await registry.listRollouts(query)).map((r) => r.id);
@@ -401,14 +450,7 @@ export function registrySuite(name: string, open: () => Promise<OpenedStore>): v
         const error = await registry
           .transaction(async (tx) => {
             await tx.insertRelease(record);
-            await tx.upsertChannelModel({
-              app: 'app',
-              channel: 'stable',
-              model: 'kws',
-              production: '1.0.0',
-              previousProduction: null,
-              updatedAt: '2025-01-01T00:00:00.000Z',
-            });
+            await tx.upsertChannelModel(channelModel());
             await tx.appendAudit({
               actor: 'x',
               action: 'release.publish',

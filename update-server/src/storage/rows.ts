@@ -93,6 +93,8 @@ export function rolloutToRow(r: RolloutRecord): Insertable<RolloutsTable> {
     created_by: r.createdBy,
     created_at: r.createdAt,
     updated_at: r.updatedAt,
+    excluded_segments: JSON.stringify(r.excludedSegments ?? []),
+    arms: JSON.stringify(r.arms ?? []),
   };
 }
 
@@ -112,6 +114,9 @@ export function rolloutFromRow(row: Selectable<RolloutsTable>): RolloutRecord {
     createdBy: row.created_by,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+    // Only when there are some, as in the manifest.
+    ...(row.excluded_segments !== '[]' && { excludedSegments: JSON.parse(row.excluded_segments) }),
+    ...(row.arms !== '[]' && { arms: JSON.parse(row.arms) }),
   };
 }
 

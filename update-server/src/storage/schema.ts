@@ -1,4 +1,5 @@
 import type { ColumnType, Generated } from 'kysely';
+import type { AuditEntry, ChannelModelRef, ChannelRef } from './types.ts';
 
 /**
  * The registry's tables as Kysely sees them. Columns are snake_case; timestamps are ISO-8601 text
@@ -27,27 +28,19 @@ export interface ReleasesTable {
   created_at: string;
 }
 
-export interface ChannelModelsTable {
-  app: string;
-  channel: string;
-  model: string;
+export interface ChannelModelsTable extends ChannelModelRef {
   production: string | null;
   previous_production: string | null;
   updated_at: string;
 }
 
 /** One row per app/channel, the row `lockChannel` locks on PostgreSQL. */
-export interface ChannelsTable {
-  app: string;
-  channel: string;
+export interface ChannelsTable extends ChannelRef {
   created_at: string;
 }
 
-export interface RolloutsTable {
+export interface RolloutsTable extends ChannelModelRef {
   id: string;
-  app: string;
-  channel: string;
-  model: string;
   release: string;
   control: string | null;
   mode: string;
@@ -58,16 +51,14 @@ export interface RolloutsTable {
   created_by: string;
   created_at: string;
   updated_at: string;
+  /** JSON ExcludedSegment[] (0009). */
+  excluded_segments: Generated<string>;
+  /** JSON RolloutArm[] (0014); '[]': one arm, `release` at `share_bps`. */
+  arms: Generated<string>;
 }
 
-export interface AuditTable {
+export interface AuditTable extends Omit<AuditEntry, 'id' | 'details'> {
   id: Identity;
-  at: string;
-  actor: string;
-  action: string;
-  app: string | null;
-  channel: string | null;
-  model: string | null;
   /** JSON: Record<string, unknown>. */
   details: string;
 }
@@ -124,10 +115,7 @@ export interface TelemetryDeviceWindowsTable {
 }
 
 /** Which devices ran which release in a window (distinct counts give each version's share). */
-export interface TelemetryDevicesTable {
-  app: string;
-  channel: string;
-  model: string;
+export interface TelemetryDevicesTable extends ChannelModelRef {
   version: string;
   role: string;
   window_start: Int8;
@@ -135,10 +123,7 @@ export interface TelemetryDevicesTable {
 }
 
 /** Sums per release × backend × role × window; JSON columns are merged by the telemetry writer. */
-export interface TelemetryAggregatesTable {
-  app: string;
-  channel: string;
-  model: string;
+export interface TelemetryAggregatesTable extends ChannelModelRef {
   version: string;
   backend: string;
   role: string;
@@ -160,6 +145,8 @@ export interface TelemetryAggregatesTable {
   shadow: string;
   /** JSON: PipelineStats (telemetry/aggregate.ts); '{}' on rows from before migration 0006. */
   pipeline: Generated<string>;
+  /** JSON: QualityStats (telemetry/aggregate.ts): confusion counts and outcome sums; migration 0011. */
+  quality: Generated<string>;
 }
 
 /** Every install (device public key) the telemetry ingest has seen, first time and network. */
@@ -186,6 +173,18 @@ export interface CanaryEvidenceTable {
   features: string;
   /** JSON: SegmentValues of the install's latest record (0005); null on older rows. */
   segment: string | null;
+  /** JSON: QualityStats of the install (feedback, outcomes) for experiments (0012). */
+  quality: Generated<string>;
+  /** The rollout's change number of the transaction that last wrote this row (0013; 0 on older rows). */
+  seq: Int8;
+}
+
+/** An experiment's design on top of its (canary-mode) rollout (experiment/experiments.ts, 0012). */
+export interface ExperimentsTable {
+  rollout_id: string;
+  /** JSON: ExperimentSpec (metric, design, estimate before start). */
+  spec: string;
+  created_at: string;
 }
 
 /** The last verdict per rollout and kind, written by the leader's canary monitor (0006). */
@@ -201,23 +200,73 @@ export interface CanaryVerdictsTable {
 }
 
 /** One approval of a release for one channel (0007). */
-export interface ReleaseApprovalsTable {
-  app: string;
-  channel: string;
-  model: string;
+export interface ReleaseApprovalsTable extends ChannelModelRef {
   version: string;
   approver: string;
   approved_at: string;
 }
 
 /** A channel's promotion policy (0007). */
-export interface ChannelPoliciesTable {
-  app: string;
-  channel: string;
+export interface ChannelPoliciesTable extends ChannelRef {
   /** JSON: ChannelPolicy. */
   policy: string;
   updated_by: string;
   updated_at: string;
+}
+
+/** Alert thresholds of one channel (alerts/config.ts), JSON. */
+export interface AlertConfigsTable extends ChannelRef {
+  config: string;
+  updated_by: string;
+  updated_at: string;
+}
+
+/** The last episode of one alert rule on one channel's model: open (firing) or resolved. */
+export interface AlertEpisodesTable extends ChannelModelRef {
+  rule: string;
+  /** A fresh id per episode: the webhook's dedup key, and what retrain.suggested remembers. */
+  episode: string;
+  state: string;
+  version: string;
+  fired_at: string;
+  resolved_at: string | null;
+  /** JSON: the evidence it fired (or resolved) on. */
+  evidence: string;
+}
+
+/** A rollout's schedule of stages (canary/schedule.ts). */
+export interface RolloutSchedulesTable {
+  rollout_id: string;
+  /** JSON: shares in basis points, ascending. */
+  stages: string;
+  min_stage_ms: Int8;
+  min_samples: Int8;
+  /** Index into stages of the share the rollout is at. */
+  stage: number;
+  stage_started_at: string;
+  /** Canary inferences counted when the stage began (the stage's samples are the difference). */
+  stage_start_samples: Int8;
+  state: string;
+  note: string | null;
+  created_by: string;
+  updated_at: string;
+  /** JSON: the segment hold's policy and state (canary/schedule.ts SegmentHold); '{}' is the defaults. */
+  segment_hold: string;
+}
+
+/** A webhook event awaiting delivery, or delivered (canary/webhook-outbox.ts), times in ms (0015). */
+export interface WebhookDeliveriesTable {
+  /** The delivery id: the body's `deliveryId` and the signed `webhook-id`. */
+  id: string;
+  event: string;
+  /** The exact JSON sent at every attempt. */
+  body: string;
+  created_ms: Int8;
+  attempts: number;
+  next_attempt_ms: Int8;
+  delivered_ms: Int8 | null;
+  gave_up_ms: Int8 | null;
+  last_error: string | null;
 }
 
 export interface Database {
@@ -238,6 +287,11 @@ export interface Database {
   canary_verdicts: CanaryVerdictsTable;
   release_approvals: ReleaseApprovalsTable;
   channel_policies: ChannelPoliciesTable;
+  alert_configs: AlertConfigsTable;
+  alert_episodes: AlertEpisodesTable;
+  rollout_schedules: RolloutSchedulesTable;
+  experiments: ExperimentsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }
 
 export type DialectName = 'sqlite' | 'postgres';

@@ -6,7 +6,7 @@ import { seededBytes } from '@edgeship/protocol';
 import SqliteDatabase from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BLOBS_DIR, openStorage, SQLITE_FILE, type Storage } from './open.ts';
-import { registrySuite } from './registry.suite.ts';
+import { channelModel, closeStorage, openedStore, registrySuite, rolloutRecord } from './registry.suite.ts';
 
 const tempDirs: string[] = [];
 async function freshDataDir(): Promise<string> {
@@ -20,15 +20,7 @@ afterEach(async () => {
 
 registrySuite('SQLite + blob files', async () => {
   const dataDir = await freshDataDir();
-  const { registry, blobs } = await openStorage({ dataDir });
-  return {
-    registry,
-    blobs,
-    async cleanup() {
-      await registry.close();
-      await blobs.close();
-    },
-  };
+  return openedStore(await openStorage({ dataDir }));
 });
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
@@ -39,30 +31,8 @@ describe('SQLite storage on disk', () => {
     const first = await openStorage({ dataDir });
     const bytes = seededBytes(200_000, 11);
     await first.registry.transaction(async (tx) => {
-      await tx.upsertChannelModel({
-        app: 'app',
-        channel: 'stable',
-        model: 'kws',
-        production: '1.0.0',
-        previousProduction: null,
-        updatedAt: '2025-01-01T00:00:00.000Z',
-      });
-      await tx.insertRollout({
-        id: 'r1',
-        app: 'app',
-        channel: 'stable',
-        model: 'kws',
-        release: '1.1.0',
-        control: '1.0.0',
-        mode: 'canary',
-        shareBps: 1000,
-        salt: 'salt',
-        state: 'active',
-        reason: null,
-        createdBy: 'operator',
-        createdAt: '2025-01-01T00:00:00.000Z',
-        updatedAt: '2025-01-01T00:00:00.000Z',
-      });
+      await tx.upsertChannelModel(channelModel());
+      await tx.insertRollout(rolloutRecord('r1', { shareBps: 1000, salt: 'salt' }));
       await tx.insertManifest({
         app: 'app',
         channel: 'stable',
@@ -91,8 +61,7 @@ describe('SQLite storage on disk', () => {
     });
     await first.blobs.put(sha256(bytes), bytes);
     const before = await snapshot(first);
-    await first.registry.close();
-    await first.blobs.close();
+    await closeStorage(first);
 
     const second = await openStorage({ dataDir });
     try {
@@ -114,8 +83,7 @@ describe('SQLite storage on disk', () => {
       });
       expect((await second.registry.latestManifest('app', 'stable'))?.version).toBe(2);
     } finally {
-      await second.registry.close();
-      await second.blobs.close();
+      await closeStorage(second);
     }
   });
 
@@ -138,8 +106,7 @@ describe('SQLite storage on disk', () => {
       expect(probe.prepare('select count(*) as n from manifests').get()).toEqual({ n: 1 });
     } finally {
       probe.close();
-      await storage.registry.close();
-      await storage.blobs.close();
+      await closeStorage(storage);
     }
     expect(await readdir(dataDir)).toContain(SQLITE_FILE);
   });
@@ -164,8 +131,7 @@ describe('SQLite storage on disk', () => {
       expect(await storage.blobs.size(hash)).toBe(300_000);
       expect(sha256((await storage.blobs.get(hash))!)).toBe(hash);
     } finally {
-      await storage.registry.close();
-      await storage.blobs.close();
+      await closeStorage(storage);
     }
   });
 
@@ -184,8 +150,7 @@ describe('SQLite storage on disk', () => {
         join(sha256(bytes).slice(0, 2), sha256(bytes)),
       ]);
     } finally {
-      await storage.registry.close();
-      await storage.blobs.close();
+      await closeStorage(storage);
     }
   });
 });

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { SignedRelease } from '@edgeship/protocol';
+import type { ExcludedSegment, RolloutArm, SignedRelease } from '@edgeship/protocol';
 
 /**
  * The registry's storage contract. Two implementations share one Kysely code path: SQLite
@@ -12,6 +12,17 @@ export type Stage = 'staging' | 'production' | 'archived';
 export type Role = 'admin' | 'publisher' | 'operator' | 'viewer';
 export type RolloutMode = 'canary' | 'shadow';
 export type RolloutState = 'active' | 'halted' | 'promoted' | 'rolled_back' | 'superseded';
+
+/** An app's channel: what manifests, policies and alert thresholds belong to. */
+export interface ChannelRef {
+  app: string;
+  channel: string;
+}
+
+/** A model on an app's channel: what production, rollouts, approvals and alerts are kept for. */
+export interface ChannelModelRef extends ChannelRef {
+  model: string;
+}
 
 export interface Lineage {
   sourceCommit?: string;
@@ -36,21 +47,15 @@ export interface ReleaseRecord {
 }
 
 /** What a channel serves for one model outside any rollout. */
-export interface ChannelModelRecord {
-  app: string;
-  channel: string;
-  model: string;
+export interface ChannelModelRecord extends ChannelModelRef {
   production: string | null;
   /** The release production pointed at before the last promotion: where a rollback goes. */
   previousProduction: string | null;
   updatedAt: string;
 }
 
-export interface RolloutRecord {
+export interface RolloutRecord extends ChannelModelRef {
   id: string;
-  app: string;
-  channel: string;
-  model: string;
   release: string;
   control: string | null;
   mode: RolloutMode;
@@ -62,6 +67,16 @@ export interface RolloutRecord {
   createdBy: string;
   createdAt: string;
   updatedAt: string;
+  /**
+   * Segments left out of the rollout (the channel's `segmentRegression: 'exclude'` policy, after a
+   * regression confined to them); signed into the manifest. Absent or empty: none.
+   */
+  excludedSegments?: ExcludedSegment[];
+  /**
+   * An experiment's treatment arms (2 to 4), signed into the manifest: `release` is the first
+   * arm's and `shareBps` their sum. Absent: one arm, `release` at `shareBps`.
+   */
+  arms?: RolloutArm[];
 }
 
 export interface AuditEntry {
@@ -79,10 +94,7 @@ export interface AuditEntry {
 export type NewAuditEntry = Omit<AuditEntry, 'id' | 'at'> & { at?: string };
 
 /** Who approved a release for a channel's production, and when. */
-export interface ApprovalRecord {
-  app: string;
-  channel: string;
-  model: string;
+export interface ApprovalRecord extends ChannelModelRef {
   version: string;
   approver: string;
   approvedAt: string;
@@ -94,20 +106,27 @@ export interface ChannelPolicy {
   requireApproval: boolean;
   /** The approver must not be the token that published the release (four eyes). */
   approverNotPublisher: boolean;
+  /**
+   * What the canary analysis does when a rollout regresses on segments alone and the rest of the
+   * fleet is healthy without them: halt the rollout (the default), or exclude those segments
+   * (their devices return to production; the others continue).
+   */
+  segmentRegression?: 'halt' | 'exclude';
+  /**
+   * Gates (by name, e.g. `accuracy-vs-production`) the signed release must record before it is
+   * promoted or its rollout started or widened here. Absent in policies stored before it: none.
+   */
+  requireGates?: string[];
 }
 
-export interface ChannelPolicyRecord {
-  app: string;
-  channel: string;
+export interface ChannelPolicyRecord extends ChannelRef {
   policy: ChannelPolicy;
   updatedBy: string;
   updatedAt: string;
 }
 
 /** A signed manifest as served: built once per change, stored, then served byte for byte. */
-export interface ManifestRecord {
-  app: string;
-  channel: string;
+export interface ManifestRecord extends ChannelRef {
   version: number;
   body: string;
   etag: string;
@@ -157,7 +176,9 @@ export interface Registry {
   getRollout(id: string): Promise<RolloutRecord | null>;
   updateRollout(
     id: string,
-    patch: Partial<Pick<RolloutRecord, 'shareBps' | 'state' | 'reason' | 'updatedAt'>>,
+    patch: Partial<
+      Pick<RolloutRecord, 'shareBps' | 'state' | 'reason' | 'updatedAt' | 'excludedSegments' | 'arms'>
+    >,
   ): Promise<void>;
   listRollouts(query?: RolloutQuery): Promise<RolloutRecord[]>; // newest first
 

@@ -6,15 +6,31 @@ import {
 } from '@edgeship/protocol';
 
 /** Where one record's numbers are summed: a release on a backend, in a role, in a time window. */
-export interface AggregateKey {
+/** What a record is counted under: the release, and the backend and role it ran in. */
+export interface ReleaseKey {
   app: string;
   channel: string;
   model: string;
   version: string;
   backend: string;
   role: 'active' | 'shadow';
+}
+
+export interface AggregateKey extends ReleaseKey {
   /** Epoch seconds. */
   windowStart: number;
+}
+
+/** The release key of one of a batch's records (the aggregates' and the metrics' labels). */
+export function releaseKeyOf(batch: TelemetryBatch, record: TelemetryBatch['records'][number]): ReleaseKey {
+  return {
+    app: batch.app,
+    channel: batch.channel,
+    model: record.model,
+    version: record.version,
+    backend: record.backend,
+    role: record.role,
+  };
 }
 
 export interface ShadowStats {
@@ -50,6 +66,14 @@ export function emptyPipeline(): PipelineStats {
   };
 }
 
+/** Feedback and outcomes from apps (QualityReportSchema), summed. */
+export interface QualityStats {
+  /** "actual,predicted" (class indices) → count. */
+  confusion: Record<string, number>;
+  /** Per outcome name: count, sum, sum of squares. */
+  outcomes: Record<string, { count: number; sum: number; sumSq: number }>;
+}
+
 /** Sums that merge by addition: the whole fleet's numbers are the sum of every batch's. */
 export interface AggregateValues {
   batches: number;
@@ -65,6 +89,7 @@ export interface AggregateValues {
   /** Per active version the shadow candidate was compared against. */
   shadow: Record<string, ShadowStats>;
   pipeline: PipelineStats;
+  quality: QualityStats;
 }
 
 export function emptyValues(): AggregateValues {
@@ -81,11 +106,13 @@ export function emptyValues(): AggregateValues {
     features: {},
     shadow: {},
     pipeline: emptyPipeline(),
+    quality: { confusion: {}, outcomes: {} },
   };
 }
 
 export function keyString(k: AggregateKey): string {
-  return [k.app, k.channel, k.model, k.version, k.backend, k.role, k.windowStart].join('\u0000');
+  // A template, not Array.join: this runs per record and per group on the ingest path.
+  return `${k.app}\u0000${k.channel}\u0000${k.model}\u0000${k.version}\u0000${k.backend}\u0000${k.role}\u0000${k.windowStart}`;
 }
 
 function addCounts(into: number[], counts: readonly number[]): number[] {
@@ -120,6 +147,7 @@ export function mergeValues(a: AggregateValues, b: AggregateValues): AggregateVa
   p.guardFallbacks += q.guardFallbacks;
   p.persistedReports += q.persistedReports;
   p.persisted += q.persisted;
+  mergeQuality(a.quality, b.quality);
   for (const [against, s] of Object.entries(b.shadow)) {
     const prev = a.shadow[against] ?? { compared: 0, agreements: 0, absDiff: {} };
     a.shadow[against] = {
@@ -129,6 +157,15 @@ export function mergeValues(a: AggregateValues, b: AggregateValues): AggregateVa
     };
   }
   return a;
+}
+
+/** Adds b's confusion counts and outcome sums into a (mutates a). */
+export function mergeQuality(a: QualityStats, b: QualityStats): void {
+  addRecord(a.confusion, b.confusion);
+  for (const [name, o] of Object.entries(b.outcomes)) {
+    const prev = a.outcomes[name] ?? { count: 0, sum: 0, sumSq: 0 };
+    a.outcomes[name] = { count: prev.count + o.count, sum: prev.sum + o.sum, sumSq: prev.sumSq + o.sumSq };
+  }
 }
 
 export function recordValues(record: TelemetryRecord): AggregateValues {
@@ -159,6 +196,15 @@ export function recordValues(record: TelemetryRecord): AggregateValues {
       p.persisted = u.storagePersisted ? 1 : 0;
     }
   }
+  if (record.quality) {
+    for (const [actual, predicted, n] of record.quality.confusion ?? []) {
+      const cell = `${actual},${predicted}`;
+      values.quality.confusion[cell] = (values.quality.confusion[cell] ?? 0) + n;
+    }
+    for (const o of record.quality.outcomes ?? []) {
+      mergeQuality(values.quality, { confusion: {}, outcomes: { [o.name]: o } });
+    }
+  }
   if (record.shadow) {
     values.shadow[record.shadow.against] = {
       compared: record.shadow.compared,
@@ -176,15 +222,7 @@ export function batchDeltas(
 ): Map<string, [AggregateKey, AggregateValues]> {
   const out = new Map<string, [AggregateKey, AggregateValues]>();
   for (const record of batch.records) {
-    const key: AggregateKey = {
-      app: batch.app,
-      channel: batch.channel,
-      model: record.model,
-      version: record.version,
-      backend: record.backend,
-      role: record.role,
-      windowStart,
-    };
+    const key: AggregateKey = { ...releaseKeyOf(batch, record), windowStart };
     const id = keyString(key);
     const values = recordValues(record);
     const prev = out.get(id);

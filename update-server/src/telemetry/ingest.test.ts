@@ -12,11 +12,11 @@ import {
 } from '@edgeship/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publish, startTestServer, type TestServer } from '../../../test/support/server.ts';
-import { createTestSchema, type TestSchema } from '../storage/registry.suite.ts';
 import { windowOf } from './aggregate.ts';
 import {
   installFor,
   installPrivateKey,
+  latencies,
   makeBatch,
   makeRecord,
   postBatch,
@@ -27,32 +27,15 @@ import {
 const MODEL = 'kws';
 const CAP = { batchesPerWindow: 5, inferencesPerWindow: 100_000 };
 
-/** Latencies from a fixed-seed generator: log-normal around `medianMs`. */
-function latencies(n: number, medianMs: number, seed: number): number[] {
-  let x = seed >>> 0 || 1;
-  const uniform = () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return ((x >>> 0) + 0.5) / 2 ** 32;
-  };
-  return Array.from({ length: n }, () => {
-    const z = Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
-    return medianMs * Math.exp(0.3 * z);
-  });
-}
-
 for (const dialect of ['sqlite', 'postgres'] as const) {
   describe(`telemetry on ${dialect}`, () => {
     let t: TestServer;
-    let schema: TestSchema | undefined;
     let seq = 0;
     const device = (prefix: string) => `${prefix}-${dialect}-${++seq}`.padEnd(8, '0');
 
     beforeAll(async () => {
-      schema = dialect === 'postgres' ? await createTestSchema() : undefined;
       t = await startTestServer({
-        databaseUrl: schema?.url,
+        postgres: dialect === 'postgres',
         telemetry: { deviceCap: CAP },
       });
       for (const version of ['1.0.0', '1.1.0', '1.2.0', '1.3.0', '1.4.0']) {
@@ -66,7 +49,6 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     });
     afterAll(async () => {
       await t?.stop();
-      await schema?.drop();
     });
 
     const fleet = async (query = '') => {

@@ -1,5 +1,7 @@
 import { bucketUpperBound, type TelemetryBatch } from '@edgeship/protocol';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { releaseKeyOf } from './aggregate.ts';
+import type { QualitySample } from './quality.ts';
 
 /** Prometheus `le` bounds (seconds) for inference latency; each log bucket goes to the first bound at or above it. */
 const LATENCY_LE_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -37,7 +39,11 @@ export class TelemetryMetrics {
   private readonly errors: Counter<string>;
   private readonly latency = new Map<string, LatencySeries>();
 
-  constructor(registry: Registry, driftSource: () => Promise<DriftSample[]>) {
+  constructor(
+    registry: Registry,
+    driftSource: () => Promise<DriftSample[]>,
+    qualitySource: () => Promise<QualitySample[]> = async () => [],
+  ) {
     this.inferences = new Counter({
       name: 'edgeship_model_inferences_total',
       help: 'Inferences reported by devices, per release, backend and role',
@@ -97,19 +103,13 @@ export class TelemetryMetrics {
       'Binned Kolmogorov-Smirnov statistic of a feature vs the release reference (last hour)',
       (d) => d.ks,
     );
+    qualityGauges(registry, qualitySource);
   }
 
   /** Counts a committed batch. */
   observe(batch: TelemetryBatch): void {
     for (const record of batch.records) {
-      const labels: ReleaseLabels = {
-        app: batch.app,
-        channel: batch.channel,
-        model: record.model,
-        version: record.version,
-        backend: record.backend,
-        role: record.role,
-      };
+      const labels: ReleaseLabels = releaseKeyOf(batch, record);
       this.inferences.inc(labels, record.inferences);
       for (const [code, n] of Object.entries(record.errors)) if (n) this.errors.inc({ ...labels, code }, n);
       const id = Object.values(labels).join('\u0000');
@@ -146,4 +146,61 @@ function latencyValues(s: LatencySeries) {
   values.push({ metricName: `${name}_sum`, labels: { ...s.labels } as never, value: s.sumSeconds });
   values.push({ metricName: `${name}_count`, labels: { ...s.labels } as never, value: s.count });
   return values;
+}
+
+const QUALITY_LABELS = ['app', 'channel', 'model', 'version'] as const;
+
+/**
+ * Live accuracy and outcomes per release over the last hour (quality.ts), read at scrape time.
+ * Labels are bounded: outcome names are the release's 16 most reported.
+ */
+function qualityGauges(registry: Registry, source: () => Promise<QualitySample[]>): void {
+  const labelsOf = (q: QualitySample) => ({
+    app: q.app,
+    channel: q.channel,
+    model: q.model,
+    version: q.version,
+  });
+  const gauge = (
+    name: string,
+    help: string,
+    perOutcome: boolean,
+    values: (q: QualitySample) => Array<[string | null, number | null]>,
+  ) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: perOutcome ? [...QUALITY_LABELS, 'outcome'] : [...QUALITY_LABELS],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const q of await source()) {
+          for (const [outcome, v] of values(q)) {
+            if (v === null) continue;
+            this.set(outcome === null ? labelsOf(q) : { ...labelsOf(q), outcome }, v);
+          }
+        }
+      },
+    });
+  gauge(
+    'edgeship_model_accuracy',
+    "Share of the app's labelled predictions the release got right (last hour)",
+    false,
+    (q) => [[null, q.summary.accuracy]],
+  );
+  gauge(
+    'edgeship_model_feedback_labelled',
+    'Predictions the app labelled with feedback (last hour)',
+    false,
+    (q) => [[null, q.summary.labelled > 0 ? q.summary.labelled : null]],
+  );
+  gauge(
+    'edgeship_model_outcome_mean',
+    'Mean value of an outcome the app reported; a rate for 0/1 outcomes (last hour)',
+    true,
+    (q) => Object.entries(q.summary.outcomes).map(([name, o]) => [name, o.mean]),
+  );
+  gauge('edgeship_model_outcome_count', 'Outcome values the app reported (last hour)', true, (q) =>
+    Object.entries(q.summary.outcomes).map(([name, o]) => [name, o.count]),
+  );
 }

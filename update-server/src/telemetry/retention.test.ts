@@ -10,7 +10,6 @@ import { TelemetrySender } from '../../../runtime/src/telemetry/sender.ts';
 import { publish, startTestServer, type TestServer } from '../../../test/support/server.ts';
 import { startServer } from '../server.ts';
 import { openStorage, type Storage } from '../storage/open.ts';
-import { createTestSchema, type TestSchema } from '../storage/registry.suite.ts';
 import {
   MAX_CLOCK_SKEW_MS,
   MIN_RETENTION_DAYS,
@@ -58,16 +57,14 @@ describe('the retention policy', () => {
 for (const dialect of ['sqlite', 'postgres'] as const) {
   describe(`telemetry retention on ${dialect}`, () => {
     let t: TestServer;
-    let schema: TestSchema | undefined;
     let side: Storage;
     let clock = T0;
     let seq = 0;
     const device = (prefix: string) => `${prefix}-${dialect}-${++seq}`.padEnd(8, '0');
 
     beforeAll(async () => {
-      schema = dialect === 'postgres' ? await createTestSchema() : undefined;
       t = await startTestServer({
-        databaseUrl: schema?.url,
+        postgres: dialect === 'postgres',
         telemetryClock: () => new Date(clock),
         // Chunks of 7 rows: the 21 old rows take three full chunks and an empty one. The test
         // prunes by hand, at the times it chooses.
@@ -80,13 +77,12 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         monitoring: uniformMonitoring(),
       });
       // A second connection that only counts rows.
-      side = await openStorage({ dataDir: t.dataDir, databaseUrl: schema?.url });
+      side = await openStorage({ dataDir: t.dataDir, databaseUrl: t.databaseUrl });
     });
     afterAll(async () => {
       await side?.registry.close();
       await side?.blobs.close();
       await t?.stop();
-      await schema?.drop();
     });
 
     /** A batch the device sealed at `sealedAt` (its clock), with `n` inferences. */

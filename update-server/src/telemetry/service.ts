@@ -9,7 +9,9 @@ import { driftPerFeature } from './drift.ts';
 import { GroupCommit } from './group-commit.ts';
 import { type DriftSample, TelemetryMetrics } from './metrics.ts';
 import { DEFAULT_PRUNE_CHUNK_ROWS, TelemetryPruner } from './prune.ts';
+import { QualitySource } from './quality.ts';
 import { type RetentionPolicy, retentionPolicy } from './retention.ts';
+import { SignatureVerifier } from './signature-pool.ts';
 import { type DeviceCap, type IngestOutcome, TelemetryStore } from './store.ts';
 import { ReleaseCatalog } from './validate.ts';
 
@@ -18,7 +20,7 @@ export interface TelemetryOptions {
   windowSec?: number;
   /** What one device may contribute per window. */
   deviceCap?: DeviceCap;
-  /** Telemetry requests per device per minute (in memory, per process). */
+  /** Telemetry requests per device per minute (on the server's rate-limit store, http/shared-limits.ts). */
   perDevicePerMinute?: number;
   /** Telemetry requests per client address per minute (many devices share a NAT). */
   perAddressPerMinute?: number;
@@ -78,6 +80,8 @@ export class TelemetryService {
   /** Deletes batch ids and per-device rows past their retention; the server starts it. */
   readonly pruner: TelemetryPruner;
   readonly now: () => Date;
+  /** Batch signatures, checked on a worker thread once it is up (telemetry/signature-pool.ts). */
+  readonly signatures: SignatureVerifier;
   private readonly writer: GroupCommit<IngestItem, IngestOutcome>;
   private readonly listeners: AcceptedListener[] = [];
   private readonly hooks: CommitHook[] = [];
@@ -99,6 +103,9 @@ export class TelemetryService {
       intervalMs: this.options.pruneIntervalMs,
       chunkRows: this.options.pruneChunkRows,
     });
+    this.signatures = new SignatureVerifier((error) =>
+      deps.log.warn({ err: error }, 'signature worker failed; signatures are checked on the event loop'),
+    );
     this.writer = new GroupCommit(
       (batches) => this.commit(batches),
       this.options.maxGroup,
@@ -108,7 +115,21 @@ export class TelemetryService {
 
   /** Registers the per-release metrics on a server's Prometheus registry. */
   attachMetrics(registry: PromRegistry): void {
-    this.metrics ??= new TelemetryMetrics(registry, () => this.driftSamples());
+    const quality = new QualitySource(
+      this.store,
+      this.catalog,
+      {
+        windowSec: this.options.metricsDriftWindowSec,
+        aggregateWindowSec: this.options.windowSec,
+        now: this.now,
+      },
+      (error) => this.deps.log.warn({ err: error }, 'quality metrics failed'),
+    );
+    this.metrics ??= new TelemetryMetrics(
+      registry,
+      () => this.driftSamples(),
+      () => quality.samples(),
+    );
   }
 
   onAccepted(listener: AcceptedListener): void {
@@ -129,8 +150,9 @@ export class TelemetryService {
   }
 
   /** Waits for queued batches to be committed (on shutdown, before the database closes). */
-  drain(): Promise<void> {
-    return this.writer.drain();
+  async drain(): Promise<void> {
+    await this.writer.drain();
+    await this.signatures.close();
   }
 
   private async commit(items: IngestItem[]): Promise<IngestOutcome[]> {

@@ -2,8 +2,8 @@ import { createPublicKey, type KeyObject, verify } from 'node:crypto';
 import { DEVICE_ID_PATTERN, telemetrySignedBytes } from '@edgeship/protocol';
 
 // Installs whose public key stays parsed; an install sends a batch every few minutes.
-const MAX_KEYS = 20_000;
-const SIGNATURE_PATTERN = /^[A-Za-z0-9_-]{86}$/;
+export const MAX_KEYS = 20_000;
+export const SIGNATURE_PATTERN = /^[A-Za-z0-9_-]{86}$/;
 const keys = new Map<string, KeyObject>();
 
 /**

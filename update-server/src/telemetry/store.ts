@@ -1,16 +1,16 @@
 import { createHash } from 'node:crypto';
 import type { TelemetryBatch } from '@edgeship/protocol';
-import { type Insertable, type Kysely, type RawBuilder, sql, type Transaction } from 'kysely';
-import type { Database, DialectName } from '../storage/schema.ts';
 import {
-  type AggregateKey,
-  type AggregateValues,
-  batchDeltas,
-  batchInferences,
-  emptyPipeline,
-  keyString,
-  mergeValues,
-} from './aggregate.ts';
+  type Insertable,
+  type Kysely,
+  type QueryCreator,
+  type RawBuilder,
+  sql,
+  type Transaction,
+} from 'kysely';
+import type { Database, DialectName } from '../storage/schema.ts';
+import { type AggregateKey, type AggregateValues, batchInferences } from './aggregate.ts';
+import { AggregateRows, aggregateFromRow } from './aggregate-rows.ts';
 
 /** What one device may contribute to one window; more is refused until the next window. */
 export interface DeviceCap {
@@ -53,10 +53,15 @@ const num = (v: number | string | bigint | null | undefined): number => (v == nu
  * advisory lock per app/channel makes concurrent processes take turns on the same rows.
  */
 export class TelemetryStore {
+  /** The current window's aggregate rows per channel, as last written (telemetry/aggregate-rows.ts). */
+  private readonly aggregateRows: AggregateRows;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly dialect: DialectName,
-  ) {}
+  ) {
+    this.aggregateRows = new AggregateRows(dialect);
+  }
 
   /** `afterWrite` runs in the same transaction with the indexes of the accepted batches. */
   async ingest(
@@ -66,8 +71,26 @@ export class TelemetryStore {
     receivedAt: string,
     afterWrite?: (trx: Transaction<Database>, accepted: number[]) => Promise<void>,
   ): Promise<IngestOutcome[]> {
+    const channels = [...new Set(batches.map((b) => `${b.app}\u0000${b.channel}`))].sort();
+    try {
+      return await this.write(batches, channels, windowStart, cap, receivedAt, afterWrite);
+    } catch (error) {
+      // Not committed: what memory kept of these channels' windows may hold numbers the database
+      // does not (telemetry/aggregate-rows.ts).
+      this.aggregateRows.forget(channels);
+      throw error;
+    }
+  }
+
+  private write(
+    batches: TelemetryBatch[],
+    channels: string[],
+    windowStart: number,
+    cap: DeviceCap,
+    receivedAt: string,
+    afterWrite?: (trx: Transaction<Database>, accepted: number[]) => Promise<void>,
+  ): Promise<IngestOutcome[]> {
     return this.db.transaction().execute(async (trx) => {
-      const channels = [...new Set(batches.map((b) => `${b.app}\u0000${b.channel}`))].sort();
       if (this.dialect === 'postgres') {
         for (const channel of channels)
           await sql`select pg_advisory_xact_lock(${lockKey(channel)})`.execute(trx);
@@ -75,10 +98,8 @@ export class TelemetryStore {
       const outcomes = await this.classify(trx, batches, windowStart, cap);
       const accepted = batches.filter((_, i) => outcomes[i] === 'accepted');
       if (accepted.length === 0) return outcomes;
-      await this.insertBatches(trx, accepted, windowStart, receivedAt);
-      await this.addDeviceWindows(trx, accepted, windowStart);
-      await this.addDevices(trx, accepted, windowStart);
-      await this.addAggregates(trx, accepted, windowStart);
+      await this.insertRows(trx, accepted, windowStart, receivedAt);
+      await this.aggregateRows.add(trx, accepted, windowStart);
       await afterWrite?.(
         trx,
         outcomes.flatMap((o, i) => (o === 'accepted' ? [i] : [])),
@@ -95,34 +116,71 @@ export class TelemetryStore {
     cap: DeviceCap,
   ): Promise<IngestOutcome[]> {
     const seen = new Set<string>();
-    for (const ids of chunks(
-      batches.map((b) => b.batchId),
-      ROWS_PER_STATEMENT,
-    )) {
-      const found = await trx
-        .selectFrom('telemetry_batches')
-        .select('batch_id')
-        .where('batch_id', 'in', ids)
-        .execute();
-      for (const row of found) seen.add(row.batch_id);
-    }
     const used = new Map<string, { batches: number; inferences: number }>();
-    for (const [channel, group] of groupBy(batches, (b) => `${b.app}\u0000${b.channel}`)) {
-      const [app, ch] = channel.split('\u0000') as [string, string];
-      for (const devices of chunks([...new Set(group.map((b) => b.deviceId))], ROWS_PER_STATEMENT)) {
-        const rows = await trx
-          .selectFrom('telemetry_device_windows')
-          .select(['device_id', 'batches', 'inferences'])
-          .where('window_start', '=', windowStart)
-          .where('app', '=', app)
-          .where('channel', '=', ch)
-          .where('device_id', 'in', devices)
+    const ids = batches.map((b) => b.batchId);
+    const channels = groupBy(batches, (b) => `${b.app}\u0000${b.channel}`);
+    const [only, ...more] = channels.keys();
+    const devices = [...new Set(batches.map((b) => b.deviceId))];
+    if (
+      this.dialect === 'postgres' &&
+      only !== undefined &&
+      more.length === 0 &&
+      ids.length <= ROWS_PER_STATEMENT &&
+      devices.length <= ROWS_PER_STATEMENT
+    ) {
+      // One channel, one round trip: the known batch ids and the devices' use of this window. Not
+      // on SQLite: no round trip to save, and a statement per pair of list lengths would crowd
+      // out the prepared statements (storage/statement-cache.ts).
+      const [app, ch] = only.split('\u0000') as [string, string];
+      const rows = await trx
+        .selectFrom('telemetry_batches')
+        .select([
+          sql<string>`'batch'`.as('kind'),
+          'batch_id as id',
+          sql<number | string>`0`.as('batches'),
+          sql<number | string>`0`.as('inferences'),
+        ])
+        .where('batch_id', 'in', ids)
+        .unionAll(
+          trx
+            .selectFrom('telemetry_device_windows')
+            .select([sql<string>`'device'`.as('kind'), 'device_id as id', 'batches', 'inferences'])
+            .where('window_start', '=', windowStart)
+            .where('app', '=', app)
+            .where('channel', '=', ch)
+            .where('device_id', 'in', devices),
+        )
+        .execute();
+      for (const r of rows) {
+        if (r.kind === 'batch') seen.add(r.id);
+        else used.set(`${only}\u0000${r.id}`, { batches: num(r.batches), inferences: num(r.inferences) });
+      }
+    } else {
+      for (const part of chunks(ids, ROWS_PER_STATEMENT)) {
+        const found = await trx
+          .selectFrom('telemetry_batches')
+          .select('batch_id')
+          .where('batch_id', 'in', part)
           .execute();
-        for (const r of rows) {
-          used.set(`${channel}\u0000${r.device_id}`, {
-            batches: num(r.batches),
-            inferences: num(r.inferences),
-          });
+        for (const row of found) seen.add(row.batch_id);
+      }
+      for (const [channel, group] of channels) {
+        const [app, ch] = channel.split('\u0000') as [string, string];
+        for (const part of chunks([...new Set(group.map((b) => b.deviceId))], ROWS_PER_STATEMENT)) {
+          const rows = await trx
+            .selectFrom('telemetry_device_windows')
+            .select(['device_id', 'batches', 'inferences'])
+            .where('window_start', '=', windowStart)
+            .where('app', '=', app)
+            .where('channel', '=', ch)
+            .where('device_id', 'in', part)
+            .execute();
+          for (const r of rows) {
+            used.set(`${channel}\u0000${r.device_id}`, {
+              batches: num(r.batches),
+              inferences: num(r.inferences),
+            });
+          }
         }
       }
     }
@@ -138,134 +196,28 @@ export class TelemetryStore {
     });
   }
 
-  private async insertBatches(trx: Transaction<Database>, batches: TelemetryBatch[], w: number, at: string) {
-    for (const part of chunks(batches, ROWS_PER_STATEMENT)) {
-      await trx
-        .insertInto('telemetry_batches')
-        .values(
-          part.map((b) => ({
-            batch_id: b.batchId,
-            device_id: b.deviceId,
-            app: b.app,
-            channel: b.channel,
-            window_start: w,
-            records: b.records.length,
-            inferences: batchInferences(b),
-            dropped: b.dropped,
-            received_at: at,
-          })),
-        )
-        .execute();
+  /**
+   * The group's rows in `telemetry_batches`, `telemetry_device_windows` (summed per device) and
+   * `telemetry_devices`. On PostgreSQL in one statement (two data-modifying CTEs) when each fits
+   * in one: every statement is a round trip while the channel's lock is held.
+   */
+  private async insertRows(trx: Transaction<Database>, batches: TelemetryBatch[], w: number, at: string) {
+    const batchRows = batchRowsOf(batches, w, at);
+    const windowRows = deviceWindowRowsOf(batches, w);
+    const deviceRows = deviceRowsOf(batches, w);
+    const sizes = [batchRows.length, windowRows.length, deviceRows.length];
+    if (this.dialect === 'postgres' && Math.min(...sizes) > 0 && Math.max(...sizes) <= ROWS_PER_STATEMENT) {
+      await insertDevices(
+        trx
+          .with('new_batches', (db) => insertBatches(db, batchRows))
+          .with('new_device_windows', (db) => upsertDeviceWindows(db, windowRows)),
+        deviceRows,
+      ).execute();
+      return;
     }
-  }
-
-  private async addDeviceWindows(trx: Transaction<Database>, batches: TelemetryBatch[], w: number) {
-    const sums = new Map<
-      string,
-      { app: string; channel: string; device_id: string; batches: number; inferences: number }
-    >();
-    for (const b of batches) {
-      const k = `${b.app}\u0000${b.channel}\u0000${b.deviceId}`;
-      const row = sums.get(k) ?? {
-        app: b.app,
-        channel: b.channel,
-        device_id: b.deviceId,
-        batches: 0,
-        inferences: 0,
-      };
-      row.batches += 1;
-      row.inferences += batchInferences(b);
-      sums.set(k, row);
-    }
-    for (const part of chunks([...sums.values()], ROWS_PER_STATEMENT)) {
-      await trx
-        .insertInto('telemetry_device_windows')
-        .values(part.map((r) => ({ ...r, window_start: w })))
-        .onConflict((oc) =>
-          oc.columns(['window_start', 'app', 'channel', 'device_id']).doUpdateSet((eb) => ({
-            batches: eb('telemetry_device_windows.batches', '+', eb.ref('excluded.batches')),
-            inferences: eb('telemetry_device_windows.inferences', '+', eb.ref('excluded.inferences')),
-          })),
-        )
-        .execute();
-    }
-  }
-
-  private async addDevices(trx: Transaction<Database>, batches: TelemetryBatch[], w: number) {
-    const rows = new Map<string, Insertable<Database['telemetry_devices']>>();
-    for (const b of batches) {
-      for (const r of b.records) {
-        const row = {
-          app: b.app,
-          channel: b.channel,
-          model: r.model,
-          version: r.version,
-          role: r.role,
-          window_start: w,
-          device_id: b.deviceId,
-        };
-        rows.set(Object.values(row).join('\u0000'), row);
-      }
-    }
-    for (const part of chunks([...rows.values()], ROWS_PER_STATEMENT)) {
-      await trx
-        .insertInto('telemetry_devices')
-        .values(part)
-        .onConflict((oc) => oc.doNothing())
-        .execute();
-    }
-  }
-
-  private async addAggregates(trx: Transaction<Database>, batches: TelemetryBatch[], w: number) {
-    const deltas = new Map<string, [AggregateKey, AggregateValues]>();
-    for (const batch of batches) {
-      for (const [id, [key, values]] of batchDeltas(batch, w)) {
-        const prev = deltas.get(id);
-        if (prev) mergeValues(prev[1], values);
-        else deltas.set(id, [key, values]);
-      }
-    }
-    const existing = new Map<string, AggregateValues>();
-    for (const [channel] of groupBy(batches, (b) => `${b.app}\u0000${b.channel}`)) {
-      const [app, ch] = channel.split('\u0000') as [string, string];
-      const rows = await trx
-        .selectFrom('telemetry_aggregates')
-        .selectAll()
-        .where('window_start', '=', w)
-        .where('app', '=', app)
-        .where('channel', '=', ch)
-        .execute();
-      for (const row of rows) {
-        const [key, values] = fromRow(row);
-        existing.set(keyString(key), values);
-      }
-    }
-    const inserts: Insertable<Database['telemetry_aggregates']>[] = [];
-    for (const [id, [key, delta]] of deltas) {
-      const prev = existing.get(id);
-      if (!prev) {
-        inserts.push(toRow(key, delta));
-        continue;
-      }
-      const { app, channel, model, version, backend, role, window_start, ...set } = toRow(
-        key,
-        mergeValues(prev, delta),
-      );
-      await trx
-        .updateTable('telemetry_aggregates')
-        .set(set)
-        .where('app', '=', app)
-        .where('channel', '=', channel)
-        .where('model', '=', model)
-        .where('window_start', '=', window_start)
-        .where('version', '=', version)
-        .where('backend', '=', backend)
-        .where('role', '=', role)
-        .execute();
-    }
-    for (const part of chunks(inserts, ROWS_PER_STATEMENT / 4)) {
-      await trx.insertInto('telemetry_aggregates').values(part).execute();
-    }
+    for (const part of chunks(batchRows, ROWS_PER_STATEMENT)) await insertBatches(trx, part).execute();
+    for (const part of chunks(windowRows, ROWS_PER_STATEMENT)) await upsertDeviceWindows(trx, part).execute();
+    for (const part of chunks(deviceRows, ROWS_PER_STATEMENT)) await insertDevices(trx, part).execute();
   }
 
   /** Aggregate rows in a time range, each with its key. */
@@ -282,7 +234,7 @@ export class TelemetryStore {
       .$if(filter.versions !== undefined, (q) => q.where('version', 'in', filter.versions!))
       .orderBy('window_start')
       .execute();
-    return rows.map(fromRow);
+    return rows.map(aggregateFromRow);
   }
 
   /** Every app/channel with aggregates since a time (for metrics over all channels). */
@@ -324,6 +276,45 @@ export class TelemetryStore {
       version: r.version,
       role: r.role,
       devices: num(r.devices),
+    }));
+  }
+
+  /**
+   * Each device's latest report per model in the range: its window and the versions it ran then
+   * (several when it switched within that window). What "stuck on an old version" is judged on.
+   */
+  async latestVersions(
+    filter: AggregateFilter,
+  ): Promise<Array<{ model: string; deviceId: string; windowStart: number; version: string }>> {
+    const latest = this.db
+      .selectFrom('telemetry_devices')
+      .select(['model', 'device_id', (eb) => eb.fn.max('window_start').as('last')])
+      .where('app', '=', filter.app)
+      .where('channel', '=', filter.channel)
+      .where('role', '=', 'active')
+      .where('window_start', '>=', filter.since)
+      .$if(filter.until !== undefined, (q) => q.where('window_start', '<', filter.until!))
+      .$if(filter.model !== undefined, (q) => q.where('model', '=', filter.model!))
+      .groupBy(['model', 'device_id'])
+      .as('latest');
+    const rows = await this.db
+      .selectFrom('telemetry_devices as d')
+      .innerJoin(latest, (join) =>
+        join
+          .onRef('d.model', '=', 'latest.model')
+          .onRef('d.device_id', '=', 'latest.device_id')
+          .onRef('d.window_start', '=', 'latest.last'),
+      )
+      .select(['d.model', 'd.device_id', 'd.window_start', 'd.version'])
+      .where('d.app', '=', filter.app)
+      .where('d.channel', '=', filter.channel)
+      .where('d.role', '=', 'active')
+      .execute();
+    return rows.map((r) => ({
+      model: r.model,
+      deviceId: r.device_id,
+      windowStart: num(r.window_start),
+      version: r.version,
     }));
   }
 
@@ -375,79 +366,101 @@ export class TelemetryStore {
   }
 }
 
-function fromRow(row: RowOut): [AggregateKey, AggregateValues] {
-  return [
-    {
-      app: row.app,
-      channel: row.channel,
-      model: row.model,
-      version: row.version,
-      backend: row.backend,
-      role: row.role as 'active' | 'shadow',
-      windowStart: num(row.window_start),
-    },
-    {
-      batches: num(row.batches),
-      inferences: num(row.inferences),
-      errors: num(row.errors),
-      errorsByCode: JSON.parse(row.errors_by_code),
-      latency: JSON.parse(row.latency),
-      loadMsSum: Number(row.load_ms_sum),
-      loadCount: num(row.load_count),
-      downloadBytes: num(row.download_bytes),
-      downloadMsSum: Number(row.download_ms_sum),
-      features: JSON.parse(row.features),
-      shadow: JSON.parse(row.shadow),
-      pipeline: { ...emptyPipeline(), ...JSON.parse(row.pipeline ?? '{}') },
-    },
-  ];
+function batchRowsOf(
+  batches: TelemetryBatch[],
+  w: number,
+  at: string,
+): Insertable<Database['telemetry_batches']>[] {
+  return batches.map((b) => ({
+    batch_id: b.batchId,
+    device_id: b.deviceId,
+    app: b.app,
+    channel: b.channel,
+    window_start: w,
+    records: b.records.length,
+    inferences: batchInferences(b),
+    dropped: b.dropped,
+    received_at: at,
+  }));
 }
 
-interface RowOut {
-  app: string;
-  channel: string;
-  model: string;
-  version: string;
-  backend: string;
-  role: string;
-  window_start: number | string;
-  batches: number | string;
-  inferences: number | string;
-  errors: number | string;
-  errors_by_code: string;
-  latency: string;
-  load_ms_sum: number;
-  load_count: number | string;
-  download_bytes: number | string;
-  download_ms_sum: number;
-  features: string;
-  shadow: string;
-  pipeline?: string;
+function deviceWindowRowsOf(
+  batches: TelemetryBatch[],
+  w: number,
+): Insertable<Database['telemetry_device_windows']>[] {
+  const sums = new Map<
+    string,
+    {
+      app: string;
+      channel: string;
+      device_id: string;
+      window_start: number;
+      batches: number;
+      inferences: number;
+    }
+  >();
+  for (const b of batches) {
+    const k = `${b.app}\u0000${b.channel}\u0000${b.deviceId}`;
+    const row = sums.get(k) ?? {
+      app: b.app,
+      channel: b.channel,
+      device_id: b.deviceId,
+      window_start: w,
+      batches: 0,
+      inferences: 0,
+    };
+    row.batches += 1;
+    row.inferences += batchInferences(b);
+    sums.set(k, row);
+  }
+  return [...sums.values()];
 }
 
-function toRow(key: AggregateKey, v: AggregateValues) {
-  return {
-    app: key.app,
-    channel: key.channel,
-    model: key.model,
-    version: key.version,
-    backend: key.backend,
-    role: key.role,
-    window_start: key.windowStart,
-    batches: v.batches,
-    inferences: v.inferences,
-    errors: v.errors,
-    errors_by_code: JSON.stringify(v.errorsByCode),
-    latency: JSON.stringify(v.latency),
-    load_ms_sum: v.loadMsSum,
-    load_count: v.loadCount,
-    download_bytes: v.downloadBytes,
-    download_ms_sum: v.downloadMsSum,
-    features: JSON.stringify(v.features),
-    shadow: JSON.stringify(v.shadow),
-    pipeline: JSON.stringify(v.pipeline),
-  } satisfies Insertable<Database['telemetry_aggregates']>;
+function deviceRowsOf(batches: TelemetryBatch[], w: number): Insertable<Database['telemetry_devices']>[] {
+  const rows = new Map<string, Insertable<Database['telemetry_devices']>>();
+  for (const b of batches) {
+    for (const r of b.records) {
+      const row = {
+        app: b.app,
+        channel: b.channel,
+        model: r.model,
+        version: r.version,
+        role: r.role,
+        window_start: w,
+        device_id: b.deviceId,
+      };
+      rows.set(Object.values(row).join('\u0000'), row);
+    }
+  }
+  return [...rows.values()];
 }
+
+// Generic over DB: the creator may carry the CTEs of insertRows as tables too (other names).
+const creator = <DB extends Database>(db: QueryCreator<DB>) => db as unknown as QueryCreator<Database>;
+type Rows<Table extends keyof Database> = Insertable<Database[Table]>[];
+
+const insertBatches = <DB extends Database>(db: QueryCreator<DB>, rows: Rows<'telemetry_batches'>) =>
+  creator(db).insertInto('telemetry_batches').values(rows);
+
+const upsertDeviceWindows = <DB extends Database>(
+  db: QueryCreator<DB>,
+  rows: Rows<'telemetry_device_windows'>,
+) =>
+  creator(db)
+    .insertInto('telemetry_device_windows')
+    .values(rows)
+    .onConflict((oc) =>
+      oc.columns(['window_start', 'app', 'channel', 'device_id']).doUpdateSet((eb) => ({
+        batches: eb('telemetry_device_windows.batches', '+', eb.ref('excluded.batches')),
+        inferences: eb('telemetry_device_windows.inferences', '+', eb.ref('excluded.inferences')),
+      })),
+    );
+
+const insertDevices = <DB extends Database>(db: QueryCreator<DB>, rows: Rows<'telemetry_devices'>) =>
+  creator(db)
+    .insertInto('telemetry_devices')
+    .values(rows)
+    .onConflict((oc) => oc.doNothing());
 
 function lockKey(channel: string): number {
   // 52 bits of SHA-256: a safe integer, and distinct channels practically never share a lock.

@@ -1,11 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
-import { Agent, request } from 'node:http';
+import { generateKeyPairSync } from 'node:crypto';
+import { Agent, createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import {
   type Backend,
   DEVICE_ID_PATTERN,
+  generateInstallKey,
   type Histogram,
   type MonitoringSpec,
   recordValue,
@@ -13,12 +15,29 @@ import {
   TELEMETRY_SIGNATURE_HEADER,
   type TelemetryBatch,
   type TelemetryRecord,
+  utf8,
 } from '@edgeship/protocol';
+import { testBatch, testRecord } from '../../../test/support/telemetry-batch.ts';
 
 /**
  * Builders shared by the telemetry tests and the fleet simulator: a monitoring spec with one
  * feature over [0, 1], valid batches, and a spawned real `edgeship-server` process.
  */
+
+/** Latencies from a fixed-seed generator: log-normal around `medianMs`. */
+export function latencies(n: number, medianMs: number, seed: number): number[] {
+  let x = seed >>> 0 || 1;
+  const uniform = () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return ((x >>> 0) + 0.5) / 2 ** 32;
+  };
+  return Array.from({ length: n }, () => {
+    const z = Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+    return medianMs * Math.exp(0.3 * z);
+  });
+}
 
 /** Ten equal bins over [0, 1]. */
 export const ENERGY_EDGES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
@@ -53,7 +72,7 @@ export interface RecordInput {
 export function makeRecord(input: RecordInput): TelemetryRecord {
   const latencyMs: Histogram = {};
   for (const ms of input.latenciesMs ?? []) recordValue(latencyMs, ms);
-  return {
+  return testRecord({
     model: input.model,
     version: input.version,
     backend: input.backend ?? 'wasm',
@@ -61,33 +80,28 @@ export function makeRecord(input: RecordInput): TelemetryRecord {
     inferences: input.inferences ?? input.latenciesMs?.length ?? 0,
     errors: input.errors ?? {},
     latencyMs,
-    downloadBytes: 0,
-    downloadMs: 0,
     features: input.energy ? [{ name: 'energy', counts: input.energy }] : [],
     ...(input.shadow ? { shadow: input.shadow } : {}),
-  };
+  });
 }
 
-/** A batch from `device`: an install's id, or a name for one (see installFor). */
+/**
+ * A batch from `device` (an install's id, or a name for one, see installFor) over the `windowMs`
+ * (default a minute) that ends now; `fields` replace any other field. The tests', the benchmarks'
+ * and the fleet simulator's batches are all built here, on test/support/telemetry-batch.ts.
+ */
 export function makeBatch(
   device: string,
   records: TelemetryRecord[],
-  fields: Partial<TelemetryBatch> = {},
+  { windowMs = 60_000, ...fields }: Partial<TelemetryBatch> & { windowMs?: number } = {},
 ): TelemetryBatch {
   const now = Date.now();
-  return {
-    schema: 1,
-    batchId: randomUUID(),
+  return testBatch(records, {
     deviceId: installFor(device),
-    app: 'demo-app',
-    channel: 'stable',
-    runtimeVersion: '0.1.0',
-    windowStart: new Date(now - 60_000).toISOString(),
+    windowStart: new Date(now - windowMs).toISOString(),
     windowEnd: new Date(now).toISOString(),
-    dropped: 0,
-    records,
     ...fields,
-  };
+  });
 }
 
 /** Private keys (PKCS#8) of the installs the tests made, by device id: postBatch signs with them. */
@@ -127,6 +141,45 @@ export async function installPrivateKey(deviceId: string): Promise<CryptoKey | u
   return entry.key;
 }
 
+export interface WebhookReceiver<T> {
+  url: string;
+  /** Each delivery's JSON body, in arrival order. */
+  received: T[];
+  close(): Promise<void>;
+}
+
+/**
+ * A real HTTP server on loopback that records webhook deliveries and answers 204, or what
+ * `status` says for the n-th call (1-based): a receiver that is down answers 503.
+ */
+export async function webhookReceiver<T = Record<string, unknown>>(
+  onDelivery: (event: T) => void = () => {},
+  status: (call: number) => number = () => 204,
+): Promise<WebhookReceiver<T>> {
+  const received: T[] = [];
+  let calls = 0;
+  const server = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8').on('data', (d: string) => {
+      body += d;
+    });
+    req.on('end', () => {
+      try {
+        const event = JSON.parse(body) as T;
+        received.push(event);
+        onDelivery(event);
+      } catch {}
+      res.writeHead(status(++calls)).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/edgeship`,
+    received,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
 const agents = new Map<string, Agent>();
 
 /** A keep-alive agent whose connections leave from `address` (any of 127.0.0.0/8 works on Linux). */
@@ -146,6 +199,8 @@ export interface PostOptions {
   unsigned?: boolean;
   /** Extra headers (a forged signature, say). */
   headers?: Record<string, string>;
+  /** The install key that signs it (default: the key of an install made here, if any). */
+  key?: CryptoKey;
 }
 
 /** POSTs a batch the way runtime/src/telemetry/sender.ts does: signed by its install's key. */
@@ -160,7 +215,7 @@ export async function postBatch(
     'idempotency-key': batch.batchId,
     ...opts.headers,
   };
-  const key = await installPrivateKey(batch.deviceId);
+  const key = opts.key ?? (await installPrivateKey(batch.deviceId));
   if (key && !opts.unsigned && !(TELEMETRY_SIGNATURE_HEADER in headers)) {
     headers[TELEMETRY_SIGNATURE_HEADER] = await signTelemetryBody(key, bytes);
   }
@@ -261,4 +316,25 @@ export async function spawnServer(
       return exited;
     },
   };
+}
+
+/** A signature check's cases: good, missing, another install's, other bytes, and malformed keys and signatures. */
+export async function signatureCases() {
+  const [a, b] = [await generateInstallKey(), await generateInstallKey()];
+  const body = utf8('{"batch":1}');
+  const sig = await signTelemetryBody(a.privateKey, body);
+  const cases: Array<[string, Uint8Array, string | undefined]> = [
+    [a.deviceId, body, sig],
+    [a.deviceId, body, undefined],
+    [b.deviceId, body, sig],
+    [a.deviceId, utf8('{"batch":2}'), sig],
+    ['not-a-key', body, sig],
+    [a.deviceId, body, 'A'.repeat(86)],
+    // One character of the signature changed: always another signature (an 'AA' tail was the
+    // same one whenever the last byte was already 0, one run in 256).
+    [a.deviceId, body, `${sig[0] === 'A' ? 'B' : 'A'}${sig.slice(1)}`],
+    // 32 bytes that are no point on the curve
+    [`${'_'.repeat(42)}8`, body, sig],
+  ];
+  return { good: { deviceId: a.deviceId, body, sig }, cases };
 }

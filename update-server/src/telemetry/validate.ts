@@ -1,4 +1,9 @@
-import type { MonitoringSpec, TelemetryBatch } from '@edgeship/protocol';
+import {
+  classesOf,
+  type MonitoringSpec,
+  type TelemetryBatch,
+  type TelemetryRecord,
+} from '@edgeship/protocol';
 import { UnprocessableError } from '../http/api-errors.ts';
 import type { RegistryStore } from '../storage/types.ts';
 
@@ -55,6 +60,35 @@ export async function checkBatchSemantics(batch: TelemetryBatch, catalog: Releas
     }
     if (record.shadow && record.shadow.agreements > record.shadow.compared) {
       throw unprocessable(`${at}: more agreements than comparisons`);
+    }
+    if (record.quality) checkQuality(`${at}.quality`, record, spec);
+  }
+}
+
+/** Confusion cells name the release's classes, once each; outcome sums are ones some values could give. */
+function checkQuality(at: string, record: TelemetryRecord, spec: MonitoringSpec): void {
+  const { confusion = [], outcomes = [] } = record.quality!;
+  if (confusion.length > 0) {
+    const classes = classesOf(spec);
+    if (!classes) throw unprocessable(`${at}: ${record.model}@${record.version} is no classifier`);
+    const cells = new Set<string>();
+    for (const [actual, predicted] of confusion) {
+      if (actual >= classes.labels.length || predicted >= classes.labels.length) {
+        throw unprocessable(`${at}: class index out of range (${classes.labels.length} classes)`);
+      }
+      const cell = `${actual},${predicted}`;
+      if (cells.has(cell)) throw unprocessable(`${at}: confusion cell ${cell} appears twice`);
+      cells.add(cell);
+    }
+  }
+  const names = new Set<string>();
+  for (const o of outcomes) {
+    if (names.has(o.name)) throw unprocessable(`${at}: outcome ${o.name} appears twice`);
+    names.add(o.name);
+    // Cauchy-Schwarz: n·Σx² ≥ (Σx)²; a count of 0 has sums of 0.
+    const slack = 1e-9 * (o.sum * o.sum + 1);
+    if (o.sumSq * o.count + slack < o.sum * o.sum || (o.count === 0 && (o.sum !== 0 || o.sumSq !== 0))) {
+      throw unprocessable(`${at}: outcome ${o.name}'s sums are inconsistent`);
     }
   }
 }

@@ -72,6 +72,8 @@ export function fleetView(
     charts.replaceChildren(
       liveVerdicts(data),
       summary(data),
+      pipelineTable(data),
+      stuckDevices(data),
       ...fleetCharts(data, scope.releases, releasePick.value || null),
     );
   const load = async () => {
@@ -188,6 +190,24 @@ function liveVerdicts(data: FleetData): HTMLElement {
       h('span', { class: `badge ${v.decision}` }, v.decision),
       ` ${v.release}: `,
       v.reasons.join('; ') || 'no regression found',
+      v.excluded.length > 0
+        ? h('p', { 'data-testid': 'excluded-segments' }, `Excluded: ${v.excluded.join(', ')}`)
+        : null,
+      v.segments.length > 0
+        ? h(
+            'ul',
+            { class: 'segments', 'data-testid': 'segment-split' },
+            v.segments.map((d) =>
+              h(
+                'li',
+                { 'data-dimension': d.dimension },
+                `${d.dimension}: `,
+                d.values.map((x) => `${x.value} ${x.canary}/${x.control}`).join(', '),
+                ' installs (canary/control)',
+              ),
+            ),
+          )
+        : null,
     ),
   );
   return h(
@@ -197,7 +217,10 @@ function liveVerdicts(data: FleetData): HTMLElement {
   );
 }
 
-/** Per release over the whole period: devices, share, inferences, error rate, latency, drifted features. */
+/**
+ * Per release over the whole period: devices, share, inferences, error rate, latency, drifted
+ * features, live accuracy from the app's feedback and outcome means.
+ */
 function summary(data: FleetData): HTMLElement {
   const pct = (x: number | null) => (x === null ? '—' : `${num(x * 100)}%`);
   const drifted = (p: FleetPoint) =>
@@ -216,6 +239,16 @@ function summary(data: FleetData): HTMLElement {
       h('td', { 'data-testid': 'fleet-error-rate' }, pct(p.errorRate)),
       h('td', { 'data-testid': 'fleet-latency' }, `${num(p.p50)} / ${num(p.p95)} / ${num(p.p99)} ms`),
       h('td', { 'data-testid': 'fleet-drifted' }, drifted(p)),
+      h(
+        'td',
+        { 'data-testid': 'fleet-accuracy' },
+        p.labelled > 0 ? `${pct(p.accuracy)} (${p.labelled})` : '—',
+      ),
+      h(
+        'td',
+        { 'data-testid': 'fleet-outcomes' },
+        p.outcomes.map((o) => `${o.name} ${num(o.mean, 3)} (${o.count})`).join(', ') || '—',
+      ),
     ),
   );
   return h(
@@ -230,9 +263,72 @@ function summary(data: FleetData): HTMLElement {
         'error rate',
         'latency p50 / p95 / p99',
         'drifted features',
+        'accuracy (labelled)',
+        'outcomes: mean (count)',
       ],
       rows,
       'No telemetry in this period.',
     ),
+  );
+}
+
+/** Per release: downloads, update failures by code, backend fallbacks, persisted storage. */
+function pipelineTable(data: FleetData): HTMLElement {
+  const pct = (x: number | null) => (x === null ? '—' : `${num(x * 100)}%`);
+  const list = (r: Record<string, number>) =>
+    Object.entries(r)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ') || 'none';
+  const rows = data.pipeline.map((p) =>
+    h(
+      'tr',
+      { 'data-testid': 'pipeline-row', 'data-release': p.release },
+      h('td', {}, p.release),
+      h('td', {}, p.downloads),
+      h('td', {}, p.meanDownloadMs === null ? '—' : `${num(p.meanDownloadMs)} ms`),
+      h('td', {}, pct(p.resumedShare)),
+      h('td', { 'data-testid': 'pipeline-failures' }, `${pct(p.failureRate)} (${list(p.failures)})`),
+      h('td', {}, list(p.fallbacks)),
+      h('td', {}, pct(p.persistedShare)),
+    ),
+  );
+  return h(
+    'div',
+    { class: 'fleet-pipeline', 'data-testid': 'fleet-pipeline' },
+    h('h3', {}, 'Update pipeline'),
+    table(
+      [
+        'release',
+        'downloads',
+        'mean download',
+        'resumed',
+        'update failures',
+        'backend fallbacks',
+        'persisted',
+      ],
+      rows,
+      'No update reports in this period.',
+    ),
+  );
+}
+
+/** Devices whose latest report is on a version older than their bucket should run. */
+function stuckDevices(data: FleetData): HTMLElement {
+  const items = data.stuck.map((s) =>
+    h(
+      'li',
+      { 'data-testid': 'stuck-devices', 'data-model': s.model, 'data-stuck': s.stuck },
+      `${s.model}: ${s.stuck} of ${s.judged} devices${s.share === null ? '' : ` (${num(s.share * 100)}%)`} stuck after ${s.graceSec} s`,
+      Object.keys(s.byVersion).length > 0
+        ? `, on ${Object.entries(s.byVersion)
+            .map(([v, n]) => `${v} ×${n}`)
+            .join(', ')}`
+        : '',
+    ),
+  );
+  return h(
+    'div',
+    { class: 'stuck' },
+    items.length > 0 ? [h('h3', {}, 'Devices stuck on old versions'), h('ul', {}, items)] : null,
   );
 }

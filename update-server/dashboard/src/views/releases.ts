@@ -59,6 +59,8 @@ export function releaseDetailView(detail: ReleaseRecord): HTMLElement {
       {},
       ...files.map((f) => h('li', {}, `${f.path} · ${bytes(f.size)} · sha256 ${f.sha256.slice(0, 16)}…`)),
     ),
+    h('h3', {}, 'Gates (signed: what was checked before publishing)'),
+    signedGates(detail),
     h('h3', {}, 'Model card (signed)'),
     structuredCard(detail),
     h('h3', {}, 'Lineage (signed, self-reported by the publisher)'),
@@ -102,4 +104,22 @@ function signedLineage(detail: ReleaseRecord): HTMLElement {
     typeof v === 'string' ? v : JSON.stringify(v),
   ]);
   return h('div', { 'data-testid': 'signed-lineage' }, kv(pairs));
+}
+
+/** The gates the release was signed with: each one's number and limit, its data, the production compared with. */
+function signedGates(detail: ReleaseRecord): HTMLElement {
+  const gates = detail.signed?.signed?.gates;
+  if (!gates) return h('p', { class: 'empty' }, 'No gates recorded in the signed release.');
+  const against = gates.against
+    ? `${gates.against.app}/${gates.against.channel} production ${gates.against.version ?? '(none then)'}`
+    : 'no production release';
+  const pairs: Array<[string, string]> = [
+    ['data', `${gates.frames} frames, sha256 ${gates.dataset.slice(0, 16)}…`],
+    ['against', against],
+    ...gates.results.map((g): [string, string] => [
+      g.name,
+      `${g.value === null ? 'passed' : g.value}${g.limit === null ? '' : ` (limit ${g.limit})`}`,
+    ]),
+  ];
+  return h('div', { 'data-testid': 'signed-gates' }, kv(pairs));
 }

@@ -3,7 +3,7 @@ import type { RequireRole } from '../auth/middleware.ts';
 import type { CanaryMonitor } from '../canary/monitor.ts';
 import { ValidationError } from '../http/api-errors.ts';
 import type { RegistryStore } from '../storage/types.ts';
-import { fleetReport } from '../telemetry/fleet.ts';
+import { fleetReport } from '../telemetry/fleet-report.ts';
 import type { TelemetryService } from '../telemetry/service.ts';
 import { adminRoutes, json } from './admin-route.ts';
 import { ErrorSchema, JsonObject, MAX_TIME_MS } from './api-schemas.ts';
@@ -38,6 +38,8 @@ export const FleetQuerySchema = z.object({
   until: IsoOrEpoch.optional(),
   /** Seconds per window of the time series (rounded up to the aggregation window). */
   step: z.coerce.number().int().min(1).max(MAX_RANGE_SEC).optional(),
+  /** Seconds after a release becomes a device's target before a device not on it counts as stuck. */
+  grace: z.coerce.number().int().min(0).max(MAX_RANGE_SEC).optional(),
 });
 
 // Epoch seconds, or an ISO-8601 date or date-time; not whatever else Date.parse guesses at ("-1").
@@ -52,15 +54,11 @@ function parse(s: string): number {
 /** `GET /v1/admin/fleet` (viewer): what the fleet runs and how it behaves, from the telemetry aggregates. */
 export function createFleetRoutes(deps: FleetDeps) {
   const now = deps.now ?? (() => new Date());
-  const { app, route } = adminRoutes(deps.requireRole);
+  const { app, route } = adminRoutes(deps);
   app.openapi(
-    route({
-      operationId: 'getFleet',
-      method: 'get',
-      path: '/fleet',
+    route('get', '/fleet', 'getFleet', 'viewer', {
       summary:
         'Versions in use and their share of devices, latency p50/p95/p99, error rates, drift per feature, shadow agreement, over time',
-      role: 'viewer',
       request: { query: FleetQuerySchema },
       responses: {
         200: json(JsonObject, 'Fleet'),
@@ -88,6 +86,7 @@ export function createFleetRoutes(deps: FleetDeps) {
         since,
         until,
         stepSec,
+        stuckGraceSec: query.grace,
       });
       return c.json(report as Record<string, unknown>, 200);
     },

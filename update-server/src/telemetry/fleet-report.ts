@@ -4,7 +4,9 @@ import { shadowEvidence, shadowVerdict } from '../canary/shadow.ts';
 import type { RegistryStore } from '../storage/types.ts';
 import { type AggregateKey, type AggregateValues, emptyValues, mergeValues } from './aggregate.ts';
 import { driftPerFeature, type FeatureDrift } from './drift.ts';
+import { type QualitySummary, qualitySummary } from './quality.ts';
 import type { TelemetryService } from './service.ts';
+import { stuckDevices } from './stuck.ts';
 
 export interface FleetQuery {
   app: string;
@@ -15,6 +17,8 @@ export interface FleetQuery {
   until: number;
   /** Width of each window of the time series, a multiple of the aggregation window. */
   stepSec: number;
+  /** After a release becomes a device's target, how long before a device not on it is stuck. */
+  stuckGraceSec?: number;
 }
 
 export interface Percentiles {
@@ -38,6 +42,8 @@ export interface ReleaseStats {
   backends: Record<string, { inferences: number; errors: number; latencyMs: Percentiles }>;
   drift: Record<string, FeatureDrift>;
   update?: UpdatePipelineStats;
+  /** Live accuracy from the app's feedback and outcome rates (quality.ts). */
+  quality?: QualitySummary;
 }
 
 /** The update pipeline for one release, from devices' UpdateReports. */
@@ -107,11 +113,12 @@ export async function fleetReport(
   q: FleetQuery,
 ) {
   const filter = { app: q.app, channel: q.channel, model: q.model, since: q.since, until: q.until };
-  const [rows, devices, windowDevices, dropped] = await Promise.all([
+  const [rows, devices, windowDevices, dropped, stuck] = await Promise.all([
     telemetry.store.aggregates(filter),
     telemetry.store.deviceCounts(filter),
     telemetry.store.deviceCounts(filter, q.stepSec),
     telemetry.store.droppedOnDevices(filter),
+    stuckDevices(telemetry.store, registry, filter, q.stuckGraceSec),
   ]);
   const models = [...new Set(rows.map(([k]) => k.model))].sort();
   const totals = new Map<string, Map<number | null, number>>();
@@ -171,6 +178,7 @@ export async function fleetReport(
       backends,
       drift: spec ? driftPerFeature(sum.features, spec) : {},
       update: pipelineStats(sum),
+      quality: qualitySummary(sum.quality, spec),
     } satisfies ReleaseStats;
   };
 
@@ -256,6 +264,8 @@ export async function fleetReport(
     droppedOnDevices: dropped,
     versions: whole.versions,
     shadow: whole.shadow,
+    /** Devices whose latest report is on a version older than their bucket's (telemetry/stuck.ts). */
+    stuck,
     windows,
     rollouts: await Promise.all(rollouts),
   };

@@ -16,6 +16,8 @@ import { round } from './stats.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const simulator = resolve(here, '../fleet/simulate.ts');
+/** Many canaries on one simulated fleet, judged in-process by the server's analysis (bench/fleet/canaries.ts). */
+export const canaryFleet = resolve(here, '../fleet/canaries.ts');
 const TITLE = 'Fleet: simulated staged rollout at 1,000 / 10,000 / 100,000 devices';
 
 /** Direct children of a process (from /proc): the server the simulator spawns. */
@@ -49,6 +51,10 @@ interface SimulatorReport {
     scenario: string;
     outcome: string;
     haltedAtShareBps: number | null;
+    /** Who widened the rollout, and the shares it was at (bench/fleet/report.ts). */
+    staging?: 'ticks' | 'schedule';
+    shares?: number[];
+    stages: number[];
     /** How 5% of the devices lied about this model (bench/fleet/simulate.ts --forged-share). */
     forged?: 'bad' | 'good' | null;
     haltReason?: string | null;
@@ -144,6 +150,130 @@ async function runSimulator(devices: number, limitMs: number): Promise<SizeResul
   };
 }
 
+interface CanaryFleetRun {
+  outcome: string;
+  verdictLooks: number;
+  looks: number;
+  haltReason: string | null;
+  latency: { ratio: number; z: number; p: number } | null;
+}
+interface CanaryFleetResult {
+  label: string;
+  runs: CanaryFleetRun[];
+  forgedDevices: number;
+  wallMs: number;
+  error?: string;
+}
+
+/**
+ * Runs bench/fleet/canaries.ts in `parts` processes side by side (the machine's two cores), each
+ * its own share of the canaries on the same seeded 10,000-device fleet, and joins their runs.
+ */
+async function runCanaryFleet(
+  label: string,
+  devices: number,
+  canaries: number,
+  parts: number,
+  extra: string[],
+  limitMs: number,
+): Promise<CanaryFleetResult> {
+  const t0 = performance.now();
+  const each = Math.ceil(canaries / parts);
+  const results = await Promise.all(
+    Array.from({ length: parts }, async (_, k) => {
+      const out = join(tmpdir(), `edgeship-canaries-${process.pid}-${label.replace(/\W+/g, '-')}-${k}.json`);
+      const child = spawn(
+        process.execPath,
+        [
+          ...SOURCE_NODE_ARGS,
+          canaryFleet,
+          ...['--devices', String(devices), '--seed', '1', '--per-round', '10'],
+          ...['--canaries', String(Math.min(each, canaries - k * each)), '--first', String(k * each)],
+          ...extra,
+          ...['--out', out],
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      const stderr: string[] = [];
+      child.stderr!.setEncoding('utf8').on('data', (t: string) => stderr.push(t));
+      const killer = setTimeout(() => child.kill('SIGTERM'), limitMs);
+      const [code] = (await once(child, 'exit')) as [number | null];
+      clearTimeout(killer);
+      // A run stopped at the limit still leaves the rounds it finished (written after each round).
+      const report = existsSync(out)
+        ? (JSON.parse(await readFile(out, 'utf8')) as { runs: CanaryFleetRun[]; forgedDevices?: number })
+        : { runs: [] };
+      await rm(out, { force: true });
+      return { code, report, stderr: stderr.join('').slice(-400) };
+    }),
+  );
+  const failed = results.find((r) => r.code !== 0);
+  return {
+    label,
+    runs: results.flatMap((r) => r.report.runs),
+    forgedDevices: results[0]?.report.forgedDevices ?? 0,
+    wallMs: performance.now() - t0,
+    ...(failed
+      ? {
+          error:
+            failed.code === null
+              ? `stopped at ${limitMs / 60_000} minutes`
+              : `exited ${failed.code}: ${failed.stderr}`,
+        }
+      : {}),
+  };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? Number.NaN : s[Math.floor((s.length - 1) / 2)]!;
+};
+
+/** Issue 19: false halts over at least 100 healthy canaries, each watched for at least 20 looks. */
+function canaryFleetRows(
+  healthy: CanaryFleetResult,
+  forged: CanaryFleetResult,
+): { rows: Row[]; goals: Goal[] } {
+  const rows: Row[] = [];
+  for (const r of [healthy, forged]) {
+    const halted = r.runs.filter((x) => x.outcome === 'halted');
+    const looks = r.runs.map((x) => x.verdictLooks);
+    const ratios = r.runs.flatMap((x) => (x.latency ? [x.latency.ratio] : []));
+    rows.push(
+      plain(
+        `10k, ${r.label}: false halts`,
+        halted.length,
+        `of ${r.runs.length}`,
+        `looks with a verdict per canary: min ${Math.min(...looks)}, median ${median(looks)} (of ${r.runs[0]?.looks ?? '?'} looks); ` +
+          `canary/control latency of the typical install at the end: median ${round(median(ratios), 3)}, max ${round(Math.max(...ratios), 3)}` +
+          `; ${round(r.wallMs / 1000, 0)} s${r.error ? `; ${r.error}` : ''}` +
+          (halted.length > 0 ? `; halted: ${halted.map((x) => x.haltReason).join(' | ')}` : ''),
+      ),
+    );
+  }
+  const looks = healthy.runs.map((x) => x.verdictLooks);
+  const halted = healthy.runs.filter((x) => x.outcome === 'halted').length;
+  const forgedHalted = forged.runs.filter((x) => x.outcome === 'halted').length;
+  return {
+    rows,
+    goals: [
+      {
+        goal: '0 false halts in 100 healthy canaries on heterogeneous devices, each watched for at least 20 looks (10,000 devices)',
+        met:
+          healthy.runs.length === 0
+            ? null
+            : healthy.runs.length >= 100 && halted === 0 && Math.min(...looks) >= 20,
+        detail: `${halted} of ${healthy.runs.length} halted; looks with a verdict per canary: min ${Math.min(...looks)}, median ${median(looks)}${healthy.error ? `; ${healthy.error}` : ''}`,
+      },
+      {
+        goal: 'no healthy canary halted when 5% of the devices forge bad telemetry (10,000 devices, in-process canaries)',
+        met: forged.runs.length === 0 ? null : forgedHalted === 0,
+        detail: `${forgedHalted} of ${forged.runs.length} halted, ${forged.forgedDevices} devices forging${forged.error ? `; ${forged.error}` : ''}`,
+      },
+    ],
+  };
+}
+
 const pct = (x: number) => `${round(x * 100, 2)}%`;
 
 /**
@@ -220,6 +350,24 @@ function operatorGoals(r: SizeResult | undefined): { rows: Row[]; goals: Goal[] 
     },
   ];
   return { rows, goals };
+}
+
+/**
+ * Issue 20: the server's CPU per 1,000 acknowledged batches at most 0.8 s at every size, and
+ * linear growth: per batch, the largest fleet within 1.25x of the smallest.
+ */
+function cpuGoal(results: SizeResult[]): Goal {
+  const per = results
+    .filter((r) => r.wallMs !== null && r.batches && r.serverCpuSec !== null)
+    .map((r) => ({ devices: r.devices, cpu: (r.serverCpuSec! / r.batches!) * 1000 }));
+  const growth = per.length >= 2 ? per.at(-1)!.cpu / per[0]!.cpu : null;
+  return {
+    goal: 'server CPU at most 0.8 s per 1,000 batches at every size, growing linearly (per batch, the largest fleet within 1.25x of the smallest)',
+    met: per.length === 0 ? null : per.every((p) => p.cpu <= 0.8) && (growth === null || growth <= 1.25),
+    detail:
+      per.map((p) => `${p.devices.toLocaleString('en-US')} devices: ${round(p.cpu, 2)} CPU s`).join('; ') +
+      (growth === null ? '' : `; per batch ${round(growth, 2)}x from the smallest to the largest fleet`),
+  };
 }
 
 /** Neither forgery steered: a healthy canary lied about as bad was promoted, a regressed one lied about as good was halted. */
@@ -313,6 +461,24 @@ export const fleet: Benchmark = async (ctx) => {
   const ten = results.find((r) => r.devices === 10_000);
   const operator = operatorGoals(ten);
   rows.push(...operator.rows);
+  // 100 healthy canaries at 10,000 devices, in-process (bench/fleet/canaries.ts), two processes.
+  const canaryGoals: Goal[] = [];
+  if (sizes.includes(10_000)) {
+    ctx.log('fleet: 100 healthy canaries on 10,000 devices (in-process analysis)');
+    const healthy = await runCanaryFleet('100 healthy canaries', 10_000, 100, 2, [], limitMs);
+    ctx.log('fleet: 10 healthy canaries on 10,000 devices, 5% of them forging bad telemetry');
+    const forged = await runCanaryFleet(
+      'healthy canaries, 5% of devices forge bad telemetry',
+      10_000,
+      10,
+      2,
+      ['--forged-share', '0.05', '--forged', 'bad'],
+      limitMs,
+    );
+    const c = canaryFleetRows(healthy, forged);
+    rows.push(...c.rows);
+    canaryGoals.push(...c.goals);
+  }
   return {
     name: 'fleet',
     title: TITLE,
@@ -324,6 +490,7 @@ export const fleet: Benchmark = async (ctx) => {
     rows,
     goals: [
       ...operator.goals,
+      ...canaryGoals,
       {
         goal: 'report wall time and server CPU of a 10,000-device rollout, and their growth with fleet size',
         met: ten?.wallMs != null,
@@ -332,6 +499,7 @@ export const fleet: Benchmark = async (ctx) => {
             ? `10,000 devices: ${round(ten.wallMs / 1000, 1)} s wall, ${round(ten.serverCpuSec ?? Number.NaN, 1)} CPU s on the server${base ? ` (${round(ten.wallMs / base.wallMs!, 2)}x and ${round((ten.serverCpuSec ?? 0) / (base.serverCpuSec ?? Number.NaN), 2)}x the 1,000-device run)` : ''}`
             : `10,000 devices: ${ten?.error ?? 'not run'}`,
       },
+      cpuGoal(results),
       {
         goal: 'telemetry forged by 5% of the devices neither halts a healthy canary nor hides a regressed one',
         met:
@@ -347,8 +515,18 @@ export const fleet: Benchmark = async (ctx) => {
     ],
     notes: [
       'One run per size (a rollout takes minutes at scale): the ratios are growth with fleet size, not a same-run baseline.',
-      'The simulator (its CLI: six rollouts side by side, one healthy and three bad canaries, then a healthy and a bad one about which 5% of the devices forge telemetry) and its server (bench/fleet/server-process.ts) are two processes sharing 2 cores; wall time is the simulator’s own report, server CPU is read from /proc every 250 ms.',
+      'False halts over 100 healthy canaries at 10,000 devices: bench/fleet/canaries.ts, the same devices, check and send schedules and stages (1% -> 10% -> 50% -> 100%, 6 ticks each, a look after every tick) with the evidence rules (canary/evidence.ts armOf, caps) and verdict (canary/robust.ts, default policy) of the server, in-process: HTTP, signatures and SQLite are what simulate.ts runs for real, and 100 canaries through them would take hours on two cores.',
+      'The simulator (its CLI: seven rollouts side by side, one healthy and four bad canaries (one bad on Firefox only), and a healthy and a bad one about which 5% of the devices forge telemetry) and its server (bench/fleet/server-process.ts) are two processes sharing 2 cores; wall time is the simulator’s own report, server CPU is read from /proc every 250 ms.',
       `Outcomes at 10,000 devices: ${results.find((r) => r.devices === 10_000)?.outcomes?.join('; ') ?? 'n/a'}.`,
+      `Staging at 10,000 devices (schedule: the server's rollout schedule widens on its verdicts, holding for sizable segments without a verdict of their own, canary/schedule.ts; ticks: the simulator widens every 4 ticks), the shares each rollout was at: ${
+        results
+          .find((r) => r.devices === 10_000)
+          ?.scenarios?.map(
+            (s) =>
+              `${s.scenario}: ${s.staging ?? 'ticks'}, ${(s.shares ?? s.stages).map((b) => `${b / 100}%`).join(' -> ')}`,
+          )
+          .join('; ') ?? 'n/a'
+      }.`,
       ...(ctx.quick ? ['--quick: 100,000 devices not run.'] : []),
     ],
     raw: { results },

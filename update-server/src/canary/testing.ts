@@ -1,0 +1,54 @@
+import {
+  publish,
+  startTestServer,
+  type TestServer,
+  type TestServerOptions,
+} from '../../../test/support/server.ts';
+import { uniformMonitoring, type WebhookReceiver, webhookReceiver } from '../telemetry/testing.ts';
+
+export interface CanaryTestServer<T = Record<string, unknown>> {
+  t: TestServer;
+  /** What the canary analysis posted (halts, verdicts). */
+  hooks: WebhookReceiver<T>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The canary tests' server, on SQLite or PostgreSQL: its analysis set by `canary` and posting its
+ * webhooks to a receiver here, devices allowed 20 batches a window, and `model` published at
+ * 1.0.0, 1.1.0 and 1.2.0 (monitored; the bytes of each version from `bytesOf`) with 1.0.0 in
+ * production of demo-app/stable.
+ */
+export async function canaryTestServer<T = Record<string, unknown>>(
+  dialect: 'sqlite' | 'postgres',
+  model: string,
+  canary: TestServerOptions['canary'],
+  bytesOf: (version: string) => Uint8Array,
+): Promise<CanaryTestServer<T>> {
+  const hooks = await webhookReceiver<T>();
+  let t: TestServer | undefined;
+  try {
+    t = await startTestServer({
+      postgres: dialect === 'postgres',
+      webhookUrl: hooks.url,
+      telemetry: { deviceCap: { batchesPerWindow: 20, inferencesPerWindow: 1_000_000 } },
+      canary,
+    });
+    for (const version of ['1.0.0', '1.1.0', '1.2.0'])
+      await publish(t, bytesOf(version), { model, version, monitoring: uniformMonitoring() });
+    await t.operator.promoteRelease('demo-app', 'stable', model, '1.0.0');
+  } catch (error) {
+    await t?.stop();
+    await hooks.close();
+    throw error;
+  }
+  const server = t;
+  return {
+    t: server,
+    hooks,
+    async stop() {
+      await server.stop();
+      await hooks.close();
+    },
+  };
+}
