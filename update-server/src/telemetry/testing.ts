@@ -227,12 +227,31 @@ export async function postBatch(
   return { status, body };
 }
 
-/** One HTTP POST over node:http (fetch cannot pick its source address). */
-export function postBytes(
+/**
+ * One HTTP POST over node:http (fetch cannot pick its source address). A kept-alive connection
+ * the server closed as idle just as the request went out fails with ECONNRESET: that request is
+ * sent once more on a new connection, as Node's documentation advises (`req.reusedSocket`);
+ * a telemetry POST may be, since the server answers a repeated batch as a duplicate.
+ */
+export async function postBytes(
   url: string,
   bytes: Uint8Array,
   headers: Record<string, string>,
   from = '127.0.0.1',
+): Promise<{ status: number; text: string }> {
+  try {
+    return await postOnce(url, bytes, headers, from);
+  } catch (error) {
+    if ((error as { reusedSocket?: boolean }).reusedSocket !== true) throw error;
+    return postOnce(url, bytes, headers, from);
+  }
+}
+
+function postOnce(
+  url: string,
+  bytes: Uint8Array,
+  headers: Record<string, string>,
+  from: string,
 ): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = request(
@@ -251,7 +270,13 @@ export function postBytes(
         res.on('error', reject);
       },
     );
-    req.on('error', reject);
+    req.on('error', (error: NodeJS.ErrnoException) => {
+      reject(
+        error.code === 'ECONNRESET' && req.reusedSocket
+          ? Object.assign(error, { reusedSocket: true })
+          : error,
+      );
+    });
     req.end(bytes);
   });
 }
