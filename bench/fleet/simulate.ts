@@ -17,13 +17,9 @@ import {
 } from '@edgeship/protocol';
 import { AdminClient } from '@edgeship/update-server/admin-client';
 import { SOURCE_NODE_ARGS } from '../../test/support/node-args.ts';
+import { type ServerProcess, spawnServer } from '../../test/support/server-process.ts';
 import type { BootstrapTokens } from '../../update-server/src/auth/tokens.ts';
-import {
-  type ServerProcess,
-  spawnServer,
-  uniformMonitoring,
-  webhookReceiver,
-} from '../../update-server/src/telemetry/testing.ts';
+import { uniformMonitoring, webhookReceiver } from '../../update-server/src/telemetry/testing.ts';
 import {
   type Device,
   deviceKind,
@@ -179,7 +175,8 @@ export class Fleet {
   }
 
   async stop(): Promise<void> {
-    await this.server.kill('SIGTERM');
+    // A generous grace: a --cpu-prof profile (FLEET_SERVER_NODE_ARGS) is written on a clean exit.
+    await this.server.stop(60_000);
     await this.webhooks.close();
     await rm(this.dataDir, { recursive: true, force: true });
   }

@@ -15,6 +15,7 @@ export { MANIFEST_SCHEMA_VERSION as PROTOCOL_VERSION } from './manifest.ts';
 export * from './onnx-session.ts';
 export * from './parse.ts';
 export * from './quality.ts';
+export * from './read-capped.ts';
 export * from './release.ts';
 export * from './schema-primitives.ts';
 export * from './seeded-random.ts';

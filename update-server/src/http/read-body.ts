@@ -1,40 +1,22 @@
 import type { IncomingMessage } from 'node:http';
+import { readCapped } from '@edgeship/protocol';
 import type { Context } from 'hono';
 
 /**
  * The request body as bytes, at most `maxBytes` (else `tooLarge()` is thrown, before more is
- * read). On @hono/node-server it reads the socket's IncomingMessage directly: going through the
- * Web Request (what `c.req.arrayBuffer()` and hono/body-limit do) builds a Request, a
- * ReadableStream and its reader per request, a large share of a small POST's cost. Use it only
- * where no earlier middleware touched `c.req.raw.body`.
+ * read): the protocol's capped reader over the Web Request's body. On @hono/node-server it reads
+ * the socket's IncomingMessage directly instead: going through the Web Request (what
+ * `c.req.arrayBuffer()` and hono/body-limit do) builds a Request, a ReadableStream and its reader
+ * per request, a large share of a small POST's cost. Use it only where no earlier middleware
+ * touched `c.req.raw.body`.
  */
 export async function readBody(c: Context, maxBytes: number, tooLarge: () => Error): Promise<Uint8Array> {
   const declared = c.req.header('content-length');
   if (declared !== undefined && Number(declared) > maxBytes) throw tooLarge();
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
   if (incoming) return readIncoming(incoming, maxBytes, tooLarge);
-  const source = c.req.raw.body as AsyncIterable<Uint8Array> | null; // async-iterable on Node too
+  const source = c.req.raw.body;
   return source ? readCapped(source, maxBytes, tooLarge) : new Uint8Array(0);
-}
-
-/**
- * The server's one capped reader: the bytes of `source`, at most `maxBytes` (else `tooLarge()`
- * is thrown as soon as a part passes it, and nothing more is read). Request bodies and chunk
- * uploads gathered whole both read through it.
- */
-export async function readCapped(
-  source: AsyncIterable<Uint8Array>,
-  maxBytes: number,
-  tooLarge: () => Error,
-): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  for await (const part of source) {
-    size += part.byteLength;
-    if (size > maxBytes) throw tooLarge();
-    parts.push(part);
-  }
-  return parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
 }
 
 /** With 'data' events: an async iterator over a stream costs more than a 1 KiB batch's parse. */

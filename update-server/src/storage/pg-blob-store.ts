@@ -1,7 +1,6 @@
 import { Readable } from 'node:stream';
-import { LengthMismatchError } from '@edgeship/protocol';
+import { LengthMismatchError, readCapped } from '@edgeship/protocol';
 import { type Kysely, sql } from 'kysely';
-import { readCapped } from '../http/read-body.ts';
 import { assertChunkHash, assertChunkName } from './chunk-hash.ts';
 import type { Database } from './schema.ts';
 import type { BlobStore } from './types.ts';

@@ -5,19 +5,13 @@ import type { SigningKeyPair, TelemetryBatch } from '@edgeship/protocol';
 import { seededBytes } from '@edgeship/protocol';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeRelease } from '../../../test/support/server.ts';
+import { type ServerProcess, spawnServer } from '../../../test/support/server-process.ts';
 import { AdminClient } from '../admin-client.ts';
 import type { BootstrapTokens } from '../auth/tokens.ts';
 import { openStorage } from '../storage/open.ts';
 import { createTestSchema, type TestSchema } from '../storage/registry.suite.ts';
 import { TelemetryStore } from './store.ts';
-import {
-  makeBatch,
-  makeRecord,
-  postBatch,
-  type ServerProcess,
-  spawnServer,
-  uniformMonitoring,
-} from './testing.ts';
+import { makeBatch, makeRecord, postBatch, uniformMonitoring } from './testing.ts';
 
 /**
  * A real server process killed with SIGKILL in the middle of ingestion, restarted on the same
@@ -33,7 +27,7 @@ const temps: string[] = [];
 const processes: ServerProcess[] = [];
 const schemas: TestSchema[] = [];
 afterAll(async () => {
-  await Promise.all(processes.map((p) => p.kill('SIGKILL')));
+  await Promise.all(processes.map((p) => p.kill()));
   await Promise.all(schemas.map((s) => s.drop()));
   await Promise.all(temps.map((d) => rm(d, { recursive: true, force: true })));
 });
@@ -92,7 +86,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
           } catch {
             // connection reset by the kill: not acknowledged
           }
-          if (acknowledged.size >= KILL_AFTER_ACKS && !killed) killed = target.kill('SIGKILL');
+          if (acknowledged.size >= KILL_AFTER_ACKS && !killed) killed = target.kill();
         }
       };
       await Promise.all(Array.from({ length: 16 }, worker));
@@ -140,7 +134,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect(statuses.accepted).toBe(BATCHES - afterCrash.size);
       expect(await totalInferences()).toBe(inferencesOf(batches));
       expect((await stored()).size).toBe(BATCHES);
-      await server.kill('SIGTERM');
+      await server.stop();
       expect(server.child.exitCode).toBe(0);
     }, 120_000);
   });

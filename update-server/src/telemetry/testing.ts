@@ -1,9 +1,6 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { Agent, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import {
   type Backend,
   DEVICE_ID_PATTERN,
@@ -21,7 +18,8 @@ import { testBatch, testRecord } from '../../../test/support/telemetry-batch.ts'
 
 /**
  * Builders shared by the telemetry tests and the fleet simulator: a monitoring spec with one
- * feature over [0, 1], valid batches, and a spawned real `edgeship-server` process.
+ * feature over [0, 1], valid signed batches and their POST, and a webhook receiver. A real server
+ * process to send them to: test/support/server-process.ts.
  */
 
 /** Latencies from a fixed-seed generator: log-normal around `medianMs`. */
@@ -279,68 +277,6 @@ function postOnce(
     });
     req.end(bytes);
   });
-}
-
-export const SERVER_BIN = resolve(import.meta.dirname, '../../bin/edgeship-server.mjs');
-
-export interface ServerProcess {
-  url: string;
-  child: ChildProcess;
-  stderr: string[];
-  /** Waits for the process to exit after a signal. */
-  kill(signal: NodeJS.Signals): Promise<void>;
-}
-
-/**
- * Spawns a real server process (`edgeship-server` by default, or any script that prints the same
- * `{"event":"listening","url"}` line) and waits until it listens.
- */
-export async function spawnServer(
-  args: string[],
-  opts: { script?: string; nodeArgs?: string[]; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
-): Promise<ServerProcess> {
-  // The condition resolves @edgeship/* to their sources, for a TS script (the bin adds it itself).
-  const nodeArgs = ['--conditions=edgeship-source', ...(opts.nodeArgs ?? [])];
-  const child = spawn(process.execPath, [...nodeArgs, opts.script ?? SERVER_BIN, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, DATABASE_URL: undefined, ...opts.env },
-  });
-  const stderr: string[] = [];
-  child.stderr!.setEncoding('utf8').on('data', (text: string) => stderr.push(text));
-  const timeoutMs = opts.timeoutMs ?? 30_000;
-  const url = await new Promise<string>((resolveUrl, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`server did not listen in ${timeoutMs} ms: ${stderr.join('')}`)),
-      timeoutMs,
-    );
-    const fail = (why: string) => {
-      clearTimeout(timer);
-      reject(new Error(`server ${why}: ${stderr.join('')}`));
-    };
-    child.once('error', (error) => fail(`could not start (${error.message})`));
-    child.once('exit', (code, signal) => fail(`exited (${code ?? signal}) before listening`));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      try {
-        const event = JSON.parse(line) as { event?: string; url?: string };
-        if (event.event === 'listening' && typeof event.url === 'string') {
-          clearTimeout(timer);
-          child.removeAllListeners('exit');
-          resolveUrl(event.url);
-        }
-      } catch {}
-    });
-  });
-  return {
-    url,
-    child,
-    stderr,
-    kill(signal) {
-      if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-      const exited = new Promise<void>((done) => child.once('exit', () => done()));
-      child.kill(signal);
-      return exited;
-    },
-  };
 }
 
 /** A signature check's cases: good, missing, another install's, other bytes, and malformed keys and signatures. */
