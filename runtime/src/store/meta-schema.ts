@@ -20,8 +20,6 @@ export interface MetaSchema {
   'release-failures': ReleaseFailures;
   /** The backend measured for a release on this device (worker/open-engine.ts). */
   [engine: `engine:${string}`]: EngineConfig;
-  /** The shadow candidate the last manifest offered for a model. */
-  [shadow: `shadow:${string}`]: string | null;
 }
 
 export type MetaKey = keyof MetaSchema & string;

@@ -1,7 +1,8 @@
 import type { Release } from '@edgeship/protocol';
 import { describe, expect, it } from 'vitest';
 import { TelemetryCollector } from '../telemetry/collector.ts';
-import { PredictionBook } from './predictions.ts';
+import type { LoadedModel } from './model-slot.ts';
+import { type LoadedModels, PredictionBook } from './predictions.ts';
 
 /** Only what the book reads of a release: its name and its classes. */
 const release = (version: string, monitoring: Partial<Release['monitoring']>) =>
@@ -46,5 +47,39 @@ describe('prediction ids in the worker', () => {
     expect(book.feedback(below, true)).toEqual({ recorded: true });
     const plain = book.add(release('1.0.0', {}), 'wasm', {});
     expect(book.feedback(plain, 'x')).toEqual({ recorded: false, reason: 'not-a-classifier' });
+  });
+
+  it('counts an outcome without a prediction id for the one loaded release, or refuses to guess', () => {
+    const collector = new TelemetryCollector();
+    const book = new PredictionBook(collector);
+    const running = (...versions: string[]): LoadedModels => {
+      const models = new Map(
+        versions.map((version, i) => [
+          i === 0 ? 'intent' : `other-${i}`,
+          { release: three(version), backend: { chosen: { backend: 'wasm' } } } as unknown as LoadedModel,
+        ]),
+      );
+      return { names: () => [...models.keys()], loaded: (name) => models.get(name) };
+    };
+    expect(book.outcome(running('1.2.0'), 'accepted', true, {})).toEqual({ recorded: true });
+    expect(book.outcome(running('1.2.0', '2.0.0'), 'accepted', 1, { model: 'intent' })).toEqual({
+      recorded: true,
+    });
+    expect(() => book.outcome(running('1.2.0', '2.0.0'), 'accepted', 1, {})).toThrow(
+      /2 models are loaded: name the model/,
+    );
+    expect(() => book.outcome(running(), 'accepted', 1, { model: 'intent' })).toThrow(/intent is not loaded/);
+    // The value is checked first, whatever the prediction id or model.
+    expect(() => book.outcome(running(), 'accepted', Number.NaN, { predictionId: 'x' })).toThrow(
+      /finite number/,
+    );
+    expect(book.outcome(running(), 'accepted', 1, { predictionId: 'forgotten' })).toEqual({
+      recorded: false,
+      reason: 'unknown-prediction',
+    });
+
+    const [record] = collector.drain();
+    expect(record!.version).toBe('1.2.0');
+    expect(record!.quality!.outcomes).toEqual([{ name: 'accepted', count: 2, sum: 2, sumSq: 2 }]);
   });
 });

@@ -10,6 +10,7 @@ import {
 } from '@edgeship/protocol';
 import type { NamedTensors } from '../engines/tensor.ts';
 import type { TelemetryCollector } from '../telemetry/collector.ts';
+import type { LoadedModel } from './model-slot.ts';
 
 /** How many predictions late feedback can still find (the oldest are forgotten first). */
 export const PREDICTION_CAPACITY = 10_000;
@@ -25,6 +26,12 @@ interface Prediction {
 export interface FeedbackResult {
   recorded: boolean;
   reason?: 'unknown-prediction' | 'not-a-classifier' | 'no-prediction';
+}
+
+/** The models this worker runs now (activation.ts): what an outcome without a prediction id is for. */
+export interface LoadedModels {
+  names(): string[];
+  loaded(name: string): LoadedModel | undefined;
 }
 
 export interface OutcomeOptions {
@@ -88,6 +95,36 @@ export class PredictionBook {
     const entry = this.touch(predictionId);
     if (!entry) return { recorded: false, reason: 'unknown-prediction' };
     return { recorded: this.collector?.recordOutcome(entry.key, name, checkedValue(name, value)) ?? false };
+  }
+
+  /**
+   * A named outcome (`accepted`, `converted`): for the release that made `options.predictionId`,
+   * else for the loaded release of `options.model` (or of the one model loaded).
+   */
+  outcome(
+    running: LoadedModels,
+    name: string,
+    value: number | boolean,
+    options: OutcomeOptions,
+  ): FeedbackResult {
+    const v = checkedValue(name, value);
+    if (options.predictionId) return this.outcomeFor(options.predictionId, name, v);
+    const names = options.model ? [options.model] : running.names();
+    const model = names.length === 1 ? running.loaded(names[0]!) : undefined;
+    if (!model) {
+      throw new InputError(
+        options.model
+          ? `model ${options.model} is not loaded: load it before reporting its outcomes`
+          : `${names.length} models are loaded: name the model (or a prediction id) of outcome ${name}`,
+      );
+    }
+    const key = {
+      model: model.release.model,
+      version: model.release.version,
+      backend: model.backend.chosen.backend,
+      role: 'active' as const,
+    };
+    return { recorded: this.collector?.recordOutcome(key, name, v) ?? false };
   }
 
   private touch(predictionId: string): Prediction | undefined {

@@ -1,21 +1,23 @@
-import { DisposedError, EdgeshipError, InputError } from '@edgeship/protocol';
+import { DisposedError } from '@edgeship/protocol';
 import type { NamedTensors } from '../engines/tensor.ts';
-import { type ModelPointers, ModelStore } from '../store/model-store.ts';
+import { ModelStore } from '../store/model-store.ts';
 import { loadInstallKey } from '../telemetry/install-key.ts';
 import { TrustStore } from '../update/trust-store.ts';
-import type { CheckResult, Updater } from '../update/updater.ts';
+import type { CheckResult } from '../update/updater.ts';
 import { Activation } from './activation.ts';
 import { ActivationGuard, DEFAULT_GUARD } from './activation-guard.ts';
 import type { ModelStatus, RuntimeConfig, RuntimeEvent, WorkerStatus } from './config.ts';
 import { type FailureBook, failureBookFor } from './failure-book.ts';
 import { FailureRecords } from './failure-records.ts';
 import { type InferenceObservers, infer } from './inference.ts';
+import { ModelLoader } from './model-loader.ts';
 import type { ModelSlot } from './model-slot.ts';
 import { pipelineTelemetry } from './pipeline-telemetry.ts';
-import { checkedValue, type FeedbackResult, type OutcomeOptions, PredictionBook } from './predictions.ts';
+import { type FeedbackResult, type OutcomeOptions, PredictionBook } from './predictions.ts';
 import { runSequence, type SequenceRequest, type SequenceResult } from './sequence.ts';
 import { ShadowLifecycle } from './shadow-lifecycle.ts';
 import { LatencyBook, StatusReport } from './status-report.ts';
+import { startTelemetryTimer } from './telemetry-timer.ts';
 import { UpdateChecks, updaterFor } from './update-checks.ts';
 import { openWorkerTelemetry, sendWorkerTelemetry, type WorkerTelemetry } from './worker-telemetry.ts';
 
@@ -26,25 +28,25 @@ interface Parts {
   shadows: ShadowLifecycle;
   report: StatusReport;
   checks: UpdateChecks;
+  loader: ModelLoader;
   telemetry: WorkerTelemetry | null;
   observers: InferenceObservers;
   predictions: PredictionBook;
 }
 
 /**
- * Everything the worker does, behind the comlink boundary, wired from its parts: offline-first
- * loading from the IndexedDB store, verified updates (update-checks.ts), health-checked
- * activation with rollback (activation.ts), shadow evaluation (shadow-lifecycle.ts), status and
- * telemetry.
+ * Everything the worker does, behind the comlink boundary, wired from its parts and delegated to
+ * them: offline-first loading (model-loader.ts), verified updates (update-checks.ts),
+ * health-checked activation with rollback (activation.ts), shadow evaluation
+ * (shadow-lifecycle.ts), predictions and outcomes (predictions.ts), status (status-report.ts) and
+ * telemetry (worker-telemetry.ts). What stays here: the wiring, and refusing calls once disposed.
  */
 export class RuntimeCore {
-  private readonly timers: ReturnType<typeof setInterval>[] = [];
   private disposed = false;
 
   private constructor(
-    private readonly config: RuntimeConfig,
     private readonly parts: Parts,
-    private readonly updater: Updater,
+    private readonly stopSending: () => void,
     readonly deviceId: string,
   ) {}
 
@@ -86,62 +88,18 @@ export class RuntimeCore {
     const observers = { latency: report.latency, collector, shadows, guard };
     const predictions = new PredictionBook(collector);
     const parts = { store, book, activation, shadows, report, checks, telemetry, observers, predictions };
-    const core = new RuntimeCore(config, parts, updater, deviceId);
-    core.startTimers();
+    // A load's checks go through the core, so that they too are refused once it is disposed.
+    const check = (): Promise<CheckResult> => core.checkForUpdates();
+    const loader = new ModelLoader(config, store, updater, book, activation, check, (n) => report.model(n));
+    const stopSending = startTelemetryTimer(telemetry, config.telemetryIntervalMs);
+    const core = new RuntimeCore({ ...parts, loader }, stopSending, deviceId);
     return core;
   }
 
   /** Loads a model: the cached release at once (offline first); the first load downloads it. */
   async load(name: string): Promise<ModelStatus> {
     this.assertLive();
-    const { store } = this.parts;
-    this.updater.want(name);
-    const pointers = await store.pointers(name);
-    if (!pointers.active && !pointers.pending) {
-      try {
-        return await this.install(name);
-      } finally {
-        // Bytes the download left for this load and that it did not take are not kept.
-        this.updater.awaitInstall(name, false);
-        store.dropHandedOver(name);
-      }
-    }
-    if (this.config.checkOnLoad !== false) {
-      // Offline first: the cached release runs now; what the check finds runs from the next load.
-      void this.checkForUpdates().catch(() => {});
-    }
-    return this.activate(name, pointers);
-  }
-
-  /** A first load: nothing stored yet, so the check it waits for downloads the release. */
-  private async install(name: string): Promise<ModelStatus> {
-    const { store, book } = this.parts;
-    this.updater.awaitInstall(name, true);
-    const checked = await this.checkForUpdates().catch(async (error: unknown) => {
-      // Offline: a stored release whose environment failure is due is tried without the server.
-      const due = await book.dueStoredRetry(name);
-      if (!due) throw error;
-      await store.setPending(name, due);
-    });
-    const pointers = await store.pointers(name);
-    // A download the network cut off says so (its verified chunks are kept for the next check).
-    const cut = checked?.failures.find((f) => f.release.startsWith(`${name}@`));
-    if (cut && !pointers.active && !pointers.pending) {
-      throw new EdgeshipError(
-        cut.code,
-        `${cut.release} could not be downloaded (${cut.message}); the next check resumes it`,
-      );
-    }
-    return this.activate(name, pointers);
-  }
-
-  /** Runs the pending release (or the active one), unless it is what this worker runs already. */
-  private async activate(name: string, pointers: ModelPointers): Promise<ModelStatus> {
-    const { book, activation } = this.parts;
-    const candidate = pointers.pending ?? pointers.active;
-    if (!candidate) throw await book.nothingToLoad(name);
-    if (activation.loaded(name)?.id !== candidate) await activation.switchTo(name, candidate);
-    return this.modelStatus(name);
+    return this.parts.loader.load(name);
   }
 
   /** One inference, with the id `feedback` and `outcome` name it by. */
@@ -167,25 +125,7 @@ export class RuntimeCore {
    */
   outcome(name: string, value: number | boolean, options: OutcomeOptions = {}): FeedbackResult {
     this.assertLive();
-    const v = checkedValue(name, value);
-    if (options.predictionId) return this.parts.predictions.outcomeFor(options.predictionId, name, v);
-    const { activation } = this.parts;
-    const names = options.model ? [options.model] : activation.names();
-    const model = names.length === 1 ? activation.loaded(names[0]!) : undefined;
-    if (!model) {
-      throw new InputError(
-        options.model
-          ? `model ${options.model} is not loaded: load it before reporting its outcomes`
-          : `${names.length} models are loaded: name the model (or a prediction id) of outcome ${name}`,
-      );
-    }
-    const key = {
-      model: model.release.model,
-      version: model.release.version,
-      backend: model.backend.chosen.backend,
-      role: 'active' as const,
-    };
-    return { recorded: this.parts.telemetry?.collector.recordOutcome(key, name, v) ?? false };
+    return this.parts.predictions.outcome(this.parts.activation, name, value, options);
   }
 
   /**
@@ -232,7 +172,7 @@ export class RuntimeCore {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    for (const timer of this.timers) clearInterval(timer);
+    this.stopSending();
     // Whatever was observed becomes durable before the worker goes away.
     await this.parts.telemetry?.reporter.seal().catch(() => {});
     await this.parts.activation.dispose();
@@ -244,13 +184,6 @@ export class RuntimeCore {
     this.assertLive();
     if (!this.parts.activation.slot(name)) await this.load(name);
     return this.parts.activation.slot(name)!;
-  }
-
-  private startTimers(): void {
-    // Update checks are scheduled by the page (check-schedule.ts), which sees its visibility.
-    const sendEvery = this.config.telemetryIntervalMs ?? 60_000;
-    if (this.parts.telemetry && sendEvery > 0)
-      this.timers.push(setInterval(() => void this.sendTelemetry().catch(() => {}), sendEvery));
   }
 
   private assertLive(): void {
