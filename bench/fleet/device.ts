@@ -8,6 +8,7 @@ import {
   type TelemetryRecord,
 } from '@edgeship/protocol';
 import { testRecord } from '../../test/support/telemetry-batch.ts';
+import { gaussian, pickByShare, pickOne } from '../../update-server/src/canary/random-draws.ts';
 import {
   ENERGY_EDGES,
   makeBatch,
@@ -74,10 +75,6 @@ function forgedProfile(forgery: Forgery, onCandidate: boolean): Profile {
   return (forgery === 'bad') === onCandidate ? TERRIBLE : PERFECT;
 }
 
-export function gaussian(random: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-}
-
 export interface Accumulator {
   inferences: number;
   errors: number;
@@ -110,14 +107,8 @@ export interface DeviceKind {
 }
 
 export function deviceKind(random: () => number, speedSigma: number, flakyShare: number): DeviceKind {
-  const u = random();
-  let cumulative = 0;
-  const b =
-    BROWSER_MIX.find((x) => {
-      cumulative += x.share;
-      return u < cumulative;
-    }) ?? BROWSER_MIX[0];
-  const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)]!;
+  const b = pickByShare(random, BROWSER_MIX);
+  const pick = <T>(list: readonly T[]) => pickOne(random, list);
   const speed = Math.exp(speedSigma * gaussian(random));
   return {
     segment: {

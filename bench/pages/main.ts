@@ -6,6 +6,7 @@ import * as ort from 'onnxruntime-web';
 import { createRuntime, type Runtime } from '../../runtime/src/client.ts';
 import { downloadRelease } from '../../runtime/src/download/fetcher.ts';
 import { ModelStore } from '../../runtime/src/store/model-store.ts';
+import { abbaPairs } from './abba.ts';
 import { bigBench } from './big-bench.ts';
 import { type BlockingReport, startBlockingProbe } from './main-thread-probe.ts';
 import type { OrtComlinkApi } from './ort-comlink-worker.ts';
@@ -208,8 +209,6 @@ const bench = {
    * halves of a pair close in time; the frames carry on across blocks.
    */
   async inferencePaired(pairs: number, block = BLOCK) {
-    const runtimeMs: number[] = [];
-    const rawMs: number[] = [];
     const states: Record<'runtime' | 'raw-worker', Float32Array> = {
       runtime: new Float32Array(STATE_SIZE),
       'raw-worker': new Float32Array(STATE_SIZE),
@@ -225,15 +224,7 @@ const bench = {
       return (performance.now() - t0) / block;
     };
     await new Promise((resolve) => setTimeout(resolve, 0));
-    for (let p = 0; p < pairs; p++) {
-      if (p % 2 === 0) {
-        runtimeMs.push(await timed('runtime'));
-        rawMs.push(await timed('raw-worker'));
-      } else {
-        rawMs.push(await timed('raw-worker'));
-        runtimeMs.push(await timed('runtime'));
-      }
-    }
+    const [runtimeMs, rawMs] = await abbaPairs(pairs, 'runtime', 'raw-worker', timed);
     return { runtimeMs, rawMs };
   },
 

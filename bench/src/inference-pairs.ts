@@ -1,6 +1,7 @@
 // The two paired measurements the inference overhead is judged on (bench/README.md, "Inference
 // overhead"): wall time in many short interleaved blocks, timed in the page; and CPU time of the
 // renderer's threads per block, read from /proc around blocks the runner starts one at a time.
+import { abbaPairs } from '../pages/abba.ts';
 import type { BrowserSession } from './browser/harness.ts';
 import { threadCpuDeltaMs, threadCpuNs } from './proc.ts';
 
@@ -37,17 +38,7 @@ export async function cpuPairs(session: BrowserSession, pairs: number, frames: n
       workerMsPerFrame: (workers[0]?.ms ?? 0) / frames,
     };
   };
-  const runtime: CpuBlock[] = [];
-  const raw: CpuBlock[] = [];
-  for (let p = 0; p < pairs; p++) {
-    if (p % 2 === 0) {
-      runtime.push(await block('runtime'));
-      raw.push(await block('raw-worker'));
-    } else {
-      raw.push(await block('raw-worker'));
-      runtime.push(await block('runtime'));
-    }
-  }
+  const [runtime, raw] = await abbaPairs(pairs, 'runtime', 'raw-worker', block);
   return { pid, runtime, raw };
 }
 

@@ -197,47 +197,39 @@ export const realSized: Benchmark = async (ctx) => {
       // The raw "memory" phase's RSS includes the untimed page-side fetch of the bytes it hands over.
       const firstFloor = m('raw-fetch');
       const label = `${mb} MB (${round(bytes / 1e6, 1)} MB in ${chunkUrls.length} chunks)`;
-      rows.push(
+      // A phase's median time or peak memory against its baseline's, with the phase's spread.
+      const timed = (what: string, phase: Phase, baselineLabel: string, baseline: number) =>
+        compared(`${label}: ${what}`, m(phase), 'ms', baselineLabel, baseline, spread(ms[phase], 'ms'));
+      const peakRss = (what: string, phase: Phase, baselineLabel: string, baseline: Phase) =>
         compared(
-          `${label}: first load (download, verify, store, session, first run)`,
-          m('runtime-first'),
-          'ms',
+          `${label}: peak browser RSS above baseline, ${what}`,
+          mem(phase),
+          'MiB',
+          baselineLabel,
+          mem(baseline),
+          spread(memory[phase], 'MiB'),
+        );
+      rows.push(
+        timed(
+          'first load (download, verify, store, session, first run)',
+          'runtime-first',
           'plain fetch of the chunks + raw ORT session + first run',
           firstFloor,
-          spread(ms['runtime-first'], 'ms'),
         ),
-        compared(
-          `${label}: cold start from the store`,
-          m('runtime-cold'),
-          'ms',
+        timed(
+          'cold start from the store',
+          'runtime-cold',
           'raw ORT session from bytes in memory + first run',
           m('raw-memory'),
-          spread(ms['runtime-cold'], 'ms'),
         ),
-        compared(
-          `${label}: downloadRelease (fetch, verify, store)`,
-          m('download'),
-          'ms',
+        timed(
+          'downloadRelease (fetch, verify, store)',
+          'download',
           'plain fetch of the same chunks',
           m('plain-fetch'),
-          spread(ms.download, 'ms'),
         ),
-        compared(
-          `${label}: peak browser RSS above baseline, first load`,
-          mem('runtime-first'),
-          'MiB',
-          'raw ORT: plain fetch + session',
-          mem('raw-fetch'),
-          spread(memory['runtime-first'], 'MiB'),
-        ),
-        compared(
-          `${label}: peak browser RSS above baseline, cold start`,
-          mem('runtime-cold'),
-          'MiB',
-          'raw ORT: session from bytes in memory',
-          mem('raw-memory'),
-          spread(memory['runtime-cold'], 'MiB'),
-        ),
+        peakRss('first load', 'runtime-first', 'raw ORT: plain fetch + session', 'raw-fetch'),
+        peakRss('cold start', 'runtime-cold', 'raw ORT: session from bytes in memory', 'raw-memory'),
         plain(
           `${label}: raw fetch + session + run, of which the plain fetch in the worker`,
           median(rawFetchMs),

@@ -42,6 +42,20 @@ async function primedStore(server: TestServer): Promise<string> {
   return storagePrefix;
 }
 
+/** How `runtime`'s load of vad fails (null: it loaded), the events on the way, and how long it took. */
+async function failedLoad(
+  runtime: Awaited<ReturnType<typeof startRuntime>>,
+): Promise<{ error: unknown; events: RuntimeEvent[]; tookMs: number }> {
+  const events: RuntimeEvent[] = [];
+  runtime.on('*', (event) => events.push(event));
+  const started = performance.now();
+  const error = await runtime.load('vad').then(
+    () => null,
+    (e: unknown) => e,
+  );
+  return { error, events, tookMs: performance.now() - started };
+}
+
 describe('engine start', () => {
   it('a start that cannot complete fails with E_TIMEOUT (phase engine-start) after one worker restart, and records nothing', async () => {
     const server = await serverWithVad('stuck');
@@ -54,14 +68,7 @@ describe('engine start', () => {
       storagePrefix,
       backend: 'auto',
     });
-    const events: RuntimeEvent[] = [];
-    runtime.on('*', (event) => events.push(event));
-    const started = performance.now();
-    const error = await runtime.load('vad').then(
-      () => null,
-      (e: unknown) => e,
-    );
-    const tookMs = performance.now() - started;
+    const { error, events, tookMs } = await failedLoad(runtime);
     expect(error).toBeInstanceOf(EngineStartTimeoutError);
     const timeout = error as EngineStartTimeoutError;
     expect(timeout.code).toBe('E_TIMEOUT');
@@ -126,14 +133,7 @@ describe('engine start', () => {
     const wasmPaths = await stallingAssets(1_000);
     const baseMs = 3_000;
     const runtime = await startRuntime(server, { wasmPaths, engineStartTimeoutMs: baseMs, backend: 'auto' });
-    const events: RuntimeEvent[] = [];
-    runtime.on('*', (event) => events.push(event));
-    const started = performance.now();
-    const error = await runtime.load('vad').then(
-      () => null,
-      (e: unknown) => e,
-    );
-    const tookMs = performance.now() - started;
+    const { error, events, tookMs } = await failedLoad(runtime);
     expect(error).toBeInstanceOf(EngineStartTimeoutError);
     expect(error).toMatchObject({ code: 'E_TIMEOUT', phase: 'engine-start', restarted: true });
     // Both workers were lost in a trial, each within its bound: far less than one trial's 60 s.

@@ -10,6 +10,7 @@ import {
   type TelemetryRecord,
 } from '@edgeship/protocol';
 import type { Insertable, Kysely, Selectable, Transaction } from 'kysely';
+import { groupBy } from '../group-by.ts';
 import type { Database } from '../storage/schema.ts';
 import { mergeQuality, type QualityStats, recordValues } from '../telemetry/aggregate.ts';
 import type { IngestItem } from '../telemetry/service.ts';
@@ -466,15 +467,4 @@ async function activeCanaries(trx: Transaction<Database>): Promise<ActiveCanary[
         : (JSON.parse(r.arms) as RolloutArm[]),
     createdMs: Date.parse(r.created_at),
   }));
-}
-
-function groupBy<T>(items: T[], key: (t: T) => string): Map<string, T[]> {
-  const out = new Map<string, T[]>();
-  for (const item of items) {
-    const k = key(item);
-    const list = out.get(k);
-    if (list) list.push(item);
-    else out.set(k, [item]);
-  }
-  return out;
 }

@@ -1,6 +1,7 @@
 import { mulberry32, recordValue, type SegmentValues } from '@edgeship/protocol';
 import { type CanaryPolicy, type CanaryVerdict, DEFAULT_CANARY_POLICY } from './analysis.ts';
 import type { Arm, InstallEvidence } from './evidence.ts';
+import { gaussian, pickByShare, pickOne } from './random-draws.ts';
 import { type ArmReleases, analyzeEvidence } from './robust.ts';
 
 /**
@@ -74,14 +75,8 @@ const BROWSERS = [
 ] as const;
 
 function segmentOf(random: () => number, speed: number): SegmentValues {
-  const u = random();
-  let cumulative = 0;
-  const b =
-    BROWSERS.find((x) => {
-      cumulative += x.share;
-      return u < cumulative;
-    }) ?? BROWSERS[0];
-  const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)]!;
+  const b = pickByShare(random, BROWSERS);
+  const pick = <T>(list: readonly T[]) => pickOne(random, list);
   return {
     browser: b.browser,
     browserVersion: `${b.browser}-${pick(b.major)}`,
@@ -91,10 +86,6 @@ function segmentOf(random: () => number, speed: number): SegmentValues {
     deviceClass: speed * Math.exp(0.3 * gaussian(random)) > 1.5 ? 'low' : speed < 0.7 ? 'high' : 'mid',
     runtime: '0.4',
   };
-}
-
-function gaussian(random: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
 }
 
 function matches(segment: SegmentValues, only: Partial<SegmentValues> | undefined): boolean {

@@ -1,8 +1,8 @@
 import { type Histogram, mulberry32, recordValue } from '@edgeship/protocol';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_CANARY_POLICY } from './analysis.ts';
 import type { Arm, InstallEvidence } from './evidence.ts';
-import { analyzeEvidence } from './robust.ts';
+import { gaussian } from './random-draws.ts';
+import { judge } from './robust-testing.ts';
 
 /**
  * Forgers on a fleet whose devices differ (speed log-normal, sigma 0.6), at the arm sizes of a
@@ -10,10 +10,6 @@ import { analyzeEvidence } from './robust.ts';
  * there when 5% of the devices forged a slow canary and a perfect control: per-arm trimming left
  * each arm's honest installs trimmed off-centre, by about 0.09 of their spread, in opposite ways.
  */
-
-const REFERENCE = { energy: Array(10).fill(0.1) };
-const canaryRelease = { version: '1.1.0', references: REFERENCE };
-const controlRelease = { version: '1.0.0', references: REFERENCE };
 
 interface Claim {
   medianMs: number;
@@ -24,10 +20,6 @@ const HONEST: Claim = { medianMs: 8, sigma: 0.35, errorRate: 0.005 };
 /** What bench/fleet/device.ts forgers claim, at their cap of 20,000 events a rollout. */
 const TERRIBLE: Claim = { medianMs: 80, sigma: 0.35, errorRate: 0.5 };
 const PERFECT: Claim = { medianMs: 2, sigma: 0.1, errorRate: 0 };
-
-function gaussian(random: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-}
 
 let serial = 0;
 function install(
@@ -74,8 +66,6 @@ function fleet(seed: number, forged: { canary: Claim; control: Claim } | null, s
   return rows;
 }
 
-const judge = (rows: InstallEvidence[]) =>
-  analyzeEvidence(rows, canaryRelease, controlRelease, DEFAULT_CANARY_POLICY);
 const latencyRatio = (verdict: ReturnType<typeof judge>) => {
   const t = verdict.evidence.tests!.find((x) => x.scope === 'all' && x.criterion === 'latency')!;
   return Math.exp(t.canary - t.control);

@@ -2,11 +2,8 @@ import { type Histogram, mulberry32, recordValue } from '@edgeship/protocol';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CANARY_POLICY } from './analysis.ts';
 import type { Arm, InstallEvidence } from './evidence.ts';
-import { analyzeEvidence } from './robust.ts';
-
-const REFERENCE = { energy: Array(10).fill(0.1) };
-const canaryRelease = { version: '1.1.0', references: REFERENCE };
-const controlRelease = { version: '1.0.0', references: REFERENCE };
+import { gaussian } from './random-draws.ts';
+import { judge } from './robust-testing.ts';
 
 interface Behaviour {
   errorRate: number;
@@ -32,8 +29,7 @@ function install(arm: Arm, b: Behaviour, events: number, random: () => number): 
       errors += 1;
       continue;
     }
-    const z = Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-    recordValue(latency, b.medianMs * Math.exp(0.35 * z));
+    recordValue(latency, b.medianMs * Math.exp(0.35 * gaussian(random)));
     const u = random();
     energy[Math.min(9, Math.floor((b.skewed ? u * u : u) * 10))] += 1;
   }
@@ -67,9 +63,6 @@ function fleet(
   }
   return rows;
 }
-
-const judge = (rows: InstallEvidence[]) =>
-  analyzeEvidence(rows, canaryRelease, controlRelease, DEFAULT_CANARY_POLICY);
 
 describe('analyzeEvidence with 5% of installs forged', () => {
   it('is healthy on a healthy canary, and halts each kind of regression, without forgers', () => {
@@ -107,9 +100,9 @@ describe('analyzeEvidence with 5% of installs forged', () => {
     // The same forged flood with robustness switched off: the guard above is what holds.
     const naive = { ...DEFAULT_CANARY_POLICY, trimShare: 0, weightClip: 1e9 };
     const rows = fleet(HEALTHY, FORGED_BAD, 11, ['canary']);
-    expect(analyzeEvidence(rows, canaryRelease, controlRelease, naive).decision).toBe('halt');
+    expect(judge(rows, naive).decision).toBe('halt');
     const masked = fleet(FAILING, FORGED_GOOD, 21, ['canary']);
-    expect(analyzeEvidence(masked, canaryRelease, controlRelease, naive).decision).toBe('healthy');
+    expect(judge(masked, naive).decision).toBe('healthy');
   });
 
   it('gives no verdict on too few installs or networks', () => {

@@ -15,7 +15,14 @@ import {
   type InstallTest,
 } from './analysis.ts';
 import type { Arm, InstallEvidence } from './evidence.ts';
-import { alwaysValidP, clusteredRate, fencedTrimmedMean, holm, marginZ } from './install-stats.ts';
+import {
+  alwaysValidP,
+  clusteredRate,
+  type Estimate,
+  fencedTrimmedMean,
+  holm,
+  marginZ,
+} from './install-stats.ts';
 import { inScope, scopesOf, splitBy } from './segments.ts';
 
 /**
@@ -166,16 +173,7 @@ function errorTest(
   const unit = ({ row, weight }: Weighted) => ({ events: eventsOf(row), errors: row.errors, weight });
   const c = clusteredRate(trim(canary, score, releases.canary, policy.trimShare).map(unit));
   const k = clusteredRate(trim(control, score, releases.control, policy.trimShare).map(unit));
-  if (!c || !k) return null;
-  const z = marginZ(c, k, policy.errorRateMargin);
-  const units = Math.min(c.units, k.units);
-  return {
-    canary: c.value,
-    control: k.value,
-    installs: { canary: c.units, control: k.units },
-    z,
-    p: alwaysValidP(z, units, policy.alpha, policy.lookHorizonInstalls),
-  };
+  return c && k ? marginTest(c, k, policy.errorRateMargin, policy) : null;
 }
 
 /**
@@ -193,13 +191,20 @@ function latencyTest(
   const values = (arm: Weighted[]) => arm.flatMap((w) => logP95.get(w.row) ?? []);
   const c = fencedTrimmedMean(values(canary), policy.trimShare);
   const k = fencedTrimmedMean(values(control), policy.trimShare);
-  if (!c || !k) return null;
-  const z = marginZ(c, k, Math.log(policy.latencyMarginRatio));
-  const units = Math.min(c.units, k.units);
+  return c && k ? marginTest(c, k, Math.log(policy.latencyMarginRatio), policy) : null;
+}
+
+/**
+ * "The canary's estimate exceeds the control's by more than `margin`": the z of that gap and its
+ * always-valid p, on as many installs as the smaller arm has (errorTest and latencyTest alike).
+ */
+function marginTest(canary: Estimate, control: Estimate, margin: number, policy: CanaryPolicy): TestResult {
+  const z = marginZ(canary, control, margin);
+  const units = Math.min(canary.units, control.units);
   return {
-    canary: c.value,
-    control: k.value,
-    installs: { canary: c.units, control: k.units },
+    canary: canary.value,
+    control: control.value,
+    installs: { canary: canary.units, control: control.units },
     z,
     p: alwaysValidP(z, units, policy.alpha, policy.lookHorizonInstalls),
   };

@@ -1,5 +1,5 @@
 import { MAX_TELEMETRY_BATCH_BYTES } from '@edgeship/protocol';
-import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
+import { createRoute, type OpenAPIHono, type RouteConfig, z } from '@hono/zod-openapi';
 import { BinarySchema, ErrorSchema } from './api-schemas.ts';
 import {
   ManifestEnvelope,
@@ -36,65 +36,64 @@ const bytes = (description: string) => ({
 const rateLimited = { 429: error('Rate limited (Retry-After)') };
 const anyone: [] = [];
 
-export const manifestRoute = createRoute({
-  operationId: 'getManifest',
-  method: 'get',
-  path: '/apps/{app}/channels/{channel}/manifest',
-  servers: v1,
-  security: anyone,
-  summary: 'The signed manifest of a channel (devices; strong ETag, 304 on If-None-Match)',
-  request: {
-    params: z.object({ app: Name, channel: Name }),
-    headers: z.object({ 'if-none-match': z.string().optional() }),
-  },
+/** A GET under /v1 that anyone may make: what devices read. */
+const publicGet = (config: Omit<RouteConfig, 'method' | 'servers' | 'security'>) =>
+  createRoute({ ...config, method: 'get', servers: v1, security: anyone });
+
+/** The request and answers of a signed document a device revalidates by its ETag. */
+const revalidated = (
+  params: z.ZodObject,
+  ok: ReturnType<typeof json>,
+  malformed: string,
+  missing: string,
+) => ({
+  request: { params, headers: z.object({ 'if-none-match': z.string().optional() }) },
   responses: {
-    200: json(ManifestEnvelope, 'The manifest envelope, as stored and signed'),
+    200: ok,
     304: { description: 'Not modified' },
-    400: error('Malformed app or channel'),
-    404: error('No manifest for that channel'),
+    400: error(malformed),
+    404: error(missing),
     ...rateLimited,
   },
 });
 
-export const keySetRoute = createRoute({
+export const manifestRoute = publicGet({
+  operationId: 'getManifest',
+  path: '/apps/{app}/channels/{channel}/manifest',
+  summary: 'The signed manifest of a channel (devices; strong ETag, 304 on If-None-Match)',
+  ...revalidated(
+    z.object({ app: Name, channel: Name }),
+    json(ManifestEnvelope, 'The manifest envelope, as stored and signed'),
+    'Malformed app or channel',
+    'No manifest for that channel',
+  ),
+});
+
+export const keySetRoute = publicGet({
   operationId: 'getKeySet',
-  method: 'get',
   path: '/keyset',
-  servers: v1,
-  security: anyone,
   summary: 'The root-signed key set (online and publisher keys)',
   responses: { 200: json(SignedKeySet, 'The signed key set') },
 });
 
-export const rootRoute = createRoute({
+export const rootRoute = publicGet({
   operationId: 'getRoot',
-  method: 'get',
   path: '/root',
-  servers: v1,
-  security: anyone,
   summary: "The pinned root's public keys and threshold (what an app embeds)",
   responses: { 200: json(TrustedRoot, 'The trusted root') },
 });
 
-export const releaseDocumentRoute = createRoute({
+export const releaseDocumentRoute = publicGet({
   operationId: 'getReleaseDocument',
-  method: 'get',
   path: '/releases/by-hash/{sha256}',
-  servers: v1,
-  security: anyone,
   summary:
     'A signed release document by the SHA-256 its manifest names it by (immutable; devices fetch it when they download that release)',
-  request: {
-    params: z.object({ sha256: Sha256Hex }),
-    headers: z.object({ 'if-none-match': z.string().optional() }),
-  },
-  responses: {
-    200: json(SignedRelease, 'The signed release, canonical JSON: the bytes the hash covers'),
-    304: { description: 'Not modified' },
-    400: error('Malformed hash'),
-    404: error('No such release document'),
-    ...rateLimited,
-  },
+  ...revalidated(
+    z.object({ sha256: Sha256Hex }),
+    json(SignedRelease, 'The signed release, canonical JSON: the bytes the hash covers'),
+    'Malformed hash',
+    'No such release document',
+  ),
 });
 
 const chunkRoute = (method: 'get' | 'head', operationId: string) =>

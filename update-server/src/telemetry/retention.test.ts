@@ -129,6 +129,24 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       return { status, code: (body as { error?: { code: string } }).error?.code };
     };
 
+    /** `n` batches sealed at `at`, each from a new device, posted and accepted, then kept in `into`. */
+    const acceptInto = async (into: TelemetryBatch[], n: number, prefix: string, at: number) => {
+      for (let i = 0; i < n; i++) {
+        const batch = sealedAt(device(prefix), at);
+        expect((await postBatch(t.server.url, batch)).body).toMatchObject({ status: 'accepted' });
+        into.push(batch);
+      }
+    };
+    /** What a pruning run reports: one batch id, device window and device row per pruned batch. */
+    const pruned = (perBatch: number, aggregates: number) => ({
+      batches: perBatch,
+      deviceWindows: perBatch,
+      devices: perBatch,
+      aggregates,
+      installs: 0, // no canary here: no install is registered
+      evidence: 0,
+    });
+
     const old: TelemetryBatch[] = [];
     const recent: TelemetryBatch[] = [];
 
@@ -156,30 +174,15 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     });
 
     it('prunes batch ids and per-device rows past the retention, in chunks, and keeps recent ones', async () => {
-      for (let i = old.length; i < 21; i++) {
-        const batch = sealedAt(device('old'), T0);
-        expect((await postBatch(t.server.url, batch)).body).toMatchObject({ status: 'accepted' });
-        old.push(batch);
-      }
+      await acceptInto(old, 21 - old.length, 'old', T0);
       clock = T0 + 20 * DAY;
-      for (let i = 0; i < 10; i++) {
-        const batch = sealedAt(device('recent'), clock);
-        expect((await postBatch(t.server.url, batch)).body).toMatchObject({ status: 'accepted' });
-        recent.push(batch);
-      }
+      await acceptInto(recent, 10, 'recent', clock);
       // One device row and one device window per batch; one aggregate row per server window.
       expect(await rows()).toEqual({ batches: 31, deviceWindows: 31, devices: 31, aggregates: 2 });
       expect(await inferences()).toBe(31 * 3);
 
       clock = T0 + 35 * DAY;
-      expect(await t.server.telemetry.pruner.runOnce()).toEqual({
-        batches: 21,
-        deviceWindows: 21,
-        devices: 21,
-        aggregates: 0,
-        installs: 0, // no canary here: no install is registered
-        evidence: 0,
-      });
+      expect(await t.server.telemetry.pruner.runOnce()).toEqual(pruned(21, 0));
       // Per-release aggregates have their own, longer retention (90 days): traffic stays.
       expect(await rows()).toEqual({ batches: 10, deviceWindows: 10, devices: 10, aggregates: 2 });
       expect(await inferences()).toBe(31 * 3);
@@ -187,14 +190,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect((await store.acceptedBatchIds(recent.map((b) => b.batchId))).size).toBe(10);
       expect((await store.acceptedBatchIds(old.map((b) => b.batchId))).size).toBe(0);
       // A second run finds nothing left to delete.
-      expect(await t.server.telemetry.pruner.runOnce()).toEqual({
-        batches: 0,
-        deviceWindows: 0,
-        devices: 0,
-        aggregates: 0,
-        installs: 0, // no canary here: no install is registered
-        evidence: 0,
-      });
+      expect(await t.server.telemetry.pruner.runOnce()).toEqual(pruned(0, 0));
     });
 
     it('answers a retry inside the retention window "duplicate" after pruning, and refuses a pruned one', async () => {
@@ -224,14 +220,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
 
     it('prunes the per-release aggregates once past their own retention', async () => {
       clock = T0 + 95 * DAY;
-      expect(await t.server.telemetry.pruner.runOnce()).toEqual({
-        batches: 10,
-        deviceWindows: 10,
-        devices: 10,
-        aggregates: 1,
-        installs: 0, // no canary here: no install is registered
-        evidence: 0,
-      });
+      expect(await t.server.telemetry.pruner.runOnce()).toEqual(pruned(10, 1));
       expect(await rows()).toEqual({ batches: 0, deviceWindows: 0, devices: 0, aggregates: 1 });
       expect(await inferences()).toBe(10 * 3);
     });

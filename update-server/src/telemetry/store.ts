@@ -8,6 +8,7 @@ import {
   sql,
   type Transaction,
 } from 'kysely';
+import { groupBy } from '../group-by.ts';
 import type { Database, DialectName } from '../storage/schema.ts';
 import { type AggregateKey, type AggregateValues, batchInferences } from './aggregate.ts';
 import { AggregateRows, aggregateFromRow } from './aggregate-rows.ts';
@@ -73,39 +74,28 @@ export class TelemetryStore {
   ): Promise<IngestOutcome[]> {
     const channels = [...new Set(batches.map((b) => `${b.app}\u0000${b.channel}`))].sort();
     try {
-      return await this.write(batches, channels, windowStart, cap, receivedAt, afterWrite);
+      return await this.db.transaction().execute(async (trx) => {
+        if (this.dialect === 'postgres') {
+          for (const channel of channels)
+            await sql`select pg_advisory_xact_lock(${lockKey(channel)})`.execute(trx);
+        }
+        const outcomes = await this.classify(trx, batches, windowStart, cap);
+        const accepted = batches.filter((_, i) => outcomes[i] === 'accepted');
+        if (accepted.length === 0) return outcomes;
+        await this.insertRows(trx, accepted, windowStart, receivedAt);
+        await this.aggregateRows.add(trx, accepted, windowStart);
+        await afterWrite?.(
+          trx,
+          outcomes.flatMap((o, i) => (o === 'accepted' ? [i] : [])),
+        );
+        return outcomes;
+      });
     } catch (error) {
       // Not committed: what memory kept of these channels' windows may hold numbers the database
       // does not (telemetry/aggregate-rows.ts).
       this.aggregateRows.forget(channels);
       throw error;
     }
-  }
-
-  private write(
-    batches: TelemetryBatch[],
-    channels: string[],
-    windowStart: number,
-    cap: DeviceCap,
-    receivedAt: string,
-    afterWrite?: (trx: Transaction<Database>, accepted: number[]) => Promise<void>,
-  ): Promise<IngestOutcome[]> {
-    return this.db.transaction().execute(async (trx) => {
-      if (this.dialect === 'postgres') {
-        for (const channel of channels)
-          await sql`select pg_advisory_xact_lock(${lockKey(channel)})`.execute(trx);
-      }
-      const outcomes = await this.classify(trx, batches, windowStart, cap);
-      const accepted = batches.filter((_, i) => outcomes[i] === 'accepted');
-      if (accepted.length === 0) return outcomes;
-      await this.insertRows(trx, accepted, windowStart, receivedAt);
-      await this.aggregateRows.add(trx, accepted, windowStart);
-      await afterWrite?.(
-        trx,
-        outcomes.flatMap((o, i) => (o === 'accepted' ? [i] : [])),
-      );
-      return outcomes;
-    });
   }
 
   /** Duplicates (seen before, or earlier in this group) and batches over their device's cap. */
@@ -472,17 +462,6 @@ function lockKey(channel: string): number {
 
 function* chunks<T>(items: T[], size: number): Generator<T[]> {
   for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
-}
-
-function groupBy<T>(items: T[], key: (t: T) => string): Map<string, T[]> {
-  const out = new Map<string, T[]>();
-  for (const item of items) {
-    const k = key(item);
-    const list = out.get(k);
-    if (list) list.push(item);
-    else out.set(k, [item]);
-  }
-  return out;
 }
 
 /** The step window a row falls in (integer division on both dialects), or null for the whole range. */
