@@ -18,8 +18,9 @@ import {
 import { AdminClient } from '@edgeship/update-server/admin-client';
 import { SOURCE_NODE_ARGS } from '../../test/support/node-args.ts';
 import { type ServerProcess, spawnServer } from '../../test/support/server-process.ts';
+import { webhookReceiver } from '../../test/support/webhook-receiver.ts';
 import type { BootstrapTokens } from '../../update-server/src/auth/tokens.ts';
-import { uniformMonitoring, webhookReceiver } from '../../update-server/src/telemetry/testing.ts';
+import { uniformMonitoring } from '../../update-server/src/telemetry/testing.ts';
 import {
   type Device,
   deviceKind,

@@ -84,13 +84,14 @@ export class RuntimeCore {
     const shadows = new ShadowLifecycle(activation, failures, collector, config.shadowSampleRate ?? 0.1);
     const report = new StatusReport(deviceId, store, activation, shadows, book, new LatencyBook());
     const send = () => sendWorkerTelemetry(telemetry);
-    const checks = new UpdateChecks(config, store, updater, book, activation, shadows, send, emit);
+    const releases = { config, store, updater, book, activation };
+    const checks = new UpdateChecks(releases, shadows, send, emit);
     const observers = { latency: report.latency, collector, shadows, guard };
     const predictions = new PredictionBook(collector);
     const parts = { store, book, activation, shadows, report, checks, telemetry, observers, predictions };
     // A load's checks go through the core, so that they too are refused once it is disposed.
     const check = (): Promise<CheckResult> => core.checkForUpdates();
-    const loader = new ModelLoader(config, store, updater, book, activation, check, (n) => report.model(n));
+    const loader = new ModelLoader(releases, check, (n) => report.model(n));
     const stopSending = startTelemetryTimer(telemetry, config.telemetryIntervalMs);
     const core = new RuntimeCore({ ...parts, loader }, stopSending, deviceId);
     return core;

@@ -4,9 +4,8 @@ import type { ModelStore } from '../store/model-store.ts';
 import type { TrustStore } from '../update/trust-store.ts';
 import { type CheckResult, type UpdateEvent, Updater } from '../update/updater.ts';
 import { RUNTIME_VERSION } from '../version.ts';
-import type { Activation } from './activation.ts';
 import type { LastCheck, RuntimeConfig, RuntimeEvent } from './config.ts';
-import type { FailureBook } from './failure-book.ts';
+import type { ReleaseDeps } from './model-loader.ts';
 import type { ShadowLifecycle } from './shadow-lifecycle.ts';
 
 /**
@@ -18,11 +17,7 @@ export class UpdateChecks {
   private last: LastCheck | null = null;
 
   constructor(
-    private readonly config: RuntimeConfig,
-    private readonly store: ModelStore,
-    private readonly updater: Updater,
-    private readonly book: FailureBook,
-    private readonly activation: Activation,
+    private readonly deps: ReleaseDeps,
     private readonly shadows: ShadowLifecycle,
     private readonly sendTelemetry: () => Promise<unknown>,
     private readonly emit: (event: RuntimeEvent) => void,
@@ -45,15 +40,15 @@ export class UpdateChecks {
     let result: CheckResult;
     try {
       // Environment failures whose backoff is over become stageable again.
-      await this.book.syncRefused();
-      result = await this.updater.check();
+      await this.deps.book.syncRefused();
+      result = await this.deps.updater.check();
       const offered = new Set(
         Object.values(result.targets).flatMap((t) => [t.active, t.shadow].filter((id) => id !== null)),
       );
       // A newer manifest offering a release refused for a model cause lifts the refusal; the
       // manifest is applied again (a 304 on the ETag) so the release is staged in this check.
-      if ((await this.book.liftOffered(result.manifestVersion, offered)).length > 0) {
-        const again = await this.updater.check();
+      if ((await this.deps.book.liftOffered(result.manifestVersion, offered)).length > 0) {
+        const again = await this.deps.updater.check();
         result = { ...again, changed: result.changed || again.changed };
       }
       this.last = {
@@ -73,8 +68,9 @@ export class UpdateChecks {
       throw error;
     }
     for (const [name, target] of Object.entries(result.targets)) {
-      const { pending } = await this.store.pointers(name);
-      if (pending && (await this.activatesNow(name, pending))) await this.activation.switchTo(name, pending);
+      const { pending } = await this.deps.store.pointers(name);
+      if (pending && (await this.activatesNow(name, pending)))
+        await this.deps.activation.switchTo(name, pending);
       await this.shadows.prepare(name, target.shadow);
     }
     return result;
@@ -87,11 +83,11 @@ export class UpdateChecks {
    * canary and a production rollback look like from here (a new release is never older).
    */
   private async activatesNow(name: string, pending: string): Promise<boolean> {
-    const running = this.activation.loaded(name);
+    const running = this.deps.activation.loaded(name);
     if (!running) return false;
-    if (this.config.activation === 'immediate') return true;
-    if ((this.config.withdrawnActivation ?? 'immediate') !== 'immediate') return false;
-    const staged = await this.store.getRelease(pending);
+    if (this.deps.config.activation === 'immediate') return true;
+    if ((this.deps.config.withdrawnActivation ?? 'immediate') !== 'immediate') return false;
+    const staged = await this.deps.store.getRelease(pending);
     if (!staged || !semverLt(staged.version, running.release.version)) return false;
     this.emit({ type: 'release-withdrawn', model: name, release: running.id, to: pending });
     return true;

@@ -6,10 +6,11 @@
 // halted there, before the next stage; a segment that never fills is waited out, and said so.
 import { rolloutBucket, seededBytes, type TelemetryRecord } from '@edgeship/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { publish, startTestServer, type TestServer } from '../../../test/support/server.ts';
+import { startTestServer, type TestServer } from '../../../test/support/server.ts';
 import type { RolloutRecord } from '../storage/types.ts';
-import { makeBatch, makeRecord, newInstall, postBatch, uniformMonitoring } from '../telemetry/testing.ts';
+import { makeBatch, makeRecord, postBatch } from '../telemetry/testing.ts';
 import { controlFrom } from './evidence.ts';
+import { installsOnNetworks, publishMonitored } from './testing.ts';
 
 const APP = 'demo-app';
 const MODEL = 'seg-hold';
@@ -59,22 +60,15 @@ describe.each(['sqlite', 'postgres'] as const)('schedule segment hold on %s', (d
         caps: { maxEventsPerInstall: 100_000, maxInstallsPerPrefix: 16 },
       },
     });
-    for (const version of ['1.0.0', '1.1.0', '1.2.0', '1.3.0'])
-      await publish(t, seededBytes(3000, Number(version.at(2)) + 60), {
-        model: MODEL,
-        version,
-        monitoring: uniformMonitoring(),
-      });
-    await t.operator.promoteRelease(APP, 'stable', MODEL, '1.0.0');
+    await publishMonitored(t, MODEL, ['1.0.0', '1.1.0', '1.2.0', '1.3.0'], (v) =>
+      seededBytes(3000, Number(v.at(2)) + 60),
+    );
     // 1,000 installs on 100 /24s, each seen before any rollout (only those count for one). The
     // buckets are random (a random salt per rollout): at 3% the canary has 30 ± 5 installs, a
     // quarter of them Firefox, short of the 12 a verdict needs; the control (the top 10%) has
     // 100 ± 9, so its 25 Firefox installs are always enough for one (with 600 installs and a 5%
     // first stage, Firefox's 15 in the control fell short one rollout in twenty, and no hold was due).
-    fleet = Array.from({ length: 1000 }, (_, i) => ({
-      id: newInstall(),
-      from: `127.41.${i % 100}.${1 + Math.floor(i / 100)}`,
-    }));
+    fleet = installsOnNetworks(1000, 100, 41);
     for (const install of fleet)
       expect(
         (

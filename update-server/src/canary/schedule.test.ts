@@ -4,12 +4,13 @@
 import { rolloutBucket, seededBytes } from '@edgeship/protocol';
 import { governance } from '@edgeship/update-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { publish, startTestServer, type TestServer } from '../../../test/support/server.ts';
+import { startTestServer, type TestServer } from '../../../test/support/server.ts';
 import { type WebhookReceiver, webhookReceiver } from '../../../test/support/webhook-receiver.ts';
 import { createTestSchema, type TestSchema } from '../storage/registry.suite.ts';
 import type { RolloutRecord } from '../storage/types.ts';
-import { makeBatch, makeRecord, newInstall, postBatch, uniformMonitoring } from '../telemetry/testing.ts';
+import { makeBatch, makeRecord, postBatch } from '../telemetry/testing.ts';
 import { controlFrom } from './evidence.ts';
+import { installsOnNetworks, publishMonitored } from './testing.ts';
 
 const APP = 'demo-app';
 const MODEL = 'kws';
@@ -85,19 +86,11 @@ describe.each(['sqlite', 'postgres'] as const)('scheduled rollouts on %s', (dial
         caps: { maxEventsPerInstall: 10_000, maxInstallsPerPrefix: 6 },
       },
     });
-    for (const version of ['1.0.0', '1.1.0', '1.2.0']) {
-      await publish(t, seededBytes(3000, Number(version.at(2)) + 40), {
-        model: MODEL,
-        version,
-        monitoring: uniformMonitoring(),
-      });
-    }
-    await t.operator.promoteRelease(APP, 'stable', MODEL, '1.0.0');
+    await publishMonitored(t, MODEL, ['1.0.0', '1.1.0', '1.2.0'], (v) =>
+      seededBytes(3000, Number(v.at(2)) + 40),
+    );
     // 80 installs on 16 /24s, each seen before any rollout (only those count for one).
-    fleet = Array.from({ length: 80 }, (_, i) => ({
-      id: newInstall(),
-      from: `127.40.${i % 16}.${1 + Math.floor(i / 16)}`,
-    }));
+    fleet = installsOnNetworks(80, 16, 40);
     for (const install of fleet) await post(install, '1.0.0');
   }, 120_000);
   afterAll(async () => {

@@ -13,8 +13,9 @@ import {
 } from '@edgeship/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestServer } from '../../../test/support/server.ts';
+import type { WebhookReceiver } from '../../../test/support/webhook-receiver.ts';
 import { governance } from '../admin-client.ts';
-import { makeBatch, makeRecord, newInstall, postBatch, type WebhookReceiver } from '../telemetry/testing.ts';
+import { makeBatch, makeRecord, newInstall, postBatch } from '../telemetry/testing.ts';
 import { type CanaryTestServer, canaryTestServer } from './testing.ts';
 
 const MODEL = 'seg';

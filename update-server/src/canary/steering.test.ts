@@ -4,17 +4,11 @@
 import { ManifestEnvelopeSchema, rolloutBucket, seededBytes } from '@edgeship/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestServer } from '../../../test/support/server.ts';
+import type { WebhookReceiver } from '../../../test/support/webhook-receiver.ts';
 import { openStorage } from '../storage/open.ts';
 import type { RolloutRecord } from '../storage/types.ts';
 import { pruneTelemetry } from '../telemetry/prune.ts';
-import {
-  latencies,
-  makeBatch,
-  makeRecord,
-  newInstall,
-  postBatch,
-  type WebhookReceiver,
-} from '../telemetry/testing.ts';
+import { latencies, makeBatch, makeRecord, newInstall, postBatch } from '../telemetry/testing.ts';
 import { CanaryEvidenceStore, controlFrom, type InstallEvidence } from './evidence.ts';
 import { type CanaryTestServer, canaryTestServer } from './testing.ts';
 

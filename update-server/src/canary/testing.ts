@@ -4,7 +4,8 @@ import {
   type TestServer,
   type TestServerOptions,
 } from '../../../test/support/server.ts';
-import { uniformMonitoring, type WebhookReceiver, webhookReceiver } from '../telemetry/testing.ts';
+import { type WebhookReceiver, webhookReceiver } from '../../../test/support/webhook-receiver.ts';
+import { newInstall, uniformMonitoring } from '../telemetry/testing.ts';
 
 export interface CanaryTestServer<T = Record<string, unknown>> {
   t: TestServer;
@@ -34,9 +35,7 @@ export async function canaryTestServer<T = Record<string, unknown>>(
       telemetry: { deviceCap: { batchesPerWindow: 20, inferencesPerWindow: 1_000_000 } },
       canary,
     });
-    for (const version of ['1.0.0', '1.1.0', '1.2.0'])
-      await publish(t, bytesOf(version), { model, version, monitoring: uniformMonitoring() });
-    await t.operator.promoteRelease('demo-app', 'stable', model, '1.0.0');
+    await publishMonitored(t, model, ['1.0.0', '1.1.0', '1.2.0'], bytesOf);
   } catch (error) {
     await t?.stop();
     await hooks.close();
@@ -51,4 +50,34 @@ export async function canaryTestServer<T = Record<string, unknown>>(
       await hooks.close();
     },
   };
+}
+
+/**
+ * Publishes `model` at each version (monitored; the bytes of each from `bytesOf`) and puts the
+ * first in production of demo-app/stable.
+ */
+export async function publishMonitored(
+  t: TestServer,
+  model: string,
+  versions: readonly string[],
+  bytesOf: (version: string) => Uint8Array,
+): Promise<void> {
+  for (const version of versions)
+    await publish(t, bytesOf(version), { model, version, monitoring: uniformMonitoring() });
+  await t.operator.promoteRelease('demo-app', 'stable', model, versions[0]!);
+}
+
+/**
+ * `count` new installs on `prefixes` networks 127.`net`.x.0/24, one source address each: the
+ * server counts installs per /24 (caps, and the prefixes a verdict needs).
+ */
+export function installsOnNetworks(
+  count: number,
+  prefixes: number,
+  net: number,
+): Array<{ id: string; from: string }> {
+  return Array.from({ length: count }, (_, i) => ({
+    id: newInstall(),
+    from: `127.${net}.${i % prefixes}.${1 + Math.floor(i / prefixes)}`,
+  }));
 }

@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type WebhookReceiver, webhookReceiver } from '../../../test/support/webhook-receiver.ts';
 import { openStorage } from '../storage/open.ts';
 import { createTestSchema, type TestSchema } from '../storage/registry.suite.ts';
-import { type WebhookReceiver, webhookReceiver } from '../telemetry/testing.ts';
 import { WebhookOutbox } from './webhook-outbox.ts';
 
 const log = pino({ level: 'silent' });

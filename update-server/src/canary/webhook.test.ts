@@ -1,34 +1,18 @@
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, expect, it } from 'vitest';
+import { type WebhookReceiver, webhookReceiver } from '../../../test/support/webhook-receiver.ts';
 import { deliverWebhook, webhookSigner } from './webhook.ts';
 
 const log = pino({ level: 'silent' });
-const servers: Array<ReturnType<typeof createServer>> = [];
-afterAll(() => Promise.all(servers.map((s) => new Promise((r) => s.close(r)))));
+const receivers: Array<WebhookReceiver<Record<string, unknown>>> = [];
+afterAll(() => Promise.all(receivers.map((r) => r.close())));
 
-/** A real receiver that answers the first `failures` deliveries with 503. */
+/** A real receiver that answers the first `failures` deliveries with 503, then 200. */
 async function receiver(failures: number) {
-  const bodies: Array<Record<string, unknown>> = [];
-  const deliveries: Array<{ body: string; headers: Record<string, string> }> = [];
-  let calls = 0;
-  const server = createServer((req, res) => {
-    let body = '';
-    req.setEncoding('utf8').on('data', (d: string) => {
-      body += d;
-    });
-    req.on('end', () => {
-      calls += 1;
-      bodies.push(JSON.parse(body));
-      deliveries.push({ body, headers: req.headers as Record<string, string> });
-      res.writeHead(calls <= failures ? 503 : 200).end();
-    });
-  });
-  servers.push(server);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, bodies, deliveries };
+  const r = await webhookReceiver(undefined, (call) => (call <= failures ? 503 : 200));
+  receivers.push(r);
+  return { url: r.url, bodies: r.received, deliveries: r.deliveries };
 }
 
 it('retries a refused webhook with the same delivery id until it is accepted', async () => {

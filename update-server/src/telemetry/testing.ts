@@ -1,6 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { Agent, createServer, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { Agent, request } from 'node:http';
 import {
   type Backend,
   DEVICE_ID_PATTERN,
@@ -137,45 +136,6 @@ export async function installPrivateKey(deviceId: string): Promise<CryptoKey | u
     'sign',
   ]);
   return entry.key;
-}
-
-export interface WebhookReceiver<T> {
-  url: string;
-  /** Each delivery's JSON body, in arrival order. */
-  received: T[];
-  close(): Promise<void>;
-}
-
-/**
- * A real HTTP server on loopback that records webhook deliveries and answers 204, or what
- * `status` says for the n-th call (1-based): a receiver that is down answers 503.
- */
-export async function webhookReceiver<T = Record<string, unknown>>(
-  onDelivery: (event: T) => void = () => {},
-  status: (call: number) => number = () => 204,
-): Promise<WebhookReceiver<T>> {
-  const received: T[] = [];
-  let calls = 0;
-  const server = createServer((req, res) => {
-    let body = '';
-    req.setEncoding('utf8').on('data', (d: string) => {
-      body += d;
-    });
-    req.on('end', () => {
-      try {
-        const event = JSON.parse(body) as T;
-        received.push(event);
-        onDelivery(event);
-      } catch {}
-      res.writeHead(status(++calls)).end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/edgeship`,
-    received,
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  };
 }
 
 const agents = new Map<string, Agent>();
