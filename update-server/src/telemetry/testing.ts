@@ -17,8 +17,8 @@ import { testBatch, testRecord } from '../../../test/support/telemetry-batch.ts'
 
 /**
  * Builders shared by the telemetry tests and the fleet simulator: a monitoring spec with one
- * feature over [0, 1], valid signed batches and their POST, and a webhook receiver. A real server
- * process to send them to: test/support/server-process.ts.
+ * feature over [0, 1], valid signed batches and their POST. A real server process to send them
+ * to: test/support/server-process.ts; a webhook receiver: test/support/webhook-receiver.ts.
  */
 
 /** Latencies from a fixed-seed generator: log-normal around `medianMs`. */
