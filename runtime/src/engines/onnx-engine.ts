@@ -54,6 +54,62 @@ export function configureOrt(opts: OrtOptions): void {
   ort.env.logLevel = 'error';
 }
 
+/** The thread count `config` runs with, fixed for this realm on its first session (see above). */
+function fixThreads(config: EngineConfig): number {
+  const threads = config.threads ?? initialisedThreads ?? ort.env.wasm.numThreads ?? 1;
+  if (threads > 1 && !globalThis.crossOriginIsolated) {
+    // Without SharedArrayBuffer ORT quietly drops to one thread; say so instead.
+    throw new BackendUnavailableError(
+      'not-isolated',
+      `${describeConfig(config)}: WASM threads need a cross-origin isolated page`,
+    );
+  }
+  if (initialisedThreads === undefined) {
+    ort.env.wasm.numThreads = threads;
+    initialisedThreads = threads;
+  } else if (threads !== initialisedThreads) {
+    throw new BackendUnavailableError(
+      'threads-fixed',
+      `${describeConfig(config)}: onnxruntime-web already initialised with ${initialisedThreads} thread(s) in this worker`,
+    );
+  }
+  return threads;
+}
+
+/** A 65-byte graph, one Identity node over float32 [1] (written with onnx-proto): the cheapest session. */
+const STARTER_MODEL = new Uint8Array([
+  8, 8, 58, 55, 10, 16, 10, 1, 120, 18, 1, 121, 34, 8, 73, 100, 101, 110, 116, 105, 116, 121, 18, 1, 119, 90,
+  15, 10, 1, 120, 18, 10, 10, 8, 8, 1, 18, 4, 10, 2, 8, 1, 98, 15, 10, 1, 121, 18, 10, 10, 8, 8, 1, 18, 4, 10,
+  2, 8, 1, 66, 4, 10, 0, 16, 17,
+]);
+
+let started: Promise<void> | null = null;
+
+/**
+ * Starts onnxruntime-web for `config` before a model's bytes are at hand: fetching and compiling
+ * its WASM, starting its threads and its execution provider take a second or two that can overlap
+ * a download or a read from the store. ORT initialises once per realm, on its first session; a
+ * session over a one-node graph is that first session here, and the model's own session then
+ * finds ORT ready (or joins its start in flight). Fixes the thread count as that first session
+ * would. Never rejects: whatever fails here fails again, and is reported, when the model opens.
+ */
+export function startOrt(config: EngineConfig, opts: OrtOptions = {}): Promise<void> {
+  if (started || initialisedThreads !== undefined || !ORT_BACKENDS.has(config.backend)) {
+    return started ?? Promise.resolve();
+  }
+  started = (async () => {
+    configureOrt({ ...opts, threads: config.threads });
+    assertWebGpuExists(config);
+    fixThreads(config);
+    const session = await ort.InferenceSession.create(STARTER_MODEL, {
+      executionProviders: [config.backend],
+      logSeverityLevel: 3,
+    });
+    await session.release();
+  })().catch(() => {});
+  return started;
+}
+
 /** The thread count ORT initialised with in this realm, or undefined before the first session. */
 export function ortThreads(): number | undefined {
   return initialisedThreads;
@@ -85,23 +141,7 @@ export async function createOnnxEngine(
     );
   }
   assertWebGpuExists(config);
-  const threads = config.threads ?? initialisedThreads ?? ort.env.wasm.numThreads ?? 1;
-  if (threads > 1 && !globalThis.crossOriginIsolated) {
-    // Without SharedArrayBuffer ORT quietly drops to one thread; say so instead.
-    throw new BackendUnavailableError(
-      'not-isolated',
-      `${describeConfig(config)}: WASM threads need a cross-origin isolated page`,
-    );
-  }
-  if (initialisedThreads === undefined) {
-    ort.env.wasm.numThreads = threads;
-    initialisedThreads = threads;
-  } else if (threads !== initialisedThreads) {
-    throw new BackendUnavailableError(
-      'threads-fixed',
-      `${describeConfig(config)}: onnxruntime-web already initialised with ${initialisedThreads} thread(s) in this worker`,
-    );
-  }
+  const threads = fixThreads(config);
   let session: ort.InferenceSession;
   try {
     session = await ort.InferenceSession.create(model, {

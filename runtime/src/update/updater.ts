@@ -8,6 +8,7 @@ import {
   MAX_MANIFEST_BYTES,
   type Manifest,
   NetworkError,
+  type Release,
   type ReleaseRef,
   releaseId,
   type SegmentValues,
@@ -49,6 +50,8 @@ export interface UpdaterConfig {
    * rollout that excludes its segment gives it production, whatever its bucket.
    */
   segment?: (model: string) => Partial<SegmentValues>;
+  /** Called as the download of a release a load() waits for begins (its engine can start meanwhile). */
+  onAwaitedDownload?: (release: Release) => void;
 }
 
 type UpdaterEvent<T extends RuntimeEvent['type']> = Extract<RuntimeEvent, { type: T }>;
@@ -256,6 +259,7 @@ export class Updater {
         );
       }
       this.emit({ type: 'update-available', model, release: id });
+      if (keepBytes) this.config.onAwaitedDownload?.(signed.signed);
       const download = await downloadRelease(this.store, signed, {
         server: this.config.server,
         fetch: this.fetchImpl,

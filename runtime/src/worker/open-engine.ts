@@ -1,6 +1,12 @@
 import { NotFoundError, type Release, releaseId } from '@edgeship/protocol';
 import type { EngineConfig } from '../engines/engine.ts';
-import { configureOrt, createOnnxEngine, type OnnxExternalData, ortThreads } from '../engines/onnx-engine.ts';
+import {
+  configureOrt,
+  createOnnxEngine,
+  type OnnxExternalData,
+  ortThreads,
+  startOrt,
+} from '../engines/onnx-engine.ts';
 import { createOnnxProbe } from '../engines/probe.ts';
 import { candidateConfigs, selectEngine, type Trial } from '../engines/select.ts';
 import { sampleInputs } from '../engines/tensor.ts';
@@ -89,16 +95,7 @@ export async function openEngine(
   bytes.model = null;
   bytes.externalData = [];
   bytes.weights = null;
-  const env = {
-    crossOriginIsolated: globalThis.crossOriginIsolated === true,
-    hardwareConcurrency: globalThis.navigator?.hardwareConcurrency ?? 1,
-    // ORT fixes its thread count when it first starts in this worker: only that count can load here.
-    ortThreads: release.format === 'onnx' ? ortThreads() : undefined,
-    tfjsWasm: Boolean(config.tfjsWasmPaths),
-  };
-  const { candidates, fallbacks } = await candidateConfigs(release.format, env);
-  const remembered = await store.getMeta(engineKey(id));
-  const preferred = config.backend && config.backend !== 'auto' ? config.backend : undefined;
+  const { candidates, fallbacks, remembered, preferred } = await engineChoices(store, id, release, config);
   const load = async (engineConfig: EngineConfig) => {
     onStep('engine');
     if (release.format === 'onnx') {
@@ -142,6 +139,45 @@ export async function openEngine(
     remembered: !preferred && remembered !== undefined,
   };
   return { engine: selected.engine, backend };
+}
+
+/** What openEngine chooses among for a release here: candidates, the remembered and the app's choice. */
+async function engineChoices(store: ModelStore, id: string, release: Release, config: RuntimeConfig) {
+  const env = {
+    crossOriginIsolated: globalThis.crossOriginIsolated === true,
+    hardwareConcurrency: globalThis.navigator?.hardwareConcurrency ?? 1,
+    // ORT fixes its thread count when it first starts in this worker: only that count can load here.
+    ortThreads: release.format === 'onnx' ? ortThreads() : undefined,
+    tfjsWasm: Boolean(config.tfjsWasmPaths),
+  };
+  const { candidates, fallbacks } = await candidateConfigs(release.format, env);
+  const remembered = await store.getMeta(engineKey(id));
+  const preferred = config.backend && config.backend !== 'auto' ? config.backend : undefined;
+  return { candidates, fallbacks, remembered, preferred };
+}
+
+/**
+ * Starts the engine an ONNX release will open on while its bytes are still downloading or being
+ * read from the store, when that engine is known without measuring: the one remembered for the
+ * release, or the only candidate the app's `backend` leaves (selectEngine loads either directly).
+ * With several to measure, nothing starts early: the trial decides the thread count.
+ */
+export async function startEngineEarly(store: ModelStore, release: Release, config: RuntimeConfig) {
+  if (release.format !== 'onnx') return;
+  try {
+    const foreseen = foreseenConfig(await engineChoices(store, releaseId(release), release, config));
+    if (foreseen) await startOrt(foreseen, { wasmPaths: config.wasmPaths });
+  } catch {
+    // Only a head start: the release's own open reports whatever fails here.
+  }
+}
+
+/** The config selectEngine will load without a trial, if there is one. */
+function foreseenConfig(choices: Awaited<ReturnType<typeof engineChoices>>): EngineConfig | undefined {
+  const { candidates, remembered, preferred } = choices;
+  if (!preferred && remembered) return remembered;
+  const group = preferred ? candidates.filter((c) => c.backend === preferred) : candidates;
+  return group.length === 1 ? group[0] : undefined;
 }
 
 /** `trial`, announcing each run as a 'probe' step (bounded by the page, as the other steps are). */

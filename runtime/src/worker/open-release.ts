@@ -5,7 +5,7 @@ import { hasNonFinite, sampleInputs } from '../engines/tensor.ts';
 import type { ModelStore } from '../store/model-store.ts';
 import { ActivationError } from './activation-error.ts';
 import type { BackendReport, EngineStartStep, RuntimeConfig } from './config.ts';
-import { openEngine, type ReleaseBytes, readReleaseBytes } from './open-engine.ts';
+import { openEngine, type ReleaseBytes, readReleaseBytes, startEngineEarly } from './open-engine.ts';
 
 /**
  * Opens a stored release on an engine and health-checks it. Each step's failure is an
@@ -23,6 +23,8 @@ export async function openRelease(
   const release = installed.signed.signed;
   const onStep = (step: EngineStartStep) => opts.onStep?.(release, step);
   onStep('read');
+  // ORT starts while the bytes are read (a first load started it when its download began).
+  void startEngineEarly(store, release, config);
   let files: ReleaseBytes;
   try {
     files = await readReleaseBytes(store, id, release);

@@ -6,6 +6,7 @@ import { type CheckResult, type UpdateEvent, Updater } from '../update/updater.t
 import { RUNTIME_VERSION } from '../version.ts';
 import type { LastCheck, RuntimeConfig, RuntimeEvent } from './config.ts';
 import type { ReleaseDeps } from './model-loader.ts';
+import { startEngineEarly } from './open-engine.ts';
 import type { ShadowLifecycle } from './shadow-lifecycle.ts';
 
 /**
@@ -121,6 +122,7 @@ export function updaterFor(
       minBytesPerSecond: config.retrieval?.minBytesPerSecond,
       models: config.models,
       segment: (model) => deviceSegmentValues(segment, RUNTIME_VERSION, backendOf?.(model)),
+      onAwaitedDownload: (release) => void startEngineEarly(store, release, config),
     },
     (event) => {
       pipeline?.(event);
