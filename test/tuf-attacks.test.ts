@@ -88,11 +88,16 @@ async function served(channel: string): Promise<string> {
   return response.text();
 }
 
+/** A device on `channel`, whose production is demo 1.0.0, before any check. */
+async function freshDevice(channel: string, config: Parameters<typeof device>[1] = {}) {
+  await t.operator.promoteRelease(APP, channel, 'demo', '1.0.0');
+  return device(channel, config);
+}
+
 /** A device on `channel`, whose production is demo 1.0.0, after one honest check; and that manifest. */
 async function checkedDevice(channel: string) {
-  await t.operator.promoteRelease(APP, channel, 'demo', '1.0.0');
+  const d = await freshDevice(channel);
   const manifest = await served(channel);
-  const d = await device(channel);
   await d.updater.check();
   return { d, manifest };
 }
@@ -185,8 +190,7 @@ describe('TUF attack classes, against the real server, mirror and runtime', () =
   });
 
   it('endless data: an endless manifest and an endless chunk are cut at their bounds', async () => {
-    await t.operator.promoteRelease(APP, 'endless', 'demo', '1.0.0');
-    const d = await device('endless');
+    const d = await freshDevice('endless');
     mirror.manifest = (_req, res) => endless(res);
     mirror.log = [];
     expect(await rejectionCode(d.updater.check())).toBe('E_LENGTH');
@@ -201,10 +205,9 @@ describe('TUF attack classes, against the real server, mirror and runtime', () =
   });
 
   it('slow retrieval: a chunk drip-fed a byte every 250 ms is refused at its size-based deadline', async () => {
-    await t.operator.promoteRelease(APP, 'slow', 'demo', '1.0.0');
     // The stall timer (1 s) alone would never fire: a byte arrives every 250 ms. The chunk's
     // deadline (500 ms + 3000 B at the default 4 KiB/s, never re-armed) does.
-    const d = await device('slow', { stallMs: 1000, firstByteMs: 500 });
+    const d = await freshDevice('slow', { stallMs: 1000, firstByteMs: 500 });
     mirror.chunk = async (_req, res, upstream) => drip(res, (await upstream()).body, 250);
     mirror.log = [];
     const started = performance.now();
@@ -263,8 +266,7 @@ describe('TUF attack classes, against the real server, mirror and runtime', () =
     const withDependency = { ...v1, signed: { ...v1.signed, dependencies: ['evil@1.0.0'] } };
     expect(SignedReleaseSchema.safeParse(withDependency).success).toBe(false);
     // ...and a device fetches exactly the chunks of the publisher-signed release it runs.
-    await t.operator.promoteRelease(APP, 'deps', 'demo', '1.0.0');
-    const d = await device('deps');
+    const d = await freshDevice('deps');
     mirror.log = [];
     await d.updater.check();
     const fetched = chunkPaths().map((e) => e.path.slice('/v1/chunks/'.length));
@@ -294,8 +296,7 @@ describe('TUF attack classes, against the real server, mirror and runtime', () =
   it('mix-and-match: a swapped release document is refused before any chunk is fetched', async () => {
     // The manifest names each release by its document's hash; the mirror answers that request
     // with another genuine, publisher-signed document (v1.1.0's for v1.0.0's).
-    await t.operator.promoteRelease(APP, 'swap', 'demo', '1.0.0');
-    const d = await device('swap');
+    const d = await freshDevice('swap');
     const other = releaseDocumentBytes(v11);
     mirror.releaseDocument = (_req, res) => void res.writeHead(200).end(other);
     mirror.log = [];
@@ -332,8 +333,7 @@ describe('TUF attack classes, against the real server, mirror and runtime', () =
   it('malicious mirrors preventing updates: refused answers leave nothing that blocks a good one', async () => {
     // Edgeship has one origin, not a mirror list; what applies is the spec's rule that a failed
     // step "should not leave clients in an unrecoverable state".
-    await t.operator.promoteRelease(APP, 'mirrors', 'demo', '1.0.0');
-    const d = await device('mirrors');
+    const d = await freshDevice('mirrors');
     const tampered = (await served('mirrors')).replace('"production":"1.0.0"', '"production":null');
     mirror.manifest = serveManifest(tampered, '"evil-etag"');
     expect(await rejectionCode(d.updater.check())).toBe('E_SIGNATURE');

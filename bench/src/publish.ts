@@ -19,10 +19,10 @@ import {
 } from '@edgeship/protocol';
 import { bigModelContract, bigOnnxModel } from '../../test/support/big-model.ts';
 import { SOURCE_NODE_ARGS } from '../../test/support/node-args.ts';
+import { BENCH_SPAWN, type ListeningLine, spawnServer } from '../../test/support/server-process.ts';
 import { createTestTrust, testManifest, testRelease } from '../../test/support/trust.ts';
 import { rssMiB } from './proc.ts';
 import type { Benchmark, Goal, Row } from './result.ts';
-import { spawnServer } from './servers/spawn.ts';
 import { median } from './stats.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
@@ -52,10 +52,11 @@ function sampleRss(pid: number): { peak: () => number; stop: () => void } {
 }
 
 async function publishOnce(dir: string, log: (m: string) => void): Promise<Rep> {
-  const server = await spawnServer<{ url: string; pid: number; token: string; keyFile: string }>([
-    ...SOURCE_NODE_ARGS,
-    join(import.meta.dirname, 'servers/publish-target-child.ts'),
-  ]);
+  const server = await spawnServer<ListeningLine & { pid: number; token: string; keyFile: string }>([], {
+    ...BENCH_SPAWN,
+    script: join(import.meta.dirname, 'servers/publish-target-child.ts'),
+    nodeArgs: SOURCE_NODE_ARGS,
+  });
   try {
     await sleep(2000); // start-up allocations settle before "idle" is read
     const serverIdleMiB = rssMiB(server.info.pid);

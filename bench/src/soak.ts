@@ -3,19 +3,16 @@
 // every 10 s. Reports growth from the second minute to the last, and every error.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { SILERO_CONTRACT, sileroBytes } from '../../test/support/models.ts';
 import { publish, startTestServer } from '../../test/support/server.ts';
+import { BENCH_SPAWN, spawnServer } from '../../test/support/server-process.ts';
 import { cpuSeconds, rssMiB } from './proc.ts';
 import type { Benchmark, Row } from './result.ts';
 import { compared, plain } from './rows.ts';
-import { spawnServer } from './servers/spawn.ts';
 import { growth, median, percentile, round } from './stats.ts';
 import { hasTelemetryIngest, telemetryRequest } from './telemetry-batch.ts';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const serverBin = resolve(here, '../../update-server/bin/edgeship-server.mjs');
 const SAMPLE_MS = 10_000;
 const TICK_MS = 100;
 
@@ -41,17 +38,12 @@ export const soak: Benchmark = async (ctx) => {
   });
   await setup.operator.promoteRelease('demo-app', 'stable', 'vad', '1.0.0');
   await setup.stop({ keepData: true });
-  const server = await spawnServer<{ url: string }>([
-    serverBin,
-    '--data-dir',
-    dataDir,
-    '--port',
-    '0',
-    '--log-level',
-    'warn',
-  ]);
-  const pid = server.process.pid!;
-  const base = server.info.url;
+  const server = await spawnServer(
+    ['--data-dir', dataDir, '--port', '0', '--log-level', 'warn'],
+    BENCH_SPAWN,
+  );
+  const pid = server.child.pid!;
+  const base = server.url;
   const manifestUrl = `${base}/v1/apps/demo-app/channels/stable/manifest`;
   const chunks = signed.signed.files[0]!.chunks;
   const errors = new Map<string, number>();

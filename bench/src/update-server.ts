@@ -10,10 +10,15 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { SOURCE_NODE_ARGS } from '../../test/support/node-args.ts';
+import {
+  BENCH_SPAWN,
+  type ListeningLine,
+  type ServerProcess,
+  spawnServer,
+} from '../../test/support/server-process.ts';
 import { cpuSeconds } from './proc.ts';
 import type { Benchmark, Goal, Row } from './result.ts';
 import { compared, plain } from './rows.ts';
-import { type Child, spawnServer } from './servers/spawn.ts';
 import { median } from './stats.ts';
 import { hasTelemetryIngest, presignedRequests, telemetryRequest } from './telemetry-batch.ts';
 
@@ -25,8 +30,7 @@ const DEVICES = 10_000;
 const POOL_PER_RUN = 45_000;
 const PG_ADMIN = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
-interface EdgeshipInfo {
-  url: string;
+interface EdgeshipInfo extends ListeningLine {
   pid: number;
   manifestPath: string;
   etag: string;
@@ -71,13 +75,15 @@ async function cannon(
 }
 
 function startEdgeship(databaseUrl?: string) {
-  return spawnServer<EdgeshipInfo>(
-    [...SOURCE_NODE_ARGS, join(here, 'servers/edgeship-child.ts')],
-    databaseUrl ? { BENCH_DATABASE_URL: databaseUrl } : {},
-  );
+  return spawnServer<EdgeshipInfo>([], {
+    ...BENCH_SPAWN,
+    script: join(here, 'servers/edgeship-child.ts'),
+    nodeArgs: SOURCE_NODE_ARGS,
+    env: databaseUrl ? { BENCH_DATABASE_URL: databaseUrl } : {},
+  });
 }
 
-type Target = { url: string; pid: number };
+type Target = ListeningLine & { pid: number };
 type Scenario = Record<string, Omit<autocannon.Options, 'url'> & { path: string; target: Target }>;
 
 const spread = (xs: number[], digits = 0) =>
@@ -122,7 +128,7 @@ export const updateServer: Benchmark = async (ctx) => {
   const duration = ctx.quick ? 3 : 6;
   const load0 = loadavg();
   const edgeship = await startEdgeship();
-  const children: Child<Target>[] = [edgeship];
+  const children: ServerProcess<Target>[] = [edgeship];
   const rows: Row[] = [];
   const goals: Goal[] = [];
   const notes: string[] = [];
@@ -144,17 +150,17 @@ export const updateServer: Benchmark = async (ctx) => {
         chunkBase64: Buffer.from(chunkBytes).toString('base64'),
       }),
     );
-    const bare = await spawnServer<Target>([
-      ...SOURCE_NODE_ARGS,
-      join(here, 'servers/bare-hono-child.ts'),
-      specFile,
-    ]);
+    const bare = await spawnServer<Target>([specFile], {
+      ...BENCH_SPAWN,
+      script: join(here, 'servers/bare-hono-child.ts'),
+      nodeArgs: SOURCE_NODE_ARGS,
+    });
     children.push(bare);
-    const fileServer = await spawnServer<Target>([
-      ...SOURCE_NODE_ARGS,
-      join(here, 'servers/static-file-child.ts'),
-      chunkFile,
-    ]);
+    const fileServer = await spawnServer<Target>([chunkFile], {
+      ...BENCH_SPAWN,
+      script: join(here, 'servers/static-file-child.ts'),
+      nodeArgs: SOURCE_NODE_ARGS,
+    });
     children.push(fileServer);
 
     const chunkName = `chunk GET (${Math.round(biggest.size / 1024)} KiB)`;

@@ -53,6 +53,19 @@ function alikeOps(page: AlikePage): Pick<DemoPage, 'goto' | 'reload' | 'waitForS
   };
 }
 
+/** A page's console as both drivers report it (Playwright names a warning 'warning', Puppeteer 'warn'). */
+interface ConsolePage {
+  on(event: 'console', listener: (message: { type(): string; text(): string }) => void): unknown;
+}
+
+/** Sends the page's console errors and warnings to `onProblem`. */
+function forwardProblems(page: ConsolePage, onProblem: (line: string) => void): void {
+  page.on('console', (message) => {
+    const type = message.type();
+    if (type === 'error' || type === 'warning' || type === 'warn') onProblem(`${type}: ${message.text()}`);
+  });
+}
+
 export const chromiumDemo: DemoBrowser = {
   artifactSuffix: '',
   async open(onProblem) {
@@ -62,10 +75,7 @@ export const chromiumDemo: DemoBrowser = {
     });
     const context = await browser.newContext();
     const page = await context.newPage();
-    page.on('console', (message) => {
-      if (message.type() === 'error' || message.type() === 'warning')
-        onProblem(`${message.type()}: ${message.text()}`);
-    });
+    forwardProblems(page, onProblem);
     return {
       ...alikeOps(page),
       waitForFunction: async (predicate, timeout) =>
@@ -92,10 +102,7 @@ export const firefoxDemo: DemoBrowser = {
       timeout: 60_000,
     });
     const page = await browser.newPage();
-    page.on('console', (message) => {
-      if (message.type() === 'error' || message.type() === 'warn')
-        onProblem(`${message.type()}: ${message.text()}`);
-    });
+    forwardProblems(page, onProblem);
     return {
       ...alikeOps(page),
       waitForFunction: async (predicate, timeout) =>

@@ -6,12 +6,20 @@ import { SOURCE_CONDITION_ARG } from './node-args.ts';
 /** The real `edgeship-server` bin of this checkout (it runs the TypeScript sources). */
 export const SERVER_BIN = resolve(import.meta.dirname, '../../update-server/bin/edgeship-server.mjs');
 
-export interface ServerProcess {
+/** The line a server prints once it listens; a script may add fields (a pid, a token, …). */
+export interface ListeningLine {
+  event: 'listening';
   url: string;
+}
+
+export interface ServerProcess<T extends ListeningLine = ListeningLine> {
+  url: string;
+  /** The whole listening line, with whatever else the script printed in it. */
+  info: T;
   child: ChildProcess;
   /** Everything the process wrote to stderr so far (for failure messages). */
   stderr: string[];
-  /** SIGTERM, then SIGKILL after `graceMs` (default 5 s); resolves once it exited. */
+  /** SIGTERM, then SIGKILL after `graceMs` (default: the spawn option's); resolves once it exited. */
   stop(graceMs?: number): Promise<void>;
   /** SIGKILL: no shutdown hook runs (a crashed or OOM-killed process). */
   kill(): Promise<void>;
@@ -25,15 +33,25 @@ export interface SpawnOptions {
   /** How long it may take to report listening (default 30 s). */
   timeoutMs?: number;
   env?: NodeJS.ProcessEnv;
+  /** How long stop() waits after SIGTERM before SIGKILL (default 5 s). */
+  graceMs?: number;
+  /** Also pass stderr through to this process's (benches, for diagnosis while they run). */
+  echoStderr?: boolean;
 }
 
+/** How the benches spawn: their servers may take a minute to start on a loaded machine, and 10 s to stop. */
+export const BENCH_SPAWN = { timeoutMs: 60_000, echoStderr: true, graceMs: 10_000 } as const;
+
 /**
- * The one spawner of real server processes for tests and the fleet simulator: runs
+ * The one spawner of real server processes for tests, the fleet simulator and the benches: runs
  * `edgeship-server` (or `script`) with `args` (add `--port 0`) and waits for its
- * `{"event":"listening","url"}` line. DATABASE_URL is cleared from the environment, so only
- * the flags decide the database.
+ * `{"event":"listening","url"}` line (`T`: what else `script` prints in it). DATABASE_URL is
+ * cleared from the environment, so only the flags decide the database.
  */
-export async function spawnServer(args: readonly string[], opts: SpawnOptions = {}): Promise<ServerProcess> {
+export async function spawnServer<T extends ListeningLine = ListeningLine>(
+  args: readonly string[],
+  opts: SpawnOptions = {},
+): Promise<ServerProcess<T>> {
   const script = opts.script ?? SERVER_BIN;
   const name = opts.script ? basename(opts.script) : 'edgeship-server';
   const timeoutMs = opts.timeoutMs ?? 30_000;
@@ -44,9 +62,12 @@ export async function spawnServer(args: readonly string[], opts: SpawnOptions = 
     env: { ...process.env, DATABASE_URL: undefined, ...opts.env },
   });
   const stderr: string[] = [];
-  child.stderr!.setEncoding('utf8').on('data', (text: string) => stderr.push(text));
+  child.stderr!.setEncoding('utf8').on('data', (text: string) => {
+    stderr.push(text);
+    if (opts.echoStderr) process.stderr.write(text);
+  });
   const exited = new Promise<void>((done) => child.once('exit', () => done()));
-  const url = await new Promise<string>((resolveUrl, reject) => {
+  const info = await new Promise<T>((resolveInfo, reject) => {
     const timer = setTimeout(() => {
       reject(new Error(`${name} did not report listening in ${timeoutMs} ms: ${stderr.join('')}`));
     }, timeoutMs);
@@ -58,7 +79,7 @@ export async function spawnServer(args: readonly string[], opts: SpawnOptions = 
     child.once('exit', (code, signal) => fail(`exited (${code ?? signal}) before listening`));
     // pino logs share stdout: take the first line that is the listening event.
     createInterface({ input: child.stdout! }).on('line', (line) => {
-      let event: { event?: string; url?: string } | null = null;
+      let event: Partial<T> | null = null;
       try {
         event = JSON.parse(line);
       } catch {
@@ -66,7 +87,7 @@ export async function spawnServer(args: readonly string[], opts: SpawnOptions = 
       }
       if (event?.event === 'listening' && typeof event.url === 'string') {
         clearTimeout(timer);
-        resolveUrl(event.url);
+        resolveInfo(event as T);
       }
     });
   }).catch(async (error) => {
@@ -76,10 +97,11 @@ export async function spawnServer(args: readonly string[], opts: SpawnOptions = 
   });
   const running = () => child.exitCode === null && child.signalCode === null;
   return {
-    url,
+    url: info.url,
+    info,
     child,
     stderr,
-    async stop(graceMs = 5000) {
+    async stop(graceMs = opts.graceMs ?? 5000) {
       if (!running()) return;
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);

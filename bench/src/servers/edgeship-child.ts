@@ -17,6 +17,7 @@ const response = await fetch(`${t.server.url}${manifestPath}`);
 const manifest = new Uint8Array(await response.arrayBuffer());
 process.stdout.write(
   `${JSON.stringify({
+    event: 'listening',
     url: t.server.url,
     pid: process.pid,
     manifestPath,

@@ -9,7 +9,7 @@ const t = await startTestServer({ rateLimits: { publicPerMinute: 100_000_000, ad
 const keyFile = join(t.dataDir, 'bench-publisher.key.json');
 await writeFile(keyFile, JSON.stringify(t.publisherKey));
 process.stdout.write(
-  `${JSON.stringify({ url: t.server.url, pid: process.pid, token: t.server.tokens!.publisher, keyFile })}\n`,
+  `${JSON.stringify({ event: 'listening', url: t.server.url, pid: process.pid, token: t.server.tokens!.publisher, keyFile })}\n`,
 );
 process.once('SIGTERM', () => {
   void t.stop().finally(() => process.exit(0));

@@ -19,6 +19,8 @@ const server = createServer((_req, res) => {
 });
 server.listen(0, '127.0.0.1', () => {
   const { port } = server.address() as AddressInfo;
-  process.stdout.write(`${JSON.stringify({ url: `http://127.0.0.1:${port}`, pid: process.pid })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ event: 'listening', url: `http://127.0.0.1:${port}`, pid: process.pid })}\n`,
+  );
 });
 process.once('SIGTERM', () => process.exit(0));

@@ -19,6 +19,12 @@ import { candidateConfigs, type DeviceEnv, selectEngine } from './select.ts';
 import { sampleInputs } from './tensor.ts';
 
 const env: DeviceEnv = { crossOriginIsolated, hardwareConcurrency: navigator.hardwareConcurrency };
+/** A made-up device: cross-origin isolated with 8 cores, but for `fields`. */
+const device = (fields: Partial<DeviceEnv>): DeviceEnv => ({
+  crossOriginIsolated: true,
+  hardwareConcurrency: 8,
+  ...fields,
+});
 let model: Uint8Array;
 const engines: Engine[] = [];
 
@@ -72,11 +78,7 @@ describe('candidateConfigs', () => {
 
   it('says why WebGPU and WASM threads are ruled out, with typed codes', async () => {
     const noAdapter = { requestAdapter: async () => null };
-    const plain = await candidateConfigs('onnx', {
-      crossOriginIsolated: false,
-      hardwareConcurrency: 8,
-      gpu: noAdapter,
-    });
+    const plain = await candidateConfigs('onnx', device({ crossOriginIsolated: false, gpu: noAdapter }));
     expect(plain.candidates).toEqual([{ backend: 'wasm', threads: 1 }]);
     expect(plain.fallbacks.map((f) => [describeConfig(f.config), f.code])).toEqual([
       ['webgpu', 'no-webgpu'],
@@ -84,30 +86,18 @@ describe('candidateConfigs', () => {
     ]);
     expect(plain.fallbacks[0]!.reason).toBe('no WebGPU adapter: requestAdapter returned null');
 
-    const oneCore = await candidateConfigs('onnx', {
-      crossOriginIsolated: true,
-      hardwareConcurrency: 1,
-      gpu: null,
-    });
+    const oneCore = await candidateConfigs('onnx', device({ hardwareConcurrency: 1, gpu: null }));
     expect(oneCore.fallbacks.map((f) => f.code)).toEqual(['no-webgpu', 'single-core']);
     expect(oneCore.fallbacks[0]!.reason).toBe('no WebGPU: navigator.gpu is missing');
 
     // tfjs: no adapter rules out its WebGPU backend; no served WASM files rule out its WASM one.
-    const tfjs = await candidateConfigs('tfjs', {
-      crossOriginIsolated: true,
-      hardwareConcurrency: 8,
-      gpu: noAdapter,
-    });
+    const tfjs = await candidateConfigs('tfjs', device({ gpu: noAdapter }));
     expect(tfjs.candidates.map((c) => c.backend)).toEqual(['webgl', 'cpu']);
     expect(tfjs.fallbacks.map((f) => [f.config.backend, f.code])).toEqual([
       ['webgpu', 'no-webgpu'],
       ['wasm', 'not-available'],
     ]);
-    const tfjsAll = await candidateConfigs('tfjs', {
-      crossOriginIsolated: true,
-      hardwareConcurrency: 8,
-      tfjsWasm: true,
-    });
+    const tfjsAll = await candidateConfigs('tfjs', device({ tfjsWasm: true }));
     expect(tfjsAll.candidates.map((c) => c.backend)).toEqual([
       ...(HAS.webgpu ? ['webgpu'] : []),
       'webgl',

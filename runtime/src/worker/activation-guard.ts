@@ -32,6 +32,16 @@ interface Tally {
 
 const bad = (t: Tally) => t.failed + t.nonFinite;
 
+/** The guard the runtime config asks for (null: `activationGuard: false`). */
+export function guardFor(
+  config: { activationGuard?: Partial<GuardPolicy> | false },
+  onRegression: (regression: Regression) => void,
+): ActivationGuard | null {
+  return config.activationGuard === false
+    ? null
+    : new ActivationGuard({ ...DEFAULT_GUARD, ...config.activationGuard }, onRegression);
+}
+
 export class ActivationGuard {
   private readonly watches = new Map<string, { release: string; replaced: string; tally: Tally }>();
   private readonly seen = new Map<string, Tally>();

@@ -3,7 +3,9 @@ import { runWithContract } from '../engines/pipeline.ts';
 import { hasNonFinite, type NamedTensors } from '../engines/tensor.ts';
 import type { TelemetryCollector } from '../telemetry/collector.ts';
 import type { ActivationGuard } from './activation-guard.ts';
-import type { LoadedModel } from './model-slot.ts';
+import type { LoadedModel, ModelSlot } from './model-slot.ts';
+import type { PredictionBook } from './predictions.ts';
+import { runSequence, type SequenceRequest, type SequenceResult } from './sequence.ts';
 import type { ShadowLifecycle } from './shadow-lifecycle.ts';
 import type { LatencyBook } from './status-report.ts';
 import { plainTensors } from './tensor-copies.ts';
@@ -48,5 +50,36 @@ export async function infer(
     // Inputs the contract refused are the caller's doing, not the release's.
     if (code !== 'E_INPUT') observers.guard?.observe(name, model.id, 'failed');
     throw error;
+  }
+}
+
+/** The worker's inference calls on a model's slot; each holds the model's queue for its whole run. */
+export class Inference {
+  constructor(
+    private readonly observers: InferenceObservers,
+    private readonly predictions: PredictionBook,
+  ) {}
+
+  /** One inference, with the id `feedback` and `outcome` name it by. */
+  run(
+    slot: ModelSlot,
+    name: string,
+    inputs: NamedTensors,
+  ): Promise<{ outputs: NamedTensors; predictionId: string }> {
+    return slot.run(async (model) => {
+      const outputs = await infer(this.observers, name, model, inputs);
+      const predictionId = this.predictions.add(model.release, model.backend.chosen.backend, outputs);
+      return { outputs, predictionId };
+    });
+  }
+
+  /**
+   * Many steps in one call, the carried state kept here between them. The whole sequence holds
+   * the model's queue, so an activation cannot swap the engine between two steps.
+   */
+  sequence(slot: ModelSlot, name: string, request: SequenceRequest): Promise<SequenceResult> {
+    return slot.run((model) =>
+      runSequence(request, (inputs) => infer(this.observers, name, model, inputs), model.release.recurrent),
+    );
   }
 }

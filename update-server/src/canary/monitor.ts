@@ -18,6 +18,7 @@ import {
   treatmentArm,
 } from './evidence.ts';
 import { chooseExclusion, withoutExcluded } from './exclusion.ts';
+import { LoopTimers } from './loop-timers.ts';
 import { type ArmReleases, analyzeEvidence } from './robust.ts';
 import { RolloutScheduler } from './schedule.ts';
 import {
@@ -83,8 +84,8 @@ export class CanaryMonitor implements LeaderTask {
   readonly evidence: CanaryEvidenceStore;
   private readonly intervalMs: number;
   private readonly throttleMs: number;
-  private timer: NodeJS.Timeout | null = null;
-  private throttled: NodeJS.Timeout | null = null;
+  /** The timer, and the throttled pass after telemetry (its wake-up). */
+  private readonly timers = new LoopTimers();
   private lastRun = 0;
   private running: Promise<void> | null = null;
   private rerun = false;
@@ -151,18 +152,14 @@ export class CanaryMonitor implements LeaderTask {
   start(): void {
     if (this.stopped || this.active) return;
     this.active = true;
-    this.timer = setInterval(() => this.onTimer(), this.intervalMs);
-    this.timer.unref();
+    this.timers.every(this.intervalMs, () => this.onTimer());
     this.outbox.start();
   }
 
   /** Stops judging on its own (no longer the leader) and waits for a pass under way. */
   async pause(): Promise<void> {
     this.active = false;
-    if (this.timer) clearInterval(this.timer);
-    if (this.throttled) clearTimeout(this.throttled);
-    this.timer = null;
-    this.throttled = null;
+    this.timers.clear();
     await this.running;
     await Promise.allSettled([...this.webhooks]);
     await this.outbox.pause();
@@ -182,7 +179,7 @@ export class CanaryMonitor implements LeaderTask {
    * every look, whatever the schedule (install-stats.ts).
    */
   notify(): void {
-    if (this.stopped || !this.active || this.throttled) return;
+    if (this.stopped || !this.active || this.timers.waking) return;
     if (this.running) {
       this.pending = true;
       return;
@@ -192,13 +189,11 @@ export class CanaryMonitor implements LeaderTask {
       this.lastRun + this.throttleMs - Date.now(),
       this.lastEnd + BUSY_PAUSE * this.lastCostMs - Date.now(),
     );
-    this.throttled = setTimeout(() => {
-      this.throttled = null;
+    this.timers.wakeAfter(wait, () => {
       if (this.running)
         this.pending = true; // the timer started one meanwhile
       else void this.run(true);
-    }, wait);
-    this.throttled.unref();
+    });
   }
 
   /** The monitor's last verdict on a rollout, whichever process judged it. */

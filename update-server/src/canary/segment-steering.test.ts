@@ -4,8 +4,6 @@
 import {
   chooseRelease,
   deviceSegmentValues,
-  type Histogram,
-  recordValue,
   rolloutBucket,
   seededBytes,
   type TelemetryRecord,
@@ -15,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestServer } from '../../../test/support/server.ts';
 import type { WebhookReceiver } from '../../../test/support/webhook-receiver.ts';
 import { governance } from '../admin-client.ts';
-import { makeBatch, makeRecord, newInstall, postBatch } from '../telemetry/testing.ts';
+import { makeBatch, makeRecord, newInstall, postBatch, shadowRecords } from '../telemetry/testing.ts';
 import { type CanaryTestServer, canaryTestServer } from './testing.ts';
 
 const MODEL = 'seg';
@@ -223,19 +221,12 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         shareBps: 10_000,
         mode: 'shadow',
       });
-      const absDiff: Histogram = {};
-      for (let i = 0; i < 100; i++) recordValue(absDiff, 5);
+      const run = { model: MODEL, production: '1.0.0', candidate: '1.2.0', compared: 100, agreements: 99 };
       for (let i = 0; i < 12; i++) {
-        const batch = makeBatch(newInstall(), [
-          makeRecord({ model: MODEL, version: '1.0.0', latenciesMs: Array(100).fill(8) }),
-          makeRecord({
-            model: MODEL,
-            version: '1.2.0',
-            role: 'shadow',
-            latenciesMs: Array(100).fill(8.5),
-            shadow: { against: '1.0.0', compared: 100, agreements: 99, absDiff },
-          }),
-        ]);
+        const batch = makeBatch(
+          newInstall(),
+          shadowRecords({ ...run, absDiffMilli: 5, productionMs: 8, candidateMs: 8.5 }),
+        );
         expect((await postBatch(t.server.url, batch, { from: `127.60.${i}.1` })).status).toBe(202);
       }
       const fleet = await t.viewer.fleet({ app: 'demo-app', channel: 'stable', model: MODEL });

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry as PromRegistry } from 'prom-client';
 import type { Database } from '../storage/schema.ts';
+import { LoopTimers } from './loop-timers.ts';
 import { postWebhook, type WebhookOptions } from './webhook.ts';
 
 export interface OutboxOptions extends WebhookOptions {
@@ -45,8 +46,8 @@ export class WebhookOutbox {
   private readonly opts: Required<Omit<OutboxOptions, 'secret' | 'fetch' | 'now' | 'timeoutMs'>> &
     Pick<OutboxOptions, 'secret' | 'fetch' | 'timeoutMs'>;
   private readonly now: () => number;
-  private timer: NodeJS.Timeout | null = null;
-  private wake: NodeJS.Timeout | null = null;
+  /** The poll, and the wake-up for a retry due before the next poll. */
+  private readonly timers = new LoopTimers();
   private running: Promise<void> | null = null;
   private again = false;
   private active = false;
@@ -110,17 +111,13 @@ export class WebhookOutbox {
   start(): void {
     if (this.active || !this.url) return;
     this.active = true;
-    this.timer = setInterval(() => this.kick(), this.opts.pollMs);
-    this.timer.unref();
+    this.timers.every(this.opts.pollMs, () => this.kick());
     this.kick();
   }
 
   async pause(): Promise<void> {
     this.active = false;
-    if (this.timer) clearInterval(this.timer);
-    if (this.wake) clearTimeout(this.wake);
-    this.timer = null;
-    this.wake = null;
+    this.timers.clear();
     await this.running;
   }
 
@@ -203,15 +200,7 @@ export class WebhookOutbox {
     if (next?.at === null || next?.at === undefined) return;
     const wait = Number(next.at) - this.now();
     if (wait >= this.opts.pollMs) return;
-    if (this.wake) clearTimeout(this.wake);
-    this.wake = setTimeout(
-      () => {
-        this.wake = null;
-        this.kick();
-      },
-      Math.max(0, wait),
-    );
-    this.wake.unref();
+    this.timers.wakeAfter(Math.max(0, wait), () => this.kick());
   }
 
   private async attempt(id: string, event: string, body: string, attempt: number): Promise<void> {

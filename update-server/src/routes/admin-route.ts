@@ -1,4 +1,4 @@
-import { createRoute, OpenAPIHono, type RouteConfig, type z } from '@hono/zod-openapi';
+import { createRoute, OpenAPIHono, type OpenAPIRoute, type RouteConfig, type z } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import type { AuthVariables, RequireRole } from '../auth/middleware.ts';
 import type { CanaryMonitor } from '../canary/monitor.ts';
@@ -57,6 +57,19 @@ export function monitorPart<T>(part: T | null, what: string): T {
 /** Who the audit trail names for what this request does. */
 export const actor = (c: { get(key: 'token'): AuthVariables['token'] }) => ({ name: c.get('token').name });
 
+type Request = NonNullable<RouteConfig['request']>;
+type Responses = RouteConfig['responses'];
+
+/** What `route(method, path, operationId, role, config)` makes: its handler is typed from it. */
+type AdminRoute<M extends RouteConfig['method'], P extends string, Q extends Request, A extends Responses> = {
+  method: M;
+  path: P;
+  request: Q;
+  responses: typeof ADMIN_ERRORS & A;
+  operationId: string;
+  middleware: MiddlewareHandler[];
+};
+
 export interface AdminRouteConfig
   extends Omit<RouteConfig, 'security' | 'middleware' | 'operationId' | 'method' | 'path'> {
   /** Bytes a body may have, checked before it is read (default MAX_JSON_BODY; only routes with a body). */
@@ -66,9 +79,10 @@ export interface AdminRouteConfig
 /**
  * One admin route module's app and route helper. `route(method, path, operationId, role, config)`
  * names the call as a generated client does (admin-client.ts uses these) and the least role that
- * may make it. Every route it makes is bearer-secured, checks its role before anything else is
- * read, bounds its body before reading it, documents the admin errors, and answers a schema
- * failure with the documented 400 (the first issues spelled out).
+ * may make it, and serves it on the app with `config.handler`. Every route it makes is
+ * bearer-secured, checks its role before anything else is read, bounds its body before reading
+ * it, documents the admin errors, and answers a schema failure with the documented 400 (the
+ * first issues spelled out).
  */
 export function adminRoutes({ requireRole }: Pick<AdminDeps, 'requireRole'>) {
   const app = new OpenAPIHono<AdminEnv>({
@@ -79,25 +93,27 @@ export function adminRoutes({ requireRole }: Pick<AdminDeps, 'requireRole'>) {
   const route = <
     const M extends RouteConfig['method'],
     const P extends string,
-    const R extends AdminRouteConfig,
+    const Q extends Request,
+    const A extends Responses,
   >(
     method: M,
     path: P,
     operationId: string,
     role: Role,
-    { maxBody, ...config }: R,
-  ) => {
+    // request and responses first: the handler's type is inferred from them.
+    config: Omit<AdminRouteConfig, 'request' | 'responses'> & {
+      request?: Q;
+      responses: A;
+      handler: OpenAPIRoute<AdminRoute<M, P, Q, A>, AdminEnv>['handler'];
+    },
+  ): void => {
+    const { maxBody, handler, ...rest } = config;
     const middleware: MiddlewareHandler[] = [requireRole(role)];
-    if (config.request?.body) middleware.push(limitBody(maxBody ?? MAX_JSON_BODY));
-    return createRoute({
-      ...(config as Omit<R, 'maxBody'>),
-      method,
-      path,
-      operationId,
-      security: BEARER,
-      middleware,
-      responses: { ...ADMIN_ERRORS, ...config.responses } as typeof ADMIN_ERRORS & R['responses'],
-    });
+    if (rest.request?.body) middleware.push(limitBody(maxBody ?? MAX_JSON_BODY));
+    const responses = { ...ADMIN_ERRORS, ...rest.responses };
+    const made = createRoute({ ...rest, method, path, operationId, security: BEARER, middleware, responses });
+    // The handler was checked against AdminRoute, the type of what createRoute makes here.
+    app.openapi(made, handler as never);
   };
   return { app, route };
 }

@@ -92,22 +92,18 @@ export function createAlertRoutes(deps: AlertRouteDeps) {
     };
   };
 
-  app.openapi(
-    route('get', '/apps/{app}/channels/{channel}/alerts', 'channelAlerts', 'viewer', {
-      summary: "A channel's alert thresholds and alert episodes",
-      request: { params: ChannelParams },
-      responses: { 200: json(ChannelAlertsSchema, 'Alerts'), ...MONITOR_DISABLED },
-    }),
-    async (c) => c.json(await view(c.req.valid('param')), 200),
-  );
+  route('get', '/apps/{app}/channels/{channel}/alerts', 'channelAlerts', 'viewer', {
+    summary: "A channel's alert thresholds and alert episodes",
+    request: { params: ChannelParams },
+    responses: { 200: json(ChannelAlertsSchema, 'Alerts'), ...MONITOR_DISABLED },
+    handler: async (c) => c.json(await view(c.req.valid('param')), 200),
+  });
 
-  app.openapi(
-    route('put', '/apps/{app}/channels/{channel}/alerts', 'setChannelAlerts', 'operator', {
-      summary: "Set a channel's alert thresholds on its production releases (audited)",
-      request: { params: ChannelParams, ...jsonBody(AlertConfigBodySchema) },
-      responses: { 200: json(ChannelAlertsSchema, 'Stored'), ...MONITOR_DISABLED },
-    }),
-    async (c) => {
+  route('put', '/apps/{app}/channels/{channel}/alerts', 'setChannelAlerts', 'operator', {
+    summary: "Set a channel's alert thresholds on its production releases (audited)",
+    request: { params: ChannelParams, ...jsonBody(AlertConfigBodySchema) },
+    responses: { 200: json(ChannelAlertsSchema, 'Stored'), ...MONITOR_DISABLED },
+    handler: async (c) => {
       const ref = c.req.valid('param');
       await alerts().setConfig(actor(c), ref.app, ref.channel, {
         ...DEFAULT_ALERT_CONFIG,
@@ -115,6 +111,6 @@ export function createAlertRoutes(deps: AlertRouteDeps) {
       });
       return c.json(await view(ref), 200);
     },
-  );
+  });
   return app;
 }

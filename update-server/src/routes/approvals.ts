@@ -54,46 +54,40 @@ const ApproveParams = z.object({ app: Name, channel: Name, model: Name, version:
 export function createApprovalRoutes({ registry, service, ...deps }: AdminDeps) {
   const { app, route } = adminRoutes(deps);
 
-  app.openapi(
-    route(
-      'post',
-      '/apps/{app}/channels/{channel}/models/{model}/releases/{version}/approve',
-      'approveRelease',
-      'operator',
-      {
-        summary: "Approve a release for the channel's production (who and when are recorded)",
-        request: { params: ApproveParams },
-        responses: {
-          201: json(ApprovalSchema, 'Approved'),
-          409: json(ErrorSchema, 'Approved already (E_CONFLICT), archived, or refused by policy (E_POLICY)'),
-        },
+  route(
+    'post',
+    '/apps/{app}/channels/{channel}/models/{model}/releases/{version}/approve',
+    'approveRelease',
+    'operator',
+    {
+      summary: "Approve a release for the channel's production (who and when are recorded)",
+      request: { params: ApproveParams },
+      responses: {
+        201: json(ApprovalSchema, 'Approved'),
+        409: json(ErrorSchema, 'Approved already (E_CONFLICT), archived, or refused by policy (E_POLICY)'),
       },
-    ),
-    async (c) => {
-      const { version, ...ref } = c.req.valid('param');
-      return c.json(await service.approve(actor(c), ref, version), 201);
+      handler: async (c) => {
+        const { version, ...ref } = c.req.valid('param');
+        return c.json(await service.approve(actor(c), ref, version), 201);
+      },
     },
   );
 
-  app.openapi(
-    route('get', '/releases/{model}/{version}/approvals', 'listApprovals', 'viewer', {
-      summary: 'Every approval of a release, by app and channel',
-      request: { params: ReleaseParams },
-      responses: { 200: json(z.object({ approvals: z.array(ApprovalSchema) }), 'Approvals') },
-    }),
-    async (c) => {
+  route('get', '/releases/{model}/{version}/approvals', 'listApprovals', 'viewer', {
+    summary: 'Every approval of a release, by app and channel',
+    request: { params: ReleaseParams },
+    responses: { 200: json(z.object({ approvals: z.array(ApprovalSchema) }), 'Approvals') },
+    handler: async (c) => {
       const { model, version } = c.req.valid('param');
       return c.json({ approvals: await registry.listApprovals(model, version) }, 200);
     },
-  );
+  });
 
-  app.openapi(
-    route('get', '/apps/{app}/channels/{channel}/policy', 'getChannelPolicy', 'viewer', {
-      summary: "The channel's promotion policy (none set: no approval required)",
-      request: { params: ChannelParams },
-      responses: { 200: json(ChannelPolicyRecordSchema, 'Policy') },
-    }),
-    async (c) => {
+  route('get', '/apps/{app}/channels/{channel}/policy', 'getChannelPolicy', 'viewer', {
+    summary: "The channel's promotion policy (none set: no approval required)",
+    request: { params: ChannelParams },
+    responses: { 200: json(ChannelPolicyRecordSchema, 'Policy') },
+    handler: async (c) => {
       const { app: appName, channel } = c.req.valid('param');
       const record = await registry.getChannelPolicy(appName, channel);
       return c.json(
@@ -107,18 +101,16 @@ export function createApprovalRoutes({ registry, service, ...deps }: AdminDeps) 
         200,
       );
     },
-  );
+  });
 
-  app.openapi(
-    route('put', '/apps/{app}/channels/{channel}/policy', 'setChannelPolicy', 'admin', {
-      summary: "Set the channel's promotion policy (audited)",
-      request: { params: ChannelParams, ...jsonBody(ChannelPolicyBodySchema) },
-      responses: { 200: json(ChannelPolicyRecordSchema, 'Policy set') },
-    }),
-    async (c) => {
+  route('put', '/apps/{app}/channels/{channel}/policy', 'setChannelPolicy', 'admin', {
+    summary: "Set the channel's promotion policy (audited)",
+    request: { params: ChannelParams, ...jsonBody(ChannelPolicyBodySchema) },
+    responses: { 200: json(ChannelPolicyRecordSchema, 'Policy set') },
+    handler: async (c) => {
       const { app: appName, channel } = c.req.valid('param');
       return c.json(await service.setPolicy(actor(c), appName, channel, c.req.valid('json')), 200);
     },
-  );
+  });
   return app;
 }

@@ -6,13 +6,11 @@ import { AuditEntrySchema, AuditQuerySchema } from './api-schemas.ts';
 export function createAuditRoutes(deps: Pick<AdminDeps, 'registry' | 'requireRole'>) {
   const { app, route } = adminRoutes(deps);
 
-  app.openapi(
-    route('get', '/audit', 'listAudit', 'viewer', {
-      summary: 'The audit trail, newest first (page with `before`)',
-      request: { query: AuditQuerySchema },
-      responses: { 200: json(z.object({ entries: z.array(AuditEntrySchema) }), 'Entries') },
-    }),
-    async (c) => c.json({ entries: await deps.registry.listAudit(c.req.valid('query')) }, 200),
-  );
+  route('get', '/audit', 'listAudit', 'viewer', {
+    summary: 'The audit trail, newest first (page with `before`)',
+    request: { query: AuditQuerySchema },
+    responses: { 200: json(z.object({ entries: z.array(AuditEntrySchema) }), 'Entries') },
+    handler: async (c) => c.json({ entries: await deps.registry.listAudit(c.req.valid('query')) }, 200),
+  });
   return app;
 }

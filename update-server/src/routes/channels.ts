@@ -30,36 +30,30 @@ const ChannelStateSchema = z
 export function createChannelRoutes({ registry, service, ...deps }: AdminDeps) {
   const { app, route } = adminRoutes(deps);
 
-  app.openapi(
-    route('post', '/apps/{app}/channels/{channel}/models/{model}/promote', 'promoteRelease', 'operator', {
-      summary: 'Promote a release directly (no rollout)',
-      request: { params: ChannelModelParams, ...jsonBody(PromoteReleaseBodySchema) },
-      responses: { 200: json(z.object({ production: z.string() }), 'Promoted') },
-    }),
-    async (c) => {
+  route('post', '/apps/{app}/channels/{channel}/models/{model}/promote', 'promoteRelease', 'operator', {
+    summary: 'Promote a release directly (no rollout)',
+    request: { params: ChannelModelParams, ...jsonBody(PromoteReleaseBodySchema) },
+    responses: { 200: json(z.object({ production: z.string() }), 'Promoted') },
+    handler: async (c) => {
       const { release } = c.req.valid('json');
       await service.promoteRelease(actor(c), c.req.valid('param'), release);
       return c.json({ production: release }, 200);
     },
-  );
+  });
 
-  app.openapi(
-    route('post', '/apps/{app}/channels/{channel}/models/{model}/rollback', 'rollbackRelease', 'operator', {
-      summary: 'Roll production back to the release it replaced',
-      request: { params: ChannelModelParams, ...jsonBody(ReasonBodySchema) },
-      responses: { 200: json(z.object({ production: z.string() }), 'Rolled back') },
-    }),
-    async (c) =>
+  route('post', '/apps/{app}/channels/{channel}/models/{model}/rollback', 'rollbackRelease', 'operator', {
+    summary: 'Roll production back to the release it replaced',
+    request: { params: ChannelModelParams, ...jsonBody(ReasonBodySchema) },
+    responses: { 200: json(z.object({ production: z.string() }), 'Rolled back') },
+    handler: async (c) =>
       c.json(await service.rollback(actor(c), c.req.valid('param'), c.req.valid('json').reason), 200),
-  );
+  });
 
-  app.openapi(
-    route('get', '/apps/{app}/channels/{channel}', 'getChannel', 'viewer', {
-      summary: "A channel's models: production, running rollout, manifest version",
-      request: { params: ChannelParams },
-      responses: { 200: json(ChannelStateSchema, 'Channel state') },
-    }),
-    async (c) => {
+  route('get', '/apps/{app}/channels/{channel}', 'getChannel', 'viewer', {
+    summary: "A channel's models: production, running rollout, manifest version",
+    request: { params: ChannelParams },
+    responses: { 200: json(ChannelStateSchema, 'Channel state') },
+    handler: async (c) => {
       const { app: appName, channel } = c.req.valid('param');
       const [models, rollouts, manifest] = await Promise.all([
         registry.listChannelModels(appName, channel),
@@ -76,19 +70,17 @@ export function createChannelRoutes({ registry, service, ...deps }: AdminDeps) {
         200,
       );
     },
-  );
+  });
 
-  app.openapi(
-    route('get', '/channels', 'listChannels', 'viewer', {
-      summary: 'Every app and channel with a manifest',
-      responses: {
-        200: json(
-          z.object({ channels: z.array(z.object({ app: z.string(), channel: z.string() })) }),
-          'Channels',
-        ),
-      },
-    }),
-    async (c) => c.json({ channels: await registry.listChannels() }, 200),
-  );
+  route('get', '/channels', 'listChannels', 'viewer', {
+    summary: 'Every app and channel with a manifest',
+    responses: {
+      200: json(
+        z.object({ channels: z.array(z.object({ app: z.string(), channel: z.string() })) }),
+        'Channels',
+      ),
+    },
+    handler: async (c) => c.json({ channels: await registry.listChannels() }, 200),
+  });
   return app;
 }

@@ -10,30 +10,26 @@ export function createChunkUploadRoutes(deps: Pick<AdminDeps, 'blobs' | 'require
   const { blobs } = deps;
   const { app, route } = adminRoutes(deps);
 
-  app.openapi(
-    route('post', '/chunks/missing', 'findMissingChunks', 'publisher', {
-      summary: 'Which of these chunks the server lacks (upload only those)',
-      request: jsonBody(MissingChunksBodySchema),
-      responses: { 200: json(z.object({ missing: z.array(z.string()) }), 'Missing hashes') },
-    }),
-    async (c) => c.json({ missing: await blobs.missing(c.req.valid('json').hashes) }, 200),
-  );
+  route('post', '/chunks/missing', 'findMissingChunks', 'publisher', {
+    summary: 'Which of these chunks the server lacks (upload only those)',
+    request: jsonBody(MissingChunksBodySchema),
+    responses: { 200: json(z.object({ missing: z.array(z.string()) }), 'Missing hashes') },
+    handler: async (c) => c.json({ missing: await blobs.missing(c.req.valid('json').hashes) }, 200),
+  });
 
-  app.openapi(
-    route('put', '/chunks/{sha256}', 'uploadChunk', 'publisher', {
-      summary: 'Upload one chunk; its SHA-256 must match the path',
-      maxBody: MAX_CHUNK_BODY,
-      request: {
-        params: z.object({ sha256: Sha256Hex }),
-        body: { content: { 'application/octet-stream': { schema: BinarySchema } }, required: true },
-      },
-      responses: {
-        201: json(z.object({ sha256: z.string(), size: z.number() }), 'Stored'),
-        415: json(ErrorSchema, 'Not application/octet-stream'),
-        422: json(ErrorSchema, 'The bytes do not hash to the path'),
-      },
-    }),
-    async (c) => {
+  route('put', '/chunks/{sha256}', 'uploadChunk', 'publisher', {
+    summary: 'Upload one chunk; its SHA-256 must match the path',
+    maxBody: MAX_CHUNK_BODY,
+    request: {
+      params: z.object({ sha256: Sha256Hex }),
+      body: { content: { 'application/octet-stream': { schema: BinarySchema } }, required: true },
+    },
+    responses: {
+      201: json(z.object({ sha256: z.string(), size: z.number() }), 'Stored'),
+      415: json(ErrorSchema, 'Not application/octet-stream'),
+      422: json(ErrorSchema, 'The bytes do not hash to the path'),
+    },
+    handler: async (c) => {
       const { sha256 } = c.req.valid('param');
       if (!c.req.header('content-type')?.startsWith('application/octet-stream')) {
         throw new UnsupportedMediaTypeError('send the chunk as application/octet-stream');
@@ -52,6 +48,6 @@ export function createChunkUploadRoutes(deps: Pick<AdminDeps, 'blobs' | 'require
       }
       return c.json({ sha256, size }, 201);
     },
-  );
+  });
   return app;
 }

@@ -50,33 +50,28 @@ const ExperimentQuerySchema = z.object({
 export function createExperimentRoutes(deps: ExperimentRouteDeps) {
   const { app, route } = adminRoutes(deps);
 
-  app.openapi(
-    route('post', '/experiments', 'createExperiment', 'operator', {
-      summary:
-        'Start an experiment: the release (or up to 4 treatments, one arm each) against production, split by bucket, judged on a primary metric (replaces the running rollout)',
-      request: jsonBody(CreateExperimentBodySchema),
-      responses: { 201: json(JsonObject, 'Started, with its sample size and duration estimate') },
-    }),
-    async (c) => c.json((await deps.experiments.start(actor(c), c.req.valid('json'))) as never, 201),
-  );
+  route('post', '/experiments', 'createExperiment', 'operator', {
+    summary:
+      'Start an experiment: the release (or up to 4 treatments, one arm each) against production, split by bucket, judged on a primary metric (replaces the running rollout)',
+    request: jsonBody(CreateExperimentBodySchema),
+    responses: { 201: json(JsonObject, 'Started, with its sample size and duration estimate') },
+    handler: async (c) => c.json((await deps.experiments.start(actor(c), c.req.valid('json'))) as never, 201),
+  });
 
-  app.openapi(
-    route('get', '/experiments', 'listExperiments', 'viewer', {
-      summary: 'Experiments with their current verdicts',
-      request: { query: ExperimentQuerySchema },
-      responses: { 200: json(z.object({ experiments: z.array(JsonObject) }), 'Experiments') },
-    }),
-    async (c) => c.json({ experiments: (await deps.experiments.list(c.req.valid('query'))) as never[] }, 200),
-  );
+  route('get', '/experiments', 'listExperiments', 'viewer', {
+    summary: 'Experiments with their current verdicts',
+    request: { query: ExperimentQuerySchema },
+    responses: { 200: json(z.object({ experiments: z.array(JsonObject) }), 'Experiments') },
+    handler: async (c) =>
+      c.json({ experiments: (await deps.experiments.list(c.req.valid('query'))) as never[] }, 200),
+  });
 
-  app.openapi(
-    route('get', '/experiments/{id}', 'getExperiment', 'viewer', {
-      summary:
-        'One experiment: estimate, effect with its always-valid confidence sequence, verdict, guardrails',
-      request: { params: RolloutIdParams },
-      responses: { 200: json(JsonObject, 'Experiment') },
-    }),
-    async (c) => c.json((await deps.experiments.view(c.req.valid('param').id)) as never, 200),
-  );
+  route('get', '/experiments/{id}', 'getExperiment', 'viewer', {
+    summary:
+      'One experiment: estimate, effect with its always-valid confidence sequence, verdict, guardrails',
+    request: { params: RolloutIdParams },
+    responses: { 200: json(JsonObject, 'Experiment') },
+    handler: async (c) => c.json((await deps.experiments.view(c.req.valid('param').id)) as never, 200),
+  });
   return app;
 }

@@ -55,17 +55,15 @@ function parse(s: string): number {
 export function createFleetRoutes(deps: FleetDeps) {
   const now = deps.now ?? (() => new Date());
   const { app, route } = adminRoutes(deps);
-  app.openapi(
-    route('get', '/fleet', 'getFleet', 'viewer', {
-      summary:
-        'Versions in use and their share of devices, latency p50/p95/p99, error rates, drift per feature, shadow agreement, over time',
-      request: { query: FleetQuerySchema },
-      responses: {
-        200: json(JsonObject, 'Fleet'),
-        400: json(ErrorSchema, 'Bad query (E_VALIDATION)'),
-      },
-    }),
-    async (c) => {
+  route('get', '/fleet', 'getFleet', 'viewer', {
+    summary:
+      'Versions in use and their share of devices, latency p50/p95/p99, error rates, drift per feature, shadow agreement, over time',
+    request: { query: FleetQuerySchema },
+    responses: {
+      200: json(JsonObject, 'Fleet'),
+      400: json(ErrorSchema, 'Bad query (E_VALIDATION)'),
+    },
+    handler: async (c) => {
       const query = c.req.valid('query');
       const windowSec = deps.telemetry.windowSec;
       const untilMs = query.until ? parse(query.until) : now().getTime();
@@ -90,6 +88,6 @@ export function createFleetRoutes(deps: FleetDeps) {
       });
       return c.json(report as Record<string, unknown>, 200);
     },
-  );
+  });
   return app;
 }

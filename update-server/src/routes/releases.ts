@@ -51,43 +51,38 @@ export function releaseSummary(record: ReleaseRecord) {
 export function createReleaseRoutes({ registry, service, ...deps }: AdminDeps) {
   const { app, route } = adminRoutes(deps);
 
-  app.openapi(
-    route('post', '/releases', 'registerRelease', 'publisher', {
-      summary: 'Register a publisher-signed release whose chunks are uploaded',
-      request: jsonBody(PublishBodySchema),
-      responses: {
-        201: json(ReleaseSummarySchema, 'Registered'),
-        422: json(ErrorSchema, 'No trusted publisher signed it'),
-      },
-    }),
-    async (c) => c.json(releaseSummary(await service.publishRelease(actor(c), c.req.valid('json'))), 201),
-  );
+  route('post', '/releases', 'registerRelease', 'publisher', {
+    summary: 'Register a publisher-signed release whose chunks are uploaded',
+    request: jsonBody(PublishBodySchema),
+    responses: {
+      201: json(ReleaseSummarySchema, 'Registered'),
+      422: json(ErrorSchema, 'No trusted publisher signed it'),
+    },
+    handler: async (c) =>
+      c.json(releaseSummary(await service.publishRelease(actor(c), c.req.valid('json'))), 201),
+  });
 
-  app.openapi(
-    route('get', '/releases', 'listReleases', 'viewer', {
-      summary: 'Releases, newest first',
-      request: { query: z.object({ model: Name.optional() }) },
-      responses: { 200: json(z.object({ releases: z.array(ReleaseSummarySchema) }), 'Releases') },
-    }),
-    async (c) =>
+  route('get', '/releases', 'listReleases', 'viewer', {
+    summary: 'Releases, newest first',
+    request: { query: z.object({ model: Name.optional() }) },
+    responses: { 200: json(z.object({ releases: z.array(ReleaseSummarySchema) }), 'Releases') },
+    handler: async (c) =>
       c.json(
         { releases: (await registry.listReleases(c.req.valid('query').model)).map(releaseSummary) },
         200,
       ),
-  );
+  });
 
-  app.openapi(
-    route('get', '/releases/{model}/{version}', 'getRelease', 'viewer', {
-      summary: 'One release with its signed document, lineage and model card',
-      request: { params: ReleaseParams },
-      responses: { 200: json(ReleaseSchema, 'Release') },
-    }),
-    async (c) => {
+  route('get', '/releases/{model}/{version}', 'getRelease', 'viewer', {
+    summary: 'One release with its signed document, lineage and model card',
+    request: { params: ReleaseParams },
+    responses: { 200: json(ReleaseSchema, 'Release') },
+    handler: async (c) => {
       const { model, version } = c.req.valid('param');
       const record = await registry.getRelease(model, version);
       if (!record) throw notFound(`release ${model}@${version}`);
       return c.json({ ...record }, 200);
     },
-  );
+  });
   return app;
 }

@@ -63,13 +63,11 @@ export function createRolloutScheduleRoutes(deps: RolloutScheduleRouteDeps) {
   const { app, route } = adminRoutes(deps);
   const schedules = () => monitorPart(deps.schedules, 'schedules');
 
-  app.openapi(
-    route('post', '/rollouts/{id}/schedule', 'scheduleRollout', 'operator', {
-      summary: 'Put a running canary on a schedule of stages (widens itself on healthy verdicts)',
-      request: { params: RolloutIdParams, ...jsonBody(ScheduleBodySchema) },
-      responses: { 201: json(RolloutScheduleSchema, 'Scheduled'), ...MONITOR_DISABLED },
-    }),
-    async (c) => {
+  route('post', '/rollouts/{id}/schedule', 'scheduleRollout', 'operator', {
+    summary: 'Put a running canary on a schedule of stages (widens itself on healthy verdicts)',
+    request: { params: RolloutIdParams, ...jsonBody(ScheduleBodySchema) },
+    responses: { 201: json(RolloutScheduleSchema, 'Scheduled'), ...MONITOR_DISABLED },
+    handler: async (c) => {
       const { stagesBps, minStageMinutes, minSamples, segmentMinShare, segmentMaxWaitMinutes } =
         c.req.valid('json');
       const schedule = await schedules().attach(actor(c), c.req.valid('param').id, {
@@ -85,19 +83,17 @@ export function createRolloutScheduleRoutes(deps: RolloutScheduleRouteDeps) {
       });
       return c.json(schedule, 201);
     },
-  );
+  });
 
-  app.openapi(
-    route('get', '/rollouts/{id}/schedule', 'getRolloutSchedule', 'viewer', {
-      summary: "A rollout's schedule: its stages, where it is, and why it stopped",
-      request: { params: RolloutIdParams },
-      responses: { 200: json(RolloutScheduleSchema, 'Schedule'), ...MONITOR_DISABLED },
-    }),
-    async (c) => {
+  route('get', '/rollouts/{id}/schedule', 'getRolloutSchedule', 'viewer', {
+    summary: "A rollout's schedule: its stages, where it is, and why it stopped",
+    request: { params: RolloutIdParams },
+    responses: { 200: json(RolloutScheduleSchema, 'Schedule'), ...MONITOR_DISABLED },
+    handler: async (c) => {
       const schedule = await schedules().get(c.req.valid('param').id);
       if (!schedule) throw notFound('schedule');
       return c.json(schedule, 200);
     },
-  );
+  });
   return app;
 }

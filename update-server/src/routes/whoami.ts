@@ -5,20 +5,15 @@ import { type AdminDeps, adminRoutes, json } from './admin-route.ts';
 export function createWhoamiRoutes(deps: Pick<AdminDeps, 'requireRole'>) {
   const { app, route } = adminRoutes(deps);
 
-  app.openapi(
-    route('get', '/whoami', 'whoami', 'viewer', {
-      summary: 'The calling token',
-      responses: {
-        200: json(
-          z.object({ name: z.string(), role: z.string(), expiresAt: z.string().nullable() }),
-          'Token',
-        ),
-      },
-    }),
-    (c) => {
+  route('get', '/whoami', 'whoami', 'viewer', {
+    summary: 'The calling token',
+    responses: {
+      200: json(z.object({ name: z.string(), role: z.string(), expiresAt: z.string().nullable() }), 'Token'),
+    },
+    handler: (c) => {
       const { name, role, expiresAt } = c.get('token');
       return c.json({ name, role, expiresAt }, 200);
     },
-  );
+  });
   return app;
 }

@@ -101,6 +101,16 @@ const percentiles = (h: Record<string, number>, scale = 1): Percentiles => {
   return { p50: q(0.5), p95: q(0.95), p99: q(0.99) };
 };
 
+/** One release's rows in a bucket, summed, and the devices that ran it in the bucket. */
+interface ReleasePart {
+  model: string;
+  version: string;
+  rows: Array<[AggregateKey, AggregateValues]>;
+  sum: AggregateValues;
+  devices: number;
+  bucket: number | null;
+}
+
 /**
  * The fleet's state for one app/channel (optionally one model): versions in use and their share of
  * devices, latency percentiles from the merged histograms, error rates, drift per feature against
@@ -144,23 +154,15 @@ export async function fleetReport(
     list.find((d) => d.bucket === bucket && d.model === model && d.version === version && d.role === role)
       ?.devices ?? 0;
 
-  const releaseStats = (
-    model: string,
-    version: string,
-    part: Array<[AggregateKey, AggregateValues]>,
-    bucket: number | null,
-  ) => {
-    const sum = emptyValues();
+  const releaseStats = ({ model, version, rows: part, sum, devices: n, bucket }: ReleasePart) => {
     const backends: ReleaseStats['backends'] = {};
     const perBackend = new Map<string, AggregateValues>();
     for (const [k, v] of part) {
-      mergeValues(sum, v);
       perBackend.set(k.backend, mergeValues(perBackend.get(k.backend) ?? emptyValues(), v));
     }
     for (const [backend, v] of perBackend) {
       backends[backend] = { inferences: v.inferences, errors: v.errors, latencyMs: percentiles(v.latency) };
     }
-    const n = deviceCount(bucket === null ? devices : windowDevices, bucket, model, version, 'active');
     const total = totals.get(model)?.get(bucket) ?? 0;
     const attempts = sum.inferences + sum.errors;
     const spec = specs.get(`${model}@${version}`);
@@ -182,26 +184,18 @@ export async function fleetReport(
     } satisfies ReleaseStats;
   };
 
-  const shadowStats = (
-    model: string,
-    candidate: string,
-    part: Array<[AggregateKey, AggregateValues]>,
-    bucket: number | null,
-  ) => {
-    const sum = emptyValues();
-    for (const [, v] of part) mergeValues(sum, v);
-    return Object.entries(sum.shadow).map(([against, s]) => ({
+  const shadowStats = ({ model, version: candidate, sum, devices: n }: ReleasePart) =>
+    Object.entries(sum.shadow).map(([against, s]) => ({
       model,
       candidate,
       against,
-      devices: deviceCount(bucket === null ? devices : windowDevices, bucket, model, candidate, 'shadow'),
+      devices: n,
       compared: s.compared,
       agreements: s.agreements,
       agreement: s.compared > 0 ? s.agreements / s.compared : null,
       absDiff: percentiles(s.absDiff, 1000),
       candidateLatencyMs: percentiles(sum.latency),
     })) satisfies ShadowStats[];
-  };
 
   const group = (part: Array<[AggregateKey, AggregateValues]>, bucket: number | null) => {
     const byRelease = new Map<string, Array<[AggregateKey, AggregateValues]>>();
@@ -213,8 +207,11 @@ export async function fleetReport(
     const shadow: ShadowStats[] = [];
     for (const [id, list] of [...byRelease].sort(([a], [b]) => (a < b ? -1 : 1))) {
       const [role, model, version] = id.split('\u0000') as [string, string, string];
-      if (role === 'active') versions.push(releaseStats(model, version, list, bucket));
-      else shadow.push(...shadowStats(model, version, list, bucket));
+      const sum = list.reduce((acc, [, v]) => mergeValues(acc, v), emptyValues());
+      const n = deviceCount(bucket === null ? devices : windowDevices, bucket, model, version, role);
+      const release = { model, version, rows: list, sum, devices: n, bucket };
+      if (role === 'active') versions.push(releaseStats(release));
+      else shadow.push(...shadowStats(release));
     }
     return { versions, shadow };
   };

@@ -21,6 +21,7 @@ import {
   makeRecord,
   postBatch,
   postBytes,
+  shadowRecords,
   uniformMonitoring,
 } from './testing.ts';
 
@@ -284,18 +285,17 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     });
 
     it('aggregates shadow agreement per candidate', async () => {
-      const absDiff: Histogram = {};
-      for (let i = 0; i < 100; i++) recordValue(absDiff, 1000 * 0.02); // |diff| = 0.02
-      const batch = makeBatch(device('shadow'), [
-        makeRecord({ model: MODEL, version: '1.0.0', latenciesMs: Array(100).fill(4) }),
-        makeRecord({
-          model: MODEL,
-          version: '1.1.0',
-          role: 'shadow',
-          latenciesMs: Array(100).fill(6),
-          shadow: { against: '1.0.0', compared: 100, agreements: 93, absDiff },
-        }),
-      ]);
+      const records = shadowRecords({
+        model: MODEL,
+        production: '1.0.0',
+        candidate: '1.1.0',
+        compared: 100,
+        agreements: 93,
+        absDiffMilli: 1000 * 0.02, // |diff| = 0.02
+        productionMs: 4,
+        candidateMs: 6,
+      });
+      const batch = makeBatch(device('shadow'), records);
       expect((await postBatch(t.server.url, batch)).status).toBe(202);
       const shadow = (await fleet()).shadow.find((s) => s.candidate === '1.1.0')!;
       expect(shadow).toMatchObject({ against: '1.0.0', compared: 100, agreement: 0.93 });

@@ -82,6 +82,37 @@ export function makeRecord(input: RecordInput): TelemetryRecord {
   });
 }
 
+/** A shadow run as a device reports it: `production` serving, `candidate` run beside it. */
+export interface ShadowRun {
+  model: string;
+  production: string;
+  candidate: string;
+  /** Calls compared, each also one inference of both releases. */
+  compared: number;
+  agreements: number;
+  /** Every call's |difference| between the two outputs, in thousandths. */
+  absDiffMilli: number;
+  productionMs: number;
+  candidateMs: number;
+}
+
+/** The two records of a shadow run: the production release's and the candidate's (role shadow). */
+export function shadowRecords(run: ShadowRun): TelemetryRecord[] {
+  const absDiff: Histogram = {};
+  for (let i = 0; i < run.compared; i++) recordValue(absDiff, run.absDiffMilli);
+  const calls = (ms: number) => Array<number>(run.compared).fill(ms);
+  return [
+    makeRecord({ model: run.model, version: run.production, latenciesMs: calls(run.productionMs) }),
+    makeRecord({
+      model: run.model,
+      version: run.candidate,
+      role: 'shadow',
+      latenciesMs: calls(run.candidateMs),
+      shadow: { against: run.production, compared: run.compared, agreements: run.agreements, absDiff },
+    }),
+  ];
+}
+
 /**
  * A batch from `device` (an install's id, or a name for one, see installFor) over the `windowMs`
  * (default a minute) that ends now; `fields` replace any other field. The tests', the benchmarks'
