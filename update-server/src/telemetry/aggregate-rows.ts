@@ -1,5 +1,5 @@
 import type { TelemetryBatch } from '@edgeship/protocol';
-import { type Insertable, type RawBuilder, sql, type Transaction } from 'kysely';
+import { type Insertable, type RawBuilder, sql } from 'kysely';
 import type { Database, DialectName } from '../storage/schema.ts';
 import {
   type AggregateKey,
@@ -10,6 +10,7 @@ import {
   keyString,
   mergeValues,
 } from './aggregate.ts';
+import type { IngestTransaction } from './store.ts';
 
 /** Channels whose current window is kept in memory (each a handful of rows, one per release key). */
 const MAX_CHANNELS = 4096;
@@ -44,7 +45,7 @@ export class AggregateRows {
   constructor(private readonly dialect: DialectName) {}
 
   /** Runs inside the ingest transaction, under its lock (telemetry/store.ts). */
-  async add(trx: Transaction<Database>, batches: TelemetryBatch[], windowStart: number): Promise<void> {
+  async add(trx: IngestTransaction, batches: TelemetryBatch[], windowStart: number): Promise<void> {
     const perChannel = new Map<string, Map<string, [AggregateKey, AggregateValues]>>();
     for (const batch of batches) {
       const channel = `${batch.app}\u0000${batch.channel}`;
@@ -65,7 +66,7 @@ export class AggregateRows {
   }
 
   private async addChannel(
-    trx: Transaction<Database>,
+    trx: IngestTransaction,
     channel: string,
     windowStart: number,
     deltas: Map<string, [AggregateKey, AggregateValues]>,
@@ -112,7 +113,7 @@ export class AggregateRows {
    * Writes the kept rows' new values, each only if its `batches` still is what was kept; the ids of
    * the rows written. One statement with a fixed text: the rows go as one JSON parameter.
    */
-  private async updateKept(trx: Transaction<Database>, updates: KeptUpdate[]): Promise<Set<string>> {
+  private async updateKept(trx: IngestTransaction, updates: KeptUpdate[]): Promise<Set<string>> {
     const json = JSON.stringify(updates.map((u) => ({ ...toRow(u.key, u.values), expected: u.expected })));
     const { rows } = await (this.dialect === 'postgres'
       ? updateKeptPg(json)
@@ -126,11 +127,7 @@ export class AggregateRows {
   }
 
   /** Writes a row's new values (the slow path, after reading it under the lock). */
-  private async update(
-    trx: Transaction<Database>,
-    key: AggregateKey,
-    values: AggregateValues,
-  ): Promise<void> {
+  private async update(trx: IngestTransaction, key: AggregateKey, values: AggregateValues): Promise<void> {
     const { app, channel, model, version, backend, role, window_start, ...set } = toRow(key, values);
     await trx
       .updateTable('telemetry_aggregates')
@@ -146,7 +143,7 @@ export class AggregateRows {
   }
 
   private async readWindow(
-    trx: Transaction<Database>,
+    trx: IngestTransaction,
     channel: string,
     windowStart: number,
   ): Promise<Map<string, AggregateValues>> {
@@ -166,7 +163,7 @@ export class AggregateRows {
     return out;
   }
 
-  private async readRow(trx: Transaction<Database>, key: AggregateKey): Promise<AggregateValues | null> {
+  private async readRow(trx: IngestTransaction, key: AggregateKey): Promise<AggregateValues | null> {
     const row = await trx
       .selectFrom('telemetry_aggregates')
       .selectAll()
