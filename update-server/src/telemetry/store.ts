@@ -11,7 +11,7 @@ import {
 import { groupBy } from '../group-by.ts';
 import type { Database, DialectName } from '../storage/schema.ts';
 import { type AggregateKey, type AggregateValues, batchInferences } from './aggregate.ts';
-import { AggregateRows, aggregateFromRow } from './aggregate-rows.ts';
+import { AggregateRows, aggregateFromRow, type KeyRow } from './aggregate-rows.ts';
 
 /** What one device may contribute to one window; more is refused until the next window. */
 export interface DeviceCap {
@@ -81,7 +81,6 @@ export class TelemetryStore {
       const accepted = batches.filter((_, i) => outcomes[i] === 'accepted');
       if (accepted.length === 0) return outcomes;
       await this.insertRows(trx, accepted, windowStart, receivedAt);
-      await this.aggregateRows.add(trx, accepted, windowStart);
       await afterWrite?.(
         trx,
         outcomes.flatMap((o, i) => (o === 'accepted' ? [i] : [])),
@@ -193,22 +192,31 @@ export class TelemetryStore {
 
   /**
    * The group's rows in `telemetry_batches`, `telemetry_device_windows` (summed per device) and
-   * `telemetry_devices`. On PostgreSQL in one statement (two data-modifying CTEs, each table's
-   * rows as one array parameter per column, `unnest`): every statement is a round trip while the
-   * channel's lock is held, and a fixed text is planned in a fraction of a multi-row VALUES list's
-   * time (hundreds of parameters per group).
+   * `telemetry_devices`, and its additions to `telemetry_aggregates` (aggregate-rows.ts). On
+   * PostgreSQL the rows and the aggregates' conditional update are one statement (data-modifying
+   * CTEs, each table's rows as one array parameter per column, `unnest`): every statement is a
+   * round trip while the channel's lock is held, and a fixed text is planned in a fraction of a
+   * multi-row VALUES list's time (hundreds of parameters per group).
    */
   private async insertRows(trx: IngestTransaction, batches: TelemetryBatch[], w: number, at: string) {
     const batchRows = batchRowsOf(batches, w, at);
     const windowRows = deviceWindowRowsOf(batches, w);
     const deviceRows = deviceRowsOf(batches, w);
     if (this.dialect === 'postgres') {
-      await insertRowsPg(batchRows, windowRows, deviceRows).execute(trx);
+      const plan = await this.aggregateRows.plan(trx, batches, w);
+      const { rows } = await insertRowsPg(
+        batchRows,
+        windowRows,
+        deviceRows,
+        this.aggregateRows.keptUpdate(plan),
+      ).execute(trx);
+      await this.aggregateRows.finish(trx, plan, rows);
       return;
     }
     for (const part of chunks(batchRows, ROWS_PER_STATEMENT)) await insertBatches(trx, part).execute();
     for (const part of chunks(windowRows, ROWS_PER_STATEMENT)) await upsertDeviceWindows(trx, part).execute();
     for (const part of chunks(deviceRows, ROWS_PER_STATEMENT)) await insertDevices(trx, part).execute();
+    await this.aggregateRows.add(trx, batches, w);
   }
 
   /** Aggregate rows in a time range, each with its key. */
@@ -529,11 +537,12 @@ function insertRowsPg(
   batchRows: Rows<'telemetry_batches'>,
   windowRows: Rows<'telemetry_device_windows'>,
   deviceRows: Rows<'telemetry_devices'>,
-): RawBuilder<unknown> {
+  keptUpdate: RawBuilder<KeyRow>,
+): RawBuilder<KeyRow> {
   const [b0, b1, b2, b3, b4, b5, b6, b7, b8] = columns(batchRows, BATCH_COLUMNS);
   const [w0, w1, w2, w3, w4, w5] = columns(windowRows, WINDOW_COLUMNS);
   const [d0, d1, d2, d3, d4, d5, d6] = columns(deviceRows, DEVICE_COLUMNS);
-  return sql`
+  return sql<KeyRow>`
     with new_batches as (
       insert into telemetry_batches
         (batch_id, device_id, app, channel, window_start, records, inferences, dropped, received_at)
@@ -545,11 +554,13 @@ function insertRowsPg(
         ${w4}::integer[], ${w5}::bigint[])
       on conflict (window_start, app, channel, device_id) do update
         set batches = t.batches + excluded.batches, inferences = t.inferences + excluded.inferences
-    )
-    insert into telemetry_devices (app, channel, model, version, role, window_start, device_id)
-    select * from unnest(${d0}::text[], ${d1}::text[], ${d2}::text[], ${d3}::text[], ${d4}::text[],
-      ${d5}::bigint[], ${d6}::text[])
-    on conflict do nothing`;
+    ), new_devices as (
+      insert into telemetry_devices (app, channel, model, version, role, window_start, device_id)
+      select * from unnest(${d0}::text[], ${d1}::text[], ${d2}::text[], ${d3}::text[], ${d4}::text[],
+        ${d5}::bigint[], ${d6}::text[])
+      on conflict do nothing
+    ), kept as (${keptUpdate})
+    select * from kept`;
 }
 
 function lockKey(channel: string): number {
