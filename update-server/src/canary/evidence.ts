@@ -2,7 +2,6 @@ import {
   type Histogram,
   MAX_ROLLOUT_ARMS,
   MAX_SHARE_BPS,
-  mergeHistograms,
   type RolloutArm,
   rolloutArm,
   type SegmentValues,
@@ -12,7 +11,7 @@ import {
 import type { Insertable, Kysely, Selectable } from 'kysely';
 import { groupBy } from '../group-by.ts';
 import type { Database } from '../storage/schema.ts';
-import { mergeQuality, type QualityStats, recordValues } from '../telemetry/aggregate.ts';
+import { addHistogram, mergeQuality, type QualityStats, recordValues } from '../telemetry/aggregate.ts';
 import type { IngestItem } from '../telemetry/service.ts';
 import type { IngestPrefetch, IngestTransaction, PrefetchedRollout } from '../telemetry/store.ts';
 import { rolloutBucketSync } from './bucket.ts';
@@ -199,7 +198,7 @@ export class CanaryEvidenceStore {
         d.segment = segmentValues(record, batch.runtimeVersion);
         d.inferences += record.inferences;
         d.errors += recordErrors(record);
-        d.latency = mergeHistograms(d.latency, record.latencyMs);
+        addHistogram(d.latency, record.latencyMs);
         for (const f of record.features) addCounts(d.features, f.name, f.counts);
         if (record.quality)
           d.quality = addQuality(d.quality ?? parseQuality('{}'), recordValues(record).quality);
@@ -389,7 +388,7 @@ export class CanaryEvidenceStore {
       if (prev) {
         prev.inferences += d.inferences;
         prev.errors += d.errors;
-        prev.latency = mergeHistograms(prev.latency, d.latency);
+        addHistogram(prev.latency, d.latency);
         for (const [name, counts] of Object.entries(d.features)) addCounts(prev.features, name, counts);
         if (d.segment) prev.segment = d.segment;
         if (d.quality) prev.quality = addQuality(prev.quality ?? parseQuality('{}'), d.quality);
