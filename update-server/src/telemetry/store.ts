@@ -94,16 +94,17 @@ export class TelemetryStore {
       // statements; the keys are integers computed here), then as Kysely's transaction would.
       return await this.db.connection().execute(async (conn) => {
         const locks = channels.map((c) => `select pg_advisory_xact_lock(${lockKey(c)})`);
-        await sql.raw(['begin', ...locks].join('; ')).execute(conn);
-        let outcomes: IngestOutcome[];
         try {
-          outcomes = await body(conn);
+          // All inside the try (as Kysely's transaction does): a lock wait or a commit that fails
+          // leaves no open transaction on the connection going back to the pool.
+          await sql.raw(['begin', ...locks].join('; ')).execute(conn);
+          const outcomes = await body(conn);
+          await sql`commit`.execute(conn);
+          return outcomes;
         } catch (error) {
           await sql`rollback`.execute(conn).catch(() => {});
           throw error;
         }
-        await sql`commit`.execute(conn);
-        return outcomes;
       });
     } catch (error) {
       // Not committed: what memory kept of these channels' windows may hold numbers the database
