@@ -153,7 +153,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           options: { ...opts.canary, webhookUrl: opts.webhookUrl },
         });
   if (canary) {
-    telemetry.onCommit((trx, accepted, at) => canary.evidence.record(trx, accepted, at));
+    telemetry.onCommit((trx, accepted, at, prefetched) =>
+      canary.evidence.record(trx, accepted, at, prefetched),
+    );
     telemetry.onAccepted(() => canary.notify());
   }
   const resigner = new ManifestResigner(registry, service, log, {

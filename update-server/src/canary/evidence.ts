@@ -2,18 +2,18 @@ import {
   type Histogram,
   MAX_ROLLOUT_ARMS,
   MAX_SHARE_BPS,
-  mergeHistograms,
   type RolloutArm,
   rolloutArm,
   type SegmentValues,
   segmentValues,
   type TelemetryRecord,
 } from '@edgeship/protocol';
-import type { Insertable, Kysely, Selectable, Transaction } from 'kysely';
+import type { Insertable, Kysely, Selectable } from 'kysely';
 import { groupBy } from '../group-by.ts';
 import type { Database } from '../storage/schema.ts';
-import { mergeQuality, type QualityStats, recordValues } from '../telemetry/aggregate.ts';
+import { addHistogram, mergeQuality, type QualityStats, recordValues } from '../telemetry/aggregate.ts';
 import type { IngestItem } from '../telemetry/service.ts';
+import type { IngestPrefetch, IngestTransaction, PrefetchedRollout } from '../telemetry/store.ts';
 import { rolloutBucketSync } from './bucket.ts';
 
 /**
@@ -157,10 +157,19 @@ export class CanaryEvidenceStore {
     readonly caps: EvidenceCaps = DEFAULT_EVIDENCE_CAPS,
   ) {}
 
-  /** Registers the installs and adds what counts; runs inside the ingest transaction. */
-  async record(trx: Transaction<Database>, items: IngestItem[], nowMs: number): Promise<void> {
-    const firstSeen = await this.registerInstalls(trx, items, nowMs);
-    const canaries = await activeCanaries(trx);
+  /**
+   * Registers the installs and adds what counts; runs inside the ingest transaction. `prefetched`:
+   * the group's installs and the active canaries, read in this transaction by the ingest's
+   * duplicate check (PostgreSQL: two round trips fewer); read here when absent.
+   */
+  async record(
+    trx: IngestTransaction,
+    items: IngestItem[],
+    nowMs: number,
+    prefetched?: IngestPrefetch,
+  ): Promise<void> {
+    const firstSeen = await this.registerInstalls(trx, items, nowMs, prefetched?.installs);
+    const canaries = prefetched ? prefetched.canaries.map(canaryFromRow) : await activeCanaries(trx);
     if (canaries.length === 0) return;
     const byModel = new Map<string, ActiveCanary>();
     for (const r of canaries) byModel.set(`${r.app}\u0000${r.channel}\u0000${r.model}`, r);
@@ -189,7 +198,7 @@ export class CanaryEvidenceStore {
         d.segment = segmentValues(record, batch.runtimeVersion);
         d.inferences += record.inferences;
         d.errors += recordErrors(record);
-        d.latency = mergeHistograms(d.latency, record.latencyMs);
+        addHistogram(d.latency, record.latencyMs);
         for (const f of record.features) addCounts(d.features, f.name, f.counts);
         if (record.quality)
           d.quality = addQuality(d.quality ?? parseQuality('{}'), recordValues(record).quality);
@@ -260,19 +269,36 @@ export class CanaryEvidenceStore {
    * First sighting (time and network) of each install in the group; new ones are inserted now,
    * and known ones marked seen (at most once a day, so that this is not a write per batch).
    */
-  private async registerInstalls(trx: Transaction<Database>, items: IngestItem[], nowMs: number) {
+  private async registerInstalls(
+    trx: IngestTransaction,
+    items: IngestItem[],
+    nowMs: number,
+    known?: IngestPrefetch['installs'],
+  ) {
     const out = new Map<string, { ms: number; prefix: string | null }>();
     const stale: string[] = [];
     const ids = [...new Set(items.map((i) => i.batch.deviceId))];
-    for (let i = 0; i < ids.length; i += ROWS) {
-      const rows = await trx
-        .selectFrom('telemetry_installs')
-        .select(['device_id', 'prefix', 'first_seen_ms', 'last_seen_ms'])
-        .where('device_id', 'in', ids.slice(i, i + ROWS))
-        .execute();
-      for (const r of rows) {
-        out.set(r.device_id, { ms: num(r.first_seen_ms), prefix: r.prefix });
-        if (num(r.last_seen_ms) < nowMs - SEEN_REFRESH_MS) stale.push(r.device_id);
+    const take = (r: {
+      device_id: string;
+      prefix: string;
+      first_seen_ms: number | string;
+      last_seen_ms: number | string;
+    }) => {
+      out.set(r.device_id, { ms: num(r.first_seen_ms), prefix: r.prefix });
+      if (num(r.last_seen_ms) < nowMs - SEEN_REFRESH_MS) stale.push(r.device_id);
+    };
+    if (known) {
+      // Read for every device of the group: keep the accepted ones'.
+      const accepted = new Set(ids);
+      for (const r of known) if (accepted.has(r.device_id)) take(r);
+    } else {
+      for (let i = 0; i < ids.length; i += ROWS) {
+        const rows = await trx
+          .selectFrom('telemetry_installs')
+          .select(['device_id', 'prefix', 'first_seen_ms', 'last_seen_ms'])
+          .where('device_id', 'in', ids.slice(i, i + ROWS))
+          .execute();
+        for (const r of rows) take(r);
       }
     }
     for (let i = 0; i < stale.length; i += ROWS) {
@@ -305,7 +331,7 @@ export class CanaryEvidenceStore {
   }
 
   /** Applies the per-install and per-prefix caps, then merges into the rows. */
-  private async apply(trx: Transaction<Database>, deltas: Array<InstallEvidence & { rolloutId: string }>) {
+  private async apply(trx: IngestTransaction, deltas: Array<InstallEvidence & { rolloutId: string }>) {
     const existing = new Map<string, InstallEvidence>();
     const perPrefix = new Map<string, number>();
     const seqs = new Map<string, number>();
@@ -362,7 +388,7 @@ export class CanaryEvidenceStore {
       if (prev) {
         prev.inferences += d.inferences;
         prev.errors += d.errors;
-        prev.latency = mergeHistograms(prev.latency, d.latency);
+        addHistogram(prev.latency, d.latency);
         for (const [name, counts] of Object.entries(d.features)) addCounts(prev.features, name, counts);
         if (d.segment) prev.segment = d.segment;
         if (d.quality) prev.quality = addQuality(prev.quality ?? parseQuality('{}'), d.quality);
@@ -432,7 +458,26 @@ export function armOf(
   return null;
 }
 
-async function activeCanaries(trx: Transaction<Database>): Promise<ActiveCanary[]> {
+/** An active canary rollout's row as the evidence writer reads it (also prefetched, telemetry/store.ts). */
+function canaryFromRow(r: PrefetchedRollout): ActiveCanary {
+  return {
+    id: r.id,
+    app: r.app,
+    channel: r.channel,
+    model: r.model,
+    release: r.release,
+    control: r.control!,
+    salt: r.salt,
+    shareBps: r.share_bps,
+    arms:
+      r.arms === '[]'
+        ? [{ release: r.release, shareBps: r.share_bps }]
+        : (JSON.parse(r.arms) as RolloutArm[]),
+    createdMs: Date.parse(r.created_at),
+  };
+}
+
+async function activeCanaries(trx: IngestTransaction): Promise<ActiveCanary[]> {
   const rows = await trx
     .selectFrom('rollouts')
     .select([
@@ -452,19 +497,5 @@ async function activeCanaries(trx: Transaction<Database>): Promise<ActiveCanary[
     .where('share_bps', '>', 0)
     .where('control', 'is not', null)
     .execute();
-  return rows.map((r) => ({
-    id: r.id,
-    app: r.app,
-    channel: r.channel,
-    model: r.model,
-    release: r.release,
-    control: r.control!,
-    salt: r.salt,
-    shareBps: r.share_bps,
-    arms:
-      r.arms === '[]'
-        ? [{ release: r.release, shareBps: r.share_bps }]
-        : (JSON.parse(r.arms) as RolloutArm[]),
-    createdMs: Date.parse(r.created_at),
-  }));
+  return rows.map(canaryFromRow);
 }

@@ -1,5 +1,5 @@
 import type { TelemetryBatch } from '@edgeship/protocol';
-import { type Insertable, type RawBuilder, sql, type Transaction } from 'kysely';
+import { type Insertable, type RawBuilder, sql } from 'kysely';
 import type { Database, DialectName } from '../storage/schema.ts';
 import {
   type AggregateKey,
@@ -10,6 +10,7 @@ import {
   keyString,
   mergeValues,
 } from './aggregate.ts';
+import type { IngestTransaction } from './store.ts';
 
 /** Channels whose current window is kept in memory (each a handful of rows, one per release key). */
 const MAX_CHANNELS = 4096;
@@ -44,7 +45,18 @@ export class AggregateRows {
   constructor(private readonly dialect: DialectName) {}
 
   /** Runs inside the ingest transaction, under its lock (telemetry/store.ts). */
-  async add(trx: Transaction<Database>, batches: TelemetryBatch[], windowStart: number): Promise<void> {
+  async add(trx: IngestTransaction, batches: TelemetryBatch[], windowStart: number): Promise<void> {
+    const plan = await this.plan(trx, batches, windowStart);
+    await this.finish(trx, plan, await this.updateKept(trx, plan));
+  }
+
+  /**
+   * The first half of `add`: each channel's kept window (read if not kept), the group's deltas
+   * merged into it, and the conditional updates that `keptUpdate` writes. The caller runs that
+   * statement (alone, `add`, or as part of another, telemetry/store.ts on PostgreSQL), then
+   * `finish` with the keys it updated.
+   */
+  async plan(trx: IngestTransaction, batches: TelemetryBatch[], windowStart: number): Promise<AggregatePlan> {
     const perChannel = new Map<string, Map<string, [AggregateKey, AggregateValues]>>();
     for (const batch of batches) {
       const channel = `${batch.app}\u0000${batch.channel}`;
@@ -56,7 +68,44 @@ export class AggregateRows {
         else deltas.set(id, [key, values]);
       }
     }
-    for (const [channel, deltas] of perChannel) await this.addChannel(trx, channel, windowStart, deltas);
+    const plan: AggregatePlan = { channels: [], json: '[]' };
+    for (const [channel, deltas] of perChannel)
+      plan.channels.push(await this.planChannel(trx, channel, windowStart, deltas));
+    const updates = plan.channels.flatMap((c) => c.updates);
+    // Every channel's updates in one statement: it matches each row on its whole key.
+    plan.json = JSON.stringify(updates.map((u) => ({ ...toRow(u.key, u.values), expected: u.expected })));
+    return plan;
+  }
+
+  /** The statement that writes a plan's kept rows (its text is fixed; the rows are one JSON parameter). */
+  keptUpdate(plan: AggregatePlan): RawBuilder<KeyRow> {
+    return this.dialect === 'postgres' ? updateKeptPg(plan.json) : updateKeptSqlite(plan.json);
+  }
+
+  /** The second half of `add`, given the rows the plan's statement returned. */
+  async finish(trx: IngestTransaction, plan: AggregatePlan, rows: KeyRow[]): Promise<void> {
+    const updated = new Set(
+      rows.map((r) =>
+        keyString({ ...r, role: r.role as AggregateKey['role'], windowStart: num(r.window_start) }),
+      ),
+    );
+    for (const { kept, updates, inserts } of plan.channels) {
+      for (const { id, key, delta } of updates) {
+        if (updated.has(id)) continue;
+        // Changed elsewhere since kept (or pruned): merge into what the database holds now.
+        const now = await this.readRow(trx, key);
+        const merged = mergeValues(now ?? emptyValues(), delta);
+        kept.rows.set(id, merged);
+        if (now) await this.update(trx, key, merged);
+        else inserts.push(toRow(key, merged));
+      }
+      for (let i = 0; i < inserts.length; i += ROWS_PER_INSERT) {
+        await trx
+          .insertInto('telemetry_aggregates')
+          .values(inserts.slice(i, i + ROWS_PER_INSERT))
+          .execute();
+      }
+    }
   }
 
   /** Drops what is kept of these channels (their transaction did not commit). */
@@ -64,12 +113,12 @@ export class AggregateRows {
     for (const channel of channels) this.windows.delete(channel);
   }
 
-  private async addChannel(
-    trx: Transaction<Database>,
+  private async planChannel(
+    trx: IngestTransaction,
     channel: string,
     windowStart: number,
     deltas: Map<string, [AggregateKey, AggregateValues]>,
-  ): Promise<void> {
+  ): Promise<ChannelPlan> {
     let kept = this.windows.get(channel);
     if (!kept || kept.windowStart !== windowStart || [...deltas.keys()].some((id) => !kept!.rows.has(id))) {
       kept = { windowStart, rows: await this.readWindow(trx, channel, windowStart) };
@@ -90,47 +139,17 @@ export class AggregateRows {
       const expected = prev.batches;
       updates.push({ id, key, delta, expected, values: mergeValues(prev, delta) });
     }
-    const updated = updates.length > 0 ? await this.updateKept(trx, updates) : new Set<string>();
-    for (const { id, key, delta } of updates) {
-      if (updated.has(id)) continue;
-      // Changed elsewhere since kept (or pruned): merge into what the database holds now.
-      const now = await this.readRow(trx, key);
-      const merged = mergeValues(now ?? emptyValues(), delta);
-      kept.rows.set(id, merged);
-      if (now) await this.update(trx, key, merged);
-      else inserts.push(toRow(key, merged));
-    }
-    for (let i = 0; i < inserts.length; i += ROWS_PER_INSERT) {
-      await trx
-        .insertInto('telemetry_aggregates')
-        .values(inserts.slice(i, i + ROWS_PER_INSERT))
-        .execute();
-    }
+    return { kept, updates, inserts };
   }
 
-  /**
-   * Writes the kept rows' new values, each only if its `batches` still is what was kept; the ids of
-   * the rows written. One statement with a fixed text: the rows go as one JSON parameter.
-   */
-  private async updateKept(trx: Transaction<Database>, updates: KeptUpdate[]): Promise<Set<string>> {
-    const json = JSON.stringify(updates.map((u) => ({ ...toRow(u.key, u.values), expected: u.expected })));
-    const { rows } = await (this.dialect === 'postgres'
-      ? updateKeptPg(json)
-      : updateKeptSqlite(json)
-    ).execute(trx);
-    return new Set(
-      rows.map((r) =>
-        keyString({ ...r, role: r.role as AggregateKey['role'], windowStart: num(r.window_start) }),
-      ),
-    );
+  /** Writes the kept rows' new values, each only if its `batches` still is what was kept. */
+  private async updateKept(trx: IngestTransaction, plan: AggregatePlan): Promise<KeyRow[]> {
+    if (plan.channels.every((c) => c.updates.length === 0)) return [];
+    return (await this.keptUpdate(plan).execute(trx)).rows;
   }
 
   /** Writes a row's new values (the slow path, after reading it under the lock). */
-  private async update(
-    trx: Transaction<Database>,
-    key: AggregateKey,
-    values: AggregateValues,
-  ): Promise<void> {
+  private async update(trx: IngestTransaction, key: AggregateKey, values: AggregateValues): Promise<void> {
     const { app, channel, model, version, backend, role, window_start, ...set } = toRow(key, values);
     await trx
       .updateTable('telemetry_aggregates')
@@ -146,7 +165,7 @@ export class AggregateRows {
   }
 
   private async readWindow(
-    trx: Transaction<Database>,
+    trx: IngestTransaction,
     channel: string,
     windowStart: number,
   ): Promise<Map<string, AggregateValues>> {
@@ -166,7 +185,7 @@ export class AggregateRows {
     return out;
   }
 
-  private async readRow(trx: Transaction<Database>, key: AggregateKey): Promise<AggregateValues | null> {
+  private async readRow(trx: IngestTransaction, key: AggregateKey): Promise<AggregateValues | null> {
     const row = await trx
       .selectFrom('telemetry_aggregates')
       .selectAll()
@@ -192,7 +211,22 @@ interface KeptUpdate {
   values: AggregateValues;
 }
 
-type KeyRow = Pick<
+interface ChannelPlan {
+  kept: WindowRows;
+  updates: KeptUpdate[];
+  /** Rows new to the window (more join them in `finish`, rows found gone). */
+  inserts: Insertable<Database['telemetry_aggregates']>[];
+}
+
+/** A group's additions to the aggregates, between `plan` and `finish` (see AggregateRows). */
+export interface AggregatePlan {
+  channels: ChannelPlan[];
+  /** Every kept row's new values and expected `batches`, the update statement's one parameter. */
+  json: string;
+}
+
+/** The key columns the conditional update returns for each row it wrote. */
+export type KeyRow = Pick<
   AggregateRowOut,
   'app' | 'channel' | 'model' | 'version' | 'backend' | 'role' | 'window_start'
 >;

@@ -121,6 +121,11 @@ function addCounts(into: number[], counts: readonly number[]): number[] {
   return out;
 }
 
+/** Adds histogram `b` into `a` in place (mergeHistograms makes a new object per call). */
+export function addHistogram(a: Histogram, b: Histogram): void {
+  for (const k in b) a[k] = (a[k] ?? 0) + b[k]!;
+}
+
 function addRecord(into: Record<string, number>, from: Record<string, number | undefined>) {
   for (const [k, n] of Object.entries(from)) if (n) into[k] = (into[k] ?? 0) + n;
 }
@@ -131,7 +136,7 @@ export function mergeValues(a: AggregateValues, b: AggregateValues): AggregateVa
   a.inferences += b.inferences;
   a.errors += b.errors;
   addRecord(a.errorsByCode, b.errorsByCode);
-  a.latency = mergeHistograms(a.latency, b.latency);
+  addHistogram(a.latency, b.latency);
   a.loadMsSum += b.loadMsSum;
   a.loadCount += b.loadCount;
   a.downloadBytes += b.downloadBytes;

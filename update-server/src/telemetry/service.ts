@@ -1,5 +1,5 @@
 import type { TelemetryBatch } from '@edgeship/protocol';
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Registry as PromRegistry } from 'prom-client';
 import type { Database, DialectName } from '../storage/schema.ts';
@@ -12,7 +12,13 @@ import { DEFAULT_PRUNE_CHUNK_ROWS, TelemetryPruner } from './prune.ts';
 import { QualitySource } from './quality.ts';
 import { type RetentionPolicy, retentionPolicy } from './retention.ts';
 import { SignatureVerifier } from './signature-pool.ts';
-import { type DeviceCap, type IngestOutcome, TelemetryStore } from './store.ts';
+import {
+  type DeviceCap,
+  type IngestOutcome,
+  type IngestPrefetch,
+  type IngestTransaction,
+  TelemetryStore,
+} from './store.ts';
 import { ReleaseCatalog } from './validate.ts';
 
 export interface TelemetryOptions {
@@ -68,8 +74,16 @@ export interface IngestItem {
   prefix: string;
 }
 
-/** Runs inside the ingest transaction with the accepted batches (the canary evidence writer). */
-export type CommitHook = (trx: Transaction<Database>, accepted: IngestItem[], nowMs: number) => Promise<void>;
+/**
+ * Runs inside the ingest transaction with the accepted batches (the canary evidence writer), and on
+ * PostgreSQL with the installs and active canaries read with the group's duplicate check.
+ */
+export type CommitHook = (
+  trx: IngestTransaction,
+  accepted: IngestItem[],
+  nowMs: number,
+  prefetched?: IngestPrefetch,
+) => Promise<void>;
 
 /** Ingest (group-committed), the aggregates' store, the release catalog and the Prometheus metrics. */
 export class TelemetryService {
@@ -163,7 +177,7 @@ export class TelemetryService {
       windowOf(now.getTime(), this.options.windowSec),
       this.options.deviceCap,
       now.toISOString(),
-      async (trx, accepted) => {
+      async (trx, accepted, prefetched) => {
         // Wall time, not the telemetry clock: hooks compare it with registry times (rollout start).
         const at = Date.now();
         for (const hook of this.hooks)
@@ -171,6 +185,7 @@ export class TelemetryService {
             trx,
             accepted.map((i) => items[i]!),
             at,
+            prefetched,
           );
       },
     );

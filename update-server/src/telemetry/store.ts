@@ -5,13 +5,13 @@ import {
   type Kysely,
   type QueryCreator,
   type RawBuilder,
+  type Selectable,
   sql,
-  type Transaction,
 } from 'kysely';
 import { groupBy } from '../group-by.ts';
 import type { Database, DialectName } from '../storage/schema.ts';
 import { type AggregateKey, type AggregateValues, batchInferences } from './aggregate.ts';
-import { AggregateRows, aggregateFromRow } from './aggregate-rows.ts';
+import { AggregateRows, aggregateFromRow, type KeyRow } from './aggregate-rows.ts';
 
 /** What one device may contribute to one window; more is refused until the next window. */
 export interface DeviceCap {
@@ -64,31 +64,47 @@ export class TelemetryStore {
     this.aggregateRows = new AggregateRows(dialect);
   }
 
-  /** `afterWrite` runs in the same transaction with the indexes of the accepted batches. */
+  /**
+   * `afterWrite` runs in the same transaction with the indexes of the accepted batches, and on
+   * PostgreSQL with what the duplicate read fetched for it in the same statement (IngestPrefetch).
+   */
   async ingest(
     batches: TelemetryBatch[],
     windowStart: number,
     cap: DeviceCap,
     receivedAt: string,
-    afterWrite?: (trx: Transaction<Database>, accepted: number[]) => Promise<void>,
+    afterWrite?: (trx: IngestTransaction, accepted: number[], prefetched?: IngestPrefetch) => Promise<void>,
   ): Promise<IngestOutcome[]> {
     const channels = [...new Set(batches.map((b) => `${b.app}\u0000${b.channel}`))].sort();
+    const body = async (trx: IngestTransaction) => {
+      const { outcomes, prefetched } = await this.classify(trx, batches, windowStart, cap);
+      const accepted = batches.filter((_, i) => outcomes[i] === 'accepted');
+      if (accepted.length === 0) return outcomes;
+      await this.insertRows(trx, accepted, windowStart, receivedAt);
+      await afterWrite?.(
+        trx,
+        outcomes.flatMap((o, i) => (o === 'accepted' ? [i] : [])),
+        prefetched,
+      );
+      return outcomes;
+    };
     try {
-      return await this.db.transaction().execute(async (trx) => {
-        if (this.dialect === 'postgres') {
-          for (const channel of channels)
-            await sql`select pg_advisory_xact_lock(${lockKey(channel)})`.execute(trx);
+      if (this.dialect !== 'postgres') return await this.db.transaction().execute(body);
+      // BEGIN and the channels' advisory locks in one round trip (a simple query may hold several
+      // statements; the keys are integers computed here), then as Kysely's transaction would.
+      return await this.db.connection().execute(async (conn) => {
+        const locks = channels.map((c) => `select pg_advisory_xact_lock(${lockKey(c)})`);
+        try {
+          // All inside the try (as Kysely's transaction does): a lock wait or a commit that fails
+          // leaves no open transaction on the connection going back to the pool.
+          await sql.raw(['begin', ...locks].join('; ')).execute(conn);
+          const outcomes = await body(conn);
+          await sql`commit`.execute(conn);
+          return outcomes;
+        } catch (error) {
+          await sql`rollback`.execute(conn).catch(() => {});
+          throw error;
         }
-        const outcomes = await this.classify(trx, batches, windowStart, cap);
-        const accepted = batches.filter((_, i) => outcomes[i] === 'accepted');
-        if (accepted.length === 0) return outcomes;
-        await this.insertRows(trx, accepted, windowStart, receivedAt);
-        await this.aggregateRows.add(trx, accepted, windowStart);
-        await afterWrite?.(
-          trx,
-          outcomes.flatMap((o, i) => (o === 'accepted' ? [i] : [])),
-        );
-        return outcomes;
       });
     } catch (error) {
       // Not committed: what memory kept of these channels' windows may hold numbers the database
@@ -100,50 +116,38 @@ export class TelemetryStore {
 
   /** Duplicates (seen before, or earlier in this group) and batches over their device's cap. */
   private async classify(
-    trx: Transaction<Database>,
+    trx: IngestTransaction,
     batches: TelemetryBatch[],
     windowStart: number,
     cap: DeviceCap,
-  ): Promise<IngestOutcome[]> {
+  ): Promise<{ outcomes: IngestOutcome[]; prefetched?: IngestPrefetch }> {
+    let prefetched: IngestPrefetch | undefined;
     const seen = new Set<string>();
     const used = new Map<string, { batches: number; inferences: number }>();
     const ids = batches.map((b) => b.batchId);
     const channels = groupBy(batches, (b) => `${b.app}\u0000${b.channel}`);
     const [only, ...more] = channels.keys();
     const devices = [...new Set(batches.map((b) => b.deviceId))];
-    if (
-      this.dialect === 'postgres' &&
-      only !== undefined &&
-      more.length === 0 &&
-      ids.length <= ROWS_PER_STATEMENT &&
-      devices.length <= ROWS_PER_STATEMENT
-    ) {
-      // One channel, one round trip: the known batch ids and the devices' use of this window. Not
-      // on SQLite: no round trip to save, and a statement per pair of list lengths would crowd
-      // out the prepared statements (storage/statement-cache.ts).
+    if (this.dialect === 'postgres' && only !== undefined && more.length === 0) {
+      // One channel, one round trip: the known batch ids, the devices' use of this window, and
+      // for the canary evidence writer the installs and the active canaries (IngestPrefetch). The
+      // lists go as array parameters, so the statement's text (and its plan's shape) is the same
+      // whatever the group's size. Not on SQLite: no round trip to save.
       const [app, ch] = only.split('\u0000') as [string, string];
-      const rows = await trx
-        .selectFrom('telemetry_batches')
-        .select([
-          sql<string>`'batch'`.as('kind'),
-          'batch_id as id',
-          sql<number | string>`0`.as('batches'),
-          sql<number | string>`0`.as('inferences'),
-        ])
-        .where('batch_id', 'in', ids)
-        .unionAll(
-          trx
-            .selectFrom('telemetry_device_windows')
-            .select([sql<string>`'device'`.as('kind'), 'device_id as id', 'batches', 'inferences'])
-            .where('window_start', '=', windowStart)
-            .where('app', '=', app)
-            .where('channel', '=', ch)
-            .where('device_id', 'in', devices),
-        )
-        .execute();
+      const { rows } = await classifyPg(ids, windowStart, app, ch, devices).execute(trx);
+      prefetched = { installs: [], canaries: [] };
       for (const r of rows) {
         if (r.kind === 'batch') seen.add(r.id);
-        else used.set(`${only}\u0000${r.id}`, { batches: num(r.batches), inferences: num(r.inferences) });
+        else if (r.kind === 'device')
+          used.set(`${only}\u0000${r.id}`, { batches: num(r.a), inferences: num(r.b) });
+        else if (r.kind === 'install')
+          prefetched.installs.push({
+            device_id: r.id,
+            prefix: r.c!,
+            first_seen_ms: num(r.a),
+            last_seen_ms: num(r.b),
+          });
+        else prefetched.canaries.push(JSON.parse(r.c!) as PrefetchedRollout);
       }
     } else {
       for (const part of chunks(ids, ROWS_PER_STATEMENT)) {
@@ -174,7 +178,7 @@ export class TelemetryStore {
         }
       }
     }
-    return batches.map((batch) => {
+    const outcomes = batches.map((batch): IngestOutcome => {
       if (seen.has(batch.batchId)) return 'duplicate';
       seen.add(batch.batchId);
       const deviceKey = `${batch.app}\u0000${batch.channel}\u0000${batch.deviceId}`;
@@ -184,30 +188,36 @@ export class TelemetryStore {
       used.set(deviceKey, next);
       return 'accepted';
     });
+    return { outcomes, prefetched };
   }
 
   /**
    * The group's rows in `telemetry_batches`, `telemetry_device_windows` (summed per device) and
-   * `telemetry_devices`. On PostgreSQL in one statement (two data-modifying CTEs) when each fits
-   * in one: every statement is a round trip while the channel's lock is held.
+   * `telemetry_devices`, and its additions to `telemetry_aggregates` (aggregate-rows.ts). On
+   * PostgreSQL the rows and the aggregates' conditional update are one statement (data-modifying
+   * CTEs, each table's rows as one array parameter per column, `unnest`): every statement is a
+   * round trip while the channel's lock is held, and a fixed text is planned in a fraction of a
+   * multi-row VALUES list's time (hundreds of parameters per group).
    */
-  private async insertRows(trx: Transaction<Database>, batches: TelemetryBatch[], w: number, at: string) {
+  private async insertRows(trx: IngestTransaction, batches: TelemetryBatch[], w: number, at: string) {
     const batchRows = batchRowsOf(batches, w, at);
     const windowRows = deviceWindowRowsOf(batches, w);
     const deviceRows = deviceRowsOf(batches, w);
-    const sizes = [batchRows.length, windowRows.length, deviceRows.length];
-    if (this.dialect === 'postgres' && Math.min(...sizes) > 0 && Math.max(...sizes) <= ROWS_PER_STATEMENT) {
-      await insertDevices(
-        trx
-          .with('new_batches', (db) => insertBatches(db, batchRows))
-          .with('new_device_windows', (db) => upsertDeviceWindows(db, windowRows)),
+    if (this.dialect === 'postgres') {
+      const plan = await this.aggregateRows.plan(trx, batches, w);
+      const { rows } = await insertRowsPg(
+        batchRows,
+        windowRows,
         deviceRows,
-      ).execute();
+        this.aggregateRows.keptUpdate(plan),
+      ).execute(trx);
+      await this.aggregateRows.finish(trx, plan, rows);
       return;
     }
     for (const part of chunks(batchRows, ROWS_PER_STATEMENT)) await insertBatches(trx, part).execute();
     for (const part of chunks(windowRows, ROWS_PER_STATEMENT)) await upsertDeviceWindows(trx, part).execute();
     for (const part of chunks(deviceRows, ROWS_PER_STATEMENT)) await insertDevices(trx, part).execute();
+    await this.aggregateRows.add(trx, batches, w);
   }
 
   /** Aggregate rows in a time range, each with its key. */
@@ -451,6 +461,108 @@ const insertDevices = <DB extends Database>(db: QueryCreator<DB>, rows: Rows<'te
     .insertInto('telemetry_devices')
     .values(rows)
     .onConflict((oc) => oc.doNothing());
+
+/** Each key's values across the rows, in order: one array parameter per column. */
+function columns<R extends object, K extends keyof R>(rows: R[], keys: readonly K[]): Array<Array<R[K]>> {
+  return keys.map((k) => rows.map((r) => r[k]));
+}
+
+type ClassifyRow = {
+  kind: 'batch' | 'device' | 'install' | 'rollout';
+  id: string;
+  a: number | string;
+  b: number | string;
+  c: string | null;
+};
+
+/** The columns of an active canary rollout the evidence writer reads (canary/evidence.ts). */
+export type PrefetchedRollout = Pick<
+  Selectable<Database['rollouts']>,
+  'id' | 'app' | 'channel' | 'model' | 'release' | 'control' | 'salt' | 'share_bps' | 'arms' | 'created_at'
+>;
+
+/** What the duplicate read also fetched for the evidence writer (PostgreSQL, one channel). */
+export interface IngestPrefetch {
+  /** The group's devices that are known installs (every device of the group was looked up). */
+  installs: Array<
+    Pick<Selectable<Database['telemetry_installs']>, 'device_id' | 'prefix'> & {
+      first_seen_ms: number;
+      last_seen_ms: number;
+    }
+  >;
+  /** Rollouts with state active, mode canary, a share and a control release. */
+  canaries: PrefetchedRollout[];
+}
+
+/** A transaction on the store's database (on PostgreSQL, one connection between BEGIN and COMMIT). */
+export type IngestTransaction = Kysely<Database>;
+
+const classifyPg = (
+  ids: string[],
+  windowStart: number,
+  app: string,
+  channel: string,
+  devices: string[],
+): RawBuilder<ClassifyRow> => sql<ClassifyRow>`
+  select 'batch' as kind, batch_id as id, 0::bigint as a, 0::bigint as b, null::text as c
+    from telemetry_batches where batch_id = any(${ids}::text[])
+  union all
+  select 'device', device_id, batches, inferences, null from telemetry_device_windows
+    where window_start = ${windowStart} and app = ${app} and channel = ${channel}
+      and device_id = any(${devices}::text[])
+  union all
+  select 'install', device_id, first_seen_ms, last_seen_ms, prefix from telemetry_installs
+    where device_id = any(${devices}::text[])
+  union all
+  select 'rollout', id, 0, 0, json_build_object('id', id, 'app', app, 'channel', channel,
+      'model', model, 'release', release, 'control', control, 'salt', salt, 'share_bps', share_bps,
+      'arms', arms, 'created_at', created_at)::text
+    from rollouts
+    where state = 'active' and mode = 'canary' and share_bps > 0 and control is not null`;
+
+const BATCH_COLUMNS = [
+  'batch_id',
+  'device_id',
+  'app',
+  'channel',
+  'window_start',
+  'records',
+  'inferences',
+  'dropped',
+  'received_at',
+] as const;
+const WINDOW_COLUMNS = ['app', 'channel', 'device_id', 'window_start', 'batches', 'inferences'] as const;
+const DEVICE_COLUMNS = ['app', 'channel', 'model', 'version', 'role', 'window_start', 'device_id'] as const;
+
+function insertRowsPg(
+  batchRows: Rows<'telemetry_batches'>,
+  windowRows: Rows<'telemetry_device_windows'>,
+  deviceRows: Rows<'telemetry_devices'>,
+  keptUpdate: RawBuilder<KeyRow>,
+): RawBuilder<KeyRow> {
+  const [b0, b1, b2, b3, b4, b5, b6, b7, b8] = columns(batchRows, BATCH_COLUMNS);
+  const [w0, w1, w2, w3, w4, w5] = columns(windowRows, WINDOW_COLUMNS);
+  const [d0, d1, d2, d3, d4, d5, d6] = columns(deviceRows, DEVICE_COLUMNS);
+  return sql<KeyRow>`
+    with new_batches as (
+      insert into telemetry_batches
+        (batch_id, device_id, app, channel, window_start, records, inferences, dropped, received_at)
+      select * from unnest(${b0}::text[], ${b1}::text[], ${b2}::text[], ${b3}::text[],
+        ${b4}::bigint[], ${b5}::integer[], ${b6}::bigint[], ${b7}::bigint[], ${b8}::text[])
+    ), new_device_windows as (
+      insert into telemetry_device_windows as t (app, channel, device_id, window_start, batches, inferences)
+      select * from unnest(${w0}::text[], ${w1}::text[], ${w2}::text[], ${w3}::bigint[],
+        ${w4}::integer[], ${w5}::bigint[])
+      on conflict (window_start, app, channel, device_id) do update
+        set batches = t.batches + excluded.batches, inferences = t.inferences + excluded.inferences
+    ), new_devices as (
+      insert into telemetry_devices (app, channel, model, version, role, window_start, device_id)
+      select * from unnest(${d0}::text[], ${d1}::text[], ${d2}::text[], ${d3}::text[], ${d4}::text[],
+        ${d5}::bigint[], ${d6}::text[])
+      on conflict do nothing
+    ), kept as (${keptUpdate})
+    select * from kept`;
+}
 
 function lockKey(channel: string): number {
   // 52 bits of SHA-256: a safe integer, and distinct channels practically never share a lock.
