@@ -163,7 +163,8 @@ async function engineChoices(store: ModelStore, id: string, release: Release, co
  * With several to measure, nothing starts early: the trial decides the thread count.
  */
 export async function startEngineEarly(store: ModelStore, release: Release, config: RuntimeConfig) {
-  if (release.format !== 'onnx') return;
+  // Started already (this worker's first release, or a download's head start): nothing to choose.
+  if (release.format !== 'onnx' || ortThreads() !== undefined) return;
   try {
     const foreseen = foreseenConfig(await engineChoices(store, releaseId(release), release, config));
     if (foreseen) await startOrt(foreseen, { wasmPaths: config.wasmPaths });
