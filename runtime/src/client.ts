@@ -134,6 +134,12 @@ interface Link {
   retry: boolean;
   /** The bound of each engine start under way, by model and release. */
   starts: Map<string, ReturnType<typeof setTimeout>>;
+  /**
+   * Opened in place of a lost worker: each of its starts has the longer bound, every model's and
+   * not only the one that was stuck (a device slow enough to pass one bound is slow for the next
+   * model too, and a second loss would start the models over in a third worker).
+   */
+  replacement: boolean;
 }
 
 export async function createRuntime<S extends ModelSchema | unknown = unknown>(
@@ -211,7 +217,7 @@ export async function createRuntime<S extends ModelSchema | unknown = unknown>(
         const limitMs = engineStartLimitMs(
           event.bytes,
           { baseMs: engineStartTimeoutMs, msPerMiB: DEFAULT_ENGINE_START_BOUND.msPerMiB },
-          timeoutsInARow > 0,
+          timeoutsInARow > 0 || link.replacement,
         );
         const timer = setTimeout(() => stuck(link, event.model, event.release, limitMs), limitMs);
         link.starts.set(key, timer);
@@ -236,7 +242,7 @@ export async function createRuntime<S extends ModelSchema | unknown = unknown>(
     }
   };
 
-  const openLink = async (): Promise<{ link: Link; deviceId: string }> => {
+  const openLink = async (replacement = false): Promise<{ link: Link; deviceId: string }> => {
     const worker = makeWorker();
     if (!worker) {
       throw new DisposedError('the runtime worker was lost and the app gave no way to make another');
@@ -262,6 +268,7 @@ export async function createRuntime<S extends ModelSchema | unknown = unknown>(
       },
       retry: false,
       starts: new Map(),
+      replacement,
     };
     current = link;
     try {
@@ -284,7 +291,7 @@ export async function createRuntime<S extends ModelSchema | unknown = unknown>(
   };
   /** A fresh worker in place of a lost one, with the models the app had loaded loaded again. */
   const replaceLink = async (): Promise<Link> => {
-    const { link } = await openLink();
+    const { link } = await openLink(true);
     for (const model of loadedModels) await Promise.race([link.remote.load(model), link.lost]);
     return link;
   };

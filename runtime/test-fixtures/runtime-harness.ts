@@ -131,8 +131,8 @@ export async function serverWithVad(tag = 'vad'): Promise<TestServer & { vad: Pu
 
 /**
  * The options every runtime of these tests starts from: the demo app's stable channel on `server`,
- * pinned to its root keys, onnxruntime-web from the Vite server, WASM forced (no autotune), no
- * telemetry, no check on load. `extra` overrides any of them.
+ * pinned to its root keys, onnxruntime-web from the Vite server, WASM forced (its thread counts
+ * raced once per store), no telemetry, no check on load. `extra` overrides any of them.
  */
 export function runtimeOptions(
   server: TestServer,

@@ -1,5 +1,5 @@
 import type { InstallKey } from '@edgeship/protocol';
-import type { EngineConfig } from '../engines/engine.ts';
+import type { Backend, EngineConfig } from '../engines/engine.ts';
 import type { TrustState } from '../update/trust-store.ts';
 import type { ReleaseFailures } from './release-failure.ts';
 
@@ -18,8 +18,16 @@ export interface MetaSchema {
   /** Release ids the updater must not stage, derived from `release-failures` (failure-book.ts). */
   'failed-releases': string[];
   'release-failures': ReleaseFailures;
-  /** The backend measured for a release on this device (worker/open-engine.ts). */
+  /** The backend measured for a release on this device (worker/open-engine.ts), by engineKey. */
   [engine: `engine:${string}`]: EngineConfig;
 }
 
 export type MetaKey = keyof MetaSchema & string;
+
+/**
+ * Where the config measured for a release is kept: one per `backend` option, since an app that
+ * forces a backend races only that backend's candidates (its thread counts) and the winner of that
+ * race says nothing about the others.
+ */
+export const engineKey = (id: string, preferred: Backend | undefined) =>
+  preferred ? (`engine:${id}:${preferred}` as const) : (`engine:${id}` as const);

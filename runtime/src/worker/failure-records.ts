@@ -1,5 +1,6 @@
 import { codeOf } from '@edgeship/protocol';
 import type { Backend } from '../engines/engine.ts';
+import { engineKey } from '../store/meta-schema.ts';
 import type { ModelStore } from '../store/model-store.ts';
 import type { TelemetryCollector } from '../telemetry/collector.ts';
 import { ActivationError } from './activation-error.ts';
@@ -41,9 +42,8 @@ export class FailureRecords {
    */
   private async backendOf(id: string, error: unknown): Promise<Backend> {
     if (error instanceof ActivationError && error.backend) return error.backend;
-    const remembered = await this.store.getMeta(`engine:${id}`);
-    if (remembered) return remembered.backend;
-    const forced = this.config.backend;
-    return forced && forced !== 'auto' ? forced : 'wasm';
+    const forced = this.config.backend && this.config.backend !== 'auto' ? this.config.backend : undefined;
+    const remembered = await this.store.getMeta(engineKey(id, forced));
+    return remembered?.backend ?? forced ?? 'wasm';
   }
 }

@@ -10,10 +10,9 @@ import {
 import { createOnnxProbe } from '../engines/probe.ts';
 import { candidateConfigs, selectEngine, type Trial } from '../engines/select.ts';
 import { sampleInputs } from '../engines/tensor.ts';
+import { engineKey } from '../store/meta-schema.ts';
 import type { ModelStore } from '../store/model-store.ts';
 import type { BackendReport, EngineStartStep, RuntimeConfig } from './config.ts';
-
-const engineKey = (id: string) => `engine:${id}` as const;
 
 /**
  * A release's bytes as its engine takes them, each file read from the store once, straight into
@@ -78,7 +77,8 @@ function handedOver(release: Release, files: Map<string, Uint8Array>): ReleaseBy
 
 /**
  * Opens a release on the fastest backend for this device: measured once per release (and
- * remembered in the store), or forced by the app's `backend` option. Empties `bytes` once done.
+ * remembered in the store), among the candidates of the app's `backend` option when it forces
+ * one (their thread counts, remembered for that option). Empties `bytes` once done.
  */
 export async function openEngine(
   store: ModelStore,
@@ -115,7 +115,7 @@ export async function openEngine(
     candidates,
     preferred,
     sample: sampleInputs(release.inputs),
-    remembered: preferred ? undefined : remembered,
+    remembered,
     // Each ONNX candidate is timed in a fresh nested worker, so one thread count does not
     // preclude measuring another.
     trial:
@@ -131,12 +131,12 @@ export async function openEngine(
           )
         : undefined,
   });
-  if (!preferred) await store.setMeta(engineKey(id), selected.chosen);
+  await store.setMeta(engineKey(id, preferred), selected.chosen);
   const backend: BackendReport = {
     chosen: selected.chosen,
     trials: selected.trials,
     fallbacks: [...fallbacks, ...selected.fallbacks],
-    remembered: !preferred && remembered !== undefined,
+    remembered: remembered !== undefined,
   };
   return { engine: selected.engine, backend };
 }
@@ -151,8 +151,8 @@ async function engineChoices(store: ModelStore, id: string, release: Release, co
     tfjsWasm: Boolean(config.tfjsWasmPaths),
   };
   const { candidates, fallbacks } = await candidateConfigs(release.format, env);
-  const remembered = await store.getMeta(engineKey(id));
   const preferred = config.backend && config.backend !== 'auto' ? config.backend : undefined;
+  const remembered = await store.getMeta(engineKey(id, preferred));
   return { candidates, fallbacks, remembered, preferred };
 }
 
@@ -176,7 +176,7 @@ export async function startEngineEarly(store: ModelStore, release: Release, conf
 /** The config selectEngine will load without a trial, if there is one. */
 function foreseenConfig(choices: Awaited<ReturnType<typeof engineChoices>>): EngineConfig | undefined {
   const { candidates, remembered, preferred } = choices;
-  if (!preferred && remembered) return remembered;
+  if (remembered) return remembered;
   const group = preferred ? candidates.filter((c) => c.backend === preferred) : candidates;
   return group.length === 1 ? group[0] : undefined;
 }
