@@ -444,6 +444,8 @@ export function pendingSegments(
       if (value === 'other' || value === 'unknown') continue;
       const share = (canary + control) / total;
       if (share < minShare || canary >= minInstalls) continue;
+      // Every install is in it (a fleet all on WASM): the verdict over all installs judged it.
+      if (canary + control === total) continue;
       // Its installs in the control are short too: widening the canary does not give it a verdict.
       if (control < minInstalls) continue;
       out.push({
