@@ -163,3 +163,8 @@ export type RuntimeEvent =
 
 /** What the worker reports; the page adds what only it knows. */
 export type WorkerStatus = Omit<RuntimeStatus, 'storagePersisted'>;
+
+/** The backend the app forces with `backend`, or undefined when the runtime measures ("auto"). */
+export function forcedBackend(config: Pick<RuntimeConfig, 'backend'>): Backend | undefined {
+  return config.backend && config.backend !== 'auto' ? config.backend : undefined;
+}

@@ -4,7 +4,7 @@ import { engineKey } from '../store/meta-schema.ts';
 import type { ModelStore } from '../store/model-store.ts';
 import type { TelemetryCollector } from '../telemetry/collector.ts';
 import { ActivationError } from './activation-error.ts';
-import type { RuntimeConfig } from './config.ts';
+import { forcedBackend, type RuntimeConfig } from './config.ts';
 import type { FailureBook } from './failure-book.ts';
 
 /**
@@ -42,7 +42,7 @@ export class FailureRecords {
    */
   private async backendOf(id: string, error: unknown): Promise<Backend> {
     if (error instanceof ActivationError && error.backend) return error.backend;
-    const forced = this.config.backend && this.config.backend !== 'auto' ? this.config.backend : undefined;
+    const forced = forcedBackend(this.config);
     const remembered = await this.store.getMeta(engineKey(id, forced));
     return remembered?.backend ?? forced ?? 'wasm';
   }

@@ -12,7 +12,7 @@ import { candidateConfigs, selectEngine, type Trial } from '../engines/select.ts
 import { sampleInputs } from '../engines/tensor.ts';
 import { engineKey } from '../store/meta-schema.ts';
 import type { ModelStore } from '../store/model-store.ts';
-import type { BackendReport, EngineStartStep, RuntimeConfig } from './config.ts';
+import { type BackendReport, type EngineStartStep, forcedBackend, type RuntimeConfig } from './config.ts';
 
 /**
  * A release's bytes as its engine takes them, each file read from the store once, straight into
@@ -151,7 +151,7 @@ async function engineChoices(store: ModelStore, id: string, release: Release, co
     tfjsWasm: Boolean(config.tfjsWasmPaths),
   };
   const { candidates, fallbacks } = await candidateConfigs(release.format, env);
-  const preferred = config.backend && config.backend !== 'auto' ? config.backend : undefined;
+  const preferred = forcedBackend(config);
   const remembered = await store.getMeta(engineKey(id, preferred));
   return { candidates, fallbacks, remembered, preferred };
 }

@@ -3,7 +3,7 @@ import type { ModelStore } from '../store/model-store.ts';
 import type { TelemetryCollector } from '../telemetry/collector.ts';
 import type { UpdateEvent } from '../update/updater.ts';
 import type { Activation } from './activation.ts';
-import type { RuntimeConfig } from './config.ts';
+import { forcedBackend, type RuntimeConfig } from './config.ts';
 
 /**
  * The update pipeline in telemetry: each finished download (bytes, time, resumed or not) and each
@@ -17,8 +17,7 @@ export function pipelineTelemetry(
   activation: () => Activation,
 ): (event: UpdateEvent) => void {
   const backendOf = (model: string) =>
-    activation().loaded(model)?.backend.chosen.backend ??
-    (config.backend && config.backend !== 'auto' ? config.backend : 'wasm');
+    activation().loaded(model)?.backend.chosen.backend ?? forcedBackend(config) ?? 'wasm';
   return (event) => {
     if (event.type === 'update-downloaded') {
       const { download } = event;
