@@ -6,7 +6,12 @@ import { expose } from 'comlink';
 import { createSHA256 } from 'hash-wasm';
 
 export type HashKind = 'noble' | 'hash-wasm' | 'subtle-per-chunk' | 'subtle-whole';
-export type StorageKind = 'idb-arraybuffer' | 'idb-blob' | 'opfs-file-per-chunk' | 'opfs-one-file';
+export type StorageKind =
+  | 'idb-arraybuffer'
+  | 'idb-blob'
+  | 'idb-blob-joined'
+  | 'opfs-file-per-chunk'
+  | 'opfs-one-file';
 
 const CHUNK = 256 * 1024;
 let chunks: Array<Uint8Array<ArrayBuffer>> = [];
@@ -104,11 +109,11 @@ const api = {
   /** Writes every chunk under `name` (durably: each IDB transaction committed, each OPFS file flushed). */
   async write(kind: StorageKind, name: string): Promise<{ ms: number }> {
     const t0 = performance.now();
-    if (kind === 'idb-arraybuffer' || kind === 'idb-blob') {
+    if (kind.startsWith('idb')) {
       const db = await openDb(name);
       await inLanes(chunks.length, async (i) => {
         const tx = db.transaction('chunks', 'readwrite');
-        const bytes = kind === 'idb-blob' ? new Blob([chunks[i]!]) : chunks[i]!;
+        const bytes = kind === 'idb-arraybuffer' ? chunks[i]! : new Blob([chunks[i]!]);
         tx.objectStore('chunks').put({ size: chunks[i]!.length, bytes }, i);
         await idbDone(tx);
       });
@@ -140,8 +145,15 @@ const api = {
   async read(kind: StorageKind, name: string): Promise<{ ms: number; ok: boolean }> {
     const total = chunks.reduce((n, c) => n + c.length, 0);
     const t0 = performance.now();
-    const out = new Uint8Array(total);
-    if (kind === 'idb-arraybuffer' || kind === 'idb-blob') {
+    let out = new Uint8Array(total);
+    if (kind === 'idb-blob-joined') {
+      // Blob handles only (no bytes read), then one read of their concatenation into one buffer.
+      const db = await openDb(name);
+      const store = db.transaction('chunks').objectStore('chunks');
+      const values = await Promise.all(chunks.map((_, i) => idbRequest(store.get(i))));
+      out = new Uint8Array(await new Blob(values.map((v) => v.bytes as Blob)).arrayBuffer());
+      db.close();
+    } else if (kind === 'idb-arraybuffer' || kind === 'idb-blob') {
       const db = await openDb(name);
       const get = async (i: number) => {
         const value = await idbRequest(db.transaction('chunks').objectStore('chunks').get(i));

@@ -8,7 +8,13 @@ import { compared, plain } from './rows.ts';
 import { median, percentile, round } from './stats.ts';
 
 const HASHES = ['noble', 'hash-wasm', 'subtle-per-chunk', 'subtle-whole'] as const;
-const STORES = ['idb-arraybuffer', 'idb-blob', 'opfs-file-per-chunk', 'opfs-one-file'] as const;
+const STORES = [
+  'idb-arraybuffer',
+  'idb-blob',
+  'idb-blob-joined',
+  'opfs-file-per-chunk',
+  'opfs-one-file',
+] as const;
 
 const LABEL: Record<string, string> = {
   noble: '@noble/hashes sha256.create() streaming',
@@ -17,6 +23,7 @@ const LABEL: Record<string, string> = {
   'subtle-whole': 'crypto.subtle.digest of the whole file in one buffer (not streaming)',
   'idb-arraybuffer': 'IndexedDB, one Uint8Array value per chunk',
   'idb-blob': 'IndexedDB, one Blob value per chunk',
+  'idb-blob-joined': 'IndexedDB, one Blob value per chunk, read as one joined Blob',
   'opfs-file-per-chunk': 'OPFS, one file per chunk (sync access handle)',
   'opfs-one-file': 'OPFS, one file (sync access handle, chunk writes at offsets)',
 };

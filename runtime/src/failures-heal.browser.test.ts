@@ -17,6 +17,7 @@ import {
 } from '../test-fixtures/runtime-harness.ts';
 import type { Runtime } from './client.ts';
 import type { InstalledRelease } from './store/model-store.ts';
+import { rotStoredChunk } from './store/test-releases.ts';
 
 /** A folder the test server does not have: every ORT file under it answers 404. */
 const MISSING_WASM_PATHS = new URL('/no-such-ort-folder/', location.origin).href;
@@ -83,10 +84,8 @@ describe('failed activations', () => {
     const db = await openDB(`${storage}-models`);
     const installed = (await db.get('releases', 'vad@1.0.0')) as InstalledRelease;
     const victim = installed.signed.signed.files[0]!.chunks[1]!.sha256;
-    const chunk = (await db.get('chunks', victim)) as { size: number; bytes: Uint8Array };
-    chunk.bytes[10] = chunk.bytes[10]! ^ 0xff;
-    await db.put('chunks', chunk, victim);
     db.close();
+    await rotStoredChunk(`${storage}-models`, victim, { at: 10 });
 
     const runtime = await startVadRuntime(server, storage);
     await expect(runtime.load('vad')).rejects.toMatchObject({ code: 'E_HASH' });

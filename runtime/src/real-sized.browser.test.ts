@@ -2,7 +2,6 @@
 // weights in ONNX external data, storage corrupted after download, and an origin quota too small
 // for a release. Real update server, real IndexedDB, real onnxruntime-web, real Chromium quota.
 import { releaseId, type SignedRelease } from '@edgeship/protocol';
-import { openDB } from 'idb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { commands } from 'vitest/browser';
 import { BIG_MODEL_OUTPUTS, bigModelInput, EXTERNAL_DATA_PATH } from '../../test/support/big-model-input.ts';
@@ -15,6 +14,7 @@ import {
 } from '../test-fixtures/runtime-harness.ts';
 import { downloadRelease } from './download/fetcher.ts';
 import { ModelStore } from './store/model-store.ts';
+import { rotStoredChunk } from './store/test-releases.ts';
 import type { RuntimeConfig, RuntimeEvent } from './worker/config.ts';
 import { openEngine, readReleaseBytes } from './worker/open-engine.ts';
 
@@ -124,12 +124,8 @@ describe('storage corrupted after download', () => {
     await first.dispose();
 
     // Rot one byte of the chunk only 1.1.0 has, behind the runtime's back.
-    const db = await openDB(`${storagePrefix}-models`);
     const sha = next.chunks.at(-1)!.sha256;
-    const stored = (await db.get('chunks', sha)) as { size: number; bytes: Uint8Array };
-    stored.bytes[0]! ^= 0xff;
-    await db.put('chunks', stored, sha);
-    db.close();
+    await rotStoredChunk(`${storagePrefix}-models`, sha);
 
     const second = await runtimeOf();
     const events: RuntimeEvent[] = [];

@@ -112,15 +112,16 @@ export class Activation {
     // What it replaces is where the guard sends the device back to (activation-guard.ts).
     const replaced = previous?.id ?? pointers.lastKnownGood;
     if (replaced !== next.id) this.guard?.watch(name, next.id, replaced);
-    await this.store.markGood(name, next.id);
+    if (pointers.lastKnownGood !== next.id) await this.store.markGood(name, next.id);
     await this.book.forget(next.id);
     const slot = this.slots.get(name);
     if (slot) await slot.replace(next);
     else this.slots.set(name, new ModelSlot(next));
     if (pointers.active !== next.id) {
       this.emit({ type: 'update-activated', model: name, release: next.id, previous: pointers.active });
+      // Releases become garbage when what runs changes: a cold start of the same one scans nothing.
+      await this.store.collectGarbage({ perModel: 2 }).catch(() => {});
     }
-    await this.store.collectGarbage({ perModel: 2 }).catch(() => {});
   }
 
   /**

@@ -1,5 +1,5 @@
 import { NotFoundError, type Release, releaseId } from '@edgeship/protocol';
-import type { EngineConfig } from '../engines/engine.ts';
+import { type EngineConfig, sameConfig } from '../engines/engine.ts';
 import {
   configureOrt,
   createOnnxEngine,
@@ -47,11 +47,9 @@ export async function readReleaseBytes(
       externalData.push({ path: file.path, data: await store.readFile(id, file.path) });
     return { model, externalData, weights: null };
   }
-  const weights = new Uint8Array(rest.reduce((n, f) => n + f.size, 0));
-  await store.readFilesInto(
+  const weights = await store.readFiles(
     id,
     rest.map((f) => f.path),
-    weights,
   );
   return { model, externalData: [], weights };
 }
@@ -131,7 +129,10 @@ export async function openEngine(
           )
         : undefined,
   });
-  await store.setMeta(engineKey(id, preferred), selected.chosen);
+  // Written only when it changed: a cold start on the remembered engine writes nothing.
+  if (!remembered || !sameConfig(remembered, selected.chosen)) {
+    await store.setMeta(engineKey(id, preferred), selected.chosen);
+  }
   const backend: BackendReport = {
     chosen: selected.chosen,
     trials: selected.trials,
