@@ -85,7 +85,7 @@ describe('failed activations', () => {
     const installed = (await db.get('releases', 'vad@1.0.0')) as InstalledRelease;
     const victim = installed.signed.signed.files[0]!.chunks[1]!.sha256;
     db.close();
-    await rotStoredChunk(`${storage}-models`, victim, { at: 10 });
+    await rotStoredChunk(`${storage}-models`, victim, 10);
 
     const runtime = await startVadRuntime(server, storage);
     await expect(runtime.load('vad')).rejects.toMatchObject({ code: 'E_HASH' });

@@ -1,5 +1,4 @@
 import {
-  asBufferSource,
   type ChunkRef,
   canonicalJson,
   type FileEntry,
@@ -43,12 +42,7 @@ export interface ModelPointers {
 
 interface StoredChunk {
   size: number;
-  /**
-   * A Blob: a read gets handles without bytes, and a file's chunks are then read as one joined
-   * Blob, in one pass into one buffer (bench `storage`: 2.3x faster than a value read per chunk).
-   * Stores written before 0.2 hold Uint8Array values; both read the same way.
-   */
-  bytes: Blob | Uint8Array;
+  bytes: Uint8Array;
 }
 
 interface ModelStoreSchema extends DBSchema {
@@ -64,12 +58,10 @@ type WriteTx<N extends Names[]> = IDBPTransaction<ModelStoreSchema, N, 'readwrit
 
 const DB_VERSION = 1;
 /**
- * Chunk reads in flight while a file streams out of the store chunk by chunk (verifyFile): about
+ * Chunk reads (and their hash checks) in flight while a file streams out of the store: about
  * 2 MiB at the average chunk size, 8 MiB at the chunker's largest.
  */
 const READ_AHEAD = 8;
-/** Chunk hashes in flight while a file read in one pass is checked (each copies its chunk once). */
-const HASHES_IN_FLIGHT = 8;
 
 /**
  * Installed models in one IndexedDB database: content-addressed chunks, the releases that list
@@ -136,9 +128,10 @@ export class ModelStore {
       const requests: Array<Promise<unknown>> = [];
       try {
         for (const { sha256, bytes } of chunks) {
-          // A Blob holds the view's bytes only (never the rest of a big download's buffer).
-          const blob = new Blob([asBufferSource(bytes)]);
-          requests.push(store.put({ size: bytes.length, bytes: blob }, sha256));
+          // Structured clone copies a view's whole buffer: a subarray of a big download would store it all.
+          const own =
+            bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+          requests.push(store.put({ size: own.length, bytes: own }, sha256));
         }
       } finally {
         // A put that throws aborts the transaction: the requests made before it fail with it.
@@ -209,64 +202,50 @@ export class ModelStore {
   }
 
   /**
-   * A file's bytes in one buffer, the only copy made: its chunks' Blob handles are read in one
-   * transaction (no bytes yet), checked against their signed sizes, and read as one joined Blob in
-   * a single pass; then every chunk is checked against its signed SHA-256 (crypto.subtle, native).
-   * The chunk list is signed, so chunks that match it are the file the publisher hashed
-   * (verifyFile checked that hash when the download completed): a whole-file hash here would add
-   * a JS pass without catching anything more. What it catches is storage that changed after the
-   * download (a bad disk, another script on the origin): E_HASH, or E_LENGTH for a wrong size.
+   * A file's bytes in one buffer, the only copy made: chunks are read in file order, a few at a
+   * time, each checked against its signed size and SHA-256 before it is copied in. The chunk list
+   * is signed, so chunks that match it are the file the publisher hashed (verifyFile checked that
+   * hash when the download completed); hashing chunk by chunk runs natively (crypto.subtle) and
+   * never needs a second whole-file buffer.
    */
   async readFile(id: string, path: string): Promise<Uint8Array> {
-    return this.readFiles(id, [path]);
+    const file = await this.fileOf(id, path);
+    const out = new Uint8Array(file.size);
+    await this.readFilesInto(id, [path], out);
+    return out;
   }
 
   /**
-   * Several files of a release back to back in one buffer (TF.js weight shards, which the engine
-   * takes as one buffer), read and checked as readFile does.
+   * Several files of a release back to back in `out` (e.g. TF.js weight shards, which the engine
+   * takes as one buffer), each chunk verified as in readFile. `out` must hold their total size.
    */
-  async readFiles(id: string, paths: readonly string[]): Promise<Uint8Array> {
-    const installed = requireRelease(await this.db.get('releases', id), id);
-    const files = paths.map((path) => fileIn(installed, path));
-    const refs = files.flatMap((f) => f.chunks);
-    const store = this.db.transaction('chunks').store;
-    const stored = await Promise.all(refs.map((ref) => store.get(ref.sha256)));
-    const parts = stored.map((chunk, i) => {
-      const ref = refs[i]!;
-      if (!chunk) throw new NotFoundError(`chunk ${ref.sha256} of ${id} is not stored`);
-      const size = chunk.bytes instanceof Blob ? chunk.bytes.size : chunk.bytes.length;
-      if (size !== ref.size) {
-        throw new LengthMismatchError(
-          `chunk ${ref.sha256} of ${id} has ${size} bytes stored, signed ${ref.size}`,
-        );
+  async readFilesInto(id: string, paths: readonly string[], out: Uint8Array): Promise<void> {
+    let offset = 0;
+    for (const path of paths) {
+      const file = await this.fileOf(id, path);
+      if (offset + file.size > out.length) {
+        throw new LengthMismatchError(`${id}/${path} does not fit the buffer given for it`);
       }
-      return chunk.bytes instanceof Blob ? chunk.bytes : asBufferSource(chunk.bytes);
-    });
-    const expected = files.reduce((n, f) => n + f.size, 0);
-    const total = refs.reduce((n, ref) => n + ref.size, 0);
-    if (total !== expected) {
-      throw new LengthMismatchError(
-        `${id}: the chunks of ${paths.join(', ')} add up to ${total} bytes, signed ${expected}`,
-      );
-    }
-    let bytes: Uint8Array;
-    try {
-      bytes = new Uint8Array(await new Blob(parts).arrayBuffer());
-    } catch (error) {
-      // The browser lost a stored value's file (NotReadableError): the chunk is as good as corrupt.
-      throw new HashMismatchError(
-        `${id}: its stored chunks can no longer be read (${(error as Error).message})`,
-        {
-          cause: error,
+      // Storage can be corrupted or tampered with after the download was verified: every chunk
+      // is hashed as soon as it is read (the read-ahead window's hashes run in parallel).
+      const check = async (bytes: Uint8Array, ref: ChunkRef) => {
+        if ((await sha256Hex(bytes)) !== ref.sha256) {
+          throw new HashMismatchError(
+            `${id}/${path}: stored chunk ${ref.sha256} no longer matches its signed SHA-256`,
+          );
+        }
+      };
+      await this.streamChunks(
+        id,
+        file,
+        (bytes) => {
+          out.set(bytes, offset);
+          offset += bytes.length;
         },
+        0,
+        check,
       );
     }
-    await checkChunks(
-      bytes,
-      refs,
-      (ref) => `${id}: stored chunk ${ref.sha256} no longer matches its signed SHA-256`,
-    );
-    return bytes;
   }
 
   /**
@@ -292,12 +271,16 @@ export class ModelStore {
   }
 
   private async fileOf(id: string, path: string): Promise<FileEntry> {
-    return fileIn(requireRelease(await this.db.get('releases', id), id), path);
+    const installed = requireRelease(await this.db.get('releases', id), id);
+    const file = installed.signed.signed.files.find((f) => f.path === path);
+    if (!file) throw new NotFoundError(`${id} has no file ${path}`);
+    return file;
   }
 
   /**
    * Hands a file's stored chunks to `use` in file order, reading at most READ_AHEAD ahead so
-   * IndexedDB works while `use` does; checks each chunk's and the file's size. Starts at chunk `from` (the ones before it were
+   * IndexedDB (and `check`, run on each chunk as soon as it is read) works while `use` does;
+   * checks each chunk's and the file's size. Starts at chunk `from` (the ones before it were
    * handed over earlier). Resolves with the most chunk bytes held at once (read but not yet
    * handed over, plus the one in hand).
    */
@@ -306,8 +289,9 @@ export class ModelStore {
     file: FileEntry,
     use: (bytes: Uint8Array, ref: ChunkRef) => void | Promise<void>,
     from = 0,
+    check?: (bytes: Uint8Array, ref: ChunkRef) => Promise<void>,
   ): Promise<number> {
-    const reads: Array<Promise<Uint8Array>> = [];
+    const reads: Array<Promise<StoredChunk>> = [];
     // Bytes read out of IndexedDB and not yet handed over: what streaming the file costs in memory.
     let held = 0;
     let peak = 0;
@@ -316,15 +300,15 @@ export class ModelStore {
       const ref = file.chunks[i]!;
       reads[i] = this.db.get('chunks', ref.sha256).then(async (chunk) => {
         if (!chunk) throw new NotFoundError(`chunk ${ref.sha256} of ${id} is not stored`);
-        const bytes = await storedBytes(chunk);
-        held += bytes.length;
+        held += chunk.bytes.length;
         peak = Math.max(peak, held);
-        if (bytes.length !== ref.size) {
+        if (chunk.bytes.length !== ref.size) {
           throw new LengthMismatchError(
-            `chunk ${ref.sha256} of ${id} has ${bytes.length} bytes stored, signed ${ref.size}`,
+            `chunk ${ref.sha256} of ${id} has ${chunk.bytes.length} bytes stored, signed ${ref.size}`,
           );
         }
-        return bytes;
+        await check?.(chunk.bytes, ref);
+        return chunk;
       });
       // Awaited in order below; a failure further ahead must not surface as unhandled first.
       reads[i].catch(() => {});
@@ -333,12 +317,12 @@ export class ModelStore {
     let offset = file.chunks.slice(0, from).reduce((n, c) => n + c.size, 0);
     for (const [i, ref] of file.chunks.entries()) {
       if (i < from) continue;
-      const bytes = await reads[i]!;
+      const chunk = await reads[i]!;
       delete reads[i];
       readAt(i + READ_AHEAD);
-      await use(bytes, ref);
-      held -= bytes.length;
-      offset += bytes.length;
+      await use(chunk.bytes, ref);
+      held -= chunk.bytes.length;
+      offset += chunk.bytes.length;
     }
     if (offset !== file.size) {
       throw new LengthMismatchError(`${id}/${file.path} has ${offset} bytes stored, expected ${file.size}`);
@@ -502,11 +486,8 @@ export class ModelStore {
     const corrupt: string[] = [];
     for (const ref of uniqueChunks(installed.signed.signed)) {
       const chunk = await this.db.get('chunks', ref.sha256);
-      if (!chunk) continue;
       // Hashed outside any transaction: crypto.subtle would let an IndexedDB transaction commit.
-      // A value whose bytes the browser can no longer read is as corrupt as one that changed.
-      const bytes = await storedBytes(chunk).catch(() => null);
-      if (!bytes || (await sha256Hex(bytes)) !== ref.sha256) corrupt.push(ref.sha256);
+      if (chunk && (await sha256Hex(chunk.bytes)) !== ref.sha256) corrupt.push(ref.sha256);
     }
     if (corrupt.length === 0) return 0;
     const doomed = new Set(corrupt);
@@ -578,38 +559,6 @@ export class ModelStore {
       throw storageError(error, transactionError);
     }
   }
-}
-
-/** A stored chunk's bytes (a Blob's read once). */
-async function storedBytes(chunk: StoredChunk): Promise<Uint8Array> {
-  return chunk.bytes instanceof Blob ? new Uint8Array(await chunk.bytes.arrayBuffer()) : chunk.bytes;
-}
-
-/** Checks each chunk of `bytes` (`refs` back to back) against its SHA-256, a few at a time. */
-async function checkChunks(
-  bytes: Uint8Array,
-  refs: readonly ChunkRef[],
-  mismatch: (ref: ChunkRef) => string,
-): Promise<void> {
-  const offsets: number[] = [];
-  for (let i = 0, at = 0; i < refs.length; at += refs[i]!.size, i++) offsets.push(at);
-  let next = 0;
-  const lane = async () => {
-    for (let i = next++; i < refs.length; i = next++) {
-      const ref = refs[i]!;
-      const at = offsets[i]!;
-      if ((await sha256Hex(bytes.subarray(at, at + ref.size))) !== ref.sha256) {
-        throw new HashMismatchError(mismatch(ref));
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: HASHES_IN_FLIGHT }, lane));
-}
-
-function fileIn(installed: InstalledRelease, path: string): FileEntry {
-  const file = installed.signed.signed.files.find((f) => f.path === path);
-  if (!file) throw new NotFoundError(`${installed.id} has no file ${path}`);
-  return file;
 }
 
 function emptyPointers(model: string): ModelPointers {

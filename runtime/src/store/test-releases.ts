@@ -39,31 +39,17 @@ export function chunkBytes(
   return out;
 }
 
-/** A chunk record's bytes: a Blob as the store writes them, or a Uint8Array as stores before 0.2 did. */
-export async function storedChunkBytes(record: { bytes: Blob | Uint8Array }): Promise<Uint8Array> {
-  return record.bytes instanceof Blob ? new Uint8Array(await record.bytes.arrayBuffer()) : record.bytes;
-}
-
 /**
  * Flips one byte of a stored chunk behind the store's back (a bad disk, another script on the
- * origin), written back in the store's own format (a Blob) unless `as` says otherwise.
+ * origin), written back as the store writes it.
  */
-export async function rotStoredChunk(
-  databaseName: string,
-  sha256: string,
-  opts: { at?: number; as?: 'blob' | 'bytes' } = {},
-): Promise<void> {
+export async function rotStoredChunk(databaseName: string, sha256: string, at = 0): Promise<void> {
   const db = await openDB(databaseName);
   try {
-    const record = (await db.get('chunks', sha256)) as { size: number; bytes: Blob | Uint8Array } | undefined;
+    const record = (await db.get('chunks', sha256)) as { size: number; bytes: Uint8Array } | undefined;
     if (!record) throw new Error(`chunk ${sha256} is not stored in ${databaseName}`);
-    const bytes = (await storedChunkBytes(record)).slice();
-    bytes[opts.at ?? 0]! ^= 0xff;
-    await db.put(
-      'chunks',
-      { size: record.size, bytes: opts.as === 'bytes' ? bytes : new Blob([bytes]) },
-      sha256,
-    );
+    record.bytes[at]! ^= 0xff;
+    await db.put('chunks', record, sha256);
   } finally {
     db.close();
   }

@@ -47,9 +47,11 @@ export async function readReleaseBytes(
       externalData.push({ path: file.path, data: await store.readFile(id, file.path) });
     return { model, externalData, weights: null };
   }
-  const weights = await store.readFiles(
+  const weights = new Uint8Array(rest.reduce((n, f) => n + f.size, 0));
+  await store.readFilesInto(
     id,
     rest.map((f) => f.path),
+    weights,
   );
   return { model, externalData: [], weights };
 }
