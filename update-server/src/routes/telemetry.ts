@@ -1,9 +1,4 @@
-import {
-  MAX_TELEMETRY_BATCH_BYTES,
-  SignatureError,
-  TELEMETRY_SIGNATURE_HEADER,
-  TelemetryBatchSchema,
-} from '@edgeship/protocol';
+import { MAX_TELEMETRY_BATCH_BYTES, SignatureError, TELEMETRY_SIGNATURE_HEADER } from '@edgeship/protocol';
 import type { Context } from 'hono';
 import { Hono } from 'hono';
 import { type RateLimiterAbstract, RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
@@ -19,6 +14,7 @@ import { rateLimit } from '../http/rate-limit.ts';
 import { readBody } from '../http/read-body.ts';
 import { describeIssues } from '../http/render-error.ts';
 import { batchInferences } from '../telemetry/aggregate.ts';
+import { parseTelemetryBatch } from '../telemetry/batch-check.ts';
 import { networkPrefix } from '../telemetry/network-prefix.ts';
 import { checkBatchTime } from '../telemetry/retention.ts';
 import type { TelemetryService } from '../telemetry/service.ts';
@@ -64,47 +60,59 @@ export function createTelemetryRoutes(deps: TelemetryRouteDeps) {
       if (!c.req.header('content-type')?.startsWith('application/json')) {
         throw new UnsupportedMediaTypeError('send the batch as application/json');
       }
-      const bytes = await readBody(c, MAX_TELEMETRY_BATCH_BYTES, tooLarge);
-      let body: unknown;
+      // From its body on, the batch is on its way to the group commit, which may wait for it.
+      const arrived = telemetry.expectBatch();
       try {
-        body = JSON.parse(utf8Strict.decode(bytes));
-      } catch {
-        throw new BadJsonError('the body is not valid JSON');
+        return await checkAndIngest(c, arrived);
+      } finally {
+        arrived();
       }
-      // The one public-key operation per batch: only the install's key can speak for it. It runs
-      // on the signature worker while the schema is checked here; the schema's answer comes first.
-      const claimed = (body as { deviceId?: unknown } | null)?.deviceId;
-      const deviceId = typeof claimed === 'string' ? claimed : '';
-      const signed = telemetry.signatures.verify(deviceId, bytes, c.req.header(TELEMETRY_SIGNATURE_HEADER));
-      const parsed = TelemetryBatchSchema.safeParse(body);
-      if (!parsed.success) throw new ValidationError(describeIssues(parsed.error.issues));
-      const batch = parsed.data;
-      if (!(await signed) || batch.deviceId !== deviceId) {
-        throw new SignatureError(
-          `a batch is signed by its install's key (${TELEMETRY_SIGNATURE_HEADER} header)`,
-        );
-      }
-      const key = c.req.header('idempotency-key');
-      if (key !== undefined && key !== batch.batchId) {
-        throw new ValidationError('the Idempotency-Key header differs from batchId');
-      }
-      checkBatchTime(batch, telemetry.now().getTime(), telemetry.retention);
-      await consume(perDevice, batch.deviceId);
-      await checkBatchSemantics(batch, telemetry.catalog);
-      if (batchInferences(batch) > telemetry.options.deviceCap.inferencesPerWindow) {
-        throw new UnprocessableError('the batch alone exceeds what one device may report per window');
-      }
-      const pending = telemetry.ingest(batch, networkPrefix(deps.clientAddress(c)));
-      if (!pending) throw retryLater(1, 'the server is busy');
-      const outcome = await pending;
-      if (outcome === 'capped') {
-        const windowMs = telemetry.windowSec * 1000;
-        const retryAfter = Math.max(1, Math.ceil((windowMs - (telemetry.now().getTime() % windowMs)) / 1000));
-        throw retryLater(retryAfter, 'this device has sent its share for this window');
-      }
-      return c.json({ batchId: batch.batchId, status: outcome }, 202);
     },
   );
+
+  async function checkAndIngest(c: Context, arrived: () => void) {
+    const bytes = await readBody(c, MAX_TELEMETRY_BATCH_BYTES, tooLarge);
+    let body: unknown;
+    try {
+      body = JSON.parse(utf8Strict.decode(bytes));
+    } catch {
+      throw new BadJsonError('the body is not valid JSON');
+    }
+    // The one public-key operation per batch: only the install's key can speak for it. It runs
+    // on the signature worker while the schema is checked here; the schema's answer comes first.
+    const claimed = (body as { deviceId?: unknown } | null)?.deviceId;
+    const deviceId = typeof claimed === 'string' ? claimed : '';
+    const signed = telemetry.signatures.verify(deviceId, bytes, c.req.header(TELEMETRY_SIGNATURE_HEADER));
+    // The protocol schema, with a fast path for the valid batches (telemetry/batch-check.ts).
+    const parsed = parseTelemetryBatch(body);
+    if (!parsed.success) throw new ValidationError(describeIssues(parsed.error.issues));
+    const batch = parsed.data;
+    if (!(await signed) || batch.deviceId !== deviceId) {
+      throw new SignatureError(
+        `a batch is signed by its install's key (${TELEMETRY_SIGNATURE_HEADER} header)`,
+      );
+    }
+    const key = c.req.header('idempotency-key');
+    if (key !== undefined && key !== batch.batchId) {
+      throw new ValidationError('the Idempotency-Key header differs from batchId');
+    }
+    checkBatchTime(batch, telemetry.now().getTime(), telemetry.retention);
+    await consume(perDevice, batch.deviceId);
+    await checkBatchSemantics(batch, telemetry.catalog);
+    if (batchInferences(batch) > telemetry.options.deviceCap.inferencesPerWindow) {
+      throw new UnprocessableError('the batch alone exceeds what one device may report per window');
+    }
+    arrived();
+    const pending = telemetry.ingest(batch, networkPrefix(deps.clientAddress(c)));
+    if (!pending) throw retryLater(1, 'the server is busy');
+    const outcome = await pending;
+    if (outcome === 'capped') {
+      const windowMs = telemetry.windowSec * 1000;
+      const retryAfter = Math.max(1, Math.ceil((windowMs - (telemetry.now().getTime() % windowMs)) / 1000));
+      throw retryLater(retryAfter, 'this device has sent its share for this window');
+    }
+    return c.json({ batchId: batch.batchId, status: outcome }, 202);
+  }
   return app;
 }
 

@@ -269,9 +269,11 @@ const SQLITE_FIELDS = sql.raw(
   [...KEY_COLUMNS, 'expected', ...VALUE_COLUMNS].map((c) => `value ->> '$.${c}' as ${c}`).join(', '),
 );
 
+// jsonb: each `->>` of a text JSON value parses the whole object again (20 fields per row); on
+// the binary form it is a lookup. A group of 42 rows took 1.07 ms with json_each, 0.37 with jsonb_each.
 const updateKeptSqlite = (json: string): RawBuilder<KeyRow> => sql<KeyRow>`
   update telemetry_aggregates as t set ${SET}
-  from (select ${SQLITE_FIELDS} from json_each(${json})) as v
+  from (select ${SQLITE_FIELDS} from jsonb_each(jsonb(${json}))) as v
   where ${MATCH}
   returning app, channel, model, version, backend, role, window_start`;
 

@@ -44,4 +44,35 @@ describe('group commit', () => {
     await writer.drain();
     expect(writer.queued).toBe(0);
   });
+
+  it('waits up to lingerMs for the items on their way, and not at all when none is', async () => {
+    const groups: number[][] = [];
+    const writer = new GroupCommit<number, number>(
+      async (items) => {
+        groups.push(items);
+        return items;
+      },
+      100,
+      1000,
+      200,
+    );
+    const later = writer.expect();
+    const first = writer.submit(1)!;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    later();
+    await Promise.all([first, writer.submit(2)!]);
+    expect(groups).toEqual([[1, 2]]);
+
+    // One on its way that never comes: the group goes at the deadline.
+    const never = writer.expect();
+    const t0 = performance.now();
+    await writer.submit(3);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(150);
+    never();
+    // Nothing on its way: at once.
+    const t1 = performance.now();
+    await writer.submit(4);
+    expect(performance.now() - t1).toBeLessThan(150);
+    expect(groups).toEqual([[1, 2], [3], [4]]);
+  });
 });
