@@ -3,7 +3,6 @@
 // then a fresh runtime opens the same IndexedDB. The chaos proxy in front of a real update server holds chunk
 // responses open mid-body, so the kill lands at the same point on every run.
 import { sha256Hex } from '@edgeship/protocol';
-import { openDB } from 'idb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { commands } from 'vitest/browser';
 import {
@@ -18,6 +17,7 @@ import {
 import { createRuntime, type Runtime } from './client.ts';
 import type { NamedTensors } from './engines/tensor.ts';
 import { ModelStore } from './store/model-store.ts';
+import { readStoredChunk } from './store/test-releases.ts';
 
 /** Chunk requests the proxy serves before it holds the rest open: the chunks stored before the kill. */
 const SERVED_BEFORE_KILL = 3;
@@ -61,27 +61,22 @@ function chunkHashes(log: Array<{ path: string; status: number }>, status: numbe
     .map((e) => e.path.split('/').pop()!);
 }
 
-/** What the killed worker left in IndexedDB, read straight from the database. */
+/** What the killed worker left in storage (IndexedDB values or OPFS packs), read behind the store's back. */
 async function storedAfterKill(databaseName: string, chunks: Array<{ sha256: string; size: number }>) {
-  const raw = await openDB(databaseName);
   const store = await ModelStore.open(databaseName);
   try {
     const stored: string[] = [];
     for (const chunk of chunks) {
-      const record = (await raw.get('chunks', chunk.sha256)) as
-        | { size: number; bytes: Uint8Array }
-        | undefined;
-      if (!record) continue;
-      // A chunk record is whole and verified or absent: never a half-written body.
-      expect(record.size).toBe(chunk.size);
-      expect(record.bytes.length).toBe(chunk.size);
-      expect(await sha256Hex(record.bytes)).toBe(chunk.sha256);
+      const bytes = await readStoredChunk(databaseName, chunk.sha256);
+      if (!bytes) continue;
+      // A stored chunk is whole and verified or absent: never a half-written body.
+      expect(bytes.length).toBe(chunk.size);
+      expect(await sha256Hex(bytes)).toBe(chunk.sha256);
       stored.push(chunk.sha256);
     }
     return { stored, pointers: await store.pointers('vad'), next: await store.getRelease('vad@1.1.0') };
   } finally {
     store.close();
-    raw.close();
   }
 }
 

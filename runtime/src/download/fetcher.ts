@@ -5,6 +5,7 @@ import {
   HttpStatusError,
   LengthMismatchError,
   NetworkError,
+  type Release,
   releaseId,
   type SignedRelease,
   StalledDownloadError,
@@ -106,7 +107,7 @@ export async function downloadRelease(
   const id = releaseId(release);
   const missing = await store.missingChunks(release);
   const bytesToFetch = missing.reduce((n, c) => n + c.size, 0);
-  await ensureRoom(store, id, release, bytesToFetch, options.estimate);
+  await ensureRoom(store, id, release, await store.bytesToStore(release), options.estimate);
   await store.putRelease(signed);
 
   const unique = new Set(release.files.flatMap((f) => f.chunks.map((c) => c.sha256))).size;
@@ -132,7 +133,7 @@ export async function downloadRelease(
   // A first load keeps the files it assembles (ModelStore.handOver): only when every chunk comes
   // from this download, so nothing has to be read back to complete them.
   const assembly = options.keepBytes && missing.length === unique ? assemble(release.files) : null;
-  const writer = new ChunkWriter(store);
+  const writer = new ChunkWriter(store, release);
   const settled: boolean[] = [];
   let frontier = 0;
   let next = 0;
@@ -197,6 +198,8 @@ export async function downloadRelease(
   // hashed as they arrived where file order allowed, the rest from the stored chunks one after
   // another; never from an assembled copy of the file.
   const partials = arrival.finish();
+  // Chunks this release shares with others were not fetched: with packs, they are copied in.
+  await store.fillPlaces(release);
   let verifyPeakBytes = arrival.peakHeldBytes;
   let chunksReadBack = 0;
   for (const file of release.files) {
@@ -233,7 +236,10 @@ class ChunkWriter {
   }> = [];
   private writing = false;
 
-  constructor(private readonly store: ModelStore) {}
+  constructor(
+    private readonly store: ModelStore,
+    private readonly release: Pick<Release, 'files'>,
+  ) {}
 
   put(sha256: string, bytes: Uint8Array): Promise<void> {
     // Hashed from arrival (crypto.subtle, off this thread) while the previous group commits.
@@ -250,7 +256,7 @@ class ChunkWriter {
     while (this.batch.length > 0) {
       const group = this.batch.splice(0, MAX_WRITE_GROUP);
       try {
-        await this.store.putChunks(group);
+        await this.store.putChunks(group, this.release);
         for (const c of group) c.done();
       } catch (error) {
         // One at a time, so the chunks that can be stored are (a full disk stops at the chunk
@@ -259,7 +265,7 @@ class ChunkWriter {
         for (const c of group) {
           if (failure === null) {
             try {
-              await this.store.putChunks([c]);
+              await this.store.putChunks([c], this.release);
               c.done();
               continue;
             } catch (single) {

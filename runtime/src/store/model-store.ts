@@ -16,6 +16,7 @@ import { type DBSchema, type IDBPDatabase, type IDBPTransaction, openDB, type St
 import type { PartialFileHash } from '../download/arrival-hasher.ts';
 import { createFileHasher } from './file-hash.ts';
 import type { MetaKey, MetaSchema } from './meta-schema.ts';
+import { Packs } from './packs.ts';
 import type { ReleaseFailures } from './release-failure.ts';
 import { storageError } from './storage-pressure.ts';
 
@@ -45,9 +46,23 @@ interface StoredChunk {
   bytes: Uint8Array;
 }
 
+/**
+ * A verified chunk's bytes at `offset` of the pack of file content `file` (its signed SHA-256;
+ * packs.ts). Written only after the bytes are flushed, so a place never names bytes that are not
+ * there; every read still hashes them (a disk can rot after the write).
+ */
+export interface Place {
+  file: string;
+  offset: number;
+  sha256: string;
+  size: number;
+}
+
 interface ModelStoreSchema extends DBSchema {
   /** Content-addressed: key is the chunk's SHA-256, so a chunk shared by releases is stored once. */
   chunks: { key: string; value: StoredChunk; indexes: { bySize: number } };
+  /** Chunks stored in OPFS packs, keyed [file, offset]: where a dedicated worker stores them. */
+  places: { key: [string, number]; value: Place; indexes: { bySha: string; byFile: string } };
   releases: { key: string; value: InstalledRelease; indexes: { byModel: string } };
   pointers: { key: string; value: ModelPointers };
   meta: { key: MetaKey; value: MetaSchema[MetaKey] };
@@ -56,72 +71,132 @@ interface ModelStoreSchema extends DBSchema {
 type Names = StoreNames<ModelStoreSchema>;
 type WriteTx<N extends Names[]> = IDBPTransaction<ModelStoreSchema, N, 'readwrite'>;
 
-const DB_VERSION = 1;
+const DB_VERSION = 2;
 /**
  * Chunk reads (and their hash checks) in flight while a file streams out of the store: about
  * 2 MiB at the average chunk size, 8 MiB at the chunker's largest.
  */
 const READ_AHEAD = 8;
+/** Places copied into a pack per write (fillPlaces): a few MiB at a time. */
+const FILL_GROUP = 16;
+/** Bytes of a pack hashed per read when a whole-file hash is checked from it. */
+const PACK_READ_BYTES = 4 * 1024 * 1024;
+/** Chunk hashes in flight while a file read from its pack is checked. */
+const HASHES_IN_FLIGHT = 8;
 
 /**
- * Installed models in one IndexedDB database: content-addressed chunks, the releases that list
- * them, and per model which release is active, last known good and pending. Every pointer change
- * is one transaction, so a crash or a full disk never leaves a model pointing at nothing.
- * Works in a dedicated worker (no window, no DOM).
+ * Installed models: the releases, per model which release is active, last known good and
+ * pending, and the verified chunks, in one IndexedDB database. In a dedicated worker a chunk's
+ * bytes go to an OPFS pack at each of its places in the release's files (packs.ts: one read per
+ * file at load) and IndexedDB records the places; elsewhere (a page, a browser without OPFS) the
+ * bytes are IndexedDB values keyed by the chunk's SHA-256. Both are read, so chunks stored by
+ * either are found and shared. Every pointer change is one transaction, so a crash or a full disk
+ * never leaves a model pointing at nothing.
  */
 export class ModelStore {
   private readonly fresh = new Map<string, Map<string, Uint8Array>>();
 
-  private constructor(private readonly db: IDBPDatabase<ModelStoreSchema>) {}
+  private constructor(
+    private readonly db: IDBPDatabase<ModelStoreSchema>,
+    /** Null: no OPFS here. Written only where `writable` (a dedicated worker); read anywhere. */
+    readonly packs: Packs | null,
+  ) {}
 
-  static async open(name = 'edgeship-models'): Promise<ModelStore> {
+  /** `packs: false` keeps chunk bytes in IndexedDB even where OPFS packs are available. */
+  static async open(name = 'edgeship-models', options: { packs?: boolean } = {}): Promise<ModelStore> {
+    let created = false;
     const db = await openDB<ModelStoreSchema>(name, DB_VERSION, {
-      upgrade(db) {
-        db.createObjectStore('chunks').createIndex('bySize', 'size');
-        db.createObjectStore('releases', { keyPath: 'id' }).createIndex('byModel', 'model');
-        db.createObjectStore('pointers', { keyPath: 'model' });
-        db.createObjectStore('meta');
+      upgrade(db, oldVersion) {
+        if (oldVersion < 1) {
+          created = true;
+          db.createObjectStore('chunks').createIndex('bySize', 'size');
+          db.createObjectStore('releases', { keyPath: 'id' }).createIndex('byModel', 'model');
+          db.createObjectStore('pointers', { keyPath: 'model' });
+          db.createObjectStore('meta');
+        }
+        if (oldVersion < 2) {
+          const places = db.createObjectStore('places', { keyPath: ['file', 'offset'] });
+          places.createIndex('bySha', 'sha256');
+          places.createIndex('byFile', 'file');
+        }
       },
       /** Fires when a newer runtime (another tab) wants to upgrade the schema: let it. */
       blocking() {
         db.close();
       },
     });
-    return new ModelStore(db);
+    const packs = options.packs === false ? null : await Packs.open(name);
+    // A new database knows no pack: any left are from a database deleted without its packs.
+    if (created && packs) for (const file of await packs.list()) await packs.remove(file);
+    return new ModelStore(db, packs);
   }
 
   async hasChunk(sha256: string): Promise<boolean> {
-    return (await this.db.getKey('chunks', sha256)) !== undefined;
+    const tx = this.db.transaction(['chunks', 'places']);
+    const [row, place] = await Promise.all([
+      tx.objectStore('chunks').getKey(sha256),
+      tx.objectStore('places').index('bySha').getKey(sha256),
+    ]);
+    return row !== undefined || place !== undefined;
   }
 
-  /** The release's chunks not stored yet, de-duplicated, in file order. */
-  async missingChunks(release: Release): Promise<ChunkRef[]> {
+  /** The release's chunks stored nowhere yet (neither as values nor in a pack), de-duplicated, in file order. */
+  async missingChunks(release: Pick<Release, 'files'>): Promise<ChunkRef[]> {
     const unique = uniqueChunks(release);
-    const store = this.db.transaction('chunks').store;
-    const keys = await Promise.all(unique.map((c) => store.getKey(c.sha256)));
-    return unique.filter((_, i) => keys[i] === undefined);
+    const tx = this.db.transaction(['chunks', 'places']);
+    const rows = tx.objectStore('chunks');
+    const places = tx.objectStore('places').index('bySha');
+    const found = await Promise.all(
+      unique.map(async (c) => (await rows.getKey(c.sha256)) ?? (await places.getKey(c.sha256))),
+    );
+    return unique.filter((_, i) => found[i] === undefined);
   }
 
-  /** Stores a chunk after checking its hash: bytes that do not match are never written. */
+  /**
+   * Bytes a download of `release` still has to write: its missing chunks, and with packs every
+   * place of its files not filled yet (a chunk stored elsewhere is copied into the file's pack).
+   */
+  async bytesToStore(release: Pick<Release, 'files'>): Promise<number> {
+    if (!this.packs?.writable) return (await this.missingChunks(release)).reduce((n, c) => n + c.size, 0);
+    const filled = await this.filledPlaces(release);
+    let bytes = 0;
+    for (const place of placesOf(release)) if (!filled.has(placeKey(place))) bytes += place.size;
+    return bytes;
+  }
+
+  /** Stores a chunk (as an IndexedDB value) after checking its hash: bytes that do not match are never written. */
   async putChunk(sha256: string, bytes: Uint8Array): Promise<void> {
     await this.putChunks([{ sha256, bytes }]);
   }
 
   /**
-   * Stores several chunks in one transaction (the downloader groups the chunks that arrived
-   * while the previous write committed), after checking every hash (crypto.subtle, in parallel):
-   * if one does not match, none is written. `digest`, when given, is the chunk's SHA-256 already
-   * being computed (the downloader starts it on arrival). A chunk already stored is written again
-   * with the same bytes (content addressing), which costs less than a lookup per chunk.
+   * Stores several chunks, after checking every hash (crypto.subtle, in parallel): if one does not
+   * match, none is written. `digest`, when given, is the chunk's SHA-256 already being computed
+   * (the downloader starts it on arrival). With packs and the `release` being downloaded, each
+   * chunk goes to every place its release's files have for it; otherwise as IndexedDB values in
+   * one transaction (the downloader groups the chunks that arrived while the previous write
+   * committed). A chunk already stored is written again with the same bytes (content addressing),
+   * which costs less than a lookup per chunk.
    */
   async putChunks(
     chunks: ReadonlyArray<{ sha256: string; bytes: Uint8Array; digest?: Promise<string> }>,
+    release?: Pick<Release, 'files'>,
   ): Promise<void> {
     const actual = await Promise.all(chunks.map((c) => c.digest ?? sha256Hex(c.bytes)));
     for (const [i, c] of chunks.entries()) {
       if (actual[i] !== c.sha256) {
         throw new HashMismatchError(`chunk ${c.sha256} arrived as bytes hashing to ${actual[i]}`);
       }
+    }
+    if (this.packs?.writable && release) {
+      const bySha = new Map(chunks.map((c) => [c.sha256, c.bytes]));
+      const writes: Array<Place & { bytes: Uint8Array }> = [];
+      for (const place of placesOf(release)) {
+        const bytes = bySha.get(place.sha256);
+        if (bytes) writes.push({ ...place, bytes });
+      }
+      await this.writePlaces(writes);
+      return;
     }
     await this.write(['chunks'], async (tx) => {
       const store = tx.objectStore('chunks');
@@ -139,6 +214,77 @@ export class ModelStore {
       }
       await Promise.all(requests);
     });
+  }
+
+  /**
+   * Fills the places of `release`'s files that no download wrote: chunks it shares with other
+   * releases, stored in another pack or as IndexedDB values, are copied (and hashed again on the
+   * way) into this release's packs, so each of its files reads back in one piece. No-op without packs.
+   */
+  async fillPlaces(release: Pick<Release, 'files'>): Promise<void> {
+    if (!this.packs?.writable) return;
+    const filled = await this.filledPlaces(release);
+    const empty = placesOf(release).filter((p) => !filled.has(placeKey(p)));
+    for (let i = 0; i < empty.length; i += FILL_GROUP) {
+      const group = empty.slice(i, i + FILL_GROUP);
+      const writes: Array<Place & { bytes: Uint8Array }> = [];
+      for (const place of group) {
+        const bytes = await this.readChunkAnywhere(place);
+        if ((await sha256Hex(bytes)) !== place.sha256) {
+          throw new HashMismatchError(`stored chunk ${place.sha256} no longer matches its signed SHA-256`);
+        }
+        writes.push({ ...place, bytes });
+      }
+      await this.writePlaces(writes);
+    }
+  }
+
+  /**
+   * Writes verified bytes at their places, pack by pack, and records the places once flushed, under
+   * the pack's lock (garbage collection removes a pack under it after checking no place names it).
+   */
+  private async writePlaces(writes: ReadonlyArray<Place & { bytes: Uint8Array }>): Promise<void> {
+    const packs = this.packs!;
+    const byFile = new Map<string, Array<Place & { bytes: Uint8Array }>>();
+    for (const w of writes) byFile.set(w.file, [...(byFile.get(w.file) ?? []), w]);
+    for (const [file, pieces] of byFile) {
+      await packs.exclusively(file, async () => {
+        await packs.write(file, pieces);
+        await this.write(['places'], async (tx) => {
+          const store = tx.objectStore('places');
+          await Promise.all(
+            pieces.map(({ file, offset, sha256, size }) => store.put({ file, offset, sha256, size })),
+          );
+        });
+      });
+    }
+  }
+
+  /** Which places of `release`'s files hold their chunk (by placeKey). */
+  private async filledPlaces(release: Pick<Release, 'files'>): Promise<Set<string>> {
+    const files = [...new Set(release.files.map((f) => f.sha256))];
+    const index = this.db.transaction('places').store.index('byFile');
+    const lists = await Promise.all(files.map((f) => index.getAll(f)));
+    return new Set(lists.flat().map(placeKey));
+  }
+
+  /** A chunk's bytes from wherever they are stored: its own place, any other place, or a value. Not hashed. */
+  private async readChunkAnywhere(
+    want: Pick<Place, 'sha256' | 'size'> & Partial<Place>,
+  ): Promise<Uint8Array> {
+    const tx = this.db.transaction(['chunks', 'places']);
+    const own =
+      want.file !== undefined && want.offset !== undefined
+        ? await tx.objectStore('places').get([want.file, want.offset])
+        : undefined;
+    const place =
+      own?.sha256 === want.sha256 ? own : await tx.objectStore('places').index('bySha').get(want.sha256);
+    const row = place ? undefined : await tx.objectStore('chunks').get(want.sha256);
+    if (row) return row.bytes;
+    if (!place || !this.packs) throw new NotFoundError(`chunk ${want.sha256} is not stored`);
+    const out = new Uint8Array(place.size);
+    await this.packs.readInto(place.file, out, place.offset);
+    return out;
   }
 
   /**
@@ -186,14 +332,17 @@ export class ModelStore {
     });
   }
 
-  /** Marks a release complete; refuses (E_NOT_FOUND) while any of its chunks is missing. */
+  /** Marks a release complete; refuses (E_NOT_FOUND) while any of its chunks is stored nowhere. */
   async markComplete(id: string): Promise<void> {
-    await this.write(['releases', 'chunks'], async (tx) => {
+    await this.write(['releases', 'chunks', 'places'], async (tx) => {
       const installed = requireRelease(await tx.objectStore('releases').get(id), id);
-      const chunks = tx.objectStore('chunks');
+      const rows = tx.objectStore('chunks');
+      const places = tx.objectStore('places').index('bySha');
       const unique = uniqueChunks(installed.signed.signed);
-      const keys = await Promise.all(unique.map((c) => chunks.getKey(c.sha256)));
-      const missing = unique.filter((_, i) => keys[i] === undefined).length;
+      const found = await Promise.all(
+        unique.map(async (c) => (await rows.getKey(c.sha256)) ?? (await places.getKey(c.sha256))),
+      );
+      const missing = found.filter((k) => k === undefined).length;
       if (missing > 0) throw new NotFoundError(`${id} lacks ${missing} of its chunks`);
       if (!installed.complete) {
         await tx.objectStore('releases').put({ ...installed, complete: true, installedAt: Date.now() });
@@ -225,6 +374,11 @@ export class ModelStore {
       const file = await this.fileOf(id, path);
       if (offset + file.size > out.length) {
         throw new LengthMismatchError(`${id}/${path} does not fit the buffer given for it`);
+      }
+      if (await this.packHolds(file)) {
+        await this.readPackInto(id, file, out.subarray(offset, offset + file.size));
+        offset += file.size;
+        continue;
       }
       // Storage can be corrupted or tampered with after the download was verified: every chunk
       // is hashed as soon as it is read (the read-ahead window's hashes run in parallel).
@@ -263,11 +417,59 @@ export class ModelStore {
     const file = await this.fileOf(id, path);
     const hasher = partial?.hasher ?? (await createFileHasher());
     const from = partial?.nextChunk ?? 0;
-    const peak = await this.streamChunks(id, file, (bytes) => hasher.update(bytes), from);
+    const peak = (await this.packHolds(file))
+      ? await this.hashPack(file, from, (bytes) => hasher.update(bytes))
+      : await this.streamChunks(id, file, (bytes) => hasher.update(bytes), from);
     if (hasher.hex() !== file.sha256) {
       throw new HashMismatchError(`${id}/${path} does not match its signed SHA-256`);
     }
     return { peakBytesHeld: peak, chunksReadBack: file.chunks.length - from };
+  }
+
+  /** True when the file's pack has every one of its chunks at its place (one read serves the file). */
+  private async packHolds(file: FileEntry): Promise<boolean> {
+    if (!this.packs) return false;
+    const filled = await this.filledPlaces({ files: [file] });
+    return placesOf({ files: [file] }).every((p) => filled.has(placeKey(p)));
+  }
+
+  /**
+   * A file read from its pack in one call into `out`, then every chunk hashed from `out` against
+   * the signed list (a few hashes in flight): corruption after the download is still caught.
+   */
+  private async readPackInto(id: string, file: FileEntry, out: Uint8Array): Promise<void> {
+    await this.packs!.readInto(file.sha256, out);
+    let offset = 0;
+    const refs = file.chunks.map((ref) => {
+      const at = offset;
+      offset += ref.size;
+      return { ref, at };
+    });
+    let next = 0;
+    const lane = async () => {
+      while (next < refs.length) {
+        const { ref, at } = refs[next++]!;
+        if ((await sha256Hex(out.subarray(at, at + ref.size))) !== ref.sha256) {
+          throw new HashMismatchError(
+            `${id}/${file.path}: stored chunk ${ref.sha256} no longer matches its signed SHA-256`,
+          );
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: HASHES_IN_FLIGHT }, lane));
+  }
+
+  /** Feeds a file's pack from chunk `from` on to `use`, PACK_READ_BYTES at a time. Resolves with that size. */
+  private async hashPack(file: FileEntry, from: number, use: (bytes: Uint8Array) => void): Promise<number> {
+    let at = file.chunks.slice(0, from).reduce((n, c) => n + c.size, 0);
+    const block = new Uint8Array(Math.min(PACK_READ_BYTES, Math.max(1, file.size - at)));
+    while (at < file.size) {
+      const piece = block.subarray(0, Math.min(block.length, file.size - at));
+      await this.packs!.readInto(file.sha256, piece, at);
+      use(piece);
+      at += piece.length;
+    }
+    return block.length;
   }
 
   private async fileOf(id: string, path: string): Promise<FileEntry> {
@@ -298,7 +500,7 @@ export class ModelStore {
     const readAt = (i: number) => {
       if (i >= file.chunks.length) return;
       const ref = file.chunks[i]!;
-      reads[i] = this.db.get('chunks', ref.sha256).then(async (chunk) => {
+      reads[i] = this.storedChunk(ref).then(async (chunk) => {
         if (!chunk) throw new NotFoundError(`chunk ${ref.sha256} of ${id} is not stored`);
         held += chunk.bytes.length;
         peak = Math.max(peak, held);
@@ -328,6 +530,17 @@ export class ModelStore {
       throw new LengthMismatchError(`${id}/${file.path} has ${offset} bytes stored, expected ${file.size}`);
     }
     return peak;
+  }
+
+  /** A chunk's stored bytes (an IndexedDB value, or read from a pack that has it), undefined when stored nowhere. */
+  private async storedChunk(ref: ChunkRef): Promise<StoredChunk | undefined> {
+    const row = await this.db.get('chunks', ref.sha256);
+    if (row) return row;
+    const place = this.packs ? await this.db.getFromIndex('places', 'bySha', ref.sha256) : undefined;
+    if (!place) return undefined;
+    const bytes = new Uint8Array(place.size);
+    await this.packs!.readInto(place.file, bytes, place.offset);
+    return { size: place.size, bytes };
   }
 
   getRelease(id: string): Promise<InstalledRelease | undefined> {
@@ -393,16 +606,18 @@ export class ModelStore {
 
   /**
    * Deletes, per model, the complete releases no pointer names beyond the `keep.perModel` most
-   * recently installed, then every chunk no remaining release lists. Incomplete releases are kept:
-   * they are downloads in progress (or to resume), and their chunks must survive.
-   * One transaction, so it cannot interleave with an activation or a download's writes.
+   * recently installed, then every chunk no remaining release lists and every pack no remaining
+   * release has a file of. Incomplete releases are kept: they are downloads in progress (or to
+   * resume), and their chunks must survive.
+   * One transaction, so it cannot interleave with an activation or a download's writes; the packs
+   * it frees are removed after it commits, each under its lock once no place names it.
    * `dryRun` only counts what would go (a quota check deciding whether collecting helps);
    * `alsoChunksOf` keeps the chunks of a release not recorded yet (the one about to download).
    */
   async collectGarbage(
     keep: { perModel: number; dryRun?: boolean; alsoChunksOf?: Pick<Release, 'files'> } = { perModel: 0 },
   ): Promise<{ chunksDeleted: number; bytesFreed: number }> {
-    return this.write(['releases', 'pointers', 'chunks'], async (tx) => {
+    const result = await this.write(['releases', 'pointers', 'chunks', 'places'], async (tx) => {
       const releases = await tx.objectStore('releases').getAll();
       const pinned = new Set<string | null>();
       for (const p of await tx.objectStore('pointers').getAll()) {
@@ -421,9 +636,14 @@ export class ModelStore {
           if (!keep.dryRun) await tx.objectStore('releases').delete(r.id);
         }
       }
+      const keptReleases = kept.map((r) => r.signed.signed);
+      const places = await tx.objectStore('places').getAll();
+      const filled = new Set(places.map(placeKey));
+      // A chunk value is needed while a kept release has no pack holding it at its place.
+      const needValues = keptReleases.filter((r) => !placesOf(r).every((p) => filled.has(placeKey(p))));
       const referenced = new Set(
-        [...kept.map((r) => r.signed.signed), ...(keep.alsoChunksOf ? [keep.alsoChunksOf] : [])].flatMap(
-          (r) => r.files.flatMap((f) => f.chunks.map((c) => c.sha256)),
+        [...needValues, ...(keep.alsoChunksOf ? [keep.alsoChunksOf] : [])].flatMap((r) =>
+          r.files.flatMap((f) => f.chunks.map((c) => c.sha256)),
         ),
       );
       const chunks = tx.objectStore('chunks');
@@ -433,7 +653,33 @@ export class ModelStore {
         if (!referenced.has(c.primaryKey)) doomed.push({ sha256: c.primaryKey, size: c.key });
       }
       if (!keep.dryRun) await Promise.all(doomed.map((d) => chunks.delete(d.sha256)));
-      return { chunksDeleted: doomed.length, bytesFreed: doomed.reduce((n, d) => n + d.size, 0) };
+      // A pack stays while a kept release has its file, or while the release about to download
+      // can copy a chunk out of it.
+      const listed = new Set(keptReleases.flatMap((r) => r.files.map((f) => f.sha256)));
+      const wanted = new Set(keep.alsoChunksOf?.files.flatMap((f) => f.chunks.map((c) => c.sha256)) ?? []);
+      const keptPacks = new Set(
+        places.filter((p) => listed.has(p.file) || wanted.has(p.sha256)).map((p) => p.file),
+      );
+      const doomedPlaces = places.filter((p) => !keptPacks.has(p.file));
+      if (!keep.dryRun) {
+        await Promise.all(doomedPlaces.map((p) => tx.objectStore('places').delete([p.file, p.offset])));
+      }
+      return {
+        chunksDeleted: doomed.length + doomedPlaces.length,
+        bytesFreed: [...doomed, ...doomedPlaces].reduce((n, d) => n + d.size, 0),
+        freedPacks: [...new Set(doomedPlaces.map((p) => p.file))],
+      };
+    });
+    if (!keep.dryRun) for (const file of result.freedPacks) await this.removePack(file);
+    return { chunksDeleted: result.chunksDeleted, bytesFreed: result.bytesFreed };
+  }
+
+  /** Removes a pack once no place names it (a download may have started writing it again since). */
+  private async removePack(file: string): Promise<void> {
+    const packs = this.packs;
+    if (!packs?.writable) return;
+    await packs.exclusively(file, async () => {
+      if ((await this.db.countFromIndex('places', 'byFile', file)) === 0) await packs.remove(file);
     });
   }
 
@@ -478,39 +724,57 @@ export class ModelStore {
 
   /**
    * After a stored file of `id` failed its hash: deletes the chunks of `id` whose bytes no longer
-   * hash to their name and marks every release that lists one incomplete, so the next download
-   * fetches exactly those again. Returns how many chunks were dropped.
+   * hash to their name (IndexedDB values, and places in the release's packs) and marks every
+   * release that lists one incomplete, so the next download fetches exactly those again. Returns
+   * how many chunks were dropped.
    */
   async dropCorruptChunks(id: string): Promise<number> {
     const installed = requireRelease(await this.db.get('releases', id), id);
+    const release = installed.signed.signed;
     const corrupt: string[] = [];
-    for (const ref of uniqueChunks(installed.signed.signed)) {
+    const corruptPlaces: Place[] = [];
+    for (const ref of uniqueChunks(release)) {
       const chunk = await this.db.get('chunks', ref.sha256);
       // Hashed outside any transaction: crypto.subtle would let an IndexedDB transaction commit.
       if (chunk && (await sha256Hex(chunk.bytes)) !== ref.sha256) corrupt.push(ref.sha256);
     }
-    if (corrupt.length === 0) return 0;
-    const doomed = new Set(corrupt);
-    await this.write(['releases', 'chunks'], async (tx) => {
+    if (this.packs) {
+      const filled = await this.filledPlaces(release);
+      for (const place of placesOf(release)) {
+        if (!filled.has(placeKey(place))) continue;
+        const bytes = new Uint8Array(place.size);
+        const readable = await this.packs.readInto(place.file, bytes, place.offset).then(
+          () => true,
+          () => false,
+        );
+        if (!readable || (await sha256Hex(bytes)) !== place.sha256) corruptPlaces.push(place);
+      }
+    }
+    if (corrupt.length + corruptPlaces.length === 0) return 0;
+    const doomed = new Set([...corrupt, ...corruptPlaces.map((p) => p.sha256)]);
+    await this.write(['releases', 'chunks', 'places'], async (tx) => {
       for (const sha256 of corrupt) await tx.objectStore('chunks').delete(sha256);
+      for (const p of corruptPlaces) await tx.objectStore('places').delete([p.file, p.offset]);
       for (const release of await tx.objectStore('releases').getAll()) {
         const lists = release.signed.signed.files.some((f) => f.chunks.some((c) => doomed.has(c.sha256)));
         if (lists && release.complete) await tx.objectStore('releases').put({ ...release, complete: false });
       }
     });
-    return corrupt.length;
+    return corrupt.length + corruptPlaces.length;
   }
 
-  /** Counts and stored bytes (each shared chunk once). */
+  /** Counts and stored bytes (each shared chunk value once; each filled place of a pack). */
   async usage(): Promise<{ releases: number; chunks: number; bytes: number }> {
-    const tx = this.db.transaction(['releases', 'chunks']);
+    const tx = this.db.transaction(['releases', 'chunks', 'places']);
     let bytes = 0;
     for (let c = await tx.objectStore('chunks').index('bySize').openKeyCursor(); c; c = await c.continue()) {
       bytes += c.key;
     }
+    const places = await tx.objectStore('places').getAll();
+    bytes += places.reduce((n, p) => n + p.size, 0);
     return {
       releases: await tx.objectStore('releases').count(),
-      chunks: await tx.objectStore('chunks').count(),
+      chunks: (await tx.objectStore('chunks').count()) + places.length,
       bytes,
     };
   }
@@ -568,6 +832,28 @@ function emptyPointers(model: string): ModelPointers {
 function requireRelease(installed: InstalledRelease | undefined, id: string): InstalledRelease {
   if (!installed) throw new NotFoundError(`release ${id} is not installed`);
   return installed;
+}
+
+/** Every place of a release's files (a file content listed twice counts once), in file order. */
+function placesOf(release: Pick<Release, 'files'>): Place[] {
+  const seen = new Set<string>();
+  const out: Place[] = [];
+  for (const file of release.files) {
+    let offset = 0;
+    for (const chunk of file.chunks) {
+      const place = { file: file.sha256, offset, sha256: chunk.sha256, size: chunk.size };
+      offset += chunk.size;
+      if (seen.has(placeKey(place))) continue;
+      seen.add(placeKey(place));
+      out.push(place);
+    }
+  }
+  return out;
+}
+
+/** A place's identity, including what it must hold: a place recorded for other bytes is not filled. */
+function placeKey(p: Place): string {
+  return `${p.file}:${p.offset}:${p.sha256}:${p.size}`;
 }
 
 /** A release's chunks with each hash once, in file order. */

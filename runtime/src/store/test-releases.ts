@@ -41,15 +41,54 @@ export function chunkBytes(
 
 /**
  * Flips one byte of a stored chunk behind the store's back (a bad disk, another script on the
- * origin), written back as the store writes it.
+ * origin): in its IndexedDB value, or else in the OPFS pack a worker's store wrote it to (every
+ * place of it there), written back as the store writes it.
  */
 export async function rotStoredChunk(databaseName: string, sha256: string, at = 0): Promise<void> {
   const db = await openDB(databaseName);
   try {
     const record = (await db.get('chunks', sha256)) as { size: number; bytes: Uint8Array } | undefined;
-    if (!record) throw new Error(`chunk ${sha256} is not stored in ${databaseName}`);
-    record.bytes[at]! ^= 0xff;
-    await db.put('chunks', record, sha256);
+    if (record) {
+      record.bytes[at]! ^= 0xff;
+      await db.put('chunks', record, sha256);
+      return;
+    }
+    const places = (await db.getAllFromIndex('places', 'bySha', sha256)) as Array<{
+      file: string;
+      offset: number;
+    }>;
+    if (places.length === 0) throw new Error(`chunk ${sha256} is not stored in ${databaseName}`);
+    const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle(databaseName);
+    for (const place of places) {
+      const handle = await dir.getFileHandle(place.file);
+      const position = place.offset + at;
+      const byte = new Uint8Array(await (await handle.getFile()).slice(position, position + 1).arrayBuffer());
+      byte[0]! ^= 0xff;
+      const writable = await handle.createWritable({ keepExistingData: true });
+      await writable.write({ type: 'write', position, data: byte });
+      await writable.close();
+    }
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * A stored chunk's bytes read behind the store's back, from its IndexedDB value or else from the
+ * first OPFS pack place recorded for it; undefined when stored nowhere.
+ */
+export async function readStoredChunk(databaseName: string, sha256: string): Promise<Uint8Array | undefined> {
+  const db = await openDB(databaseName);
+  try {
+    const record = (await db.get('chunks', sha256)) as { size: number; bytes: Uint8Array } | undefined;
+    if (record) return record.bytes;
+    const place = (await db.getFromIndex('places', 'bySha', sha256)) as
+      | { file: string; offset: number; size: number }
+      | undefined;
+    if (!place) return undefined;
+    const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle(databaseName);
+    const file = await (await dir.getFileHandle(place.file)).getFile();
+    return new Uint8Array(await file.slice(place.offset, place.offset + place.size).arrayBuffer());
   } finally {
     db.close();
   }

@@ -29,7 +29,7 @@ export async function openRelease(
   try {
     files = await readReleaseBytes(store, id, release);
   } catch (error) {
-    if (error instanceof EdgeshipError && error.code === 'E_HASH') {
+    if (error instanceof EdgeshipError && (error.code === 'E_HASH' || error.code === 'E_LENGTH')) {
       // Corrupt stored bytes: drop them, so once the refusal lifts only they are downloaded again.
       await store.dropCorruptChunks(id).catch(() => {});
     }

@@ -1,0 +1,159 @@
+// A ModelStore inside a dedicated worker, where OPFS sync access handles exist and chunk bytes go
+// to packs (store-in-worker.browser.test.ts drives it). Chunks come from an in-worker chunk
+// server over a Map, so the test counts exactly what each download fetched.
+import { seededBytes } from '@edgeship/protocol';
+import { expose } from 'comlink';
+import { downloadRelease } from '../download/fetcher.ts';
+import { ModelStore } from './model-store.ts';
+import { chunkBytes, makeRelease, rotStoredChunk } from './test-releases.ts';
+
+async function release(version: string, bytes: Uint8Array, model = 'm') {
+  const files = { 'model.onnx': bytes };
+  const signed = await makeRelease(model, version, files);
+  return { signed, chunks: chunkBytes(signed, files), id: `${model}@${version}`, bytes };
+}
+
+function chunkServer(chunks: Map<string, Uint8Array>) {
+  const requests: string[] = [];
+  const fetch = (async (input: RequestInfo | URL) => {
+    const sha = String(input).split('/').pop()!;
+    requests.push(sha);
+    const bytes = chunks.get(sha);
+    return bytes ? new Response(bytes.slice()) : new Response('not found', { status: 404 });
+  }) as typeof globalThis.fetch;
+  return { fetch, requests };
+}
+
+async function packNames(name: string): Promise<string[]> {
+  const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle(name);
+  const names: string[] = [];
+  for await (const key of (dir as unknown as { keys(): AsyncIterable<string> }).keys()) names.push(key);
+  return names.sort();
+}
+
+const same = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+const api = {
+  /** v1, then v2 sharing v1's leading chunks; then v1 collected. */
+  async shareAndCollect(name: string) {
+    const store = await ModelStore.open(name);
+    try {
+      const base = seededBytes(1_500_000, 7);
+      const changed = base.slice();
+      changed.fill(9, changed.length - 1000);
+      const v1 = await release('1.0.0', base);
+      const v2 = await release('2.0.0', changed);
+      const first = await downloadRelease(store, v1.signed, {
+        server: 'http://x',
+        fetch: chunkServer(v1.chunks).fetch,
+      });
+      await store.activate('m', v1.id);
+      const server = chunkServer(v2.chunks);
+      const second = await downloadRelease(store, v2.signed, { server: 'http://x', fetch: server.fetch });
+      const readV1 = same(await store.readFile(v1.id, 'model.onnx'), base);
+      const readV2 = same(await store.readFile(v2.id, 'model.onnx'), changed);
+      const packsBefore = await packNames(name);
+      const usageBefore = await store.usage();
+      await store.activate('m', v2.id);
+      await store.removeRelease(v1.id);
+      const freed = await store.collectGarbage();
+      return {
+        writable: store.packs?.writable ?? false,
+        v1Chunks: v1.chunks.size,
+        v2Chunks: v2.chunks.size,
+        shared: [...v2.chunks.keys()].filter((sha) => v1.chunks.has(sha)).length,
+        first: { fetched: first.chunksFetched, reused: first.chunksReused },
+        second: { fetched: second.chunksFetched, reused: second.chunksReused },
+        fetchedSharedAgain: server.requests.filter((sha) => v1.chunks.has(sha)).length,
+        readV1,
+        readV2,
+        packsBefore,
+        packsAfter: await packNames(name),
+        files: { v1: v1.signed.signed.files[0]!.sha256, v2: v2.signed.signed.files[0]!.sha256 },
+        usageBefore,
+        usageAfter: await store.usage(),
+        freed,
+        readV2AfterGc: same(await store.readFile(v2.id, 'model.onnx'), changed),
+      };
+    } finally {
+      store.close();
+    }
+  },
+
+  /** One byte of a stored chunk rots in its pack: refused, dropped, fetched again alone. */
+  async rotInPack(name: string) {
+    const store = await ModelStore.open(name);
+    try {
+      const v1 = await release('1.0.0', seededBytes(900_000, 5));
+      await downloadRelease(store, v1.signed, { server: 'http://x', fetch: chunkServer(v1.chunks).fetch });
+      const victim = v1.signed.signed.files[0]!.chunks[1]!.sha256;
+      await rotStoredChunk(name, victim, 10);
+      const refused = await store.readFile(v1.id, 'model.onnx').then(
+        () => null,
+        (e: { code?: string }) => e.code ?? 'no code',
+      );
+      const dropped = await store.dropCorruptChunks(v1.id);
+      const missing = (await store.missingChunks(v1.signed.signed)).map((c) => c.sha256);
+      const complete = (await store.getRelease(v1.id))?.complete;
+      const server = chunkServer(v1.chunks);
+      await downloadRelease(store, v1.signed, { server: 'http://x', fetch: server.fetch });
+      return {
+        refused,
+        dropped,
+        missingIsVictim: missing.length === 1 && missing[0] === victim,
+        completeAfterDrop: complete,
+        refetched: server.requests.length,
+        refetchedVictim: server.requests[0] === victim,
+        readsAgain: same(await store.readFile(v1.id, 'model.onnx'), v1.bytes),
+      };
+    } finally {
+      store.close();
+    }
+  },
+
+  /**
+   * A store written by an older runtime (chunks as IndexedDB values) opened with packs: its
+   * release still reads, and a release sharing its chunks copies them into its pack.
+   */
+  async valuesThenPacks(name: string) {
+    const base = seededBytes(1_200_000, 11);
+    const changed = base.slice();
+    changed.fill(3, changed.length - 800);
+    const v1 = await release('1.0.0', base);
+    const v2 = await release('2.0.0', changed);
+    const old = await ModelStore.open(name, { packs: false });
+    await downloadRelease(old, v1.signed, { server: 'http://x', fetch: chunkServer(v1.chunks).fetch });
+    const oldUsage = await old.usage();
+    old.close();
+    const store = await ModelStore.open(name);
+    try {
+      const readV1 = same(await store.readFile(v1.id, 'model.onnx'), base);
+      const server = chunkServer(v2.chunks);
+      const second = await downloadRelease(store, v2.signed, { server: 'http://x', fetch: server.fetch });
+      const readV2 = same(await store.readFile(v2.id, 'model.onnx'), changed);
+      const packs = await packNames(name);
+      await store.activate('m', v2.id);
+      await store.removeRelease(v1.id);
+      const freed = await store.collectGarbage();
+      return {
+        oldUsage,
+        readV1,
+        second: { fetched: second.chunksFetched, reused: second.chunksReused },
+        fetchedSharedAgain: server.requests.filter((sha) => v1.chunks.has(sha)).length,
+        readV2,
+        packs,
+        v2File: v2.signed.signed.files[0]!.sha256,
+        v1Chunks: v1.chunks.size,
+        v2Chunks: v2.chunks.size,
+        freed,
+        usageAfter: await store.usage(),
+        readV2AfterGc: same(await store.readFile(v2.id, 'model.onnx'), changed),
+      };
+    } finally {
+      store.close();
+    }
+  },
+};
+
+export type TestStoreWorker = typeof api;
+expose(api);
