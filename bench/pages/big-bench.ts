@@ -1,9 +1,9 @@
 // Page side of the real-sized model benchmark (bench/src/real-sized.ts): the runtime's first
 // load, cold start and download of a generated model, and the raw ORT baselines beside them.
 import type { SignedRelease, TrustedRoot } from '@edgeship/protocol';
-import { downloadRelease } from '../../runtime/src/download/fetcher.ts';
-import { ModelStore } from '../../runtime/src/store/model-store.ts';
+import { wrap } from 'comlink';
 import type { BigRawFile, BigRawReply, BigRawRequest } from './big-raw-worker.ts';
+import type { DownloadWorkerApi } from './download-worker.ts';
 import { timedRuntimeStart } from './runtime-start.ts';
 
 export interface BigSetup {
@@ -61,11 +61,16 @@ async function storedBytes(dbName: string): Promise<number> {
     request.onerror = () => reject(request.error);
   });
   try {
-    if (!db.objectStoreNames.contains('chunks')) return 0;
+    let total = 0;
+    if (db.objectStoreNames.contains('places')) {
+      // Chunks in OPFS packs: the places recorded for them, without reading any bytes.
+      const places = await idbRequest(db.transaction('places').objectStore('places').getAll());
+      total += (places as Array<{ size: number }>).reduce((n, p) => n + p.size, 0);
+    }
+    if (!db.objectStoreNames.contains('chunks')) return total;
     const index = db.transaction('chunks').objectStore('chunks').index('bySize');
     // A key cursor on the size index: sizes without reading any chunk's bytes.
     return await new Promise<number>((resolve, reject) => {
-      let total = 0;
       const request = index.openKeyCursor();
       request.onsuccess = () => {
         const cursor = request.result;
@@ -77,6 +82,28 @@ async function storedBytes(dbName: string): Promise<number> {
     });
   } finally {
     db.close();
+  }
+}
+
+function idbRequest<T>(request: IDBRequest<T>): Promise<T> {
+  return new Promise((resolve, reject) => {
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+/** Deletes the IndexedDB databases and OPFS pack directories whose names start with `prefix`. */
+export async function dropStores(prefix: string): Promise<void> {
+  for (const db of await indexedDB.databases()) {
+    if (!db.name?.startsWith(prefix)) continue;
+    await new Promise((resolve) => {
+      const request = indexedDB.deleteDatabase(db.name!);
+      request.onsuccess = request.onerror = request.onblocked = resolve;
+    });
+  }
+  const root = await navigator.storage.getDirectory();
+  for await (const name of (root as unknown as { keys(): AsyncIterable<string> }).keys()) {
+    if (name.startsWith(prefix)) await root.removeEntry(name, { recursive: true }).catch(() => {});
   }
 }
 
@@ -117,18 +144,18 @@ export const bigBench = {
     return { totalMs: performance.now() - t0, ...reply };
   },
 
-  /** downloadRelease (fetch, chunk and file hashes, IndexedDB) into a fresh database, then deleted. */
+  /**
+   * downloadRelease (fetch, chunk and file hashes, storage) into a fresh store, in a dedicated
+   * worker as the runtime runs it (OPFS packs); the store is deleted after.
+   */
   async bigDownload(signed: SignedRelease, server: string, dbName: string) {
-    const store = await ModelStore.open(dbName);
-    const t0 = performance.now();
-    const result = await downloadRelease(store, signed, { server });
-    const ms = performance.now() - t0;
-    store.close();
-    await new Promise((resolve) => {
-      const request = indexedDB.deleteDatabase(dbName);
-      request.onsuccess = request.onerror = request.onblocked = resolve;
-    });
-    return { ms, bytesFetched: result.bytesFetched, chunksReadBack: result.chunksReadBack };
+    const worker = new Worker(new URL('./download-worker.ts', import.meta.url), { type: 'module' });
+    try {
+      return await wrap<DownloadWorkerApi>(worker).download(signed, server, dbName);
+    } finally {
+      worker.terminate();
+      await dropStores(dbName);
+    }
   },
 
   /** Starts a runtime load and does not wait for it: the page may be reloaded under it. */
@@ -141,6 +168,7 @@ export const bigBench = {
   },
 
   bigStoredBytes: (storagePrefix: string) => storedBytes(`${storagePrefix}-models`),
+  bigDropStores: dropStores,
 };
 
 /** The plain fetch of each file, untimed, for the from-memory floor. */

@@ -72,6 +72,12 @@ function watchPeak(): () => number {
 async function freshPage(session: BrowserSession, context: BrowserContext): Promise<Page> {
   const page = await context.newPage();
   page.on('pageerror', (error) => process.stderr.write(`[page error] ${error.message}\n`));
+  if (process.env.BENCH_CONSOLE) {
+    page.on('console', (m) => process.stderr.write(`[page] ${m.text()}\n`));
+    page.on('worker', (w) =>
+      w.on('console', (m) => process.stderr.write(`[worker ${w.url().slice(-30)}] ${m.text()}\n`)),
+    );
+  }
   await page.goto(session.page.url());
   await page.waitForFunction(() => (globalThis as unknown as { benchReady?: boolean }).benchReady === true);
   return page;
@@ -85,23 +91,20 @@ function callOn<K extends keyof BenchPage>(
   return page.evaluate(
     ([n, a]) => {
       const b = (globalThis as unknown as { bench: Record<string, (...x: unknown[]) => unknown> }).bench;
-      return b[n as string]!(...(a as unknown[]));
+      // A minified class name is all Playwright would print: say the code and message.
+      return Promise.resolve(b[n as string]!(...(a as unknown[]))).catch(
+        (e: { code?: string; message?: string }) => {
+          throw new Error(`${n as string}: ${e?.code ?? ''} ${e?.message ?? String(e)}`);
+        },
+      );
     },
     [name, args] as const,
   ) as never;
 }
 
-/** Deletes every IndexedDB database whose name starts with `prefix`. */
+/** Deletes every store (IndexedDB database and OPFS packs) whose name starts with `prefix`. */
 async function dropDatabases(page: Page, prefix: string) {
-  await page.evaluate(async (p) => {
-    for (const db of await indexedDB.databases()) {
-      if (!db.name?.startsWith(p)) continue;
-      await new Promise((resolve) => {
-        const request = indexedDB.deleteDatabase(db.name!);
-        request.onsuccess = request.onerror = request.onblocked = resolve;
-      });
-    }
-  }, prefix);
+  await callOn(page, 'bigDropStores', prefix);
 }
 
 const spread = (xs: number[], unit: string) =>

@@ -102,6 +102,21 @@ export async function downloadRelease(
   signed: SignedRelease,
   options: DownloadOptions,
 ): Promise<DownloadResult> {
+  try {
+    return await downloadAndVerify(store, signed, options);
+  } finally {
+    // What it wrote is recorded (or the download failed anyway), and the packs it wrote stay
+    // open (and locked) only while it runs.
+    await store.drainWrites().catch(() => {});
+    await store.closeWriters(signed.signed);
+  }
+}
+
+async function downloadAndVerify(
+  store: ModelStore,
+  signed: SignedRelease,
+  options: DownloadOptions,
+): Promise<DownloadResult> {
   const started = performance.now();
   const release = signed.signed;
   const id = releaseId(release);
@@ -198,6 +213,7 @@ export async function downloadRelease(
   // hashed as they arrived where file order allowed, the rest from the stored chunks one after
   // another; never from an assembled copy of the file.
   const partials = arrival.finish();
+  await store.drainWrites();
   // Chunks this release shares with others were not fetched: with packs, they are copied in.
   await store.fillPlaces(release);
   let verifyPeakBytes = arrival.peakHeldBytes;

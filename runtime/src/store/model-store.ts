@@ -17,6 +17,9 @@ import type { PartialFileHash } from '../download/arrival-hasher.ts';
 import { createFileHasher } from './file-hash.ts';
 import type { MetaKey, MetaSchema } from './meta-schema.ts';
 import { Packs } from './packs.ts';
+
+type PackReaders = ReturnType<Packs['readers']>;
+
 import type { ReleaseFailures } from './release-failure.ts';
 import { storageError } from './storage-pressure.ts';
 
@@ -95,6 +98,10 @@ const HASHES_IN_FLIGHT = 8;
  */
 export class ModelStore {
   private readonly fresh = new Map<string, Map<string, Uint8Array>>();
+  /** Places written to packs, not yet flushed and recorded (writePlaces). */
+  private readonly unrecorded: Place[] = [];
+  private recording: Promise<void> | null = null;
+  private recordError: unknown = null;
 
   private constructor(
     private readonly db: IDBPDatabase<ModelStoreSchema>,
@@ -102,7 +109,12 @@ export class ModelStore {
     readonly packs: Packs | null,
   ) {}
 
-  /** `packs: false` keeps chunk bytes in IndexedDB even where OPFS packs are available. */
+  /**
+   * `packs: true` stores chunk bytes in OPFS packs where a dedicated worker can write them. Off by
+   * default: measured faster to cold-start but slower to download (ARCHITECTURE.md, "Packs"), and
+   * one cold start in fifteen stalled for minutes in Chromium 156 for a cause not found yet.
+   * Packs written earlier are read either way.
+   */
   static async open(name = 'edgeship-models', options: { packs?: boolean } = {}): Promise<ModelStore> {
     let created = false;
     const db = await openDB<ModelStoreSchema>(name, DB_VERSION, {
@@ -125,7 +137,7 @@ export class ModelStore {
         db.close();
       },
     });
-    const packs = options.packs === false ? null : await Packs.open(name);
+    const packs = await Packs.open(name, { write: options.packs === true });
     // A new database knows no pack: any left are from a database deleted without its packs.
     if (created && packs) for (const file of await packs.list()) await packs.remove(file);
     return new ModelStore(db, packs);
@@ -173,7 +185,8 @@ export class ModelStore {
    * Stores several chunks, after checking every hash (crypto.subtle, in parallel): if one does not
    * match, none is written. `digest`, when given, is the chunk's SHA-256 already being computed
    * (the downloader starts it on arrival). With packs and the `release` being downloaded, each
-   * chunk goes to every place its release's files have for it; otherwise as IndexedDB values in
+   * chunk goes to every place its release's files have for it, recorded in the background
+   * (drainWrites waits for that and says if it failed); otherwise as IndexedDB values in
    * one transaction (the downloader groups the chunks that arrived while the previous write
    * committed). A chunk already stored is written again with the same bytes (content addressing),
    * which costs less than a lookup per chunk.
@@ -225,39 +238,79 @@ export class ModelStore {
     if (!this.packs?.writable) return;
     const filled = await this.filledPlaces(release);
     const empty = placesOf(release).filter((p) => !filled.has(placeKey(p)));
-    for (let i = 0; i < empty.length; i += FILL_GROUP) {
-      const group = empty.slice(i, i + FILL_GROUP);
-      const writes: Array<Place & { bytes: Uint8Array }> = [];
-      for (const place of group) {
-        const bytes = await this.readChunkAnywhere(place);
-        if ((await sha256Hex(bytes)) !== place.sha256) {
-          throw new HashMismatchError(`stored chunk ${place.sha256} no longer matches its signed SHA-256`);
+    const readers = this.packs.readers();
+    try {
+      for (let i = 0; i < empty.length; i += FILL_GROUP) {
+        const group = empty.slice(i, i + FILL_GROUP);
+        const writes: Array<Place & { bytes: Uint8Array }> = [];
+        for (const place of group) {
+          const bytes = await this.readChunkAnywhere(place, readers);
+          if ((await sha256Hex(bytes)) !== place.sha256) {
+            throw new HashMismatchError(`stored chunk ${place.sha256} no longer matches its signed SHA-256`);
+          }
+          writes.push({ ...place, bytes });
         }
-        writes.push({ ...place, bytes });
+        await this.writePlaces(writes);
       }
-      await this.writePlaces(writes);
+      await this.drainWrites();
+    } finally {
+      readers.done();
     }
   }
 
   /**
-   * Writes verified bytes at their places, pack by pack, and records the places once flushed, under
-   * the pack's lock (garbage collection removes a pack under it after checking no place names it).
+   * Writes verified bytes at their places, pack by pack (through each pack's writer, which holds
+   * its lock until closeWriters), and queues the places to be recorded: a write does not wait for
+   * its flush and transaction (those took 70% of a 200 MB download when each write group waited
+   * for its own), so the downloader's lanes go on while the last writes are made durable together.
    */
   private async writePlaces(writes: ReadonlyArray<Place & { bytes: Uint8Array }>): Promise<void> {
+    this.throwRecordError();
     const packs = this.packs!;
     const byFile = new Map<string, Array<Place & { bytes: Uint8Array }>>();
     for (const w of writes) byFile.set(w.file, [...(byFile.get(w.file) ?? []), w]);
-    for (const [file, pieces] of byFile) {
-      await packs.exclusively(file, async () => {
-        await packs.write(file, pieces);
+    for (const [file, pieces] of byFile) (await packs.writer(file)).write(pieces);
+    this.unrecorded.push(...writes.map(({ file, offset, sha256, size }) => ({ file, offset, sha256, size })));
+    this.recording ??= this.recordPlaces();
+  }
+
+  /**
+   * Records the places written so far, each batch after flushing its packs: a place never names
+   * bytes that are not on disk. One flush and one transaction for whatever was written meanwhile.
+   */
+  private async recordPlaces(): Promise<void> {
+    while (this.unrecorded.length > 0 && this.recordError === null) {
+      const batch = this.unrecorded.splice(0);
+      try {
+        await this.packs!.flush(new Set(batch.map((p) => p.file)));
         await this.write(['places'], async (tx) => {
           const store = tx.objectStore('places');
-          await Promise.all(
-            pieces.map(({ file, offset, sha256, size }) => store.put({ file, offset, sha256, size })),
-          );
+          await Promise.all(batch.map((place) => store.put(place)));
         });
-      });
+      } catch (error) {
+        this.recordError = error;
+      }
     }
+    this.recording = null;
+  }
+
+  /** Waits until every place written is recorded; throws (once) what made recording fail. */
+  async drainWrites(): Promise<void> {
+    while (this.recording) await this.recording;
+    this.throwRecordError();
+  }
+
+  private throwRecordError(): void {
+    const error = this.recordError;
+    if (error === null) return;
+    this.recordError = null;
+    this.unrecorded.length = 0;
+    throw error;
+  }
+
+  /** Closes the packs a download of `release` wrote (their locks go with them): downloadRelease calls it when it ends. */
+  async closeWriters(release: Pick<Release, 'files'>): Promise<void> {
+    await this.packs?.closeWriters(release.files.map((f) => f.sha256));
   }
 
   /** Which places of `release`'s files hold their chunk (by placeKey). */
@@ -271,6 +324,7 @@ export class ModelStore {
   /** A chunk's bytes from wherever they are stored: its own place, any other place, or a value. Not hashed. */
   private async readChunkAnywhere(
     want: Pick<Place, 'sha256' | 'size'> & Partial<Place>,
+    readers: PackReaders,
   ): Promise<Uint8Array> {
     const tx = this.db.transaction(['chunks', 'places']);
     const own =
@@ -281,9 +335,9 @@ export class ModelStore {
       own?.sha256 === want.sha256 ? own : await tx.objectStore('places').index('bySha').get(want.sha256);
     const row = place ? undefined : await tx.objectStore('chunks').get(want.sha256);
     if (row) return row.bytes;
-    if (!place || !this.packs) throw new NotFoundError(`chunk ${want.sha256} is not stored`);
+    if (!place) throw new NotFoundError(`chunk ${want.sha256} is not stored`);
     const out = new Uint8Array(place.size);
-    await this.packs.readInto(place.file, out, place.offset);
+    await readers.read(place.file, out, place.offset);
     return out;
   }
 
@@ -463,11 +517,16 @@ export class ModelStore {
   private async hashPack(file: FileEntry, from: number, use: (bytes: Uint8Array) => void): Promise<number> {
     let at = file.chunks.slice(0, from).reduce((n, c) => n + c.size, 0);
     const block = new Uint8Array(Math.min(PACK_READ_BYTES, Math.max(1, file.size - at)));
-    while (at < file.size) {
-      const piece = block.subarray(0, Math.min(block.length, file.size - at));
-      await this.packs!.readInto(file.sha256, piece, at);
-      use(piece);
-      at += piece.length;
+    const reader = await this.packs!.reader(file.sha256);
+    try {
+      while (at < file.size) {
+        const piece = block.subarray(0, Math.min(block.length, file.size - at));
+        await reader.read(piece, at);
+        use(piece);
+        at += piece.length;
+      }
+    } finally {
+      reader.close();
     }
     return block.length;
   }
@@ -494,52 +553,61 @@ export class ModelStore {
     check?: (bytes: Uint8Array, ref: ChunkRef) => Promise<void>,
   ): Promise<number> {
     const reads: Array<Promise<StoredChunk>> = [];
-    // Bytes read out of IndexedDB and not yet handed over: what streaming the file costs in memory.
-    let held = 0;
-    let peak = 0;
-    const readAt = (i: number) => {
-      if (i >= file.chunks.length) return;
-      const ref = file.chunks[i]!;
-      reads[i] = this.storedChunk(ref).then(async (chunk) => {
-        if (!chunk) throw new NotFoundError(`chunk ${ref.sha256} of ${id} is not stored`);
-        held += chunk.bytes.length;
-        peak = Math.max(peak, held);
-        if (chunk.bytes.length !== ref.size) {
-          throw new LengthMismatchError(
-            `chunk ${ref.sha256} of ${id} has ${chunk.bytes.length} bytes stored, signed ${ref.size}`,
-          );
-        }
-        await check?.(chunk.bytes, ref);
-        return chunk;
-      });
-      // Awaited in order below; a failure further ahead must not surface as unhandled first.
-      reads[i].catch(() => {});
-    };
-    for (let i = from; i < from + READ_AHEAD; i++) readAt(i);
-    let offset = file.chunks.slice(0, from).reduce((n, c) => n + c.size, 0);
-    for (const [i, ref] of file.chunks.entries()) {
-      if (i < from) continue;
-      const chunk = await reads[i]!;
-      delete reads[i];
-      readAt(i + READ_AHEAD);
-      await use(chunk.bytes, ref);
-      held -= chunk.bytes.length;
-      offset += chunk.bytes.length;
+    // Chunks in packs (another release's, say) are read through one reader per pack.
+    const readers = this.packs?.readers();
+    try {
+      // Bytes read out of storage and not yet handed over: what streaming the file costs in memory.
+      let held = 0;
+      let peak = 0;
+      const readAt = (i: number) => {
+        if (i >= file.chunks.length) return;
+        const ref = file.chunks[i]!;
+        reads[i] = this.storedChunk(ref, readers).then(async (chunk) => {
+          if (!chunk) throw new NotFoundError(`chunk ${ref.sha256} of ${id} is not stored`);
+          held += chunk.bytes.length;
+          peak = Math.max(peak, held);
+          if (chunk.bytes.length !== ref.size) {
+            throw new LengthMismatchError(
+              `chunk ${ref.sha256} of ${id} has ${chunk.bytes.length} bytes stored, signed ${ref.size}`,
+            );
+          }
+          await check?.(chunk.bytes, ref);
+          return chunk;
+        });
+        // Awaited in order below; a failure further ahead must not surface as unhandled first.
+        reads[i].catch(() => {});
+      };
+      for (let i = from; i < from + READ_AHEAD; i++) readAt(i);
+      let offset = file.chunks.slice(0, from).reduce((n, c) => n + c.size, 0);
+      for (const [i, ref] of file.chunks.entries()) {
+        if (i < from) continue;
+        const chunk = await reads[i]!;
+        delete reads[i];
+        readAt(i + READ_AHEAD);
+        await use(chunk.bytes, ref);
+        held -= chunk.bytes.length;
+        offset += chunk.bytes.length;
+      }
+      if (offset !== file.size) {
+        throw new LengthMismatchError(`${id}/${file.path} has ${offset} bytes stored, expected ${file.size}`);
+      }
+      return peak;
+    } finally {
+      readers?.done();
     }
-    if (offset !== file.size) {
-      throw new LengthMismatchError(`${id}/${file.path} has ${offset} bytes stored, expected ${file.size}`);
-    }
-    return peak;
   }
 
   /** A chunk's stored bytes (an IndexedDB value, or read from a pack that has it), undefined when stored nowhere. */
-  private async storedChunk(ref: ChunkRef): Promise<StoredChunk | undefined> {
+  private async storedChunk(
+    ref: ChunkRef,
+    readers: PackReaders | undefined,
+  ): Promise<StoredChunk | undefined> {
     const row = await this.db.get('chunks', ref.sha256);
     if (row) return row;
-    const place = this.packs ? await this.db.getFromIndex('places', 'bySha', ref.sha256) : undefined;
-    if (!place) return undefined;
+    const place = readers ? await this.db.getFromIndex('places', 'bySha', ref.sha256) : undefined;
+    if (!place || !readers) return undefined;
     const bytes = new Uint8Array(place.size);
-    await this.packs!.readInto(place.file, bytes, place.offset);
+    await readers.read(place.file, bytes, place.offset);
     return { size: place.size, bytes };
   }
 
@@ -676,11 +744,8 @@ export class ModelStore {
 
   /** Removes a pack once no place names it (a download may have started writing it again since). */
   private async removePack(file: string): Promise<void> {
-    const packs = this.packs;
-    if (!packs?.writable) return;
-    await packs.exclusively(file, async () => {
-      if ((await this.db.countFromIndex('places', 'byFile', file)) === 0) await packs.remove(file);
-    });
+    if (!this.packs?.writable) return;
+    await this.packs.remove(file, async () => (await this.db.countFromIndex('places', 'byFile', file)) === 0);
   }
 
   async getMeta<K extends MetaKey>(key: K): Promise<MetaSchema[K] | undefined> {
@@ -740,14 +805,19 @@ export class ModelStore {
     }
     if (this.packs) {
       const filled = await this.filledPlaces(release);
-      for (const place of placesOf(release)) {
-        if (!filled.has(placeKey(place))) continue;
-        const bytes = new Uint8Array(place.size);
-        const readable = await this.packs.readInto(place.file, bytes, place.offset).then(
-          () => true,
-          () => false,
-        );
-        if (!readable || (await sha256Hex(bytes)) !== place.sha256) corruptPlaces.push(place);
+      const readers = this.packs.readers();
+      try {
+        for (const place of placesOf(release)) {
+          if (!filled.has(placeKey(place))) continue;
+          const bytes = new Uint8Array(place.size);
+          const readable = await readers.read(place.file, bytes, place.offset).then(
+            () => true,
+            () => false,
+          );
+          if (!readable || (await sha256Hex(bytes)) !== place.sha256) corruptPlaces.push(place);
+        }
+      } finally {
+        readers.done();
       }
     }
     if (corrupt.length + corruptPlaces.length === 0) return 0;
@@ -781,6 +851,7 @@ export class ModelStore {
 
   close(): void {
     this.fresh.clear();
+    void this.packs?.closeWriters();
     this.db.close();
   }
 

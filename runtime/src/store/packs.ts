@@ -1,32 +1,52 @@
 import { LengthMismatchError } from '@edgeship/protocol/errors';
 import { isQuotaError, storageError } from './storage-pressure.ts';
 
+/** Reads and writes at offsets of one pack, through one handle, until closed. */
+export interface PackAccess {
+  read(out: Uint8Array, offset: number): Promise<void>;
+  close(): void;
+}
+
+export interface PackWriter extends PackAccess {
+  /** Writes each piece at its offset (not yet flushed). */
+  write(pieces: ReadonlyArray<{ offset: number; bytes: Uint8Array }>): void;
+  /** On disk when this returns. */
+  flush(): void;
+}
+
 /**
  * Release files as plain files in the Origin Private File System, one per file content (named
  * by the file's signed SHA-256), written chunk by chunk at the chunks' offsets as they arrive
- * and read back in one call: a 200 MB file reads in ~0.5 s here against 3.5-4.5 s as 700
- * IndexedDB values (bench storage). Which bytes are there, and verified, is recorded in
- * IndexedDB by ModelStore (its `places`): a pack on its own proves nothing.
+ * and read back in one call. Which bytes are there, and verified, is recorded in IndexedDB by
+ * ModelStore (its `places`): a pack on its own proves nothing.
  *
- * Uses the synchronous access handles, which exist only in dedicated workers (where the runtime
- * runs); elsewhere `open` answers null and the store keeps chunks in IndexedDB.
+ * Writes use synchronous access handles, which exist only in dedicated workers (where the runtime
+ * runs); a page can still read packs through File snapshots. Handles are opened once per file and
+ * kept while a download writes it: Chromium 156 here stopped answering createSyncAccessHandle
+ * after ~120 open/close cycles in one worker (the call never settled), so nothing opens a handle
+ * per chunk or per write.
  */
 export class Packs {
+  private readonly writers = new Map<string, Promise<PackWriter>>();
+
   private constructor(
     private readonly dir: FileSystemDirectoryHandle,
     /** Sync access handles exist here (a dedicated worker): packs can be written. */
     readonly writable: boolean,
   ) {}
 
-  /** The pack directory `name` (created), or null where OPFS is not available. */
-  static async open(name: string): Promise<Packs | null> {
+  /**
+   * The pack directory `name` (created), or null where OPFS is not available. Writable only with
+   * `write` and where sync access handles exist.
+   */
+  static async open(name: string, options: { write: boolean }): Promise<Packs | null> {
     const storage = (globalThis as { navigator?: { storage?: StorageManager } }).navigator?.storage;
     const handle = (globalThis as { FileSystemFileHandle?: { prototype: object } }).FileSystemFileHandle;
     if (typeof storage?.getDirectory !== 'function' || !handle) return null;
     try {
       const root = await storage.getDirectory();
       const dir = await root.getDirectoryHandle(name, { create: true });
-      return new Packs(dir, 'createSyncAccessHandle' in handle.prototype);
+      return new Packs(dir, options.write && 'createSyncAccessHandle' in handle.prototype);
     } catch {
       // Private windows in some browsers refuse OPFS (SecurityError): IndexedDB still works.
       return null;
@@ -34,71 +54,109 @@ export class Packs {
   }
 
   /**
-   * Runs `work` holding pack `file`'s lock: writers in this worker and in other tabs take turns
-   * (an access handle is exclusive), and a removal cannot slip between a write and its record.
+   * The writer of pack `file` (created if new), opened once and shared until closeWriters: it
+   * holds the pack's lock, so writers in other tabs, and a garbage collection removing the pack,
+   * wait for it.
    */
-  async exclusively<T>(file: string, work: () => Promise<T>): Promise<T> {
-    const locks = (globalThis as { navigator?: { locks?: LockManager } }).navigator?.locks;
-    if (!locks) return work();
-    return locks.request(`edgeship-pack:${this.dir.name}/${file}`, work);
+  writer(file: string): Promise<PackWriter> {
+    let writer = this.writers.get(file);
+    if (!writer) {
+      writer = this.openWriter(file);
+      this.writers.set(file, writer);
+      writer.catch(() => this.writers.delete(file));
+    }
+    return writer;
   }
 
-  /** Writes each piece at its offset of pack `file` (created if new) and flushes before resolving. */
-  async write(file: string, pieces: ReadonlyArray<{ offset: number; bytes: Uint8Array }>): Promise<void> {
-    await retryLocked(async () => {
-      const handle = await this.accessHandle(file, true);
-      try {
-        for (const { offset, bytes } of pieces) {
-          const written = handle.write(bytes, { at: offset });
-          if (written !== bytes.length) {
-            throw new Error(`pack ${file}: wrote ${written} of ${bytes.length} bytes at ${offset}`);
-          }
-        }
-        handle.flush();
-      } catch (error) {
-        throw storageError(error);
-      } finally {
-        handle.close();
-      }
-    });
+  /** Flushes the open writers of `files`. */
+  async flush(files: Iterable<string>): Promise<void> {
+    for (const file of files) {
+      const writer = this.writers.get(file);
+      if (writer) (await writer).flush();
+    }
   }
 
-  /** Reads `out.length` bytes of pack `file` from `offset` into `out`. */
-  async readInto(file: string, out: Uint8Array, offset = 0): Promise<void> {
-    let handle: FileSystemSyncAccessHandle | null = null;
+  /** Closes the open writers of `files` (default: all), releasing their packs' locks. */
+  async closeWriters(files?: Iterable<string>): Promise<void> {
+    const open: Array<Promise<PackWriter>> = [];
+    for (const file of files ?? [...this.writers.keys()]) {
+      const writer = this.writers.get(file);
+      if (!writer) continue;
+      this.writers.delete(file);
+      open.push(writer);
+    }
+    for (const writer of await Promise.allSettled(open))
+      if (writer.status === 'fulfilled') writer.value.close();
+  }
+
+  /**
+   * One pack opened for reading until closed: this worker's writer when it holds the pack, else
+   * a read-only handle (Chromium 121+; elsewhere the option is ignored and the handle is
+   * exclusive), else (a page, or the pack held by another tab) a File snapshot.
+   */
+  async reader(file: string): Promise<PackAccess> {
+    const writer = this.writers.get(file);
+    if (writer) {
+      const w = await writer;
+      return { read: (out, offset) => w.read(out, offset), close: () => {} };
+    }
     if (this.writable) {
       try {
-        handle = await this.accessHandle(file, false);
+        return handleAccess(file, await this.accessHandle(file, false));
       } catch (error) {
         if (!isLocked(error)) throw packError(file, error);
       }
     }
-    if (handle === null) {
-      // A page (no access handles), or another tab holds the file (a write, or a reader where
-      // read-only handles do not exist): a File snapshot reads without a handle.
-      const fileHandle = await this.fileHandle(file, false);
-      const blob = (await fileHandle.getFile()).slice(offset, offset + out.length);
-      if (blob.size !== out.length) {
-        throw new LengthMismatchError(
-          `pack ${file} holds ${blob.size} of the ${out.length} bytes wanted at ${offset}`,
-        );
-      }
-      out.set(new Uint8Array(await blob.arrayBuffer()));
-      return;
-    }
+    const snapshot = await (await this.fileHandle(file, false)).getFile().catch((e: unknown) => {
+      throw packError(file, e);
+    });
+    return {
+      async read(out, offset) {
+        const blob = snapshot.slice(offset, offset + out.length);
+        if (blob.size !== out.length) throw shortPack(file, blob.size, out.length, offset);
+        out.set(new Uint8Array(await blob.arrayBuffer()));
+      },
+      close: () => {},
+    };
+  }
+
+  /**
+   * Readers opened as needed, one per pack, for an operation that reads many ranges of a few
+   * packs (copying shared chunks, checking a file): `done` closes them all.
+   */
+  readers(): { read(file: string, out: Uint8Array, offset: number): Promise<void>; done(): void } {
+    const open = new Map<string, Promise<PackAccess>>();
+    return {
+      read: async (file, out, offset) => {
+        let reader = open.get(file);
+        if (!reader) {
+          reader = this.reader(file);
+          open.set(file, reader);
+        }
+        await (await reader).read(out, offset);
+      },
+      done() {
+        for (const reader of open.values())
+          reader.then(
+            (r) => r.close(),
+            () => {},
+          );
+        open.clear();
+      },
+    };
+  }
+
+  /** Reads `out.length` bytes of pack `file` from `offset` into `out` (one reader, opened and closed). */
+  async readInto(file: string, out: Uint8Array, offset = 0): Promise<void> {
+    const reader = await this.reader(file);
     try {
-      const read = handle.read(out, { at: offset });
-      if (read !== out.length) {
-        throw new LengthMismatchError(
-          `pack ${file} holds ${read} of the ${out.length} bytes wanted at ${offset}`,
-        );
-      }
+      await reader.read(out, offset);
     } finally {
-      handle.close();
+      reader.close();
     }
   }
 
-  /** Pack names present, whatever IndexedDB says of them (garbage collection compares the two). */
+  /** Pack names present, whatever IndexedDB says of them. */
   async list(): Promise<string[]> {
     const names: string[] = [];
     for await (const name of (this.dir as unknown as { keys(): AsyncIterable<string> }).keys())
@@ -106,12 +164,79 @@ export class Packs {
     return names;
   }
 
-  async remove(file: string): Promise<void> {
-    try {
-      await this.dir.removeEntry(file);
-    } catch (error) {
-      if ((error as { name?: string }).name !== 'NotFoundError') throw packError(file, error);
-    }
+  /**
+   * Removes pack `file` under its lock if `stillUnused` says so once the lock is held (a download
+   * may have started writing it again since the caller decided). This worker's writer of it, if
+   * any, is closed first.
+   */
+  async remove(file: string, stillUnused: () => Promise<boolean> = async () => true): Promise<void> {
+    const writer = this.writers.get(file);
+    this.writers.delete(file);
+    if (writer)
+      await writer.then(
+        (w) => w.close(),
+        () => {},
+      );
+    await withLock(this.lockName(file), async () => {
+      if (!(await stillUnused())) return;
+      try {
+        await this.dir.removeEntry(file);
+      } catch (error) {
+        if ((error as { name?: string }).name !== 'NotFoundError') throw packError(file, error);
+      }
+    });
+  }
+
+  private lockName(file: string): string {
+    return `edgeship-pack:${this.dir.name}/${file}`;
+  }
+
+  /** Takes the pack's lock and a read-write handle, both held until the writer is closed. */
+  private openWriter(file: string): Promise<PackWriter> {
+    return new Promise<PackWriter>((resolve, reject) => {
+      let release = () => {};
+      const held = new Promise<void>((r) => (release = r));
+      withLock(this.lockName(file), async () => {
+        let handle: FileSystemSyncAccessHandle;
+        try {
+          handle = await retryLocked(() => this.accessHandle(file, true));
+        } catch (error) {
+          reject(packError(file, error));
+          return;
+        }
+        const access = handleAccess(file, handle);
+        let closed = false;
+        resolve({
+          read: access.read,
+          write(pieces) {
+            try {
+              for (const { offset, bytes } of pieces) {
+                const written = handle.write(bytes, { at: offset });
+                if (written !== bytes.length) {
+                  throw new Error(`pack ${file}: wrote ${written} of ${bytes.length} bytes at ${offset}`);
+                }
+              }
+            } catch (error) {
+              throw packError(file, error);
+            }
+          },
+          flush() {
+            try {
+              handle.flush();
+            } catch (error) {
+              throw packError(file, error);
+            }
+          },
+          close() {
+            if (closed) return;
+            closed = true;
+            handle.close();
+            release();
+          },
+        });
+        await held;
+      }).catch(reject);
+    });
   }
 
   private async fileHandle(file: string, create: boolean): Promise<FileSystemFileHandle> {
@@ -124,8 +249,6 @@ export class Packs {
 
   private async accessHandle(file: string, write: boolean): Promise<FileSystemSyncAccessHandle> {
     const handle = await this.fileHandle(file, write);
-    // Read-only handles (Chromium 121+) let tabs read one file at once; elsewhere the option is
-    // ignored and the handle is exclusive.
     const options = write ? undefined : ({ mode: 'read-only' } as object);
     return (
       handle as unknown as { createSyncAccessHandle(o?: object): Promise<FileSystemSyncAccessHandle> }
@@ -133,8 +256,24 @@ export class Packs {
   }
 }
 
+function handleAccess(file: string, handle: FileSystemSyncAccessHandle): PackAccess {
+  return {
+    async read(out, offset) {
+      const read = handle.read(out, { at: offset });
+      if (read !== out.length) throw shortPack(file, read, out.length, offset);
+    },
+    close: () => handle.close(),
+  };
+}
+
+/** Runs `work` under the Web Lock `name` (one at a time across this origin's tabs and workers). */
+async function withLock<T>(name: string, work: () => Promise<T>): Promise<T> {
+  const locks = (globalThis as { navigator?: { locks?: LockManager } }).navigator?.locks;
+  return locks ? locks.request(name, work) : work();
+}
+
 /** A reader in another tab may hold the file for a moment: retried a few times before failing. */
-async function retryLocked(work: () => Promise<void>): Promise<void> {
+async function retryLocked<T>(work: () => Promise<T>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await work();
@@ -147,6 +286,10 @@ async function retryLocked(work: () => Promise<void>): Promise<void> {
 
 function isLocked(error: unknown): boolean {
   return (error as { name?: string } | null)?.name === 'NoModificationAllowedError';
+}
+
+function shortPack(file: string, got: number, wanted: number, offset: number) {
+  return new LengthMismatchError(`pack ${file} holds ${got} of the ${wanted} bytes wanted at ${offset}`);
 }
 
 /**

@@ -36,7 +36,7 @@ const same = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every(
 const api = {
   /** v1, then v2 sharing v1's leading chunks; then v1 collected. */
   async shareAndCollect(name: string) {
-    const store = await ModelStore.open(name);
+    const store = await ModelStore.open(name, { packs: true });
     try {
       const base = seededBytes(1_500_000, 7);
       const changed = base.slice();
@@ -82,7 +82,7 @@ const api = {
 
   /** One byte of a stored chunk rots in its pack: refused, dropped, fetched again alone. */
   async rotInPack(name: string) {
-    const store = await ModelStore.open(name);
+    const store = await ModelStore.open(name, { packs: true });
     try {
       const v1 = await release('1.0.0', seededBytes(900_000, 5));
       await downloadRelease(store, v1.signed, { server: 'http://x', fetch: chunkServer(v1.chunks).fetch });
@@ -121,11 +121,11 @@ const api = {
     changed.fill(3, changed.length - 800);
     const v1 = await release('1.0.0', base);
     const v2 = await release('2.0.0', changed);
-    const old = await ModelStore.open(name, { packs: false });
+    const old = await ModelStore.open(name);
     await downloadRelease(old, v1.signed, { server: 'http://x', fetch: chunkServer(v1.chunks).fetch });
     const oldUsage = await old.usage();
     old.close();
-    const store = await ModelStore.open(name);
+    const store = await ModelStore.open(name, { packs: true });
     try {
       const readV1 = same(await store.readFile(v1.id, 'model.onnx'), base);
       const server = chunkServer(v2.chunks);
