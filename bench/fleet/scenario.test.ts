@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { type Device, HEALTHY } from './device.ts';
 import { CANDIDATE, CONTROL, Scenario } from './scenario.ts';
 
@@ -35,5 +35,36 @@ describe('Scenario accounting', () => {
       false,
     );
     expect(sc.halt).toEqual({ atMs: 5, tick: 3, shareBps: 100, reason: 'x' });
+  });
+
+  it('fails a schedule-staged rollout that has not moved for maxTicks ticks only once the hold could have ended', () => {
+    vi.useFakeTimers({ now: 0 });
+    try {
+      const sc = new Scenario({
+        name: 'm',
+        model: 'm',
+        seed: 1,
+        candidate: HEALTHY,
+        staging: 'schedule',
+        schedule: { minStageMinutes: 0, minSamples: 0, segmentMaxWaitMinutes: 3 },
+        maxTicks: 10,
+      });
+      const active = { state: 'active' };
+      const step = (tick: number) => sc.step(tick, tick * 5, [], active);
+      // Many ticks inside the hold's 3 real minutes (+1 to spare): a wait, not a stall.
+      for (let tick = 1; tick <= 400; tick++) step(tick);
+      vi.setSystemTime(3.5 * 60_000);
+      expect(step(401)).toBe('continue');
+      // The share moved: the count starts again.
+      sc.observe({ state: 'active', shareBps: 450 });
+      vi.setSystemTime(10 * 60_000);
+      for (let tick = 402; tick <= 412; tick++) expect(step(tick)).toBe('continue');
+      // Past maxTicks but not the hold's time: still a wait; past both, a schedule that never widens.
+      expect(step(413)).toBe('continue');
+      vi.setSystemTime(15 * 60_000);
+      expect(() => step(413)).toThrow(/at 450 bps, unchanged for 11 ticks and 300 s/);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

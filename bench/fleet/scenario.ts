@@ -27,7 +27,12 @@ export interface ScenarioOptions {
    */
   staging?: 'ticks' | 'schedule';
   schedule?: ScheduleSettings;
-  /** A scenario that has not ended after this many ticks fails the run (a schedule that never widens). */
+  /**
+   * A scenario whose rollout has not moved (share, halt, promotion) for this many ticks fails the
+   * run (a schedule that never widens), once that has also lasted longer than the schedule's
+   * segment hold may wait in real time: the hold's wait is real minutes while a tick is compressed
+   * time, so at 1,000 devices (about half a second a tick) one 3-minute wait is some 360 ticks.
+   */
   maxTicks?: number;
 }
 
@@ -106,6 +111,8 @@ export class Scenario implements ModelDraw {
   private share: number;
   /** Every share the rollout was at, in order (a schedule's fill steps included). */
   readonly shares: number[] = [];
+  /** The share at the last step, and when it last changed: tick and real time (step's stall check). */
+  private moved = { shareBps: -1, tick: 0, ms: Date.now() };
   get shareBps(): number {
     return this.s.staging === 'schedule' ? this.share : this.s.stages[this.stage]!;
   }
@@ -114,6 +121,16 @@ export class Scenario implements ModelDraw {
   observe(rollout: { state: string; shareBps: number }): void {
     if (rollout.state === 'active') this.share = rollout.shareBps;
     if (this.shares.at(-1) !== this.shareBps) this.shares.push(this.shareBps);
+  }
+
+  /**
+   * Real ms a schedule may keep a share on its own: a stage's minimum time, then the segment hold's
+   * wait (the server's default, 3 stage times, when not given), and a minute to spare.
+   */
+  private get holdMs(): number {
+    if (this.s.staging !== 'schedule') return 0;
+    const { minStageMinutes, segmentMaxWaitMinutes } = this.s.schedule;
+    return (minStageMinutes + (segmentMaxWaitMinutes ?? 3 * minStageMinutes) + 1) * 60_000;
   }
 
   /** Records the halt the server reports, once. */
@@ -138,8 +155,13 @@ export class Scenario implements ModelDraw {
     devices: Device[],
     rollout: { state: string },
   ): 'continue' | 'next-stage' | 'promote' {
-    if (tick > this.s.maxTicks)
-      throw new Error(`${this.s.name}: not ended after ${this.s.maxTicks} ticks (rollout ${rollout.state})`);
+    if (this.shareBps !== this.moved.shareBps) this.moved = { shareBps: this.shareBps, tick, ms: Date.now() };
+    const still = tick - this.moved.tick;
+    if (still > this.s.maxTicks && Date.now() - this.moved.ms > this.holdMs)
+      throw new Error(
+        `${this.s.name}: rollout ${rollout.state} at ${this.shareBps} bps, unchanged for ${still} ticks ` +
+          `and ${Math.round((Date.now() - this.moved.ms) / 1000)} s`,
+      );
     if (this.halt) {
       if (this.allBackAt === null && devices.every((d) => d.active.get(this.s.model) !== CANDIDATE))
         this.allBackAt = simNow;

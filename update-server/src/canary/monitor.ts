@@ -129,6 +129,8 @@ export class CanaryMonitor implements LeaderTask {
       lastVerdict: (id) => this.lastVerdict(id),
       now: deps.telemetry.now,
       minSegmentInstalls: this.policy.minSegmentInstalls,
+      minInstalls: this.policy.minInstalls,
+      minPrefixes: this.policy.minPrefixes,
     });
   }
 

@@ -60,7 +60,7 @@ describe.each(['sqlite', 'postgres'] as const)('schedule segment hold on %s', (d
         caps: { maxEventsPerInstall: 100_000, maxInstallsPerPrefix: 16 },
       },
     });
-    await publishMonitored(t, MODEL, ['1.0.0', '1.1.0', '1.2.0', '1.3.0'], (v) =>
+    await publishMonitored(t, MODEL, ['1.0.0', '1.1.0', '1.2.0', '1.3.0', '1.4.0'], (v) =>
       seededBytes(3000, Number(v.at(2)) + 60),
     );
     // 1,000 installs on 100 /24s, each seen before any rollout (only those count for one). The
@@ -117,16 +117,16 @@ describe.each(['sqlite', 'postgres'] as const)('schedule segment hold on %s', (d
     await t.server.canary!.settled();
   };
   const rolloutOf = async (r: RolloutRecord) => (await t.server.registry.getRollout(r.id))!;
-  const scheduled = async (release: string, segmentMaxWaitMinutes: number) => {
+  const scheduled = async (release: string, segmentMaxWaitMinutes: number, stages = STAGES) => {
     const rollout = await t.operator.createRollout({
       app: APP,
       channel: 'stable',
       model: MODEL,
       release,
-      shareBps: STAGES[0]!,
+      shareBps: stages[0]!,
     });
     await t.operator.scheduleRollout(rollout.id, {
-      stagesBps: STAGES,
+      stagesBps: stages,
       minStageMinutes: 0,
       minSamples: 0,
       segmentMaxWaitMinutes,
@@ -261,6 +261,46 @@ describe.each(['sqlite', 'postgres'] as const)('schedule segment hold on %s', (d
       from: fill,
       to: STAGES[1],
       schedule: { unjudged: [{ scope: 'browser=firefox' }] },
+    });
+    await t.operator.halt(rollout.id, 'test: done');
+  }, 240_000);
+
+  it('fills a first stage too small for any verdict to where the canary has one, then widens on it', async () => {
+    // 0.5% of 1,000 installs: about 5 canary installs, short of the 12 a verdict needs, for good
+    // (their buckets are fixed). Before, the schedule waited for a healthy verdict there forever.
+    const stages = [50, 5000, 10_000];
+    const { rollout, browsers } = await scheduled('1.4.0', 60, stages);
+    const chrome = new Map([...browsers].map(([id]) => [id, 'chrome' as Browser]));
+    await round(rollout, chrome, null);
+    await pass();
+    const first = await t.server.canary!.lastVerdict(rollout.id);
+    expect(first?.verdict.decision).toBe('insufficient-data');
+    const installs = first!.verdict.evidence.sources!.canary.installs;
+    expect(installs).toBeLessThan(POLICY.minInstalls);
+    const fill = (await rolloutOf(rollout)).shareBps;
+    expect(fill).toBeGreaterThan(stages[0]!);
+    expect(fill).toBeLessThan(stages[1]!);
+    expect(await t.operator.rolloutSchedule(rollout.id)).toMatchObject({ stage: 0, fillBps: fill });
+    expect((await t.operator.rolloutSchedule(rollout.id)).note).toMatch(
+      /^widened to .*% \(not 50%\) until the canary has the installs a verdict needs \(the canary has \d+ installs on \d+ networks, a verdict needs 12 on 4\)$/,
+    );
+    const [step] = await scheduleSteps(rollout.id);
+    expect(step!.details).toMatchObject({
+      from: stages[0],
+      to: fill,
+      schedule: { fill: true, canaryShort: { installs }, verdict: { decision: 'insufficient-data' } },
+    });
+    // At the fill step the canary has its verdict (healthy): the schedule goes on to its next stage.
+    await round(rollout, chrome, null);
+    await pass();
+    const judged = await t.server.canary!.lastVerdict(rollout.id);
+    expect(judged?.verdict.decision).toBe('healthy');
+    expect(judged!.verdict.evidence.sources!.canary.installs).toBeGreaterThanOrEqual(POLICY.minInstalls);
+    expect((await rolloutOf(rollout)).shareBps).toBe(stages[1]);
+    expect(await t.operator.rolloutSchedule(rollout.id)).toMatchObject({
+      stage: 1,
+      fillBps: null,
+      note: null,
     });
     await t.operator.halt(rollout.id, 'test: done');
   }, 240_000);

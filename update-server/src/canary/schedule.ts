@@ -108,6 +108,12 @@ export interface RolloutSchedulerDeps {
   now: () => Date;
   /** The analysis' CanaryPolicy.minSegmentInstalls: canary installs a segment verdict needs. */
   minSegmentInstalls: number;
+  /**
+   * The analysis' CanaryPolicy.minInstalls and minPrefixes: installs and networks each arm needs
+   * for any verdict (a canary short of them is widened by a fill step, canaryShortfall).
+   */
+  minInstalls: number;
+  minPrefixes: number;
 }
 
 /**
@@ -245,7 +251,9 @@ export class RolloutScheduler {
       return;
     }
     const last = await this.deps.lastVerdict(rollout.id);
-    if (last?.verdict.decision !== 'healthy') return;
+    if (!last) return;
+    const short = canaryShortfall(last.verdict, this.deps.minInstalls, this.deps.minPrefixes);
+    if (last.verdict.decision !== 'healthy' && !short) return;
     const now = this.deps.now();
     const elapsedMs = now.getTime() - Date.parse(s.stageStartedAt);
     const samples = last.verdict.evidence.canary.inferences;
@@ -261,10 +269,24 @@ export class RolloutScheduler {
     if (s.state === 'blocked' && (await this.deps.service.policyRefusal(rollout, rollout.release))) return;
 
     let to = s.stages[next]!;
-    const pending = pendingSegments(last.verdict, s.segmentHold.minShare, this.deps.minSegmentInstalls);
     const heldSince = s.heldSince ?? now.toISOString();
+    if (short) {
+      // Too few canary installs for any verdict: a fill step to where it should have them, the
+      // next stage if that is not below it, never promotion (that takes a healthy verdict).
+      const share =
+        short.factor === null ? FULL_BPS : Math.min(FULL_BPS, Math.ceil(rollout.shareBps * short.factor));
+      if (share < to) to = share;
+      if (to === FULL_BPS) {
+        const note = `holding at ${rollout.shareBps / 100}%: ${short.text}; promotion takes a healthy verdict`;
+        if (s.note !== note) await this.update(s, { note });
+        return;
+      }
+    }
+    const pending = short
+      ? []
+      : pendingSegments(last.verdict, s.segmentHold.minShare, this.deps.minSegmentInstalls);
     const waitedMs = now.getTime() - Date.parse(heldSince);
-    let fill = false;
+    let fill = short !== null && to < s.stages[next]!;
     const waitedOut = pending.length > 0 && waitedMs >= s.segmentHold.maxWaitMs;
     if (pending.length > 0 && !waitedOut) {
       const share = fillShare(rollout.shareBps, last.verdict, pending, this.deps.minSegmentInstalls);
@@ -302,6 +324,8 @@ export class RolloutScheduler {
         },
         // A fill step: below the next stage, only as far as these segments need for a verdict.
         ...(fill ? { fill: true, stage: s.stage + 1, pending } : {}),
+        // Widened on no verdict: the canary had too few installs for one (canaryShortfall).
+        ...(short ? { canaryShort: { installs: short.installs, prefixes: short.prefixes } } : {}),
         // Widened although these sizable segments never had a verdict (the hold waited them out).
         ...(waitedOut ? { unjudged: pending, heldMinutes: Math.round(waitedMs / 600) / 100 } : {}),
       },
@@ -325,9 +349,11 @@ export class RolloutScheduler {
         fillStartSamples: samples,
         heldSince,
         state: 'running',
-        note:
-          `widened to ${to / 100}% (not ${s.stages[next]! / 100}%) until ` +
-          describePending(pending, this.deps.minSegmentInstalls),
+        note: `widened to ${to / 100}% (not ${s.stages[next]! / 100}%) until ${
+          short
+            ? `the canary has the installs a verdict needs (${short.text})`
+            : describePending(pending, this.deps.minSegmentInstalls)
+        }`,
       });
       return;
     }
@@ -339,9 +365,11 @@ export class RolloutScheduler {
       note:
         to === FULL_BPS
           ? 'promoted'
-          : waitedOut
-            ? `widened without a verdict on ${pending.map((p) => p.scope).join(', ')} after holding ${Math.round(waitedMs / 60_000)} min`
-            : null,
+          : short
+            ? `widened to ${to / 100}% without a verdict: ${short.text}`
+            : waitedOut
+              ? `widened without a verdict on ${pending.map((p) => p.scope).join(', ')} after holding ${Math.round(waitedMs / 60_000)} min`
+              : null,
       ...NO_HOLD,
     });
   }
@@ -421,6 +449,49 @@ function toSchedule(r: Selectable<RolloutSchedulesTable>): RolloutSchedule {
     fillStartedAt: hold.fillStartedAt ?? null,
     fillStartSamples: hold.fillStartSamples ?? 0,
     heldSince: hold.heldSince ?? null,
+  };
+}
+
+/** A canary too small for any verdict while its control is not (canaryShortfall). */
+export interface CanaryShortfall {
+  installs: number;
+  prefixes: number;
+  /** How many times the current share should give it FILL_MARGIN x what it needs; null: no estimate (no installs). */
+  factor: number | null;
+  text: string;
+}
+
+/**
+ * A verdict of `insufficient-data` only because the canary arm has too few installs or networks
+ * (the control has its own): its installs are fixed by their buckets, so holding the stage never
+ * gives it more (1% of 1,000 devices is ~10 installs for good, below the 30 a verdict needs, and a
+ * schedule waiting for a healthy verdict there never moved). The schedule widens it as it widens
+ * for a segment: by the factor at which the canary's installs and networks, growing with the
+ * share, should reach FILL_MARGIN x what a verdict needs. Null when the verdict is anything else.
+ */
+export function canaryShortfall(
+  verdict: CanaryVerdict,
+  minInstalls: number,
+  minPrefixes: number,
+): CanaryShortfall | null {
+  const sources = verdict.evidence.sources;
+  if (verdict.decision !== 'insufficient-data' || !sources) return null;
+  const { canary, control } = sources;
+  if (control.installs < minInstalls || control.prefixes < minPrefixes) return null;
+  if (canary.installs >= minInstalls && canary.prefixes >= minPrefixes) return null;
+  const factor =
+    canary.installs === 0 || canary.prefixes === 0
+      ? null
+      : Math.max(
+          1,
+          (minInstalls * FILL_MARGIN) / canary.installs,
+          (minPrefixes * FILL_MARGIN) / canary.prefixes,
+        );
+  return {
+    installs: canary.installs,
+    prefixes: canary.prefixes,
+    factor,
+    text: `the canary has ${canary.installs} installs on ${canary.prefixes} networks, a verdict needs ${minInstalls} on ${minPrefixes}`,
   };
 }
 

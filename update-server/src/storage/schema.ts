@@ -104,7 +104,10 @@ export interface TelemetryBatchesTable {
   received_at: string;
 }
 
-/** What one device contributed in one window: the per-device cap reads this. */
+/**
+ * What one device contributed in one window: the per-device cap reads this, and which releases it
+ * ran then (distinct counts give each version's share).
+ */
 export interface TelemetryDeviceWindowsTable {
   app: string;
   channel: string;
@@ -112,14 +115,8 @@ export interface TelemetryDeviceWindowsTable {
   window_start: Int8;
   batches: number;
   inferences: Int8;
-}
-
-/** Which devices ran which release in a window (distinct counts give each version's share). */
-export interface TelemetryDevicesTable extends ChannelModelRef {
-  version: string;
-  role: string;
-  window_start: Int8;
-  device_id: string;
+  /** JSON array of [model, version, role], each once (migration 0017; it was `telemetry_devices`). */
+  releases: string;
 }
 
 /** Sums per release × backend × role × window; JSON columns are merged by the telemetry writer. */
@@ -280,7 +277,6 @@ export interface Database {
   chunks: ChunksTable;
   telemetry_batches: TelemetryBatchesTable;
   telemetry_device_windows: TelemetryDeviceWindowsTable;
-  telemetry_devices: TelemetryDevicesTable;
   telemetry_aggregates: TelemetryAggregatesTable;
   telemetry_installs: TelemetryInstallsTable;
   canary_evidence: CanaryEvidenceTable;

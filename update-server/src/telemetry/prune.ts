@@ -8,7 +8,6 @@ import { type PruneCutoffs, pruneCutoffs, type RetentionPolicy } from './retenti
 export interface PruneResult {
   batches: number;
   deviceWindows: number;
-  devices: number;
   aggregates: number;
   /** Installs silent for the per-device retention (they are new again if they come back). */
   installs: number;
@@ -20,7 +19,6 @@ export interface PruneResult {
 const PRUNED_TABLES = [
   ['telemetry_batches', 'batches', 'perDeviceBefore'],
   ['telemetry_device_windows', 'deviceWindows', 'perDeviceBefore'],
-  ['telemetry_devices', 'devices', 'perDeviceBefore'],
   ['telemetry_aggregates', 'aggregates', 'aggregatesBefore'],
 ] as const satisfies ReadonlyArray<readonly [keyof Database, keyof PruneResult, keyof PruneCutoffs]>;
 
@@ -49,7 +47,6 @@ export async function pruneTelemetry(
   const result: PruneResult = {
     batches: 0,
     deviceWindows: 0,
-    devices: 0,
     aggregates: 0,
     installs: 0,
     evidence: 0,

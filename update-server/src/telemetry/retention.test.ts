@@ -98,11 +98,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
 
     const rows = async () => {
       const count = async (
-        table:
-          | 'telemetry_batches'
-          | 'telemetry_device_windows'
-          | 'telemetry_devices'
-          | 'telemetry_aggregates',
+        table: 'telemetry_batches' | 'telemetry_device_windows' | 'telemetry_aggregates',
       ) =>
         Number(
           (
@@ -115,7 +111,6 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       return {
         batches: await count('telemetry_batches'),
         deviceWindows: await count('telemetry_device_windows'),
-        devices: await count('telemetry_devices'),
         aggregates: await count('telemetry_aggregates'),
       };
     };
@@ -137,11 +132,10 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         into.push(batch);
       }
     };
-    /** What a pruning run reports: one batch id, device window and device row per pruned batch. */
+    /** What a pruning run reports: one batch id and device window per pruned batch. */
     const pruned = (perBatch: number, aggregates: number) => ({
       batches: perBatch,
       deviceWindows: perBatch,
-      devices: perBatch,
       aggregates,
       installs: 0, // no canary here: no install is registered
       evidence: 0,
@@ -154,7 +148,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       clock = T0;
       const tooOld = sealedAt(device('old'), T0 - 28 * DAY - 60_000);
       expect(await refusal(tooOld)).toEqual({ status: 422, code: 'E_TOO_OLD' });
-      expect(await rows()).toEqual({ batches: 0, deviceWindows: 0, devices: 0, aggregates: 0 });
+      expect(await rows()).toEqual({ batches: 0, deviceWindows: 0, aggregates: 0 });
       // Just inside: a device that was offline for weeks still gets its batch counted.
       const lateButFine = sealedAt(device('late'), T0 - 27 * DAY);
       expect((await postBatch(t.server.url, lateButFine)).body).toMatchObject({ status: 'accepted' });
@@ -177,14 +171,14 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       await acceptInto(old, 21 - old.length, 'old', T0);
       clock = T0 + 20 * DAY;
       await acceptInto(recent, 10, 'recent', clock);
-      // One device row and one device window per batch; one aggregate row per server window.
-      expect(await rows()).toEqual({ batches: 31, deviceWindows: 31, devices: 31, aggregates: 2 });
+      // One device window per batch (each from its own device); one aggregate row per server window.
+      expect(await rows()).toEqual({ batches: 31, deviceWindows: 31, aggregates: 2 });
       expect(await inferences()).toBe(31 * 3);
 
       clock = T0 + 35 * DAY;
       expect(await t.server.telemetry.pruner.runOnce()).toEqual(pruned(21, 0));
       // Per-release aggregates have their own, longer retention (90 days): traffic stays.
-      expect(await rows()).toEqual({ batches: 10, deviceWindows: 10, devices: 10, aggregates: 2 });
+      expect(await rows()).toEqual({ batches: 10, deviceWindows: 10, aggregates: 2 });
       expect(await inferences()).toBe(31 * 3);
       const store = t.server.telemetry.store;
       expect((await store.acceptedBatchIds(recent.map((b) => b.batchId))).size).toBe(10);
@@ -202,7 +196,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       // The pruned batch's id is gone, but its time gives it away: refused, not counted again.
       expect(await refusal(old.at(-1)!)).toEqual({ status: 422, code: 'E_TOO_OLD' });
       expect(await inferences()).toBe(31 * 3);
-      expect(await rows()).toEqual({ batches: 10, deviceWindows: 10, devices: 10, aggregates: 2 });
+      expect(await rows()).toEqual({ batches: 10, deviceWindows: 10, aggregates: 2 });
     });
 
     it('shows in the fleet view that device counts cover the shorter retention only', async () => {
@@ -221,7 +215,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     it('prunes the per-release aggregates once past their own retention', async () => {
       clock = T0 + 95 * DAY;
       expect(await t.server.telemetry.pruner.runOnce()).toEqual(pruned(10, 1));
-      expect(await rows()).toEqual({ batches: 0, deviceWindows: 0, devices: 0, aggregates: 1 });
+      expect(await rows()).toEqual({ batches: 0, deviceWindows: 0, aggregates: 1 });
       expect(await inferences()).toBe(10 * 3);
     });
 

@@ -77,10 +77,10 @@ export class TelemetryStore {
   ): Promise<IngestOutcome[]> {
     const channels = [...new Set(batches.map((b) => `${b.app}\u0000${b.channel}`))].sort();
     const body = async (trx: IngestTransaction) => {
-      const { outcomes, prefetched } = await this.classify(trx, batches, windowStart, cap);
+      const { outcomes, prefetched, stored } = await this.classify(trx, batches, windowStart, cap);
       const accepted = batches.filter((_, i) => outcomes[i] === 'accepted');
       if (accepted.length === 0) return outcomes;
-      await this.insertRows(trx, accepted, windowStart, receivedAt);
+      await this.insertRows(trx, accepted, windowStart, receivedAt, stored);
       await afterWrite?.(
         trx,
         outcomes.flatMap((o, i) => (o === 'accepted' ? [i] : [])),
@@ -120,10 +120,12 @@ export class TelemetryStore {
     batches: TelemetryBatch[],
     windowStart: number,
     cap: DeviceCap,
-  ): Promise<{ outcomes: IngestOutcome[]; prefetched?: IngestPrefetch }> {
+  ): Promise<{ outcomes: IngestOutcome[]; prefetched?: IngestPrefetch; stored: Map<string, string> }> {
     let prefetched: IngestPrefetch | undefined;
     const seen = new Set<string>();
     const used = new Map<string, { batches: number; inferences: number }>();
+    // What each device's row of this window holds already: its releases are rewritten whole.
+    const stored = new Map<string, string>();
     const ids = batches.map((b) => b.batchId);
     const channels = groupBy(batches, (b) => `${b.app}\u0000${b.channel}`);
     const [only, ...more] = channels.keys();
@@ -138,9 +140,10 @@ export class TelemetryStore {
       prefetched = { installs: [], canaries: [] };
       for (const r of rows) {
         if (r.kind === 'batch') seen.add(r.id);
-        else if (r.kind === 'device')
+        else if (r.kind === 'device') {
           used.set(`${only}\u0000${r.id}`, { batches: num(r.a), inferences: num(r.b) });
-        else if (r.kind === 'install')
+          stored.set(`${only}\u0000${r.id}`, r.c!);
+        } else if (r.kind === 'install')
           prefetched.installs.push({
             device_id: r.id,
             prefix: r.c!,
@@ -163,7 +166,7 @@ export class TelemetryStore {
         for (const part of chunks([...new Set(group.map((b) => b.deviceId))], ROWS_PER_STATEMENT)) {
           const rows = await trx
             .selectFrom('telemetry_device_windows')
-            .select(['device_id', 'batches', 'inferences'])
+            .select(['device_id', 'batches', 'inferences', 'releases'])
             .where('window_start', '=', windowStart)
             .where('app', '=', app)
             .where('channel', '=', ch)
@@ -174,6 +177,7 @@ export class TelemetryStore {
               batches: num(r.batches),
               inferences: num(r.inferences),
             });
+            stored.set(`${channel}\u0000${r.device_id}`, r.releases);
           }
         }
       }
@@ -188,35 +192,39 @@ export class TelemetryStore {
       used.set(deviceKey, next);
       return 'accepted';
     });
-    return { outcomes, prefetched };
+    return { outcomes, prefetched, stored };
   }
 
   /**
-   * The group's rows in `telemetry_batches`, `telemetry_device_windows` (summed per device) and
-   * `telemetry_devices`, and its additions to `telemetry_aggregates` (aggregate-rows.ts). On
+   * The group's rows in `telemetry_batches` and `telemetry_device_windows` (summed per device, with
+   * the releases it reported in the window), and its additions to `telemetry_aggregates`
+   * (aggregate-rows.ts). `stored` is what the devices' rows of this window held, read by `classify`
+   * in this transaction (under the channel's lock on PostgreSQL): their releases are written whole.
+   * On
    * PostgreSQL the rows and the aggregates' conditional update are one statement (data-modifying
    * CTEs, each table's rows as one array parameter per column, `unnest`): every statement is a
    * round trip while the channel's lock is held, and a fixed text is planned in a fraction of a
    * multi-row VALUES list's time (hundreds of parameters per group).
    */
-  private async insertRows(trx: IngestTransaction, batches: TelemetryBatch[], w: number, at: string) {
+  private async insertRows(
+    trx: IngestTransaction,
+    batches: TelemetryBatch[],
+    w: number,
+    at: string,
+    stored: Map<string, string>,
+  ) {
     const batchRows = batchRowsOf(batches, w, at);
-    const windowRows = deviceWindowRowsOf(batches, w);
-    const deviceRows = deviceRowsOf(batches, w);
+    const windowRows = deviceWindowRowsOf(batches, w, stored);
     if (this.dialect === 'postgres') {
       const plan = await this.aggregateRows.plan(trx, batches, w);
-      const { rows } = await insertRowsPg(
-        batchRows,
-        windowRows,
-        deviceRows,
-        this.aggregateRows.keptUpdate(plan),
-      ).execute(trx);
+      const { rows } = await insertRowsPg(batchRows, windowRows, this.aggregateRows.keptUpdate(plan)).execute(
+        trx,
+      );
       await this.aggregateRows.finish(trx, plan, rows);
       return;
     }
     for (const part of chunks(batchRows, ROWS_PER_STATEMENT)) await insertBatches(trx, part).execute();
     for (const part of chunks(windowRows, ROWS_PER_STATEMENT)) await upsertDeviceWindows(trx, part).execute();
-    for (const part of chunks(deviceRows, ROWS_PER_STATEMENT)) await insertDevices(trx, part).execute();
     await this.aggregateRows.add(trx, batches, w);
   }
 
@@ -252,24 +260,19 @@ export class TelemetryStore {
    * once per release however many windows it reported in.
    */
   async deviceCounts(filter: AggregateFilter, stepSec?: number): Promise<DeviceCount[]> {
-    const bucket = bucketExpression(stepSec);
-    const rows = await this.db
-      .selectFrom('telemetry_devices')
-      .select([
-        bucket.as('bucket'),
-        'model',
-        'version',
-        'role',
-        (eb) => eb.fn.count<number | string>('device_id').distinct().as('devices'),
-      ])
-      .where('app', '=', filter.app)
-      .where('channel', '=', filter.channel)
-      .where('window_start', '>=', filter.since)
-      .$if(filter.until !== undefined, (q) => q.where('window_start', '<', filter.until!))
-      .$if(filter.model !== undefined, (q) => q.where('model', '=', filter.model!))
-      .groupBy(['model', 'version', 'role'])
-      .$if(stepSec !== undefined, (q) => q.groupBy(sql`1`))
-      .execute();
+    const { rows } = await sql<{
+      bucket: number | string | null;
+      model: string;
+      version: string;
+      role: string;
+      devices: number | string;
+    }>`
+      with released as (${this.released(filter)})
+      select ${bucketExpression(stepSec)} as bucket, model, version, role,
+        count(distinct device_id) as devices
+      from released
+      ${filter.model !== undefined ? sql`where model = ${filter.model}` : sql``}
+      group by model, version, role${stepSec !== undefined ? sql`, 1` : sql``}`.execute(this.db);
     return rows.map((r) => ({
       bucket: r.bucket === null ? null : num(r.bucket),
       model: r.model,
@@ -286,30 +289,21 @@ export class TelemetryStore {
   async latestVersions(
     filter: AggregateFilter,
   ): Promise<Array<{ model: string; deviceId: string; windowStart: number; version: string }>> {
-    const latest = this.db
-      .selectFrom('telemetry_devices')
-      .select(['model', 'device_id', (eb) => eb.fn.max('window_start').as('last')])
-      .where('app', '=', filter.app)
-      .where('channel', '=', filter.channel)
-      .where('role', '=', 'active')
-      .where('window_start', '>=', filter.since)
-      .$if(filter.until !== undefined, (q) => q.where('window_start', '<', filter.until!))
-      .$if(filter.model !== undefined, (q) => q.where('model', '=', filter.model!))
-      .groupBy(['model', 'device_id'])
-      .as('latest');
-    const rows = await this.db
-      .selectFrom('telemetry_devices as d')
-      .innerJoin(latest, (join) =>
-        join
-          .onRef('d.model', '=', 'latest.model')
-          .onRef('d.device_id', '=', 'latest.device_id')
-          .onRef('d.window_start', '=', 'latest.last'),
+    const { rows } = await sql<{
+      model: string;
+      device_id: string;
+      window_start: number | string;
+      version: string;
+    }>`
+      with released as (${this.released(filter)}),
+      active as (
+        select device_id, window_start, model, version from released
+        where role = 'active' ${filter.model !== undefined ? sql`and model = ${filter.model}` : sql``}
       )
-      .select(['d.model', 'd.device_id', 'd.window_start', 'd.version'])
-      .where('d.app', '=', filter.app)
-      .where('d.channel', '=', filter.channel)
-      .where('d.role', '=', 'active')
-      .execute();
+      select a.model, a.device_id, a.window_start, a.version
+      from active as a
+      join (select model, device_id, max(window_start) as last from active group by model, device_id) as l
+        on a.model = l.model and a.device_id = l.device_id and a.window_start = l.last`.execute(this.db);
     return rows.map((r) => ({
       model: r.model,
       deviceId: r.device_id,
@@ -320,22 +314,32 @@ export class TelemetryStore {
 
   /** Distinct devices that reported anything for a model (per step window when given). */
   async totalDevices(filter: AggregateFilter, stepSec?: number): Promise<Map<number | null, number>> {
-    const bucket = bucketExpression(stepSec);
-    const rows = await this.db
-      .selectFrom('telemetry_devices')
-      .select([
-        bucket.as('bucket'),
-        (eb) => eb.fn.count<number | string>('device_id').distinct().as('devices'),
-      ])
-      .where('app', '=', filter.app)
-      .where('channel', '=', filter.channel)
-      .where('window_start', '>=', filter.since)
-      .where('role', '=', 'active')
-      .$if(filter.until !== undefined, (q) => q.where('window_start', '<', filter.until!))
-      .$if(filter.model !== undefined, (q) => q.where('model', '=', filter.model!))
-      .$if(stepSec !== undefined, (q) => q.groupBy(sql`1`))
-      .execute();
+    const { rows } = await sql<{ bucket: number | string | null; devices: number | string }>`
+      with released as (${this.released(filter)})
+      select ${bucketExpression(stepSec)} as bucket, count(distinct device_id) as devices
+      from released
+      where role = 'active' ${filter.model !== undefined ? sql`and model = ${filter.model}` : sql``}
+      ${stepSec !== undefined ? sql`group by 1` : sql``}`.execute(this.db);
     return new Map(rows.map((r) => [r.bucket === null ? null : num(r.bucket), num(r.devices)]));
+  }
+
+  /**
+   * The releases each device reported per window in the filter's range (its app, channel and
+   * time; not its model or role), one row per device, window and release: `telemetry_device_windows`'
+   * `releases` column (a JSON array of [model, version, role]) taken apart by the dialect's JSON
+   * functions.
+   */
+  private released(filter: AggregateFilter): RawBuilder<unknown> {
+    const [each, value] =
+      this.dialect === 'postgres'
+        ? [sql`cross join lateral json_array_elements(w.releases::json) as r(e)`, sql.ref('r.e')]
+        : [sql`, json_each(w.releases) as r`, sql.ref('r.value')];
+    return sql`
+      select w.device_id, w.window_start, ${value} ->> 0 as model, ${value} ->> 1 as version,
+        ${value} ->> 2 as role
+      from telemetry_device_windows as w ${each}
+      where w.app = ${filter.app} and w.channel = ${filter.channel} and w.window_start >= ${filter.since}
+        ${filter.until !== undefined ? sql`and w.window_start < ${filter.until}` : sql``}`;
   }
 
   /** Batches the devices said they dropped, over accepted batches in the range. */
@@ -387,6 +391,7 @@ function batchRowsOf(
 function deviceWindowRowsOf(
   batches: TelemetryBatch[],
   w: number,
+  stored: Map<string, string>,
 ): Insertable<Database['telemetry_device_windows']>[] {
   const sums = new Map<
     string,
@@ -397,42 +402,43 @@ function deviceWindowRowsOf(
       window_start: number;
       batches: number;
       inferences: number;
+      releases: Set<string>;
     }
   >();
   for (const b of batches) {
     const k = `${b.app}\u0000${b.channel}\u0000${b.deviceId}`;
-    const row = sums.get(k) ?? {
-      app: b.app,
-      channel: b.channel,
-      device_id: b.deviceId,
-      window_start: w,
-      batches: 0,
-      inferences: 0,
-    };
-    row.batches += 1;
-    row.inferences += batchInferences(b);
-    sums.set(k, row);
-  }
-  return [...sums.values()];
-}
-
-function deviceRowsOf(batches: TelemetryBatch[], w: number): Insertable<Database['telemetry_devices']>[] {
-  const rows = new Map<string, Insertable<Database['telemetry_devices']>>();
-  for (const b of batches) {
-    for (const r of b.records) {
-      const row = {
+    let row = sums.get(k);
+    if (!row) {
+      row = {
         app: b.app,
         channel: b.channel,
-        model: r.model,
-        version: r.version,
-        role: r.role,
-        window_start: w,
         device_id: b.deviceId,
+        window_start: w,
+        batches: 0,
+        inferences: 0,
+        releases: releaseSet(stored.get(k)),
       };
-      rows.set(Object.values(row).join('\u0000'), row);
+      sums.set(k, row);
     }
+    row.batches += 1;
+    row.inferences += batchInferences(b);
+    for (const r of b.records) row.releases.add(JSON.stringify([r.model, r.version, r.role]));
   }
-  return [...rows.values()];
+  return [...sums.values()].map(({ releases, ...row }) => ({ ...row, releases: releasesText(releases) }));
+}
+
+/**
+ * A device window's releases as stored: a JSON array of [model, version, role], each once, in the
+ * order of their JSON text (so the same set is always the same text).
+ */
+function releasesText(releases: Set<string>): string {
+  return `[${[...releases].sort().join(',')}]`;
+}
+
+/** The stored releases of a device window as the JSON texts of its [model, version, role]. */
+function releaseSet(text: string | undefined): Set<string> {
+  if (!text) return new Set();
+  return new Set((JSON.parse(text) as Array<[string, string, string]>).map((r) => JSON.stringify(r)));
 }
 
 // Generic over DB: the creator may carry the CTEs of insertRows as tables too (other names).
@@ -453,14 +459,10 @@ const upsertDeviceWindows = <DB extends Database>(
       oc.columns(['window_start', 'app', 'channel', 'device_id']).doUpdateSet((eb) => ({
         batches: eb('telemetry_device_windows.batches', '+', eb.ref('excluded.batches')),
         inferences: eb('telemetry_device_windows.inferences', '+', eb.ref('excluded.inferences')),
+        // The union of what the row held and this group's records (deviceWindowRowsOf).
+        releases: eb.ref('excluded.releases'),
       })),
     );
-
-const insertDevices = <DB extends Database>(db: QueryCreator<DB>, rows: Rows<'telemetry_devices'>) =>
-  creator(db)
-    .insertInto('telemetry_devices')
-    .values(rows)
-    .onConflict((oc) => oc.doNothing());
 
 /** Each key's values across the rows, in order: one array parameter per column. */
 function columns<R extends object, K extends keyof R>(rows: R[], keys: readonly K[]): Array<Array<R[K]>> {
@@ -507,9 +509,12 @@ const classifyPg = (
   select 'batch' as kind, batch_id as id, 0::bigint as a, 0::bigint as b, null::text as c
     from telemetry_batches where batch_id = any(${ids}::text[])
   union all
-  select 'device', device_id, batches, inferences, null from telemetry_device_windows
-    where window_start = ${windowStart} and app = ${app} and channel = ${channel}
-      and device_id = any(${devices}::text[])
+  select 'device', d.id, w.batches, w.inferences, w.releases from unnest(${devices}::text[]) as d(id)
+    cross join lateral (
+      select batches, inferences, releases from telemetry_device_windows
+      where window_start = ${windowStart} and app = ${app} and channel = ${channel} and device_id = d.id
+      offset 0
+    ) as w
   union all
   select 'install', device_id, first_seen_ms, last_seen_ms, prefix from telemetry_installs
     where device_id = any(${devices}::text[])
@@ -531,18 +536,23 @@ const BATCH_COLUMNS = [
   'dropped',
   'received_at',
 ] as const;
-const WINDOW_COLUMNS = ['app', 'channel', 'device_id', 'window_start', 'batches', 'inferences'] as const;
-const DEVICE_COLUMNS = ['app', 'channel', 'model', 'version', 'role', 'window_start', 'device_id'] as const;
+const WINDOW_COLUMNS = [
+  'app',
+  'channel',
+  'device_id',
+  'window_start',
+  'batches',
+  'inferences',
+  'releases',
+] as const;
 
 function insertRowsPg(
   batchRows: Rows<'telemetry_batches'>,
   windowRows: Rows<'telemetry_device_windows'>,
-  deviceRows: Rows<'telemetry_devices'>,
   keptUpdate: RawBuilder<KeyRow>,
 ): RawBuilder<KeyRow> {
   const [b0, b1, b2, b3, b4, b5, b6, b7, b8] = columns(batchRows, BATCH_COLUMNS);
-  const [w0, w1, w2, w3, w4, w5] = columns(windowRows, WINDOW_COLUMNS);
-  const [d0, d1, d2, d3, d4, d5, d6] = columns(deviceRows, DEVICE_COLUMNS);
+  const [w0, w1, w2, w3, w4, w5, w6] = columns(windowRows, WINDOW_COLUMNS);
   return sql<KeyRow>`
     with new_batches as (
       insert into telemetry_batches
@@ -550,16 +560,13 @@ function insertRowsPg(
       select * from unnest(${b0}::text[], ${b1}::text[], ${b2}::text[], ${b3}::text[],
         ${b4}::bigint[], ${b5}::integer[], ${b6}::bigint[], ${b7}::bigint[], ${b8}::text[])
     ), new_device_windows as (
-      insert into telemetry_device_windows as t (app, channel, device_id, window_start, batches, inferences)
+      insert into telemetry_device_windows as t
+        (app, channel, device_id, window_start, batches, inferences, releases)
       select * from unnest(${w0}::text[], ${w1}::text[], ${w2}::text[], ${w3}::bigint[],
-        ${w4}::integer[], ${w5}::bigint[])
+        ${w4}::integer[], ${w5}::bigint[], ${w6}::text[])
       on conflict (window_start, app, channel, device_id) do update
-        set batches = t.batches + excluded.batches, inferences = t.inferences + excluded.inferences
-    ), new_devices as (
-      insert into telemetry_devices (app, channel, model, version, role, window_start, device_id)
-      select * from unnest(${d0}::text[], ${d1}::text[], ${d2}::text[], ${d3}::text[], ${d4}::text[],
-        ${d5}::bigint[], ${d6}::text[])
-      on conflict do nothing
+        set batches = t.batches + excluded.batches, inferences = t.inferences + excluded.inferences,
+          releases = excluded.releases
     ), kept as (${keptUpdate})
     select * from kept`;
 }
