@@ -303,10 +303,10 @@ const scheduleSegmentHold = migration((s) => s.column('rollout_schedules', 'segm
  * One row per device and window instead of one per device, window and release: the releases a
  * device ran in a window move into its `telemetry_device_windows` row (a JSON array of
  * [model, version, role], written whole by ingest, which reads the row anyway for the per-device
- * cap), and `telemetry_devices` goes. Its rows were one per record of every batch, each on a random
+ * cap), and `telemetry_devices` is emptied (dropped by a later release). Its rows were one per record of every batch, each on a random
  * page of its primary key (54% of the pages the fleet simulator's commits wrote at 10,000 devices).
  * A device row whose window row is gone (a prune interrupted between the two tables: both past
- * their retention) is dropped with the table.
+ * their retention) is deleted with the rest.
  */
 const deviceWindowReleases = migration(async (s) => {
   await s.column('telemetry_device_windows', 'releases plain', '[]');
@@ -324,7 +324,11 @@ const deviceWindowReleases = migration(async (s) => {
         from telemetry_devices group by app, channel, window_start, device_id) as d
       where ${join}`,
   });
-  await s.dropTable('telemetry_devices');
+  // Emptied, not dropped: in a rolling upgrade on PostgreSQL, processes of the previous release
+  // still ingest into it until they are replaced (dropping it would fail their every batch). Its
+  // rows are copied above; what those processes add meanwhile is lost to device counts (minutes
+  // at most). A later release drops the table.
+  await s.copy({ sqlite: 'delete from telemetry_devices', postgres: 'delete from telemetry_devices' });
 });
 
 export const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
