@@ -17,11 +17,10 @@ import type { PartialFileHash } from '../download/arrival-hasher.ts';
 import { createFileHasher } from './file-hash.ts';
 import type { MetaKey, MetaSchema } from './meta-schema.ts';
 import { Packs } from './packs.ts';
-
-type PackReaders = ReturnType<Packs['readers']>;
-
 import type { ReleaseFailures } from './release-failure.ts';
 import { storageError } from './storage-pressure.ts';
+
+type PackReaders = ReturnType<Packs['readers']>;
 
 export interface InstalledRelease {
   /** model@version, protocol releaseId(). */
@@ -89,12 +88,12 @@ const HASHES_IN_FLIGHT = 8;
 
 /**
  * Installed models: the releases, per model which release is active, last known good and
- * pending, and the verified chunks, in one IndexedDB database. In a dedicated worker a chunk's
- * bytes go to an OPFS pack at each of its places in the release's files (packs.ts: one read per
- * file at load) and IndexedDB records the places; elsewhere (a page, a browser without OPFS) the
- * bytes are IndexedDB values keyed by the chunk's SHA-256. Both are read, so chunks stored by
- * either are found and shared. Every pointer change is one transaction, so a crash or a full disk
- * never leaves a model pointing at nothing.
+ * pending, and the verified chunks, in one IndexedDB database. Chunk bytes are IndexedDB values
+ * keyed by the chunk's SHA-256; with packs turned on (open's `packs`, in a dedicated worker) they
+ * go to an OPFS pack at each of their places in the release's files instead (packs.ts: one read
+ * per file at load), and IndexedDB records the places. Both are read, so chunks stored either way
+ * are found and shared. Every pointer change is one transaction, so a crash or a full disk never
+ * leaves a model pointing at nothing.
  */
 export class ModelStore {
   private readonly fresh = new Map<string, Map<string, Uint8Array>>();

@@ -36,8 +36,8 @@ export class Packs {
   ) {}
 
   /**
-   * The pack directory `name` (created), or null where OPFS is not available. Writable only with
-   * `write` and where sync access handles exist.
+   * The pack directory `name`, or null where OPFS is not available or (without `write`) no pack
+   * was ever written. With `write` it is created, and writable where sync access handles exist.
    */
   static async open(name: string, options: { write: boolean }): Promise<Packs | null> {
     const storage = (globalThis as { navigator?: { storage?: StorageManager } }).navigator?.storage;
@@ -45,10 +45,10 @@ export class Packs {
     if (typeof storage?.getDirectory !== 'function' || !handle) return null;
     try {
       const root = await storage.getDirectory();
-      const dir = await root.getDirectoryHandle(name, { create: true });
+      const dir = await root.getDirectoryHandle(name, { create: options.write });
       return new Packs(dir, options.write && 'createSyncAccessHandle' in handle.prototype);
     } catch {
-      // Private windows in some browsers refuse OPFS (SecurityError): IndexedDB still works.
+      // No such directory, or a private window that refuses OPFS (SecurityError): IndexedDB works.
       return null;
     }
   }
