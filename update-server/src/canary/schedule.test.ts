@@ -111,7 +111,12 @@ describe.each(['sqlite', 'postgres'] as const)('scheduled rollouts on %s', (dial
     // Stage 1 healthy, with samples, but too young: it stays.
     await honest(rollout, '1.0.0', false);
     await pass();
-    expect((await t.server.canary!.lastVerdict(rollout.id))?.verdict.decision).toBe('healthy');
+    const first = (await t.server.canary!.lastVerdict(rollout.id))?.verdict;
+    // A failure here says why (a thin canary, its installs), not only that it was not healthy.
+    expect(
+      first?.decision,
+      JSON.stringify({ reasons: first?.reasons, canary: first?.evidence.sources?.canary }),
+    ).toBe('healthy');
     expect((await rolloutOf(rollout)).shareBps).toBe(2500);
     expect(await t.operator.rolloutSchedule(rollout.id)).toMatchObject({ state: 'running', stage: 0 });
     // The channel now requires an approval: widening is refused until one is recorded.
