@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { mulberry32, recordValue, type TelemetryBatch, type TelemetryRecord } from '@edgeship/protocol';
 import SqliteDatabase from 'better-sqlite3';
 import pg from 'pg';
+import { testBatch } from '../../test/support/telemetry-batch.ts';
 import { openStorage, type Storage } from '../../update-server/src/storage/open.ts';
 import { closeStorage, createTestSchema } from '../../update-server/src/storage/registry.suite.ts';
 import { TelemetryStore } from '../../update-server/src/telemetry/store.ts';
@@ -117,18 +118,7 @@ function record(model: string): TelemetryRecord {
   };
 }
 function batch(device: number): TelemetryBatch {
-  return {
-    schema: 1,
-    batchId: crypto.randomUUID(),
-    deviceId: ids[device]!,
-    app: 'fleet-app',
-    channel: 'stable',
-    runtimeVersion: '0.1.0',
-    windowStart: new Date(0).toISOString(),
-    windowEnd: new Date(1000).toISOString(),
-    dropped: 0,
-    records: models.map(record),
-  };
+  return testBatch(models.map(record), { deviceId: ids[device]!, app: 'fleet-app' });
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'edgeship-ingest-cost-'));
