@@ -109,12 +109,16 @@ export class ModelStore {
   ) {}
 
   /**
-   * `packs: true` stores chunk bytes in OPFS packs where a dedicated worker can write them. Off by
-   * default: measured faster to cold-start but slower to download (ARCHITECTURE.md, "Packs"), and
-   * one cold start in fifteen stalled for minutes in Chromium 156 for a cause not found yet.
-   * Packs written earlier are read either way.
+   * `packs: true` stores chunk bytes in OPFS packs where a dedicated worker can write them (the
+   * runtime's worker does; ARCHITECTURE.md, "Packs"); without it, or where OPFS is missing, they
+   * are IndexedDB values. Packs written earlier are read either way. `packWriterUrl`: a worker
+   * script serving the pack writer (pack-writer.ts), which then writes packs in a nested worker,
+   * off this thread (writes made in place block it: the downloads' body reads waited for them).
    */
-  static async open(name = 'edgeship-models', options: { packs?: boolean } = {}): Promise<ModelStore> {
+  static async open(
+    name = 'edgeship-models',
+    options: { packs?: boolean; packWriterUrl?: string | URL } = {},
+  ): Promise<ModelStore> {
     let created = false;
     const db = await openDB<ModelStoreSchema>(name, DB_VERSION, {
       upgrade(db, oldVersion) {
@@ -136,7 +140,10 @@ export class ModelStore {
         db.close();
       },
     });
-    const packs = await Packs.open(name, { write: options.packs === true });
+    const packs = await Packs.open(name, {
+      write: options.packs === true,
+      writerUrl: options.packWriterUrl,
+    });
     // A new database knows no pack: any left are from a database deleted without its packs.
     if (created && packs) for (const file of await packs.list()) await packs.remove(file);
     return new ModelStore(db, packs);
@@ -268,7 +275,7 @@ export class ModelStore {
     const packs = this.packs!;
     const byFile = new Map<string, Array<Place & { bytes: Uint8Array }>>();
     for (const w of writes) byFile.set(w.file, [...(byFile.get(w.file) ?? []), w]);
-    for (const [file, pieces] of byFile) (await packs.writer(file)).write(pieces);
+    for (const [file, pieces] of byFile) await (await packs.writer(file)).write(pieces);
     this.unrecorded.push(...writes.map(({ file, offset, sha256, size }) => ({ file, offset, sha256, size })));
     this.recording ??= this.recordPlaces();
   }
@@ -850,7 +857,7 @@ export class ModelStore {
 
   close(): void {
     this.fresh.clear();
-    void this.packs?.closeWriters();
+    void this.packs?.close();
     this.db.close();
   }
 

@@ -1,17 +1,18 @@
-import { LengthMismatchError } from '@edgeship/protocol/errors';
+import { LengthMismatchError, TimeoutError } from '@edgeship/protocol/errors';
+import { PackWriterHost } from './pack-writer.ts';
 import { isQuotaError, storageError } from './storage-pressure.ts';
 
 /** Reads and writes at offsets of one pack, through one handle, until closed. */
 export interface PackAccess {
   read(out: Uint8Array, offset: number): Promise<void>;
-  close(): void;
+  close(): void | Promise<void>;
 }
 
 export interface PackWriter extends PackAccess {
-  /** Writes each piece at its offset (not yet flushed). */
-  write(pieces: ReadonlyArray<{ offset: number; bytes: Uint8Array }>): void;
-  /** On disk when this returns. */
-  flush(): void;
+  /** Writes each piece at its offset (not yet flushed); a writer in another worker may report a failure at flush. */
+  write(pieces: ReadonlyArray<{ offset: number; bytes: Uint8Array }>): void | Promise<void>;
+  /** On disk, with every write before it, when this settles. */
+  flush(): void | Promise<void>;
 }
 
 /**
@@ -27,26 +28,38 @@ export interface PackWriter extends PackAccess {
  * per chunk or per write.
  */
 export class Packs {
+  /** How long a sync access handle is waited for (accessHandle); a reader then reads a File snapshot. */
+  static handleWaitMs = 5_000;
+
   private readonly writers = new Map<string, Promise<PackWriter>>();
+  /** The nested worker writes go through (pack-writer.ts), once started; null: written here. */
+  private host: Promise<PackWriterHost | null> | null = null;
 
   private constructor(
     private readonly dir: FileSystemDirectoryHandle,
     /** Sync access handles exist here (a dedicated worker): packs can be written. */
     readonly writable: boolean,
+    private readonly writerUrl: string | URL | undefined,
   ) {}
 
   /**
    * The pack directory `name`, or null where OPFS is not available or (without `write`) no pack
    * was ever written. With `write` it is created, and writable where sync access handles exist.
+   * With `writerUrl` (a worker script that serves pack-writer-serve.ts under PACK_WRITER_NAME, as
+   * the runtime's does) writes are made in a nested worker started from it, else on this thread.
    */
-  static async open(name: string, options: { write: boolean }): Promise<Packs | null> {
+  static async open(
+    name: string,
+    options: { write: boolean; writerUrl?: string | URL },
+  ): Promise<Packs | null> {
     const storage = (globalThis as { navigator?: { storage?: StorageManager } }).navigator?.storage;
     const handle = (globalThis as { FileSystemFileHandle?: { prototype: object } }).FileSystemFileHandle;
     if (typeof storage?.getDirectory !== 'function' || !handle) return null;
     try {
       const root = await storage.getDirectory();
       const dir = await root.getDirectoryHandle(name, { create: options.write });
-      return new Packs(dir, options.write && 'createSyncAccessHandle' in handle.prototype);
+      const writable = options.write && 'createSyncAccessHandle' in handle.prototype;
+      return new Packs(dir, writable, writable ? options.writerUrl : undefined);
     } catch {
       // No such directory, or a private window that refuses OPFS (SecurityError): IndexedDB works.
       return null;
@@ -61,7 +74,7 @@ export class Packs {
   writer(file: string): Promise<PackWriter> {
     let writer = this.writers.get(file);
     if (!writer) {
-      writer = this.openWriter(file);
+      writer = this.startWriter(file);
       this.writers.set(file, writer);
       writer.catch(() => this.writers.delete(file));
     }
@@ -72,7 +85,7 @@ export class Packs {
   async flush(files: Iterable<string>): Promise<void> {
     for (const file of files) {
       const writer = this.writers.get(file);
-      if (writer) (await writer).flush();
+      if (writer) await (await writer).flush();
     }
   }
 
@@ -86,7 +99,20 @@ export class Packs {
       open.push(writer);
     }
     for (const writer of await Promise.allSettled(open))
-      if (writer.status === 'fulfilled') writer.value.close();
+      if (writer.status === 'fulfilled') await writer.value.close();
+  }
+
+  /** True once writes go through a nested writer worker (the first writer started it); false: on this thread. */
+  async writesInWorker(): Promise<boolean> {
+    return (await this.host) != null;
+  }
+
+  /** Closes every writer and stops the writer worker, if one was started. */
+  async close(): Promise<void> {
+    await this.closeWriters();
+    const host = await this.host;
+    this.host = null;
+    host?.terminate();
   }
 
   /**
@@ -104,7 +130,8 @@ export class Packs {
       try {
         return handleAccess(file, await this.accessHandle(file, false));
       } catch (error) {
-        if (!isLocked(error)) throw packError(file, error);
+        // Held by another tab's writer, or no handle in time: a snapshot reads it all the same.
+        if (!isLocked(error) && !(error instanceof TimeoutError)) throw packError(file, error);
       }
     }
     const snapshot = await (await this.fileHandle(file, false)).getFile().catch((e: unknown) => {
@@ -187,6 +214,25 @@ export class Packs {
     });
   }
 
+  /** A writer of `file` in the writer worker when one answers, else on this thread. */
+  private async startWriter(file: string): Promise<PackWriter> {
+    if (this.writerUrl === undefined) return this.openWriter(file);
+    for (let attempt = 0; ; attempt++) {
+      this.host ??= PackWriterHost.start(this.writerUrl, this.dir.name);
+      const host = await this.host;
+      if (!host) return this.openWriter(file);
+      try {
+        return await host.open(file);
+      } catch (error) {
+        // A handle that never came: a fresh writer worker (when this one holds no other pack)
+        // is what got one where the stuck worker did not.
+        if (!(error instanceof TimeoutError) || attempt > 0 || host.openWriters > 0) throw error;
+        this.host = null;
+        host.terminate();
+      }
+    }
+  }
+
   private lockName(file: string): string {
     return `edgeship-pack:${this.dir.name}/${file}`;
   }
@@ -247,12 +293,33 @@ export class Packs {
     }
   }
 
+  /**
+   * A sync access handle, or E_TIMEOUT once Packs.handleWaitMs pass without one (a handle that
+   * comes later is closed). Chromium 156 here sometimes never settled the call: after ~120
+   * open/close cycles in one worker, and in about one cold start in fifteen (a fresh worker), where
+   * the page's engine-start bound (client.ts, ~220 s for 200 MB) then replaced the stuck worker.
+   */
   private async accessHandle(file: string, write: boolean): Promise<FileSystemSyncAccessHandle> {
     const handle = await this.fileHandle(file, write);
     const options = write ? undefined : ({ mode: 'read-only' } as object);
-    return (
+    const created = (
       handle as unknown as { createSyncAccessHandle(o?: object): Promise<FileSystemSyncAccessHandle> }
     ).createSyncAccessHandle(options);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        created.then(
+          (h) => h.close(),
+          () => {},
+        );
+        reject(new TimeoutError(`pack ${file}: no sync access handle within ${Packs.handleWaitMs} ms`));
+      }, Packs.handleWaitMs);
+    });
+    try {
+      return await Promise.race([created, late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
 

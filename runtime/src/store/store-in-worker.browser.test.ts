@@ -2,7 +2,7 @@
 // IndexedDB, chunk bytes in packs (model-store.browser.test.ts covers the page, IndexedDB values).
 import { type Remote, wrap } from 'comlink';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { TestStoreWorker } from './test-store-worker.ts';
+import type { TestStoreWorker, WriterPlace } from './test-store-worker.ts';
 
 const worker = new Worker(new URL('./test-store-worker.ts', import.meta.url), { type: 'module' });
 const store: Remote<TestStoreWorker> = wrap(worker);
@@ -11,10 +11,14 @@ const unique = (label: string) => `packs-${label}-${Date.now()}-${serial++}`;
 
 afterAll(() => worker.terminate());
 
-describe('ModelStore in a dedicated worker (OPFS packs)', () => {
+const places: WriterPlace[] = ['nested worker', 'this thread', 'broken writer script'];
+
+describe.each(places)('ModelStore in a dedicated worker (OPFS packs, written on %s)', (writer) => {
   it('stores chunks in one pack per file, shares chunks between releases, and collects packs', async () => {
-    const r = await store.shareAndCollect(unique('share'));
+    const r = await store.shareAndCollect(unique('share'), writer);
     expect(r.writable).toBe(true);
+    // A writer script that does not start leaves the writes on the store's own thread.
+    expect(r.writesInWorker).toBe(writer === 'nested worker');
     expect(r.first).toEqual({ fetched: r.v1Chunks, reused: 0 });
     expect(r.shared).toBeGreaterThan(0);
     // Shared chunks are never fetched again: copied out of v1's pack into v2's.
@@ -33,7 +37,7 @@ describe('ModelStore in a dedicated worker (OPFS packs)', () => {
   });
 
   it('refuses a chunk rotted in its pack with E_HASH, then fetches exactly that chunk again', async () => {
-    const r = await store.rotInPack(unique('rot'));
+    const r = await store.rotInPack(unique('rot'), writer);
     expect(r).toEqual({
       refused: 'E_HASH',
       dropped: 1,
@@ -45,8 +49,19 @@ describe('ModelStore in a dedicated worker (OPFS packs)', () => {
     });
   });
 
+  it('reads through a File snapshot when no sync access handle comes, and fails a download whose writer gets none with E_TIMEOUT', async () => {
+    const r = await store.handlesThatHang(unique('hang'), writer);
+    expect(r.readWhileHung).toBe(true);
+    // Bounded by the 300 ms wait set for the test, not by the page's engine-start bound.
+    expect(r.readMs).toBeLessThan(5_000);
+    // The nested writer's handles do not hang (another realm): its download completes.
+    expect(r.refused).toBe(writer === 'nested worker' ? null : 'E_TIMEOUT');
+    expect(r.completedAfter).toBe(true);
+    expect(r.readsV2).toBe(true);
+  });
+
   it('reads releases an older runtime stored as IndexedDB values and copies their shared chunks into packs', async () => {
-    const r = await store.valuesThenPacks(unique('upgrade'));
+    const r = await store.valuesThenPacks(unique('upgrade'), writer);
     expect(r.oldUsage.chunks).toBe(r.v1Chunks);
     expect(r.readV1).toBe(true);
     expect(r.second.fetched).toBe(r.v2Chunks - r.second.reused);

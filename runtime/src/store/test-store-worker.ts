@@ -5,6 +5,9 @@ import { seededBytes } from '@edgeship/protocol';
 import { expose } from 'comlink';
 import { downloadRelease } from '../download/fetcher.ts';
 import { ModelStore } from './model-store.ts';
+import { PACK_WRITER_NAME } from './pack-writer.ts';
+import { servePackWriter } from './pack-writer-serve.ts';
+import { Packs } from './packs.ts';
 import { chunkBytes, makeRelease, rotStoredChunk } from './test-releases.ts';
 
 async function release(version: string, bytes: Uint8Array, model = 'm') {
@@ -31,12 +34,30 @@ async function packNames(name: string): Promise<string[]> {
   return names.sort();
 }
 
+/**
+ * Where pack writes are made: on this worker's thread, in a nested copy of this script (as the
+ * runtime's worker does), or through a writer script that fails to start (falls back to here).
+ */
+export type WriterPlace = 'this thread' | 'nested worker' | 'broken writer script';
+
+function openWithPacks(name: string, writer: WriterPlace) {
+  const packWriterUrl =
+    writer === 'nested worker'
+      ? self.location.href
+      : writer === 'broken writer script'
+        ? URL.createObjectURL(
+            new Blob(['throw new Error("no pack writer here")'], { type: 'text/javascript' }),
+          )
+        : undefined;
+  return ModelStore.open(name, { packs: true, packWriterUrl });
+}
+
 const same = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 const api = {
   /** v1, then v2 sharing v1's leading chunks; then v1 collected. */
-  async shareAndCollect(name: string) {
-    const store = await ModelStore.open(name, { packs: true });
+  async shareAndCollect(name: string, writer: WriterPlace) {
+    const store = await openWithPacks(name, writer);
     try {
       const base = seededBytes(1_500_000, 7);
       const changed = base.slice();
@@ -59,6 +80,7 @@ const api = {
       const freed = await store.collectGarbage();
       return {
         writable: store.packs?.writable ?? false,
+        writesInWorker: (await store.packs?.writesInWorker()) ?? false,
         v1Chunks: v1.chunks.size,
         v2Chunks: v2.chunks.size,
         shared: [...v2.chunks.keys()].filter((sha) => v1.chunks.has(sha)).length,
@@ -81,8 +103,8 @@ const api = {
   },
 
   /** One byte of a stored chunk rots in its pack: refused, dropped, fetched again alone. */
-  async rotInPack(name: string) {
-    const store = await ModelStore.open(name, { packs: true });
+  async rotInPack(name: string, writer: WriterPlace) {
+    const store = await openWithPacks(name, writer);
     try {
       const v1 = await release('1.0.0', seededBytes(900_000, 5));
       await downloadRelease(store, v1.signed, { server: 'http://x', fetch: chunkServer(v1.chunks).fetch });
@@ -115,7 +137,7 @@ const api = {
    * A store written by an older runtime (chunks as IndexedDB values) opened with packs: its
    * release still reads, and a release sharing its chunks copies them into its pack.
    */
-  async valuesThenPacks(name: string) {
+  async valuesThenPacks(name: string, writer: WriterPlace) {
     const base = seededBytes(1_200_000, 11);
     const changed = base.slice();
     changed.fill(3, changed.length - 800);
@@ -125,7 +147,7 @@ const api = {
     await downloadRelease(old, v1.signed, { server: 'http://x', fetch: chunkServer(v1.chunks).fetch });
     const oldUsage = await old.usage();
     old.close();
-    const store = await ModelStore.open(name, { packs: true });
+    const store = await openWithPacks(name, writer);
     try {
       const readV1 = same(await store.readFile(v1.id, 'model.onnx'), base);
       const server = chunkServer(v2.chunks);
@@ -153,7 +175,66 @@ const api = {
       store.close();
     }
   },
+
+  /**
+   * createSyncAccessHandle never settling (as Chromium 156 sometimes did): a read falls back to a
+   * File snapshot after Packs.handleWaitMs; a download's writer fails with E_TIMEOUT, and once
+   * handles come again the next download completes.
+   */
+  async handlesThatHang(name: string, writer: WriterPlace) {
+    const proto = FileSystemFileHandle.prototype as unknown as {
+      createSyncAccessHandle(o?: { mode?: string }): Promise<FileSystemSyncAccessHandle>;
+    };
+    const real = proto.createSyncAccessHandle;
+    const hang = (mode: 'read-only' | 'readwrite') => {
+      proto.createSyncAccessHandle = function (this: FileSystemFileHandle, o?: { mode?: string }) {
+        if ((o?.mode ?? 'readwrite') === mode) return new Promise(() => {});
+        return real.call(this, o);
+      };
+    };
+    const wait = Packs.handleWaitMs;
+    Packs.handleWaitMs = 300;
+    const store = await openWithPacks(name, writer);
+    try {
+      const v1 = await release('1.0.0', seededBytes(700_000, 13));
+      await downloadRelease(store, v1.signed, { server: 'http://x', fetch: chunkServer(v1.chunks).fetch });
+      hang('read-only');
+      const t0 = performance.now();
+      const readWhileHung = same(await store.readFile(v1.id, 'model.onnx'), v1.bytes);
+      const readMs = performance.now() - t0;
+      proto.createSyncAccessHandle = real;
+      const v2 = await release('2.0.0', seededBytes(600_000, 17));
+      // Only this worker's handles hang: a nested writer's realm is left alone.
+      hang('readwrite');
+      const refused = await downloadRelease(store, v2.signed, {
+        server: 'http://x',
+        fetch: chunkServer(v2.chunks).fetch,
+      }).then(
+        () => null,
+        (e: { code?: string }) => e.code ?? 'no code',
+      );
+      proto.createSyncAccessHandle = real;
+      const again = await downloadRelease(store, v2.signed, {
+        server: 'http://x',
+        fetch: chunkServer(v2.chunks).fetch,
+      });
+      return {
+        readWhileHung,
+        readMs,
+        refused,
+        completedAfter: (await store.getRelease(v2.id))?.complete ?? false,
+        fetchedAfter: again.chunksFetched,
+        readsV2: same(await store.readFile(v2.id, 'model.onnx'), v2.bytes),
+      };
+    } finally {
+      proto.createSyncAccessHandle = real;
+      Packs.handleWaitMs = wait;
+      store.close();
+    }
+  },
 };
 
 export type TestStoreWorker = typeof api;
-expose(api);
+declare const self: DedicatedWorkerGlobalScope;
+if (self.name === PACK_WRITER_NAME) servePackWriter(self);
+else expose(api);

@@ -31,7 +31,12 @@ async function wire(
   check: () => Promise<CheckResult>,
 ) {
   const prefix = config.storagePrefix ?? 'edgeship';
-  const store = await ModelStore.open(`${prefix}-models`);
+  // Chunk bytes in OPFS packs (one file per release file: a cold start reads it in one call),
+  // written by a nested copy of this worker script so the downloads' thread only fetches and hashes.
+  const store = await ModelStore.open(`${prefix}-models`, {
+    packs: true,
+    packWriterUrl: globalThis.location.href,
+  });
   // The install's key: its public half is the device id (rollout buckets, telemetry).
   const installKey = await loadInstallKey(store);
   const deviceId = installKey.deviceId;

@@ -4,6 +4,8 @@ import { DisposedError } from '@edgeship/protocol';
 import { expose } from 'comlink';
 import { PROBE_WORKER_NAME } from '../engines/probe.ts';
 import { serveProbe } from '../engines/probe-serve.ts';
+import { PACK_WRITER_NAME } from '../store/pack-writer.ts';
+import { servePackWriter } from '../store/pack-writer-serve.ts';
 import type { RuntimeWorkerApi } from './api.ts';
 import { installErrorTransfer } from './error-transfer.ts';
 import { serveInference } from './inference-channel.ts';
@@ -55,7 +57,9 @@ const api: RuntimeWorkerApi = {
 declare const self: DedicatedWorkerGlobalScope;
 
 // Autotune times candidates in nested copies of this same script (probe.ts): those answer one probe.
+// Packs are written in another nested copy (pack-writer.ts), off the thread downloads fetch on.
 if (self.name === PROBE_WORKER_NAME) serveProbe(self);
+else if (self.name === PACK_WRITER_NAME) servePackWriter(self);
 else {
   installErrorTransfer();
   // The page's first message hands over comlink's port; every later message on this scope is an
