@@ -40,3 +40,22 @@ it('gives a device its telemetry budget once across processes on a shared store'
   // Another device has its own budget.
   expect((await postBatch(b, batch(newInstall()))).status).toBe(202);
 });
+
+it('gives a device its telemetry budget in one process without a shared store', async () => {
+  const t = await startTestServer({ telemetry: { perDevicePerMinute: 2 } });
+  try {
+    await publish(t, seededBytes(5000, 1), {
+      model: 'kws',
+      version: '1.0.0',
+      monitoring: uniformMonitoring(),
+    });
+    const device = newInstall();
+    const answers = [];
+    for (let i = 0; i < 4; i++) answers.push(await postBatch(t.server.url, batch(device)));
+    expect(answers.map((a) => a.status)).toEqual([202, 202, 429, 429]);
+    expect(answers[2]!.body).toMatchObject({ error: { code: 'E_RATE_LIMITED' } });
+    expect((await postBatch(t.server.url, batch(newInstall()))).status).toBe(202);
+  } finally {
+    await t.stop();
+  }
+});

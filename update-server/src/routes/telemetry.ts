@@ -1,7 +1,7 @@
 import { MAX_TELEMETRY_BATCH_BYTES, SignatureError, TELEMETRY_SIGNATURE_HEADER } from '@edgeship/protocol';
 import type { Context } from 'hono';
 import { Hono } from 'hono';
-import { type RateLimiterAbstract, RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { type RateLimiterAbstract, RateLimiterRes } from 'rate-limiter-flexible';
 import {
   BadJsonError,
   tooLarge as bodyTooLarge,
@@ -10,7 +10,7 @@ import {
   UnsupportedMediaTypeError,
   ValidationError,
 } from '../http/api-errors.ts';
-import { rateLimit } from '../http/rate-limit.ts';
+import { MemoryRateLimiter, rateLimit } from '../http/rate-limit.ts';
 import { readBody } from '../http/read-body.ts';
 import { describeIssues } from '../http/render-error.ts';
 import { batchInferences } from '../telemetry/aggregate.ts';
@@ -46,7 +46,7 @@ export function createTelemetryRoutes(deps: TelemetryRouteDeps) {
   const app = new Hono();
   const perDevice =
     deps.deviceLimiter ??
-    new RateLimiterMemory({ points: telemetry.options.perDevicePerMinute, duration: 60 });
+    new MemoryRateLimiter({ points: telemetry.options.perDevicePerMinute, duration: 60 });
 
   app.post(
     '/telemetry',
@@ -124,6 +124,12 @@ const tooLarge = () => bodyTooLarge(`a batch is at most ${MAX_TELEMETRY_BATCH_BY
 const retryLater = (seconds: number, why: string) => rateLimited(why, seconds);
 
 async function consume(limiter: RateLimiterAbstract, key: string) {
+  // In memory the counters are read at once (MemoryRateLimiter.take): no promise per batch. A
+  // refusal asks consume() for its wait, one point more on a budget already spent.
+  if (limiter instanceof MemoryRateLimiter) {
+    const taken = limiter.take(key);
+    if (taken === true || (taken !== false && (await taken))) return;
+  }
   try {
     await limiter.consume(key);
   } catch (error) {

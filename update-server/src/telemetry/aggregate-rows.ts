@@ -4,7 +4,7 @@ import type { Database, DialectName } from '../storage/schema.ts';
 import {
   type AggregateKey,
   type AggregateValues,
-  batchDeltas,
+  addBatchDeltas,
   emptyPipeline,
   emptyValues,
   keyString,
@@ -58,15 +58,15 @@ export class AggregateRows {
    */
   async plan(trx: IngestTransaction, batches: TelemetryBatch[], windowStart: number): Promise<AggregatePlan> {
     const perChannel = new Map<string, Map<string, [AggregateKey, AggregateValues]>>();
+    const counted = new Map<string, TelemetryBatch>();
     for (const batch of batches) {
       const channel = `${batch.app}\u0000${batch.channel}`;
-      const deltas = perChannel.get(channel) ?? new Map<string, [AggregateKey, AggregateValues]>();
-      perChannel.set(channel, deltas);
-      for (const [id, [key, values]] of batchDeltas(batch, windowStart)) {
-        const prev = deltas.get(id);
-        if (prev) mergeValues(prev[1], values);
-        else deltas.set(id, [key, values]);
+      let deltas = perChannel.get(channel);
+      if (!deltas) {
+        deltas = new Map<string, [AggregateKey, AggregateValues]>();
+        perChannel.set(channel, deltas);
       }
+      addBatchDeltas(deltas, batch, windowStart, counted);
     }
     const plan: AggregatePlan = { channels: [], json: '[]' };
     for (const [channel, deltas] of perChannel)

@@ -1,5 +1,13 @@
+import type { TelemetryRecord } from '@edgeship/protocol';
 import { expect, it } from 'vitest';
-import { batchDeltas, emptyValues, mergeValues, windowOf } from './aggregate.ts';
+import {
+  addRecordValues,
+  batchDeltas,
+  emptyValues,
+  mergeValues,
+  recordValues,
+  windowOf,
+} from './aggregate.ts';
 import { makeBatch, makeRecord } from './testing.ts';
 
 const shadowAbsDiff = { '50': 3 };
@@ -57,6 +65,48 @@ it('merges exactly, in any order', () => {
   expect(ab.shadow['1.0.0']).toEqual({ compared: 4, agreements: 3, absDiff: { '50': 3, '51': 1 } });
   expect(ab.inferences).toBe(3);
   expect(ab.batches).toBe(2);
+});
+
+it('adds a record in place to the same sums as merging its own values, every optional part included', () => {
+  const full = (n: number): TelemetryRecord => ({
+    ...makeRecord({
+      model: 'm',
+      version: '1.0.0',
+      latenciesMs: [n, 2 * n],
+      errors: { E_INPUT: n, E_HEALTH_CHECK: n % 2 },
+      energy: [n, 0, 1],
+      shadow: { against: '0.9.0', compared: n + 1, agreements: n, absDiff: { [String(40 + n)]: n } },
+    }),
+    loadMs: 10 * n,
+    downloadBytes: 1000 * n,
+    downloadMs: n,
+    update: {
+      downloads: n,
+      resumed: 1,
+      failures: { E_NETWORK: n },
+      fallbacks: { 'no-webgpu': 1 },
+      guardFallbacks: n % 2,
+      storagePersisted: n % 2 === 0,
+    },
+    quality: {
+      confusion: [
+        [0, 1, n],
+        [1, 1, 2],
+      ],
+      outcomes: [{ name: 'click', count: n, sum: n, sumSq: n }],
+    },
+  });
+  const merged = emptyValues();
+  const added = emptyValues();
+  for (const n of [1, 2, 3]) {
+    mergeValues(merged, recordValues(full(n)));
+    addRecordValues(added, full(n), true);
+  }
+  expect(added).toEqual(merged);
+  expect(added).toMatchObject({ batches: 3, errors: 8, loadCount: 3, downloadBytes: 6000 });
+  expect(added.pipeline).toMatchObject({ downloads: 6, persistedReports: 3, persisted: 1 });
+  expect(added.quality.confusion).toEqual({ '0,1': 6, '1,1': 6 });
+  expect(addRecordValues(emptyValues(), full(1), false).batches).toBe(0);
 });
 
 it('floors times to their window', () => {

@@ -174,50 +174,103 @@ export function mergeQuality(a: QualityStats, b: QualityStats): void {
 }
 
 export function recordValues(record: TelemetryRecord): AggregateValues {
-  const values = emptyValues();
-  values.batches = 1;
-  values.inferences = record.inferences;
-  addRecord(values.errorsByCode, record.errors);
-  values.errors = Object.values(values.errorsByCode).reduce((a, b) => a + b, 0);
-  values.latency = { ...record.latencyMs };
-  if (record.loadMs !== undefined) {
-    values.loadMsSum = record.loadMs;
-    values.loadCount = 1;
+  return addRecordValues(emptyValues(), record, true);
+}
+
+/**
+ * Adds one record's numbers into `into` (mutated and returned): `mergeValues(into,
+ * recordValues(record))` without building the record's values first, which on the ingest path
+ * made an object tree per record only to add it and drop it. `countBatch`: whether this record
+ * counts its batch in `batches` (a batch counts once per key, see batchDeltas).
+ */
+export function addRecordValues(
+  into: AggregateValues,
+  record: TelemetryRecord,
+  countBatch: boolean,
+): AggregateValues {
+  if (countBatch) into.batches += 1;
+  into.inferences += record.inferences;
+  const errors: Record<string, number | undefined> = record.errors;
+  for (const code in errors) {
+    const n = errors[code];
+    if (!n) continue;
+    into.errorsByCode[code] = (into.errorsByCode[code] ?? 0) + n;
+    into.errors += n;
   }
-  values.downloadBytes = record.downloadBytes;
-  values.downloadMsSum = record.downloadMs;
-  for (const f of record.features)
-    values.features[f.name] = addCounts(values.features[f.name] ?? [], f.counts);
+  addHistogram(into.latency, record.latencyMs);
+  if (record.loadMs !== undefined) {
+    into.loadMsSum += record.loadMs;
+    into.loadCount += 1;
+  }
+  into.downloadBytes += record.downloadBytes;
+  into.downloadMsSum += record.downloadMs;
+  for (const f of record.features) into.features[f.name] = addCounts(into.features[f.name] ?? [], f.counts);
   if (record.update) {
     const u = record.update;
-    const p = values.pipeline;
-    p.downloads = u.downloads ?? 0;
-    p.resumed = u.resumed ?? 0;
+    const p = into.pipeline;
+    p.downloads += u.downloads ?? 0;
+    p.resumed += u.resumed ?? 0;
     addRecord(p.failures, u.failures ?? {});
     addRecord(p.fallbacks, u.fallbacks ?? {});
-    p.guardFallbacks = u.guardFallbacks ?? 0;
+    p.guardFallbacks += u.guardFallbacks ?? 0;
     if (u.storagePersisted !== undefined) {
-      p.persistedReports = 1;
-      p.persisted = u.storagePersisted ? 1 : 0;
+      p.persistedReports += 1;
+      if (u.storagePersisted) p.persisted += 1;
     }
   }
   if (record.quality) {
+    const q = into.quality;
     for (const [actual, predicted, n] of record.quality.confusion ?? []) {
       const cell = `${actual},${predicted}`;
-      values.quality.confusion[cell] = (values.quality.confusion[cell] ?? 0) + n;
+      q.confusion[cell] = (q.confusion[cell] ?? 0) + n;
     }
     for (const o of record.quality.outcomes ?? []) {
-      mergeQuality(values.quality, { confusion: {}, outcomes: { [o.name]: o } });
+      const prev = q.outcomes[o.name] ?? { count: 0, sum: 0, sumSq: 0 };
+      q.outcomes[o.name] = {
+        count: prev.count + o.count,
+        sum: prev.sum + o.sum,
+        sumSq: prev.sumSq + o.sumSq,
+      };
     }
   }
   if (record.shadow) {
-    values.shadow[record.shadow.against] = {
-      compared: record.shadow.compared,
-      agreements: record.shadow.agreements,
-      absDiff: { ...record.shadow.absDiff },
+    const s = record.shadow;
+    const prev = into.shadow[s.against] ?? { compared: 0, agreements: 0, absDiff: {} };
+    into.shadow[s.against] = {
+      compared: prev.compared + s.compared,
+      agreements: prev.agreements + s.agreements,
+      absDiff: mergeHistograms(prev.absDiff, s.absDiff),
     };
   }
-  return values;
+  return into;
+}
+
+/** keyString of a record's aggregate key, without the key object. */
+export function recordKeyString(batch: TelemetryBatch, record: TelemetryRecord, windowStart: number): string {
+  return `${batch.app}\u0000${batch.channel}\u0000${record.model}\u0000${record.version}\u0000${record.backend}\u0000${record.role}\u0000${windowStart}`;
+}
+
+/**
+ * Adds a batch's records into `deltas` (per aggregate key; a batch counts once per key it
+ * touches). `counted` remembers which batch last counted under each key: pass the same map for
+ * every batch of a group.
+ */
+export function addBatchDeltas(
+  deltas: Map<string, [AggregateKey, AggregateValues]>,
+  batch: TelemetryBatch,
+  windowStart: number,
+  counted: Map<string, TelemetryBatch> = new Map(),
+): void {
+  for (const record of batch.records) {
+    const id = recordKeyString(batch, record, windowStart);
+    let entry = deltas.get(id);
+    if (!entry) {
+      entry = [{ ...releaseKeyOf(batch, record), windowStart }, emptyValues()];
+      deltas.set(id, entry);
+    }
+    addRecordValues(entry[1], record, counted.get(id) !== batch);
+    counted.set(id, batch);
+  }
 }
 
 /** A batch's records as deltas per aggregate key (records with the same key are summed). */
@@ -226,16 +279,7 @@ export function batchDeltas(
   windowStart: number,
 ): Map<string, [AggregateKey, AggregateValues]> {
   const out = new Map<string, [AggregateKey, AggregateValues]>();
-  for (const record of batch.records) {
-    const key: AggregateKey = { ...releaseKeyOf(batch, record), windowStart };
-    const id = keyString(key);
-    const values = recordValues(record);
-    const prev = out.get(id);
-    if (prev) {
-      values.batches = 0; // one batch counts once per key
-      mergeValues(prev[1], values);
-    } else out.set(id, [key, values]);
-  }
+  addBatchDeltas(out, batch, windowStart);
   return out;
 }
 

@@ -28,6 +28,13 @@ interface LatencySeries {
   count: number;
 }
 
+/** One release key's numbers, in plain numbers: prom-client's inc() hashes its labels per call. */
+interface ReleaseSeries extends LatencySeries {
+  inferences: number;
+  /** Failed inferences by error code. */
+  errors: Map<string, number>;
+}
+
 /**
  * Per-release metrics for Prometheus (Grafana and Alertmanager work on these without us):
  * inferences and errors as counters and latency as a histogram, counted by this process from
@@ -35,28 +42,35 @@ interface LatencySeries {
  * database at scrape time, so every process reports the same fleet-wide value.
  */
 export class TelemetryMetrics {
-  private readonly inferences: Counter<string>;
-  private readonly errors: Counter<string>;
-  private readonly latency = new Map<string, LatencySeries>();
+  /** Per release key (its labels joined), fed to the counters and the histogram at scrape time. */
+  private readonly series = new Map<string, ReleaseSeries>();
 
   constructor(
     registry: Registry,
     driftSource: () => Promise<DriftSample[]>,
     qualitySource: () => Promise<QualitySample[]> = async () => [],
   ) {
-    this.inferences = new Counter({
+    const series = this.series;
+    new Counter({
       name: 'edgeship_model_inferences_total',
       help: 'Inferences reported by devices, per release, backend and role',
       labelNames: RELEASE_LABELS,
       registers: [registry],
+      collect() {
+        this.reset();
+        for (const s of series.values()) this.inc(s.labels, s.inferences);
+      },
     });
-    this.errors = new Counter({
+    new Counter({
       name: 'edgeship_model_errors_total',
       help: 'Failed inferences reported by devices, per release, backend, role and error code',
       labelNames: [...RELEASE_LABELS, 'code'],
       registers: [registry],
+      collect() {
+        this.reset();
+        for (const s of series.values()) for (const [code, n] of s.errors) this.inc({ ...s.labels, code }, n);
+      },
     });
-    const latency = this.latency;
     registry.registerMetric({
       name: 'edgeship_model_inference_latency_seconds',
       help: 'Inference latency reported by devices (log-bucketed on the device; sum uses bucket upper bounds)',
@@ -67,9 +81,9 @@ export class TelemetryMetrics {
         help: 'Inference latency reported by devices',
         type: 'histogram',
         aggregator: 'sum',
-        values: [...latency.values()].flatMap((s) => latencyValues(s)),
+        values: [...series.values()].flatMap((s) => latencyValues(s)),
       }),
-      reset: () => latency.clear(),
+      reset: () => series.clear(),
     } as unknown as Parameters<Registry['registerMetric']>[0]);
     const driftGauge = (name: string, help: string, pick: (d: DriftSample) => number) =>
       new Gauge({
@@ -109,21 +123,27 @@ export class TelemetryMetrics {
   /** Counts a committed batch. */
   observe(batch: TelemetryBatch): void {
     for (const record of batch.records) {
-      const labels: ReleaseLabels = releaseKeyOf(batch, record);
-      this.inferences.inc(labels, record.inferences);
-      for (const [code, n] of Object.entries(record.errors)) if (n) this.errors.inc({ ...labels, code }, n);
-      const id = Object.values(labels).join('\u0000');
-      let series = this.latency.get(id);
+      const id = `${batch.app}\u0000${batch.channel}\u0000${record.model}\u0000${record.version}\u0000${record.backend}\u0000${record.role}`;
+      let series = this.series.get(id);
       if (!series) {
         series = {
-          labels,
+          labels: releaseKeyOf(batch, record),
+          inferences: 0,
+          errors: new Map(),
           buckets: new Array(LATENCY_LE_SECONDS.length + 1).fill(0),
           sumSeconds: 0,
           count: 0,
         };
-        this.latency.set(id, series);
+        this.series.set(id, series);
       }
-      for (const [index, n] of Object.entries(record.latencyMs)) {
+      series.inferences += record.inferences;
+      const errors: Record<string, number | undefined> = record.errors;
+      for (const code in errors) {
+        const n = errors[code];
+        if (n) series.errors.set(code, (series.errors.get(code) ?? 0) + n);
+      }
+      for (const index in record.latencyMs) {
+        const n = record.latencyMs[index]!;
         const seconds = bucketUpperBound(Number(index)) / 1000;
         let le = LATENCY_LE_SECONDS.findIndex((bound) => seconds <= bound);
         if (le === -1) le = LATENCY_LE_SECONDS.length;

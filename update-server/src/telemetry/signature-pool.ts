@@ -1,6 +1,7 @@
+import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { DEVICE_ID_PATTERN, telemetrySignedBytes } from '@edgeship/protocol';
-import { MAX_KEYS, SIGNATURE_PATTERN, verifyBatchSignature } from './signature.ts';
+import { SIGNATURE_PATTERN, verifyBatchSignature } from './signature.ts';
 
 interface VerifyRequest {
   id: number;
@@ -17,31 +18,19 @@ interface VerifyAnswer {
 }
 
 // The worker: verifyBatchSignature (telemetry/signature.ts) in plain CommonJS, so the thread
-// needs no TypeScript loader, with the patterns and the signed-bytes context handed over from
-// that module. signature-pool.test.ts checks the two decide every case alike.
+// needs no TypeScript loader, with the patterns, the signed-bytes context and sodium-native's
+// path handed over from that module. signature-pool.test.ts checks the two decide every case alike.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
-const { createPublicKey, verify } = require('node:crypto');
+const sodium = require(workerData.sodium);
 const DEVICE = new RegExp(...workerData.devicePattern);
 const SIGNATURE = new RegExp(...workerData.signaturePattern);
 const context = Buffer.from(workerData.context);
-const keys = new Map();
-const installKey = (deviceId) => {
-  let key = keys.get(deviceId);
-  if (!key) {
-    key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: deviceId }, format: 'jwk' });
-    if (keys.size >= workerData.maxKeys) keys.delete(keys.keys().next().value);
-    keys.set(deviceId, key);
-  }
-  return key;
-};
 const check = (deviceId, body, signature) => {
   if (!signature || !DEVICE.test(deviceId) || !SIGNATURE.test(signature)) return false;
-  try {
-    return verify(null, Buffer.concat([context, body]), installKey(deviceId), Buffer.from(signature, 'base64url'));
-  } catch {
-    return false;
-  }
+  const key = Buffer.from(deviceId, 'base64url');
+  if (key.byteLength !== sodium.crypto_sign_PUBLICKEYBYTES) return false;
+  return sodium.crypto_sign_verify_detached(Buffer.from(signature, 'base64url'), Buffer.concat([context, body]), key);
 };
 parentPort.on('message', (m) => {
   let at = 0;
@@ -54,6 +43,8 @@ parentPort.on('message', (m) => {
 });
 parentPort.postMessage({ ready: true });
 `;
+
+const require = createRequire(import.meta.url);
 
 /** Batches per message to the worker (one event-loop turn's worth, at most this many). */
 const MAX_PER_MESSAGE = 256;
@@ -152,7 +143,8 @@ export class SignatureVerifier {
         devicePattern: [DEVICE_ID_PATTERN.source, DEVICE_ID_PATTERN.flags],
         signaturePattern: [SIGNATURE_PATTERN.source, SIGNATURE_PATTERN.flags],
         context: telemetrySignedBytes(new Uint8Array(0)),
-        maxKeys: MAX_KEYS,
+        // The addon's path: the worker's eval'd source resolves nothing relative to this module.
+        sodium: require.resolve('sodium-native'),
       },
     });
     this.worker = worker;

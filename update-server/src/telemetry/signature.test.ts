@@ -12,6 +12,15 @@ describe('batch signatures on the server', () => {
       );
     }
     expect(verifyBatchSignature(good.deviceId, good.body, good.sig)).toBe(true);
-    expect(verifyBatchSignature(good.deviceId, good.body, good.sig)).toBe(true); // from the key cache
+  });
+
+  it('refuses a small-order install key, under which one signature fits every body', async () => {
+    // The identity point as key, R the identity and S = 0: [S]B = R + [k]A for any message, so a
+    // cofactorless check without a small-order test (OpenSSL's, WebCrypto's in Node) accepts it.
+    const identity = `AQ${'A'.repeat(41)}`;
+    const signature = `AQ${'A'.repeat(84)}`;
+    const body = new TextEncoder().encode('{"any":"body"}');
+    expect(await verifyTelemetryBody(identity, body, signature)).toBe(true);
+    expect(verifyBatchSignature(identity, body, signature)).toBe(false);
   });
 });

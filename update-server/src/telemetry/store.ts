@@ -1,17 +1,17 @@
 import { createHash } from 'node:crypto';
 import type { TelemetryBatch } from '@edgeship/protocol';
-import {
-  type Insertable,
-  type Kysely,
-  type QueryCreator,
-  type RawBuilder,
-  type Selectable,
-  sql,
-} from 'kysely';
+import { type Insertable, type Kysely, type RawBuilder, type Selectable, sql } from 'kysely';
 import { groupBy } from '../group-by.ts';
 import type { Database, DialectName } from '../storage/schema.ts';
 import { type AggregateKey, type AggregateValues, batchInferences } from './aggregate.ts';
 import { AggregateRows, aggregateFromRow, type KeyRow } from './aggregate-rows.ts';
+import {
+  type DeviceWindowUse,
+  deviceWindows,
+  insertBatches,
+  knownBatchIds,
+  upsertDeviceWindows,
+} from './sqlite-ingest.ts';
 
 /** What one device may contribute to one window; more is refused until the next window. */
 export interface DeviceCap {
@@ -153,32 +153,19 @@ export class TelemetryStore {
         else prefetched.canaries.push(JSON.parse(r.c!) as PrefetchedRollout);
       }
     } else {
-      for (const part of chunks(ids, ROWS_PER_STATEMENT)) {
-        const found = await trx
-          .selectFrom('telemetry_batches')
-          .select('batch_id')
-          .where('batch_id', 'in', part)
-          .execute();
-        for (const row of found) seen.add(row.batch_id);
-      }
+      // SQLite (telemetry/sqlite-ingest.ts), or a group of several channels on PostgreSQL.
+      const sqlite = this.dialect !== 'postgres';
+      for (const id of await (sqlite ? knownBatchIds : knownBatchIdsKysely)(trx, ids)) seen.add(id);
       for (const [channel, group] of channels) {
         const [app, ch] = channel.split('\u0000') as [string, string];
-        for (const part of chunks([...new Set(group.map((b) => b.deviceId))], ROWS_PER_STATEMENT)) {
-          const rows = await trx
-            .selectFrom('telemetry_device_windows')
-            .select(['device_id', 'batches', 'inferences', 'releases'])
-            .where('window_start', '=', windowStart)
-            .where('app', '=', app)
-            .where('channel', '=', ch)
-            .where('device_id', 'in', part)
-            .execute();
-          for (const r of rows) {
-            used.set(`${channel}\u0000${r.device_id}`, {
-              batches: num(r.batches),
-              inferences: num(r.inferences),
-            });
-            stored.set(`${channel}\u0000${r.device_id}`, r.releases);
-          }
+        const inChannel = [...new Set(group.map((b) => b.deviceId))];
+        const read = sqlite ? deviceWindows : deviceWindowsKysely;
+        for (const r of await read(trx, windowStart, app, ch, inChannel)) {
+          used.set(`${channel}\u0000${r.device_id}`, {
+            batches: num(r.batches),
+            inferences: num(r.inferences),
+          });
+          stored.set(`${channel}\u0000${r.device_id}`, r.releases);
         }
       }
     }
@@ -223,8 +210,8 @@ export class TelemetryStore {
       await this.aggregateRows.finish(trx, plan, rows);
       return;
     }
-    for (const part of chunks(batchRows, ROWS_PER_STATEMENT)) await insertBatches(trx, part).execute();
-    for (const part of chunks(windowRows, ROWS_PER_STATEMENT)) await upsertDeviceWindows(trx, part).execute();
+    await insertBatches(trx, batchRows);
+    await upsertDeviceWindows(trx, windowRows);
     await this.aggregateRows.add(trx, batches, w);
   }
 
@@ -441,28 +428,44 @@ function releaseSet(text: string | undefined): Set<string> {
   return new Set((JSON.parse(text) as Array<[string, string, string]>).map((r) => JSON.stringify(r)));
 }
 
-// Generic over DB: the creator may carry the CTEs of insertRows as tables too (other names).
-const creator = <DB extends Database>(db: QueryCreator<DB>) => db as unknown as QueryCreator<Database>;
 type Rows<Table extends keyof Database> = Insertable<Database[Table]>[];
 
-const insertBatches = <DB extends Database>(db: QueryCreator<DB>, rows: Rows<'telemetry_batches'>) =>
-  creator(db).insertInto('telemetry_batches').values(rows);
+/** knownBatchIds (sqlite-ingest.ts) on any dialect, through Kysely. */
+async function knownBatchIdsKysely(trx: IngestTransaction, ids: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const part of chunks(ids, ROWS_PER_STATEMENT)) {
+    const found = await trx
+      .selectFrom('telemetry_batches')
+      .select('batch_id')
+      .where('batch_id', 'in', part)
+      .execute();
+    for (const row of found) out.push(row.batch_id);
+  }
+  return out;
+}
 
-const upsertDeviceWindows = <DB extends Database>(
-  db: QueryCreator<DB>,
-  rows: Rows<'telemetry_device_windows'>,
-) =>
-  creator(db)
-    .insertInto('telemetry_device_windows')
-    .values(rows)
-    .onConflict((oc) =>
-      oc.columns(['window_start', 'app', 'channel', 'device_id']).doUpdateSet((eb) => ({
-        batches: eb('telemetry_device_windows.batches', '+', eb.ref('excluded.batches')),
-        inferences: eb('telemetry_device_windows.inferences', '+', eb.ref('excluded.inferences')),
-        // The union of what the row held and this group's records (deviceWindowRowsOf).
-        releases: eb.ref('excluded.releases'),
-      })),
-    );
+/** deviceWindows (sqlite-ingest.ts) on any dialect, through Kysely. */
+async function deviceWindowsKysely(
+  trx: IngestTransaction,
+  windowStart: number,
+  app: string,
+  channel: string,
+  devices: string[],
+): Promise<DeviceWindowUse[]> {
+  const out: DeviceWindowUse[] = [];
+  for (const part of chunks(devices, ROWS_PER_STATEMENT)) {
+    const rows = await trx
+      .selectFrom('telemetry_device_windows')
+      .select(['device_id', 'batches', 'inferences', 'releases'])
+      .where('window_start', '=', windowStart)
+      .where('app', '=', app)
+      .where('channel', '=', channel)
+      .where('device_id', 'in', part)
+      .execute();
+    for (const r of rows) out.push({ ...r, batches: num(r.batches), inferences: num(r.inferences) });
+  }
+  return out;
+}
 
 /** Each key's values across the rows, in order: one array parameter per column. */
 function columns<R extends object, K extends keyof R>(rows: R[], keys: readonly K[]): Array<Array<R[K]>> {

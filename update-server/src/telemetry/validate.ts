@@ -17,14 +17,19 @@ export class ReleaseCatalog {
   constructor(private readonly registry: RegistryStore) {}
 
   async monitoring(model: string, version: string): Promise<MonitoringSpec | null> {
-    const id = `${model}@${version}`;
-    const cached = this.specs.get(id);
+    const cached = this.cached(model, version);
     if (cached) return cached;
+    const id = `${model}@${version}`;
     const record = await this.registry.getRelease(model, version);
     if (!record) return null;
     const spec = record.signed.signed.monitoring;
     this.specs.set(id, spec);
     return spec;
+  }
+
+  /** The spec if it has been read before: no promise to settle, as on the ingest path for nearly every record. */
+  cached(model: string, version: string): MonitoringSpec | undefined {
+    return this.specs.get(`${model}@${version}`);
   }
 }
 
@@ -40,7 +45,9 @@ export async function checkBatchSemantics(batch: TelemetryBatch, catalog: Releas
   }
   for (const [i, record] of batch.records.entries()) {
     const at = `records.${i}`;
-    const spec = await catalog.monitoring(record.model, record.version);
+    const spec =
+      catalog.cached(record.model, record.version) ??
+      (await catalog.monitoring(record.model, record.version));
     if (!spec) throw unprocessable(`${at}: unknown release ${record.model}@${record.version}`);
     const names = new Set<string>();
     for (const feature of record.features) {
