@@ -27,8 +27,8 @@ const START_TIMEOUT_MS = 10_000;
  * (2.2 s per 200 MB measured here), and the downloader's lanes read response bodies on that same
  * thread: written in place, the writes and the fetches took turns. Here the pack's handle (and
  * its Web Lock) live in a nested copy of the worker script (as probes do, so an app ships no
- * extra script), chunk bytes are transferred to it, and the download's thread only fetches and
- * hashes. Writes are acknowledged as they are made, flushes answered after the writes before
+ * extra script), copies of the chunk bytes are transferred to it (the download still hashes and
+ * assembles the originals), and the download's thread only fetches and hashes. Writes are acknowledged as they are made, flushes answered after the writes before
  * them: a place recorded after flush() names bytes on disk, as with writes made in place.
  */
 export class PackWriterHost {
